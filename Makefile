@@ -1,0 +1,32 @@
+# Two entry points on a fresh Linux machine: `make demo` and `make test`.
+# Both create .venv, install worldgen into it (system packages first when needed), then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: demo test setup system-deps clean bench
+
+setup: $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/worldgen fly worldgen/examples/example.png --depth worldgen/examples/example_depth.npy \
+	  --path autopilot --frames 60 --size 256x256 --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

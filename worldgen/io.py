@@ -1,0 +1,59 @@
+"""File helpers: atomic writes, and the one error type the CLI turns into a one-line message."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+class UserInputError(Exception):
+    """Bad input from the user (missing/corrupt file, wrong size, impossible path, unwritable output).
+
+    The CLI prints `worldgen: error: <message>` and exits with code 2; no traceback.
+    """
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success rename it over `path`, on error delete it.
+
+    A crash therefore never leaves a half-written file at `path`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserInputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Create `path` if needed and check a file can be written there; raise UserInputError otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=path)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise UserInputError(f"output directory {path} is not writable: {e.strerror or e}") from None
+    return path

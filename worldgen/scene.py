@@ -1,0 +1,178 @@
+"""The persistent world: a growing set of 3D Gaussians, and its PLY file format.
+
+Storage follows 3D Gaussian Splatting: means, unit quaternions (wxyz), log-scales, opacity logits.
+Colours are stored as linear RGB in [0, 1] (degree-0 spherical harmonics only); renderers take the
+activated values (`scales()`, `opacities()`), never the raw parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SH_C0 = 0.28209479177387814  # the degree-0 spherical harmonic, Y_0^0
+_PLY_BASE = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+_PLY_TAIL = ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+
+
+class SceneFileError(ValueError):
+    """A PLY file that is missing, unreadable or not a 3D Gaussian Splatting layout."""
+
+
+@dataclass
+class GaussianScene:
+    """N Gaussians (all tensors on one device, float32 unless noted).
+
+    Attributes:
+        means: [N, 3] centres, world coordinates.
+        quats: [N, 4] rotations, wxyz (normalised on use).
+        log_scales: [N, 3] natural-log standard deviations along the rotated axes.
+        opacity_logits: [N] logit of opacity.
+        colors: [N, 3] RGB in [0, 1].
+        birth: [N] int32, index of the frame that created each Gaussian (-1: unknown / loaded).
+    """
+
+    means: Tensor
+    quats: Tensor
+    log_scales: Tensor
+    opacity_logits: Tensor
+    colors: Tensor
+    birth: Tensor
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def empty(device: torch.device | str = "cpu") -> "GaussianScene":
+        z = lambda *s: torch.zeros(*s, dtype=torch.float32, device=device)  # noqa: E731
+        return GaussianScene(z(0, 3), z(0, 4), z(0, 3), z(0), z(0, 3), torch.zeros(0, dtype=torch.int32, device=device))
+
+    def __post_init__(self) -> None:
+        n = self.means.shape[0]
+        shapes = {
+            "means": (n, 3), "quats": (n, 4), "log_scales": (n, 3),
+            "opacity_logits": (n,), "colors": (n, 3), "birth": (n,),
+        }
+        for name, shape in shapes.items():
+            got = tuple(getattr(self, name).shape)
+            if got != shape:
+                raise ValueError(f"GaussianScene.{name} must be {shape}, got {got}")
+
+    def __len__(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    def to(self, device: torch.device | str) -> "GaussianScene":
+        return GaussianScene(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    # ------------------------------------------------------------------ activated values
+    def scales(self) -> Tensor:
+        """[N, 3] standard deviations (exp of log-scales)."""
+        return self.log_scales.exp()
+
+    def opacities(self) -> Tensor:
+        """[N] opacities in (0, 1)."""
+        return torch.sigmoid(self.opacity_logits)
+
+    def unit_quats(self) -> Tensor:
+        """[N, 4] normalised wxyz quaternions."""
+        return self.quats / self.quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    # ------------------------------------------------------------------ editing
+    def append(self, other: "GaussianScene") -> None:
+        """Add `other`'s Gaussians in place (moved to this scene's device)."""
+        for f in fields(self):
+            setattr(self, f.name, torch.cat([getattr(self, f.name), getattr(other, f.name).to(self.device)]))
+
+    def subset(self, keep: Tensor) -> "GaussianScene":
+        """A new scene with the Gaussians selected by a [N] bool mask or index tensor."""
+        return GaussianScene(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
+
+    def prune(self, keep: Tensor) -> int:
+        """Keep only the Gaussians selected by a [N] bool mask, in place; returns how many were removed."""
+        before = len(self)
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name)[keep])
+        return before - len(self)
+
+    # ------------------------------------------------------------------ PLY
+    def save_ply(self, path: str | os.PathLike) -> None:
+        """Write the standard 3D Gaussian Splatting PLY (binary little-endian), atomically.
+
+        Properties: x y z nx ny nz f_dc_0..2 opacity scale_0..2 rot_0..3, float32, where
+        f_dc = (rgb - 0.5) / SH_C0, opacity is a logit, scale a natural log, rot wxyz normalised.
+        """
+        path = Path(path)
+        n = len(self)
+        names = _PLY_BASE + _PLY_TAIL
+        data = np.zeros((n, len(names)), dtype="<f4")
+        data[:, 0:3] = self.means.detach().cpu().numpy()
+        data[:, 6:9] = (self.colors.detach().cpu().numpy() - 0.5) / SH_C0
+        data[:, 9] = self.opacity_logits.detach().cpu().numpy()
+        data[:, 10:13] = self.log_scales.detach().cpu().numpy()
+        data[:, 13:17] = self.unit_quats().detach().cpu().numpy()
+        header = "ply\nformat binary_little_endian 1.0\ncomment worldgen Gaussian scene\n"
+        header += f"element vertex {n}\n" + "".join(f"property float {p}\n" for p in names) + "end_header\n"
+        from worldgen.io import atomic_write
+
+        with atomic_write(path) as f:
+            f.write(header.encode("ascii"))
+            f.write(np.ascontiguousarray(data).tobytes())
+
+    @staticmethod
+    def load_ply(path: str | os.PathLike, device: torch.device | str = "cpu") -> "GaussianScene":
+        """Read a 3D Gaussian Splatting PLY (worldgen's or another tool's; ascii or binary).
+
+        Higher-order SH coefficients (f_rest_*) are ignored: only the view-independent colour is kept.
+        Raises SceneFileError with a one-line reason for files that are not such a PLY.
+        """
+        from plyfile import PlyData
+
+        path = Path(path)
+        if not path.is_file():
+            raise SceneFileError(f"no such PLY file: {path}")
+        try:
+            ply = PlyData.read(str(path))
+            v = ply["vertex"]
+        except Exception as e:  # plyfile raises many types for corrupt files
+            raise SceneFileError(f"{path} is not a readable PLY file ({type(e).__name__}: {e})") from None
+        props = {p.name for p in v.properties}
+        missing = [p for p in ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", *_PLY_TAIL] if p not in props]
+        if missing:
+            raise SceneFileError(f"{path} is a PLY but not a 3D Gaussian Splatting one (missing {', '.join(missing)})")
+        col = lambda *names: torch.from_numpy(np.stack([np.asarray(v[n], dtype=np.float32) for n in names], -1))  # noqa: E731
+        means = col("x", "y", "z")
+        colors = col("f_dc_0", "f_dc_1", "f_dc_2") * SH_C0 + 0.5
+        opac = col("opacity")[:, 0]
+        log_scales = col("scale_0", "scale_1", "scale_2")
+        quats = col("rot_0", "rot_1", "rot_2", "rot_3")
+        n = means.shape[0]
+        scene = GaussianScene(means, quats, log_scales, opac, colors, torch.full((n,), -1, dtype=torch.int32))
+        if not all(torch.isfinite(t).all() for t in (means, colors, opac, log_scales, quats)):
+            finite = torch.isfinite(torch.cat([means, colors, opac[:, None], log_scales, quats], 1)).all(1)
+            scene.prune(finite)
+        return scene.to(device)
+
+
+def inverse_sigmoid(x: Tensor | float) -> Tensor:
+    """logit(x), for opacities in (0, 1)."""
+    x = torch.as_tensor(x, dtype=torch.float32).clamp(1e-6, 1 - 1e-6)
+    return torch.log(x / (1 - x))
+
+
+def sh0_from_rgb(rgb: Tensor) -> Tensor:
+    """f_dc coefficients [..., 3] of RGB [..., 3] in [0, 1]."""
+    return (rgb - 0.5) / SH_C0
+
+
+def isotropic_log_scale(sigma: Tensor, flatness: float = 1.0) -> Tensor:
+    """[N, 3] log-scales of discs with standard deviation sigma [N] in x, y and sigma*flatness in z."""
+    s = sigma.clamp_min(1e-9).log()
+    return torch.stack([s, s, s + math.log(max(flatness, 1e-9))], dim=-1)
