@@ -40,3 +40,29 @@ class Frame:
 
     def to(self, device: torch.device | str) -> "Frame":
         return Frame(self.rgb.to(device), self.depth.to(device), self.sky.to(device), self.camera.to(device))
+
+
+@dataclass
+class RenderedView:
+    """What the refiner sees at a new pose: the scene's render and the sky dome's, unrefined.
+
+    Attributes:
+        camera: the new view's Camera.
+        rgb: [H, W, 3] the scene's colour, premultiplied by alpha (no background).
+        alpha: [H, W] the scene's accumulated opacity.
+        depth: [H, W] the scene's expected z-depth (meaningful where alpha > 0).
+        footprint: [H, W] the scene's Gaussians' size in pixels (un-premultiplied), or None.
+        sky_rgb: [H, W, 3] the sky dome's colour (meaningful where sky_known > 0).
+        sky_known: [H, W] in [0, 1], how much of the sky dome was observed in that direction.
+        horizon_elev_deg: world elevation (degrees) above which uncovered pixels may be taken for
+            sky even where the dome is blank (from the first frame's sky; 90 = never).
+    """
+
+    camera: Camera
+    rgb: Tensor
+    alpha: Tensor
+    depth: Tensor
+    footprint: Tensor | None
+    sky_rgb: Tensor
+    sky_known: Tensor
+    horizon_elev_deg: float = 90.0

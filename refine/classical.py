@@ -1,0 +1,77 @@
+"""A classical refiner with no weights: composite the sky, fill holes with image pyramids.
+
+- Pixels the scene covers (alpha >= hole_alpha) keep the scene's colour (rgb / alpha) and depth.
+- Uncovered pixels are sky where the sky dome has seen that direction, or where they look above the
+  horizon; their colour is the scene's remainder composited over the sky (filled from the nearest
+  known sky where the dome has gaps), depth +inf.
+- The rest are disocclusion holes: their disparity continues the *farther* side of the hole
+  (fill_far) and their colour comes from covered pixels on that side (push-pull).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldgen.fill import fill_far, push_pull
+from worldgen.frame import Frame, RenderedView
+
+
+@dataclass(frozen=True)
+class ClassicalRefinerConfig:
+    hole_alpha: float = 0.5
+    """Pixels with less scene alpha than this are sky or holes."""
+    background_slack: float = 1.15
+    """Hole colours come from covered pixels with disparity below slack x the filled (far) disparity."""
+
+
+class ClassicalRefiner:
+    name = "classical"
+
+    def __init__(self, config: ClassicalRefinerConfig = ClassicalRefinerConfig()):
+        self.config = config
+
+    def __call__(self, view: RenderedView) -> Frame:
+        cfg = self.config
+        alpha = view.alpha
+        covered = alpha >= cfg.hole_alpha
+        scene_rgb = view.rgb / alpha.clamp_min(1e-6)[..., None]
+        dirs = view.camera.rays_world()
+        elev = torch.rad2deg(torch.asin((-dirs[..., 1]).clamp(-1, 1)))
+        sky = ~covered & ((view.sky_known > 0.5) | (elev > view.horizon_elev_deg))
+        holes = ~covered & ~sky
+
+        # Sky colour: the dome where known, extended across its gaps from the nearest known sky.
+        if sky.any():
+            if bool((view.sky_known > 0).any()):
+                sky_rgb = push_pull(view.sky_rgb, view.sky_known)
+            else:  # nothing of the sky seen yet in this view: continue the image's own colours
+                sky_rgb = push_pull(scene_rgb, covered.float())
+        else:
+            sky_rgb = view.sky_rgb
+
+        # Depth: covered pixels keep theirs; holes continue the far side.
+        disp = torch.where(covered, 1.0 / view.depth.clamp_min(1e-6), torch.zeros_like(alpha))
+        if holes.any() and covered.any():
+            disp_f = fill_far(disp, covered)
+        else:
+            disp_f = disp
+        depth = torch.where(covered, view.depth, 1.0 / disp_f.clamp_min(1e-6))
+        depth = torch.where(sky, torch.full_like(depth, math.inf), depth)
+
+        # Colour of holes: push-pull from covered background-side pixels.
+        rgb = torch.where(covered[..., None], scene_rgb, view.rgb + (1 - alpha)[..., None] * sky_rgb)
+        if holes.any():
+            if covered.any():
+                bg_side = covered & (disp <= cfg.background_slack * disp_f.clamp_min(1e-9) + 1e-9)
+                src = bg_side if bg_side.any() else covered
+                fill = push_pull(scene_rgb, src.float())
+            else:
+                fill = sky_rgb
+            rgb = torch.where(holes[..., None], fill, rgb)
+        if not covered.any():  # nothing of the scene in view: no depth to continue
+            depth = torch.where(holes, torch.full_like(depth, 1e3), depth)
+        return Frame(rgb=rgb.clamp(0, 1), depth=depth, sky=sky, camera=view.camera)

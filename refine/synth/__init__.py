@@ -1,0 +1,28 @@
+"""Procedural nature-flight renderer: seeded landscapes, drone flights, exact depth and poses.
+
+Modules:
+    terrain  -- `make_world(seed)`: fractal height fields, climates, materials, water, sky, haze.
+    render   -- `render_views(world, c2w, K, W, H)`: batched torch ray marching -> rgb, z-depth, sky mask.
+    flights  -- `make_flight(world, T, W, H, seed)`: drone-like camera paths that never touch the ground.
+    acid     -- the ACID / RealEstate10K camera-file layout, writer and the one training loader.
+    splits   -- fixed seed ranges: evaluation seeds are never used for training.
+
+Conventions are worldgen's (worldgen/camera.py): OpenCV camera axes, world up = -y, camera-to-world
+poses, pixel intrinsics with pixel centres at +0.5, float32 z-depth with sky = +inf.
+"""
+
+from refine.synth.flights import Flight, make_flight
+from refine.synth.render import RenderSettings, SynthRender, render_frame, render_views
+from refine.synth.terrain import CLIMATES, World, make_world
+
+__all__ = [
+    "CLIMATES",
+    "Flight",
+    "RenderSettings",
+    "SynthRender",
+    "World",
+    "make_flight",
+    "make_world",
+    "render_frame",
+    "render_views",
+]

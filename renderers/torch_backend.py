@@ -1,0 +1,491 @@
+"""A pure-PyTorch Gaussian rasteriser that follows gsplat's rules (CPU, and any torch device).
+
+It reproduces `gsplat.rasterization(..., packed=False, eps2d=0.3, near_plane=0.01, far_plane=1e10,
+radius_clip=0, rasterize_mode="classic", render_mode="RGB+ED")` of gsplat 1.5.3:
+
+Projection (gsplat's `ProjectionEWA3DGSFused.cu` / `persp_proj`):
+    - camera-space mean `t = R_w2c @ mean + t_w2c`; culled unless `near <= t.z <= far`;
+    - 3D covariance `R(q) S S R(q)^T` (q wxyz, normalised; S = diag(scales));
+    - EWA: `cov2d = J R_w2c cov3d R_w2c^T J^T` with the perspective Jacobian evaluated at the mean,
+      whose x/z and y/z are clamped to the frustum widened by 30 % of tan(fov/2) on each side
+      (for a centred principal point: +-1.3 tan(fov/2));
+    - `cov2d += eps2d * I` (0.3 px^2 of screen-space blur), culled if det(cov2d) <= 0;
+    - opacity-aware radius: culled if opacity < 1/255, else
+      `extend = min(3.33, sqrt(2 ln(255 opacity)))`, `radius = ceil(extend * sqrt(diag(cov2d)))`;
+    - culled if the box `mean2d +- radius` lies entirely outside the image.
+Rasterisation (gsplat's `RasterizeToPixels3DGSFwd.cu`), per pixel centre p = (j + 0.5, i + 0.5):
+    - Gaussians in increasing z (ties: lower index first, gsplat's stable radix sort);
+    - `sigma = 0.5 (a dx^2 + c dy^2) + b dx dy` with conic (a, b, c) = cov2d^-1, d = mean2d - p;
+    - `alpha = min(0.999, opacity exp(-sigma))`, skipped if alpha < 1/255 (or sigma < 0);
+    - front-to-back `C += c alpha T`, `T *= 1 - alpha`, and the pixel stops *before* the Gaussian
+      that would make `T <= 1e-4` (that Gaussian is not composited);
+    - outputs: colour channels (premultiplied, no background), alpha = 1 - T, and expected depth
+      `sum(w z) / alpha` (0 where alpha = 0).
+
+Tiles. gsplat tests a Gaussian at every pixel of every 16x16 tile its radius box touches. The
+box contains every pixel where alpha >= 1/255 (the box bounds the ellipse on which
+`opacity exp(-sigma) = 1/255`, and the radius is rounded up), so outside the box the alpha test
+always fails: which tile a pixel lies in never changes what it receives. The fast path therefore
+evaluates each Gaussian only on the pixels of its own box (clipped to the image) — the same result
+with ~5x fewer evaluations for small Gaussians. `rasterize_reference` keeps gsplat's literal
+16x16-tile loop, and the tests check that both agree.
+
+Fast path (`rasterize`), fully vectorised: Gaussians sorted by depth; every (Gaussian, pixel) pair
+of their boxes generated in that order and filtered by the alpha test; one stable sort by pixel
+gives each pixel's depth-ordered list; transmittance is a segmented cumulative sum of
+log(1 - alpha) in float64 (the cumsum minus its value at the start of the pixel's segment); sums per
+pixel with `torch.segment_reduce`. Pairs are processed in depth-ordered chunks (bounded memory)
+with each pixel's log-transmittance and "done" flag carried from chunk to chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from renderers.base import Render
+from worldgen.camera import Camera, quat_to_rotmat
+from worldgen.scene import GaussianScene
+
+EPS2D = 0.3  # gsplat default: px^2 added to the 2D covariance diagonal
+NEAR_PLANE = 0.01  # gsplat default near plane (camera z)
+FAR_PLANE = 1e10  # gsplat default far plane (camera z)
+ALPHA_MIN = 1.0 / 255.0  # gsplat ALPHA_THRESHOLD: smaller alphas are skipped
+ALPHA_MAX = 0.999  # gsplat caps each Gaussian's alpha here
+T_MIN = 1e-4  # a pixel stops before the Gaussian that would make T <= T_MIN
+EXTEND_MAX = 3.33  # gsplat's radius in standard deviations, before the opacity-aware bound
+FRUSTUM_MARGIN = 0.3  # the Jacobian's x/z, y/z are clamped 30 % of tan(fov/2) beyond the image
+TILE_SIZE = 16  # gsplat's tile size (used by the reference rasteriser only)
+
+_LOG_T_MIN = math.log(T_MIN)
+
+
+@dataclass
+class Projected:
+    """Screen-space Gaussians that survived culling (M of them), in increasing scene index.
+
+    Attributes:
+        ids: [M] int64 indices into the scene's N Gaussians.
+        means2d: [M, 2] pixel coordinates (u, v) of the projected centres (pixel centres at +0.5).
+        depths: [M] camera z of the centres.
+        conics: [M, 3] (a, b, c): the inverse of the blurred 2D covariance [[a, b], [b, c]].
+        opacities: [M] opacities in (0, 1].
+        radii: [M, 2] int64 box half-sizes in pixels (x, y), gsplat's opacity-aware radii.
+    """
+
+    ids: Tensor
+    means2d: Tensor
+    depths: Tensor
+    conics: Tensor
+    opacities: Tensor
+    radii: Tensor
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def _frustum_limits(K: Tensor, width: int, height: int) -> tuple[float, float, float, float]:
+    """gsplat's clamp range for x/z and y/z in the Jacobian: (lim_x_neg, lim_x_pos, lim_y_neg, lim_y_pos)."""
+    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+    tan_fovx, tan_fovy = 0.5 * width / fx, 0.5 * height / fy
+    return (
+        cx / fx + FRUSTUM_MARGIN * tan_fovx,
+        (width - cx) / fx + FRUSTUM_MARGIN * tan_fovx,
+        cy / fy + FRUSTUM_MARGIN * tan_fovy,
+        (height - cy) / fy + FRUSTUM_MARGIN * tan_fovy,
+    )
+
+
+def _opacity_extend(opacities: Tensor) -> Tensor:
+    """[M] gsplat's box half-size in standard deviations: min(3.33, sqrt(2 ln(opacity / (1/255))))."""
+    return torch.sqrt(2.0 * torch.log(opacities / ALPHA_MIN)).clamp_max(EXTEND_MAX)
+
+
+def project_gaussians(
+    means: Tensor,  # [N, 3] world
+    quats: Tensor,  # [N, 4] wxyz (normalised here)
+    scales: Tensor,  # [N, 3] standard deviations (activated, not log)
+    opacities: Tensor,  # [N] in (0, 1] (activated, not logits)
+    camera: Camera,
+    eps2d: float = EPS2D,
+    near_plane: float = NEAR_PLANE,
+    far_plane: float = FAR_PLANE,
+) -> Projected:
+    """EWA-project N Gaussians into `camera` and cull them exactly as gsplat 1.5.3 does.
+
+    Returns the M survivors (see `Projected`). Differentiable in means, quats, scales and opacities
+    (radii and culling are not, as in gsplat).
+    """
+    W, H = camera.width, camera.height
+    K = camera.K.to(means.device, means.dtype)
+    w2c = camera.w2c.to(means.device, means.dtype)
+    Rw, tw = w2c[:3, :3], w2c[:3, 3]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lxn, lxp, lyn, lyp = _frustum_limits(K, W, H)
+
+    # 1. Near/far culling on the cheapest quantity first (scenes hold millions, most out of view).
+    z_all = means @ Rw[2] + tw[2]  # [N]
+    ids = torch.nonzero((z_all >= near_plane) & (z_all <= far_plane)).squeeze(1)
+    # 2. A conservative screen test (never culls what gsplat keeps): the x std of the projection is
+    #    at most |J row| * max scale, |J row| <= f/z * sqrt(1 + lim^2) because x/z is clamped to lim.
+    if ids.numel() > 0:
+        with torch.no_grad():
+            pc = means[ids] @ Rw.T + tw
+            z = pc[:, 2]
+            u, v = fx * pc[:, 0] / z + cx, fy * pc[:, 1] / z + cy
+            smax = scales[ids].max(dim=1).values
+            sq = math.sqrt(eps2d)
+            rx = EXTEND_MAX * (fx / z * math.sqrt(1 + max(lxn, lxp) ** 2) * smax + sq) + 1
+            ry = EXTEND_MAX * (fy / z * math.sqrt(1 + max(lyn, lyp) ** 2) * smax + sq) + 1
+            on = (u + rx > 0) & (u - rx < W) & (v + ry > 0) & (v - ry < H) & (opacities[ids] >= ALPHA_MIN)
+            ids = ids[on]
+
+    # 3. Exact projection of the candidates.
+    pc = means[ids] @ Rw.T + tw  # [M, 3] camera space
+    x, y, z = pc.unbind(-1)
+    rz = 1.0 / z
+    tx = z * (x * rz).clamp(-lxn, lxp)  # gsplat clamps the Jacobian to the (widened) frustum
+    ty = z * (y * rz).clamp(-lyn, lyp)
+    # M_c = R_w2c R(q) S, so cov_c = M_c M_c^T; J M_c has rows T0, T1 and cov2d = [[T0.T0, T0.T1], [., T1.T1]].
+    Mc = Rw @ (quat_to_rotmat(quats[ids]) * scales[ids][:, None, :])  # [M, 3, 3]
+    j00, j02 = fx * rz, -fx * tx * rz * rz
+    j11, j12 = fy * rz, -fy * ty * rz * rz
+    T0 = j00[:, None] * Mc[:, 0] + j02[:, None] * Mc[:, 2]  # [M, 3]
+    T1 = j11[:, None] * Mc[:, 1] + j12[:, None] * Mc[:, 2]
+    cxx = (T0 * T0).sum(-1) + eps2d
+    cxy = (T0 * T1).sum(-1)
+    cyy = (T1 * T1).sum(-1) + eps2d
+    det = cxx * cyy - cxy * cxy
+    means2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], dim=-1)
+    op = opacities[ids]
+
+    with torch.no_grad():
+        extend = _opacity_extend(op)
+        rad_x = torch.ceil(extend * cxx.clamp_min(0).sqrt())
+        rad_y = torch.ceil(extend * cyy.clamp_min(0).sqrt())
+        mx, my = means2d[:, 0], means2d[:, 1]
+        keep = (
+            (det > 0)
+            & (op >= ALPHA_MIN)
+            & ((rad_x > 0) | (rad_y > 0))  # gsplat: radius <= radius_clip (0) in both axes is culled
+            & (mx + rad_x > 0) & (mx - rad_x < W) & (my + rad_y > 0) & (my - rad_y < H)
+        )
+        k = torch.nonzero(keep).squeeze(1)
+    det_k = det[k]
+    conics = torch.stack([cyy[k] / det_k, -cxy[k] / det_k, cxx[k] / det_k], dim=-1)
+    radii = torch.stack([rad_x[k], rad_y[k]], dim=-1).long()
+    return Projected(ids[k], means2d[k], z[k], conics, op[k], radii)
+
+
+def rasterize(
+    proj: Projected,
+    attrs: Tensor,  # [M, D] per-Gaussian channels composited like colour (colour, features, depth...)
+    width: int,
+    height: int,
+    max_pairs: int = 1 << 23,
+) -> tuple[Tensor, Tensor]:
+    """Composite projected Gaussians front to back with gsplat's rules (fast, vectorised).
+
+    Args:
+        proj: M projected Gaussians (`project_gaussians`).
+        attrs: [M, D] channels per Gaussian.
+        width, height: image size W, H.
+        max_pairs: at most about this many (Gaussian, pixel) pairs are held at once (memory bound);
+            the result does not depend on it.
+
+    Returns:
+        out: [H, W, D] sum over Gaussians of attrs * alpha * T (premultiplied, no background).
+        alpha: [H, W] 1 - final transmittance.
+    """
+    W, H = width, height
+    HW = H * W
+    dev, D = attrs.device, attrs.shape[1]
+    out = torch.zeros(HW, D, device=dev, dtype=attrs.dtype)
+    log_T = torch.zeros(HW, device=dev, dtype=torch.float64)  # per-pixel log transmittance so far
+    done = torch.zeros(HW, device=dev, dtype=torch.bool)  # pixel stopped by the T <= 1e-4 rule
+    M = len(proj)
+    if M == 0:
+        return out.view(H, W, D), torch.zeros(H, W, device=dev, dtype=attrs.dtype)
+
+    order = torch.argsort(proj.depths.detach(), stable=True)  # front to back, ties by index
+    mean2d = proj.means2d[order]
+    conic = proj.conics[order]
+    opac = proj.opacities[order]
+    attrs = attrs[order]
+    with torch.no_grad():
+        # Each Gaussian's pixel box: columns j with |j + 0.5 - u| <= radius, clipped to the image.
+        rad = proj.radii[order].to(mean2d.dtype)
+        m2 = mean2d.detach()
+        lo = torch.ceil(m2 - rad - 0.5)
+        hi = torch.floor(m2 + rad - 0.5)
+        size = torch.tensor([W, H], device=dev, dtype=m2.dtype)
+        lo = torch.maximum(lo, torch.zeros_like(lo)).minimum(size)
+        hi = torch.minimum(hi, size - 1)
+        box_lo = lo.long()  # [M, 2] first column, first row
+        box_n = (hi.long() - box_lo + 1).clamp_min(0)  # [M, 2] columns, rows
+        counts = box_n[:, 0] * box_n[:, 1]  # [M] pixels per box
+        # Depth-ordered chunks of at most ~max_pairs pairs (a single larger box forms its own chunk).
+        csum = torch.cumsum(counts, 0)
+        n_chunks = int(csum[-1]) // max_pairs + 1
+        targets = torch.arange(1, n_chunks + 1, device=dev) * max_pairs
+        bounds = torch.searchsorted(csum, targets, right=True).tolist() + [M]
+
+    start = 0
+    for stop in bounds:
+        if stop <= start:
+            continue
+        _composite_chunk(
+            slice(start, stop), mean2d, conic, opac, attrs, box_lo, box_n, counts, W, HW, out, log_T, done
+        )
+        start = stop
+        if bool(done.all()):
+            break
+    alpha = (1.0 - torch.exp(log_T)).to(attrs.dtype)
+    return out.view(H, W, D), alpha.view(H, W)
+
+
+def _composite_chunk(
+    sl: slice,
+    mean2d: Tensor,  # [M, 2] depth-sorted
+    conic: Tensor,  # [M, 3]
+    opac: Tensor,  # [M]
+    attrs: Tensor,  # [M, D]
+    box_lo: Tensor,  # [M, 2] int64
+    box_n: Tensor,  # [M, 2] int64
+    counts: Tensor,  # [M] int64
+    W: int,
+    HW: int,
+    out: Tensor,  # [HW, D] accumulated in place
+    log_T: Tensor,  # [HW] float64, updated in place
+    done: Tensor,  # [HW] bool, updated in place
+) -> None:
+    """Composite the depth-sorted Gaussians `sl` (all behind everything composited before) into out."""
+    dev = mean2d.device
+    cnt = counts[sl]
+    m = cnt.shape[0]
+    P = int(cnt.sum())
+    if P == 0:
+        return
+    with torch.no_grad():
+        g = torch.repeat_interleave(torch.arange(m, device=dev), cnt, output_size=P)  # [P] box of each pair
+        first = torch.cumsum(cnt, 0) - cnt
+        ints = torch.cat([box_lo[sl], box_n[sl, :1], first[:, None]], dim=1)[g]  # [P, 4] x0, y0, nx, first
+        local = torch.arange(P, device=dev) - ints[:, 3]
+        row = torch.div(local, ints[:, 2], rounding_mode="floor")
+        px = ints[:, 0] + (local - row * ints[:, 2])
+        py = ints[:, 1] + row
+        del ints, local, row
+    # Alpha of every pair (differentiable in mean2d, conic, opac).
+    mc = torch.cat([mean2d[sl] - 0.5, conic[sl], opac[sl, None]], dim=1)[g]  # [P, 6]
+    dx = mc[:, 0] - px.to(mc.dtype)  # mean - pixel centre
+    dy = mc[:, 1] - py.to(mc.dtype)
+    sigma = 0.5 * (mc[:, 2] * dx * dx + mc[:, 4] * dy * dy) + mc[:, 3] * dx * dy
+    alpha = (mc[:, 5] * torch.exp(-sigma)).clamp_max(ALPHA_MAX)
+    with torch.no_grad():
+        valid = torch.nonzero((alpha >= ALPHA_MIN) & (sigma >= 0)).squeeze(1)
+        pix = (py * W + px)[valid]
+        g = g[valid]
+        # Stable sort by pixel: pairs were generated front to back, so each pixel's list stays in depth order.
+        key = pix.to(torch.int32) if HW < 2**31 else pix
+        pix, perm = torch.sort(key, stable=True)
+        pix = pix.long()
+        g = g[perm]
+        sel = valid[perm]
+        npix = torch.bincount(pix, minlength=HW)  # [HW] pairs per pixel
+        seg_first = (torch.cumsum(npix, 0) - npix)[pix]  # [Q] index of the pixel's first pair
+    a = alpha[sel]  # [Q] depth-ordered within each pixel
+    log1m = torch.log1p(-a.to(torch.float64))
+    cs = torch.cumsum(log1m, 0)
+    cs_excl = cs - log1m
+    log_T_before = log_T[pix] + (cs_excl - cs_excl[seg_first])  # log T in front of each pair
+    with torch.no_grad():
+        stops = (log_T_before + log1m <= _LOG_T_MIN).to(torch.int32)  # this pair would end the pixel
+        cstops = torch.cumsum(stops, 0)
+        n_stops_before = cstops - stops - (cstops - stops)[seg_first]
+        keep = (n_stops_before == 0) & (stops == 0) & ~done[pix]
+        done |= torch.bincount(pix, weights=stops.to(torch.float32), minlength=HW) > 0
+    w = (a * torch.exp(log_T_before).to(a.dtype)) * keep  # [Q] blending weights alpha * T
+    contrib = attrs[sl][g] * w[:, None]  # [Q, D]
+    out += torch.segment_reduce(contrib, "sum", lengths=npix)
+    log_T += torch.segment_reduce(log1m * keep, "sum", lengths=npix)
+
+
+def rasterize_reference(proj: Projected, attrs: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
+    """Slow, literal transcription of gsplat's forward kernel, for tests on tiny images.
+
+    Bins Gaussians into 16x16 tiles by their radius boxes (as gsplat's `isect_tiles`), sorts each
+    tile's list by depth, and lets every pixel of the tile walk that list front to back with a running
+    float32 transmittance product (as each CUDA thread does; here the tile's pixels move in lockstep). Same inputs and outputs as `rasterize`:
+    out [H, W, D] and alpha [H, W].
+    """
+    W, H = width, height
+    D = attrs.shape[1]
+    out = torch.zeros(H, W, D, dtype=torch.float32)
+    alpha_img = torch.zeros(H, W, dtype=torch.float32)
+    m2 = proj.means2d.detach().cpu().float()
+    con = proj.conics.detach().cpu().float()
+    op = proj.opacities.detach().cpu().float()
+    rad = proj.radii.cpu().float()
+    z = proj.depths.detach().cpu().float()
+    at = attrs.detach().cpu().float()
+    tiles_x, tiles_y = math.ceil(W / TILE_SIZE), math.ceil(H / TILE_SIZE)
+    # gsplat's tile range of each box: [floor((u - r) / 16), ceil((u + r) / 16)), clipped to the grid.
+    t0 = torch.floor((m2 - rad) / TILE_SIZE).clamp_min(0)
+    t1 = torch.minimum(torch.ceil((m2 + rad) / TILE_SIZE), torch.tensor([tiles_x, tiles_y], dtype=torch.float32))
+    for ty in range(tiles_y):
+        for tx in range(tiles_x):
+            hits = [i for i in range(len(proj)) if t0[i, 0] <= tx < t1[i, 0] and t0[i, 1] <= ty < t1[i, 1]]
+            hits.sort(key=lambda i: (float(z[i]), i))  # depth, then index (gsplat's stable radix sort)
+            # The tile's pixels walk the list in lockstep, like the CUDA threads of one block.
+            ii, jj = torch.meshgrid(
+                torch.arange(ty * TILE_SIZE, min(H, (ty + 1) * TILE_SIZE)),
+                torch.arange(tx * TILE_SIZE, min(W, (tx + 1) * TILE_SIZE)),
+                indexing="ij",
+            )
+            px, py = jj.float() + 0.5, ii.float() + 0.5  # pixel centres
+            T = torch.ones(px.shape)
+            done = torch.zeros(px.shape, dtype=torch.bool)
+            acc = torch.zeros(*px.shape, D)
+            for i in hits:
+                dx, dy = m2[i, 0] - px, m2[i, 1] - py
+                a, b, c = con[i]
+                sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+                alpha = torch.clamp_max(op[i] * torch.exp(-sigma), ALPHA_MAX)
+                active = ~done & (sigma >= 0) & (alpha >= ALPHA_MIN)
+                next_T = T * (1 - alpha)
+                finish = active & (next_T <= T_MIN)  # exclusive: this Gaussian is not composited
+                done |= finish
+                use = active & ~finish
+                acc += torch.where(use, alpha * T, 0.0)[..., None] * at[i]
+                T = torch.where(use, next_T, T)
+            out[ii, jj] = acc
+            alpha_img[ii, jj] = 1 - T
+    return out, alpha_img
+
+
+def project_gaussians_reference(
+    means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, camera: Camera, eps2d: float = EPS2D
+) -> Projected:
+    """Slow per-Gaussian transcription of gsplat's projection (for tests): same contract as `project_gaussians`."""
+    W, H = camera.width, camera.height
+    K, w2c = camera.K.double(), camera.w2c.double()
+    R, t = w2c[:3, :3], w2c[:3, 3]
+    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+    lxn, lxp, lyn, lyp = _frustum_limits(K, W, H)
+    rows = []
+    for i in range(means.shape[0]):
+        mc = R @ means[i].double() + t
+        if not NEAR_PLANE <= float(mc[2]) <= FAR_PLANE:
+            continue
+        Rq = quat_to_rotmat(quats[i].double())
+        S = torch.diag(scales[i].double())
+        cov_c = R @ (Rq @ S @ S @ Rq.T) @ R.T
+        x, y, zc = (float(v) for v in mc)
+        txc = zc * min(lxp, max(-lxn, x / zc))
+        tyc = zc * min(lyp, max(-lyn, y / zc))
+        J = torch.tensor([[fx / zc, 0.0, -fx * txc / zc**2], [0.0, fy / zc, -fy * tyc / zc**2]], dtype=torch.float64)
+        cov2d = J @ cov_c @ J.T + eps2d * torch.eye(2, dtype=torch.float64)
+        if float(torch.det(cov2d)) <= 0:
+            continue
+        o = float(opacities[i])
+        if o < ALPHA_MIN:
+            continue
+        extend = min(EXTEND_MAX, math.sqrt(2 * math.log(o / ALPHA_MIN)))
+        rx, ry = math.ceil(extend * math.sqrt(cov2d[0, 0])), math.ceil(extend * math.sqrt(cov2d[1, 1]))
+        u, v = fx * x / zc + cx, fy * y / zc + cy
+        if rx <= 0 and ry <= 0 or u + rx <= 0 or u - rx >= W or v + ry <= 0 or v - ry >= H:
+            continue
+        inv = torch.linalg.inv(cov2d)
+        rows.append((i, u, v, zc, float(inv[0, 0]), float(inv[0, 1]), float(inv[1, 1]), o, rx, ry))
+    f = lambda k, dt=torch.float32: torch.tensor([r[k] for r in rows], dtype=dt)  # noqa: E731
+    if not rows:
+        e = torch.zeros(0)
+        return Projected(e.long(), e.view(0, 2), e, e.view(0, 3), e, e.view(0, 2).long())
+    return Projected(
+        f(0, torch.int64),
+        torch.stack([f(1), f(2)], -1),
+        f(3),
+        torch.stack([f(4), f(5), f(6)], -1),
+        f(7),
+        torch.stack([f(8, torch.int64), f(9, torch.int64)], -1),
+    )
+
+
+def _scene_inputs(scene: GaussianScene) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Activated scene values: means [N,3], quats [N,4] wxyz, scales [N,3], opacities [N], colors [N,3]."""
+    return scene.means, scene.quats, scene.scales(), scene.opacities(), scene.colors
+
+
+def _check_features(scene: GaussianScene, features: Tensor | None) -> None:
+    if features is not None and (features.dim() != 2 or features.shape[0] != len(scene)):
+        raise ValueError(f"features must be [N, C] with N = {len(scene)}, got {tuple(features.shape)}")
+
+
+def _finish(out: Tensor, alpha: Tensor, n_feat: int | None) -> Render:
+    """Split [H, W, 3 + C + 1] (rgb, features, z) into a Render; depth = sum(w z) / alpha, 0 where alpha = 0."""
+    depth = out[..., -1] / alpha.clamp_min(1e-10)
+    feats = out[..., 3:-1] if n_feat is not None else None
+    return Render(rgb=out[..., :3], depth=depth, alpha=alpha, features=feats)
+
+
+def render_reference(
+    scene: GaussianScene, camera: Camera, features: Tensor | None = None, eps2d: float = EPS2D
+) -> Render:
+    """`TorchRenderer.render` computed by the slow reference projection and rasteriser (tests only, tiny images)."""
+    _check_features(scene, features)
+    means, quats, scales, opac, colors = (t.detach().cpu() for t in _scene_inputs(scene))
+    proj = project_gaussians_reference(means, quats, scales, opac, camera.to("cpu"), eps2d)
+    parts = [colors[proj.ids]] + ([features.detach().cpu()[proj.ids]] if features is not None else [])
+    attrs = torch.cat(parts + [proj.depths[:, None]], dim=1).float()
+    out, alpha = rasterize_reference(proj, attrs, camera.width, camera.height)
+    return _finish(out, alpha, None if features is None else features.shape[1])
+
+
+class TorchRenderer:
+    """Pure-PyTorch backend of the `Renderer` protocol (any device; gsplat's rules, see the module docstring).
+
+    Args:
+        eps2d: screen-space blur added to the 2D covariance diagonal (px^2), gsplat's default 0.3.
+        max_pairs: bound on (Gaussian, pixel) pairs held in memory at once (speed/memory trade-off only).
+    """
+
+    name = "torch"
+
+    def __init__(self, eps2d: float = EPS2D, max_pairs: int = 1 << 23) -> None:
+        self.eps2d = eps2d
+        self.max_pairs = max_pairs
+
+    def render(
+        self,
+        scene: GaussianScene,
+        camera: Camera,
+        width: int | None = None,
+        height: int | None = None,
+        features: Tensor | None = None,  # [N, C]
+    ) -> Render:
+        """Render `scene` from `camera` (resized to width x height if given).
+
+        Returns Render(rgb [H, W, 3] premultiplied, depth [H, W] expected z (0 where alpha = 0),
+        alpha [H, W], features [H, W, C] or None), on the scene's device, float32. Differentiable
+        when the inputs require grad; otherwise runs under no_grad.
+        """
+        _check_features(scene, features)
+        if (width is not None and width != camera.width) or (height is not None and height != camera.height):
+            camera = camera.resized(width or camera.width, height or camera.height)
+        camera = camera.to(scene.device)
+        inputs = [scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.colors]
+        if features is not None:
+            inputs.append(features)
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+        with torch.set_grad_enabled(needs_grad):
+            means, quats, scales, opac, colors = _scene_inputs(scene)
+            proj = project_gaussians(means, quats, scales, opac, camera, self.eps2d)
+            parts = [colors[proj.ids]]
+            if features is not None:
+                parts.append(features[proj.ids].to(colors.dtype))
+            attrs = torch.cat(parts + [proj.depths[:, None]], dim=1)
+            out, alpha = rasterize(proj, attrs, camera.width, camera.height, self.max_pairs)
+            return _finish(out, alpha, None if features is None else features.shape[1])

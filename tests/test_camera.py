@@ -1,0 +1,65 @@
+import math
+
+import torch
+
+from worldgen.camera import Camera, look_at, quat_to_rotmat, rigid_inverse, rotmat_to_quat
+
+
+def random_pose(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(4, generator=g)
+    c2w = torch.eye(4)
+    c2w[:3, :3] = quat_to_rotmat(q)
+    c2w[:3, 3] = torch.randn(3, generator=g) * 5
+    return c2w
+
+
+def test_pixel_centres_are_at_half_pixels():
+    cam = Camera.from_fov(90.0, 4, 2)
+    uv = cam.pixel_grid()
+    assert uv[0, 0].tolist() == [0.5, 0.5]
+    assert uv[1, 3].tolist() == [3.5, 1.5]
+    # Centred principal point: the ray through the image centre is the optical axis.
+    assert cam.K[0, 2] == 2.0 and cam.K[1, 2] == 1.0
+    assert math.isclose(cam.fx, 2.0, rel_tol=1e-6)  # 90 degrees over 4 pixels
+
+
+def test_unproject_then_project_roundtrip():
+    cam = Camera.from_fov(60.0, 32, 24, random_pose(1))
+    depth = torch.rand(24, 32) * 10 + 0.5
+    pts = cam.unproject(depth)
+    uv, z = cam.project(pts.reshape(-1, 3))
+    assert torch.allclose(z, depth.reshape(-1), rtol=1e-5)
+    assert torch.allclose(uv, cam.pixel_grid().reshape(-1, 2), atol=1e-3)
+
+
+def test_opencv_axes():
+    cam = Camera.from_fov(60.0, 10, 10)
+    # A point to the right (+x) and below (+y) projects right of and below the centre.
+    uv, z = cam.project(torch.tensor([[1.0, 1.0, 5.0]]))
+    assert uv[0, 0] > 5 and uv[0, 1] > 5 and z[0] == 5
+
+
+def test_rigid_inverse_and_quaternions():
+    T = random_pose(2)
+    assert torch.allclose(rigid_inverse(T) @ T, torch.eye(4), atol=1e-5)
+    q = rotmat_to_quat(T[:3, :3])
+    assert torch.allclose(quat_to_rotmat(q), T[:3, :3], atol=1e-5)
+    assert q[0] >= 0
+
+
+def test_look_at_is_level_and_faces_target():
+    pos, tgt = torch.tensor([0.0, -2.0, 0.0]), torch.tensor([3.0, -1.0, 10.0])
+    c2w = look_at(pos, tgt)
+    fwd = (tgt - pos) / (tgt - pos).norm()
+    assert torch.allclose(c2w[:3, 2], fwd, atol=1e-6)
+    assert abs(float(c2w[1, 0])) < 1e-6  # camera x axis horizontal: no roll (world up is -y)
+    assert float(c2w[1, 1]) > 0  # camera +y (down) points towards world +y (down)
+
+
+def test_resized_keeps_field_of_view_and_dict_roundtrip():
+    cam = Camera.from_fov(70.0, 64, 48, random_pose(3))
+    small = cam.resized(32, 24)
+    assert math.isclose(small.fov_x_deg, 70.0, rel_tol=1e-5)
+    back = Camera.from_dict(cam.to_dict())
+    assert torch.allclose(back.K, cam.K) and torch.allclose(back.c2w, cam.c2w) and back.width == 64

@@ -1,0 +1,54 @@
+import math
+
+import torch
+
+from worldgen.camera import Camera, look_at
+from worldgen.fill import fill_far, push_pull
+from worldgen.sky import SkyDome
+
+
+def test_push_pull_keeps_known_and_fills_smoothly():
+    x = torch.linspace(0, 1, 32)
+    ramp = x[None, :, None].expand(16, 32, 1).contiguous()
+    known = torch.zeros(16, 32)
+    known[:, :8] = 1
+    known[:, 24:] = 1
+    out = push_pull(ramp, known)
+    assert torch.equal(out[known > 0], ramp[known > 0])
+    mid = out[:, 8:24, 0]
+    assert (mid >= 0).all() and (mid <= 1).all()
+    assert (mid.mean(0)[1:] >= mid.mean(0)[:-1] - 1e-3).all()  # stays roughly monotone across the gap
+
+
+def test_fill_far_continues_the_background():
+    disp = torch.full((20, 20), 0.1)  # far background
+    disp[:, :8] = 1.0  # near foreground on the left
+    valid = torch.ones(20, 20, dtype=torch.bool)
+    valid[:, 8:12] = False  # disocclusion hole at the boundary
+    out = fill_far(disp, valid)
+    assert torch.allclose(out[:, 8:12], torch.full((20, 4), 0.1))
+    assert torch.equal(out[valid], disp[valid])
+
+
+def test_sky_dome_persists_and_depends_on_rotation_only():
+    cam = Camera.from_fov(60, 64, 48)
+    dome = SkyDome.for_camera(cam)
+    rgb = torch.rand(48, 64, 3)
+    mask = torch.zeros(48, 64, dtype=torch.bool)
+    mask[:20] = True
+    dome.update(cam, rgb, mask)
+    out, known = dome.render(cam)
+    # Same view: the sky comes back close to what was written (texture slightly finer than pixels).
+    inner = known[2:18, 2:-2] > 0.99
+    assert inner.float().mean() > 0.9
+    assert (out[2:18, 2:-2][inner] - rgb[2:18, 2:-2][inner]).abs().mean() < 0.2
+    assert known[30:].max() == 0  # never-seen directions stay unknown
+    moved = cam.with_pose(torch.eye(4) + torch.tensor([[0, 0, 0, 5.0], [0, 0, 0, -3.0], [0, 0, 0, 7.0], [0, 0, 0, 0]]))
+    out2, known2 = dome.render(moved)
+    assert torch.equal(out2, out) and torch.equal(known2, known)
+    # First observation wins: writing other colours later changes nothing already seen.
+    dome.update(cam, torch.zeros(48, 64, 3), mask)
+    assert torch.equal(dome.render(cam)[0], out)
+    # Turning around shows unseen sky.
+    back = cam.with_pose(look_at(torch.zeros(3), torch.tensor([0.0, 0.0, -1.0])))
+    assert dome.render(back)[1].max() == 0

@@ -1,0 +1,83 @@
+import math
+
+import torch
+
+from refine.classical import ClassicalRefiner
+from worldgen.camera import Camera
+from worldgen.frame import Frame, RenderedView
+from worldgen.lift import LiftConfig, depth_edges, footprint_px, lift, lift_mask
+
+
+def frame_with_step(h=24, w=32) -> Frame:
+    """Near wall (depth 2) on the left half, far wall (depth 10) on the right, sky on top rows."""
+    cam = Camera.from_fov(60, w, h)
+    depth = torch.full((h, w), 10.0)
+    depth[:, : w // 2] = 2.0
+    sky = torch.zeros(h, w, dtype=torch.bool)
+    sky[:4] = True
+    depth[sky] = math.inf
+    return Frame(torch.rand(h, w, 3), depth, sky, cam)
+
+
+def test_lift_makes_pixel_sized_gaussians_and_never_sky():
+    f = frame_with_step()
+    cfg = LiftConfig()
+    mask = lift_mask(f, None, None, cfg)
+    assert not mask[:4].any() and mask[4:].all()
+    g = lift(f, mask, birth=3, cfg=cfg)
+    assert len(g) == int(mask.sum())
+    assert (g.birth == 3).all()
+    # Centres sit on the unprojected pixels.
+    assert torch.allclose(g.means, f.camera.unproject(torch.where(mask, f.depth, 1.0))[mask], atol=1e-5)
+    # Size follows the pixel footprint: sigma_px pixels at the Gaussian's depth (smaller on edges).
+    fp = footprint_px(g, f.camera)[:, 0]
+    edges = depth_edges(f.depth, cfg.edge_ratio)[mask]
+    assert torch.allclose(fp[~edges], torch.full_like(fp[~edges], cfg.sigma_px), rtol=1e-4)
+    assert (fp[edges] < cfg.sigma_px).all()
+    # None bridges the discontinuity: every 3-sigma extent is under an eighth of the 8-unit gap.
+    assert (g.log_scales.exp().amax(-1) * 3 < 1.0).all()
+
+
+def test_lift_mask_takes_only_what_the_scene_lacks():
+    f = frame_with_step()
+    alpha = torch.ones(24, 32)
+    alpha[10:14, 10:20] = 0.0  # a hole
+    footprint = torch.full((24, 32), 0.6)
+    footprint[20:, :] = 3.5  # coarse Gaussians up close
+    m = lift_mask(f, alpha, footprint, LiftConfig())
+    expected = torch.zeros(24, 32, dtype=torch.bool)
+    expected[10:14, 10:20] = True
+    expected[20:] = True
+    assert torch.equal(m, expected)
+
+
+def view_from(frame: Frame, alpha: torch.Tensor, sky_known: torch.Tensor, horizon=90.0) -> RenderedView:
+    rgb = frame.rgb * alpha[..., None]
+    depth = torch.where(torch.isfinite(frame.depth), frame.depth, torch.zeros_like(frame.depth))
+    return RenderedView(frame.camera, rgb, alpha, depth, None, torch.full_like(frame.rgb, 0.7) * sky_known[..., None], sky_known, horizon)
+
+
+def test_refiner_keeps_covered_pixels_and_fills_holes_from_the_background():
+    f = frame_with_step()
+    alpha = torch.ones(24, 32)
+    alpha[:4] = 0.0  # sky region, seen before
+    alpha[8:20, 16:20] = 0.0  # disocclusion hole right of the near wall
+    sky_known = torch.zeros(24, 32)
+    sky_known[:4] = 1.0
+    out = ClassicalRefiner()(view_from(f, alpha, sky_known))
+    covered = alpha > 0.5
+    assert torch.allclose(out.rgb[covered], f.rgb[covered], atol=1e-5)  # untouched
+    assert out.sky[:4].all() and not out.sky[4:].any()
+    assert torch.allclose(out.rgb[:4], torch.full((4, 32, 3), 0.7))
+    hole = out.depth[8:20, 16:20]
+    assert torch.allclose(hole, torch.full_like(hole, 10.0), rtol=1e-3)  # continues the far wall
+    assert torch.isfinite(out.depth[4:]).all() and torch.isposinf(out.depth[:4]).all()
+
+
+def test_refiner_takes_unseen_directions_above_the_horizon_for_sky():
+    f = frame_with_step()
+    alpha = torch.ones(24, 32)
+    alpha[:6] = 0.0
+    out = ClassicalRefiner()(view_from(f, alpha, torch.zeros(24, 32), horizon=0.0))
+    elev_top = -f.camera.rays_world()[0, 16, 1]
+    assert elev_top > 0 and out.sky[:6].all()

@@ -1,0 +1,80 @@
+"""Hole filling with image pyramids (push-pull), used by the classical refiner, depth and sky.
+
+Push-pull: average the known values down a pyramid (weighted by their confidence), then fill each
+level's unknown pixels from the coarser level on the way up. Known pixels keep their values exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def push_pull(values: Tensor, weights: Tensor, min_size: int = 1) -> Tensor:
+    """Fill unknown pixels of `values` [H, W, C] from known ones.
+
+    Args:
+        values: [H, W, C] float; arbitrary where weights == 0.
+        weights: [H, W] float in [0, 1]; 0 = unknown, 1 = known. Pixels with weight 1 are returned
+            unchanged; pixels in (0, 1) blend with the fill.
+        min_size: stop the pyramid at this size.
+    Returns:
+        [H, W, C] filled values (pixels with no known value anywhere stay 0).
+    """
+    x = values.permute(2, 0, 1)[None]  # [1, C, H, W]
+    w = weights.to(values.dtype)[None, None]
+    x = torch.where(w > 0, x, torch.zeros_like(x))
+    return _push_pull(x * w, w, min_size)[0].permute(1, 2, 0).contiguous()
+
+
+def _push_pull(xw: Tensor, w: Tensor, min_size: int) -> Tensor:
+    """Recursive core on premultiplied values xw [1, C, H, W] and weights w [1, 1, H, W]."""
+    H, W = w.shape[-2:]
+    if min(H, W) <= min_size:
+        return xw / w.clamp_min(1e-8)
+    # Push: 2x2 sums (padding odd sizes by replication keeps weights honest).
+    ph, pw = H % 2, W % 2
+    if ph or pw:
+        xw_p = F.pad(xw, (0, pw, 0, ph), mode="replicate")
+        w_p = F.pad(w, (0, pw, 0, ph), mode="replicate")
+    else:
+        xw_p, w_p = xw, w
+    xw_c = F.avg_pool2d(xw_p, 2) * 4
+    w_c = F.avg_pool2d(w_p, 2) * 4
+    # Coarse confidence saturates at 1 as soon as the children hold one fully known pixel's worth.
+    conf_c = w_c.clamp(max=1.0)
+    val_c = xw_c / w_c.clamp_min(1e-8)
+    coarse = _push_pull(val_c * conf_c, conf_c, min_size)  # [1, C, H/2, W/2] fully filled
+    up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)[..., :H, :W]
+    val = xw / w.clamp_min(1e-8)
+    wc = w.clamp(0.0, 1.0)
+    return wc * val + (1 - wc) * up
+
+
+def fill_far(disparity: Tensor, valid: Tensor) -> Tensor:
+    """Fill invalid pixels of a disparity map [H, W] with the *farthest* nearby value.
+
+    Disocclusion holes open behind foreground objects, so they should continue the background
+    (smaller disparity), not blend foreground into background. The pyramid takes the minimum
+    valid disparity when going down, then fills each level's holes from the coarser level.
+    Returns [H, W]; valid pixels unchanged.
+    """
+    big = torch.finfo(disparity.dtype).max
+    d = torch.where(valid, disparity, torch.full_like(disparity, big))[None, None]
+    levels = [d]
+    while min(levels[-1].shape[-2:]) > 1:
+        cur = levels[-1]
+        ph, pw = cur.shape[-2] % 2, cur.shape[-1] % 2
+        if ph or pw:
+            cur = F.pad(cur, (0, pw, 0, ph), value=big)
+        levels.append(-F.max_pool2d(-cur, 2))
+    filled = levels[-1]
+    filled = torch.where(filled >= big, torch.zeros_like(filled), filled)
+    for lev in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=lev.shape[-2:], mode="nearest")
+        filled = torch.where(lev >= big, up, lev)
+    # Smooth only the filled region a little so blocky pyramid steps don't become terraces.
+    out = filled[0, 0]
+    sm = F.avg_pool2d(F.pad(filled, (2, 2, 2, 2), mode="replicate"), 5, stride=1)[0, 0]
+    return torch.where(valid, disparity, torch.minimum(out, sm))

@@ -1,0 +1,199 @@
+"""Render -> refine -> repeat: the persistent generator and the classic per-frame baseline.
+
+Both share renderer, refiner, lifting and sky; they differ in one thing only:
+
+- `PersistentGenerator` keeps every Gaussian it ever lifted (and every sky texel it ever saw), and
+  lifts from each refined frame only what the world lacks.
+- `PerFrameGenerator` (Infinite Nature's setting) has no memory: before each step its world and sky
+  are rebuilt from the previous refined frame alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+
+from refine.base import Refiner
+from renderers.base import Renderer
+from worldgen.camera import Camera
+from worldgen.frame import Frame, RenderedView
+from worldgen.lift import LiftConfig, footprint_px, lift, lift_mask
+from worldgen.scene import GaussianScene
+from worldgen.sky import SkyDome
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    lift: LiftConfig = field(default_factory=LiftConfig)
+    """How refined pixels become Gaussians."""
+    fit_iters_first: int = 3
+    """Colour-fitting passes for the first frame's Gaussians (so the world reproduces the photo)."""
+    fit_iters: int = 1
+    """Colour-fitting passes for Gaussians lifted later."""
+    sky_write_alpha: float = 0.05
+    """Sky pixels whose scene alpha is below this are written into the sky dome."""
+
+
+def horizon_elevation_deg(frame: Frame) -> float:
+    """World elevation (degrees) below which uncovered pixels are not taken for sky: the median over
+    image columns of the lowest sky pixel's elevation in `frame` (90 when it has no sky)."""
+    if not frame.sky.any():
+        return 90.0
+    dirs = frame.camera.rays_world()
+    elev = torch.rad2deg(torch.asin((-dirs[..., 1]).clamp(-1, 1)))
+    low = torch.where(frame.sky, elev, torch.full_like(elev, math.inf)).amin(0)
+    low = low[torch.isfinite(low)]
+    return float(low.median()) - 1.0
+
+
+class _Timer:
+    def __init__(self, sink: dict[str, list[float]], device: torch.device):
+        self.sink, self.cuda = sink, device.type == "cuda"
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                if timer.cuda:
+                    torch.cuda.synchronize()
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                if timer.cuda:
+                    torch.cuda.synchronize()
+                timer.sink[name].append(time.perf_counter() - self.t0)
+
+        return _Ctx()
+
+
+class Generator:
+    """Shared machinery. Subclasses decide what the world remembers.
+
+    Args:
+        first: frame 0 (the photo with its depth, sky mask and camera), on the working device.
+        renderer: a `Renderer` for that device.
+        refiner: a `Refiner`.
+        config: GeneratorConfig.
+    """
+
+    mode = "base"
+
+    def __init__(self, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig()):
+        self.renderer = renderer
+        self.refiner = refiner
+        self.config = config
+        self.device = first.rgb.device
+        self.scene = GaussianScene.empty(self.device)
+        self.sky = SkyDome.for_camera(first.camera)
+        self.timings: dict[str, list[float]] = defaultdict(list)
+        self._time = _Timer(self.timings, self.device)
+        self.t = 0
+        self.first = first
+        self.prev = first
+        self.horizon_elev_deg = horizon_elevation_deg(first)
+        self._rebuild_from(first, fit_iters=config.fit_iters_first)
+        self.last_view: RenderedView | None = None
+
+    # -------------------------------------------------------------- pieces
+    def render_view(self, camera: Camera) -> RenderedView:
+        """Render the world (scene + sky) at `camera`, unrefined."""
+        with self._time("render"):
+            fp = footprint_px(self.scene, camera)
+            r = self.renderer.render(self.scene, camera, features=fp)
+            footprint = r.features[..., 0] / r.alpha.clamp_min(1e-6) if r.features is not None else None
+        with self._time("sky"):
+            sky_rgb, sky_known = self.sky.render(camera)
+        return RenderedView(camera, r.rgb, r.alpha, r.depth, footprint, sky_rgb, sky_known, self.horizon_elev_deg)
+
+    def _absorb(self, frame: Frame, view: RenderedView | None, fit_iters: int) -> int:
+        """Lift what the world lacks from `frame` and write its new sky; returns Gaussians added."""
+        cfg = self.config
+        with self._time("lift"):
+            mask = lift_mask(frame, None if view is None else view.alpha, None if view is None else view.footprint, cfg.lift)
+            n_new = int(mask.sum())
+            if n_new:
+                start = len(self.scene)
+                self.scene.append(lift(frame, mask, self.t, cfg.lift))
+                self._fit_colours(frame, mask, start, fit_iters)
+        with self._time("sky"):
+            write = frame.sky if view is None else frame.sky & (view.alpha < cfg.sky_write_alpha)
+            self.sky.update(frame.camera, frame.rgb, write)
+        return n_new
+
+    @torch.no_grad()
+    def _fit_colours(self, frame: Frame, mask: torch.Tensor, start: int, iters: int) -> None:
+        """Adjust the colours of Gaussians [start:] (lifted from `frame` at `mask`) so the world's
+        render at frame.camera reproduces frame.rgb there (Gaussians overlap, so their colours are
+        deconvolved by a few fixed-point passes: c += target - render at each Gaussian's own pixel)."""
+        for _ in range(iters):
+            with self._time("fit"):
+                r = self.renderer.render(self.scene, frame.camera)
+                shown = r.rgb / r.alpha.clamp_min(1e-6)[..., None]
+                resid = (frame.rgb - shown)[mask]
+                cols = self.scene.colors[start:] + resid
+                self.scene.colors[start:] = cols.clamp(0.0, 1.0)
+
+    def _rebuild_from(self, frame: Frame, fit_iters: int) -> None:
+        self.scene = GaussianScene.empty(self.device)
+        self.sky.reset()
+        self._absorb(frame, None, fit_iters)
+
+    # -------------------------------------------------------------- the loop
+    def step(self, camera: Camera) -> Frame:
+        """Generate the next frame at `camera`: render the world there, refine, remember."""
+        self.t += 1
+        self._before_step()
+        view = self.render_view(camera)
+        with self._time("refine"):
+            frame = self.refiner(view)
+        self._after_step(frame, view)
+        self.prev = frame
+        self.last_view = view
+        return frame
+
+    def _before_step(self) -> None:
+        pass
+
+    def _after_step(self, frame: Frame, view: RenderedView) -> None:
+        pass
+
+    def stats(self) -> dict:
+        """Mean seconds per stage per frame, and the world's size."""
+        steps = max(self.t, 1)
+        return {
+            "gaussians": len(self.scene),
+            "sky_observed_fraction": round(self.sky.observed_fraction, 4),
+            "seconds_per_frame": {k: sum(v) / steps for k, v in self.timings.items()},
+        }
+
+
+class PersistentGenerator(Generator):
+    """Keeps the world: each refined frame adds only what the world lacks (holes, finer detail)."""
+
+    mode = "persistent"
+
+    def _after_step(self, frame: Frame, view: RenderedView) -> None:
+        self._absorb(frame, view, self.config.fit_iters)
+
+
+class PerFrameGenerator(Generator):
+    """The classic baseline (Infinite Nature): the world is rebuilt from the previous frame alone."""
+
+    mode = "per-frame"
+
+    def _before_step(self) -> None:
+        if self.t > 1:  # frame 0's world is already built
+            self._rebuild_from(self.prev, fit_iters=self.config.fit_iters)
+
+
+def make_generator(mode: str, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig()) -> Generator:
+    """`mode` is 'persistent' or 'per-frame'."""
+    classes = {"persistent": PersistentGenerator, "per-frame": PerFrameGenerator}
+    if mode not in classes:
+        raise ValueError(f"mode must be one of {sorted(classes)}, got {mode!r}")
+    return classes[mode](first, renderer, refiner, config)

@@ -1,0 +1,143 @@
+"""Image and depth-file input/output at the edges of worldgen (conversions happen here, once).
+
+In code, images are float32 [H, W, 3] in [0, 1]; depth is float32 [H, W] z-depth with +inf sky.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from worldgen.io import UserInputError, atomic_write
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H); raises UserInputError for anything else (or sizes outside 16..8192)."""
+    try:
+        w_str, h_str = text.lower().split("x")
+        w, h = int(w_str), int(h_str)
+    except ValueError:
+        raise UserInputError(f"size must look like 256x256 (WxH), got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise UserInputError(f"size {w}x{h} is out of range (each side 16..8192)")
+    return w, h
+
+
+def load_image(path: str | os.PathLike) -> Tensor:
+    """Read an image file as float32 RGB [H, W, 3] in [0, 1].
+
+    EXIF orientation is applied; an alpha channel is dropped (photos are opaque); grayscale and
+    palette images become RGB; 16-bit images are scaled from [0, 65535].
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"no such image file: {path}")
+    if not path.is_file():
+        raise UserInputError(f"{path} is not a file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float32) / 65535.0
+                arr = np.repeat(arr[..., None], 3, axis=-1)
+            else:
+                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except UnidentifiedImageError:
+        raise UserInputError(f"{path} is not an image file (could not identify its format)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UserInputError(f"{path} is a damaged or truncated image ({e})") from None
+    if arr.shape[0] < 8 or arr.shape[1] < 8:
+        raise UserInputError(f"{path} is too small ({arr.shape[1]}x{arr.shape[0]}); need at least 8x8")
+    return torch.from_numpy(np.ascontiguousarray(arr.clip(0.0, 1.0)))
+
+
+def save_png(path: str | os.PathLike, rgb: Tensor) -> None:
+    """Write float RGB [H, W, 3] in [0, 1] as an 8-bit PNG, atomically."""
+    arr = (rgb.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    with atomic_write(path) as f:
+        Image.fromarray(arr).save(f, format="PNG")
+
+
+def to_uint8(rgb: Tensor) -> np.ndarray:
+    """[H, W, 3] float in [0, 1] -> [H, W, 3] uint8 numpy."""
+    return (rgb.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: float = 1000.0) -> Tensor:
+    """Read a user depth or disparity map as z-depth float32 [H, W].
+
+    Formats: `.npy`, `.npz` (key 'depth' or 'disparity', else the first array), 16-bit PNG
+    (`kind='depth'`: value / png_scale, e.g. millimetres -> metres; `kind='disparity'`: value / 65535).
+    Disparity is inverted (disparity 0 -> +inf depth = sky). Invalid values (NaN, negative, zero
+    depth) are returned as NaN for the caller to mask; +inf means sky.
+    """
+    path = Path(path)
+    if kind not in ("depth", "disparity"):
+        raise UserInputError(f"depth kind must be 'depth' or 'disparity', got {kind!r}")
+    if not path.is_file():
+        raise UserInputError(f"no such depth file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                key = "depth" if "depth" in z.files else ("disparity" if "disparity" in z.files else z.files[0])
+                arr = z[key]
+        elif suffix == ".png":
+            with Image.open(path) as im:
+                im.load()
+                arr = np.asarray(im).astype(np.float64)
+                if arr.ndim == 3:
+                    arr = arr[..., 0]
+                arr = arr / (png_scale if kind == "depth" else 65535.0)
+        else:
+            raise UserInputError(f"depth file {path} must be .npy, .npz or a 16-bit .png")
+    except UserInputError:
+        raise
+    except Exception as e:  # numpy/PIL raise many types for corrupt files
+        raise UserInputError(f"could not read depth file {path} ({type(e).__name__}: {e})") from None
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
+        arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise UserInputError(f"depth file {path} must hold one 2-D numeric array, got shape {arr.shape} ({arr.dtype})")
+    d = torch.from_numpy(arr.astype(np.float32))
+    if kind == "disparity":
+        with np.errstate(divide="ignore"):
+            d = torch.where(d == 0, torch.full_like(d, float("inf")), 1.0 / d)
+    d = torch.where(torch.isnan(d) | (d <= 0), torch.full_like(d, float("nan")), d)
+    return d
+
+
+def center_crop_resize(img: Tensor, width: int, height: int, mode: str = "area") -> Tensor:
+    """Crop [H, W, C] to the aspect of width x height about the centre, then resize to [height, width, C].
+
+    mode: 'area'/'bilinear' for colour, 'nearest' for depth-like maps (no blending across edges).
+    """
+    H, W = img.shape[:2]
+    target = width / height
+    if W / H > target:  # too wide
+        new_w = max(1, round(H * target))
+        x0 = (W - new_w) // 2
+        img = img[:, x0 : x0 + new_w]
+    elif W / H < target:
+        new_h = max(1, round(W / target))
+        y0 = (H - new_h) // 2
+        img = img[y0 : y0 + new_h]
+    if img.shape[0] == height and img.shape[1] == width:
+        return img.contiguous()
+    x = img.permute(2, 0, 1)[None]
+    if mode == "nearest":
+        y = torch.nn.functional.interpolate(x, size=(height, width), mode="nearest")
+    elif mode == "area" and img.shape[0] >= height and img.shape[1] >= width:
+        y = torch.nn.functional.interpolate(x, size=(height, width), mode="area")
+    else:
+        y = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return y[0].permute(1, 2, 0).contiguous()

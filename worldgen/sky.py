@@ -1,0 +1,120 @@
+"""The sky dome: sky colour at infinity, as an equirectangular texture over world directions.
+
+It is rendered from the camera's rotation only (translation never changes the sky), filled from sky
+pixels as they appear (first observation wins, so the sky stays put when the camera comes back),
+and composited behind the Gaussian scene.
+
+Texture layout: [Hs, Ws, 3]; column = azimuth atan2(x, z) from -pi to pi, row = elevation from +90
+(up, world -y) to -90 degrees.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worldgen.camera import Camera
+
+
+class SkyDome:
+    """Equirectangular sky memory.
+
+    Args:
+        texels_per_degree: angular resolution (pick ~1.25x the camera's pixels per degree).
+        device: torch device of the texture.
+    """
+
+    def __init__(self, texels_per_degree: float = 4.0, device: torch.device | str = "cpu"):
+        self.width = int(min(4096, max(64, round(360 * texels_per_degree))))
+        self.height = self.width // 2
+        self.device = torch.device(device)
+        self.color_sum = torch.zeros(self.height, self.width, 3, device=self.device)  # premultiplied
+        self.weight = torch.zeros(self.height, self.width, device=self.device)  # 1 where observed
+
+    @staticmethod
+    def for_camera(camera: Camera) -> "SkyDome":
+        px_per_deg = camera.width / camera.fov_x_deg
+        return SkyDome(texels_per_degree=1.25 * px_per_deg, device=camera.device)
+
+    def reset(self) -> None:
+        self.color_sum.zero_()
+        self.weight.zero_()
+
+    @property
+    def observed_fraction(self) -> float:
+        return float((self.weight > 0).float().mean())
+
+    def _texcoords(self, dirs: Tensor) -> Tensor:
+        """Continuous texel coordinates [..., 2] (x, y) of unit world directions [..., 3]."""
+        az = torch.atan2(dirs[..., 0], dirs[..., 2])  # [-pi, pi]
+        el = torch.asin((-dirs[..., 1]).clamp(-1, 1))  # up is -y
+        x = (az / (2 * math.pi) + 0.5) * self.width
+        y = (0.5 - el / math.pi) * self.height
+        return torch.stack([x, y], dim=-1)
+
+    def _texel_dirs(self) -> Tensor:
+        """[Hs, Ws, 3] unit world directions of the texel centres (cached)."""
+        if getattr(self, "_dirs", None) is None:
+            x = (torch.arange(self.width, device=self.device) + 0.5) / self.width
+            y = (torch.arange(self.height, device=self.device) + 0.5) / self.height
+            az = (x - 0.5) * 2 * math.pi
+            el = (0.5 - y) * math.pi
+            el, az = torch.meshgrid(el, az, indexing="ij")
+            self._dirs = torch.stack([el.cos() * az.sin(), -el.sin(), el.cos() * az.cos()], dim=-1)
+        return self._dirs
+
+    def update(self, camera: Camera, rgb: Tensor, mask: Tensor) -> int:
+        """Write the sky seen in rgb [H, W, 3] where mask [H, W] is True into texels not yet observed.
+
+        Each unobserved texel inside the view looks up the image bilinearly (inverse mapping, so the
+        texture has no gaps however fine it is), using only texels whose four neighbouring pixels
+        are all sky. Returns the number of texels written.
+        """
+        if not mask.any():
+            return 0
+        dirs = self._texel_dirs()
+        free = self.weight == 0
+        d_cam = dirs[free] @ camera.rotation  # [M, 3] camera-space directions
+        z = d_cam[:, 2]
+        front = z > 1e-3
+        zs = z.clamp_min(1e-3)
+        u = camera.K[0, 0] * d_cam[:, 0] / zs + camera.K[0, 2]
+        v = camera.K[1, 1] * d_cam[:, 1] / zs + camera.K[1, 2]
+        H, W = mask.shape
+        inside = front & (u >= 0.5) & (u <= W - 0.5) & (v >= 0.5) & (v <= H - 0.5)
+        if not inside.any():
+            return 0
+        u, v = u[inside] - 0.5, v[inside] - 0.5  # continuous pixel indices
+        j0, i0 = u.floor().long().clamp(0, W - 1), v.floor().long().clamp(0, H - 1)
+        j1, i1 = (j0 + 1).clamp(max=W - 1), (i0 + 1).clamp(max=H - 1)
+        all_sky = mask[i0, j0] & mask[i0, j1] & mask[i1, j0] & mask[i1, j1]
+        fu, fv = (u - j0)[:, None], (v - i0)[:, None]
+        col = (rgb[i0, j0] * (1 - fu) * (1 - fv) + rgb[i0, j1] * fu * (1 - fv) + rgb[i1, j0] * (1 - fu) * fv + rgb[i1, j1] * fu * fv)
+        idx = free.view(-1).nonzero()[:, 0][inside][all_sky]
+        self.color_sum.view(-1, 3)[idx] = col[all_sky]
+        self.weight.view(-1)[idx] = 1.0
+        return int(idx.numel())
+
+    def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
+        """Sky seen by `camera` (rotation only): (rgb [H, W, 3], known [H, W] in [0, 1]).
+
+        Bilinear lookup with normalised weights: `known` is the interpolated observed-weight; rgb is
+        meaningful where known > 0 (0 elsewhere).
+        """
+        xy = self._texcoords(camera.rays_world())
+        gx = xy[..., 0] / self.width * 2 - 1
+        gy = xy[..., 1] / self.height * 2 - 1
+        grid = torch.stack([gx, gy], dim=-1)[None]
+        tex = torch.cat([self.color_sum * self.weight[..., None], self.weight[..., None]], dim=-1)
+        # Wrap in azimuth: pad one column on each side.
+        tex = torch.cat([tex[:, -1:], tex, tex[:, :1]], dim=1).permute(2, 0, 1)[None]
+        grid = grid.clone()
+        grid[..., 0] = grid[..., 0] * self.width / (self.width + 2)
+        s = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
+        known = s[..., 3]
+        rgb = s[..., :3] / known.clamp_min(1e-6)[..., None]
+        rgb = torch.where(known[..., None] > 1e-6, rgb, torch.zeros_like(rgb))
+        return rgb.clamp(0, 1), known.clamp(0, 1)
