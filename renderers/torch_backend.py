@@ -31,16 +31,19 @@ with ~5x fewer evaluations for small Gaussians. `rasterize_reference` keeps gspl
 16x16-tile loop, and the tests check that both agree.
 
 Fast path (`rasterize`), fully vectorised: Gaussians sorted by depth; every (Gaussian, pixel) pair
-of their boxes generated in that order and filtered by the alpha test; one stable sort by pixel
-gives each pixel's depth-ordered list; transmittance is a segmented cumulative sum of
-log(1 - alpha) in float64 (the cumsum minus its value at the start of the pixel's segment); sums per
-pixel with `torch.segment_reduce`. Pairs are processed in depth-ordered chunks (bounded memory)
-with each pixel's log-transmittance and "done" flag carried from chunk to chunk.
+of their boxes generated in that order (boxes covered by 4x4 pixel blocks, evaluated by
+broadcasting) and filtered by the alpha test; one stable sort by pixel gives each pixel's
+depth-ordered list; transmittance is a segmented cumulative sum of log(1 - alpha) in float64 (the
+cumsum minus its value at the start of the pixel's segment). Because that sum runs over *all* of a
+pixel's pairs, it only decreases, so gsplat's stop rule is simply "log T after the pair > log 1e-4".
+Per-pixel sums use `torch.segment_reduce`. Pairs are processed in depth-ordered chunks (bounded
+memory) with each pixel's log-transmittance carried from chunk to chunk.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -59,8 +62,10 @@ T_MIN = 1e-4  # a pixel stops before the Gaussian that would make T <= T_MIN
 EXTEND_MAX = 3.33  # gsplat's radius in standard deviations, before the opacity-aware bound
 FRUSTUM_MARGIN = 0.3  # the Jacobian's x/z, y/z are clamped 30 % of tan(fov/2) beyond the image
 TILE_SIZE = 16  # gsplat's tile size (used by the reference rasteriser only)
+_TILE = 4  # the fast path's tile size (see "Tiles" above: the tile size does not change the result)
 
 _LOG_T_MIN = math.log(T_MIN)
+_NEG_LOG_ALPHA_MIN = -math.log(ALPHA_MIN)  # alpha >= 1/255  <=>  sigma - ln(opacity) <= ln 255
 
 
 @dataclass
@@ -193,124 +198,143 @@ def rasterize(
         proj: M projected Gaussians (`project_gaussians`).
         attrs: [M, D] channels per Gaussian.
         width, height: image size W, H.
-        max_pairs: at most about this many (Gaussian, pixel) pairs are held at once (memory bound);
+        max_pairs: about this many (Gaussian, pixel) candidate pairs are held at once (memory bound);
             the result does not depend on it.
 
     Returns:
         out: [H, W, D] sum over Gaussians of attrs * alpha * T (premultiplied, no background).
         alpha: [H, W] 1 - final transmittance.
     """
-    W, H = width, height
-    HW = H * W
+    W, H, B = width, height, _TILE
+    tiles_x, tiles_y = -(-W // B), -(-H // B)
+    n_tiles = tiles_x * tiles_y
     dev, D = attrs.device, attrs.shape[1]
-    out = torch.zeros(HW, D, device=dev, dtype=attrs.dtype)
-    log_T = torch.zeros(HW, device=dev, dtype=torch.float64)  # per-pixel log transmittance so far
-    done = torch.zeros(HW, device=dev, dtype=torch.bool)  # pixel stopped by the T <= 1e-4 rule
+    # Pixels are kept in (pixel-in-tile k, tile t) order, row k * n_tiles + t, on a canvas of whole tiles.
+    # Channel D is the blending weight itself: its sum is alpha = 1 - T over composited Gaussians.
+    out = torch.zeros(B * B * n_tiles, D + 1, device=dev, dtype=attrs.dtype)
+    # Per-pixel log of the product of (1 - alpha) over *all* pairs seen so far, composited or not:
+    # it only decreases, so "composited" is exactly "log T after the pair > log 1e-4".
+    log_T = torch.zeros(B * B * n_tiles, device=dev, dtype=torch.float64)
     M = len(proj)
-    if M == 0:
-        return out.view(H, W, D), torch.zeros(H, W, device=dev, dtype=attrs.dtype)
-
-    order = torch.argsort(proj.depths.detach(), stable=True)  # front to back, ties by index
-    mean2d = proj.means2d[order]
-    conic = proj.conics[order]
-    opac = proj.opacities[order]
-    attrs = attrs[order]
-    with torch.no_grad():
-        # Each Gaussian's pixel box: columns j with |j + 0.5 - u| <= radius, clipped to the image.
-        rad = proj.radii[order].to(mean2d.dtype)
-        m2 = mean2d.detach()
-        lo = torch.ceil(m2 - rad - 0.5)
-        hi = torch.floor(m2 + rad - 0.5)
-        size = torch.tensor([W, H], device=dev, dtype=m2.dtype)
-        lo = torch.maximum(lo, torch.zeros_like(lo)).minimum(size)
-        hi = torch.minimum(hi, size - 1)
-        box_lo = lo.long()  # [M, 2] first column, first row
-        box_n = (hi.long() - box_lo + 1).clamp_min(0)  # [M, 2] columns, rows
-        counts = box_n[:, 0] * box_n[:, 1]  # [M] pixels per box
-        # Depth-ordered chunks of at most ~max_pairs pairs (a single larger box forms its own chunk).
-        csum = torch.cumsum(counts, 0)
-        n_chunks = int(csum[-1]) // max_pairs + 1
-        targets = torch.arange(1, n_chunks + 1, device=dev) * max_pairs
-        bounds = torch.searchsorted(csum, targets, right=True).tolist() + [M]
-
-    start = 0
-    for stop in bounds:
-        if stop <= start:
-            continue
-        _composite_chunk(
-            slice(start, stop), mean2d, conic, opac, attrs, box_lo, box_n, counts, W, HW, out, log_T, done
-        )
-        start = stop
-        if bool(done.all()):
-            break
-    alpha = (1.0 - torch.exp(log_T)).to(attrs.dtype)
-    return out.view(H, W, D), alpha.view(H, W)
+    if M > 0:
+        order = torch.argsort(proj.depths.detach(), stable=True)  # front to back, ties by index
+        gauss = torch.cat([proj.means2d - 0.5, proj.conics, proj.opacities[:, None]], dim=1)[order]  # [M, 6]
+        attrs = torch.cat([attrs, torch.ones_like(attrs[:, :1])], dim=1)[order]  # [M, D + 1]
+        with torch.no_grad():
+            # Each Gaussian's pixel box (columns j with |j + 0.5 - u| <= radius_x, rows alike, clipped to
+            # the image) and the range of tiles it touches.
+            rad = proj.radii[order].to(gauss.dtype)
+            m2 = gauss[:, :2].detach() + 0.5
+            size = torch.tensor([W, H], device=dev, dtype=m2.dtype)
+            lo = torch.ceil(m2 - rad - 0.5).clamp_min(0).minimum(size).long()
+            hi = torch.floor(m2 + rad - 0.5).minimum(size - 1).long()
+            empty = (hi < lo).any(dim=1)
+            tile_lo = torch.div(lo, B, rounding_mode="floor")  # [M, 2] first tile column, row
+            tile_n = torch.div(hi, B, rounding_mode="floor") - tile_lo + 1  # [M, 2]
+            n_isect = torch.where(empty, 0, tile_n[:, 0] * tile_n[:, 1])  # [M] tiles per Gaussian
+            # Depth-ordered chunks of about max_pairs candidate pairs (a larger Gaussian forms its own chunk).
+            csum = torch.cumsum(n_isect, 0) * (B * B)
+            n_chunks = int(csum[-1]) // max_pairs + 1
+            targets = torch.arange(1, n_chunks + 1, device=dev) * max_pairs
+            bounds = torch.searchsorted(csum, targets, right=True).tolist() + [M]
+        start = 0
+        for stop in bounds:
+            if stop > start:
+                sl = slice(start, stop)
+                _composite_chunk(
+                    gauss[sl], attrs[sl], tile_lo[sl], tile_n[sl], n_isect[sl], tiles_x, out, log_T, start > 0, stop == M
+                )
+                start = stop
+    # (k = ky * B + kx, t = ty * tiles_x + tx) -> (ty * B + ky, tx * B + kx), then crop the canvas.
+    out = out.view(B, B, tiles_y, tiles_x, D + 1).permute(2, 0, 3, 1, 4).reshape(tiles_y * B, tiles_x * B, D + 1)
+    out = out[:H, :W]
+    return out[..., :D], out[..., D]
 
 
 def _composite_chunk(
-    sl: slice,
-    mean2d: Tensor,  # [M, 2] depth-sorted
-    conic: Tensor,  # [M, 3]
-    opac: Tensor,  # [M]
-    attrs: Tensor,  # [M, D]
-    box_lo: Tensor,  # [M, 2] int64
-    box_n: Tensor,  # [M, 2] int64
-    counts: Tensor,  # [M] int64
-    W: int,
-    HW: int,
-    out: Tensor,  # [HW, D] accumulated in place
-    log_T: Tensor,  # [HW] float64, updated in place
-    done: Tensor,  # [HW] bool, updated in place
+    gauss: Tensor,  # [m, 6] depth-sorted (u - 0.5, v - 0.5, conic a, b, c, opacity)
+    attrs: Tensor,  # [m, D + 1]
+    tile_lo: Tensor,  # [m, 2] int64 first tile column, row of each Gaussian
+    tile_n: Tensor,  # [m, 2] int64 tile columns, rows of each Gaussian
+    n_isect: Tensor,  # [m] int64 tiles of each Gaussian
+    tiles_x: int,
+    out: Tensor,  # [B * B * n_tiles, D + 1] accumulated in place, rows k * n_tiles + t
+    log_T: Tensor,  # [B * B * n_tiles] float64 log transmittance of all earlier pairs, updated in place
+    carry: bool,  # whether earlier chunks exist (log_T may be non-zero)
+    last: bool,  # whether this is the last chunk (log_T need not be updated)
 ) -> None:
-    """Composite the depth-sorted Gaussians `sl` (all behind everything composited before) into out."""
-    dev = mean2d.device
-    cnt = counts[sl]
-    m = cnt.shape[0]
-    P = int(cnt.sum())
-    if P == 0:
+    """Composite m depth-sorted Gaussians, all behind everything composited before, into `out`."""
+    dev, B = gauss.device, _TILE
+    m, n_pix = gauss.shape[0], out.shape[0]
+    n_tiles = n_pix // (B * B)
+    NI = int(n_isect.sum())
+    if NI == 0:
         return
     with torch.no_grad():
-        g = torch.repeat_interleave(torch.arange(m, device=dev), cnt, output_size=P)  # [P] box of each pair
-        first = torch.cumsum(cnt, 0) - cnt
-        ints = torch.cat([box_lo[sl], box_n[sl, :1], first[:, None]], dim=1)[g]  # [P, 4] x0, y0, nx, first
-        local = torch.arange(P, device=dev) - ints[:, 3]
+        # (Gaussian, tile) intersections, sorted by tile; the stable sort keeps depth order within a tile.
+        gid = torch.repeat_interleave(torch.arange(m, device=dev), n_isect, output_size=NI)  # [NI]
+        first = torch.cumsum(n_isect, 0) - n_isect
+        ints = torch.cat([tile_lo, tile_n[:, :1], first[:, None]], dim=1).index_select(0, gid)  # [NI, 4]
+        local = torch.arange(NI, device=dev) - ints[:, 3]
         row = torch.div(local, ints[:, 2], rounding_mode="floor")
-        px = ints[:, 0] + (local - row * ints[:, 2])
-        py = ints[:, 1] + row
+        tx = ints[:, 0] + local - row * ints[:, 2]
+        ty = ints[:, 1] + row
+        tile = ty * tiles_x + tx
         del ints, local, row
-    # Alpha of every pair (differentiable in mean2d, conic, opac).
-    mc = torch.cat([mean2d[sl] - 0.5, conic[sl], opac[sl, None]], dim=1)[g]  # [P, 6]
-    dx = mc[:, 0] - px.to(mc.dtype)  # mean - pixel centre
-    dy = mc[:, 1] - py.to(mc.dtype)
-    sigma = 0.5 * (mc[:, 2] * dx * dx + mc[:, 4] * dy * dy) + mc[:, 3] * dx * dy
-    alpha = (mc[:, 5] * torch.exp(-sigma)).clamp_max(ALPHA_MAX)
+        perm = torch.sort(tile.to(torch.int32) if n_tiles < 2**31 else tile, stable=True).indices
+        tile, tx, ty, gid = torch.stack([tile, tx, ty, gid]).index_select(1, perm).unbind(0)
+    # sigma - ln(opacity) at the tile's B*B pixels as one matrix product: with (u, v) the mean
+    # relative to the tile's centre and (e, f) a pixel's offset from it (|e|, |f| <= 1.5),
+    # 0.5 (a (u-e)^2 + c (v-f)^2) + b (u-e)(v-f) = q(u, v) - e (a u + b v) - f (c v + b u) + q(e, f).
+    # Centring keeps every term small where alpha >= 1/255 (the conic's eigenvalues are <= 1/eps2d).
+    p = gauss.index_select(0, gid)  # [NI, 6]
+    half = 0.5 * (B - 1)
+    u = p[:, 0] - (tx.to(p.dtype) * B + half)
+    v = p[:, 1] - (ty.to(p.dtype) * B + half)
+    ca, cb, cc = p[:, 2], p[:, 3], p[:, 4]
+    coef = torch.stack(
+        [0.5 * (ca * u * u + cc * v * v) + cb * u * v - torch.log(p[:, 5]), -(ca * u + cb * v), -(cc * v + cb * u),
+         0.5 * ca, 0.5 * cc, cb],
+        dim=1,
+    )  # [NI, 6]
+    k = torch.arange(B * B, device=dev)
+    e = (k % B).to(p.dtype) - half  # [B*B] pixel column offset from the tile centre
+    f = torch.div(k, B, rounding_mode="floor").to(p.dtype) - half  # [B*B] row offset
+    basis = torch.stack([torch.ones_like(e), e, f, e * e, f * f, e * f], dim=1)  # [B*B, 6]
+    s = basis @ coef.T  # [B*B, NI] sigma - ln(opacity) of pixel k of each intersection; alpha = exp(-s)
     with torch.no_grad():
-        valid = torch.nonzero((alpha >= ALPHA_MIN) & (sigma >= 0)).squeeze(1)
-        pix = (py * W + px)[valid]
-        g = g[valid]
-        # Stable sort by pixel: pairs were generated front to back, so each pixel's list stays in depth order.
-        key = pix.to(torch.int32) if HW < 2**31 else pix
-        pix, perm = torch.sort(key, stable=True)
-        pix = pix.long()
-        g = g[perm]
-        sel = valid[perm]
-        npix = torch.bincount(pix, minlength=HW)  # [HW] pairs per pixel
-        seg_first = (torch.cumsum(npix, 0) - npix)[pix]  # [Q] index of the pixel's first pair
-    a = alpha[sel]  # [Q] depth-ordered within each pixel
-    log1m = torch.log1p(-a.to(torch.float64))
-    cs = torch.cumsum(log1m, 0)
-    cs_excl = cs - log1m
-    log_T_before = log_T[pix] + (cs_excl - cs_excl[seg_first])  # log T in front of each pair
+        # Pairs with alpha >= 1/255, row by row: ordered by (pixel-in-tile, tile, depth), i.e. every
+        # pixel's pairs are contiguous and front to back.
+        hit = s <= _NEG_LOG_ALPHA_MIN
+        idx = [torch.nonzero(hit[j]).squeeze(1) for j in range(B * B)]
+        n = torch.cat(idx)  # [Q] intersection of each pair
+        kk = torch.repeat_interleave(k, torch.tensor([len(i) for i in idx], device=dev), output_size=n.shape[0])
+        pix = kk * n_tiles + tile.index_select(0, n)  # [Q] row in out, non-decreasing
+        g = gid.index_select(0, n)  # [Q] Gaussian of each pair
+        npix = torch.bincount(pix, minlength=n_pix)  # [n_pix] pairs per pixel
+        seg_start = torch.cumsum(npix, 0) - npix  # [n_pix] index of each pixel's first pair
+        seg_first = seg_start.index_select(0, pix)  # [Q]
+        flat = kk * NI + n  # [Q] index into s
+    a = torch.exp(-s.view(-1).index_select(0, flat)).clamp_max(ALPHA_MAX)  # [Q]
+    log1m = torch.log1p(-a)
+    cs_excl = torch.cumsum(log1m.to(torch.float64), 0) - log1m  # float64: the sum runs over the chunk
+    log_T_before = cs_excl - cs_excl.index_select(0, seg_first)  # log T in front of each pair (this chunk)
+    if carry:
+        log_T_before = log_T_before + log_T.index_select(0, pix)
+    log_T_before = log_T_before.to(a.dtype)
     with torch.no_grad():
-        stops = (log_T_before + log1m <= _LOG_T_MIN).to(torch.int32)  # this pair would end the pixel
-        cstops = torch.cumsum(stops, 0)
-        n_stops_before = cstops - stops - (cstops - stops)[seg_first]
-        keep = (n_stops_before == 0) & (stops == 0) & ~done[pix]
-        done |= torch.bincount(pix, weights=stops.to(torch.float32), minlength=HW) > 0
-    w = (a * torch.exp(log_T_before).to(a.dtype)) * keep  # [Q] blending weights alpha * T
-    contrib = attrs[sl][g] * w[:, None]  # [Q, D]
-    out += torch.segment_reduce(contrib, "sum", lengths=npix)
-    log_T += torch.segment_reduce(log1m * keep, "sum", lengths=npix)
+        keep = (log_T_before + log1m) > _LOG_T_MIN  # log T after the pair: gsplat stops before T <= 1e-4
+    w = torch.where(keep, a * torch.exp(log_T_before), 0.0)  # [Q] blending weights alpha * T
+    if w.requires_grad or attrs.requires_grad:
+        out += torch.segment_reduce(attrs.index_select(0, g) * w[:, None], "sum", lengths=npix)
+    else:  # the same sums as a sparse (pixels x Gaussians) @ attrs product: much faster on CPU
+        crow = torch.cat([seg_start, seg_start.new_full((1,), pix.shape[0])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            S = torch.sparse_csr_tensor(crow, g, w, size=(n_pix, m), check_invariants=False)
+            out += S @ attrs
+    if not last:
+        log_T += torch.segment_reduce(log1m.to(torch.float64), "sum", lengths=npix)
 
 
 def rasterize_reference(proj: Projected, attrs: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:

@@ -6,8 +6,6 @@ Bad input (a UserInputError anywhere) prints one line, `worldgen: error: ...`, a
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Union
-
 import tyro
 
 from worldgen.fly import FlyConfig
@@ -15,12 +13,14 @@ from worldgen.io import UserInputError
 
 
 def _commands() -> dict[str, tuple[type, str]]:
-    from worldgen.synth_cli import SynthConfig
+    cmds: dict[str, tuple[type, str]] = {"fly": (FlyConfig, "worldgen.fly:main")}
+    try:
+        from worldgen.synth_cli import SynthConfig
 
-    return {
-        "fly": (FlyConfig, "worldgen.fly:main"),
-        "synth": (SynthConfig, "worldgen.synth_cli:main"),
-    }
+        cmds["synth"] = (SynthConfig, "worldgen.synth_cli:main")
+    except ImportError:
+        pass
+    return cmds
 
 
 def _dispatch(cfg) -> None:
@@ -37,8 +37,8 @@ def _dispatch(cfg) -> None:
 def entrypoint(argv: list[str] | None = None) -> None:
     """Console-script entry point (`worldgen ...`)."""
     cmds = _commands()
-    union = Union[tuple(Annotated[cls, tyro.conf.subcommand(name, description=cls.__doc__)] for name, (cls, _) in cmds.items())]  # type: ignore[misc]
-    cfg = tyro.cli(union, args=argv, config=(tyro.conf.OmitSubcommandPrefixes,))
+    cfg = tyro.extras.subcommand_cli_from_dict({name: cls for name, (cls, _) in cmds.items()}, args=argv,
+                                               description="worldgen: one landscape photo -> an endless 3D flythrough that keeps its world.")
     try:
         _dispatch(cfg)
     except UserInputError as e:

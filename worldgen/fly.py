@@ -56,7 +56,7 @@ class FlyConfig:
     size: str = "auto"
     """Working size WxH (the photo is centre-cropped to its aspect); auto: longer side 256."""
     speed: float = 0.02
-    """Camera speed per frame, as a fraction of the photo's median scene depth."""
+    """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
     mode: Literal["persistent", "per-frame"] = "persistent"
     """persistent: keep the 3D world; per-frame: the classic memoryless baseline."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -132,9 +132,10 @@ def first_frame(cfg: FlyConfig, device: torch.device) -> Frame:
 
 
 def scene_scale(frame: Frame) -> float:
-    """A length unit for camera speeds: the median depth of the frame's non-sky pixels."""
+    """A length unit for camera speeds: the lower quartile of the frame's non-sky depths (the near
+    ground, whatever far backdrop the photo has)."""
     d = frame.depth[~frame.sky & torch.isfinite(frame.depth)]
-    return float(d.median()) if d.numel() else 1.0
+    return float(torch.quantile(d.float().cpu(), 0.25)) if d.numel() else 1.0
 
 
 def write_video(path: Path, frames_u8: list, fps: int) -> None:

@@ -34,6 +34,9 @@ class GeneratorConfig:
     """Colour-fitting passes for the first frame's Gaussians (so the world reproduces the photo)."""
     fit_iters: int = 1
     """Colour-fitting passes for Gaussians lifted later."""
+    eps2d: float = 0.1
+    """Screen-space blur (px^2) the renderer adds to each Gaussian; gsplat's default 0.3 blurs
+    pixel-sized Gaussians visibly, so worldgen renders with less."""
     sky_write_alpha: float = 0.05
     """Sky pixels whose scene alpha is below this are written into the sky dome."""
 
@@ -85,6 +88,8 @@ class Generator:
 
     def __init__(self, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig()):
         self.renderer = renderer
+        if hasattr(renderer, "eps2d"):
+            renderer.eps2d = config.eps2d
         self.refiner = refiner
         self.config = config
         self.device = first.rgb.device
@@ -136,7 +141,7 @@ class Generator:
                 shown = r.rgb / r.alpha.clamp_min(1e-6)[..., None]
                 resid = (frame.rgb - shown)[mask]
                 cols = self.scene.colors[start:] + resid
-                self.scene.colors[start:] = cols.clamp(0.0, 1.0)
+                self.scene.colors[start:] = cols.clamp(-0.5, 1.5)  # deconvolved colours may leave [0, 1]
 
     def _rebuild_from(self, frame: Frame, fit_iters: int) -> None:
         self.scene = GaussianScene.empty(self.device)

@@ -3,9 +3,10 @@
 A pixel becomes a Gaussian when it is not sky, has a finite depth, and either the scene does not
 cover it (rendered alpha below `hole_alpha`) or the scene's Gaussians there are coarser than
 `detail_px` pixels (the camera came closer than they were made for, so the refined frame holds finer
-detail). Each new Gaussian is a disc facing the camera, centred on the pixel's unprojected point,
-with a standard deviation of `sigma_px` pixels at its depth: its size follows its pixel footprint,
-so no Gaussian spans a depth discontinuity (at discontinuities it is shrunk further).
+detail). Each new Gaussian is a flat disc on the local surface, centred on the pixel's unprojected
+point, spanning `sigma_px` times the pixel's footprint on that surface: its size follows its pixel
+footprint, so no Gaussian spans a depth discontinuity (on discontinuities it is a smaller disc
+facing the camera).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldgen.camera import Camera, rotmat_to_quat
+from worldgen.camera import Camera, quat_to_rotmat, rotmat_to_quat
 from worldgen.frame import Frame
 from worldgen.scene import GaussianScene, inverse_sigmoid
 
 
 @dataclass(frozen=True)
 class LiftConfig:
-    sigma_px: float = 0.5
-    """Standard deviation of a new Gaussian, in pixels of the frame it is lifted from."""
+    sigma_px: float = 0.45
+    """Standard deviation of a new Gaussian, in pixels of the frame it is lifted from (with the
+    renderer's eps2d = 0.1 px^2, neighbours overlap enough to leave no gaps, little enough to keep
+    the frame sharp)."""
     flatness: float = 0.35
     """Thickness along the viewing ray relative to the in-plane size (discs facing the camera)."""
     opacity: float = 0.98
@@ -37,12 +40,25 @@ class LiftConfig:
     """A pixel whose depth differs from a neighbour's by more than this ratio sits on a discontinuity."""
     edge_shrink: float = 0.6
     """Size factor for Gaussians on depth discontinuities."""
+    max_stretch: float = 4.0
+    """Largest in-plane size of a surface-aligned Gaussian, in fronto-parallel pixel sizes (grazing views)."""
 
 
 def footprint_px(scene: GaussianScene, camera: Camera) -> Tensor:
-    """[N, 1] each Gaussian's largest standard deviation in pixels as seen by `camera` (0 behind it)."""
-    z = camera.world_to_camera(scene.means)[:, 2]
-    s = scene.log_scales.amax(-1).exp()
+    """[N, 1] each Gaussian's projected size in pixels as seen by `camera` (0 behind it).
+
+    The size is the geometric mean of the projected in-plane standard deviations of the (flat)
+    Gaussian: sqrt(s_x s_y |cos theta| / cos alpha) fx / z, with theta between its normal (local z)
+    and the view ray, alpha between the view ray and the optical axis (a pinhole's area
+    foreshortening; fronto-parallel discs project at s fx / z anywhere in the image).
+    """
+    rel = scene.means - camera.position
+    dist = rel.norm(dim=-1).clamp_min(1e-12)
+    z = rel @ camera.rotation[:, 2]
+    normal = quat_to_rotmat(scene.quats)[:, :, 2]
+    cos_t = ((normal * rel).sum(-1) / dist).abs().clamp_min(0.05)
+    cos_a = (z / dist).clamp_min(0.05)
+    s = scene.log_scales[:, :2].sum(-1).mul(0.5).exp() * (cos_t / cos_a).sqrt()
     return torch.where(z > 1e-6, s * camera.fx / z.clamp_min(1e-6), torch.zeros_like(z))[:, None]
 
 
@@ -71,20 +87,71 @@ def depth_edges(depth: Tensor, ratio: float) -> Tensor:
     return ((mx / d > ratio) | (d / mn > ratio))[0, 0]
 
 
+def _surface_steps(points: Tensor, depth: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-pixel world steps to the right and down neighbours on the same surface.
+
+    points [H, W, 3], depth [H, W]; returns du, dv [H, W, 3]: of the forward and backward
+    differences, the one with the smaller depth change (so steps never cross a discontinuity).
+    """
+    def pick(fwd: Tensor, bwd: Tensor, dz_f: Tensor, dz_b: Tensor) -> Tensor:
+        return torch.where((dz_f <= dz_b)[..., None], fwd, bwd)
+
+    P = points
+    big = torch.full_like(depth, float("inf"))
+    fx = torch.cat([P[:, 1:] - P[:, :-1], P[:, -1:] - P[:, -2:-1]], dim=1)
+    bx = torch.cat([P[:, 1:2] - P[:, :1], P[:, 1:] - P[:, :-1]], dim=1)
+    zfx = torch.cat([(depth[:, 1:] - depth[:, :-1]).abs(), big[:, :1]], dim=1)
+    zbx = torch.cat([big[:, :1], (depth[:, 1:] - depth[:, :-1]).abs()], dim=1)
+    fy = torch.cat([P[1:] - P[:-1], P[-1:] - P[-2:-1]], dim=0)
+    by = torch.cat([P[1:2] - P[:1], P[1:] - P[:-1]], dim=0)
+    zfy = torch.cat([(depth[1:] - depth[:-1]).abs(), big[:1]], dim=0)
+    zby = torch.cat([big[:1], (depth[1:] - depth[:-1]).abs()], dim=0)
+    return pick(fx, bx, zfx, zbx), pick(fy, by, zfy, zby)
+
+
 def lift(frame: Frame, mask: Tensor, birth: int, cfg: LiftConfig) -> GaussianScene:
-    """New Gaussians [M = mask.sum()] for the pixels of `frame` selected by `mask` [H, W] bool."""
+    """New Gaussians [M = mask.sum()] for the pixels of `frame` selected by `mask` [H, W] bool.
+
+    Each Gaussian lies on the local surface (normal from the depth map's neighbours on the same
+    side of any discontinuity), its in-plane axes spanning `sigma_px` times the pixel's footprint on
+    that surface (stretch capped at `max_stretch` for grazing views); on discontinuities and where
+    the surface cannot be estimated, it is a small disc facing the camera.
+    """
     cam = frame.camera
-    pts = cam.unproject(torch.where(mask, frame.depth, torch.ones_like(frame.depth)))[mask]  # [M, 3]
-    depth = frame.depth[mask]
-    shrink = torch.where(depth_edges(frame.depth, cfg.edge_ratio)[mask], cfg.edge_shrink, 1.0)
-    sigma = cfg.sigma_px * depth / cam.fx * shrink  # world units
-    s = sigma.log()
-    log_scales = torch.stack([s, s, s + torch.log(torch.tensor(cfg.flatness))], dim=-1)
+    finite_depth = torch.where(torch.isfinite(frame.depth) & (frame.depth > 0), frame.depth, torch.ones_like(frame.depth))
+    P = cam.unproject(finite_depth)
+    edges = depth_edges(frame.depth, cfg.edge_ratio)
+    du, dv = _surface_steps(P, finite_depth, edges)
+    pts, depth = P[mask], frame.depth[mask]
+    du, dv, edge = du[mask], dv[mask], edges[mask]
     m = pts.shape[0]
-    quat = rotmat_to_quat(cam.rotation)[None].expand(m, 4).contiguous()  # local z along the viewing axis
+    base = depth / cam.fx  # fronto-parallel pixel size at this depth [M]
+    # Surface frame: t1 along du, n = du x dv facing the camera, t2 = n x t1.
+    n = torch.linalg.cross(du, dv)
+    n_norm = n.norm(dim=-1, keepdim=True)
+    to_cam = cam.position - pts
+    n = n / n_norm.clamp_min(1e-20)
+    n = torch.where(((n * to_cam).sum(-1, keepdim=True) < 0), -n, n)
+    t1 = du / du.norm(dim=-1, keepdim=True).clamp_min(1e-20)
+    t2 = torch.linalg.cross(n, t1)
+    s1 = du.norm(dim=-1)
+    s2 = (dv * t2).sum(-1).abs()
+    ok = ~edge & (n_norm[:, 0] > 0) & torch.isfinite(n).all(-1) & (s1 > 0) & (s2 > 0)
+    cap = cfg.max_stretch * base
+    s1 = torch.minimum(s1, cap)
+    s2 = torch.minimum(s2, cap)
+    # Fallback: camera-facing disc (camera axes), shrunk on discontinuities.
+    R_cam = cam.rotation[None].expand(m, 3, 3)
+    R_surf = torch.stack([t1, t2, n], dim=-1)  # columns: local x, y, z axes in world
+    R = torch.where(ok[:, None, None], R_surf, R_cam)
+    shrink = torch.where(edge, cfg.edge_shrink, 1.0)
+    sx = torch.where(ok, s1, base * shrink) * cfg.sigma_px
+    sy = torch.where(ok, s2, base * shrink) * cfg.sigma_px
+    sz = torch.minimum(sx, sy) * cfg.flatness
+    log_scales = torch.stack([sx, sy, sz], dim=-1).clamp_min(1e-12).log()
     return GaussianScene(
         means=pts.contiguous(),
-        quats=quat,
+        quats=rotmat_to_quat(R).contiguous(),
         log_scales=log_scales,
         opacity_logits=torch.full((m,), float(inverse_sigmoid(cfg.opacity)), device=pts.device),
         colors=frame.rgb[mask].contiguous(),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -265,7 +266,8 @@ class LoopPath(CameraPath):
         scale: world length of one scene unit.
         num_frames: total frames T (>= 2).
         speed: scene units per frame along the path (default 0.02).
-        width: ellipse width as a fraction of its depth (default 0.3; 0 gives a straight out-and-back).
+        width: ellipse width as a fraction of its depth (default 0.5; smaller is narrower but turns more sharply
+            at the two ends, where the direction of motion swings round; 0 is a straight out-and-back).
         lookahead: look target beyond the far end, as a fraction of the depth (default 1.0).
         retrace: out and back along the same straight line instead of the ellipse.
     """
@@ -277,7 +279,7 @@ class LoopPath(CameraPath):
         num_frames: int,
         *,
         speed: float = 0.02,
-        width: float = 0.3,
+        width: float = 0.5,
         lookahead: float = 1.0,
         retrace: bool = False,
     ) -> None:
@@ -381,6 +383,10 @@ class KeyframePath(CameraPath):
     - rotations: squad (spherical cubic) with control quaternions chosen from the same non-uniform
       finite differences, so angular velocity matches across keyframes.
 
+    Roll: if every keyframe is roll-free (camera x axis horizontal, as `look_at` keyframes are), the
+    interpolated cameras are made roll-free too (squad's view direction is kept, its x axis levelled);
+    keyframes with roll are interpolated as given.
+
     The flight starts at the photo's camera: if the first keyframe is not the start pose, the start
     pose is put in front of it as an extra keyframe (`keyframe_frames` then lists the frames of the
     given keyframes only, the first one > 0).
@@ -434,6 +440,7 @@ class KeyframePath(CameraPath):
         self._tangents = self._position_tangents(pos, chord)
         self._s_out, self._s_in = self._squad_controls(q)
         self._kf = kf
+        self.roll_free = bool(((kf[:, :3, 0] @ _up()).abs() < 1e-6).all())
 
     # ------------------------------------------------------------------ construction from files
     @classmethod
@@ -451,7 +458,9 @@ class KeyframePath(CameraPath):
             raise UserInputError(f"cannot read keyframe file {path}: {e.strerror or e}") from None
 
         def no_constants(c: str) -> Any:
-            raise UserInputError(f"{name}: {c} is not allowed (keyframe numbers must be finite)")
+            m = re.search(r"(?<![\w\"])-?" + c + r"(?![\w\"])", text)
+            at = f" at line {text.count(chr(10), 0, m.start()) + 1}" if m else ""
+            raise UserInputError(f"{name}: {c}{at} is not allowed (keyframe numbers must be finite)")
 
         try:
             data = json.loads(text, parse_constant=no_constants)
@@ -595,8 +604,10 @@ class KeyframePath(CameraPath):
         q0, q1 = self._q[k], self._q[k + 1]
         qa = _slerp(q0, q1, u)
         qb = _slerp(self._s_out[k], self._s_in[k + 1], u)
-        qt = _slerp(qa, qb, 2 * u * (1 - u))
-        return self._out(_pose(quat_to_rotmat(qt), p))
+        R = quat_to_rotmat(_slerp(qa, qb, 2 * u * (1 - u)))
+        if self.roll_free:  # spherical interpolation of two level cameras can tilt the horizon: re-level
+            R = _look_rotation(R[:, 2])
+        return self._out(_pose(R, p))
 
 
 def _json_type(x: Any) -> str:

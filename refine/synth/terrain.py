@@ -161,7 +161,10 @@ def _upsample_periodic(g: Tensor, n: int) -> Tensor:
         return g.clone()
     s = n // p
     pad = 2
-    x = F.pad(g[None, None], (pad, pad, pad, pad), mode="circular")
+    reps = 1 + 2 * math.ceil(pad / p)  # tile (not pad) so tiny grids wrap too
+    big = g.tile(reps, reps)
+    o = (reps // 2) * p - pad
+    x = big[o : o + p + 2 * pad, o : o + p + 2 * pad][None, None]
     x = F.interpolate(x, scale_factor=s, mode="bicubic", align_corners=False)
     c = pad * s
     return x[0, 0, c : c + n, c : c + n]

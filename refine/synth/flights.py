@@ -1,0 +1,173 @@
+"""Drone-like camera paths over a `World`: forward flight, smooth turns, climbs and descents.
+
+A flight is seeded like the world. Heading is a smooth sum of sinusoids; altitude follows the
+terrain ahead (a forward-looking maximum of the surface under a disc around the path, smoothed)
+plus a seeded clearance, and is finally clamped so the camera always stays at least
+`min_clearance` above every surface point (ground, tree crowns or water) within `radius` of it.
+
+Conventions: worldgen/camera.py -- c2w poses with OpenCV axes, world up = -y (altitude = -y).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldgen.camera import Camera
+
+from refine.synth.render import surface_height
+from refine.synth.terrain import World
+
+
+@dataclass
+class Flight:
+    """A camera path.
+
+    Attributes:
+        c2w: [T, 4, 4] float32 camera-to-world poses (OpenCV axes), on the CPU.
+        K: [3, 3] float32 pixel intrinsics shared by all frames (pixel centres at +0.5).
+        width, height: image size W, H.
+        params: JSON-ready flight parameters (clearance, speed, fov, pitch, ...).
+    """
+
+    c2w: Tensor
+    K: Tensor
+    width: int
+    height: int
+    params: dict
+
+    def __len__(self) -> int:
+        return self.c2w.shape[0]
+
+    def camera(self, i: int) -> Camera:
+        """The Camera of frame i."""
+        return Camera(K=self.K, c2w=self.c2w[i], width=self.width, height=self.height)
+
+    def cameras(self) -> list[Camera]:
+        return [self.camera(i) for i in range(len(self))]
+
+
+def poses_from_angles(pos: Tensor, yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
+    """Camera-to-world [T, 4, 4] from positions [T, 3] and angles [T] (radians).
+
+    yaw: heading about world up, 0 = looking along +z, positive turns towards +x.
+    pitch: positive looks down. roll: positive rotates the image clockwise (right side down).
+    """
+    cp, sp = torch.cos(pitch), torch.sin(pitch)
+    cy, sy = torch.cos(yaw), torch.sin(yaw)
+    f = torch.stack([cp * sy, sp, cp * cy], -1)
+    r0 = torch.stack([cy, torch.zeros_like(cy), -sy], -1)
+    d0 = torch.linalg.cross(f, r0)
+    cr, sr = torch.cos(roll)[:, None], torch.sin(roll)[:, None]
+    r = cr * r0 + sr * d0
+    d = -sr * r0 + cr * d0
+    T = pos.shape[0]
+    c2w = torch.zeros(T, 4, 4, dtype=torch.float32)
+    c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = r, d, f, pos
+    c2w[:, 3, 3] = 1.0
+    return c2w
+
+
+def _ring_max(world: World, x: Tensor, z: Tensor, radius: float) -> Tensor:
+    """Max surface height [T] over the centre and 16 points on 2 rings of `radius` around (x, z) [T]."""
+    xs, zs = [x], [z]
+    for rr in (0.5 * radius, radius):
+        for k in range(8):
+            a = 2 * math.pi * k / 8 + (0.4 if rr == radius else 0.0)
+            xs.append(x + rr * math.cos(a))
+            zs.append(z + rr * math.sin(a))
+    h = surface_height(world, torch.stack(xs).to(world.device), torch.stack(zs).to(world.device))
+    return h.max(0).values.cpu()
+
+
+def make_flight(world: World, frames: int, width: int, height: int, seed: int | None = None) -> Flight:
+    """A seeded drone flight of `frames` poses over `world` (seed defaults to the world's).
+
+    The camera is never below the rendered surface: altitude >= surface + min_clearance within
+    `radius` metres of every pose (see Flight.params). Returns poses on the CPU.
+    """
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    seed = world.seed if seed is None else seed
+    rng = random.Random(f"worldgen-flight-{seed}")
+    clim = world.climate
+    lo, hi = {"alpine": (60, 900), "coast": (20, 300), "desert": (25, 500), "forest": (25, 350), "tundra": (25, 450)}[clim]
+    clearance = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    speed = clearance * rng.uniform(0.008, 0.03) + rng.uniform(0.2, 1.0)  # m per frame
+    fov = rng.uniform(50.0, 78.0)
+    pitch0 = math.radians(rng.uniform(3.0, 16.0) + 6.0 * min(1.0, clearance / 600))
+    min_clear = max(6.0, 0.35 * clearance)
+    radius = max(12.0, 0.4 * min_clear + 10.0)
+    look = int(min(400, max(10, math.ceil(max(2.5 * clearance, 150.0) / speed))))
+    n = frames + look
+
+    # start: pick among candidate spots by climate
+    cand = torch.rand(96, 2, generator=torch.Generator().manual_seed(rng.randrange(2**31))) * (world.coarse.shape[0] * world.cell)
+    hc = surface_height(world, cand[:, 0].to(world.device), cand[:, 1].to(world.device)).cpu()
+    gc = torch.tensor([0.0])
+    if world.water:
+        from refine.synth.render import _Field  # ground (not water) height at the candidates
+
+        gc = _Field(world).ground(cand[:, 0].to(world.device), cand[:, 1].to(world.device)).cpu()
+    if clim == "coast":
+        good = (gc > -60) & (gc < 80)
+    elif world.water and rng.random() < 0.5:
+        good = (gc > -20) & (gc < 0.35 * float(hc.max()) + 20)  # near lakes and low valleys
+    else:
+        good = hc > float(hc.min()) + 0.1 * (float(hc.max()) - float(hc.min()))
+    ids = good.nonzero().squeeze(1)
+    pick = int(ids[rng.randrange(len(ids))]) if len(ids) else rng.randrange(96)
+    x0, z0 = float(cand[pick, 0]), float(cand[pick, 1])
+
+    # heading: smooth turns
+    i = torch.arange(n, dtype=torch.float64)
+    yaw = torch.full((n,), rng.uniform(0, 2 * math.pi), dtype=torch.float64)
+    for _ in range(3):
+        period = rng.uniform(120.0, 700.0)
+        amp = math.radians(rng.uniform(5.0, 40.0)) * min(1.0, period / 300)
+        yaw = yaw + amp * torch.sin(2 * math.pi * i / period + rng.uniform(0, 2 * math.pi))
+    yaw = yaw + math.radians(rng.uniform(-0.08, 0.08)) * i  # slow constant turn
+    step = torch.stack([torch.sin(yaw), torch.cos(yaw)], -1) * speed
+    xz = torch.cumsum(step, 0) - step[0] + torch.tensor([x0, z0], dtype=torch.float64)
+    x = xz[:, 0].float()
+    z = xz[:, 1].float()
+
+    # altitude: follow the terrain ahead, smoothly, never below the clamp
+    need = _ring_max(world, x, z, radius).double()
+    ahead = torch.stack([need[min(j, n - 1) :][: max(1, look)].max() for j in range(n)])
+    sig = max(2.0, look / 4)
+    kr = int(3 * sig)
+    kk = torch.exp(-0.5 * (torch.arange(-kr, kr + 1, dtype=torch.float64) / sig) ** 2)
+    kk = kk / kk.sum()
+    padded = torch.cat([ahead[:1].expand(kr), ahead, ahead[-1:].expand(kr)])
+    smooth = torch.nn.functional.conv1d(padded[None, None], kk[None, None])[0, 0]
+    wobble = 1 + 0.15 * torch.sin(2 * math.pi * i / rng.uniform(150, 500) + rng.uniform(0, 6.3))
+    alt = smooth + clearance * wobble
+    alt = torch.maximum(alt, need + min_clear)[:frames]
+
+    # attitude: pitch down a little (less when climbing), bank into turns
+    ds = speed
+    climb = torch.zeros(frames, dtype=torch.float64)
+    if frames > 1:
+        climb[:-1] = torch.atan((alt[1:] - alt[:-1]) / ds)
+        climb[-1] = climb[-2] if frames > 2 else 0.0
+    pitch = pitch0 - 0.5 * climb + math.radians(1.5) * torch.sin(2 * math.pi * i[:frames] / rng.uniform(90, 300))
+    dyaw = torch.gradient(yaw)[0][:frames] if n > 1 else torch.zeros(frames, dtype=torch.float64)
+    roll = (dyaw * rng.uniform(8.0, 25.0)).clamp(-math.radians(6), math.radians(6))
+    pos = torch.stack([x[:frames].double(), -alt, z[:frames].double()], -1).float()
+    c2w = poses_from_angles(pos, yaw[:frames].float(), pitch.float(), roll.float())
+    cam = Camera.from_fov(fov, width, height)
+    params = {
+        "seed": seed,
+        "clearance_m": round(clearance, 2),
+        "min_clearance_m": round(min_clear, 2),
+        "clearance_radius_m": round(radius, 2),
+        "speed_m_per_frame": round(speed, 3),
+        "fov_x_deg": round(fov, 2),
+        "pitch_deg": round(math.degrees(pitch0), 2),
+    }
+    return Flight(c2w=c2w, K=cam.K, width=width, height=height, params=params)

@@ -1,0 +1,450 @@
+"""Camera paths: loop closure, speeds, keyframe interpolation and JSON errors, and the autopilot
+flying 500 frames over a ray-cast synthetic terrain without touching it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from worldgen.camera import Camera, look_at, quat_to_rotmat, rotmat_to_quat
+from worldgen.frame import Frame
+from worldgen.io import UserInputError
+from worldgen.paths import (
+    AutopilotPath,
+    ForwardPath,
+    KeyframePath,
+    LoopPath,
+    RetracePath,
+    make_path,
+)
+
+UP = torch.tensor([0.0, -1.0, 0.0])
+
+
+def _start(pose: torch.Tensor | None = None, size: tuple[int, int] = (48, 32)) -> Camera:
+    return Camera.from_fov(60.0, size[0], size[1], pose)
+
+
+def _tilted_start() -> Camera:
+    """A roll-free start camera somewhere in the world, turned and slightly pitched."""
+    p = torch.tensor([1.0, -0.5, 2.0])
+    return _start(look_at(p, p + torch.tensor([0.6, 0.1, 1.0])))
+
+
+def _assert_rigid_roll_free(poses: torch.Tensor, tol: float = 1e-5) -> None:
+    """poses [T, 4, 4]: finite, orthonormal right-handed rotations, camera x axis horizontal."""
+    assert torch.isfinite(poses).all()
+    R = poses[:, :3, :3].double()
+    eye = torch.eye(3, dtype=torch.float64).expand_as(R)
+    assert torch.allclose(R.transpose(1, 2) @ R, eye, atol=tol)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(len(R), dtype=torch.float64), atol=tol)
+    roll_sin = R[:, :, 0] @ UP.double()  # sin(roll): x axis' component along world up
+    assert roll_sin.abs().max() < tol
+    assert torch.equal(poses[:, 3], torch.tensor([0.0, 0.0, 0.0, 1.0]).expand(len(poses), 4))
+
+
+def _rot_angle(Ra: torch.Tensor, Rb: torch.Tensor) -> torch.Tensor:
+    """Angle (radians) of the relative rotation between [..., 3, 3] rotations."""
+    tr = (Ra.transpose(-1, -2) @ Rb).diagonal(dim1=-2, dim2=-1).sum(-1)
+    return torch.acos(((tr - 1) / 2).clamp(-1, 1))
+
+
+# =============================================================================== forward
+def test_forward_constant_speed_along_start_axis():
+    start = _tilted_start()
+    path = ForwardPath(start, scale=3.0, num_frames=40, speed=0.05)
+    poses = path.poses()
+    assert torch.equal(poses[0], start.c2w)
+    steps = poses[1:, :3, 3] - poses[:-1, :3, 3]
+    assert torch.allclose(steps.norm(dim=-1), torch.full((39,), 0.05 * 3.0), rtol=1e-5)
+    assert torch.allclose(steps / steps.norm(dim=-1, keepdim=True), start.c2w[:3, 2].expand(39, 3), atol=1e-5)
+    assert torch.allclose(poses[:, :3, :3], start.c2w[:3, :3].expand(40, 3, 3))
+    _assert_rigid_roll_free(poses)
+    with pytest.raises(IndexError):
+        path.pose(40)
+
+
+# =============================================================================== loop
+@pytest.mark.parametrize("num_frames", [2, 3, 50, 101])
+@pytest.mark.parametrize("retrace", [False, True])
+def test_loop_closes_exactly(num_frames, retrace):
+    start = _tilted_start()
+    path = LoopPath(start, scale=2.5, num_frames=num_frames, speed=0.03, retrace=retrace)
+    poses = path.poses()
+    assert torch.equal(poses[0], start.c2w)
+    assert torch.equal(poses[-1], start.c2w)  # bit for bit
+    _assert_rigid_roll_free(poses)
+
+
+def test_loop_ellipse_is_smooth_constant_speed_and_looks_into_the_scene():
+    start = _tilted_start()
+    T, scale, speed = 120, 2.0, 0.02
+    poses = LoopPath(start, scale=scale, num_frames=T, speed=speed).poses()
+    p, R = poses[:, :3, 3], poses[:, :3, :3]
+    steps = (p[1:] - p[:-1]).norm(dim=-1)
+    # Constant speed, including the last step into the (exact) start pose: no jump at closure.
+    # (chords of a curved arc: 1% shorter at most where the ellipse turns tightest)
+    assert torch.allclose(steps, torch.full_like(steps, speed * scale), rtol=1e-2)
+    # Smooth: consecutive steps turn by a small angle (the loop turns 2*pi over T steps overall).
+    v = p[1:] - p[:-1]
+    cos_turn = (v[1:] * v[:-1]).sum(-1) / (v[1:].norm(dim=-1) * v[:-1].norm(dim=-1))
+    assert cos_turn.min() > math.cos(math.radians(20))
+    # It goes out: the farthest frame is well ahead of the start along the view axis.
+    fwd = start.c2w[:3, 2]
+    ahead = (p - start.position) @ fwd
+    assert ahead.max() > 0.3 * speed * scale * (T - 1)
+    assert ahead.min() > -1e-4  # never behind the photo's camera
+    # Looks into the scene the whole way, also when flying back: within 30 degrees of the start view.
+    assert (R[:, :, 2] @ fwd).min() > math.cos(math.radians(30))
+    assert _rot_angle(R[1:], R[:-1]).max() < math.radians(2)
+
+
+def test_loop_retrace_revisits_the_same_poses():
+    start = _tilted_start()
+    T = 41
+    poses = LoopPath(start, scale=1.0, num_frames=T, speed=0.05, retrace=True).poses()
+    for t in range(T):
+        assert torch.equal(poses[t], poses[T - 1 - t])
+    assert torch.allclose(poses[:, :3, :3], start.c2w[:3, :3].expand(T, 3, 3))  # always looking forward
+    ahead = (poses[:, :3, 3] - start.position) @ start.c2w[:3, 2]
+    assert torch.isclose(ahead[20], torch.tensor(20 * 0.05), atol=1e-5)
+
+
+# =============================================================================== keyframes
+def _write(tmp_path, data, name="keyframes.json"):
+    f = tmp_path / name
+    f.write_text(data if isinstance(data, str) else json.dumps(data))
+    return f
+
+
+KEYFRAMES = {
+    "units": "scene",
+    "keyframes": [
+        {"position": [0, 0, 0], "look_at": [0, 0, 1]},
+        {"position": [0.2, -0.1, 1.0], "look_at": [0.6, -0.1, 2.0]},
+        {"position": [0.8, -0.2, 1.6], "quat": [0.9238795, 0.0, 0.3826834, 0.0]},
+        {"position": [1.0, -0.3, 2.8], "look_at": [0.5, -0.2, 4.0]},
+    ],
+}
+
+
+def test_keyframes_pass_through_keyframes_at_their_frames(tmp_path):
+    start = _tilted_start()
+    scale = 2.0
+    path = KeyframePath.from_json(_write(tmp_path, KEYFRAMES), start, scale, num_frames=90)
+    assert path.keyframe_frames[0] == 0 and path.keyframe_frames[-1] == 89
+    assert path.keyframe_frames == sorted(set(path.keyframe_frames))
+    R0, p0 = start.c2w[:3, :3], start.c2w[:3, 3]
+    for kf, t in zip(KEYFRAMES["keyframes"], path.keyframe_frames):
+        c2w = path.pose(t)
+        want_p = p0 + R0 @ (scale * torch.tensor(kf["position"], dtype=torch.float32))
+        assert torch.allclose(c2w[:3, 3], want_p, atol=1e-5)
+        if "look_at" in kf:
+            target = p0 + R0 @ (scale * torch.tensor(kf["look_at"], dtype=torch.float32))
+            want_R = look_at(want_p, target)[:3, :3]
+        else:
+            want_R = R0 @ quat_to_rotmat(torch.tensor(kf["quat"]))
+        assert torch.allclose(c2w[:3, :3], want_R, atol=1e-5)
+    assert torch.equal(path.pose(0), start.c2w)
+
+
+def test_keyframes_are_smooth_with_even_speed(tmp_path):
+    start = _start()
+    T = 90
+    path = KeyframePath.from_json(_write(tmp_path, KEYFRAMES), start, 1.0, num_frames=T)
+    poses = path.poses()
+    assert torch.isfinite(poses).all()
+    p = poses[:, :3, 3].double()
+    v = p[1:] - p[:-1]  # [T-1, 3] per-frame velocity
+    speed = v.norm(dim=-1)
+    # Frames are spread along the path: no frame moves more than 2x the mean or stalls.
+    assert speed.max() < 2.0 * speed.mean() and speed.min() > 0.3 * speed.mean()
+    # C1: velocity changes little from one frame to the next (a kink at a keyframe would not).
+    assert (v[1:] - v[:-1]).norm(dim=-1).max() < 0.15 * speed.mean()
+    # Rotation: angular velocity is continuous too (squad with matched tangents).
+    R = poses[:, :3, :3].double()
+    rel = R[:-1].transpose(1, 2) @ R[1:]
+    q = rotmat_to_quat(rel)
+    omega = 2 * q[:, 1:]  # small-angle rotation vectors [T-1, 3] in body coordinates
+    assert (omega[1:] - omega[:-1]).norm(dim=-1).max() < 0.01
+
+
+def test_keyframes_world_units_and_implicit_start(tmp_path):
+    start = _tilted_start()
+    data = {
+        "units": "world",
+        "keyframes": [
+            {"position": [0, -1, 5], "look_at": [0, -1, 10]},
+            {"position": [3, -1, 8], "quat": [1, 0, 0, 0]},
+        ],
+    }
+    path = KeyframePath.from_json(_write(tmp_path, data), start, 7.0, num_frames=30)
+    assert torch.equal(path.pose(0), start.c2w)  # the flight starts at the photo
+    assert len(path.keyframe_frames) == 2 and 0 < path.keyframe_frames[0] < 29
+    assert torch.allclose(path.pose(path.keyframe_frames[0])[:3, 3], torch.tensor([0.0, -1.0, 5.0]), atol=1e-5)
+    assert torch.allclose(path.pose(29), torch.tensor([[1.0, 0, 0, 3], [0, 1, 0, -1], [0, 0, 1, 8], [0, 0, 0, 1]]), atol=1e-6)
+    _assert_rigid_roll_free(path.poses())
+
+
+def test_keyframes_pure_rotation_segment(tmp_path):
+    data = [
+        {"position": [0, 0, 0], "look_at": [0, 0, 1]},
+        {"position": [0, 0, 0], "look_at": [1, 0, 0]},
+        {"position": [1, 0, 0], "look_at": [2, 0, 0]},
+    ]
+    path = KeyframePath.from_json(_write(tmp_path, data), _start(), 1.0, num_frames=40)
+    t1 = path.keyframe_frames[1]
+    assert 3 < t1 < 36  # the turn on the spot gets frames of its own
+    poses = path.poses()
+    assert torch.allclose(poses[: t1 + 1, :3, 3], torch.zeros(t1 + 1, 3), atol=1e-6)  # no drift while turning
+    _assert_rigid_roll_free(poses)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"keyframes": [ {"position": [0,0,0], }', "keyframes.json: invalid JSON at line 1"),
+        ('[{"position": [0,0,0], "look_at": [0,0,NaN]}, {"position": [0,0,1], "look_at": [0,0,2]}]', "NaN is not allowed"),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1]}], "needs at least 2 keyframes, got 1"),
+        ({"keyframes": []}, "needs at least 2 keyframes, got 0"),
+        ({"frames": []}, "unknown top-level key 'frames'"),
+        ({"units": "metres", "keyframes": []}, "'units' must be"),
+        ("42", "expected a list of keyframes, got a number"),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"look_at": [0, 0, 2]}], "keyframe 1: missing 'position'"),
+        (
+            [{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"position": [0, 0], "look_at": [0, 0, 2]}],
+            "keyframes.json: keyframe 1: 'position' must be 3 finite numbers, got [0, 0]",
+        ),
+        (
+            [{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"position": [0, 0, "x"], "look_at": [0, 0, 2]}],
+            "keyframe 1: 'position' must be 3 finite numbers",
+        ),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"position": [0, 0, 1]}], "keyframe 1: give exactly one of"),
+        (
+            [{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"position": [0, 0, 1], "look_at": [0, 0, 2], "quat": [1, 0, 0, 0]}],
+            "keyframe 1: give exactly one of",
+        ),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"position": [0, 0, 1], "quat": [1, 0, 0]}], "'quat' must be 4"),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"position": [0, 0, 1], "quat": [0, 0, 0, 0]}], "all zeros"),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 0]}, {"position": [0, 0, 1], "look_at": [0, 0, 2]}], "keyframe 0: 'look_at' must differ"),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1], "fov": 50}, {"position": [0, 0, 1], "look_at": [0, 0, 2]}], "unknown key 'fov'"),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1]}, [0, 0, 1]], "keyframe 1: must be an object"),
+        ([{"position": [0, 0, 0], "look_at": [0, 0, 1]}, {"position": [True, 0, 1], "look_at": [0, 0, 2]}], "3 finite numbers"),
+    ],
+)
+def test_keyframe_json_errors_are_one_clear_line(tmp_path, content, message):
+    f = _write(tmp_path, content if isinstance(content, str) else json.dumps(content))
+    with pytest.raises(UserInputError) as e:
+        KeyframePath.from_json(f, _start(), 1.0, num_frames=30)
+    text = str(e.value)
+    assert message in text
+    assert "\n" not in text and text.startswith("keyframes.json: ")
+
+
+def test_keyframe_file_problems(tmp_path):
+    with pytest.raises(UserInputError, match="keyframe file not found"):
+        KeyframePath.from_json(tmp_path / "nope.json", _start(), 1.0, 30)
+    f = _write(tmp_path, KEYFRAMES)
+    with pytest.raises(UserInputError, match="4 keyframes need at least 4 frames"):
+        KeyframePath.from_json(f, _start(), 1.0, 3)
+
+
+# =============================================================================== factory
+def test_make_path_kinds_and_errors(tmp_path):
+    start = _start()
+    assert isinstance(make_path("forward", start, 1.0, 10, speed=0.1), ForwardPath)
+    assert isinstance(make_path("loop", start, 1.0, 10), LoopPath)
+    assert isinstance(make_path("autopilot", start, 1.0, 10, altitude=0.3), AutopilotPath)
+    kf = make_path(str(_write(tmp_path, KEYFRAMES)), start, 1.0, 20)
+    assert isinstance(kf, KeyframePath)
+    back = make_path("forward", start, 1.0, 11, retrace=True)
+    assert isinstance(back, RetracePath) and torch.equal(back.pose(10), start.c2w)
+    assert torch.equal(back.pose(3), back.pose(7))
+    for kind in ["sideways", "", "path.yaml"]:
+        with pytest.raises(UserInputError, match="unknown path"):
+            make_path(kind, start, 1.0, 10)
+    with pytest.raises(UserInputError, match="unknown option 'sped'"):
+        make_path("forward", start, 1.0, 10, sped=0.1)
+    with pytest.raises(UserInputError, match="unknown option 'speeed'"):
+        make_path("autopilot", start, 1.0, 10, speeed=0.1)
+    with pytest.raises(UserInputError, match="keyframe file not found"):
+        make_path(str(tmp_path / "missing.json"), start, 1.0, 10)
+    with pytest.raises(UserInputError, match="at least 2 frames"):
+        make_path("loop", start, 1.0, 1)
+
+
+# =============================================================================== autopilot
+def _terrain_altitude(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Height of the ground above y = 0 (altitude = -y) at world (x, z): rolling hills and a ridge ~3 high."""
+    return (
+        1.3 * torch.sin(0.31 * x + 0.4) * torch.sin(0.27 * z + 1.1)
+        + 0.6 * torch.sin(0.13 * z + 0.23 * x)
+        + 0.35 * torch.cos(0.7 * z - 0.45 * x + 0.3)
+        + 0.12 * torch.sin(1.9 * x + 1.3 * z)
+        + 2.0 * torch.relu(torch.sin(0.09 * z - 0.5))  # a big ridge across the way ahead
+    )
+
+
+_MARCH = torch.logspace(math.log10(0.02), math.log10(60.0), 80)  # [S] sample distances along each ray
+
+
+def _render_terrain(camera: Camera) -> Frame:
+    """Ray-cast the height field: z-depth [H, W] (inf where no hit within 60 units) and sky mask.
+
+    Marches each ray at log-spaced distances, then bisects the first above/below bracket.
+    """
+    d = camera.rays_world()  # [H, W, 3] unit
+    o = camera.position
+
+    def above(s: torch.Tensor) -> torch.Tensor:  # s [H, W, ...] distances -> height above ground
+        x = o[0] + d[..., 0].reshape(d.shape[:2] + (1,) * (s.ndim - 2)) * s
+        y = o[1] + d[..., 1].reshape(d.shape[:2] + (1,) * (s.ndim - 2)) * s
+        z = o[2] + d[..., 2].reshape(d.shape[:2] + (1,) * (s.ndim - 2)) * s
+        return -y - _terrain_altitude(x, z)
+
+    H, W = d.shape[:2]
+    below = above(_MARCH.expand(H, W, -1)) <= 0  # [H, W, S]
+    hit = below.any(-1)
+    i = below.to(torch.uint8).argmax(-1)  # first sample under ground
+    lo = torch.where(i > 0, _MARCH[(i - 1).clamp_min(0)], torch.zeros(()))
+    hi = _MARCH[i]
+    for _ in range(8):
+        mid = 0.5 * (lo + hi)
+        under = above(mid) <= 0
+        hi, lo = torch.where(under, mid, hi), torch.where(under, lo, mid)
+    z = 0.5 * (lo + hi) * (d @ camera.rotation[:, 2])  # ray distance -> z-depth
+    depth = torch.where(hit, z, torch.full_like(z, math.inf))
+    return Frame(torch.zeros(H, W, 3), depth, ~hit, camera)
+
+
+def _start_over_terrain(height: float) -> Camera:
+    p = torch.tensor([0.0, -(float(_terrain_altitude(torch.tensor(0.0), torch.tensor(0.0))) + height), 0.0])
+    return _start(look_at(p, p + torch.tensor([0.0, 0.0, 1.0])))
+
+
+def _median_depth(frame: Frame) -> float:
+    return float(frame.depth[~frame.sky].median())
+
+
+def test_autopilot_flies_500_frames_over_hills_without_touching_ground():
+    start = _start_over_terrain(height=0.8)
+    frame = _render_terrain(start)
+    scale = _median_depth(frame)  # what the generator does
+    T = 500
+    path = AutopilotPath(start, scale, T, speed=0.02)
+    poses, prev = [], None
+    clearance = []
+    for t in range(T):
+        c2w = path.pose(t, prev)
+        cam = start.with_pose(c2w)
+        poses.append(c2w)
+        p = cam.position
+        clearance.append(float(-p[1] - _terrain_altitude(p[0], p[2])))
+        prev = _render_terrain(cam)
+    poses = torch.stack(poses)
+    clearance = torch.tensor(clearance)
+    _assert_rigid_roll_free(poses)
+
+    # Never touches the ground: always well above it (it starts 0.8 up, about 0.13 scale).
+    assert clearance.min() > 0.08 * scale, f"min clearance {clearance.min():.3f}, scale {scale:.3f}"
+    # ... and does not escape to the sky either (holds roughly its altitude).
+    assert clearance.max() < 1.0 * scale
+    # Constant speed, and every step goes forward (along where the camera looks).
+    p = poses[:, :3, 3]
+    steps = p[1:] - p[:-1]
+    assert torch.allclose(steps.norm(dim=-1), torch.full((T - 1,), 0.02 * scale), rtol=1e-4)
+    assert ((steps * poses[:-1, :3, 2]).sum(-1) > 0.5 * 0.02 * scale).all()
+    # Gets somewhere: the net distance covered is a good part of the path length (no circling).
+    assert (p[-1] - p[0]).norm() > 0.4 * 0.02 * scale * (T - 1)
+    # It must have climbed over the ridge: the terrain under it rose a lot on the way.
+    ground = _terrain_altitude(p[:, 0], p[:, 2])
+    assert ground.max() - ground[0] > 0.5
+
+
+def test_autopilot_descends_gently_when_too_high_and_keeps_the_horizon():
+    start = _start_over_terrain(height=0.8)
+    scale = _median_depth(_render_terrain(start))
+    high = start.c2w.clone()
+    high[1, 3] -= 1.2 * scale  # far above the altitude it aims for
+    path = AutopilotPath(start.with_pose(high), scale, 150)
+    prev, alt, sky = None, [], []
+    for t in range(150):
+        cam = start.with_pose(path.pose(t, prev))
+        prev = _render_terrain(cam)
+        alt.append(float(-cam.position[1]))
+        sky.append(float(prev.sky.float().mean()))
+    alt = torch.tensor(alt)
+    drop = alt[:-1] - alt[1:]
+    assert alt[-1] < alt[0] - 0.15 * scale  # came down (4 degrees x 149 steps of 0.02 is 0.21)
+    assert drop.max() <= 0.02 * scale * math.sin(math.radians(4.0)) + 1e-5  # gently (max descent 4 degrees)
+    assert abs(sum(sky[-30:]) / 30 - 0.35) < 0.1  # horizon framed near 35% from the top
+
+
+@pytest.mark.parametrize("kind", ["all_sky", "no_sky", "nan_depth", "zero_depth"])
+def test_autopilot_survives_degenerate_frames(kind):
+    start = _start()
+    H, W = start.height, start.width
+    path = AutopilotPath(start, 1.0, 60)
+    prev = None
+    poses = []
+    for t in range(60):
+        c2w = path.pose(t, prev)
+        poses.append(c2w)
+        cam = start.with_pose(c2w)
+        if kind == "all_sky":
+            depth, sky = torch.full((H, W), math.inf), torch.ones(H, W, dtype=torch.bool)
+        elif kind == "no_sky":
+            depth, sky = torch.full((H, W), 0.5), torch.zeros(H, W, dtype=torch.bool)
+        elif kind == "nan_depth":
+            depth, sky = torch.full((H, W), math.nan), torch.zeros(H, W, dtype=torch.bool)
+        else:
+            depth, sky = torch.zeros(H, W), torch.zeros(H, W, dtype=torch.bool)
+        prev = Frame(torch.zeros(H, W, 3), depth, sky, cam)
+    poses = torch.stack(poses)
+    _assert_rigid_roll_free(poses)
+    alt = -poses[:, 1, 3]
+    if kind == "all_sky":  # nothing to see: look down and descend gently
+        assert alt[-1] < alt[0] and (poses[-1, :3, 2] @ UP) < 0
+    if kind == "no_sky":  # a wall close ahead: climb and look up
+        assert alt[-1] > alt[0] + 0.1 and (poses[-1, :3, 2] @ UP) > 0
+
+
+def test_autopilot_order_and_restart():
+    start = _start_over_terrain(0.8)
+    path = AutopilotPath(start, 4.0, 20)
+    a0 = path.pose(0)
+    a1 = path.pose(1, _render_terrain(start))
+    assert torch.equal(path.pose(1), a1)  # asking again for the latest frame
+    with pytest.raises(ValueError, match="in order"):
+        path.pose(5)
+    assert torch.equal(path.pose(0), a0) and torch.equal(a0, start.c2w)
+    assert torch.equal(path.pose(1, _render_terrain(start)), a1)  # deterministic after a restart
+    with pytest.raises(RuntimeError):
+        path.poses()
+
+
+def test_autopilot_retrace_replays_its_flight():
+    start = _start_over_terrain(0.8)
+    scale = _median_depth(_render_terrain(start))
+    path = make_path("autopilot", start, scale, 41, retrace=True)
+    prev, poses = None, []
+    for t in range(41):
+        c2w = path.pose(t, prev)
+        poses.append(c2w)
+        prev = _render_terrain(start.with_pose(c2w))
+    for t in range(41):
+        assert torch.equal(poses[t], poses[40 - t])
+
+
+def test_docs_keyframe_example_parses(tmp_path):
+    """The example in docs/paths.md is a valid keyframe file."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "paths.md").read_text()
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    path = KeyframePath.from_json(_write(tmp_path, example), _start(), 2.0, num_frames=60)
+    assert len(path.keyframe_frames) == 4 and path.keyframe_frames[0] == 0
+    _assert_rigid_roll_free(path.poses())
