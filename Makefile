@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/worldgen fly worldgen/examples/example.png --depth worldgen/examples/example_depth.npy \
-	  --path autopilot --frames 60 --size 256x256 --out $(DEMO_OUT)
+	$(VENV)/bin/worldgen fly worldgen/examples/example.png --depth worldgen/examples/example_depth.npy --camera worldgen/examples/example.json \
+	  --path autopilot --frames 60 --size 384x256 --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -1,46 +1,58 @@
 """The `worldgen` command line: one subcommand per job, each a config dataclass run by its `main`.
 
-Bad input (a UserInputError anywhere) prints one line, `worldgen: error: ...`, and exits with 2.
+Commands are discovered through the entry-point group `worldgen.commands` (see pyproject.toml),
+so packages that `worldgen` must not import (the viewer) still add subcommands. Each entry point
+names a `Command`. Bad input (a UserInputError anywhere) prints one line, `worldgen: error: ...`,
+and exits with status 2.
 """
 
 from __future__ import annotations
 
 import sys
-import tyro
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Callable
 
-from worldgen.fly import FlyConfig
 from worldgen.io import UserInputError
 
 
-def _commands() -> dict[str, tuple[type, str]]:
-    cmds: dict[str, tuple[type, str]] = {"fly": (FlyConfig, "worldgen.fly:main")}
-    try:
-        from worldgen.synth_cli import SynthConfig
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its config dataclass (tyro builds the options from it) and its `main(config)`."""
 
-        cmds["synth"] = (SynthConfig, "worldgen.synth_cli:main")
-    except ImportError:
-        pass
-    return cmds
+    config: type
+    main: Callable[[Any], None]
 
 
-def _dispatch(cfg) -> None:
+BUILTIN = {"fly": "worldgen.fly:COMMAND"}  # used when the package metadata is not installed
+
+
+def commands() -> dict[str, Command]:
+    """Subcommand name -> Command, from the `worldgen.commands` entry points."""
     import importlib
 
-    for cls, target in _commands().values():
-        if isinstance(cfg, cls):
-            module, func = target.split(":")
-            getattr(importlib.import_module(module), func)(cfg)
-            return
-    raise TypeError(f"no command for {type(cfg).__name__}")
+    found = {ep.name: ep.value for ep in entry_points(group="worldgen.commands")} or dict(BUILTIN)
+    out = {}
+    for name, target in sorted(found.items()):
+        module, attr = target.split(":")
+        try:
+            out[name] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:  # a command whose module is missing or incomplete
+            print(f"worldgen: note: command {name!r} unavailable ({e})", file=sys.stderr)
+    return out
 
 
 def entrypoint(argv: list[str] | None = None) -> None:
     """Console-script entry point (`worldgen ...`)."""
-    cmds = _commands()
-    cfg = tyro.extras.subcommand_cli_from_dict({name: cls for name, (cls, _) in cmds.items()}, args=argv,
-                                               description="worldgen: one landscape photo -> an endless 3D flythrough that keeps its world.")
+    import tyro
+
+    cmds = commands()
+    cfg = tyro.extras.subcommand_cli_from_dict(
+        {name: c.config for name, c in cmds.items()}, args=argv,
+        description="worldgen: one landscape photo -> an endless 3D flythrough that keeps its world.")
+    main = next(c.main for c in cmds.values() if type(cfg) is c.config)
     try:
-        _dispatch(cfg)
+        main(cfg)
     except UserInputError as e:
         print(f"worldgen: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -46,7 +46,7 @@ class FlyConfig:
     depth_kind: Literal["depth", "disparity"] = "depth"
     """What the --depth file holds: z-depth, or disparity (1/depth; 0 = sky)."""
     camera: str | None = None
-    """JSON with the photo's intrinsics (fx, fy, cx, cy, width, height); overrides --fov."""
+    """JSON with the photo's intrinsics (fx, fy, cx, cy, width, height; top level or under "intrinsics"); overrides --fov."""
     fov: float = 60.0
     """Horizontal field of view of the photo, degrees."""
     path: str = "autopilot"
@@ -90,6 +90,7 @@ def working_size(size: str, width: int, height: int) -> tuple[int, int]:
 def load_camera_json(path: str) -> dict:
     try:
         d = json.loads(Path(path).read_text())
+        d = d.get("intrinsics", d)  # worldgen's example files nest them
         return {k: float(d[k]) for k in ("fx", "fy", "cx", "cy", "width", "height")}
     except FileNotFoundError:
         raise UserInputError(f"no such camera file: {path}") from None
@@ -237,3 +238,12 @@ def main(cfg: FlyConfig) -> None:
           f"{info['gaussians']:,} Gaussians, {info['frames_per_second']:.2f} frames/s ({info['renderer']})")
 
 
+
+
+def _command():
+    from worldgen.cli import Command
+
+    return Command(FlyConfig, main)
+
+
+COMMAND = _command()

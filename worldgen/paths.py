@@ -221,7 +221,7 @@ class RetracePath(CameraPath):
         if base.num_frames < self.turn_frame + 1:
             raise ValueError(f"retrace over {num_frames} frames needs a base of >= {self.turn_frame + 1} frames")
         self.base = base
-        self._recorded: list[Tensor] = []
+        self._recorded: list[Tensor] = [base.start.c2w.detach().clone().to(torch.float32)]  # outbound poses
 
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
         t = self._check_t(t)
@@ -230,8 +230,7 @@ class RetracePath(CameraPath):
             return self.base.pose(k, None)
         if t <= self.turn_frame:
             c2w = self.base.pose(t, prev)
-            del self._recorded[t:]
-            self._recorded.append(c2w.clone())
+            self._recorded[t:] = [c2w.clone()]
             return c2w
         if k >= len(self._recorded):
             raise ValueError("RetracePath with a reactive base must be called for t = 0, 1, 2, ... in order")
@@ -287,7 +286,8 @@ class LoopPath(CameraPath):
         for name, v in (("speed", speed), ("width", width), ("lookahead", lookahead)):
             if not (math.isfinite(v) and v >= 0):
                 raise UserInputError(f"loop path: {name} must be a non-negative number, got {v}")
-        self.speed, self.width, self.lookahead, self.retrace = float(speed), float(width), float(lookahead), bool(retrace)
+        self.speed, self.width, self.lookahead = float(speed), float(width), float(lookahead)
+        self.retrace = bool(retrace)
         if self.retrace:
             out = ForwardPath(start, scale, (self.num_frames - 1) // 2 + 1, speed=self.speed)
             self._poses = RetracePath(out, self.num_frames).poses()
@@ -768,7 +768,7 @@ class AutopilotPath(CameraPath):
         if t == self._t:
             return self._last.clone()
         if t != self._t + 1:
-            raise ValueError(f"AutopilotPath.pose must be called for t = 0, 1, 2, ... in order (got {t} after {self._t})")
+            raise ValueError(f"AutopilotPath.pose must be called for t = 0, 1, 2, ... in order ({t} after {self._t})")
         if prev is not None:
             self._steer(prev)
         c = self.config
@@ -776,7 +776,8 @@ class AutopilotPath(CameraPath):
         self._yaw += self._turn
         self._move_yaw = s * self._move_yaw + (1 - s) * self._yaw
         step = self.speed * self.scale
-        self._p = self._p + step * (math.cos(self._gamma) * self._heading(self._move_yaw) + math.sin(self._gamma) * _up())
+        move = math.cos(self._gamma) * self._heading(self._move_yaw) + math.sin(self._gamma) * _up()  # [3] unit
+        self._p = self._p + step * move
         self._t = t
         self._last = self._out(_pose(self._rotation(), self._p))
         return self._last.clone()
@@ -820,7 +821,8 @@ class AutopilotPath(CameraPath):
             hd = self._heading(self._move_yaw)
             ahead = rel @ hd
             side = rel @ torch.linalg.cross(_down(), hd)
-            inside = (ahead > 1e-3 * self.scale) & (ahead < c.lookahead * self.scale) & (side.abs() < c.corridor * self.scale)
+            inside = (ahead > 1e-3 * self.scale) & (ahead < c.lookahead * self.scale)
+            inside &= side.abs() < c.corridor * self.scale
             if bool(inside.any()):
                 need = torch.atan2(height[inside] + c.altitude * self.scale, ahead[inside])
                 gamma_target = float(need.max())
@@ -834,7 +836,8 @@ def make_path(kind: str, start: Camera, scale: float, num_frames: int, **opts: A
     """The path named by `kind` ("forward" | "loop" | "autopilot" | path to a `.json` keyframe file).
 
     `opts` are the chosen path's keyword options (e.g. speed=0.03; for the autopilot also the
-    AutopilotConfig fields). `retrace=True` is accepted by every kind: the loop retraces a straight
+    AutopilotConfig fields). `speed` is accepted by every kind; a keyframe file ignores it (its
+    timing comes from `num_frames`). `retrace=True` is accepted by every kind: the loop retraces a straight
     line; any other path flies its first half and comes back through the same poses.
     Unknown kinds and options raise UserInputError with one line.
     """
@@ -850,6 +853,7 @@ def make_path(kind: str, start: Camera, scale: float, num_frames: int, **opts: A
     elif kind == "autopilot":
         base = AutopilotPath(start, scale, n, **opts)
     elif kind.lower().endswith(".json"):
+        opts.pop("speed", None)  # timing comes from the frame count; accepted so callers can pass it to any kind
         if opts:
             raise UserInputError(f"keyframe path {kind}: takes no options, got {sorted(opts)[0]!r}")
         base = KeyframePath.from_json(kind, start, scale, n)
