@@ -38,5 +38,6 @@ def get_renderer(device: str = "auto") -> Renderer:
     try:
         torch.device(device)
     except RuntimeError:
-        raise ValueError(f"unknown renderer/device {device!r}: use 'auto', 'torch', 'gsplat' or a torch device") from None
+        msg = f"unknown renderer/device {device!r}: use 'auto', 'torch', 'gsplat' or a torch device"
+        raise ValueError(msg) from None
     return TorchRenderer()

@@ -50,7 +50,8 @@ class GsplatRenderer:
         n_feat = 0 if features is None else features.shape[1]
         if len(scene) == 0:  # gsplat's kernels are not meant for empty inputs
             z = torch.zeros(H, W, device=dev)
-            return Render(z[..., None].repeat(1, 1, 3), z, z.clone(), z[..., None].repeat(1, 1, n_feat) if n_feat else None)
+            feats = z[..., None].repeat(1, 1, n_feat) if n_feat else None
+            return Render(z[..., None].repeat(1, 1, 3), z, z.clone(), feats)
 
         from gsplat import rasterization  # lazy: importing is fine anywhere, calling needs CUDA
 

@@ -16,28 +16,33 @@ Projection (gsplat's `ProjectionEWA3DGSFused.cu` / `persp_proj`):
 Rasterisation (gsplat's `RasterizeToPixels3DGSFwd.cu`), per pixel centre p = (j + 0.5, i + 0.5):
     - Gaussians in increasing z (ties: lower index first, gsplat's stable radix sort);
     - `sigma = 0.5 (a dx^2 + c dy^2) + b dx dy` with conic (a, b, c) = cov2d^-1, d = mean2d - p;
-    - `alpha = min(0.999, opacity exp(-sigma))`, skipped if alpha < 1/255 (or sigma < 0);
+    - `alpha = min(0.999, opacity exp(-sigma))`, skipped if alpha < 1/255;
     - front-to-back `C += c alpha T`, `T *= 1 - alpha`, and the pixel stops *before* the Gaussian
-      that would make `T <= 1e-4` (that Gaussian is not composited);
+      that would make `T <= 1e-4` (that Gaussian is not composited, nor any behind it);
     - outputs: colour channels (premultiplied, no background), alpha = 1 - T, and expected depth
       `sum(w z) / alpha` (0 where alpha = 0).
 
-Tiles. gsplat tests a Gaussian at every pixel of every 16x16 tile its radius box touches. The
-box contains every pixel where alpha >= 1/255 (the box bounds the ellipse on which
-`opacity exp(-sigma) = 1/255`, and the radius is rounded up), so outside the box the alpha test
-always fails: which tile a pixel lies in never changes what it receives. The fast path therefore
-evaluates each Gaussian only on the pixels of its own box (clipped to the image) — the same result
-with ~5x fewer evaluations for small Gaussians. `rasterize_reference` keeps gsplat's literal
-16x16-tile loop, and the tests check that both agree.
+Tiles. gsplat tests a Gaussian at every pixel of every 16x16 tile its radius box touches. The box
+contains every pixel where alpha >= 1/255 (it bounds the ellipse on which `opacity exp(-sigma) =
+1/255`, and the radius is rounded up), so the alpha test fails outside the box whatever the tiles:
+the tile size never changes what a pixel receives. The fast path uses 4x4 tiles (3-4x fewer
+evaluations than 16x16 for small Gaussians); `rasterize_reference` keeps gsplat's literal 16x16
+tiles, and the tests check that both agree.
 
-Fast path (`rasterize`), fully vectorised: Gaussians sorted by depth; every (Gaussian, pixel) pair
-of their boxes generated in that order (boxes covered by 4x4 pixel blocks, evaluated by
-broadcasting) and filtered by the alpha test; one stable sort by pixel gives each pixel's
-depth-ordered list; transmittance is a segmented cumulative sum of log(1 - alpha) in float64 (the
-cumsum minus its value at the start of the pixel's segment). Because that sum runs over *all* of a
-pixel's pairs, it only decreases, so gsplat's stop rule is simply "log T after the pair > log 1e-4".
-Per-pixel sums use `torch.segment_reduce`. Pairs are processed in depth-ordered chunks (bounded
-memory) with each pixel's log-transmittance carried from chunk to chunk.
+Fast path (`rasterize`), fully vectorised, no per-pixel sort:
+    1. Gaussians sorted by depth (stable); (Gaussian, 4x4 tile) intersections for every tile the
+       Gaussian's pixel box touches, stably sorted by tile, so depth order holds within a tile;
+    2. `sigma - ln(opacity)` of all 16 pixels of all intersections as one [16, NI] matrix product
+       (the quadratic form expanded around each tile's centre), alpha >= 1/255 selected row by row:
+       the resulting (pixel, Gaussian) pairs come out grouped by pixel, front to back in each pixel;
+    3. transmittance as a segmented cumulative sum of log(1 - alpha) in float64 (the cumsum minus its
+       value at the start of the pixel's segment). The sum runs over *all* of a pixel's pairs, so it
+       only decreases, and gsplat's stop rule is simply "log T after the pair > log 1e-4";
+    4. per-pixel sums of `w * channels` as a sparse (pixels x Gaussians) @ [M, D] product (or
+       `torch.segment_reduce` when gradients are needed).
+Gaussians are processed in depth-ordered chunks (bounded memory), each pixel's log-transmittance
+carried from chunk to chunk. Deviation from gsplat: its `sigma < 0` skip (only reachable through
+rounding, the conic being positive definite) is not reproduced.
 """
 
 from __future__ import annotations
@@ -136,20 +141,19 @@ def project_gaussians(
     ids = torch.nonzero((z_all >= near_plane) & (z_all <= far_plane)).squeeze(1)
     # 2. A conservative screen test (never culls what gsplat keeps): the x std of the projection is
     #    at most |J row| * max scale, |J row| <= f/z * sqrt(1 + lim^2) because x/z is clamped to lim.
-    if ids.numel() > 0:
-        with torch.no_grad():
-            pc = means[ids] @ Rw.T + tw
-            z = pc[:, 2]
-            u, v = fx * pc[:, 0] / z + cx, fy * pc[:, 1] / z + cy
-            smax = scales[ids].max(dim=1).values
-            sq = math.sqrt(eps2d)
-            rx = EXTEND_MAX * (fx / z * math.sqrt(1 + max(lxn, lxp) ** 2) * smax + sq) + 1
-            ry = EXTEND_MAX * (fy / z * math.sqrt(1 + max(lyn, lyp) ** 2) * smax + sq) + 1
-            on = (u + rx > 0) & (u - rx < W) & (v + ry > 0) & (v - ry < H) & (opacities[ids] >= ALPHA_MIN)
-            ids = ids[on]
+    pc = means.index_select(0, ids) @ Rw.T + tw  # [M', 3] camera space
+    with torch.no_grad():
+        z = pc[:, 2]
+        u, v = fx * pc[:, 0] / z + cx, fy * pc[:, 1] / z + cy
+        smax = scales.index_select(0, ids).max(dim=1).values if ids.numel() else z
+        sq = math.sqrt(eps2d)
+        rx = EXTEND_MAX * (fx / z * math.sqrt(1 + max(lxn, lxp) ** 2) * smax + sq) + 1
+        ry = EXTEND_MAX * (fy / z * math.sqrt(1 + max(lyn, lyp) ** 2) * smax + sq) + 1
+        on = (u + rx > 0) & (u - rx < W) & (v + ry > 0) & (v - ry < H) & (opacities.index_select(0, ids) >= ALPHA_MIN)
+        on = torch.nonzero(on).squeeze(1)
+    ids, pc = ids.index_select(0, on), pc.index_select(0, on)
 
     # 3. Exact projection of the candidates.
-    pc = means[ids] @ Rw.T + tw  # [M, 3] camera space
     x, y, z = pc.unbind(-1)
     rz = 1.0 / z
     tx = z * (x * rz).clamp(-lxn, lxp)  # gsplat clamps the Jacobian to the (widened) frustum
@@ -237,14 +241,22 @@ def rasterize(
             n_chunks = int(csum[-1]) // max_pairs + 1
             targets = torch.arange(1, n_chunks + 1, device=dev) * max_pairs
             bounds = torch.searchsorted(csum, targets, right=True).tolist() + [M]
-        start = 0
+            # Canvas pixels outside the image (right/bottom tile overhang) count as done.
+            outside = torch.ones(tiles_y * B, tiles_x * B, dtype=torch.bool, device=dev)
+            outside[:H, :W] = False
+            outside = outside.view(tiles_y, B, tiles_x, B).permute(1, 3, 0, 2).reshape(B * B, n_tiles)
+        start, tile_done = 0, None
         for stop in bounds:
             if stop > start:
                 sl = slice(start, stop)
                 _composite_chunk(
-                    gauss[sl], attrs[sl], tile_lo[sl], tile_n[sl], n_isect[sl], tiles_x, out, log_T, start > 0, stop == M
+                    gauss[sl], attrs[sl], tile_lo[sl], tile_n[sl], n_isect[sl], tiles_x, out, log_T, tile_done,
+                    start > 0, stop == M,
                 )
                 start = stop
+                if stop < M:  # like gsplat's early exit: skip tiles whose pixels have all stopped
+                    with torch.no_grad():
+                        tile_done = ((log_T.view(B * B, n_tiles) <= _LOG_T_MIN) | outside).all(dim=0)
     # (k = ky * B + kx, t = ty * tiles_x + tx) -> (ty * B + ky, tx * B + kx), then crop the canvas.
     out = out.view(B, B, tiles_y, tiles_x, D + 1).permute(2, 0, 3, 1, 4).reshape(tiles_y * B, tiles_x * B, D + 1)
     out = out[:H, :W]
@@ -260,6 +272,7 @@ def _composite_chunk(
     tiles_x: int,
     out: Tensor,  # [B * B * n_tiles, D + 1] accumulated in place, rows k * n_tiles + t
     log_T: Tensor,  # [B * B * n_tiles] float64 log transmittance of all earlier pairs, updated in place
+    tile_done: Tensor | None,  # [n_tiles] bool: tiles whose pixels have all stopped (None: none)
     carry: bool,  # whether earlier chunks exist (log_T may be non-zero)
     last: bool,  # whether this is the last chunk (log_T need not be updated)
 ) -> None:
@@ -280,17 +293,26 @@ def _composite_chunk(
         tx = ints[:, 0] + local - row * ints[:, 2]
         ty = ints[:, 1] + row
         tile = ty * tiles_x + tx
-        del ints, local, row
+        del ints, local, row, tx, ty
         perm = torch.sort(tile.to(torch.int32) if n_tiles < 2**31 else tile, stable=True).indices
-        tile, tx, ty, gid = torch.stack([tile, tx, ty, gid]).index_select(1, perm).unbind(0)
+        if tile_done is not None:
+            perm = perm[~tile_done.index_select(0, tile.index_select(0, perm))]
+        tile, gid = tile.index_select(0, perm), gid.index_select(0, perm)
+        NI = tile.shape[0]
+        if NI == 0:
+            return
+        # Pixel coordinates of each tile's centre.
+        t = torch.arange(n_tiles, device=dev)
+        centres = torch.stack([t % tiles_x, torch.div(t, tiles_x, rounding_mode="floor")], 1) * B + 0.5 * (B - 1)
+        centre = centres.to(gauss.dtype).index_select(0, tile)  # [NI, 2]
     # sigma - ln(opacity) at the tile's B*B pixels as one matrix product: with (u, v) the mean
     # relative to the tile's centre and (e, f) a pixel's offset from it (|e|, |f| <= 1.5),
     # 0.5 (a (u-e)^2 + c (v-f)^2) + b (u-e)(v-f) = q(u, v) - e (a u + b v) - f (c v + b u) + q(e, f).
     # Centring keeps every term small where alpha >= 1/255 (the conic's eigenvalues are <= 1/eps2d).
     p = gauss.index_select(0, gid)  # [NI, 6]
     half = 0.5 * (B - 1)
-    u = p[:, 0] - (tx.to(p.dtype) * B + half)
-    v = p[:, 1] - (ty.to(p.dtype) * B + half)
+    u = p[:, 0] - centre[:, 0]
+    v = p[:, 1] - centre[:, 1]
     ca, cb, cc = p[:, 2], p[:, 3], p[:, 4]
     coef = torch.stack(
         [0.5 * (ca * u * u + cc * v * v) + cb * u * v - torch.log(p[:, 5]), -(ca * u + cb * v), -(cc * v + cb * u),
@@ -306,18 +328,16 @@ def _composite_chunk(
         # Pairs with alpha >= 1/255, row by row: ordered by (pixel-in-tile, tile, depth), i.e. every
         # pixel's pairs are contiguous and front to back.
         hit = s <= _NEG_LOG_ALPHA_MIN
-        idx = [torch.nonzero(hit[j]).squeeze(1) for j in range(B * B)]
-        n = torch.cat(idx)  # [Q] intersection of each pair
-        kk = torch.repeat_interleave(k, torch.tensor([len(i) for i in idx], device=dev), output_size=n.shape[0])
-        pix = kk * n_tiles + tile.index_select(0, n)  # [Q] row in out, non-decreasing
-        g = gid.index_select(0, n)  # [Q] Gaussian of each pair
+        rows = [torch.nonzero(hit[j]).squeeze(1) for j in range(B * B)]  # intersections hit by pixel j
+        pix = torch.cat([tile.index_select(0, n) + j * n_tiles for j, n in enumerate(rows)])  # [Q] non-decreasing
+        g = gid.index_select(0, torch.cat(rows))  # [Q] Gaussian of each pair
         npix = torch.bincount(pix, minlength=n_pix)  # [n_pix] pairs per pixel
         seg_start = torch.cumsum(npix, 0) - npix  # [n_pix] index of each pixel's first pair
         seg_first = seg_start.index_select(0, pix)  # [Q]
-        flat = kk * NI + n  # [Q] index into s
-    a = torch.exp(-s.view(-1).index_select(0, flat)).clamp_max(ALPHA_MAX)  # [Q]
+    a = torch.exp(-torch.cat([s[j].index_select(0, n) for j, n in enumerate(rows)])).clamp_max(ALPHA_MAX)  # [Q]
     log1m = torch.log1p(-a)
-    cs_excl = torch.cumsum(log1m.to(torch.float64), 0) - log1m  # float64: the sum runs over the chunk
+    log1m64 = log1m.to(torch.float64)
+    cs_excl = torch.cumsum(log1m64, 0) - log1m64  # float64: the sum runs over the whole chunk
     log_T_before = cs_excl - cs_excl.index_select(0, seg_first)  # log T in front of each pair (this chunk)
     if carry:
         log_T_before = log_T_before + log_T.index_select(0, pix)
@@ -334,7 +354,7 @@ def _composite_chunk(
             S = torch.sparse_csr_tensor(crow, g, w, size=(n_pix, m), check_invariants=False)
             out += S @ attrs
     if not last:
-        log_T += torch.segment_reduce(log1m.to(torch.float64), "sum", lengths=npix)
+        log_T += torch.segment_reduce(log1m64, "sum", lengths=npix)
 
 
 def rasterize_reference(proj: Projected, attrs: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
@@ -342,8 +362,8 @@ def rasterize_reference(proj: Projected, attrs: Tensor, width: int, height: int)
 
     Bins Gaussians into 16x16 tiles by their radius boxes (as gsplat's `isect_tiles`), sorts each
     tile's list by depth, and lets every pixel of the tile walk that list front to back with a running
-    float32 transmittance product (as each CUDA thread does; here the tile's pixels move in lockstep). Same inputs and outputs as `rasterize`:
-    out [H, W, D] and alpha [H, W].
+    float32 transmittance product (as each CUDA thread does; here the tile's pixels move in lockstep).
+    Same inputs and outputs as `rasterize`: out [H, W, D] and alpha [H, W].
     """
     W, H = width, height
     D = attrs.shape[1]

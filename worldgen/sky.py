@@ -33,6 +33,8 @@ class SkyDome:
         self.device = torch.device(device)
         self.color_sum = torch.zeros(self.height, self.width, 3, device=self.device)  # premultiplied
         self.weight = torch.zeros(self.height, self.width, device=self.device)  # 1 where observed
+        self._tex: Tensor | None = None  # cached render texture, rebuilt after writes
+        self._dirs: Tensor | None = None  # cached texel directions
 
     @staticmethod
     def for_camera(camera: Camera) -> "SkyDome":
@@ -42,6 +44,7 @@ class SkyDome:
     def reset(self) -> None:
         self.color_sum.zero_()
         self.weight.zero_()
+        self._tex = None
 
     @property
     def observed_fraction(self) -> float:
@@ -57,7 +60,7 @@ class SkyDome:
 
     def _texel_dirs(self) -> Tensor:
         """[Hs, Ws, 3] unit world directions of the texel centres (cached)."""
-        if getattr(self, "_dirs", None) is None:
+        if self._dirs is None:
             x = (torch.arange(self.width, device=self.device) + 0.5) / self.width
             y = (torch.arange(self.height, device=self.device) + 0.5) / self.height
             az = (x - 0.5) * 2 * math.pi
@@ -77,6 +80,17 @@ class SkyDome:
             return 0
         dirs = self._texel_dirs()
         free = self.weight == 0
+        # Only texels near the sky pixels' own texture rows/columns can be written: bound them first.
+        xy = self._texcoords(camera.rays_world()[mask])
+        y0 = max(0, int(xy[:, 1].min()) - 2)
+        y1 = min(self.height, int(xy[:, 1].max()) + 3)
+        x0, x1 = int(xy[:, 0].min()) - 2, int(xy[:, 0].max()) + 3
+        box = torch.zeros_like(free)
+        if x1 - x0 < self.width // 2:  # no wrap across the seam: one box
+            box[y0:y1, max(0, x0):min(self.width, x1)] = True
+        else:
+            box[y0:y1] = True
+        free &= box
         d_cam = dirs[free] @ camera.rotation  # [M, 3] camera-space directions
         z = d_cam[:, 2]
         front = z > 1e-3
@@ -96,6 +110,8 @@ class SkyDome:
         idx = free.view(-1).nonzero()[:, 0][inside][all_sky]
         self.color_sum.view(-1, 3)[idx] = col[all_sky]
         self.weight.view(-1)[idx] = 1.0
+        if idx.numel():
+            self._tex = None
         return int(idx.numel())
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
@@ -108,9 +124,10 @@ class SkyDome:
         gx = xy[..., 0] / self.width * 2 - 1
         gy = xy[..., 1] / self.height * 2 - 1
         grid = torch.stack([gx, gy], dim=-1)[None]
-        tex = torch.cat([self.color_sum * self.weight[..., None], self.weight[..., None]], dim=-1)
-        # Wrap in azimuth: pad one column on each side.
-        tex = torch.cat([tex[:, -1:], tex, tex[:, :1]], dim=1).permute(2, 0, 1)[None]
+        if self._tex is None:  # premultiplied colour + weight, padded one column each side to wrap in azimuth
+            tex = torch.cat([self.color_sum * self.weight[..., None], self.weight[..., None]], dim=-1)
+            self._tex = torch.cat([tex[:, -1:], tex, tex[:, :1]], dim=1).permute(2, 0, 1)[None].contiguous()
+        tex = self._tex
         grid = grid.clone()
         grid[..., 0] = grid[..., 0] * self.width / (self.width + 2)
         s = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
