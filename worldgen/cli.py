@@ -8,6 +8,7 @@ and exits with status 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -37,8 +38,9 @@ def commands() -> dict[str, Command]:
         module, attr = target.split(":")
         try:
             out[name] = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:  # a command whose module is missing or incomplete
-            print(f"worldgen: note: command {name!r} unavailable ({e})", file=sys.stderr)
+        except (ImportError, AttributeError) as e:  # a command whose optional dependencies are missing
+            if os.environ.get("WORLDGEN_DEBUG"):
+                print(f"worldgen: note: command {name!r} unavailable ({e})", file=sys.stderr)
     return out
 
 

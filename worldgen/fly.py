@@ -16,6 +16,7 @@ import json
 import os
 import resource
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -65,6 +66,8 @@ class FlyConfig:
     """Output directory."""
     fps: int = 15
     """Frame rate of video.mp4."""
+    video: bool = True
+    """Write video.mp4 (needs imageio-ffmpeg)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -169,7 +172,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     from refine.classical import ClassicalRefiner
     from renderers import get_renderer
     from worldgen.generator import GeneratorConfig, make_generator
-    from worldgen.images import save_png, to_uint8
+    from worldgen.images import save_png_u8, to_uint8
     from worldgen.paths import make_path
 
     if cfg.frames < 2:
@@ -188,27 +191,46 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
 
     (out / "frames").mkdir(exist_ok=True)
     cams = [frame0.camera.to("cpu").to_dict()]
-    video = [to_uint8(frame0.rgb)]
-    save_png(out / "frames" / "00000.png", frame0.rgb)
+    video: list | None = [] if cfg.video else None
+    # PNG encoding runs on a writer thread (zlib releases the GIL) so it overlaps generation.
+    writer = ThreadPoolExecutor(max_workers=2)
+    pending = []
+
+    def emit(t: int, rgb: torch.Tensor) -> None:
+        img = to_uint8(rgb)
+        if video is not None:
+            video.append(img)
+        pending.append(writer.submit(save_png_u8, out / "frames" / f"{t:05d}.png", img))
+
+    emit(0, frame0.rgb)
     if on_frame:
         on_frame(0, frame0, gen)
     frame = frame0
+    gen_s = path_s = 0.0
     t_loop = time.perf_counter()
     bar = tqdm(range(1, cfg.frames), desc=f"fly ({cfg.mode}, {renderer.name})", unit="frame", disable=not cfg.progress, dynamic_ncols=True)
-    for t in bar:
-        pose = path.pose(t, frame)
-        if not torch.isfinite(pose).all():
-            raise RuntimeError(f"camera path produced a non-finite pose at frame {t}")
-        frame = gen.step(frame0.camera.with_pose(pose.to(device)))
-        save_png(out / "frames" / f"{t:05d}.png", frame.rgb)
-        cams.append(frame.camera.to("cpu").to_dict())
-        video.append(to_uint8(frame.rgb))
-        bar.set_postfix(gaussians=len(gen.scene))
-        if on_frame:
-            on_frame(t, frame, gen)
+    try:
+        for t in bar:
+            t0 = time.perf_counter()
+            pose = path.pose(t, frame)
+            if not torch.isfinite(pose).all():
+                raise RuntimeError(f"camera path produced a non-finite pose at frame {t}")
+            path_s += time.perf_counter() - t0
+            frame = gen.step(frame0.camera.with_pose(pose.to(device)))
+            gen_s += time.perf_counter() - t0
+            emit(t, frame.rgb)
+            cams.append(frame.camera.to("cpu").to_dict())
+            bar.set_postfix(gaussians=len(gen.scene))
+            if on_frame:
+                on_frame(t, frame, gen)
+        for f in pending:
+            f.result()  # re-raise any write error
+    finally:
+        writer.shutdown(wait=True)
     loop_s = time.perf_counter() - t_loop
 
-    write_video(out / "video.mp4", video, cfg.fps)
+    if cfg.video:
+        write_video(out / "video.mp4", video, cfg.fps)
     gen.scene.save_ply(out / "world.ply")
     atomic_write_text(out / "cameras.json", json.dumps({"convention": "OpenCV axes, c2w camera-to-world, pixel centres at +0.5", "frames": cams}, indent=1))
     atomic_write_text(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
@@ -223,9 +245,11 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
         "setup_seconds": round(t_setup, 3),
         "loop_seconds": round(loop_s, 3),
         "frames_per_second": round((cfg.frames - 1) / max(loop_s, 1e-9), 3),
+        "generate_frames_per_second": round((cfg.frames - 1) / max(gen_s, 1e-9), 3),
         "gaussians": stats["gaussians"],
         "sky_observed_fraction": stats["sky_observed_fraction"],
-        "ms_per_frame": {k: round(1000 * v, 2) for k, v in stats["seconds_per_frame"].items()},
+        "ms_per_frame": {"path": round(1000 * path_s / max(cfg.frames - 1, 1), 2),
+                         **{k: round(1000 * v, 2) for k, v in stats["seconds_per_frame"].items()}},
         **peak_memory(),
     }
     atomic_write_text(out / "run.json", json.dumps(info, indent=2))

@@ -64,9 +64,15 @@ def save_png(path: str | os.PathLike, rgb: Tensor) -> None:
         Image.fromarray(arr).save(f, format="PNG")
 
 
+def save_png_u8(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a uint8 image [H, W, 3] as PNG, atomically."""
+    with atomic_write(path) as f:
+        Image.fromarray(img).save(f, format="PNG", compress_level=1)
+
+
 def to_uint8(rgb: Tensor) -> np.ndarray:
-    """[H, W, 3] float in [0, 1] -> [H, W, 3] uint8 numpy."""
-    return (rgb.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    """[H, W, 3] float in [0, 1] (any device) -> [H, W, 3] uint8 numpy (converted on the device, then copied)."""
+    return (rgb.detach().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
 
 
 def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: float = 1000.0) -> Tensor:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Everything measured on the GPU machine in one call (see BENCHMARKS.md). Run from the repo root with
+# the wheels of ../shared/tools/device-wheels.sh in .whl/. Logs go to $OUT (or ./gpu-out).
+set -u
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=$PWD:/tmp/site TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
+step() { echo "== $*" | tee -a "$OUT/log.txt"; /usr/bin/time -f "   (%e s)" "$@" 2>&1 | tee -a "$OUT/log.txt"; }
+for s in ${STEPS:-tests renderer generate synth}; do
+  case $s in
+    tests) step python3 -m pytest -q -x -p no:cacheprovider tests/test_renderers.py ;;
+    renderer) step python3 scripts/bench_renderer.py --device cuda --max-n 16000000 --sizes 256 512 --backends gsplat ;;
+    generate) step python3 scripts/bench_generate.py --device cuda --size 512x512 --frames 60
+              step python3 scripts/bench_generate.py --device cuda --size 256x256 --frames 60 --warmup 0 ;;
+    synth) [ -f scripts/bench_synth.py ] && step python3 scripts/bench_synth.py --device cuda ;;
+  esac
+done
