@@ -1,0 +1,126 @@
+"""`worldgen view` and `worldgen live`: the viser web viewer's subcommands.
+
+Light at import time (the `worldgen` CLI imports this module to build its parser): viser, torch
+work and the generators are imported inside the mains.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import tyro
+from typing_extensions import Annotated
+
+from worldgen.cli import Command
+
+DEFAULT_BUDGET = 2_000_000  # = viewer.splats.DISPLAY_BUDGET (not imported here: keeps this module light)
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Browse a saved world in the browser: its Gaussians and, for a run directory, its camera path."""
+
+    world: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR|WORLD.ply")]
+    """A run directory (with world.ply, cameras.json, frames/) or any 3D Gaussian Splatting .ply file."""
+    host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0 exposes the viewer to your network)."""
+    port: int = 8080
+    """Port to listen on (the next free one is taken if it is busy; the URL printed is the real one)."""
+    budget: int = DEFAULT_BUDGET
+    """Most Gaussians sent to the browser; bigger worlds are shown decimated (the file is never changed)."""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Generate while you watch: the persistent world grows in 3D beside the per-frame baseline."""
+
+    image: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="IMAGE")]
+    """Input photo (any size and aspect; RGB, RGBA or grayscale)."""
+    depth: str | None = None
+    """Depth or disparity map for the photo (.npy, .npz or 16-bit .png); default: the built-in landscape prior."""
+    depth_kind: Literal["depth", "disparity"] = "depth"
+    """What the --depth file holds: z-depth, or disparity (1/depth; 0 = sky)."""
+    camera: str | None = None
+    """JSON with the photo's intrinsics (fx, fy, cx, cy, width, height); overrides --fov."""
+    fov: float = 60.0
+    """Horizontal field of view of the photo, degrees."""
+    size: str = "auto"
+    """Working size WxH (the photo is centre-cropped to its aspect); auto: longer side 256."""
+    path: Literal["autopilot", "forward", "loop"] = "autopilot"
+    """Camera path to start with (switchable in the panel; steering takes over as 'manual')."""
+    speed: float = 0.02
+    """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
+    loop_frames: int = 120
+    """Length of one loop (the loop path returns to where it started after this many frames)."""
+    frames: int = 0
+    """Pause after this many frames (0: endless)."""
+    max_fps: float = 0.0
+    """Upper limit on generated frames per second (0: as fast as the machine goes)."""
+    push_every: int = 4
+    """Send the world's new Gaussians to the browser every this many frames."""
+    budget: int = DEFAULT_BUDGET
+    """Most Gaussians shown in the browser; above it the display is decimated (the exported world never is)."""
+    paused: bool = False
+    """Start paused (press play or step in the panel)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: cuda (gsplat renderer) when available, else cpu (pure-PyTorch renderer)."""
+    out: str = "runs/live"
+    """Where the export button writes world.ply and cameras.json."""
+    host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0 exposes the viewer to your network)."""
+    port: int = 8080
+    """Port to listen on (the next free one is taken if it is busy; the URL printed is the real one)."""
+
+
+def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> None:
+    """Print the URL, serve until Ctrl+C (or any exception), then stop `before_stop()` and the server."""
+    print(f"worldgen: {what} at {url}  (Ctrl+C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        if before_stop is not None:
+            before_stop()
+        server.stop()
+
+
+def view_main(cfg: ViewConfig) -> None:
+    """Load the world (UserInputError for bad paths, before any server starts), serve it until Ctrl+C."""
+    from viewer.app import server_url, start_server
+    from viewer.browse import BrowseApp, load_world
+    from worldgen.io import UserInputError
+
+    if cfg.budget <= 0:
+        raise UserInputError(f"--budget must be positive, got {cfg.budget}")
+    world = load_world(cfg.world)
+    server = start_server(cfg.host, cfg.port)
+    try:
+        BrowseApp(server, world, budget=cfg.budget)
+    except BaseException:
+        server.stop()
+        raise
+    _serve_until_interrupted(server, server_url(server), f"viewing {world.ply} ({len(world.scene):,} Gaussians)")
+
+
+def live_main(cfg: LiveConfig) -> None:
+    """Build both generators from the photo (bad input fails here, before any server starts),
+    then serve and generate until Ctrl+C."""
+    from viewer.app import server_url, start_server
+    from viewer.live import LiveApp, LiveEngine
+
+    engine = LiveEngine.from_config(cfg)
+    server = start_server(cfg.host, cfg.port)
+    try:
+        app = LiveApp(server, engine, push_every=cfg.push_every, budget=cfg.budget, out_dir=cfg.out,
+                      max_fps=cfg.max_fps, stop_after=cfg.frames)
+    except BaseException:
+        server.stop()
+        raise
+    app.start(playing=not cfg.paused)
+    _serve_until_interrupted(server, server_url(server), "generating live", before_stop=app.stop)
+
+
+VIEW = Command(ViewConfig, view_main)
+LIVE = Command(LiveConfig, live_main)
