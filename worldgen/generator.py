@@ -31,9 +31,11 @@ class GeneratorConfig:
     lift: LiftConfig = field(default_factory=LiftConfig)
     """How refined pixels become Gaussians."""
     fit_iters_first: int = 3
-    """Colour-fitting passes for the first frame's Gaussians (so the world reproduces the photo)."""
-    fit_iters: int = 1
-    """Colour-fitting passes for Gaussians lifted later."""
+    """Colour-fitting passes when a world is built from one frame (frame 0; every step of the
+    per-frame baseline), so that world reproduces its frame."""
+    fit_iters: int = 0
+    """Colour-fitting passes for Gaussians lifted later (each costs one more render per frame;
+    they fill holes and add detail from an already-rendered frame, where fitting gains little)."""
     eps2d: float = 0.1
     """Screen-space blur (px^2) the renderer adds to each Gaussian; gsplat's default 0.3 blurs
     pixel-sized Gaussians visibly, so worldgen renders with less."""
@@ -193,7 +195,7 @@ class PerFrameGenerator(Generator):
 
     def _before_step(self) -> None:
         if self.t > 1:  # frame 0's world is already built
-            self._rebuild_from(self.prev, fit_iters=self.config.fit_iters)
+            self._rebuild_from(self.prev, fit_iters=self.config.fit_iters_first)
 
 
 def make_generator(mode: str, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig()) -> Generator:

@@ -31,10 +31,20 @@ class SkyDome:
         self.width = int(min(4096, max(64, round(360 * texels_per_degree))))
         self.height = self.width // 2
         self.device = torch.device(device)
-        self.color_sum = torch.zeros(self.height, self.width, 3, device=self.device)  # premultiplied
-        self.weight = torch.zeros(self.height, self.width, device=self.device)  # 1 where observed
-        self._tex: Tensor | None = None  # cached render texture, rebuilt after writes
-        self._dirs: Tensor | None = None  # cached texel directions
+        # One buffer in the layout the renderer samples: [1, 4, Hs, Ws + 2] = colour (premultiplied by
+        # the weight) and weight, with one wrap-around column on each side (azimuth is periodic).
+        self._tex = torch.zeros(1, 4, self.height, self.width + 2, device=self.device)
+        self._dirs: Tensor | None = None  # cached texel directions [Hs, Ws, 3]
+
+    @property
+    def color(self) -> Tensor:
+        """[3, Hs, Ws] view of the texture's colour (0 where not observed)."""
+        return self._tex[0, :3, :, 1:-1]
+
+    @property
+    def weight(self) -> Tensor:
+        """[Hs, Ws] view: 1 where the texel was observed, else 0."""
+        return self._tex[0, 3, :, 1:-1]
 
     @staticmethod
     def for_camera(camera: Camera) -> "SkyDome":
@@ -42,9 +52,7 @@ class SkyDome:
         return SkyDome(texels_per_degree=1.25 * px_per_deg, device=camera.device)
 
     def reset(self) -> None:
-        self.color_sum.zero_()
-        self.weight.zero_()
-        self._tex = None
+        self._tex.zero_()
 
     @property
     def observed_fraction(self) -> float:
@@ -78,19 +86,16 @@ class SkyDome:
         """
         if not mask.any():
             return 0
-        dirs = self._texel_dirs()
-        free = self.weight == 0
         # Only texels near the sky pixels' own texture rows/columns can be written: bound them first.
         xy = self._texcoords(camera.rays_world()[mask])
         y0 = max(0, int(xy[:, 1].min()) - 2)
         y1 = min(self.height, int(xy[:, 1].max()) + 3)
         x0, x1 = int(xy[:, 0].min()) - 2, int(xy[:, 0].max()) + 3
-        box = torch.zeros_like(free)
-        if x1 - x0 < self.width // 2:  # no wrap across the seam: one box
-            box[y0:y1, max(0, x0):min(self.width, x1)] = True
-        else:
-            box[y0:y1] = True
-        free &= box
+        if x1 - x0 >= self.width // 2:  # the view spans the seam (or most of the circle): whole rows
+            x0, x1 = 0, self.width
+        x0, x1 = max(0, x0), min(self.width, x1)
+        dirs = self._texel_dirs()[y0:y1, x0:x1]
+        free = self.weight[y0:y1, x0:x1] == 0  # [h, w]
         d_cam = dirs[free] @ camera.rotation  # [M, 3] camera-space directions
         z = d_cam[:, 2]
         front = z > 1e-3
@@ -107,12 +112,15 @@ class SkyDome:
         all_sky = mask[i0, j0] & mask[i0, j1] & mask[i1, j0] & mask[i1, j1]
         fu, fv = (u - j0)[:, None], (v - i0)[:, None]
         col = (rgb[i0, j0] * (1 - fu) * (1 - fv) + rgb[i0, j1] * fu * (1 - fv) + rgb[i1, j0] * (1 - fu) * fv + rgb[i1, j1] * fu * fv)
-        idx = free.view(-1).nonzero()[:, 0][inside][all_sky]
-        self.color_sum.view(-1, 3)[idx] = col[all_sky]
-        self.weight.view(-1)[idx] = 1.0
-        if idx.numel():
-            self._tex = None
-        return int(idx.numel())
+        local = free.nonzero()[inside][all_sky]  # [K, 2] (row, col) inside the box
+        if local.numel() == 0:
+            return 0
+        ty, tx = local[:, 0] + y0, local[:, 1] + x0 + 1  # +1: the wrap column
+        self._tex[0, :3, ty, tx] = col[all_sky].T
+        self._tex[0, 3, ty, tx] = 1.0
+        self._tex[..., 0] = self._tex[..., self.width]  # refresh the wrap-around columns
+        self._tex[..., self.width + 1] = self._tex[..., 1]
+        return int(local.shape[0])
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
         """Sky seen by `camera` (rotation only): (rgb [H, W, 3], known [H, W] in [0, 1]).
@@ -121,16 +129,10 @@ class SkyDome:
         meaningful where known > 0 (0 elsewhere).
         """
         xy = self._texcoords(camera.rays_world())
-        gx = xy[..., 0] / self.width * 2 - 1
+        gx = (xy[..., 0] + 1) / (self.width + 2) * 2 - 1  # +1: the wrap column on the left
         gy = xy[..., 1] / self.height * 2 - 1
         grid = torch.stack([gx, gy], dim=-1)[None]
-        if self._tex is None:  # premultiplied colour + weight, padded one column each side to wrap in azimuth
-            tex = torch.cat([self.color_sum * self.weight[..., None], self.weight[..., None]], dim=-1)
-            self._tex = torch.cat([tex[:, -1:], tex, tex[:, :1]], dim=1).permute(2, 0, 1)[None].contiguous()
-        tex = self._tex
-        grid = grid.clone()
-        grid[..., 0] = grid[..., 0] * self.width / (self.width + 2)
-        s = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
+        s = F.grid_sample(self._tex, grid, mode="bilinear", padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
         known = s[..., 3]
         rgb = s[..., :3] / known.clamp_min(1e-6)[..., None]
         rgb = torch.where(known[..., None] > 1e-6, rgb, torch.zeros_like(rgb))
