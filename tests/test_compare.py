@@ -1,0 +1,156 @@
+"""`worldgen compare` end to end on tiny inputs: files written, metrics present, persistent closes the loop."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from worldgen.cli import entrypoint
+from worldgen.compare import CompareConfig, Series, line_plot, run, winner
+from worldgen.io import UserInputError
+
+
+def make_landscape(path, w=48, h=32):
+    """Sky gradient over textured rolling hills, written as PNG."""
+    rng = np.random.default_rng(2)
+    y = np.arange(h)[:, None] / h
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = np.stack([0.45 + 0.3 * y, 0.6 + 0.25 * y, np.full_like(y, 0.95)], -1)
+    hill = (0.45 + 0.07 * np.sin(np.arange(w) / 4.0)) * h
+    ground = np.arange(h)[:, None] > hill[None, :]
+    tex = rng.uniform(0.0, 1.0, (h, w, 1))
+    img[ground] = (np.array([0.3, 0.5, 0.2]) * (0.5 + tex))[ground]
+    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    p = tmp_path / "hills.png"
+    make_landscape(p)
+    return p
+
+
+def test_compare_photo_end_to_end(photo, tmp_path):
+    out = tmp_path / "cmp"
+    doc = run(CompareConfig(image=str(photo), size="48x32", frames=7, out=str(out), progress=False))
+    # files
+    for name in ("report.html", "metrics.json", "video.mp4", "config.json"):
+        assert (out / name).stat().st_size > 300, name
+    page = (out / "report.html").read_text()
+    images = re.findall(r"<img src='([^']+)'", page)
+    assert {"plots/loop_closure.png", "plots/revisit.png", "plots/flicker.png", "plots/cost_ms.png",
+            "plots/gaussians.png", "plots/memory.png", "plots/frames.png"} <= set(images)
+    for src in images:
+        with Image.open(out / src) as im:
+            assert im.width > 100
+    assert "<script" not in page and "http" not in page  # readable offline, nothing fetched
+    assert not [p for p in out.rglob(".*")]  # no temp files left
+    # metrics
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["pairs"] == [[2, 4], [1, 5], [0, 6]]  # retraced loop of 7 frames
+    p, q = saved["persistent"]["summary"], saved["per-frame"]["summary"]
+    for key in ("loop_closure_psnr", "loop_closure_ssim", "revisit_psnr", "revisit_ssim", "flicker_psnr",
+                "ms_per_frame", "gaussians_final", "gaussians_in_view_mean", "world_mb_final"):
+        assert p[key] is not None and q[key] is not None, key
+    assert p["fidelity_psnr"] is None  # no ground truth for a photo
+    assert {"render", "refine", "lift"} <= set(p["ms_by_stage"])
+    assert len(saved["persistent"]["series"]["flicker_psnr"]) == 7
+    assert len(saved["persistent"]["revisits"]) == 3
+    # the point of a persistent world: it comes back to the photo, the memoryless baseline does not
+    assert p["loop_closure_psnr"] > q["loop_closure_psnr"] + 5
+    assert p["revisit_psnr"] > q["revisit_psnr"] + 5
+    assert saved["wins"]["loop_closure_psnr"] == "persistent"
+    assert any(v.startswith("Persistent wins loop closure PSNR") for v in doc["verdicts"])
+    assert len(saved["poses"]) == 7
+
+
+def test_compare_reactive_path_replays_the_same_poses(photo, tmp_path):
+    doc = run(CompareConfig(image=str(photo), size="48x32", frames=5, path="autopilot", out=str(tmp_path / "a"),
+                            video=False, progress=False))
+    assert doc["pairs"] == [[1, 3], [0, 4]]
+    assert doc["persistent"]["loop_closure"]["psnr"] is not None
+    assert not (tmp_path / "a" / "video.mp4").exists()
+
+
+def test_compare_forward_path_says_what_it_cannot_measure(photo, tmp_path):
+    doc = run(CompareConfig(image=str(photo), size="48x32", frames=4, path="forward", retrace=False,
+                            out=str(tmp_path / "f"), video=False, progress=False))
+    assert doc["pairs"] == [] and doc["persistent"]["summary"]["loop_closure_psnr"] is None
+    assert doc["wins"]["loop_closure_psnr"] == "n/a"
+    assert any("not measured" in v for v in doc["verdicts"])
+
+
+@pytest.mark.slow
+def test_compare_synthetic_has_fidelity(tmp_path):
+    doc = run(CompareConfig(synthetic=1_000_000, size="48x32", frames=5, out=str(tmp_path / "s"), video=False,
+                            progress=False))
+    p = doc["persistent"]["summary"]
+    assert doc["run"]["source"]["split"] == "eval"
+    assert p["fidelity_psnr"] is not None and p["fidelity_ssim"] is not None
+    assert p["fidelity_psnr"] > 15  # a procedural world with exact depth flies close to its ground truth
+    assert len(doc["ground_truth_flicker_psnr"]) == 5
+    assert doc["lpips"].startswith("LPIPS:")
+    assert (tmp_path / "s" / "plots" / "fidelity_psnr.png").exists()
+
+
+def test_bad_input_is_one_line(photo, tmp_path, capsys):
+    with pytest.raises(UserInputError, match="exactly one"):
+        run(CompareConfig(out=str(tmp_path / "x"), progress=False))
+    with pytest.raises(UserInputError, match="exactly one"):
+        run(CompareConfig(image=str(photo), synthetic=1_000_000, out=str(tmp_path / "x"), progress=False))
+    with pytest.raises(UserInputError, match="frames"):
+        run(CompareConfig(image=str(photo), frames=2, out=str(tmp_path / "x"), progress=False))
+    with pytest.raises(SystemExit) as e:
+        entrypoint(["compare", str(tmp_path / "missing.png"), "--out", str(tmp_path / "y"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err[-1].startswith("worldgen: error: no such image file")
+
+
+def test_winner_directions_and_ties():
+    assert winner("psnr", 30.0, 20.0) == "persistent"
+    assert winner("psnr", 20.0, 20.05) == "tie"
+    assert winner("psnr", math.inf, 70.0) == "tie"  # both beyond the cap
+    assert winner("mae", 0.01, 0.02) == "persistent"
+    assert winner("ms", 200.0, 100.0) == "per-frame"
+    assert winner("ssim", math.nan, 0.9) == "n/a"
+
+
+def test_line_plot_handles_gaps_and_infinities(tmp_path):
+    path = tmp_path / "p.png"
+    xs = list(range(6))
+    line_plot(path, "t", "x", "y", [Series("a", xs, [1.0, math.nan, 3.0, math.inf, 2.0, 1.0], (0, 0, 255)),
+                                    Series("b", xs, [0.5] * 6, (255, 0, 0), dashed=True)])
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    assert (arr == [0, 0, 255]).all(-1).any() and (arr == [255, 0, 0]).all(-1).any()
+    line_plot(path, "empty", "x", "y", [Series("a", [], [], (0, 0, 0))])  # no data: still a picture
+    assert torch.tensor(np.asarray(Image.open(path))).numel() > 0
+
+
+def test_bench_table_from_results():
+    """`worldgen bench` prints one table: generator rows side by side, shared rows once."""
+    from worldgen.bench import format_table, table_rows
+
+    stages = {"render": 10.0, "refine": 5.0}
+    results = {
+        "speed": [{"size": 256, "mode": "persistent", "steps": 2, "frames_per_second": 4.0, "ms_by_stage": stages},
+                  {"size": 256, "mode": "per-frame", "steps": 2, "frames_per_second": 2.0, "ms_by_stage": stages}],
+        "renderer": [{"backend": "torch", "gaussians": 10_000, "size": 256, "ms": 12.5}],
+        "refiner": [{"refiner": "classical", "size": 256, "ms": 3.0}],
+        "quality": {"seeds": [1_000_000], "size": 64, "frames": 9, "lpips": "LPIPS: weights unavailable (x)",
+                    "mean": {m: {k: 30.0 for k in ("loop_closure_psnr", "loop_closure_ssim", "revisit_psnr",
+                                                   "revisit_ssim", "flicker_psnr", "fidelity_psnr", "fidelity_ssim")}
+                             | {"fidelity_lpips": math.nan} for m in ("persistent", "per-frame")}},
+    }
+    rows = table_rows(results)
+    fps = next(r for r in rows if r["metric"] == "frames per second")
+    assert (fps["persistent"], fps["per_frame"]) == (4.0, 2.0)
+    assert next(r for r in rows if r["section"] == "renderer")["per_frame"] == "(shared)"
+    assert any(r["setting"] == "LPIPS: weights unavailable" for r in rows)
+    text = format_table(results)
+    assert text.splitlines()[0].split() == ["section", "metric", "setting", "persistent", "per-frame", "unit"]
+    assert "10,000 Gaussians, 256x256" in text
