@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from worldgen.fill import fill_far, push_pull
 from worldgen.frame import Frame, RenderedView

@@ -11,10 +11,7 @@ that at 512), opacities in [0.05, 0.95]. Timings are medians after warm-up (CUDA
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,47 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from renderers import GsplatRenderer, Renderer, TorchRenderer  # noqa: E402
 from worldgen.camera import Camera  # noqa: E402
-from worldgen.scene import GaussianScene, inverse_sigmoid  # noqa: E402
-
-FOV_X_DEG = 60.0
-
-
-def random_scene(n: int, device: str, seed: int = 0, sigma_px: tuple[float, float] = (0.5, 1.0)) -> GaussianScene:
-    """N small random Gaussians in front of an identity camera (sizes in pixels at 256 px width)."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.rand(n, generator=g) * 8 + 2
-    tan_half = math.tan(math.radians(FOV_X_DEG) / 2)
-    x = (torch.rand(n, generator=g) * 2 - 1) * 1.1 * tan_half * z
-    y = (torch.rand(n, generator=g) * 2 - 1) * 1.1 * tan_half * z
-    f256 = 128 / tan_half  # focal length in px at 256 px width
-    s_px = torch.empty(n).uniform_(*sigma_px, generator=g)
-    log_s = (s_px * z / f256).log()[:, None] + 0.2 * torch.randn(n, 3, generator=g)
-    return GaussianScene(
-        means=torch.stack([x, y, z], -1),
-        quats=torch.randn(n, 4, generator=g),
-        log_scales=log_s,
-        opacity_logits=inverse_sigmoid(torch.rand(n, generator=g) * 0.9 + 0.05),
-        colors=torch.rand(n, 3, generator=g),
-        birth=torch.zeros(n, dtype=torch.int32),
-    ).to(device)
-
-
-def time_render(renderer: Renderer, scene: GaussianScene, camera: Camera, repeats: int, warmup: int) -> float:
-    """Median milliseconds per render."""
-    cuda = scene.device.type == "cuda"
-    times = []
-    with torch.no_grad():
-        for k in range(warmup + repeats):
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            renderer.render(scene, camera)
-            if cuda:
-                torch.cuda.synchronize()
-            if k >= warmup:
-                times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
+from renderers.bench import FOV_X_DEG, random_scene, time_render  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

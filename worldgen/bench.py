@@ -17,7 +17,6 @@ Both generators share renderer and refiner, so those rows have one value. `--qui
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import statistics
@@ -118,27 +117,13 @@ def bench_speed(plan: Plan, device: torch.device, log) -> list[dict]:
     return out
 
 
-def _bench_renderer_module():
-    """scripts/bench_renderer.py of this checkout (its random_scene / time_render), or None if absent."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_renderer.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("_worldgen_bench_renderer", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
-
-
 def bench_renderer(plan: Plan, device: torch.device, log) -> list[dict]:
-    """Milliseconds per render against N Gaussians. Returns [{backend, gaussians, size, ms}] ([] if the
-    script with the scene generator is not in this checkout)."""
+    """Milliseconds per render against N Gaussians. Returns [{backend, gaussians, size, ms}]."""
     from renderers import GsplatRenderer, TorchRenderer
     from worldgen.camera import Camera
 
-    br = _bench_renderer_module()
-    if br is None:
-        log("  renderer: scripts/bench_renderer.py not found (installed without the source tree); skipped")
-        return []
+    import renderers.bench as br
+
     cuda = device.type == "cuda"
     backends = {"gsplat": GsplatRenderer(), "torch": TorchRenderer()} if cuda else {"torch": TorchRenderer()}
     out = []

@@ -25,7 +25,10 @@ class Command:
     main: Callable[[Any], None]
 
 
-BUILTIN = {"fly": "worldgen.fly:COMMAND"}  # used when the package metadata is not installed
+# Used when the package metadata is not installed (e.g. a bare PYTHONPATH checkout); the viewer's
+# commands need the entry points, since worldgen never names viewer modules itself.
+BUILTIN = {name: f"worldgen.{mod}:COMMAND" for name, mod in
+           {"fly": "fly", "synth": "synth_cli", "compare": "compare", "bench": "bench"}.items()}
 
 
 def commands() -> dict[str, Command]:
