@@ -8,12 +8,15 @@ export PYTHONPATH=$PWD:/tmp/site TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
 step() { echo "== $*" | tee -a "$OUT/log.txt"; /usr/bin/time -f "   (%e s)" "$@" 2>&1 | tee -a "$OUT/log.txt"; }
-for s in ${STEPS:-tests renderer generate synth}; do
+for s in ${STEPS:-tests renderer generate synth autopilot bench}; do
   case $s in
     tests) step python3 -m pytest -q -x -p no:cacheprovider tests/test_renderers.py ;;
     renderer) step python3 scripts/bench_renderer.py --device cuda --max-n 16000000 --sizes 256 512 --backends gsplat ;;
     generate) step python3 scripts/bench_generate.py --device cuda --size 512x512 --frames 60
               step python3 scripts/bench_generate.py --device cuda --size 256x256 --frames 60 --warmup 0 ;;
     synth) [ -f scripts/bench_synth.py ] && step python3 scripts/bench_synth.py --device cuda ;;
+    autopilot) step python3 scripts/autopilot_check.py --frames 500 --size 256x256 --device cuda ;;
+    loop) for p in shared-photos/*.png shared-photos/*.jpg; do [ -f "$p" ] && step python3 scripts/loop_closure.py "$p" --frames 60 --device cuda; done ;;
+    bench) step python3 -m worldgen.cli bench --device cuda --out "$OUT/bench_gpu.json" ;;
   esac
 done

@@ -36,7 +36,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             cfg = FlyConfig(image=args.image, depth=args.depth, camera=args.camera, fov=args.fov, path="loop",
                             frames=args.frames, size=args.size, speed=args.speed, mode=mode, device=args.device,
-                            out=out, progress=False)
+                            out=out, progress=False, video=False)
             info = run(cfg, on_frame=keep)
         first, last = seen[0], seen[args.frames - 1]
         print(f"{mode:<11} {psnr(last, first):8.2f} {ssim(last, first):6.3f} {info['frames_per_second']:9.2f} {info['gaussians']:>10,}")

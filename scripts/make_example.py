@@ -23,7 +23,7 @@ from refine.synth import make_flight, make_world, render_views
 from worldgen.io import atomic_write, atomic_write_text
 
 # A seed from the demo range (see refine/synth/splits.py): never used for training or evaluation.
-DEFAULT_SEED = 3_000_019
+DEFAULT_SEED = 3_000_210
 
 
 def main() -> None:
@@ -66,6 +66,8 @@ def main() -> None:
         "made_by": "scripts/make_example.py",
     }
     atomic_write_text(args.out / "example.json", json.dumps(meta, indent=1) + "\n")
+    for name in ("example.png", "example_depth.npy", "example.json"):
+        (args.out / name).chmod(0o644)  # package data: readable by everyone
     sky = float(np.isinf(depth).mean())
     fin = depth[np.isfinite(depth)]
     print(f"wrote {args.out}: seed {args.seed} ({world.climate}), {W}x{H}, sky {sky:.0%}, "

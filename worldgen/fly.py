@@ -146,6 +146,11 @@ def write_video(path: Path, frames_u8: list, fps: int) -> None:
     """H.264 MP4 of uint8 frames [H, W, 3], written atomically."""
     import imageio.v2 as imageio
 
+    try:
+        import imageio_ffmpeg  # noqa: F401  (imageio silently picks another writer without it)
+    except ImportError:
+        raise UserInputError("writing video.mp4 needs the imageio-ffmpeg package; install it or pass --no-video") from None
+
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
     try:
         with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=2, pixelformat="yuv420p",

@@ -71,8 +71,8 @@ def contact_sheet(images: list[np.ndarray], cols: int | None = None, pad: int = 
     if not images:
         raise ValueError("contact_sheet needs at least one image")
     n = len(images)
-    cols = cols or int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / cols))
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
     H, W = images[0].shape[:2]
     sheet = np.full((rows * H + (rows + 1) * pad, cols * W + (cols + 1) * pad, 3), 255, np.uint8)
     for k, im in enumerate(images):
@@ -92,8 +92,7 @@ def main(cfg: SynthConfig) -> None:
     from tqdm import tqdm
 
     from refine.synth import make_flight, make_world, render_views
-    from refine.synth.acid import frame_timestamps, write_frame_files
-    from refine.synth.acid import format_camera_file
+    from refine.synth.acid import format_camera_file, frame_timestamps, write_frame_files
     from refine.synth.splits import check_range
 
     W, H = parse_size(cfg.size)
@@ -149,3 +148,7 @@ def entrypoint() -> None:
     import tyro
 
     main(tyro.cli(SynthConfig))
+
+
+if __name__ == "__main__":
+    entrypoint()

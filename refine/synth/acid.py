@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from worldgen.camera import Camera, rigid_inverse
+from worldgen.camera import Camera
 from worldgen.frame import Frame
 from worldgen.io import UserInputError, atomic_write, atomic_write_text
 
@@ -66,7 +66,7 @@ class CameraFile:
         m = torch.zeros(T, 4, 4, dtype=torch.float64)
         m[:, :3] = self.w2c
         m[:, 3, 3] = 1.0
-        return rigid_inverse(m)
+        return torch.linalg.inv(m)
 
     def K(self, width: int, height: int) -> Tensor:
         """[T, 3, 3] float32 pixel intrinsics for images of width x height."""
@@ -85,7 +85,7 @@ def format_camera_file(url: str, timestamps: Tensor, K: Tensor, c2w: Tensor, wid
     T = c2w.shape[0]
     if K.dim() == 2:
         K = K[None].expand(T, 3, 3)
-    w2c = rigid_inverse(c2w.double().cpu())[:, :3, :4]
+    w2c = torch.linalg.inv(c2w.double().cpu())[:, :3, :4]  # exact inverse: c2w need not be orthonormal to 1e-16
     K = K.double().cpu()
     lines = [url]
     for i in range(T):

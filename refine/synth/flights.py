@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from worldgen.camera import Camera
-
 from refine.synth.render import surface_height
 from refine.synth.terrain import World
+from worldgen.camera import Camera
 
 
 @dataclass
@@ -95,7 +94,7 @@ def make_flight(world: World, frames: int, width: int, height: int, seed: int | 
     seed = world.seed if seed is None else seed
     rng = random.Random(f"worldgen-flight-{seed}")
     clim = world.climate
-    lo, hi = {"alpine": (60, 900), "coast": (20, 300), "desert": (25, 500), "forest": (25, 350), "tundra": (25, 450)}[clim]
+    lo, hi = {"alpine": (80, 900), "coast": (45, 350), "desert": (60, 500), "forest": (50, 400), "tundra": (50, 450)}[clim]
     clearance = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     speed = clearance * rng.uniform(0.008, 0.03) + rng.uniform(0.2, 1.0)  # m per frame
     fov = rng.uniform(50.0, 78.0)

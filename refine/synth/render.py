@@ -26,10 +26,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from refine.synth.terrain import World
 from worldgen.camera import Camera
 from worldgen.frame import Frame
-
-from refine.synth.terrain import World
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,18 @@ class RenderSettings:
     Attributes:
         steps: maximum march steps per primary ray.
         bisect: bisection steps refining each crossing (interval shrinks by 2^bisect).
-        k: step = k * height gap (< 1 because terrain slopes; 0.45 suits slopes up to ~2).
+        k: step = k * height gap above the smooth envelope (< 1 because terrain slopes).
+        lip: slope bound (Lipschitz constant) of crowns and relief: step >= gap / lip below the envelope.
         far: rays travelling further than this (m) count as sky.
         shadow_steps: steps of the soft-shadow march towards the sun (0 = no shadows).
         reflect_steps: steps of the water-reflection march (0 = reflect the sky only).
         compact_every: remove finished rays from the working set every this many steps.
     """
 
-    steps: int = 220
+    steps: int = 640
     bisect: int = 14
     k: float = 0.45
+    lip: float = 6.0
     far: float = 40000.0
     shadow_steps: int = 40
     reflect_steps: int = 56
@@ -110,6 +111,7 @@ class _Field:
         self.tex = world.tex.reshape(-1, 1)
         self.inv_cell = 1.0 / world.cell
         self.inv_fine = 1.0 / world.fine_cell
+        self.canopy_max = float(world.fine[..., 1].max())
 
     def parts(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Ground components at world (x, z) [R]: (base height incl. relief, forest, canopy, rough)."""
@@ -124,13 +126,27 @@ class _Field:
         f = _bilerp(self.fine, self.m, x * self.inv_fine, z * self.inv_fine)
         return c[:, 0] + c[:, 2] * f[:, 0] + c[:, 1] * f[:, 1]
 
+    def surface_env(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """(surface height [R], smooth upper envelope [R]) at (x, z) [R].
+
+        The envelope (terrain + full relief + tallest crowns) is >= the surface everywhere and has
+        terrain-like slopes, so rays above it can take big steps; below it they step carefully.
+        """
+        c = _bilerp(self.coarse, self.n, x * self.inv_cell, z * self.inv_cell)
+        f = _bilerp(self.fine, self.m, x * self.inv_fine, z * self.inv_fine)
+        g = c[:, 0] + c[:, 2] * f[:, 0] + c[:, 1] * f[:, 1]
+        env = c[:, 0] + c[:, 2] + c[:, 1] * self.canopy_max
+        if self.w.water:
+            return g.clamp_min(0.0), env.clamp_min(0.0)
+        return g, env
+
     def surface(self, x: Tensor, z: Tensor) -> Tensor:
         """Height [R] of what a ray meets: max(ground, 0) where the world has water."""
         g = self.ground(x, z)
         return g.clamp_min(0.0) if self.w.water else g
 
-    def noise(self, x: Tensor, z: Tensor, scale: float, offset: float = 0.0) -> Tensor:
-        """Periodic fractal noise [R] (about -1..1) with texels of `scale` metres."""
+    def noise(self, x: Tensor, z: Tensor, scale: float | Tensor, offset: float = 0.0) -> Tensor:
+        """Periodic fractal noise [R] (about -1..1) with texels of `scale` metres (a float or [R])."""
         s = 1.0 / scale
         return _bilerp(self.tex, self.p, x * s + offset, z * s + 0.37 * offset)[:, 0]
 
@@ -167,13 +183,18 @@ def _march(field: _Field, o: Tensor, d: Tensor, steps: int, s: RenderSettings, t
         x = oo[:, 0] + t * dd[:, 0]
         alt = -(oo[:, 1] + t * dd[:, 1])
         z = oo[:, 2] + t * dd[:, 2]
-        gap = alt - field.surface(x, z)
+        surf, env = field.surface_env(x, z)
+        gap = alt - surf
         hit = active & (gap < 0)
         lo = torch.where(hit, tp, lo)
         hi = torch.where(hit, t, hi)
         escaped = (t > far) | ((dd[:, 1] < 0) & (alt > h_max))
         active = active & ~hit & ~escaped
-        step = torch.maximum(s.k * gap, 0.05 + 0.004 * t)
+        # above the envelope: terrain-like slopes; inside the crown/relief layer: slopes up to `lip`
+        # (with a minimum step growing with distance; smaller inside the layer so crowns are not skipped)
+        above = alt > env
+        min_step = torch.where(above, 0.05 + 0.004 * t, 0.02 + 0.0008 * t)
+        step = torch.maximum(torch.maximum(s.k * (alt - env), gap / s.lip), min_step)
         tp = torch.where(active, t, tp)
         t = torch.where(active, t + step, t)
         last = it == steps - 1
@@ -241,8 +262,9 @@ def _smooth(a: float, b: float, x: Tensor) -> Tensor:
     return t * t * (3 - 2 * t)
 
 
-def _sky_base(world: World, d: Tensor) -> Tensor:
-    """Clear-sky radiance [M, 3] in unit directions d [M, 3] (no sun disk, no clouds)."""
+def _sky_base(world: World, d: Tensor, halo: bool = True) -> Tensor:
+    """Clear-sky radiance [M, 3] in unit directions d [M, 3] (no sun disk, no clouds; `halo`: the
+    narrow glow around the sun, left out where the sun's image is drawn another way)."""
     a = world.atmosphere
     dev = d.device
     sun = _vec(a.sun_dir, dev)
@@ -256,7 +278,9 @@ def _sky_base(world: World, d: Tensor) -> Tensor:
     sun_el = -a.sun_dir[1]
     low = max(0.0, 1.0 - sun_el / 0.35)
     mup = mu.clamp_min(0)
-    glow = (0.12 + 0.45 * low) * mup.pow(4) * (1 - h).pow(3) + 0.12 * mup.pow(32) + 0.25 * mup.pow(256)
+    glow = (0.12 + 0.45 * low) * mup.pow(4) * (1 - h).pow(3)
+    if halo:
+        glow = glow + 0.12 * mup.pow(32) + 0.25 * mup.pow(256)
     return col + _vec(a.sun_color, dev) * glow[:, None]
 
 
@@ -270,16 +294,18 @@ def _cloud_density(field: _Field, x: Tensor, z: Tensor) -> Tensor:
     return _smooth(c - 0.15, c + 0.35, n)
 
 
-def _sky(field: _Field, o: Tensor, d: Tensor) -> Tensor:
-    """Sky radiance [M, 3] seen from o [M, 3] in unit directions d [M, 3], with sun disk and clouds."""
+def _sky(field: _Field, o: Tensor, d: Tensor, sun_disk: bool = True) -> Tensor:
+    """Sky radiance [M, 3] seen from o [M, 3] in unit directions d [M, 3], with clouds; with the sun
+    disk and halo unless `sun_disk` is False (reflections, where the glitter term draws the sun)."""
     w = field.w
     a = w.atmosphere
     dev = d.device
-    col = _sky_base(w, d)
+    col = _sky_base(w, d, halo=sun_disk)
     sun = _vec(a.sun_dir, dev)
     mu = d @ sun
-    disk = _smooth(math.cos(math.radians(0.9)), math.cos(math.radians(0.55)), mu)
-    col = col + _vec(a.sun_color, dev) * (30.0 * disk)[:, None]
+    if sun_disk:
+        disk = _smooth(math.cos(math.radians(0.9)), math.cos(math.radians(0.55)), mu)
+        col = col + _vec(a.sun_color, dev) * (30.0 * disk)[:, None]
     if a.cloud_cover > 0:
         up = -d[:, 1]
         o_alt = -o[:, 1]
@@ -325,7 +351,7 @@ def _shade_ground(field: _Field, p: Tensor, d: Tensor, fp: Tensor, shadows: int)
     pal, a = w.palette, w.atmosphere
     dev = p.device
     x, z = p[:, 0], p[:, 2]
-    base, forest, canopy, rough = field.parts(x, z)
+    base, forest, canopy, _rough = field.parts(x, z)
     # normal of the full surface, differences over about a pixel footprint
     e = fp.clamp(0.25, 8.0)
     hx = (field.ground(x + e, z) - field.ground(x - e, z)) / (2 * e)
@@ -340,12 +366,13 @@ def _shade_ground(field: _Field, p: Tensor, d: Tensor, fp: Tensor, shadows: int)
     n2 = field.noise(x, z, 9.0, 5.0)
     n3 = field.noise(x, z, 70.0, 7.0)
     n4 = field.noise(x, z, 600.0, 9.0)
-    V = lambda c: _vec(c, dev)  # noqa: E731
+    V = lambda c: _vec(c, dev)
 
     # ground cover: grass, dry grass, dirt
     dry = _smooth(-0.35, 0.45, n4 + 0.6 * n3 + 0.2 * n2)[:, None]
     col = V(pal.grass) * (1 - dry) + V(pal.grass_dry) * dry
-    col = col * (1 + 0.35 * n1 + 0.25 * n2)[:, None]
+    n15 = field.noise(x, z, 3.1, 17.0) * (1 - fp / 8.0).clamp(0, 1)
+    col = col * (1 + 0.3 * n1 + 0.3 * n15 + 0.25 * n2)[:, None]
     dirt = _smooth(0.25, 0.6, n3 * 0.7 + n2 * 0.5)[:, None] * 0.5
     col = col * (1 - dirt) + V(pal.dirt) * dirt
     if pal.dunes > 0:  # desert floor: sand with ripples
@@ -355,7 +382,8 @@ def _shade_ground(field: _Field, p: Tensor, d: Tensor, fp: Tensor, shadows: int)
     # rock: steep ground and bare heights; strata bands in layered climates
     steep = 1 - n_up
     rock_w = _smooth(0.16, 0.32, steep + 0.12 * n2 + 0.05 * n1)
-    rock_w = torch.maximum(rock_w, _smooth(pal.tree_line * 1.05, pal.tree_line * 1.5 + 10, alt + 120 * n3) * 0.85)
+    bare = 0.85 if w.climate == "alpine" else 0.3
+    rock_w = torch.maximum(rock_w, _smooth(pal.tree_line * 1.05, pal.tree_line * 1.5 + 10, alt + 120 * n3) * bare)
     band = 0.5 + 0.5 * torch.sin(alt / 9.0 + 2.5 * n3 + 0.7 * n2)
     rcol = V(pal.rock) * (1 - band * pal.strata)[:, None] + V(pal.rock_alt) * (band * pal.strata)[:, None]
     rcol = rcol * (0.75 + 0.3 * n1 + 0.25 * n2)[:, None]
@@ -439,7 +467,7 @@ def _shade_water(field: _Field, o: Tensor, p: Tensor, d: Tensor, fp: Tensor, t: 
     r = torch.stack([r[:, 0], torch.minimum(r[:, 1], torch.full_like(r[:, 1], -0.004)), r[:, 2]], -1)
     r = r / r.norm(dim=-1, keepdim=True)
     q = p + torch.tensor([0.0, -0.05, 0.0], device=dev)
-    refl = _sky(field, q, r)
+    refl = _sky(field, q, r, sun_disk=False)  # the sun's image is the glitter term below
     if s.reflect_steps > 0:
         tr = _march(field, q, r, s.reflect_steps, s, 0.5, s.far * 0.5)
         hit = torch.isfinite(tr).nonzero().squeeze(1)
@@ -460,9 +488,21 @@ def _shade_water(field: _Field, o: Tensor, p: Tensor, d: Tensor, fp: Tensor, t: 
     # foam on the shore line
     foam = (1 - _smooth(0.05, 0.6, depth_w + 0.3 * field.noise(x, z, 1.3, 61.0))) * 0.8
     refr = refr * (1 - foam[:, None]) + light * 0.75 * foam[:, None]
-    sparkle = (field.noise(x, z, 0.6, 71.0) * 3.0).clamp(0, 1) * (1 - (fp / 2.0).clamp(0, 1)) + (fp / 2.0).clamp(0, 1) * 0.3
-    rs = (r @ sun).clamp_min(0)
-    spec = rs.pow(1500.0) * 40.0 * sparkle + rs.pow(120.0) * 0.6 * sparkle
+    # sun glitter: microfacet (Beckmann) lobe of the wave slopes about the mean (flat) normal; its
+    # roughness grows with the footprint, which stretches it into a glitter path towards the sun
+    up = torch.tensor([0.0, -1.0, 0.0], device=dev)
+    hv = sun - d
+    hv = hv / hv.norm(dim=-1, keepdim=True)
+    ch = (hv @ up).clamp(1e-3, 1.0)
+    alpha = 0.05 + 0.06 * (fp / (fp + 3.0))
+    tan2 = (1 - ch * ch) / (ch * ch)
+    D = torch.exp(-tan2 / (alpha * alpha)) / (math.pi * alpha * alpha * ch.pow(4))
+    cos_v = (-d[:, 1]).clamp_min(0.02)
+    fh = 0.02 + 0.98 * (1 - (hv @ sun).clamp(0, 1)).pow(5)
+    gscale = fp.clamp_min(0.4) * 1.5  # glints about a pixel wide at every distance
+    glint = (field.noise(x, z, gscale, 71.0) * 3.5 - 0.3).clamp(0, 1)
+    sparkle = 0.08 + 0.92 * glint
+    spec = (D * fh / (4 * cos_v.clamp_min(0.15)) * max(-a.sun_dir[1], 0.0)).clamp_max(2.5) * sparkle * 0.6
     col = refl * fres[:, None] + refr * (1 - fres[:, None]) + _vec(a.sun_color, dev) * spec[:, None]
     return col
 

@@ -15,7 +15,7 @@ run into the evaluation range.
 from __future__ import annotations
 
 SPLITS: dict[str, range] = {
-    "train": range(0, 1_000_000),
+    "train": range(1_000_000),
     "eval": range(1_000_000, 1_001_000),
     "demo": range(3_000_000, 3_001_000),
 }

@@ -125,7 +125,7 @@ class World:
     def device(self) -> torch.device:
         return self.coarse.device
 
-    def to(self, device: torch.device | str) -> "World":
+    def to(self, device: torch.device | str) -> World:
         return replace(self, coarse=self.coarse.to(device), fine=self.fine.to(device), tex=self.tex.to(device))
 
     def describe(self) -> dict:
@@ -171,10 +171,22 @@ def _upsample_periodic(g: Tensor, n: int) -> Tensor:
 
 
 def _grad_sq(h: Tensor, cell: float) -> Tensor:
-    """Squared slope |grad h|^2 [N, N] of a periodic height grid [N, N] (central differences)."""
-    gx = (torch.roll(h, -1, 1) - torch.roll(h, 1, 1)) / (2 * cell)
-    gz = (torch.roll(h, -1, 0) - torch.roll(h, 1, 0)) / (2 * cell)
-    return gx * gx + gz * gz
+    """Squared slope |grad h|^2 [N, N] of a periodic height grid [N, N].
+
+    Per axis the larger of the forward and backward differences, so sharp crests and pits count
+    as steep (a central difference would call them flat).
+    """
+    fx = (torch.roll(h, -1, 1) - h) / cell
+    bx = (h - torch.roll(h, 1, 1)) / cell
+    fz = (torch.roll(h, -1, 0) - h) / cell
+    bz = (h - torch.roll(h, 1, 0)) / cell
+    return torch.maximum(fx * fx, bx * bx) + torch.maximum(fz * fz, bz * bz)
+
+
+def _blur3(x: Tensor) -> Tensor:
+    """3x3 box blur of a periodic grid [N, N]."""
+    y = (torch.roll(x, 1, 0) + x + torch.roll(x, -1, 0)) / 3
+    return (torch.roll(y, 1, 1) + y + torch.roll(y, -1, 1)) / 3
 
 
 def fbm(
@@ -207,7 +219,7 @@ def fbm(
             o = o * weight
             weight = (o * 2.0).clamp(0, 1)
         if erosion > 0 and p > p_lo:
-            o = o / (1.0 + erosion * _grad_sq(total * amp_m / max(norm, 1e-6), cell))
+            o = o * _blur3(1.0 / (1.0 + erosion * _grad_sq(total * amp_m / max(norm, 1e-6), cell)))
         total = total + amp * o
         norm += amp
         amp *= gain
@@ -218,7 +230,7 @@ def fbm(
 def _warp_periodic(h: Tensor, wx: Tensor, wz: Tensor) -> Tensor:
     """Sample periodic [N, N] grid `h` at (j + wx, i + wz) texels (bilinear), result [N, N]."""
     n = h.shape[0]
-    pad = int(math.ceil(max(float(wx.abs().max()), float(wz.abs().max())))) + 2
+    pad = math.ceil(max(float(wx.abs().max()), float(wz.abs().max()))) + 2
     hp = F.pad(h[None, None], (pad, pad, pad, pad), mode="circular")
     ii, jj = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32), indexing="ij")
     size = n + 2 * pad
@@ -256,7 +268,7 @@ def _sun_and_sky(rng: random.Random, climate: str) -> Atmosphere:
     # air mass (Kasten-Young) and a chromatic optical depth: low sun turns orange
     m = 1.0 / (math.sin(e) + 0.50572 * (el + 6.07995) ** -1.6364)
     beta = (0.035, 0.085, 0.19)
-    bright = 3.2
+    bright = 2.8
     sun_color = tuple(bright * math.exp(-b * m) for b in beta)
     day = 0.35 + 0.65 * min(1.0, max(0.0, (math.sin(e) + 0.02) / 0.45))
     low = max(0.0, 1.0 - el / 18.0) ** 1.5
@@ -268,9 +280,9 @@ def _sun_and_sky(rng: random.Random, climate: str) -> Atmosphere:
         horizon = (horizon[0] * 1.08, horizon[1] * 1.0, horizon[2] * 0.88)
     if climate == "tundra":
         horizon = (horizon[0] * 1.0, horizon[1] * 1.02, horizon[2] * 1.05)
-    vis_km = {"alpine": (60, 220), "coast": (25, 120), "desert": (20, 90), "forest": (25, 110), "tundra": (40, 160)}[climate]
+    vis_km = {"alpine": (60, 220), "coast": (25, 120), "desert": (40, 150), "forest": (25, 110), "tundra": (40, 160)}[climate]
     vis = math.exp(rng.uniform(math.log(vis_km[0]), math.log(vis_km[1]))) * 1000
-    fog_km = rng.choice([0.0, 0.0, rng.uniform(1.5, 6.0), rng.uniform(4.0, 15.0)])
+    fog_km = rng.choice([0.0, 0.0, 0.0, 0.0, rng.uniform(6.0, 15.0), rng.uniform(10.0, 40.0)])
     haze = 3.0 / (fog_km * 1000) if fog_km > 0 else 0.0
     cloud_cover = rng.choice([0.0, rng.uniform(0.05, 0.35), rng.uniform(0.2, 0.55), rng.uniform(0.35, 0.75)])
     return Atmosphere(
@@ -284,7 +296,7 @@ def _sun_and_sky(rng: random.Random, climate: str) -> Atmosphere:
         cloud_cover=cloud_cover,
         cloud_alt=0.0,  # set once the terrain height is known
         cloud_scale=rng.uniform(10.0, 28.0),
-        exposure=1.0,
+        exposure=0.8,
     )
 
 
@@ -294,12 +306,12 @@ def _jitter(rng: random.Random, c: RGB, s: float = 0.12) -> RGB:
 
 
 def _palette(rng: random.Random, climate: str, h_top: float) -> Palette:
-    j = lambda c, s=0.12: _jitter(rng, c, s)  # noqa: E731
+    j = lambda c, s=0.12: _jitter(rng, c, s)
     if climate == "alpine":
         return Palette(
             grass=j((0.085, 0.13, 0.035)), grass_dry=j((0.19, 0.17, 0.075)), forest=j((0.022, 0.05, 0.025)),
             forest_alt=j((0.035, 0.06, 0.03)), rock=j((0.20, 0.19, 0.18)), rock_alt=j((0.13, 0.12, 0.115)),
-            sand=j((0.30, 0.27, 0.22)), snow=(0.82, 0.85, 0.90), dirt=j((0.14, 0.11, 0.08)),
+            sand=j((0.30, 0.27, 0.22)), snow=(0.70, 0.73, 0.78), dirt=j((0.14, 0.11, 0.08)),
             water_deep=(0.004, 0.018, 0.025), water_absorb=(0.45, 0.11, 0.08),
             snow_line=h_top * rng.uniform(0.45, 0.75), tree_line=h_top * rng.uniform(0.25, 0.42), beach=2.0,
             strata=0.15, snow_patches=0.0, dunes=0.0,
@@ -308,8 +320,8 @@ def _palette(rng: random.Random, climate: str, h_top: float) -> Palette:
         lush = rng.random() < 0.6
         return Palette(
             grass=j((0.09, 0.15, 0.04) if lush else (0.20, 0.18, 0.08)), grass_dry=j((0.23, 0.20, 0.09)),
-            forest=j((0.028, 0.065, 0.025)), forest_alt=j((0.05, 0.08, 0.03)), rock=j((0.24, 0.22, 0.19)),
-            rock_alt=j((0.30, 0.26, 0.20)), sand=j((0.62, 0.53, 0.38), 0.08), snow=(0.82, 0.85, 0.9),
+            forest=j((0.028, 0.065, 0.025)), forest_alt=j((0.04, 0.065, 0.025)), rock=j((0.24, 0.22, 0.19)),
+            rock_alt=j((0.30, 0.26, 0.20)), sand=j((0.62, 0.53, 0.38), 0.08), snow=(0.70, 0.73, 0.78),
             dirt=j((0.2, 0.15, 0.1)), water_deep=(0.003, 0.02, 0.035), water_absorb=(0.38, 0.07, 0.05),
             snow_line=1e9, tree_line=h_top * rng.uniform(0.6, 1.2), beach=rng.uniform(2.0, 6.0),
             strata=0.2, snow_patches=0.0, dunes=0.0,
@@ -317,10 +329,10 @@ def _palette(rng: random.Random, climate: str, h_top: float) -> Palette:
     if climate == "desert":
         red = rng.random() < 0.6
         return Palette(
-            grass=j((0.28, 0.22, 0.12)), grass_dry=j((0.40, 0.31, 0.18)), forest=j((0.08, 0.09, 0.04)),
-            forest_alt=j((0.10, 0.10, 0.05)), rock=j((0.50, 0.24, 0.12) if red else (0.42, 0.33, 0.22)),
-            rock_alt=j((0.36, 0.17, 0.09) if red else (0.55, 0.45, 0.32)), sand=j((0.62, 0.44, 0.27), 0.08),
-            snow=(0.82, 0.85, 0.9), dirt=j((0.40, 0.26, 0.15)), water_deep=(0.006, 0.025, 0.03),
+            grass=j((0.22, 0.17, 0.09)), grass_dry=j((0.33, 0.25, 0.15)), forest=j((0.08, 0.09, 0.04)),
+            forest_alt=j((0.10, 0.10, 0.05)), rock=j((0.40, 0.19, 0.10) if red else (0.36, 0.28, 0.19)),
+            rock_alt=j((0.28, 0.13, 0.07) if red else (0.45, 0.37, 0.26)), sand=j((0.42, 0.27, 0.14), 0.08),
+            snow=(0.70, 0.73, 0.78), dirt=j((0.30, 0.19, 0.11)), water_deep=(0.006, 0.025, 0.03),
             water_absorb=(0.35, 0.08, 0.06), snow_line=1e9, tree_line=h_top * 0.3, beach=1.5,
             strata=rng.uniform(0.5, 1.0), snow_patches=0.0, dunes=rng.uniform(0.3, 1.0),
         )
@@ -330,17 +342,17 @@ def _palette(rng: random.Random, climate: str, h_top: float) -> Palette:
             grass=j((0.08, 0.14, 0.035)), grass_dry=j((0.15, 0.16, 0.05)),
             forest=j((0.03, 0.07, 0.022)), forest_alt=j((0.16, 0.07, 0.02) if autumn else (0.05, 0.09, 0.03)),
             rock=j((0.18, 0.17, 0.15)), rock_alt=j((0.12, 0.11, 0.10)), sand=j((0.30, 0.26, 0.18)),
-            snow=(0.82, 0.85, 0.9), dirt=j((0.12, 0.09, 0.06)), water_deep=(0.004, 0.015, 0.015),
+            snow=(0.70, 0.73, 0.78), dirt=j((0.12, 0.09, 0.06)), water_deep=(0.004, 0.015, 0.015),
             water_absorb=(0.5, 0.16, 0.12), snow_line=1e9, tree_line=h_top * rng.uniform(0.8, 1.3), beach=1.0,
             strata=0.1, snow_patches=0.0, dunes=0.0,
         )
     return Palette(  # tundra
-        grass=j((0.17, 0.15, 0.08)), grass_dry=j((0.24, 0.20, 0.12)), forest=j((0.03, 0.05, 0.03)),
-        forest_alt=j((0.05, 0.06, 0.035)), rock=j((0.21, 0.21, 0.20)), rock_alt=j((0.15, 0.145, 0.14)),
-        sand=j((0.30, 0.28, 0.23)), snow=(0.80, 0.84, 0.90), dirt=j((0.15, 0.12, 0.09)),
+        grass=j((0.10, 0.11, 0.05)), grass_dry=j((0.20, 0.15, 0.08)), forest=j((0.03, 0.05, 0.03)),
+        forest_alt=j((0.05, 0.06, 0.035)), rock=j((0.17, 0.17, 0.16)), rock_alt=j((0.11, 0.105, 0.10)),
+        sand=j((0.30, 0.28, 0.23)), snow=(0.68, 0.72, 0.78), dirt=j((0.15, 0.12, 0.09)),
         water_deep=(0.004, 0.016, 0.026), water_absorb=(0.42, 0.1, 0.07),
-        snow_line=h_top * rng.uniform(0.35, 0.8), tree_line=h_top * rng.uniform(0.1, 0.3), beach=1.5,
-        strata=0.1, snow_patches=rng.uniform(0.15, 0.6), dunes=0.0,
+        snow_line=h_top * rng.uniform(0.6, 1.0), tree_line=h_top * rng.uniform(0.1, 0.3), beach=1.5,
+        strata=0.1, snow_patches=rng.uniform(0.02, 0.15), dunes=0.0,
     )
 
 
@@ -354,21 +366,21 @@ def _terrain(rng: random.Random, gen: torch.Generator, climate: str, n: int, cel
     style = rng.random()
     if climate == "alpine":
         base = fbm(n, gen, oct(4), oct(32), amp_m=rng.uniform(250, 500))
-        mtn = fbm(n, gen, oct(4), n, ridged=True, gain=0.52, erosion=2.5, amp_m=rng.uniform(1500, 2600), cell=cell)
+        mtn = fbm(n, gen, oct(4), oct(256), ridged=True, gain=0.52, erosion=2.5, amp_m=rng.uniform(1500, 2600), cell=cell)
         mask = _smoothstep(-0.5, 0.35, fbm(n, gen, lo, oct(8)))
-        hills = fbm(n, gen, oct(16), n, erosion=3.0, amp_m=140, cell=cell)
+        hills = fbm(n, gen, oct(16), oct(512), erosion=3.0, amp_m=140, cell=cell)
         h = base + mtn * (0.35 + 0.65 * mask) + hills
         water_q = rng.choice([0.0, rng.uniform(0.02, 0.1)])
     elif climate == "coast":
         base = fbm(n, gen, lo, oct(16), amp_m=rng.uniform(250, 420))
-        mtn = fbm(n, gen, oct(4), n, ridged=True, erosion=3.0, amp_m=rng.uniform(150, 700), cell=cell)
-        hills = fbm(n, gen, oct(8), n, erosion=2.0, amp_m=rng.uniform(60, 150), cell=cell)
+        mtn = fbm(n, gen, oct(4), oct(256), ridged=True, erosion=3.0, amp_m=rng.uniform(150, 700), cell=cell)
+        hills = fbm(n, gen, oct(8), oct(512), erosion=2.0, amp_m=rng.uniform(60, 150), cell=cell)
         h = base + mtn * _smoothstep(-0.1, 0.3, base / 400) + hills
         water_q = rng.uniform(0.3, 0.62)
     elif climate == "desert":
         base = fbm(n, gen, lo, oct(16), amp_m=rng.uniform(100, 250))
-        mtn = fbm(n, gen, oct(4), n, ridged=True, erosion=1.0, amp_m=rng.uniform(250, 600), cell=cell)
-        hills = fbm(n, gen, oct(16), n, erosion=1.0, amp_m=60, cell=cell)
+        mtn = fbm(n, gen, oct(4), oct(256), ridged=True, erosion=1.0, amp_m=rng.uniform(250, 600), cell=cell)
+        hills = fbm(n, gen, oct(16), oct(512), erosion=1.0, amp_m=60, cell=cell)
         h = base + mtn * _smoothstep(-0.3, 0.3, fbm(n, gen, lo, oct(8))) + hills
         if style < 0.65:  # mesas: flat tops, steep cliffs
             step = rng.uniform(40, 110)
@@ -379,14 +391,14 @@ def _terrain(rng: random.Random, gen: torch.Generator, climate: str, n: int, cel
         water_q = rng.choice([0.0, 0.0, 0.0, rng.uniform(0.01, 0.05)])
     elif climate == "forest":
         base = fbm(n, gen, lo, oct(16), amp_m=rng.uniform(120, 300))
-        hills = fbm(n, gen, oct(8), n, erosion=3.0, amp_m=rng.uniform(120, 300), cell=cell)
-        mtn = fbm(n, gen, oct(4), n, ridged=True, erosion=2.0, amp_m=rng.uniform(0, 700), cell=cell)
+        hills = fbm(n, gen, oct(8), oct(512), erosion=3.0, amp_m=rng.uniform(120, 300), cell=cell)
+        mtn = fbm(n, gen, oct(4), oct(256), ridged=True, erosion=2.0, amp_m=rng.uniform(0, 700), cell=cell)
         h = base + hills + mtn * _smoothstep(0.0, 0.5, fbm(n, gen, lo, oct(8)))
         water_q = rng.uniform(0.04, 0.16)
     else:  # tundra
         base = fbm(n, gen, lo, oct(16), amp_m=rng.uniform(80, 200))
-        hills = fbm(n, gen, oct(16), n, erosion=2.0, amp_m=rng.uniform(40, 120), cell=cell)
-        mtn = fbm(n, gen, oct(4), n, ridged=True, erosion=2.5, amp_m=rng.uniform(0, 1200), cell=cell)
+        hills = fbm(n, gen, oct(16), oct(512), erosion=2.0, amp_m=rng.uniform(40, 120), cell=cell)
+        mtn = fbm(n, gen, oct(4), oct(256), ridged=True, erosion=2.5, amp_m=rng.uniform(0, 1200), cell=cell)
         h = base + hills + mtn * _smoothstep(0.0, 0.5, fbm(n, gen, lo, oct(8)))
         water_q = rng.uniform(0.08, 0.22)
 
@@ -415,7 +427,7 @@ def _canopy(rng: random.Random, gen: torch.Generator, m: int, fine_cell: float, 
     present = torch.rand(nc, nc, generator=gen) > rng.uniform(0.05, 0.3)
     h_lo, h_hi = (10.0, 26.0) if conifer else (9.0, 20.0)
     th = (h_lo + (h_hi - h_lo) * tall) * present
-    rad = (0.42 if conifer else 0.62) * ct * (0.75 + 0.5 * tall)
+    rad = (0.5 if conifer else 0.62) * ct * (0.75 + 0.5 * tall)
     ii, jj = torch.meshgrid(torch.arange(m, dtype=torch.float32) + 0.0, torch.arange(m, dtype=torch.float32), indexing="ij")
     ci, cj = torch.floor(ii / ct).long(), torch.floor(jj / ct).long()
     out = torch.zeros(m, m)
