@@ -463,3 +463,19 @@ def test_docs_keyframe_example_parses(tmp_path):
     path = KeyframePath.from_json(_write(tmp_path, example), _start(), 2.0, num_frames=60)
     assert len(path.keyframe_frames) == 4 and path.keyframe_frames[0] == 0
     _assert_rigid_roll_free(path.poses())
+
+
+def test_autopilot_steers_from_a_conservative_coarse_view():
+    from worldgen.paths import _coarse_view
+
+    cam = Camera.from_fov(60.0, 256, 128)
+    depth = torch.full((128, 256), 50.0)
+    depth[:40] = math.inf
+    depth[100, 10] = 2.0  # one near pixel: its block must keep it
+    depth[60, 60] = float("nan")
+    frame = Frame(torch.zeros(128, 256, 3), depth, torch.isinf(depth), cam)
+    small, sky, d = _coarse_view(frame, 64)
+    assert (small.width, small.height) == (64, 32) and math.isclose(small.fov_x_deg, cam.fov_x_deg, rel_tol=1e-5)
+    assert sky[:10].all() and not sky[10:].any()
+    assert d[25, 2] == 2.0 and torch.isfinite(d[10:]).all()
+    assert torch.isposinf(d[:10]).all()

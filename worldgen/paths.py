@@ -671,6 +671,9 @@ class AutopilotConfig:
     """How strongly an openness difference between the image halves turns the camera."""
     smoothing: float = 0.85
     """Exponential smoothing of look and move directions: weight of the previous value (0 = none)."""
+    steer_width: int = 64
+    """Steer from the previous frame reduced to at most this many pixels across (blocks keep their
+    nearest depth, so the climb stays conservative); steering needs only the coarse layout."""
 
 
 class AutopilotPath(CameraPath):
@@ -785,10 +788,10 @@ class AutopilotPath(CameraPath):
     def _steer(self, prev: Frame) -> None:
         """Update turn rate, look pitch and flight path angle from frame t-1."""
         c, s = self.config, self.config.smoothing
-        cam = prev.camera
+        cam, sky, depth = _coarse_view(prev, c.steer_width)
         H, W = cam.height, cam.width
-        sky = prev.sky.detach().to("cpu", torch.bool)
-        depth = prev.depth.detach().to("cpu", _F64)
+        sky = sky.detach().to("cpu", torch.bool)
+        depth = depth.detach().to("cpu", _F64)
         valid = torch.isfinite(depth) & (depth > 0) & ~sky  # ground/objects with a usable depth
         disp = torch.where(valid, self.scale / depth.clamp_min(1e-12), torch.zeros_like(depth))  # [H, W] scene units
 
@@ -829,6 +832,25 @@ class AutopilotPath(CameraPath):
         gamma_target = max(-math.radians(c.max_descent_deg), min(math.radians(c.max_climb_deg), gamma_target))
         k = (1 - s) * 2 if gamma_target > self._gamma else (1 - s)
         self._gamma += min(1.0, k) * (gamma_target - self._gamma)
+
+
+def _coarse_view(frame: Frame, max_width: int) -> tuple[Camera, Tensor, Tensor]:
+    """(camera, sky [h, w] bool, depth [h, w]) of `frame` reduced by an integer factor to at most
+    `max_width` pixels across: a block is sky if most of it is, and keeps its nearest depth."""
+    cam = frame.camera
+    f = max(1, math.ceil(cam.width / max(1, max_width)))
+    if f == 1:
+        return cam, frame.sky, frame.depth
+    h, w = cam.height // f, cam.width // f
+    sky = frame.sky[: h * f, : w * f]
+    depth = frame.depth[: h * f, : w * f]
+    valid = torch.isfinite(depth) & (depth > 0) & ~sky
+    disp = torch.where(valid, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
+    disp = torch.nn.functional.max_pool2d(disp[None, None], f)[0, 0]
+    sky_s = torch.nn.functional.avg_pool2d(sky[None, None].float(), f)[0, 0] > 0.5
+    depth_s = torch.where(disp > 0, 1.0 / disp.clamp_min(1e-12), torch.full_like(disp, math.inf))
+    small = Camera(K=cam.K, c2w=cam.c2w, width=w * f, height=h * f).resized(w, h)
+    return small, sky_s, depth_s
 
 
 # =============================================================================== factory

@@ -152,3 +152,12 @@ def entrypoint() -> None:
 
 if __name__ == "__main__":
     entrypoint()
+
+
+def _command():
+    from worldgen.cli import Command
+
+    return Command(SynthConfig, main)
+
+
+COMMAND = _command()
