@@ -14,7 +14,8 @@ for s in ${STEPS:-tests renderer generate synth autopilot bench}; do
     renderer) step python3 scripts/bench_renderer.py --device cuda --max-n 16000000 --sizes 256 512 --backends gsplat ;;
     generate) step python3 scripts/bench_generate.py --device cuda --size 512x512 --frames 60
               step python3 scripts/bench_generate.py --device cuda --size 256x256 --frames 60 --warmup 0 ;;
-    synth) [ -f scripts/bench_synth.py ] && step python3 scripts/bench_synth.py --device cuda ;;
+    synth) step python3 scripts/bench_synth.py --device cuda
+           step python3 scripts/bench_synth.py --device cuda --fast --batch 128 ;;
     autopilot) step python3 scripts/autopilot_check.py --frames 500 --size 256x256 --device cuda ;;
     loop) for p in shared-photos/*.png shared-photos/*.jpg; do [ -f "$p" ] && step python3 scripts/loop_closure.py "$p" --frames 60 --device cuda; done ;;
     bench) step python3 -m worldgen.cli bench --device cuda --out "$OUT/bench_gpu.json" ;;
