@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System libraries worldgen's Python packages need: open3d loads libusb-1.0 at import time.
 set -euo pipefail
-if ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
+if { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libusb-1.0.so.0'; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
