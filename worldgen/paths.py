@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -788,16 +789,20 @@ class AutopilotPath(CameraPath):
     def _steer(self, prev: Frame) -> None:
         """Update turn rate, look pitch and flight path angle from frame t-1."""
         c, s = self.config, self.config.smoothing
-        cam, sky, depth = _coarse_view(prev, c.steer_width)
+        cam, sky_t, depth_t = _coarse_view(prev, c.steer_width)
         H, W = cam.height, cam.width
-        sky = sky.detach().to("cpu", torch.bool)
-        depth = depth.detach().to("cpu", _F64)
-        valid = torch.isfinite(depth) & (depth > 0) & ~sky  # ground/objects with a usable depth
-        disp = torch.where(valid, self.scale / depth.clamp_min(1e-12), torch.zeros_like(depth))  # [H, W] scene units
+        # The rest is small-array arithmetic: numpy avoids torch's per-op thread start-up, which on
+        # many-core machines costs more than the arithmetic itself.
+        sky = sky_t.detach().cpu().numpy().astype(bool)
+        depth = depth_t.detach().cpu().numpy().astype(np.float64)
+        K = cam.K.detach().cpu().numpy().astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            valid = np.isfinite(depth) & (depth > 0) & ~sky  # ground/objects with a usable depth
+            disp = np.where(valid, self.scale / np.maximum(depth, 1e-12), 0.0)  # [H, W] scene units
 
         # Look pitch: move the horizon (sky fraction, sky on top) towards `horizon` from the top.
-        fy, cy = float(cam.K[1, 1]), float(cam.K[1, 2])
-        h_now = float(sky.to(_F64).mean())
+        fy, cy = float(K[1, 1]), float(K[1, 2])
+        h_now = float(sky.mean())
         delta = math.atan((h_now * H - cy) / fy) - math.atan((c.horizon * H - cy) / fy)  # > 0: look down
         change = -(1 - s) * delta
         lim = math.radians(c.max_pitch_rate_deg)
@@ -808,7 +813,7 @@ class AutopilotPath(CameraPath):
         # Yaw: towards the more open half of the band around the horizon.
         r0 = int(max(0.0, c.horizon - 0.25) * H)
         r1 = max(r0 + 1, int(math.ceil(min(1.0, c.horizon + 0.35) * H)))
-        open_ = torch.where(sky, 1.0, torch.where(valid, torch.exp(-disp), torch.full_like(disp, 0.5)))[r0:r1]
+        open_ = np.where(sky, 1.0, np.where(valid, np.exp(-disp), 0.5))[r0:r1]
         left, right = float(open_[:, : W // 2].mean()), float(open_[:, W - W // 2 :].mean())
         lim = math.radians(c.max_turn_deg)
         target_turn = lim * math.tanh(c.turn_gain * (right - left))
@@ -816,18 +821,19 @@ class AutopilotPath(CameraPath):
 
         # Climb: pass every point of the corridor ahead `altitude` above it.
         gamma_target = -math.radians(c.max_descent_deg)
-        if bool(valid.any()):
-            pts_cam = cam.rays_cam().detach().to("cpu", _F64)[valid] * depth[valid][:, None]  # [M, 3]
-            c2w = cam.c2w.detach().to("cpu", _F64)
-            rel = pts_cam @ c2w[:3, :3].T + (c2w[:3, 3] - self._p)  # [M, 3] relative to the camera now
-            height = rel @ _up()  # [M] above the camera
-            hd = self._heading(self._move_yaw)
+        if valid.any():
+            rays = cam.rays_cam().detach().cpu().numpy().astype(np.float64)  # [H, W, 3], z = 1
+            pts_cam = rays[valid] * depth[valid][:, None]  # [M, 3]
+            c2w = cam.c2w.detach().cpu().numpy().astype(np.float64)
+            rel = pts_cam @ c2w[:3, :3].T + (c2w[:3, 3] - self._p.numpy())  # [M, 3] relative to the camera now
+            height = rel @ _up().numpy()  # [M] above the camera
+            hd = self._heading(self._move_yaw).numpy()
             ahead = rel @ hd
-            side = rel @ torch.linalg.cross(_down(), hd)
+            side = rel @ np.cross(_down().numpy(), hd)
             inside = (ahead > 1e-3 * self.scale) & (ahead < c.lookahead * self.scale)
-            inside &= side.abs() < c.corridor * self.scale
-            if bool(inside.any()):
-                need = torch.atan2(height[inside] + c.altitude * self.scale, ahead[inside])
+            inside &= np.abs(side) < c.corridor * self.scale
+            if inside.any():
+                need = np.arctan2(height[inside] + c.altitude * self.scale, ahead[inside])
                 gamma_target = float(need.max())
         gamma_target = max(-math.radians(c.max_descent_deg), min(math.radians(c.max_climb_deg), gamma_target))
         k = (1 - s) * 2 if gamma_target > self._gamma else (1 - s)
