@@ -43,4 +43,5 @@ class Renderer(Protocol):
         width: int | None = None,
         height: int | None = None,
         features: Tensor | None = None,  # [N, C] extra channels per Gaussian
+        eps2d: float | None = None,  # screen-space blur (px^2) for this call; None: the renderer's own
     ) -> Render: ...

@@ -33,6 +33,7 @@ class GsplatRenderer:
         width: int | None = None,
         height: int | None = None,
         features: Tensor | None = None,  # [N, C]
+        eps2d: float | None = None,  # screen-space blur (px^2) for this call; None: the renderer's own
     ) -> Render:
         """Render `scene` (on a CUDA device) from `camera`, resized to width x height if given.
 
@@ -68,7 +69,7 @@ class GsplatRenderer:
             height=H,
             near_plane=0.01,
             far_plane=1e10,
-            eps2d=self.eps2d,
+            eps2d=self.eps2d if eps2d is None else eps2d,
             packed=False,
             rasterize_mode="classic",
             render_mode="RGB+ED",

@@ -509,6 +509,7 @@ class TorchRenderer:
         width: int | None = None,
         height: int | None = None,
         features: Tensor | None = None,  # [N, C]
+        eps2d: float | None = None,  # screen-space blur (px^2) for this call; None: the renderer's own
     ) -> Render:
         """Render `scene` from `camera` (resized to width x height if given).
 
@@ -526,7 +527,7 @@ class TorchRenderer:
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
         with torch.set_grad_enabled(needs_grad):
             means, quats, scales, opac, colors = _scene_inputs(scene)
-            proj = project_gaussians(means, quats, scales, opac, camera, self.eps2d)
+            proj = project_gaussians(means, quats, scales, opac, camera, self.eps2d if eps2d is None else eps2d)
             parts = [colors[proj.ids]]
             if features is not None:
                 parts.append(features[proj.ids].to(colors.dtype))

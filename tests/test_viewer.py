@@ -50,7 +50,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """True if a new server could listen on `port` now. SO_REUSEADDR (as servers set it) tolerates
+    connections left in TIME_WAIT by the test's own fetch, but not a socket still listening."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:

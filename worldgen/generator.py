@@ -90,8 +90,6 @@ class Generator:
 
     def __init__(self, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig()):
         self.renderer = renderer
-        if hasattr(renderer, "eps2d"):
-            renderer.eps2d = config.eps2d
         self.refiner = refiner
         self.config = config
         self.device = first.rgb.device
@@ -111,7 +109,7 @@ class Generator:
         """Render the world (scene + sky) at `camera`, unrefined."""
         with self._time("render"):
             fp = footprint_px(self.scene, camera)
-            r = self.renderer.render(self.scene, camera, features=fp)
+            r = self.renderer.render(self.scene, camera, features=fp, eps2d=self.config.eps2d)
             footprint = r.features[..., 0] / r.alpha.clamp_min(1e-6) if r.features is not None else None
         with self._time("sky"):
             sky_rgb, sky_known = self.sky.render(camera)
@@ -139,7 +137,7 @@ class Generator:
         deconvolved by a few fixed-point passes: c += target - render at each Gaussian's own pixel)."""
         for _ in range(iters):
             with self._time("fit"):
-                r = self.renderer.render(self.scene, frame.camera)
+                r = self.renderer.render(self.scene, frame.camera, eps2d=self.config.eps2d)
                 shown = r.rgb / r.alpha.clamp_min(1e-6)[..., None]
                 resid = (frame.rgb - shown)[mask]
                 cols = self.scene.colors[start:] + resid
