@@ -22,25 +22,17 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from typing_extensions import Annotated
+import tyro
 
 from worldgen.camera import Camera
 from worldgen.frame import Frame
 from worldgen.io import UserInputError, atomic_write_text, check_writable_dir
 
-try:
-    import tyro
-
-    _Positional = tyro.conf.Positional
-except ImportError:  # tyro is a dependency; this only keeps the module importable without it
-    _Positional = Annotated  # type: ignore[assignment]
-
-
 @dataclass(frozen=True)
 class FlyConfig:
     """Fly into a photo: generate frames along a camera path, keeping (or not) a 3D world."""
 
-    image: _Positional[str]  # type: ignore[valid-type]
+    image: tyro.conf.Positional[str]
     """Input photo (any size and aspect; RGB, RGBA or grayscale; EXIF orientation respected)."""
     depth: str | None = None
     """Depth or disparity map for the photo (.npy, .npz or 16-bit .png); default: the built-in landscape prior."""

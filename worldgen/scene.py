@@ -7,7 +7,6 @@ activated values (`scales()`, `opacities()`), never the raw parameters.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -165,14 +164,3 @@ def inverse_sigmoid(x: Tensor | float) -> Tensor:
     """logit(x), for opacities in (0, 1)."""
     x = torch.as_tensor(x, dtype=torch.float32).clamp(1e-6, 1 - 1e-6)
     return torch.log(x / (1 - x))
-
-
-def sh0_from_rgb(rgb: Tensor) -> Tensor:
-    """f_dc coefficients [..., 3] of RGB [..., 3] in [0, 1]."""
-    return (rgb - 0.5) / SH_C0
-
-
-def isotropic_log_scale(sigma: Tensor, flatness: float = 1.0) -> Tensor:
-    """[N, 3] log-scales of discs with standard deviation sigma [N] in x, y and sigma*flatness in z."""
-    s = sigma.clamp_min(1e-9).log()
-    return torch.stack([s, s, s + math.log(max(flatness, 1e-9))], dim=-1)
