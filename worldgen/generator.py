@@ -10,6 +10,7 @@ Both share renderer, refiner, lifting and sky; they differ in one thing only:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import defaultdict
@@ -56,11 +57,15 @@ def horizon_elevation_deg(frame: Frame) -> float:
 
 
 class _Timer:
-    def __init__(self, sink: dict[str, list[float]], device: torch.device):
-        self.sink, self.cuda = sink, device.type == "cuda"
+    """Per-stage wall-clock timer; on CUDA it synchronises around each stage (off: no-op, no syncs)."""
+
+    def __init__(self, sink: dict[str, list[float]], device: torch.device, enabled: bool = True):
+        self.sink, self.cuda, self.enabled = sink, device.type == "cuda", enabled
 
     def __call__(self, name: str):
         timer = self
+        if not self.enabled:
+            return contextlib.nullcontext()
 
         class _Ctx:
             def __enter__(self):
@@ -88,7 +93,8 @@ class Generator:
 
     mode = "base"
 
-    def __init__(self, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig()):
+    def __init__(self, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig(),
+                 time_stages: bool = True):
         self.renderer = renderer
         self.refiner = refiner
         self.config = config
@@ -96,7 +102,7 @@ class Generator:
         self.scene = GaussianScene.empty(self.device)
         self.sky = SkyDome.for_camera(first.camera)
         self.timings: dict[str, list[float]] = defaultdict(list)
-        self._time = _Timer(self.timings, self.device)
+        self._time = _Timer(self.timings, self.device, enabled=time_stages)
         self.t = 0
         self.first = first
         self.prev = first
@@ -127,21 +133,31 @@ class Generator:
                 self._fit_colours(frame, mask, start, fit_iters)
         with self._time("sky"):
             write = frame.sky if view is None else frame.sky & (view.alpha < cfg.sky_write_alpha)
-            self.sky.update(frame.camera, frame.rgb, write)
+            self.sky.update(frame.camera, frame.rgb.detach(), write)  # the dome is memory, not a gradient path
         return n_new
 
-    @torch.no_grad()
     def _fit_colours(self, frame: Frame, mask: torch.Tensor, start: int, iters: int) -> None:
         """Adjust the colours of Gaussians [start:] (lifted from `frame` at `mask`) so the world's
         render at frame.camera reproduces frame.rgb there (Gaussians overlap, so their colours are
-        deconvolved by a few fixed-point passes: c += target - render at each Gaussian's own pixel)."""
-        for _ in range(iters):
-            with self._time("fit"):
-                r = self.renderer.render(self.scene, frame.camera, eps2d=self.config.eps2d)
-                shown = r.rgb / r.alpha.clamp_min(1e-6)[..., None]
-                resid = (frame.rgb - shown)[mask]
-                cols = self.scene.colors[start:] + resid
-                self.scene.colors[start:] = cols.clamp(-0.5, 1.5)  # deconvolved colours may leave [0, 1]
+        deconvolved by a few fixed-point passes: c += target - render at each Gaussian's own pixel).
+
+        The correction is computed without gradients; when the colours carry an autograd graph
+        (training unrolls the generator), it is added as a constant, so gradients still reach the
+        frame the colours were lifted from."""
+        if iters <= 0:
+            return
+        lifted = self.scene.colors
+        with torch.no_grad():
+            fitted = lifted.detach().clone()
+            for _ in range(iters):
+                with self._time("fit"):
+                    self.scene.colors = fitted
+                    r = self.renderer.render(self.scene, frame.camera, eps2d=self.config.eps2d)
+                    shown = r.rgb / r.alpha.clamp_min(1e-6)[..., None]
+                    resid = (frame.rgb.detach() - shown)[mask]
+                    # deconvolved colours may leave [0, 1]
+                    fitted[start:] = (fitted[start:] + resid).clamp(-0.5, 1.5)
+        self.scene.colors = lifted + (fitted - lifted.detach()) if lifted.requires_grad else fitted
 
     def _rebuild_from(self, frame: Frame, fit_iters: int) -> None:
         self.scene = GaussianScene.empty(self.device)
@@ -151,15 +167,24 @@ class Generator:
     # -------------------------------------------------------------- the loop
     def step(self, camera: Camera) -> Frame:
         """Generate the next frame at `camera`: render the world there, refine, remember."""
-        self.t += 1
-        self._before_step()
-        view = self.render_view(camera)
+        view = self.begin_step(camera)
         with self._time("refine"):
             frame = self.refiner(view)
+        self.end_step(frame, view)
+        return frame
+
+    def begin_step(self, camera: Camera) -> RenderedView:
+        """The first half of `step`: advance the clock and render the world at `camera`, unrefined.
+        (Training refines the views of several generators in one batch, then calls `end_step`.)"""
+        self.t += 1
+        self._before_step()
+        return self.render_view(camera)
+
+    def end_step(self, frame: Frame, view: RenderedView) -> None:
+        """The second half of `step`: remember the refined `frame` of `view`."""
         self._after_step(frame, view)
         self.prev = frame
         self.last_view = view
-        return frame
 
     def _before_step(self) -> None:
         pass
@@ -196,9 +221,11 @@ class PerFrameGenerator(Generator):
             self._rebuild_from(self.prev, fit_iters=self.config.fit_iters_first)
 
 
-def make_generator(mode: str, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig()) -> Generator:
-    """`mode` is 'persistent' or 'per-frame'."""
+def make_generator(mode: str, first: Frame, renderer: Renderer, refiner: Refiner, config: GeneratorConfig = GeneratorConfig(),
+                   time_stages: bool = True) -> Generator:
+    """`mode` is 'persistent' or 'per-frame'; `time_stages` False skips the per-stage timers (and their
+    CUDA synchronisations), as training does."""
     classes = {"persistent": PersistentGenerator, "per-frame": PerFrameGenerator}
     if mode not in classes:
         raise ValueError(f"mode must be one of {sorted(classes)}, got {mode!r}")
-    return classes[mode](first, renderer, refiner, config)
+    return classes[mode](first, renderer, refiner, config, time_stages)

@@ -120,9 +120,12 @@ def lift(frame: Frame, mask: Tensor, birth: int, cfg: LiftConfig) -> GaussianSce
     cam = frame.camera
     finite_depth = torch.where(torch.isfinite(frame.depth) & (frame.depth > 0), frame.depth, torch.ones_like(frame.depth))
     P = cam.unproject(finite_depth)
-    edges = depth_edges(frame.depth, cfg.edge_ratio)
+    means = P[mask]  # the only geometry that keeps an autograd path to the frame's depth (training)
+    # Orientation and size are derived quantities: computed without gradients.
+    P, finite_depth = P.detach(), finite_depth.detach()
+    edges = depth_edges(frame.depth.detach(), cfg.edge_ratio)
     du, dv = _surface_steps(P, finite_depth, edges)
-    pts, depth = P[mask], frame.depth[mask]
+    pts, depth = P[mask], frame.depth.detach()[mask]
     du, dv, edge = du[mask], dv[mask], edges[mask]
     m = pts.shape[0]
     base = depth / cam.fx  # fronto-parallel pixel size at this depth [M]
@@ -150,7 +153,7 @@ def lift(frame: Frame, mask: Tensor, birth: int, cfg: LiftConfig) -> GaussianSce
     sz = torch.minimum(sx, sy) * cfg.flatness
     log_scales = torch.stack([sx, sy, sz], dim=-1).clamp_min(1e-12).log()
     return GaussianScene(
-        means=pts.contiguous(),
+        means=means.contiguous(),
         quats=rotmat_to_quat(R).contiguous(),
         log_scales=log_scales,
         opacity_logits=torch.full((m,), float(inverse_sigmoid(cfg.opacity)), device=pts.device),

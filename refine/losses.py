@@ -1,0 +1,112 @@
+"""Training losses of the refinement (and depth) networks, and the multi-scale PatchGAN critic.
+
+No pretrained weights can be downloaded here, so the perceptual terms the papers use are replaced:
+- Infinite Nature's VGG perceptual loss -> a Laplacian-pyramid L1 (band-pass differences at 4
+  scales: penalises missing or wrong detail the way a plain L1 does not) plus the discriminator's
+  feature-matching loss (pix2pixHD), whose features are learnt here from the project's own data.
+- The adversarial term: hinge loss with a 2-scale PatchGAN (spectral norm), as Infinite Nature's
+  multi-scale discriminator.
+
+Images are `[B, C, H, W]` float.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def masked_mean(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean of x [B, C, H, W] over the pixels where mask [B, 1, H, W] (bool or weight) is set; 0 if none."""
+    if mask is None:
+        return x.mean()
+    m = mask.to(x.dtype).expand_as(x)
+    return (x * m).sum() / m.sum().clamp_min(1.0)
+
+
+def _blur_down(x: Tensor) -> Tensor:
+    """[B, C, H, W] -> [B, C, ceil(H/2), ceil(W/2)]: 2x2 box average (replicate-padded for odd sizes)."""
+    ph, pw = x.shape[-2] % 2, x.shape[-1] % 2
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return F.avg_pool2d(x, 2)
+
+
+def laplacian_l1(a: Tensor, b: Tensor, levels: int = 4) -> Tensor:
+    """L1 between the Laplacian pyramids of a and b [B, C, H, W] (band i weighted 2^i: coarse bands
+    hold fewer pixels), averaged over bands."""
+    total = a.new_zeros(())
+    for i in range(levels):
+        if min(a.shape[-2:]) < 2:
+            break
+        da, db = _blur_down(a), _blur_down(b)
+        ua = F.interpolate(da, size=a.shape[-2:], mode="bilinear", align_corners=False)
+        ub = F.interpolate(db, size=b.shape[-2:], mode="bilinear", align_corners=False)
+        total = total + (2.0 ** i) * ((a - ua) - (b - ub)).abs().mean()
+        a, b = da, db
+    return total / levels
+
+
+class PatchDiscriminator(nn.Module):
+    """One PatchGAN: 4x4 stride-2 convs (spectral norm, leaky ReLU), then a 1-channel patch logit map.
+
+    `forward(x [B, C, H, W]) -> list of feature maps`, the last being the logits [B, 1, h, w]."""
+
+    def __init__(self, in_channels: int, width: int = 64, layers: int = 3):
+        super().__init__()
+        blocks, c = [], in_channels
+        for i in range(layers):
+            c_out = width * 2 ** min(i, 3)
+            blocks.append(spectral_norm(nn.Conv2d(c, c_out, 4, stride=2, padding=1)))
+            c = c_out
+        blocks.append(spectral_norm(nn.Conv2d(c, c, 3, padding=1)))
+        self.blocks = nn.ModuleList(blocks)
+        self.out = spectral_norm(nn.Conv2d(c, 1, 3, padding=1))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        feats = []
+        for b in self.blocks:
+            x = F.leaky_relu(b(x), 0.2)
+            feats.append(x)
+        feats.append(self.out(x))
+        return feats
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """PatchGANs at full and half resolution (and more with `scales`).
+
+    `forward(x) -> [features of scale 0, features of scale 1, ...]`, each a list ending in logits."""
+
+    def __init__(self, in_channels: int = 4, width: int = 48, scales: int = 2, layers: int = 3):
+        super().__init__()
+        self.nets = nn.ModuleList([PatchDiscriminator(in_channels, width, layers) for _ in range(scales)])
+
+    def forward(self, x: Tensor) -> list[list[Tensor]]:
+        outs = []
+        for i, net in enumerate(self.nets):
+            if i:
+                x = _blur_down(x)
+            outs.append(net(x))
+        return outs
+
+
+def d_hinge_loss(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:
+    """Discriminator hinge loss, averaged over scales: relu(1 - D(real)) + relu(1 + D(fake))."""
+    return sum(F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake)) / len(real)
+
+
+def g_hinge_loss(fake: list[list[Tensor]]) -> Tensor:
+    """Generator hinge loss: -D(fake), averaged over scales."""
+    return sum(-f[-1].mean() for f in fake) / len(fake)
+
+
+def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]]) -> Tensor:
+    """L1 between the discriminator's intermediate features of fake and (detached) real images."""
+    total, n = fake[0][0].new_zeros(()), 0
+    for fs, rs in zip(fake, real):
+        for f, r in zip(fs[:-1], rs[:-1]):
+            total = total + (f - r.detach()).abs().mean()
+            n += 1
+    return total / max(n, 1)

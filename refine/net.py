@@ -1,0 +1,139 @@
+"""The project's networks: one small U-Net with a global code, fully convolutional.
+
+`RefinerNet` (the learned refiner) and `DepthNet` (the photo's depth) are two instances of `UNet`.
+
+It sees the rendered view at a new pose (colour, coverage, disparity, footprint, the sky dome and
+the ray's elevation; `refine/learned.py` assembles those channels) and predicts, per pixel, an
+RGB residual, a normalised log-disparity and a sky logit. `refine/learned.py` turns that into a
+Frame, keeping what the world already holds.
+
+Design (why it looks like this):
+- Infinite Nature uses a SPADE generator at 160x256 and InfiniteNature-Zero a CoModGAN-style
+  encoder-decoder with a global style code at 128^2. Both are far above our budget (<= 5 ms at 512^2
+  on one H200, <= 0.3 s at 256^2 on 2 CPU cores), so this is a 5-level U-Net (full, 1/2 .. 1/16
+  resolution) with residual blocks, and a global code (mean-pooled bottleneck -> MLP -> per-channel
+  scale and bias on the decoder, the "co-modulation" idea in its cheapest form) so large holes and
+  the sky can use the whole image's context.
+- Any size and aspect: inputs are padded to a multiple of 16 inside `forward` and cropped back.
+- No normalisation layers (per-image statistics would leak between covered and hole pixels);
+  residual branches start at zero, so a fresh network is a smooth function of its inputs.
+
+Tensors: `[B, C, H, W]` float; see `RefinerNet.forward`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IN_CHANNELS = 13
+"""Input channels, assembled by refine.learned.view_inputs (their order is documented there)."""
+OUT_CHANNELS = 5
+"""Output channels: RGB residual (3), normalised log-disparity (1), sky logit (1)."""
+
+
+@dataclass(frozen=True)
+class RefinerNetConfig:
+    """Width and depth of a U-Net (saved with its weights)."""
+
+    widths: tuple[int, ...] = (16, 32, 64, 128, 192)
+    """Channels at full, 1/2, 1/4, 1/8 and 1/16 resolution."""
+    bottleneck_blocks: int = 2
+    """Residual blocks at the coarsest level (receptive field for large holes)."""
+    global_code: int = 64
+    """Size of the global code (mean-pooled bottleneck -> MLP) that modulates the decoder; 0 = off."""
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+class ResBlock(nn.Module):
+    """x + conv(act(conv(act(x)))), the second conv zero-initialised (a fresh block is the identity)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.c1 = _conv(c, c)
+        self.c2 = _conv(c, c)
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.c2(F.silu(self.c1(F.silu(x))))
+
+
+class UNet(nn.Module):
+    """`forward(x [B, in_channels, H, W]) -> [B, out_channels, H, W]` (any H, W >= 1)."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: RefinerNetConfig = RefinerNetConfig()):
+        super().__init__()
+        self.config = config
+        self.in_channels, self.out_channels = in_channels, out_channels
+        w = config.widths
+        self.levels = len(w)
+        self.stem = _conv(in_channels, w[0])
+        self.down = nn.ModuleList([_conv(w[i], w[i + 1], 3, stride=2) for i in range(self.levels - 1)])
+        self.enc = nn.ModuleList([ResBlock(w[i + 1]) for i in range(self.levels - 1)])
+        self.mid = nn.Sequential(*[ResBlock(w[-1]) for _ in range(config.bottleneck_blocks)])
+        self.up_in = nn.ModuleList([_conv(w[i + 1] + w[i], w[i]) for i in range(self.levels - 1)])
+        self.up_out = nn.ModuleList([_conv(w[i], w[i]) for i in range(self.levels - 1)])
+        g = config.global_code
+        if g:
+            self.code = nn.Sequential(nn.Linear(w[-1], g), nn.SiLU(), nn.Linear(g, g), nn.SiLU())
+            # one (scale, bias) per decoder channel and level, from the global code; zero-init = no modulation
+            self.film = nn.ModuleList([nn.Linear(g, 2 * w[i]) for i in range(self.levels - 1)])
+            for f in self.film:
+                nn.init.zeros_(f.weight)
+                nn.init.zeros_(f.bias)
+        self.head = _conv(w[0], out_channels)
+        nn.init.zeros_(self.head.weight)  # a fresh network outputs zeros ("no change" for the refiner)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [B, in_channels, H, W]. Returns [B, out_channels, H, W]."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__} expects [B, {self.in_channels}, H, W], got {tuple(x.shape)}")
+        H, W = x.shape[-2:]
+        m = 2 ** (self.levels - 1)
+        ph, pw = (-H) % m, (-W) % m
+        if ph or pw:  # replicate-pad to a multiple of 16 so every level halves exactly
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        h = self.stem(x)
+        skips = [h]
+        for down, enc in zip(self.down, self.enc):
+            h = enc(down(F.silu(h)))
+            skips.append(h)
+        h = self.mid(h)
+        code = self.code(h.mean(dim=(2, 3))) if self.config.global_code else None
+        for i in reversed(range(self.levels - 1)):
+            h = F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)
+            h = self.up_in[i](F.silu(torch.cat([h, skips[i]], dim=1)))
+            if code is not None:
+                scale, bias = self.film[i](code)[:, :, None, None].chunk(2, dim=1)
+                h = h * (1 + scale) + bias
+            h = h + self.up_out[i](F.silu(h))
+        out = self.head(F.silu(h))
+        return out[..., :H, :W]
+
+
+class RefinerNet(UNet):
+    """The refiner: x [B, 13, H, W] (refine.learned.view_inputs) -> [B, 5, H, W]: channels 0-2 RGB
+    residual, 3 normalised log-disparity, 4 sky logit."""
+
+    def __init__(self, config: RefinerNetConfig = RefinerNetConfig()):
+        super().__init__(IN_CHANNELS, OUT_CHANNELS, config)
+
+
+class DepthNet(UNet):
+    """The photo's depth: rgb [B, 3, H, W] in [0, 1] -> [B, 2, H, W]: channel 0 log-depth up to an
+    additive constant (depth up to scale), 1 sky logit (refine/depthnet.py)."""
+
+    def __init__(self, config: RefinerNetConfig = RefinerNetConfig()):
+        super().__init__(3, 2, config)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,144 @@
+"""Training machinery shared by the refiner and the depth network: processes (torchrun), GPU
+utilisation, the learning-rate schedule, per-step seeds, images and curves."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 without one)."""
+
+    def __init__(self, device: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but CUDA is not available on this machine")
+        self.device = torch.device(f"cuda:{local}") if want_cuda else torch.device("cpu")
+        if want_cuda:
+            torch.cuda.set_device(self.device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if want_cuda else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def mean_grads(self, params: list[torch.nn.Parameter]) -> None:
+        """Average gradients over processes (one all-reduce of all of them, flattened)."""
+        if self.world == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        i = 0
+        for p, g in zip(params, grads):
+            n = g.numel()
+            p.grad = flat[i:i + n].view_as(p).clone()
+            i += n
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        if self.world == 1 or not values:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t.tolist())}
+
+    def any(self, flag: bool) -> bool:
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+
+class GpuMonitor:
+    """Samples the GPU's utilisation (NVML) every `period` seconds in a background thread."""
+
+    def __init__(self, device: torch.device, period: float = 0.5):
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = None
+        if device.type != "cuda":
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+        except Exception:  # noqa: BLE001  (no NVML: no utilisation figures)
+            return
+
+        def loop():
+            while not self._stop.wait(period):
+                self.samples.append(float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def take(self) -> float | None:
+        """Mean utilisation (%) since the last call, or None without samples."""
+        s, self.samples = self.samples, []
+        return sum(s) / len(s) if s else None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def learning_rate(cfg, base: float, step: int) -> float:
+    """Linear warm-up over cfg.optim.warmup steps, then cosine decay to 10 % of `base` at cfg.steps."""
+    if step < cfg.optim.warmup:
+        return base * (step + 1) / cfg.optim.warmup
+    p = min(1.0, (step - cfg.optim.warmup) / max(1, cfg.steps - cfg.optim.warmup))
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A 63-bit seed for (run seed, rank, step), so any step can be replayed on its own."""
+    x = (seed * 1_000_003 + rank) * 2_147_483_629 + step
+    x ^= x >> 31
+    return (x * 0x9E3779B97F4A7C15) % (2**63 - 1)
+
+
+def compact_state(state: dict) -> dict:
+    """An optimiser state_dict with its floating-point moments in bfloat16 (half the bytes)."""
+    return {**state, "state": {k: {n: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and v.dim() else v)
+                                   for n, v in s.items()} for k, s in state["state"].items()}}
+
+
+def save_png(path: Path, img) -> None:
+    from PIL import Image
+
+    from worldgen.io import atomic_write
+
+    with atomic_write(path) as f:
+        Image.fromarray(img).save(f, format="PNG")
+
+
+def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ...]) -> None:
+    """loss.png (the logged terms `keys`) and, when logged, psnr.png (refined and rendered input vs truth)."""
+    from worldgen.compare import Series, line_plot
+
+    if not history:
+        return
+    xs = [h["step"] for h in history]
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+    keys = [k for k in keys if k in history[-1]]
+    line_plot(out / "loss.png", title, "step", "loss",
+              [Series(k, xs, [h.get(k, float("nan")) for h in history], colors[i % len(colors)]) for i, k in enumerate(keys)],
+              ymin=0.0)
+    if "psnr_refined" not in history[-1]:
+        return
+    line_plot(out / "psnr.png", "last supervised step vs truth", "step", "PSNR (dB)",
+              [Series("refined", xs, [h.get("psnr_refined", float("nan")) for h in history], colors[0]),
+               Series("rendered input", xs, [h.get("psnr_rendered", float("nan")) for h in history], colors[1], dashed=True)])

@@ -1,0 +1,132 @@
+"""Training configuration: nested dataclasses (tyro turns them into `worldgen train` options).
+
+Presets for real runs live in `configs/`; the defaults here are the GPU run's values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from refine.learned import LearnedRefinerConfig
+from refine.net import RefinerNetConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Procedural flights rendered inside the run and held on the training device (a ring cache)."""
+
+    width: int = 256
+    """Frame width W of the training flights."""
+    height: int = 256
+    """Frame height H."""
+    flights: int = 32
+    """Flights held in the cache."""
+    frames: int = 40
+    """Frames per flight (clips are drawn from these with a random start and stride)."""
+    flights_per_world: int = 2
+    """Flights drawn over one world (making a world costs about as much as rendering 100 frames)."""
+    refresh_every: int = 20
+    """Training steps between cache refreshes (0: never refresh)."""
+    refresh_flights: int = 2
+    """Oldest flights replaced by new ones at each refresh."""
+    world_grid: int = 1024
+    """Terrain grid of the procedural worlds (1024: the renderer's standard worlds)."""
+    quality: Literal["full", "fast"] = "full"
+    """Procedural render quality: full (soft shadows, water reflections) or fast (neither)."""
+    render_batch: int = 64
+    """Views rendered per call of the procedural renderer."""
+    seed_start: int = 0
+    """First world seed (train split 0..999,999; each rank takes every world_size-th world from here)."""
+    speed: tuple[float, float] = (0.008, 0.05)
+    """Camera motion per generated step, as a fraction of the clip's first frame's lower-quartile
+    depth (log-uniform in this range; `worldgen fly` defaults to 0.02); sets the frame stride."""
+    max_stride: int = 8
+    """Largest frame stride within a flight."""
+    flip: bool = True
+    """Mirror half of the clips left-right (image and world together)."""
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the generator's loss terms (see refine/losses.py for what replaces VGG/LPIPS)."""
+
+    rgb: float = 1.0
+    """L1 on the refined colour."""
+    laplacian: float = 1.0
+    """L1 between Laplacian pyramids (detail)."""
+    disparity: float = 0.5
+    """L1 on log-disparity of the refined frame (non-sky pixels of both)."""
+    net_disparity: float = 0.25
+    """L1 on the network's own log-disparity (before covered pixels keep the rendered one)."""
+    sky: float = 0.2
+    """Binary cross-entropy of the sky logit on uncovered pixels."""
+    adversarial: float = 0.05
+    """Hinge GAN loss of the generator."""
+    feature_matching: float = 1.0
+    """L1 between the discriminator's features of refined and true frames."""
+    gan_start: int = 300
+    """Step from which the adversarial and feature-matching terms are on."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-4
+    """Adam learning rate of the refiner (cosine decay to 10 % over `TrainConfig.steps`)."""
+    lr_disc: float = 2e-4
+    """Adam learning rate of the discriminator."""
+    betas: tuple[float, float] = (0.5, 0.99)
+    grad_clip: float = 1.0
+    """Global gradient-norm clip of the refiner."""
+    warmup: int = 100
+    """Linear learning-rate warm-up steps."""
+
+
+@dataclass(frozen=True)
+class UnrollConfig:
+    """How each training sample runs the real generator loop."""
+
+    steps: int = 4
+    """Generated steps per clip, all supervised, gradients through all of them (T)."""
+    warm_steps: tuple[int, int] = (0, 4)
+    """Range of extra generated steps run first without gradients (so the network also sees the
+    worlds it has built over longer flights)."""
+    per_frame: float = 0.35
+    """Share of clips run in per-frame mode (the rest persistent)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Train the learned refiner on procedural flights (flight mode, as Infinite Nature on ACID)."""
+
+    out: str = "runs/train-refiner"
+    """Run folder: checkpoint.pt, log.jsonl, loss.png, samples/."""
+    steps: int = 4000
+    """Total training steps (a resumed run continues to this count)."""
+    batch: int = 8
+    """Clips per step per process."""
+    seed: int = 0
+    """Seed of everything random in the run (per step and rank: a resumed run repeats it exactly)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    resume: bool = True
+    """Continue from out/checkpoint.pt when it exists."""
+    init: str | None = None
+    """Start the refiner from these weights (a weights file or checkpoint) instead of from scratch."""
+    max_minutes: float = 0.0
+    """Stop (with a checkpoint) after this many minutes of wall time; 0 = no limit."""
+    stop_after: int = 0
+    """Stop (with a checkpoint) after this many steps in this process; 0 = run to `steps`. The
+    schedule still spans `steps`, so a run cut into pieces equals the uninterrupted one."""
+    checkpoint_every: int = 200
+    """Steps between checkpoints (and one at the end / on the time limit)."""
+    log_every: int = 10
+    sample_every: int = 200
+    """Steps between sample grids (samples/step_NNNNNN.png)."""
+    profile: bool = False
+    """Synchronise the device around each phase and log per-phase times (slower)."""
+    net: RefinerNetConfig = field(default_factory=RefinerNetConfig)
+    refiner: LearnedRefinerConfig = field(default_factory=LearnedRefinerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)

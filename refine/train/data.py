@@ -1,0 +1,180 @@
+"""Training data made inside the run: procedural flights rendered on the training device, held in a
+ring cache there, and cut into clips.
+
+The cache holds `flights` flights of `frames` frames (rgb uint8, z-depth float32 with +inf sky,
+poses, intrinsics). Flight number i (a running count per process) is a pure function of (seed_start,
+rank, world_size, i), so the cache at any training step is known from the number of flights made so
+far (the data cursor): a resumed run rebuilds exactly the cache it had. Every `refresh_every` steps
+the oldest `refresh_flights` flights are replaced by new ones.
+
+Worlds come from the train split only (refine/synth/splits.py); a seed outside it is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from refine.synth import RenderSettings, make_flight, make_world, render_views
+from refine.synth.splits import split_of
+from refine.train.config import DataConfig
+
+_MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
+
+
+@dataclass
+class ClipBatch:
+    """B clips of L = steps + 1 frames (on the cache's device).
+
+    Attributes:
+        rgb: [B, L, H, W, 3] float32 in [0, 1].
+        depth: [B, L, H, W] float32 z-depth, +inf = sky.
+        c2w: [B, L, 4, 4] camera-to-world (OpenCV axes).
+        K: [B, 3, 3] pixel intrinsics.
+        info: per clip: flight number, start, stride, flipped.
+    """
+
+    rgb: Tensor
+    depth: Tensor
+    c2w: Tensor
+    K: Tensor
+    info: list[dict]
+
+
+def settings_for(quality: str) -> RenderSettings:
+    """RenderSettings of a quality name: "full" (dataset quality) or "fast" (no shadows or reflections)."""
+    if quality == "fast":
+        return RenderSettings(shadow_steps=0, reflect_steps=0)
+    return RenderSettings()
+
+
+class FlightCache:
+    """Ring cache of rendered procedural flights on `device` (see the module docstring).
+
+    Args:
+        cfg: DataConfig.
+        device: where flights are rendered and kept.
+        rank, world_size: this process's share of the world seeds (rank r takes worlds r, r + n, ...).
+    """
+
+    def __init__(self, cfg: DataConfig, device: torch.device, rank: int = 0, world_size: int = 1):
+        self.cfg, self.device, self.rank, self.world_size = cfg, device, rank, world_size
+        N, L, H, W = cfg.flights, cfg.frames, cfg.height, cfg.width
+        self.rgb = torch.zeros(N, L, H, W, 3, dtype=torch.uint8, device=device)
+        self.depth = torch.zeros(N, L, H, W, dtype=torch.float32, device=device)
+        self.c2w = torch.zeros(N, L, 4, 4, dtype=torch.float32, device=device)
+        self.K = torch.zeros(N, 3, 3, dtype=torch.float32, device=device)
+        self.speed = torch.zeros(N, dtype=torch.float64)  # metres per frame of each flight (CPU)
+        self.q25 = torch.zeros(N, L, dtype=torch.float64)  # lower-quartile depth of each frame (CPU)
+        self.cursor = 0  # flights made so far (the next flight's number)
+        self.frames_rendered = 0
+        self.render_seconds = 0.0
+        self.world_seconds = 0.0
+        self._world: tuple[int, object] | None = None
+
+    # ------------------------------------------------------------------ making flights
+    def world_seed(self, flight: int) -> int:
+        w = flight // self.cfg.flights_per_world
+        seed = self.cfg.seed_start + w * self.world_size + self.rank
+        if split_of(seed) != "train":
+            raise ValueError(f"training world seed {seed} is outside the train split (refine/synth/splits.py)")
+        return seed
+
+    def _world_for(self, seed: int):
+        if self._world is None or self._world[0] != seed:
+            t0 = time.perf_counter()
+            self._world = (seed, make_world(seed, grid=self.cfg.world_grid, device=self.device))
+            self._sync()
+            self.world_seconds += time.perf_counter() - t0
+        return self._world[1]
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def make(self, flight: int) -> None:
+        """Render flight number `flight` into its slot (flight % flights)."""
+        cfg = self.cfg
+        seed = self.world_seed(flight)
+        world = self._world_for(seed)
+        k = flight % cfg.flights_per_world
+        fl = make_flight(world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
+        slot = flight % cfg.flights
+        t0 = time.perf_counter()
+        settings = settings_for(cfg.quality)
+        for a in range(0, cfg.frames, cfg.render_batch):
+            b = min(cfg.frames, a + cfg.render_batch)
+            r = render_views(world, fl.c2w[a:b], fl.K, cfg.width, cfg.height, settings)
+            self.rgb[slot, a:b] = (r.rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+            self.depth[slot, a:b] = r.depth
+        self._sync()
+        self.render_seconds += time.perf_counter() - t0
+        self.frames_rendered += cfg.frames
+        self.c2w[slot] = fl.c2w.to(self.device)
+        self.K[slot] = fl.K.to(self.device)
+        self.speed[slot] = float(fl.params["speed_m_per_frame"])
+        d = self.depth[slot].reshape(cfg.frames, -1)
+        q = []
+        for f in range(cfg.frames):
+            finite = d[f][torch.isfinite(d[f])]
+            q.append(float(torch.quantile(finite[:: max(1, finite.numel() // 4096)], 0.25)) if finite.numel() else 0.0)
+        self.q25[slot] = torch.tensor(q, dtype=torch.float64)
+
+    def fill(self, cursor: int | None = None) -> None:
+        """Make the cache hold flights [cursor - flights, cursor) (default: the first `flights`)."""
+        n = self.cfg.flights
+        cursor = n if cursor is None else max(cursor, n)
+        for f in range(cursor - n, cursor):
+            self.make(f)
+        self.cursor = cursor
+
+    def refresh(self) -> int:
+        """Replace the oldest `refresh_flights` flights with new ones; returns how many were made."""
+        for _ in range(self.cfg.refresh_flights):
+            self.make(self.cursor)
+            self.cursor += 1
+        return self.cfg.refresh_flights
+
+    @property
+    def data_frames_per_second(self) -> float:
+        """Procedural frames rendered per second of rendering and world making."""
+        return self.frames_rendered / max(self.render_seconds + self.world_seconds, 1e-9)
+
+    # ------------------------------------------------------------------ clips
+    def sample(self, batch: int, length: int, gen: torch.Generator) -> ClipBatch:
+        """`batch` clips of `length` frames: random flight, stride (from DataConfig.speed) and start.
+
+        `gen` is a CPU torch.Generator (the caller seeds it per step)."""
+        cfg = self.cfg
+        rgb, depth, c2w, K, info = [], [], [], [], []
+        for _ in range(batch):
+            slot = int(torch.randint(cfg.flights, (1,), generator=gen))
+            lo, hi = math.log(cfg.speed[0]), math.log(cfg.speed[1])
+            frac = math.exp(lo + (hi - lo) * float(torch.rand((), generator=gen)))
+            longest = max(1, min(cfg.max_stride, (cfg.frames - 1) // max(length - 1, 1)))
+            q = float(self.q25[slot, 0]) or 1.0
+            stride = int(min(longest, max(1, round(frac * q / max(float(self.speed[slot]), 1e-6)))))
+            span = (length - 1) * stride
+            start = int(torch.randint(cfg.frames - span, (1,), generator=gen))
+            idx = torch.arange(start, start + span + 1, stride, device=self.device)
+            flip = cfg.flip and bool(torch.rand((), generator=gen) < 0.5)
+            r = self.rgb[slot, idx].float() / 255
+            d = self.depth[slot, idx]
+            p = self.c2w[slot, idx]
+            k = self.K[slot].clone()
+            if flip:  # mirror world x and image columns together: c2w' = M c2w M, cx' = W - cx
+                M = _MIRROR.to(self.device)
+                r, d = r.flip(-2), d.flip(-1)
+                p = M @ p @ M
+                k[0, 2] = cfg.width - k[0, 2]
+            rgb.append(r)
+            depth.append(d)
+            c2w.append(p)
+            K.append(k)
+            info.append({"flight": int(self.cursor - cfg.flights + (slot - self.cursor) % cfg.flights),
+                         "start": start, "stride": stride, "flip": flip})
+        return ClipBatch(torch.stack(rgb), torch.stack(depth), torch.stack(c2w), torch.stack(K), info)

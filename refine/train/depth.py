@@ -1,0 +1,370 @@
+"""Training of the built-in depth network (refine/depthnet.py), on the refiner's machinery.
+
+    python -m refine.train depth --preset train-depth-h200 --out runs/depth      (also under torchrun)
+
+Data: single frames of the same GPU-side procedural flight cache (refine/train/data.py, train seeds
+only), each step with a random crop, aspect and flip, and the degradations real photos have
+(exposure, contrast, white balance, saturation, gamma, haze, blur, sensor noise, vignetting, JPEG).
+Optionally, real landscape photos (a folder of images; never evaluated on) add a self-supervised
+term: the network's prediction for an augmented view (colour changes, flip) must agree, up to scale,
+with its own prediction for the clean view (a stop-gradient teacher).
+
+Losses (depth only up to scale: see refine/depthnet.py): scale-invariant L1 on log-depth (the
+per-image mean log ratio removed), a multi-scale gradient-matching term on the same residual (sharp
+depth edges, as MiDaS), and binary cross-entropy on the sky mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from refine.depthnet import DEPTH_FORMAT, DEPTH_NET, predict, save_depth_weights
+from refine.net import DepthNet, RefinerNetConfig, count_parameters
+from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, write_curves
+from refine.train.config import DataConfig, OptimConfig
+from refine.train.data import FlightCache
+
+CKPT_FORMAT = "worldgen-train-depth/1"
+SIZES = ((256, 256), (256, 192), (192, 256), (224, 224), (288, 160))
+"""Output sizes (W, H) of the training crops; one per step (all scaled by DepthTrainConfig.size / 256)."""
+
+
+@dataclass(frozen=True)
+class DepthTrainConfig:
+    """Train the built-in depth network on procedural frames (+ optional real-photo consistency)."""
+
+    out: str = "runs/train-depth"
+    steps: int = 6000
+    batch: int = 24
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    resume: bool = True
+    max_minutes: float = 0.0
+    stop_after: int = 0
+    """Stop (with a checkpoint) after this many steps in this process; 0 = run to `steps`."""
+    checkpoint_every: int = 250
+    log_every: int = 20
+    sample_every: int = 250
+    size: int = 256
+    """Scale of the training crops (SIZES are for 256)."""
+    photos: str | None = None
+    """Folder of real photos for the self-supervised consistency term (None: off)."""
+    photo_batch: int = 8
+    photo_weight: float = 0.2
+    photo_start: int = 500
+    """Step from which the consistency term is on (the teacher must know something first)."""
+    gradient_weight: float = 0.5
+    sky_weight: float = 0.3
+    net: RefinerNetConfig = DEPTH_NET
+    data: DataConfig = field(default_factory=lambda: DataConfig(flights=48, frames=24, flights_per_world=2,
+                                                                refresh_every=25, refresh_flights=2))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup=200, betas=(0.9, 0.99)))
+
+
+# ----------------------------------------------------------------------------- augmentation
+def random_crops(rgb: Tensor, depth: Tensor, out_wh: tuple[int, int], gen: torch.Generator,
+                 min_scale: float = 0.45) -> tuple[Tensor, Tensor]:
+    """Random crops (area share min_scale..1, any aspect) with random left-right flips, resized to out_wh.
+
+    rgb [B, 3, H, W] (bilinear), depth [B, 1, H, W] (nearest, so sky stays +inf). Returns both at (Wo, Ho)."""
+    B = rgb.shape[0]
+    dev = rgb.device
+    Wo, Ho = out_wh
+    s = torch.sqrt(min_scale + (1 - min_scale) * torch.rand(B, generator=gen))  # side share
+    aspect = (Wo / Ho) / (rgb.shape[-1] / rgb.shape[-2])
+    sx = (s * math.sqrt(aspect)).clamp(max=1.0)
+    sy = (s / math.sqrt(aspect)).clamp(max=1.0)
+    cx = (1 - sx) * (2 * torch.rand(B, generator=gen) - 1)
+    cy = (1 - sy) * (2 * torch.rand(B, generator=gen) - 1)
+    flip = torch.where(torch.rand(B, generator=gen) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(B, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = sx * flip, cx
+    theta[:, 1, 1], theta[:, 1, 2] = sy, cy
+    grid = F.affine_grid(theta.to(dev), [B, 3, Ho, Wo], align_corners=False)
+    r = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    d = F.grid_sample(depth, grid, mode="nearest", padding_mode="border", align_corners=False)
+    return r, d
+
+
+def photometric(rgb: Tensor, gen: torch.Generator, depth: Tensor | None = None) -> Tensor:
+    """Random exposure, contrast, white balance, saturation, gamma, haze (where depth is given), blur,
+    vignetting and sensor noise, per image of rgb [B, 3, H, W] in [0, 1]."""
+    B, _, H, W = rgb.shape
+    dev = rgb.device
+    u = lambda lo, hi, *shape: (lo + (hi - lo) * torch.rand(B, *shape, generator=gen)).to(dev)  # noqa: E731
+    p = lambda prob: (torch.rand(B, generator=gen) < prob).to(dev)[:, None, None, None]  # noqa: E731
+    x = rgb * u(0.65, 1.35, 1, 1, 1) * u(0.9, 1.1, 3, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * u(0.7, 1.3, 1, 1, 1) + mean
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * u(0.5, 1.4, 1, 1, 1) + grey
+    x = x.clamp(0, 1) ** u(0.75, 1.3, 1, 1, 1)
+    if depth is not None:  # extra aerial haze towards a light grey-blue
+        vis = torch.exp(u(math.log(300.0), math.log(20000.0), 1, 1, 1))
+        d = torch.where(torch.isfinite(depth), depth, torch.full_like(depth, 1e9))
+        haze = (1 - torch.exp(-d / vis)) * u(0.0, 0.8, 1, 1, 1)
+        colour = torch.stack([u(0.6, 0.85), u(0.7, 0.9), u(0.8, 1.0)], 1)[:, :, None, None]
+        x = torch.where(p(0.35), x * (1 - haze) + colour * haze, x)
+    sigma = u(0.3, 1.4)
+    k = torch.arange(-3, 4, device=dev, dtype=x.dtype)
+    g = torch.exp(-0.5 * (k[None] / sigma[:, None]) ** 2)
+    g = g / g.sum(1, keepdim=True)  # [B, 7]
+    xb = x.reshape(1, B * 3, H, W)
+    gx = g.repeat_interleave(3, 0)[:, None, None, :]
+    gy = g.repeat_interleave(3, 0)[:, None, :, None]
+    xb = F.conv2d(F.pad(xb, (3, 3, 0, 0), mode="replicate"), gx, groups=B * 3)
+    xb = F.conv2d(F.pad(xb, (0, 0, 3, 3), mode="replicate"), gy, groups=B * 3).reshape(B, 3, H, W)
+    x = torch.where(p(0.3), xb, x)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, H, device=dev), torch.linspace(-1, 1, W, device=dev), indexing="ij")
+    vig = 1 - u(0.0, 0.35, 1, 1, 1) * (xx ** 2 + yy ** 2) / 2
+    x = torch.where(p(0.3), x * vig, x)
+    noise = torch.randn(x.shape, generator=gen).to(dev) * u(0.0, 0.03, 1, 1, 1)
+    x = torch.where(p(0.5), x + noise, x)
+    return x.clamp(0, 1)
+
+
+def jpeg(rgb: Tensor, gen: torch.Generator, prob: float = 0.3) -> Tensor:
+    """JPEG round trip (quality 30..90) of a random share of the images in rgb [B, 3, H, W] (on the CPU)."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    out = rgb.clone()
+    for i in range(rgb.shape[0]):
+        if float(torch.rand((), generator=gen)) < prob:
+            q = int(torch.randint(30, 91, (1,), generator=gen))
+            u8 = (rgb[i].detach().cpu() * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+            out[i] = decode_jpeg(encode_jpeg(u8, quality=q)).to(rgb.device, rgb.dtype) / 255
+    return out
+
+
+# ----------------------------------------------------------------------------- losses
+def si_log_l1(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """Scale-invariant L1 of log-depths pred, target [B, H, W] over valid [B, H, W]: mean |r - mean(r)|,
+    r = pred - target, the mean taken per image (its global scale removed)."""
+    v = valid.float()
+    n = v.sum(dim=(1, 2)).clamp_min(1.0)
+    r = torch.where(valid, pred - target, torch.zeros_like(pred))
+    r = r - (r.sum(dim=(1, 2)) / n)[:, None, None]
+    return ((r.abs() * v).sum(dim=(1, 2)) / n).mean()
+
+
+def gradient_matching(pred: Tensor, target: Tensor, valid: Tensor, scales: int = 4) -> Tensor:
+    """MiDaS-style multi-scale gradient matching of the log-depth residual [B, H, W] over valid pixels."""
+    total = pred.new_zeros(())
+    r = torch.where(valid, pred - target, torch.zeros_like(pred))
+    v = valid.float()
+    for k in range(scales):
+        s = 2 ** k
+        rr, vv = r[:, ::s, ::s], v[:, ::s, ::s]
+        mx = vv[:, :, 1:] * vv[:, :, :-1]
+        my = vv[:, 1:] * vv[:, :-1]
+        gx = (rr[:, :, 1:] - rr[:, :, :-1]).abs() * mx
+        gy = (rr[:, 1:] - rr[:, :-1]).abs() * my
+        total = total + (gx.sum() + gy.sum()) / (mx.sum() + my.sum()).clamp_min(1.0)
+    return total / scales
+
+
+def depth_losses(net, rgb: Tensor, depth: Tensor, cfg: DepthTrainConfig, autocast: bool) -> dict[str, Tensor]:
+    """Supervised terms for rgb [B, 3, H, W] and true depth [B, 1, H, W] (+inf sky)."""
+    with torch.autocast(device_type=rgb.device.type, dtype=torch.bfloat16, enabled=autocast):
+        log_d, sky_logit = predict(net, rgb)
+    log_d, sky_logit = log_d.float(), sky_logit.float()
+    d = depth[:, 0]
+    valid = torch.isfinite(d) & (d > 0)
+    target = torch.log(torch.where(valid, d, torch.ones_like(d)))
+    return {"si_log": si_log_l1(log_d, target, valid), "gradient": gradient_matching(log_d, target, valid),
+            "sky": F.binary_cross_entropy_with_logits(sky_logit, (~valid).float())}
+
+
+def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool) -> Tensor:
+    """Self-supervised term on real photos [B, 3, H, W]: an augmented (colour, flip) view's prediction
+    must match the clean view's (detached), up to scale; sky by cross-entropy with the teacher's sky."""
+    with torch.no_grad(), torch.autocast(device_type=photos.device.type, dtype=torch.bfloat16, enabled=autocast):
+        t_log, t_sky = predict(net, photos)
+    aug = photometric(photos, gen)
+    flip = bool(torch.rand((), generator=gen) < 0.5)
+    if flip:
+        aug = aug.flip(-1)
+    with torch.autocast(device_type=photos.device.type, dtype=torch.bfloat16, enabled=autocast):
+        s_log, s_sky = predict(net, aug)
+    if flip:
+        s_log, s_sky = s_log.flip(-1), s_sky.flip(-1)
+    solid = t_sky.float() < 0
+    return si_log_l1(s_log.float(), t_log.float(), solid) + 0.3 * F.binary_cross_entropy_with_logits(
+        s_sky.float(), torch.sigmoid(t_sky.float()))
+
+
+def load_photos(folder: str, device: torch.device, max_side: int = 512) -> list[Tensor]:
+    """Every image in `folder` as rgb [3, h, w] in [0, 1] on `device`, longer side at most max_side."""
+    from PIL import Image, ImageOps
+
+    out = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+            continue
+        img = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+        img.thumbnail((max_side, max_side), Image.LANCZOS)
+        out.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div(255).to(device))
+    if not out:
+        raise ValueError(f"no photos (.jpg/.png/.webp) in {folder}")
+    return out
+
+
+def photo_batch(photos: list[Tensor], n: int, out_wh: tuple[int, int], gen: torch.Generator) -> Tensor:
+    """n random crops (with random scale) of random photos, resized to out_wh: [n, 3, Ho, Wo]."""
+    crops = []
+    for _ in range(n):
+        img = photos[int(torch.randint(len(photos), (1,), generator=gen))]
+        depth = torch.ones_like(img[:1])
+        r, _ = random_crops(img[None], depth[None], out_wh, gen, min_scale=0.2)
+        crops.append(r[0])
+    return torch.stack(crops)
+
+
+# ----------------------------------------------------------------------------- the loop
+def train_depth(cfg: DepthTrainConfig) -> dict:
+    """Run (or resume) depth training; returns the summary written to train.json."""
+    dd = Dist(cfg.device)
+    dev = dd.device
+    cuda = dev.type == "cuda"
+    out = Path(cfg.out)
+    if dd.main:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    net = DepthNet(cfg.net).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    start, cursor, history, elapsed0 = 0, None, [], 0.0
+    ckpt = out / "checkpoint.pt"
+    src = ckpt if ckpt.is_file() else out / "checkpoint-compact.pt"
+    if cfg.resume and src.is_file():
+        blob = torch.load(src, map_location="cpu", weights_only=False)
+        if blob.get("format") != CKPT_FORMAT:
+            raise ValueError(f"{src} is not a depth training checkpoint")
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["depth"]["state_dict"].items()})
+        if blob["opt"] is not None:
+            opt.load_state_dict(blob["opt"])
+        start, cursor, history, elapsed0 = blob["step"], blob["cursor"], blob["history"], blob["elapsed_seconds"]
+    cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
+    t_fill = time.perf_counter()
+    cache.fill(cursor)
+    fill_s = time.perf_counter() - t_fill
+    photos = load_photos(cfg.photos, dev) if cfg.photos else None
+    monitor = GpuMonitor(dev)
+    if dd.main:
+        print(f"depth net {count_parameters(net):,} parameters; {dd.world} process(es) on {dev}; cache filled in "
+              f"{fill_s:.1f} s; {len(photos) if photos else 0} real photos; from step {start}", flush=True)
+    params = list(net.parameters())
+
+    def save(path: Path, step: int, compact: bool) -> None:
+        from worldgen.io import atomic_write
+
+        # compact (the copy that travels): float16 weights and no optimiser state (a resumed run
+        # starts new Adam moments); full: everything, bit-exact resumption.
+        state = {"format": DEPTH_FORMAT, "net_config": dataclasses.asdict(cfg.net), "meta": {},
+                 "state_dict": {k: (v.half() if compact and v.is_floating_point() else v).detach().cpu()
+                                for k, v in net.state_dict().items()}}
+        blob = {"format": CKPT_FORMAT, "step": step, "depth": state, "opt": None if compact else opt.state_dict(),
+                "cursor": cache.cursor, "history": history, "config": dataclasses.asdict(cfg),
+                "elapsed_seconds": elapsed0 + time.perf_counter() - t_run}
+        with atomic_write(path) as f:
+            torch.save(blob, f)
+
+    t_run = t_log = time.perf_counter()
+    acc: dict[str, float] = {}
+    n_acc = 0
+    step = start
+    while step < cfg.steps:
+        seed = step_seed(cfg.seed, dd.rank, step)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        if cfg.data.refresh_every and step > 0 and step % cfg.data.refresh_every == 0:
+            cache.refresh()
+        W0, H0 = SIZES[int(torch.randint(len(SIZES), (1,), generator=gen))]
+        wh = (16 * round(W0 * cfg.size / 256 / 16), 16 * round(H0 * cfg.size / 256 / 16))
+        slots = torch.randint(cfg.data.flights, (cfg.batch,), generator=gen)
+        frames = torch.randint(cfg.data.frames, (cfg.batch,), generator=gen)
+        rgb = cache.rgb[slots.to(dev), frames.to(dev)].permute(0, 3, 1, 2).float() / 255
+        depth = cache.depth[slots.to(dev), frames.to(dev)][:, None]
+        rgb, depth = random_crops(rgb, depth, wh, gen)
+        rgb = jpeg(photometric(rgb, gen, depth), gen)
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(cfg, cfg.optim.lr, step)
+        terms = depth_losses(net, rgb, depth, cfg, cuda)
+        loss = terms["si_log"] + cfg.gradient_weight * terms["gradient"] + cfg.sky_weight * terms["sky"]
+        if photos is not None and step >= cfg.photo_start:
+            terms["photo"] = photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda)
+            loss = loss + cfg.photo_weight * terms["photo"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        dd.mean_grads(params)
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+        opt.step()
+        for k, v in terms.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
+        acc["grad_norm"] = acc.get("grad_norm", 0.0) + float(gnorm)
+        n_acc += 1
+        step += 1
+        if dd.main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+            save_png(out / "samples" / f"step_{step:06d}.png", depth_sample(net, rgb[:4], depth[:4], cuda))
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            now = time.perf_counter()
+            rec = dd.mean({k: v / n_acc for k, v in acc.items()})
+            rec = {"step": step, **{k: round(v, 5) for k, v in sorted(rec.items())},
+                   "steps_per_second": round(n_acc / (now - t_log), 3),
+                   "data_frames_per_second": round(cache.data_frames_per_second, 1)}
+            util = monitor.take()
+            if util is not None:
+                rec["gpu_util"] = round(util, 1)
+            history.append(rec)
+            if dd.main:
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                print("depth", json.dumps(rec), flush=True)
+            acc, n_acc, t_log = {}, 0, now
+        over = dd.any(cfg.max_minutes > 0 and (time.perf_counter() - t_run) > 60 * cfg.max_minutes)
+        over = over or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
+        if dd.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps or over):
+            save(ckpt, step, compact=False)
+        if over:
+            break
+    monitor.stop()
+    summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dev),
+               "parameters": count_parameters(net), "seconds_this_run": round(time.perf_counter() - t_run, 1),
+               "cache_fill_seconds": round(fill_s, 1), "data_frames_per_second": round(cache.data_frames_per_second, 1),
+               "config": dataclasses.asdict(cfg)}
+    if dd.main:
+        save(out / "checkpoint-compact.pt", step, compact=True)
+        save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
+        write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo"))
+        from worldgen.io import atomic_write_text
+
+        atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
+    return summary
+
+
+@torch.no_grad()
+def depth_sample(net, rgb: Tensor, depth: Tensor, autocast: bool):
+    """uint8 image: per row rgb | predicted disparity | true disparity (each normalised to its own range)."""
+    with torch.autocast(device_type=rgb.device.type, dtype=torch.bfloat16, enabled=autocast):
+        log_d, sky = predict(net, rgb)
+    rows = []
+    for i in range(rgb.shape[0]):
+        p = torch.exp(-log_d[i].float())
+        p = torch.where(sky[i] > 0, torch.zeros_like(p), p)
+        t = torch.where(torch.isfinite(depth[i, 0]), 1 / depth[i, 0].clamp_min(1e-6), torch.zeros_like(p))
+        norm = lambda x: (x / x.flatten().quantile(0.98).clamp_min(1e-12)).clamp(0, 1)[None].expand(3, -1, -1)  # noqa: E731
+        rows.append(torch.cat([rgb[i].float(), norm(p), norm(t)], dim=2))
+    img = torch.cat(rows, dim=1)
+    return (img.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+

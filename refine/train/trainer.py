@@ -1,0 +1,253 @@
+"""The training loop of the learned refiner: one process, or data-parallel under torchrun.
+
+    worldgen train refiner --out runs/r1 [--steps N] [--preset NAME]          # one GPU, or CPU at toy size
+    torchrun --nproc_per_node 2 -m refine.train refiner --out runs/r1          # data-parallel (NCCL)
+
+Each process renders its own procedural flights on its device (refine/train/data.py), unrolls the
+real generator loop over clips of them (refine/train/unroll.py) and averages gradients with the
+others (one all-reduce of all gradients per step, as DistributedDataParallel does).
+
+Determinism and resumption: every step seeds its random generators from (seed, rank, step), and
+the flight cache is a function of the data cursor, so a run resumed from `checkpoint.pt` (model,
+discriminator, both optimisers, step, cursor, loss history) continues exactly as the uninterrupted
+run would have (bit for bit on CPU). A killed run loses at most `checkpoint_every` steps.
+
+Files in the run folder (rank 0 writes): checkpoint.pt, refiner.pt (weights, float16), log.jsonl
+(one line per logged step), loss.png, psnr.png, samples/step_NNNNNN.png (rendered input | refined |
+truth, one row per supervised step), train.json (configuration and throughput summary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from refine.learned import WEIGHTS_FORMAT, load_weights, save_weights
+from refine.losses import MultiScaleDiscriminator, d_hinge_loss, feature_matching_loss, g_hinge_loss
+from refine.net import RefinerNet, count_parameters
+from refine.train.common import Dist, GpuMonitor, compact_state, learning_rate, save_png, step_seed, write_curves
+from refine.train.config import TrainConfig
+from refine.train.data import FlightCache
+from refine.train.unroll import critic_input, log_disparity, psnr, reconstruction_losses, sample_grid, unroll
+
+CKPT_FORMAT = "worldgen-train-refiner/1"
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _weights_blob(net: RefinerNet, cfg: TrainConfig) -> dict:
+    return {"format": WEIGHTS_FORMAT, "net_config": dataclasses.asdict(net.config),
+            "refiner_config": dataclasses.asdict(cfg.refiner),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "meta": {}}
+
+
+def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: FlightCache, history: list, cfg: TrainConfig,
+                    elapsed: float, compact: bool = False) -> None:
+    """Write the training state atomically. `compact`: optimiser moments in bfloat16 (the copy that
+    travels and is committed; resuming from it is close to, not bit-for-bit, the uninterrupted run)."""
+    from worldgen.io import atomic_write
+
+    og, od = opt_g.state_dict(), opt_d.state_dict()
+    blob = {"format": CKPT_FORMAT, "step": step, "refiner": _weights_blob(net, cfg), "disc": disc.state_dict(),
+            "opt_g": compact_state(og) if compact else og, "opt_d": compact_state(od) if compact else od,
+            "cursor": cache.cursor, "history": history, "config": dataclasses.asdict(cfg), "elapsed_seconds": elapsed,
+            "compact": compact}
+    with atomic_write(path) as f:
+        torch.save(blob, f)
+
+
+def load_checkpoint(path: Path) -> dict:
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
+        raise ValueError(f"{path} is not a refiner training checkpoint ({CKPT_FORMAT!r} expected)")
+    return blob
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) training as configured; returns the summary written to train.json."""
+    from renderers import get_renderer
+
+    dd = Dist(cfg.device)
+    dev = dd.device
+    out = Path(cfg.out)
+    if dd.main:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    net = RefinerNet(cfg.net).to(dev)
+    disc = MultiScaleDiscriminator(in_channels=4).to(dev)
+    if cfg.init:
+        init_net, _, _ = load_weights(cfg.init)
+        if init_net.config != cfg.net:
+            raise ValueError(f"--init {cfg.init} holds a network of another shape ({init_net.config})")
+        net.load_state_dict(init_net.state_dict())
+    opt_g = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
+    start, cursor, history, elapsed0 = 0, None, [], 0.0
+    ckpt_path = out / "checkpoint.pt"
+    resume_from = ckpt_path if ckpt_path.is_file() else out / "checkpoint-compact.pt"
+    if cfg.resume and resume_from.is_file():
+        blob = load_checkpoint(resume_from)  # optimiser moments are cast back to float32 on load
+        net.load_state_dict(blob["refiner"]["state_dict"])
+        disc.load_state_dict(blob["disc"])
+        opt_g.load_state_dict(blob["opt_g"])
+        opt_d.load_state_dict(blob["opt_d"])
+        start, cursor, history = blob["step"], blob["cursor"], blob["history"]
+        elapsed0 = blob.get("elapsed_seconds", 0.0)
+    renderer = get_renderer(dev.type if dev.type == "cpu" else str(dev))
+    cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
+    t_fill = time.perf_counter()
+    cache.fill(cursor)
+    fill_s = time.perf_counter() - t_fill
+    monitor = GpuMonitor(dev)
+    if dd.main:
+        print(f"refiner {count_parameters(net):,} parameters; {dd.world} process(es) on {dev}; cache of "
+              f"{cfg.data.flights} flights x {cfg.data.frames} frames at {cfg.data.width}x{cfg.data.height} "
+              f"filled in {fill_s:.1f} s ({cache.data_frames_per_second:.0f} frames/s); from step {start}", flush=True)
+
+    cuda = dev.type == "cuda"
+    T = cfg.unroll.steps
+    t_run = time.perf_counter()
+    t_log = time.perf_counter()
+    phase: dict[str, float] = {}
+    acc: dict[str, float] = {}
+    n_acc = 0
+    step = start
+    g_params = list(net.parameters())
+    d_params = list(disc.parameters())
+
+    def tick(name: str, t0: float) -> float:
+        if cfg.profile:
+            if cuda:
+                torch.cuda.synchronize(dev)
+            t1 = time.perf_counter()
+            phase[name] = phase.get(name, 0.0) + t1 - t0
+            return t1
+        return t0
+
+    while step < cfg.steps:
+        t0 = time.perf_counter()
+        seed = step_seed(cfg.seed, dd.rank, step)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        if cfg.data.refresh_every and step > 0 and step % cfg.data.refresh_every == 0:
+            cache.refresh()  # the checkpoint of step s holds the cursor from before this refresh
+        lo, hi = cfg.unroll.warm_steps
+        warm = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+        clips = cache.sample(cfg.batch, warm + T + 1, gen)
+        modes = ["per-frame" if float(torch.rand((), generator=gen)) < cfg.unroll.per_frame else "persistent"
+                 for _ in range(cfg.batch)]
+        t0 = tick("data", t0)
+        for g in opt_g.param_groups:
+            g["lr"] = learning_rate(cfg, cfg.optim.lr, step)
+        for g in opt_d.param_groups:
+            g["lr"] = learning_rate(cfg, cfg.optim.lr_disc, step)
+
+        results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda)
+        t0 = tick("unroll", t0)
+        L = cfg.loss
+        terms: dict[str, torch.Tensor] = {}
+        for r in results:
+            for k, v in reconstruction_losses(r, cfg.refiner).items():
+                terms[k] = terms.get(k, 0.0) + v / T
+        loss = sum(getattr(L, k) * v for k, v in terms.items())
+        gan_on = step >= L.gan_start
+        disc_on = step >= L.gan_start // 2
+        fake = real = None
+        if disc_on:
+            ref = torch.cat([r.views.ref for r in results])
+            fake = critic_input(torch.cat([r.out.rgb for r in results]), torch.cat([r.out.log_disp for r in results]),
+                                torch.cat([r.out.sky for r in results]), ref)
+            real = critic_input(torch.cat([r.gt_rgb for r in results]),
+                                torch.cat([log_disparity(r.gt_depth) for r in results]),
+                                torch.cat([r.gt_sky for r in results]), ref)
+        if gan_on:
+            for p in d_params:
+                p.requires_grad_(False)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
+                d_fake = disc(fake)
+                d_real = disc(real)
+            terms["adversarial"] = g_hinge_loss(d_fake)
+            terms["feature_matching"] = feature_matching_loss(d_fake, d_real)
+            loss = loss + L.adversarial * terms["adversarial"] + L.feature_matching * terms["feature_matching"]
+            for p in d_params:
+                p.requires_grad_(True)
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        dd.mean_grads(g_params)
+        gnorm = torch.nn.utils.clip_grad_norm_(g_params, cfg.optim.grad_clip)
+        opt_g.step()
+        t0 = tick("backward", t0)
+        if disc_on:
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
+                d_loss = d_hinge_loss(disc(real.detach()), disc(fake.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            dd.mean_grads(d_params)
+            opt_d.step()
+            terms["disc"] = d_loss
+        t0 = tick("disc", t0)
+
+        # ---- bookkeeping
+        for k, v in terms.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
+        acc["grad_norm"] = acc.get("grad_norm", 0.0) + float(gnorm)
+        last = results[-1]
+        acc["psnr_refined"] = acc.get("psnr_refined", 0.0) + psnr(last.out.rgb, last.gt_rgb)
+        v = last.views
+        acc["psnr_rendered"] = acc.get("psnr_rendered", 0.0) + psnr((v.rgb_p + (1 - v.alpha) * v.sky_known * v.sky_rgb).clamp(0, 1), last.gt_rgb)
+        n_acc += 1
+        step += 1
+        if dd.main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+            save_png(out / "samples" / f"step_{step:06d}.png", sample_grid(results).numpy())
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            now = time.perf_counter()
+            rec = dd.mean({k: v / n_acc for k, v in acc.items()})
+            rec = {"step": step, **{k: round(v, 5) for k, v in sorted(rec.items())},
+                   "steps_per_second": round(n_acc / (now - t_log), 3),
+                   "data_frames_per_second": round(cache.data_frames_per_second, 1),
+                   "lr": learning_rate(cfg, cfg.optim.lr, step - 1)}
+            util = monitor.take()
+            if util is not None:
+                rec["gpu_util"] = round(util, 1)
+            if cfg.profile:
+                rec["seconds"] = {k: round(v / n_acc, 4) for k, v in phase.items()}
+                phase.clear()
+            history.append(rec)
+            if dd.main:
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                print(json.dumps(rec), flush=True)
+            acc, n_acc, t_log = {}, 0, now
+        over = cfg.max_minutes > 0 and (time.perf_counter() - t_run) > 60 * cfg.max_minutes
+        over = dd.any(over) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or over:
+            if dd.main:
+                save_checkpoint(ckpt_path, step, net, disc, opt_g, opt_d, cache, history, cfg,
+                                elapsed0 + time.perf_counter() - t_run)
+        if over:
+            break
+
+    monitor.stop()
+    summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dev),
+               "parameters": count_parameters(net), "seconds_this_run": round(time.perf_counter() - t_run, 1),
+               "seconds_total": round(elapsed0 + time.perf_counter() - t_run, 1),
+               "cache_fill_seconds": round(fill_s, 1), "data_frames_per_second": round(cache.data_frames_per_second, 1),
+               "flights_made": cache.cursor, "config": dataclasses.asdict(cfg)}
+    if dd.main:
+        save_checkpoint(out / "checkpoint-compact.pt", step, net, disc, opt_g, opt_d, cache, history, cfg,
+                        elapsed0 + time.perf_counter() - t_run, compact=True)
+        save_weights(out / "refiner.pt", net, cfg.refiner, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
+        write_curves(out, history, "refiner training losses",
+                     ("rgb", "laplacian", "disparity", "net_disparity", "sky", "feature_matching"))
+        from worldgen.io import atomic_write_text
+
+        atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
+    if dd.world > 1:
+        dist.barrier()
+    return summary

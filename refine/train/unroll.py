@@ -1,0 +1,135 @@
+"""One training sample = the real generator loop unrolled over a procedural clip.
+
+For each clip: frame 0 is the clip's first true frame (rgb, exact depth, sky), a persistent or
+per-frame generator is built on it with the project's own renderer, lifting and sky dome
+(worldgen.generator), and the network refines the generators' views step after step. All B clips
+advance together, so each step's B views go through the network as one batch. The first `warm`
+steps run without gradients (so the network also sees worlds it has built over longer flights);
+the next T steps are supervised by the true frames, with gradients through all of them (the
+renderer is differentiable in the Gaussians' means and colours, which are lifted from the
+network's previous outputs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from refine.learned import Composed, LearnedRefinerConfig, ViewBatch, compose, view_inputs
+from refine.train.data import ClipBatch
+from worldgen.camera import Camera
+from worldgen.frame import Frame
+from worldgen.generator import GeneratorConfig, make_generator
+
+
+@dataclass
+class StepResult:
+    """One supervised step of all clips: what the network made, what it saw, and the truth.
+
+    Attributes:
+        out: Composed refined frames (rgb [B, 3, H, W], log_disp, sky, ...).
+        views: ViewBatch of the rendered inputs.
+        gt_rgb: [B, 3, H, W]; gt_depth: [B, 1, H, W] (+inf sky); gt_sky: [B, 1, H, W] bool.
+    """
+
+    out: Composed
+    views: ViewBatch
+    gt_rgb: Tensor
+    gt_depth: Tensor
+    gt_sky: Tensor
+
+
+def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, renderer,
+           refiner_cfg: LearnedRefinerConfig, gen_cfg: GeneratorConfig = GeneratorConfig(),
+           autocast: bool = False) -> list[StepResult]:
+    """Run the generators over `clips` (L >= warm + steps + 1 frames) and return the T supervised steps.
+
+    Args:
+        net: the RefinerNet (or a wrapper with the same call).
+        modes: per clip, "persistent" or "per-frame".
+        warm: unsupervised steps first (no gradients).
+        steps: supervised steps T.
+        renderer: the project's Renderer for the clips' device.
+        autocast: run the network in bfloat16 (CUDA).
+    """
+    B, L, H, W = clips.depth.shape
+    if L < warm + steps + 1:
+        raise ValueError(f"clips have {L} frames, need warm + steps + 1 = {warm + steps + 1}")
+    dev = clips.depth.device
+    cams = [[Camera(K=clips.K[b], c2w=clips.c2w[b, t], width=W, height=H) for t in range(L)] for b in range(B)]
+    gens = []
+    for b in range(B):
+        d0 = clips.depth[b, 0]
+        first = Frame(rgb=clips.rgb[b, 0], depth=d0, sky=~torch.isfinite(d0), camera=cams[b][0])
+        gens.append(make_generator(modes[b], first, renderer, refiner=None, config=gen_cfg, time_stages=False))
+    results = []
+    amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    for t in range(1, warm + steps + 1):
+        grad = t > warm
+        with torch.set_grad_enabled(grad):
+            views = [g.begin_step(cams[b][t]) for b, g in enumerate(gens)]
+            x, vb = view_inputs(views, refiner_cfg)
+            with amp:
+                y = net(x)
+            out = compose(vb, y, refiner_cfg)
+            for g, f, v in zip(gens, out.frames(views), views):
+                g.end_step(f, v)
+        if grad:
+            d = clips.depth[:, t, None]
+            results.append(StepResult(out, vb, clips.rgb[:, t].permute(0, 3, 1, 2), d, ~torch.isfinite(d)))
+    return results
+
+
+def log_disparity(depth: Tensor) -> Tensor:
+    """log(1 / depth) of a z-depth tensor (0 where depth is not finite and positive)."""
+    ok = torch.isfinite(depth) & (depth > 0)
+    return torch.where(ok, -torch.log(torch.where(ok, depth, torch.ones_like(depth))), torch.zeros_like(depth))
+
+
+def critic_input(rgb: Tensor, log_disp: Tensor, sky: Tensor, ref: Tensor) -> Tensor:
+    """What the discriminator sees [B, 4, H, W]: colour and tanh((log-disparity - ref) / 2), -1 for sky."""
+    d = torch.tanh((log_disp - ref) / 2)
+    return torch.cat([rgb, torch.where(sky, -torch.ones_like(d), d)], dim=1)
+
+
+def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> dict[str, Tensor]:
+    """Per-step supervised terms (see LossConfig): rgb, laplacian, disparity, net_disparity, sky."""
+    from refine.losses import laplacian_l1, masked_mean
+
+    o = r.out
+    gt_ld = log_disparity(r.gt_depth)
+    solid = ~r.gt_sky
+    uncovered = r.views.alpha < refiner_cfg.hole_alpha
+    return {
+        "rgb": (o.rgb - r.gt_rgb).abs().mean(),
+        "laplacian": laplacian_l1(o.rgb, r.gt_rgb),
+        "disparity": masked_mean((o.log_disp - gt_ld).abs(), solid & ~o.sky),
+        "net_disparity": masked_mean((o.net_log_disp - gt_ld).abs(), solid),
+        "sky": masked_mean(F.binary_cross_entropy_with_logits(o.sky_logit, r.gt_sky.float(), reduction="none"), uncovered),
+    }
+
+
+@torch.no_grad()
+def psnr(a: Tensor, b: Tensor) -> float:
+    """Mean PSNR (dB) of images a, b [B, 3, H, W] in [0, 1] (each image's MSE floored at 1e-10)."""
+    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((-10 * torch.log10(mse)).mean())
+
+
+def sample_grid(results: list[StepResult], clip: int = 0) -> "torch.Tensor":
+    """uint8 [rows * H, 3 * W, 3]: for one clip, per supervised step a row rendered input | refined | truth.
+
+    The rendered input is the scene over the known sky (holes black)."""
+    rows = []
+    for r in results:
+        v = r.views
+        shown = (v.rgb_p + (1 - v.alpha) * v.sky_known * v.sky_rgb)[clip]
+        row = torch.cat([shown, r.out.rgb[clip], r.gt_rgb[clip]], dim=2)  # [3, H, 3W]
+        rows.append(row)
+    img = torch.cat(rows, dim=1).detach().float().clamp(0, 1)
+    return (img.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).cpu()
+

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: train the learned refiner (torchrun over every GPU) and the depth
+# network side by side, each resuming from the checkpoint carried in .carry/ when there is one, and
+# pack what comes back into $OUT (checkpoints split into <= 15 MB parts, logs, curves, samples).
+#
+#   REFINER_MIN=6 DEPTH_MIN=6.5 bash scripts/gpu_train.sh        (carry .whl and .carry)
+#
+# .carry/ (ignored by git) may hold: gsplat_cuda.so (gsplat's kernels, built by an earlier call),
+# photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
+# checkpoints of the runs to continue). Everything the call makes stays under runs/gpu/.
+set -u
+T0=$(date +%s)
+el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+REFINER_MIN=${REFINER_MIN:-6}
+DEPTH_MIN=${DEPTH_MIN:-6}
+REFINER_ARGS=${REFINER_ARGS:-}
+DEPTH_ARGS=${DEPTH_ARGS:-}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=$PWD:/tmp/site TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
+export TORCH_EXTENSIONS_DIR=/tmp/torch_ext NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
+nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --format=csv
+el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"
+
+mkdir -p runs/gpu/refiner runs/gpu/depth
+for k in refiner depth; do [ -f .carry/$k/checkpoint-compact.pt ] && cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/; done
+PHOTOS=""
+[ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
+
+# The depth network needs no gsplat: start it at once on the last GPU.
+CUDA_VISIBLE_DEVICES=$((NGPU - 1)) python3 -m refine.train depth --preset train-depth-h200 --out runs/gpu/depth \
+  --max-minutes "$DEPTH_MIN" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
+DEPTH_PID=$!
+
+# gsplat's kernels: load the carried build, or compile them (about 80 s) and send the build back.
+if [ -f .carry/gsplat_cuda.so ]; then
+  cat > /tmp/site/gsplat/csrc.py <<EOF
+"""gsplat's CUDA kernels, built by an earlier call and carried here (gsplat imports gsplat.csrc first)."""
+import importlib.util as _u
+_spec = _u.spec_from_file_location("gsplat_cuda", "$PWD/.carry/gsplat_cuda.so")
+_m = _u.module_from_spec(_spec)
+_spec.loader.exec_module(_m)
+globals().update({k: v for k, v in vars(_m).items() if not k.startswith("__")})
+EOF
+fi
+python3 - <<'EOF'
+import time, torch
+t = time.time()
+from gsplat import rasterization
+m = torch.randn(100, 3, device="cuda") + torch.tensor([0, 0, 5.0], device="cuda")
+q = torch.randn(100, 4, device="cuda"); s = torch.rand(100, 3, device="cuda") * 0.1
+rasterization(m, q, s, torch.rand(100, device="cuda"), torch.rand(100, 3, device="cuda"), torch.eye(4, device="cuda")[None],
+              torch.tensor([[100.0, 0, 32], [0, 100, 32], [0, 0, 1]], device="cuda")[None], 64, 64)
+torch.cuda.synchronize()
+print(f"gsplat ready in {time.time() - t:.1f} s")
+EOF
+if [ ! -f .carry/gsplat_cuda.so ] && [ -f $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so ]; then
+  ls -la $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so
+  split -b 15M -d $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so "$OUT/gsplat_cuda.so.part"
+fi
+el "gsplat ready"
+python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
+
+el "refiner training on $NGPU GPU(s)"
+torchrun --standalone --nproc_per_node "$NGPU" -m refine.train refiner --preset train-refiner-h200 --out runs/gpu/refiner \
+  --max-minutes "$REFINER_MIN" $REFINER_ARGS 2>&1 | tee runs/gpu/refiner.log | grep -v '^{' | tail -n 40
+grep '^{' runs/gpu/refiner.log | tail -n 3
+el "refiner done; waiting for depth"
+wait $DEPTH_PID
+tail -n 4 runs/gpu/depth.log
+el "packing"
+for k in refiner depth; do
+  [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
+done
+tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/bench_nets.txt runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
+  $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null
+ls -la "$OUT"
+el "done"

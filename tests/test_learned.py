@@ -1,0 +1,211 @@
+"""The learned refiner: network shapes, composition rules, weights files, and training on CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from refine.learned import (DEFAULT_WEIGHTS, LearnedRefiner, LearnedRefinerConfig, compose, load_weights, save_weights,
+                            view_inputs)
+from refine.net import IN_CHANNELS, OUT_CHANNELS, RefinerNet, RefinerNetConfig
+from worldgen.camera import Camera
+from worldgen.frame import RenderedView
+
+TINY = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=8)
+
+
+def make_view(H=24, W=32, seed=0, hole=True, sky_known=True) -> RenderedView:
+    """A synthetic rendered view: covered everywhere but a hole block (alpha 0), footprint 0.5 px
+    except a blurry block (3 px), the sky dome known on the top rows."""
+    g = torch.Generator().manual_seed(seed)
+    cam = Camera.from_fov(60.0, W, H)
+    alpha = torch.ones(H, W)
+    if hole:
+        alpha[8:16, 10:20] = 0.0
+    colour = torch.rand(H, W, 3, generator=g)
+    depth = 5.0 + 10 * torch.rand(H, W, generator=g)
+    fp = torch.full((H, W), 0.5)
+    fp[16:22, 24:30] = 3.0
+    known = torch.zeros(H, W)
+    sky_rgb = torch.zeros(H, W, 3)
+    if sky_known:
+        known[:4] = 1.0
+        sky_rgb[:4] = torch.tensor([0.4, 0.6, 0.9])
+        alpha[:4] = 0.0
+    return RenderedView(cam, colour * alpha[..., None], alpha, depth * (alpha > 0), fp, sky_rgb, known, 10.0)
+
+
+def test_network_any_size_and_fresh_output_is_zero():
+    net = RefinerNet(TINY)
+    for H, W in [(16, 16), (37, 53), (5, 70)]:
+        y = net(torch.randn(2, IN_CHANNELS, H, W))
+        assert y.shape == (2, OUT_CHANNELS, H, W)
+        assert torch.count_nonzero(y) == 0  # zero-initialised head: a fresh refiner changes nothing
+    with pytest.raises(ValueError, match="expects"):
+        net(torch.randn(1, 3, 16, 16))
+
+
+def test_composition_keeps_covered_sharp_pixels_and_fills_the_rest():
+    view = make_view()
+    cfg = LearnedRefinerConfig(noise=False)
+    x, vb = view_inputs([view], cfg)
+    assert x.shape == (1, IN_CHANNELS, 24, 32)
+    out = torch.zeros(1, OUT_CHANNELS, 24, 32)
+    out[:, 0:3] = 0.3  # the network paints +0.3 everywhere
+    out[:, 4, :4] = 5.0  # and calls the top rows sky
+    out[:, 4, 4:] = -5.0
+    c = compose(vb, out, cfg)
+    rgb = c.rgb[0].permute(1, 2, 0)
+    covered = (view.alpha > 0.99) & (view.footprint < 1.0)
+    # covered, sharp pixels: the world's colour and depth, exactly
+    assert torch.equal(rgb[covered], view.rgb[covered].clamp(0, 1))
+    depth = c.depth()[0]
+    assert torch.allclose(depth[covered], view.depth[covered], rtol=1e-5)
+    # the blurry block is re-synthesised (scene colour + 0.3)
+    blurry = view.footprint > 2.0
+    assert torch.allclose(rgb[blurry], (view.rgb[blurry] + 0.3).clamp(0, 1), atol=1e-6)
+    # sky where the dome is known: the dome's colour, depth inf
+    assert c.sky[0, 0, :4].all() and not c.sky[0, 0, 4:].any()
+    assert torch.allclose(rgb[:4], torch.tensor([0.4, 0.6, 0.9]).expand(4, 32, 3), atol=1e-6)
+    assert torch.isinf(depth[:4]).all()
+    # the hole: generated colour (base 0 + 0.3) and a finite depth at the world's scale
+    hole = c.rgb[0, :, 8:16, 10:20]
+    assert torch.allclose(hole, torch.full_like(hole, 0.3))
+    hd = depth[8:16, 10:20]
+    assert torch.isfinite(hd).all() and hd.min() > 3 and hd.max() < 20
+
+
+def test_disparity_is_anchored_in_log_space():
+    """However far off the network's disparity is, the log-space shift brings holes to the world's scale."""
+    view = make_view(sky_known=False)
+    cfg = LearnedRefinerConfig(noise=False)
+    x, vb = view_inputs([view], cfg)
+    for bias in (-3.0, 0.0, 3.0):
+        out = torch.zeros(1, OUT_CHANNELS, 24, 32)
+        out[:, 3] = bias
+        out[:, 4] = -5.0
+        d = compose(vb, out, cfg).depth()[0]
+        covered = view.alpha > 0.99
+        geo = torch.exp(torch.log(view.depth[covered]).mean())
+        assert torch.allclose(d[8:16, 10:20], geo.expand(8, 10), rtol=1e-4)
+
+
+def test_refiner_roundtrip_and_bad_files(tmp_path):
+    net = RefinerNet(TINY)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    path = tmp_path / "r.pt"
+    save_weights(path, net, LearnedRefinerConfig(), meta={"note": "test"})
+    net2, cfg2, meta = load_weights(path)
+    assert meta == {"note": "test"} and net2.config == TINY
+    x = torch.randn(1, IN_CHANNELS, 16, 16)
+    assert torch.allclose(net2(x), net.half().float()(x), atol=1e-5)  # stored in float16
+    ref = LearnedRefiner.load(path)
+    view = make_view()
+    frame = ref(view)
+    assert frame.rgb.shape == (24, 32, 3) and frame.rgb.min() >= 0 and frame.rgb.max() <= 1
+    assert torch.equal(LearnedRefiner.load(path)(view).rgb, frame.rgb)  # same seed: same noise, same frame
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a worldgen refiner weights file"):
+        load_weights(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="no such"):
+        load_weights(tmp_path / "missing.pt")
+
+
+def test_gradients_reach_earlier_steps_through_the_world():
+    """Step 2's loss depends on step 1's output through lifting and rendering (persistent mode)."""
+    from refine.train.config import DataConfig
+    from refine.train.data import FlightCache
+    from refine.train.unroll import unroll
+    from renderers import TorchRenderer
+
+    cache = FlightCache(DataConfig(width=24, height=24, flights=1, frames=6, flights_per_world=1, world_grid=128,
+                                   quality="fast"), torch.device("cpu"))
+    cache.fill()
+    clips = cache.sample(1, 3, torch.Generator().manual_seed(0))
+    net = RefinerNet(TINY)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.02)
+    res = unroll(net, clips, ["persistent"], 0, 2, TorchRenderer(), LearnedRefinerConfig())
+    first = res[0].out.rgb
+    first.retain_grad()
+    res[1].out.rgb.sum().backward()
+    assert first.grad is not None and first.grad.abs().sum() > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """The tiny preset trained 16 steps straight, and again as 8 + 8 steps resumed from a checkpoint."""
+    from configs.train import REFINER_PRESETS
+    from refine.train.trainer import train
+
+    base = dataclasses.replace(REFINER_PRESETS["train-refiner-tiny"][1], steps=16, log_every=4, checkpoint_every=4,
+                               sample_every=8)
+    root = tmp_path_factory.mktemp("train")
+    s1 = train(dataclasses.replace(base, out=str(root / "a")))
+    pieces = dataclasses.replace(base, out=str(root / "b"), stop_after=8)
+    p1 = train(pieces)
+    p2 = train(pieces)
+    return root, base, s1, p1, p2
+
+
+def _held_loss(cfg, net) -> float:
+    """The weighted reconstruction loss of `net` on 4 fixed clips (fixed noise), persistent and per-frame."""
+    from refine.train.data import FlightCache
+    from refine.train.unroll import reconstruction_losses, unroll
+    from renderers import TorchRenderer
+
+    cache = FlightCache(cfg.data, torch.device("cpu"))
+    cache.fill()
+    clips = cache.sample(4, 3, torch.Generator().manual_seed(123))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        res = unroll(net, clips, ["persistent", "per-frame"] * 2, 0, 2, TorchRenderer(), cfg.refiner)
+    total = 0.0
+    for r in res:
+        total += sum(getattr(cfg.loss, k) * float(v) for k, v in reconstruction_losses(r, cfg.refiner).items())
+    return total / len(res)
+
+
+def test_training_loss_falls(tiny_runs):
+    root, cfg, s1, _, _ = tiny_runs
+    hist = [json.loads(line) for line in (root / "a" / "log.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [4, 8, 12, 16]
+    trained, _, _ = load_weights(root / "a" / "refiner.pt")
+    torch.manual_seed(cfg.seed)
+    fresh = RefinerNet(cfg.net)  # the run's starting point (same seed)
+    before, after = _held_loss(cfg, fresh), _held_loss(cfg, trained)
+    assert after < 0.9 * before, (before, after)
+    for f in ("loss.png", "psnr.png", "refiner.pt", "checkpoint.pt", "checkpoint-compact.pt", "train.json"):
+        assert (root / "a" / f).is_file(), f
+    assert (root / "a" / "samples" / "step_000016.png").is_file()
+    assert s1["steps_done"] == 16
+
+
+def test_training_resumes_bit_exactly(tiny_runs):
+    root, _, _, p1, p2 = tiny_runs
+    assert p1["steps_done"] == 8 and p2["steps_done"] == 16
+    a = torch.load(root / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(root / "b" / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 16 and a["cursor"] == b["cursor"]
+    for k, v in a["refiner"]["state_dict"].items():
+        assert torch.equal(v, b["refiner"]["state_dict"][k]), k
+    for k, v in a["disc"].items():
+        assert torch.equal(v, b["disc"][k]), k
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights yet")
+def test_shipped_weights_refine_a_frame():
+    ref = LearnedRefiner.load()
+    frame = ref(make_view(H=64, W=96))
+    assert frame.rgb.shape == (64, 96, 3)
+    assert torch.isfinite(frame.rgb).all()
+    meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+    assert meta["steps"] > 0 and "command" in meta
+    assert not math.isnan(meta["steps"])
