@@ -24,6 +24,14 @@ REFINER_PRESETS: dict[str, tuple[str, TrainConfig]] = {
             unroll=UnrollConfig(steps=2, warm_steps=(0, 1), per_frame=0.5),
         ),
     ),
+    "train-refiner-cpu": (
+        "A refiner trained on the 2-core CPU machine: 128x128 flights, batch 4 clips x 3 supervised steps.",
+        TrainConfig(out="runs/train-refiner-cpu", steps=3000, batch=4, device="cpu", checkpoint_every=50, log_every=10,
+                    sample_every=100,
+                    data=DataConfig(width=128, height=128, flights=8, frames=32, flights_per_world=2, refresh_every=150,
+                                    refresh_flights=1),
+                    unroll=UnrollConfig(steps=3, warm_steps=(0, 3))),
+    ),
     "train-refiner-h200": (
         "The shipped refiner's run: 256x256 flights rendered on each GPU, batch 8 clips x 4 supervised steps.",
         TrainConfig(out="runs/train-refiner", steps=4000, batch=8, device="cuda", checkpoint_every=250,

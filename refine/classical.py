@@ -27,6 +27,20 @@ class ClassicalRefinerConfig:
     """Hole colours come from covered pixels with disparity below slack x the filled (far) disparity."""
 
 
+@dataclass
+class ClassicalResult:
+    """The classical refiner's frame, and the far-side disparity it continued holes with.
+
+    Attributes:
+        frame: the refined Frame.
+        far_disparity: [H, W] disparity of covered pixels, and of the far side of the hole elsewhere
+            (what holes' depth continues; 1e-3 everywhere when nothing is covered).
+    """
+
+    frame: Frame
+    far_disparity: torch.Tensor
+
+
 class ClassicalRefiner:
     name = "classical"
 
@@ -34,6 +48,10 @@ class ClassicalRefiner:
         self.config = config
 
     def __call__(self, view: RenderedView) -> Frame:
+        return self.refine(view).frame
+
+    def refine(self, view: RenderedView) -> ClassicalResult:
+        """Refine `view`; also returns the far-side disparity (the learned refiner builds on both)."""
         cfg = self.config
         alpha = view.alpha
         covered = alpha >= cfg.hole_alpha
@@ -54,23 +72,23 @@ class ClassicalRefiner:
 
         # Depth: covered pixels keep theirs; holes continue the far side.
         disp = torch.where(covered, 1.0 / view.depth.clamp_min(1e-6), torch.zeros_like(alpha))
-        if holes.any() and covered.any():
-            disp_f = fill_far(disp, covered)
-        else:
-            disp_f = disp
+        any_covered = bool(covered.any())
+        disp_f = fill_far(disp, covered) if any_covered and not bool(covered.all()) else disp
         depth = torch.where(covered, view.depth, 1.0 / disp_f.clamp_min(1e-6))
         depth = torch.where(sky, torch.full_like(depth, math.inf), depth)
 
         # Colour of holes: push-pull from covered background-side pixels.
         rgb = torch.where(covered[..., None], scene_rgb, view.rgb + (1 - alpha)[..., None] * sky_rgb)
         if holes.any():
-            if covered.any():
+            if any_covered:
                 bg_side = covered & (disp <= cfg.background_slack * disp_f.clamp_min(1e-9) + 1e-9)
                 src = bg_side if bg_side.any() else covered
                 fill = push_pull(scene_rgb, src.float())
             else:
                 fill = sky_rgb
             rgb = torch.where(holes[..., None], fill, rgb)
-        if not covered.any():  # nothing of the scene in view: no depth to continue
+        if not any_covered:  # nothing of the scene in view: no depth to continue
             depth = torch.where(holes, torch.full_like(depth, 1e3), depth)
-        return Frame(rgb=rgb.clamp(0, 1), depth=depth, sky=sky, camera=view.camera)
+            disp_f = torch.full_like(disp, 1e-3)
+        frame = Frame(rgb=rgb.clamp(0, 1), depth=depth, sky=sky, camera=view.camera)
+        return ClassicalResult(frame, disp_f)

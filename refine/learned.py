@@ -1,31 +1,40 @@
-"""The learned refiner: RenderedView -> network -> Frame, keeping what the world already holds.
+"""The learned refiner: RenderedView -> network -> Frame, on top of the classical refiner.
 
-Inputs (`view_inputs`, 13 channels, in this order, all `[B, 1 or 3, H, W]`):
-    0-2  the scene's colour, un-premultiplied (rgb / alpha; 0 where alpha < 1e-3)
+The network corrects the classical refiner (refine/classical.py: push-pull colour, far-side depth,
+dome and horizon sky) instead of painting holes from nothing: a fresh network (zero head) IS the
+classical refiner, so any training that lowers the loss improves on it, and an under-trained
+network can never paint black holes or curtains (seen with the first design, which painted holes
+from a black base: docs/refiner.md).
+
+Inputs (`view_inputs`, 11 channels, in this order, all `[B, 1 or 3, H, W]`):
+    0-2  the classical refiner's colour (the scene where covered, dome / push-pull elsewhere)
     3    the scene's alpha (coverage)
-    4    normalised log-disparity: log(1/depth) - ref, where ref is the alpha-weighted mean of the
-         covered pixels' log-disparity (so the network never sees the scene's units); 0 uncovered
+    4    the classical log-disparity (rendered where covered, the far side of the hole elsewhere)
+         minus ref, the alpha-weighted mean over covered pixels (no units reach the network); 0 sky
     5    log2 of the rendered footprint (Gaussian size in pixels), clipped to [-2, 4], / 4; 0 uncovered
-    6-8  the sky dome's colour times its known-mask
-    9    the sky dome's known-mask
-    10   sin(elevation) of the pixel's ray (world up = -y)
-    11   (elevation - the photo's horizon elevation) / 30 degrees, clipped to [-2, 2]
-    12   uniform noise in [-1, 1] (texture for what has to be invented)
+    6    the classical sky mask
+    7    the sky dome's known-mask
+    8    sin(elevation) of the pixel's ray (world up = -y)
+    9    (elevation - the photo's horizon elevation) / 30 degrees, clipped to [-2, 2]
+    10   uniform noise in [-1, 1] (texture for what has to be invented)
 
-Outputs (`RefinerNet`): an RGB residual, a normalised log-disparity and a sky logit per pixel.
+Outputs (`RefinerNet`): an RGB residual, a log-disparity residual and a sky-logit residual.
 
 Composition (`compose`, the same in training and inference), with
     k_a  = clamp((alpha - hole_alpha) / (keep_alpha - hole_alpha), 0, 1)   covered
     k_f  = clamp((detail_px - footprint) / (detail_px - sharp_px), 0, 1)   sharp enough
     keep = k_a * k_f
-- colour: keep * scene colour + (1 - keep) * (base + residual), base = the scene over the known sky.
-  Covered, well-resolved pixels are returned exactly (the world is not repainted: loop closure);
-  holes are generated; blurry close-ups (footprint > sharp_px) are re-synthesised.
-- sky: uncovered pixels (alpha < hole_alpha) with a positive sky logit; their colour is the dome's
-  where it has seen that direction (rotation-only, so it stays put), the network's elsewhere.
-- depth (log-disparity): k_a * rendered + (1 - k_a) * (network + s), where s is the alpha-weighted
-  mean of (rendered - network) over covered pixels: Infinite Nature's log-space rescaling, which
-  anchors generated depth to the world's scale so the persistent world does not drift.
+- colour: keep * scene colour + (1 - keep) * (classical colour + residual). Covered, well-resolved
+  pixels are returned exactly (the world is not repainted: loop closure); holes and blurry
+  close-ups (footprint > sharp_px) are the classical answer corrected by the network.
+- sky: uncovered pixels whose logit (network + 4 for classical sky, - 4 otherwise) is positive,
+  and every uncovered pixel the sky dome has already seen (the dome stores only sky); where the
+  dome knows the direction, its colour (rotation-only, so the sky stays put).
+- depth (log-disparity): k_a * rendered + (1 - k_a) * (classical + min(residual, log max_nearer)):
+  generated pixels continue the far side of their hole and may come at most `max_nearer` times
+  nearer, so new content never becomes a wall in front of the camera that the world would keep.
+  (Infinite Nature rescales its network's disparity to the rendered one in log space; anchoring to
+  the classical fill does the same job per hole.)
 """
 
 from __future__ import annotations
@@ -38,10 +47,11 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from refine.net import IN_CHANNELS, RefinerNet, RefinerNetConfig
 from worldgen.frame import Frame, RenderedView
 
-WEIGHTS_FORMAT = "worldgen-refiner/1"
+WEIGHTS_FORMAT = "worldgen-refiner/2"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
 
 
@@ -57,6 +67,12 @@ class LearnedRefinerConfig:
     """Covered pixels whose footprint (Gaussian std in pixels) is at most this are kept exactly."""
     detail_px: float = 2.0
     """... and from this footprint on they are fully re-synthesised (match LiftConfig.detail_px)."""
+    max_nearer: float = 1.5
+    """Generated (uncovered) pixels may be at most this much nearer than the far side of their hole
+    (the classical refiner's depth): new content never becomes a wall in front of the camera that
+    the persistent world would then keep."""
+    sky_prior: float = 4.0
+    """Sky logit added for the classical refiner's sky (subtracted elsewhere)."""
     noise: bool = True
     """Feed a noise channel (off: zeros; for deterministic tests of the composition)."""
 
@@ -67,22 +83,25 @@ class ViewBatch:
 
     Attributes:
         scene_rgb: [B, 3, H, W] un-premultiplied scene colour (0 where alpha < 1e-3).
-        rgb_p: [B, 3, H, W] premultiplied scene colour.
         alpha: [B, 1, H, W].
         ld_in: [B, 1, H, W] rendered log-disparity (0 where alpha < 1e-3).
         ref: [B, 1, 1, 1] reference log-disparity (alpha-weighted mean over covered pixels).
         keep_a, keep: [B, 1, H, W] coverage weight and coverage x sharpness weight (see module doc).
-        sky_rgb: [B, 3, H, W] sky dome colour (0 where unknown); sky_known: [B, 1, H, W].
+        base_rgb: [B, 3, H, W] the classical refiner's colour.
+        base_ld: [B, 1, H, W] the classical log-disparity (far side of the hole where uncovered).
+        base_sky: [B, 1, H, W] bool, the classical sky.
+        sky_known: [B, 1, H, W] the dome's known-mask.
     """
 
     scene_rgb: Tensor
-    rgb_p: Tensor
     alpha: Tensor
     ld_in: Tensor
     ref: Tensor
     keep_a: Tensor
     keep: Tensor
-    sky_rgb: Tensor
+    base_rgb: Tensor
+    base_ld: Tensor
+    base_sky: Tensor
     sky_known: Tensor
 
 
@@ -124,31 +143,39 @@ def _elevation_deg(view: RenderedView) -> Tensor:
 
 def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = LearnedRefinerConfig(),
                 generator: torch.Generator | None = None) -> tuple[Tensor, ViewBatch]:
-    """Stack B rendered views (same size, one device) into the network's input [B, 13, H, W].
+    """Stack B rendered views (same size, one device) into the network's input [B, 11, H, W].
 
-    `generator` draws the noise channel (None: the global RNG). Returns (inputs, ViewBatch)."""
+    Runs the classical refiner on each view (without gradients: it is the base the network
+    corrects). `generator` draws the noise channel (None: the global RNG). Returns (inputs, ViewBatch)."""
     cfg = config
+    classical = ClassicalRefiner(ClassicalRefinerConfig(hole_alpha=cfg.hole_alpha))
+    with torch.no_grad():
+        base = [classical.refine(v) for v in views]
     cf = lambda t: t.permute(2, 0, 1)  # noqa: E731  [H, W, C] -> [C, H, W]
     rgb_p = torch.stack([cf(v.rgb) for v in views])
     alpha = torch.stack([v.alpha for v in views])[:, None]
     depth = torch.stack([v.depth for v in views])[:, None]
     fp = torch.stack([v.footprint if v.footprint is not None else torch.zeros_like(v.alpha) for v in views])[:, None]
     sky_known = torch.stack([v.sky_known for v in views])[:, None]
-    sky_rgb = torch.stack([cf(v.sky_rgb) for v in views]) * (sky_known > 0)
     elev = torch.stack([_elevation_deg(v) for v in views])[:, None]
     horizon = torch.tensor([v.horizon_elev_deg for v in views], device=alpha.device, dtype=alpha.dtype)[:, None, None, None]
+    base_rgb = torch.stack([cf(f.frame.rgb) for f in base])
+    base_sky = torch.stack([f.frame.sky for f in base])[:, None]
+    far_disp = torch.stack([f.far_disparity for f in base])[:, None]
 
     seen = alpha > 1e-3
+    covered = alpha >= cfg.hole_alpha
     scene_rgb = torch.where(seen, rgb_p / alpha.clamp_min(1e-3), torch.zeros_like(rgb_p)).clamp(0, 1)
     ld_in = torch.where(seen & (depth > 0), -torch.log(depth.clamp_min(1e-12)), torch.zeros_like(depth))
-    w = torch.where(alpha >= cfg.hole_alpha, alpha, torch.zeros_like(alpha))
+    w = torch.where(covered, alpha, torch.zeros_like(alpha))
     wsum = w.sum(dim=(1, 2, 3), keepdim=True)
     ref = torch.where(wsum > 0, (w * ld_in).sum(dim=(1, 2, 3), keepdim=True) / wsum.clamp_min(1e-12), torch.zeros_like(wsum))
-    ld_norm = torch.where(seen, (ld_in - ref).clamp(-4, 4), torch.zeros_like(ld_in))
+    base_ld = torch.where(covered, ld_in, torch.log(far_disp.clamp_min(1e-12)))
+    ld_norm = torch.where(base_sky, torch.zeros_like(base_ld), (base_ld - ref).clamp(-4, 4))
     log_fp = torch.where(seen, torch.log2(fp.clamp_min(0.25)).clamp(-2, 4) / 4, torch.zeros_like(fp))
     noise = (torch.rand(alpha.shape, generator=generator, device=alpha.device) * 2 - 1) if cfg.noise else torch.zeros_like(alpha)
     x = torch.cat([
-        scene_rgb, alpha, ld_norm, log_fp, sky_rgb, sky_known,
+        base_rgb, alpha, ld_norm, log_fp, base_sky.float(), sky_known,
         torch.sin(torch.deg2rad(elev)), ((elev - horizon) / 30.0).clamp(-2, 2), noise,
     ], dim=1)
     assert x.shape[1] == IN_CHANNELS
@@ -156,8 +183,8 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     keep_a = ((alpha - cfg.hole_alpha) / (cfg.keep_alpha - cfg.hole_alpha)).clamp(0, 1)
     has_fp = torch.tensor([v.footprint is not None for v in views], device=alpha.device)[:, None, None, None]
     keep_f = torch.where(has_fp, ((cfg.detail_px - fp) / (cfg.detail_px - cfg.sharp_px)).clamp(0, 1), torch.ones_like(fp))
-    batch = ViewBatch(scene_rgb=scene_rgb, rgb_p=rgb_p, alpha=alpha, ld_in=ld_in, ref=ref, keep_a=keep_a,
-                      keep=keep_a * keep_f, sky_rgb=sky_rgb, sky_known=sky_known)
+    batch = ViewBatch(scene_rgb=scene_rgb, alpha=alpha, ld_in=ld_in, ref=ref, keep_a=keep_a, keep=keep_a * keep_f,
+                      base_rgb=base_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known)
     return x, batch
 
 
@@ -165,22 +192,15 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     """Combine the network's output [B, 5, H, W] with the views (see the module docstring)."""
     b = batch
     out = out.float()
-    base = b.rgb_p + (1 - b.alpha) * b.sky_known * b.sky_rgb
-    net_rgb = base + out[:, 0:3]
-    rgb_obj = b.keep * b.scene_rgb + (1 - b.keep) * net_rgb
-    sky_col = b.sky_known * b.sky_rgb + (1 - b.sky_known) * net_rgb
-    rgb_sky = b.rgb_p + (1 - b.alpha) * sky_col
-    sky_logit = out[:, 4:5]
-    sky = (sky_logit > 0) & (b.alpha < config.hole_alpha)
-    rgb = torch.where(sky, rgb_sky, rgb_obj).clamp(0, 1)
-
-    net_ld = out[:, 3:4] + b.ref
-    w = b.keep_a
-    wsum = w.sum(dim=(1, 2, 3), keepdim=True)
-    shift = torch.where(wsum > 0, (w * (b.ld_in - net_ld)).sum(dim=(1, 2, 3), keepdim=True) / wsum.clamp_min(1e-12),
-                        torch.zeros_like(wsum))
-    log_disp = b.keep_a * b.ld_in + (1 - b.keep_a) * (net_ld + shift)
-    return Composed(rgb=rgb, log_disp=log_disp, sky=sky, sky_logit=sky_logit, net_log_disp=net_ld + shift)
+    sky_logit = out[:, 4:5] + config.sky_prior * (2 * b.base_sky.float() - 1)
+    dome = b.sky_known > 0.5
+    sky = ((sky_logit > 0) | dome) & (b.alpha < config.hole_alpha)
+    rgb = b.keep * b.scene_rgb + (1 - b.keep) * (b.base_rgb + out[:, 0:3])
+    rgb = torch.where(sky & dome, b.base_rgb, rgb).clamp(0, 1)
+    net_ld = b.base_ld + out[:, 3:4]
+    gen_ld = b.base_ld + torch.clamp(out[:, 3:4], max=math.log(config.max_nearer))
+    log_disp = b.keep_a * b.ld_in + (1 - b.keep_a) * gen_ld
+    return Composed(rgb=rgb, log_disp=log_disp, sky=sky, sky_logit=sky_logit, net_log_disp=net_ld)
 
 
 class LearnedRefiner:

@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-IN_CHANNELS = 13
+IN_CHANNELS = 11
 """Input channels, assembled by refine.learned.view_inputs (their order is documented there)."""
 OUT_CHANNELS = 5
-"""Output channels: RGB residual (3), normalised log-disparity (1), sky logit (1)."""
+"""Output channels: residuals of RGB (3), log-disparity (1) and the sky logit (1)."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ class UNet(nn.Module):
 
 
 class RefinerNet(UNet):
-    """The refiner: x [B, 13, H, W] (refine.learned.view_inputs) -> [B, 5, H, W]: channels 0-2 RGB
-    residual, 3 normalised log-disparity, 4 sky logit."""
+    """The refiner: x [B, 11, H, W] (refine.learned.view_inputs) -> [B, 5, H, W]: residuals of the
+    classical refiner's RGB (0-2), log-disparity (3) and sky logit (4)."""
 
     def __init__(self, config: RefinerNetConfig = RefinerNetConfig()):
         super().__init__(IN_CHANNELS, OUT_CHANNELS, config)

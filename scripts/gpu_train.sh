@@ -3,16 +3,18 @@
 # network side by side, each resuming from the checkpoint carried in .carry/ when there is one, and
 # pack what comes back into $OUT (checkpoints split into <= 15 MB parts, logs, curves, samples).
 #
-#   REFINER_MIN=6 DEPTH_MIN=6.5 bash scripts/gpu_train.sh        (carry .whl and .carry)
+#   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (carry .whl and .carry)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so (gsplat's kernels, built by an earlier call),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
 # checkpoints of the runs to continue). Everything the call makes stays under runs/gpu/.
+# Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
-REFINER_MIN=${REFINER_MIN:-6}
-DEPTH_MIN=${DEPTH_MIN:-6}
+BUDGET=${BUDGET:-560}
+PER_GPU=${PER_GPU:-3}
+DEADLINE=$((T0 + BUDGET - ${MARGIN:-40}))
 REFINER_ARGS=${REFINER_ARGS:-}
 DEPTH_ARGS=${DEPTH_ARGS:-}
 OUT=${OUT:-/tmp/out}
@@ -30,8 +32,8 @@ PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
 
 # The depth network needs no gsplat: start it at once on the last GPU.
-CUDA_VISIBLE_DEVICES=$((NGPU - 1)) python3 -m refine.train depth --preset train-depth-h200 --out runs/gpu/depth \
-  --max-minutes "$DEPTH_MIN" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
+CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m refine.train depth --preset train-depth-h200 \
+  --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
 DEPTH_PID=$!
 
 # gsplat's kernels: load the carried build, or compile them (about 80 s) and send the build back.
@@ -61,20 +63,28 @@ if [ ! -f .carry/gsplat_cuda.so ] && [ -f $TORCH_EXTENSIONS_DIR/gsplat_cuda/gspl
   split -b 15M -d $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so "$OUT/gsplat_cuda.so.part"
 fi
 el "gsplat ready"
-python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
+[ -n "${BENCH:-}" ] && python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
 
-el "refiner training on $NGPU GPU(s)"
-torchrun --standalone --nproc_per_node "$NGPU" -m refine.train refiner --preset train-refiner-h200 --out runs/gpu/refiner \
-  --max-minutes "$REFINER_MIN" $REFINER_ARGS 2>&1 | tee runs/gpu/refiner.log | grep -v '^{' | tail -n 40
+el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"
+timeout -s KILL $((BUDGET - 15 - $(date +%s) + T0)) torchrun --standalone --nproc_per_node $((NGPU * PER_GPU)) \
+  -m refine.train refiner --preset train-refiner-h200 --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
+  > runs/gpu/refiner.log 2>&1
+grep -v '^{' runs/gpu/refiner.log | grep -v -i warn | tail -n 12
 grep '^{' runs/gpu/refiner.log | tail -n 3
 el "refiner done; waiting for depth"
+if [ -n "${GEN_BENCH:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then
+  for r in runs/gpu/refiner/refiner.pt classical; do
+    timeout 60 python3 scripts/bench_generate.py --device cuda --size 512x512 --frames 60 --modes persistent per-frame \
+      --refiner $r 2>&1 | grep -v -i warn | tee -a runs/gpu/bench_generate.txt
+  done
+fi
 wait $DEPTH_PID
-tail -n 4 runs/gpu/depth.log
+grep -v -i warn runs/gpu/depth.log | tail -n 3
 el "packing"
 for k in refiner depth; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
 done
-tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/bench_nets.txt runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
+tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
   $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null
 ls -la "$OUT"
 el "done"

@@ -49,49 +49,43 @@ def test_network_any_size_and_fresh_output_is_zero():
         net(torch.randn(1, 3, 16, 16))
 
 
-def test_composition_keeps_covered_sharp_pixels_and_fills_the_rest():
+def test_a_fresh_network_is_the_classical_refiner():
+    """Zero residuals: the learned refiner returns exactly the classical refiner's frame."""
+    from refine.classical import ClassicalRefiner
+
+    for view in (make_view(), make_view(sky_known=False, seed=3)):
+        x, vb = view_inputs([view], LearnedRefinerConfig())
+        assert x.shape == (1, IN_CHANNELS, 24, 32)
+        frame = compose(vb, torch.zeros(1, OUT_CHANNELS, 24, 32)).frames([view])[0]
+        ref = ClassicalRefiner()(view)
+        assert torch.equal(frame.sky, ref.sky)
+        assert torch.allclose(frame.rgb, ref.rgb, atol=1e-6)
+        assert torch.allclose(frame.depth, ref.depth, rtol=1e-5)  # inf == inf for sky
+
+
+def test_composition_keeps_covered_sharp_pixels_and_corrects_the_rest():
+    from refine.classical import ClassicalRefiner
+
     view = make_view()
     cfg = LearnedRefinerConfig(noise=False)
-    x, vb = view_inputs([view], cfg)
-    assert x.shape == (1, IN_CHANNELS, 24, 32)
+    _, vb = view_inputs([view], cfg)
+    base = ClassicalRefiner()(view)
     out = torch.zeros(1, OUT_CHANNELS, 24, 32)
-    out[:, 0:3] = 0.3  # the network paints +0.3 everywhere
-    out[:, 4, :4] = 5.0  # and calls the top rows sky
-    out[:, 4, 4:] = -5.0
+    out[:, 0:3] = 0.1  # the network brightens everything by 0.1,
+    out[:, 3] = 5.0  # pulls every generated pixel far nearer (the cap allows 1.5x),
+    out[:, 4] = -20.0  # and says "no sky" everywhere (the dome overrules it where it knows the sky)
     c = compose(vb, out, cfg)
-    rgb = c.rgb[0].permute(1, 2, 0)
+    rgb, depth = c.rgb[0].permute(1, 2, 0), c.depth()[0]
     covered = (view.alpha > 0.99) & (view.footprint < 1.0)
-    # covered, sharp pixels: the world's colour and depth, exactly
-    assert torch.equal(rgb[covered], view.rgb[covered].clamp(0, 1))
-    depth = c.depth()[0]
+    assert torch.equal(rgb[covered], view.rgb[covered].clamp(0, 1))  # the world is not repainted
     assert torch.allclose(depth[covered], view.depth[covered], rtol=1e-5)
-    # the blurry block is re-synthesised (scene colour + 0.3)
-    blurry = view.footprint > 2.0
-    assert torch.allclose(rgb[blurry], (view.rgb[blurry] + 0.3).clamp(0, 1), atol=1e-6)
-    # sky where the dome is known: the dome's colour, depth inf
+    blurry = view.footprint > 2.0  # re-synthesised: scene colour + residual
+    assert torch.allclose(rgb[blurry], (view.rgb[blurry] + 0.1).clamp(0, 1), atol=1e-6)
     assert c.sky[0, 0, :4].all() and not c.sky[0, 0, 4:].any()
-    assert torch.allclose(rgb[:4], torch.tensor([0.4, 0.6, 0.9]).expand(4, 32, 3), atol=1e-6)
-    assert torch.isinf(depth[:4]).all()
-    # the hole: generated colour (base 0 + 0.3) and a finite depth at the world's scale
-    hole = c.rgb[0, :, 8:16, 10:20]
-    assert torch.allclose(hole, torch.full_like(hole, 0.3))
-    hd = depth[8:16, 10:20]
-    assert torch.isfinite(hd).all() and hd.min() > 3 and hd.max() < 20
-
-
-def test_disparity_is_anchored_in_log_space():
-    """However far off the network's disparity is, the log-space shift brings holes to the world's scale."""
-    view = make_view(sky_known=False)
-    cfg = LearnedRefinerConfig(noise=False)
-    x, vb = view_inputs([view], cfg)
-    for bias in (-3.0, 0.0, 3.0):
-        out = torch.zeros(1, OUT_CHANNELS, 24, 32)
-        out[:, 3] = bias
-        out[:, 4] = -5.0
-        d = compose(vb, out, cfg).depth()[0]
-        covered = view.alpha > 0.99
-        geo = torch.exp(torch.log(view.depth[covered]).mean())
-        assert torch.allclose(d[8:16, 10:20], geo.expand(8, 10), rtol=1e-4)
+    assert torch.allclose(rgb[:4], base.rgb[:4], atol=1e-6)  # dome colour where the dome knows
+    hole = (slice(8, 16), slice(10, 20))
+    assert torch.allclose(rgb[hole], (base.rgb[hole] + 0.1).clamp(0, 1), atol=1e-6)
+    assert torch.allclose(depth[hole], base.depth[hole] / 1.5, rtol=1e-4)  # capped at 1.5x nearer
 
 
 def test_refiner_roundtrip_and_bad_files(tmp_path):
@@ -181,7 +175,7 @@ def test_training_loss_falls(tiny_runs):
     torch.manual_seed(cfg.seed)
     fresh = RefinerNet(cfg.net)  # the run's starting point (same seed)
     before, after = _held_loss(cfg, fresh), _held_loss(cfg, trained)
-    assert after < 0.9 * before, (before, after)
+    assert after < 0.985 * before, (before, after)  # deterministic: same seeds, same CPU ops
     for f in ("loss.png", "psnr.png", "refiner.pt", "checkpoint.pt", "checkpoint-compact.pt", "train.json"):
         assert (root / "a" / f).is_file(), f
     assert (root / "a" / "samples" / "step_000016.png").is_file()

@@ -40,6 +40,9 @@ class Camera:
             raise ValueError(f"Camera needs K [3,3] and c2w [4,4], got {tuple(self.K.shape)} and {tuple(self.c2w.shape)}")
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"Camera size must be positive, got {self.width}x{self.height}")
+        # The focal lengths as Python floats, read once (on a GPU each read would wait for the device).
+        fx, fy = self.K.detach()[[0, 1], [0, 1]].tolist()
+        object.__setattr__(self, "_fxy", (fx, fy))
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -56,11 +59,11 @@ class Camera:
     # ------------------------------------------------------------------ properties
     @property
     def fx(self) -> float:
-        return float(self.K[0, 0])
+        return self._fxy[0]
 
     @property
     def fy(self) -> float:
-        return float(self.K[1, 1])
+        return self._fxy[1]
 
     @property
     def w2c(self) -> Tensor:

@@ -52,6 +52,8 @@ class FlyConfig:
     """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
     mode: Literal["persistent", "per-frame"] = "persistent"
     """persistent: keep the 3D world; per-frame: the classic memoryless baseline."""
+    refiner: str = "classical"
+    """classical (push-pull), learned (the shipped weights, refine/weights/refiner.pt) or a weights FILE.pt."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto: cuda (gsplat renderer) when available, else cpu (pure-PyTorch renderer)."""
     out: str = "runs/latest"
@@ -183,7 +185,16 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     scale = scene_scale(frame0)
     path = make_path(cfg.path, frame0.camera, scale, cfg.frames, speed=cfg.speed)
     renderer = get_renderer(device.type)
-    gen = make_generator(cfg.mode, frame0, renderer, ClassicalRefiner(), GeneratorConfig())
+    if cfg.refiner == "classical":
+        refiner = ClassicalRefiner()
+    else:
+        from refine.learned import DEFAULT_WEIGHTS, LearnedRefiner
+
+        try:
+            refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if cfg.refiner == "learned" else cfg.refiner, device)
+        except ValueError as e:
+            raise UserInputError(str(e)) from None
+    gen = make_generator(cfg.mode, frame0, renderer, refiner, GeneratorConfig())
     t_setup = time.perf_counter() - t_start
 
     (out / "frames").mkdir(exist_ok=True)

@@ -22,11 +22,24 @@ class Dist:
         want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for, but CUDA is not available on this machine")
-        self.device = torch.device(f"cuda:{local}") if want_cuda else torch.device("cpu")
+        # More processes than GPUs share them round-robin (their Python work then overlaps on each
+        # GPU); NCCL cannot put two ranks on one GPU, so such jobs average gradients through gloo.
+        ngpu = torch.cuda.device_count() if want_cuda else 0
+        self.device = torch.device(f"cuda:{local % ngpu}") if want_cuda else torch.device("cpu")
         if want_cuda:
             torch.cuda.set_device(self.device)
+        self.nccl = want_cuda and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= ngpu
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if want_cuda else "gloo")
+            dist.init_process_group("nccl" if self.nccl else "gloo")
+
+    def _reduce(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum `t` over processes (through the host when the backend is gloo)."""
+        if self.nccl or t.device.type == "cpu":
+            dist.all_reduce(t)
+            return t
+        h = t.cpu()
+        dist.all_reduce(h)
+        return h.to(t.device)
 
     @property
     def main(self) -> bool:
@@ -37,9 +50,7 @@ class Dist:
         if self.world == 1:
             return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world
+        flat = self._reduce(torch.cat([g.reshape(-1) for g in grads])) / self.world
         i = 0
         for p, g in zip(params, grads):
             n = g.numel()
@@ -50,15 +61,13 @@ class Dist:
         if self.world == 1 or not values:
             return values
         keys = sorted(values)
-        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
+        t = self._reduce(torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device))
         return {k: float(v) / self.world for k, v in zip(keys, t.tolist())}
 
     def any(self, flag: bool) -> bool:
         if self.world == 1:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t)
+        t = self._reduce(torch.tensor([1.0 if flag else 0.0], device=self.device))
         return bool(t.item() > 0)
 
 
@@ -95,6 +104,15 @@ class GpuMonitor:
         self._stop.set()
 
 
+def time_is_up(cfg, t_run: float, now_wall: float | None = None) -> bool:
+    """True once `cfg.max_minutes` of this run have passed or the wall clock reached `cfg.deadline`."""
+    import time
+
+    now_wall = time.time() if now_wall is None else now_wall
+    return (cfg.max_minutes > 0 and time.perf_counter() - t_run > 60 * cfg.max_minutes) or (
+        cfg.deadline > 0 and now_wall > cfg.deadline)
+
+
 def learning_rate(cfg, base: float, step: int) -> float:
     """Linear warm-up over cfg.optim.warmup steps, then cosine decay to 10 % of `base` at cfg.steps."""
     if step < cfg.optim.warmup:
@@ -126,7 +144,7 @@ def save_png(path: Path, img) -> None:
 
 
 def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ...]) -> None:
-    """loss.png (the logged terms `keys`) and, when logged, psnr.png (refined and rendered input vs truth)."""
+    """loss.png (the logged terms `keys`) and, when logged, psnr.png (learned and classical refiner vs truth)."""
     from worldgen.compare import Series, line_plot
 
     if not history:
@@ -141,4 +159,4 @@ def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ..
         return
     line_plot(out / "psnr.png", "last supervised step vs truth", "step", "PSNR (dB)",
               [Series("refined", xs, [h.get("psnr_refined", float("nan")) for h in history], colors[0]),
-               Series("rendered input", xs, [h.get("psnr_rendered", float("nan")) for h in history], colors[1], dashed=True)])
+               Series("classical refiner", xs, [h.get("psnr_classical", float("nan")) for h in history], colors[1], dashed=True)])

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from refine.depthnet import DEPTH_FORMAT, DEPTH_NET, predict, save_depth_weights
 from refine.net import DepthNet, RefinerNetConfig, count_parameters
-from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, write_curves
+from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, time_is_up, write_curves
 from refine.train.config import DataConfig, OptimConfig
 from refine.train.data import FlightCache
 
@@ -51,6 +51,9 @@ class DepthTrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     resume: bool = True
     max_minutes: float = 0.0
+    deadline: float = 0.0
+    """Stop (with a checkpoint) once the wall clock passes this Unix time; 0 = none (for runs that
+    must end inside a time-limited call)."""
     stop_after: int = 0
     """Stop (with a checkpoint) after this many steps in this process; 0 = run to `steps`."""
     checkpoint_every: int = 250
@@ -332,10 +335,10 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
                     f.write(json.dumps(rec) + "\n")
                 print("depth", json.dumps(rec), flush=True)
             acc, n_acc, t_log = {}, 0, now
-        over = dd.any(cfg.max_minutes > 0 and (time.perf_counter() - t_run) > 60 * cfg.max_minutes)
-        over = over or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
+        over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         if dd.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps or over):
             save(ckpt, step, compact=False)
+            save(out / "checkpoint-compact.pt", step, compact=True)
         if over:
             break
     monitor.stop()
@@ -344,7 +347,6 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
                "cache_fill_seconds": round(fill_s, 1), "data_frames_per_second": round(cache.data_frames_per_second, 1),
                "config": dataclasses.asdict(cfg)}
     if dd.main:
-        save(out / "checkpoint-compact.pt", step, compact=True)
         save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo"))
         from worldgen.io import atomic_write_text

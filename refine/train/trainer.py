@@ -30,7 +30,8 @@ import torch.distributed as dist
 from refine.learned import WEIGHTS_FORMAT, load_weights, save_weights
 from refine.losses import MultiScaleDiscriminator, d_hinge_loss, feature_matching_loss, g_hinge_loss
 from refine.net import RefinerNet, count_parameters
-from refine.train.common import Dist, GpuMonitor, compact_state, learning_rate, save_png, step_seed, write_curves
+from refine.train.common import (Dist, GpuMonitor, compact_state, learning_rate, save_png, step_seed, time_is_up,
+                                 write_curves)
 from refine.train.config import TrainConfig
 from refine.train.data import FlightCache
 from refine.train.unroll import critic_input, log_disparity, psnr, reconstruction_losses, sample_grid, unroll
@@ -87,16 +88,19 @@ def train(cfg: TrainConfig) -> dict:
         net.load_state_dict(init_net.state_dict())
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
-    start, cursor, history, elapsed0 = 0, None, [], 0.0
+    start, cursor, history, elapsed0, rewarm = 0, None, [], 0.0, None
     ckpt_path = out / "checkpoint.pt"
     resume_from = ckpt_path if ckpt_path.is_file() else out / "checkpoint-compact.pt"
     if cfg.resume and resume_from.is_file():
         blob = load_checkpoint(resume_from)  # optimiser moments are cast back to float32 on load
         net.load_state_dict(blob["refiner"]["state_dict"])
         disc.load_state_dict(blob["disc"])
-        opt_g.load_state_dict(blob["opt_g"])
-        opt_d.load_state_dict(blob["opt_d"])
+        # A checkpoint cut down to travel may lack the optimiser moments: new ones, with a short warm-up.
+        for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d")):
+            if blob[key] is not None:
+                opt.load_state_dict(blob[key])
         start, cursor, history = blob["step"], blob["cursor"], blob["history"]
+        rewarm = start if blob["opt_g"] is None else None
         elapsed0 = blob.get("elapsed_seconds", 0.0)
     renderer = get_renderer(dev.type if dev.type == "cpu" else str(dev))
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
@@ -115,6 +119,7 @@ def train(cfg: TrainConfig) -> dict:
     t_log = time.perf_counter()
     phase: dict[str, float] = {}
     acc: dict[str, float] = {}
+    counts: dict[str, int] = {}
     n_acc = 0
     step = start
     g_params = list(net.parameters())
@@ -142,10 +147,11 @@ def train(cfg: TrainConfig) -> dict:
         modes = ["per-frame" if float(torch.rand((), generator=gen)) < cfg.unroll.per_frame else "persistent"
                  for _ in range(cfg.batch)]
         t0 = tick("data", t0)
+        ramp = 1.0 if rewarm is None else min(1.0, (step - rewarm + 1) / 50)
         for g in opt_g.param_groups:
-            g["lr"] = learning_rate(cfg, cfg.optim.lr, step)
+            g["lr"] = ramp * learning_rate(cfg, cfg.optim.lr, step)
         for g in opt_d.param_groups:
-            g["lr"] = learning_rate(cfg, cfg.optim.lr_disc, step)
+            g["lr"] = ramp * learning_rate(cfg, cfg.optim.lr_disc, step)
 
         results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda)
         t0 = tick("unroll", t0)
@@ -193,21 +199,20 @@ def train(cfg: TrainConfig) -> dict:
         t0 = tick("disc", t0)
 
         # ---- bookkeeping
-        for k, v in terms.items():
-            acc[k] = acc.get(k, 0.0) + float(v.detach())
-        acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
-        acc["grad_norm"] = acc.get("grad_norm", 0.0) + float(gnorm)
-        last = results[-1]
-        acc["psnr_refined"] = acc.get("psnr_refined", 0.0) + psnr(last.out.rgb, last.gt_rgb)
-        v = last.views
-        acc["psnr_rendered"] = acc.get("psnr_rendered", 0.0) + psnr((v.rgb_p + (1 - v.alpha) * v.sky_known * v.sky_rgb).clamp(0, 1), last.gt_rgb)
+        last, v = results[-1], results[-1].views
+        logged = {**{k: float(t.detach()) for k, t in terms.items()}, "loss": float(loss.detach()), "grad_norm": float(gnorm),
+                  "psnr_refined": psnr(last.out.rgb, last.gt_rgb),
+                  "psnr_classical": psnr(v.base_rgb, last.gt_rgb)}
+        for k, x in logged.items():
+            acc[k] = acc.get(k, 0.0) + x
+            counts[k] = counts.get(k, 0) + 1
         n_acc += 1
         step += 1
         if dd.main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
             save_png(out / "samples" / f"step_{step:06d}.png", sample_grid(results).numpy())
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
-            rec = dd.mean({k: v / n_acc for k, v in acc.items()})
+            rec = dd.mean({k: v / counts[k] for k, v in acc.items()})
             rec = {"step": step, **{k: round(v, 5) for k, v in sorted(rec.items())},
                    "steps_per_second": round(n_acc / (now - t_log), 3),
                    "data_frames_per_second": round(cache.data_frames_per_second, 1),
@@ -223,13 +228,13 @@ def train(cfg: TrainConfig) -> dict:
                 with open(out / "log.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec), flush=True)
-            acc, n_acc, t_log = {}, 0, now
-        over = cfg.max_minutes > 0 and (time.perf_counter() - t_run) > 60 * cfg.max_minutes
-        over = dd.any(over) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
+            acc, counts, n_acc, t_log = {}, {}, 0, now
+        over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or over:
             if dd.main:
-                save_checkpoint(ckpt_path, step, net, disc, opt_g, opt_d, cache, history, cfg,
-                                elapsed0 + time.perf_counter() - t_run)
+                for path, compact in ((ckpt_path, False), (out / "checkpoint-compact.pt", True)):
+                    save_checkpoint(path, step, net, disc, opt_g, opt_d, cache, history, cfg,
+                                    elapsed0 + time.perf_counter() - t_run, compact=compact)
         if over:
             break
 
@@ -240,8 +245,6 @@ def train(cfg: TrainConfig) -> dict:
                "cache_fill_seconds": round(fill_s, 1), "data_frames_per_second": round(cache.data_frames_per_second, 1),
                "flights_made": cache.cursor, "config": dataclasses.asdict(cfg)}
     if dd.main:
-        save_checkpoint(out / "checkpoint-compact.pt", step, net, disc, opt_g, opt_d, cache, history, cfg,
-                        elapsed0 + time.perf_counter() - t_run, compact=True)
         save_weights(out / "refiner.pt", net, cfg.refiner, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "refiner training losses",
                      ("rgb", "laplacian", "disparity", "net_disparity", "sky", "feature_matching"))

@@ -121,14 +121,13 @@ def psnr(a: Tensor, b: Tensor) -> float:
 
 
 def sample_grid(results: list[StepResult], clip: int = 0) -> "torch.Tensor":
-    """uint8 [rows * H, 3 * W, 3]: for one clip, per supervised step a row rendered input | refined | truth.
-
-    The rendered input is the scene over the known sky (holes black)."""
+    """uint8 [rows * H, 4 * W, 3]: for one clip, per supervised step a row
+    rendered input (scene colour, holes black) | classical refiner | learned refiner | truth."""
     rows = []
     for r in results:
         v = r.views
-        shown = (v.rgb_p + (1 - v.alpha) * v.sky_known * v.sky_rgb)[clip]
-        row = torch.cat([shown, r.out.rgb[clip], r.gt_rgb[clip]], dim=2)  # [3, H, 3W]
+        shown = (v.scene_rgb * v.alpha)[clip]
+        row = torch.cat([shown, v.base_rgb[clip], r.out.rgb[clip], r.gt_rgb[clip]], dim=2)  # [3, H, 4W]
         rows.append(row)
     img = torch.cat(rows, dim=1).detach().float().clamp(0, 1)
     return (img.permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).cpu()
