@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from worldgen.fill import fill_far, push_pull
-from worldgen.frame import Frame, RenderedView
+from worldgen.core.fill import fill_far, push_pull
+from worldgen.core.frame import Frame, RenderedView
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import time
 
 import torch
 
-from renderers.base import Renderer
-from worldgen.camera import Camera
-from worldgen.scene import GaussianScene, inverse_sigmoid
+from worldgen.core.interfaces import Renderer
+from worldgen.core.camera import Camera
+from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 FOV_X_DEG = 60.0
 

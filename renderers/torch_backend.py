@@ -54,9 +54,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from renderers.base import Render
-from worldgen.camera import Camera, quat_to_rotmat
-from worldgen.scene import GaussianScene
+from worldgen.core.interfaces import Render
+from worldgen.core.camera import Camera, quat_to_rotmat
+from worldgen.core.scene import GaussianScene
 
 EPS2D = 0.3  # gsplat default: px^2 added to the 2D covariance diagonal
 NEAR_PLANE = 0.01  # gsplat default near plane (camera z)

@@ -19,7 +19,7 @@ import torch
 
 from refine.synth.render import surface_height
 from refine.synth.terrain import make_world
-from worldgen.fly import FlyConfig, run
+from worldgen.commands.fly import FlyConfig, run
 
 EX = "worldgen/examples/example"
 

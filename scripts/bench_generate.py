@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from worldgen.fly import FlyConfig, run
+from worldgen.commands.fly import FlyConfig, run
 
 EXAMPLE = "worldgen/examples/example.png"
 

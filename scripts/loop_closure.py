@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from worldgen.fly import FlyConfig, run
-from worldgen.metrics import psnr, ssim
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.core.metrics import psnr, ssim
 
 
 def main() -> None:

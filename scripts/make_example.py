@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from refine.synth import make_flight, make_world, render_views
-from worldgen.io import atomic_write, atomic_write_text
+from worldgen.core.io import atomic_write, atomic_write_text
 
 # A seed from the demo range (see refine/synth/splits.py): never used for training or evaluation.
 DEFAULT_SEED = 3_000_210

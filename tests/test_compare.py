@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from worldgen.cli import entrypoint
-from worldgen.compare import CompareConfig, Series, line_plot, run, winner
-from worldgen.io import UserInputError
+from worldgen.commands.compare.command import CompareConfig, Series, line_plot, run, winner
+from worldgen.core.io import UserInputError
 
 
 def make_landscape(path, w=48, h=32):
@@ -133,7 +133,7 @@ def test_line_plot_handles_gaps_and_infinities(tmp_path):
 
 def test_bench_table_from_results():
     """`worldgen bench` prints one table: generator rows side by side, shared rows once."""
-    from worldgen.bench import format_table, table_rows
+    from worldgen.commands.bench import format_table, table_rows
 
     stages = {"render": 10.0, "refine": 5.0}
     results = {

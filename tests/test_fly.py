@@ -9,8 +9,8 @@ from PIL import Image
 from plyfile import PlyData
 
 from worldgen.cli import entrypoint
-from worldgen.fly import FlyConfig, run
-from worldgen.metrics import psnr
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.core.metrics import psnr
 
 
 def make_photo(path, w=64, h=48):

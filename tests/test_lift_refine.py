@@ -3,9 +3,9 @@ import math
 import torch
 
 from refine.classical import ClassicalRefiner
-from worldgen.camera import Camera
-from worldgen.frame import Frame, RenderedView
-from worldgen.lift import LiftConfig, depth_edges, footprint_px, lift, lift_mask
+from worldgen.core.camera import Camera
+from worldgen.core.frame import Frame, RenderedView
+from worldgen.pipeline.lift import LiftConfig, depth_edges, footprint_px, lift, lift_mask
 
 
 def frame_with_step(h=24, w=32) -> Frame:

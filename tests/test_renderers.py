@@ -10,8 +10,8 @@ import torch
 
 from renderers import GsplatRenderer, Render, TorchRenderer, get_renderer
 from renderers.torch_backend import ALPHA_MIN, render_reference
-from worldgen.camera import Camera, look_at
-from worldgen.scene import GaussianScene, inverse_sigmoid
+from worldgen.core.camera import Camera, look_at
+from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 FOV = 60.0
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from plyfile import PlyData, PlyElement
 
-from worldgen.scene import SH_C0, GaussianScene, SceneFileError
+from worldgen.core.scene import SH_C0, GaussianScene, SceneFileError
 
 
 def random_scene(n: int = 50) -> GaussianScene:

@@ -17,9 +17,9 @@ from refine.synth import make_flight, make_world, render_views
 from refine.synth.acid import AcidClips, list_sequences, read_camera_file, write_sequence
 from refine.synth.render import RenderSettings, surface_height
 from refine.synth.splits import SPLITS, check_range, split_of
-from worldgen.camera import Camera
-from worldgen.io import UserInputError
-from worldgen.synth_cli import SynthConfig, main, parse_size
+from worldgen.core.camera import Camera
+from worldgen.core.io import UserInputError
+from worldgen.commands.synth import SynthConfig, main, parse_size
 
 S = 64
 GRID = 128

@@ -35,9 +35,9 @@ from viewer.browse import BrowseApp, load_world  # noqa: E402
 from viewer.cli import LiveConfig  # noqa: E402
 from viewer.live import LiveApp, LiveEngine, side_by_side  # noqa: E402
 from viewer.splats import c2w_from_wxyz_position, decimation_mask, frustum_pose, splat_arrays  # noqa: E402
-from worldgen.camera import Camera, look_at, quat_to_rotmat  # noqa: E402
-from worldgen.io import UserInputError  # noqa: E402
-from worldgen.scene import GaussianScene  # noqa: E402
+from worldgen.core.camera import Camera, look_at, quat_to_rotmat  # noqa: E402
+from worldgen.core.io import UserInputError  # noqa: E402
+from worldgen.core.scene import GaussianScene  # noqa: E402
 
 HOST = "127.0.0.1"
 

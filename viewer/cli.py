@@ -90,7 +90,7 @@ def view_main(cfg: ViewConfig) -> None:
     """Load the world (UserInputError for bad paths, before any server starts), serve it until Ctrl+C."""
     from viewer.app import server_url, start_server
     from viewer.browse import BrowseApp, load_world
-    from worldgen.io import UserInputError
+    from worldgen.core.io import UserInputError
 
     if cfg.budget <= 0:
         raise UserInputError(f"--budget must be positive, got {cfg.budget}")

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldgen.camera import Camera, look_at
-from worldgen.frame import Frame
-from worldgen.io import UserInputError, atomic_write_text
-from worldgen.scene import GaussianScene
+from worldgen.core.camera import Camera, look_at
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError, atomic_write_text
+from worldgen.core.scene import GaussianScene
 
 PATH_MODES = ("autopilot", "forward", "loop", "manual")
 """What drives the camera: a worldgen path from the current pose, or manual steering."""
@@ -77,7 +77,7 @@ class LiveEngine:
         frame0: the photo as frame 0 (rgb, depth, sky, camera at the origin pose), on the working device.
         persistent: a PersistentGenerator built from frame0.
         baseline: a PerFrameGenerator built from frame0.
-        scale: world length of one scene unit (`worldgen.fly.scene_scale(frame0)`).
+        scale: world length of one scene unit (`worldgen.commands.fly.scene_scale(frame0)`).
         mode: one of PATH_MODES to start with.
         speed: camera speed, scene units per frame.
         loop_frames: frames per loop in "loop" mode (>= 2).
@@ -108,8 +108,8 @@ class LiveEngine:
         """Build frame 0 and both generators from a `viewer.cli.LiveConfig` (UserInputError for bad input)."""
         from refine.classical import ClassicalRefiner
         from renderers import get_renderer
-        from worldgen.fly import FlyConfig, first_frame, resolve_device, scene_scale
-        from worldgen.generator import GeneratorConfig, PerFrameGenerator, PersistentGenerator
+        from worldgen.commands.fly import FlyConfig, first_frame, resolve_device, scene_scale
+        from worldgen.pipeline.generator import GeneratorConfig, PerFrameGenerator, PersistentGenerator
 
         if cfg.push_every < 1:
             raise UserInputError(f"--push-every must be at least 1, got {cfg.push_every}")
@@ -133,7 +133,7 @@ class LiveEngine:
 
     def _new_path(self) -> None:
         """A fresh path of the current mode starting at the current pose (manual needs none)."""
-        from worldgen.paths import make_path
+        from worldgen.pipeline.paths import make_path
 
         self._path_t0 = self.t
         if self.mode == "manual":

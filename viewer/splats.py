@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldgen.camera import Camera, quat_to_rotmat, rotmat_to_quat
-from worldgen.scene import GaussianScene
+from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
+from worldgen.core.scene import GaussianScene
 
 DISPLAY_BUDGET = 2_000_000
 """Default most Gaussians sent to a browser; bigger worlds are shown decimated (never saved so)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-from worldgen.io import UserInputError
+from worldgen.core.io import UserInputError
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Command:
 # Used when the package metadata is not installed (e.g. a bare PYTHONPATH checkout); the viewer's
 # commands need the entry points, since worldgen never names viewer modules itself.
 BUILTIN = {name: f"worldgen.{mod}:COMMAND" for name, mod in
-           {"fly": "fly", "synth": "synth_cli", "compare": "compare", "bench": "bench"}.items()}
+           {"fly": "commands.fly", "synth": "commands.synth", "compare": "commands.compare", "bench": "commands.bench"}.items()}
 
 
 def commands() -> dict[str, Command]:

@@ -36,9 +36,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from worldgen.camera import Camera
-from worldgen.frame import Frame
-from worldgen.io import UserInputError, atomic_write, atomic_write_text
+from worldgen.core.camera import Camera
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError, atomic_write, atomic_write_text
 
 
 @dataclass

@@ -9,7 +9,7 @@ Each generator flies the path once; that one flight serves every metric:
   revisits       frames at the same pose (the default path goes out and comes back through the same
                  poses): PSNR / SSIM / MAE between the two visits, per pose;
   flicker        frame t-1 reprojected into t with its own depth and the known poses, against frame t
-                 (worldgen.metrics.flicker), over time;
+                 (worldgen.core.metrics.flicker), over time;
   fidelity       (--synthetic only) PSNR / SSIM (and LPIPS where its weights are on disk) of every frame
                  against the procedural renderer's ground truth at the same pose;
   cost           milliseconds per frame by stage, Gaussians in the world and in view, memory, over time.
@@ -44,11 +44,11 @@ import torch
 from torch import Tensor
 from typing_extensions import Annotated
 
-from worldgen.camera import Camera
+from worldgen.core.camera import Camera
 from worldgen.cli import Command
-from worldgen.frame import Frame
-from worldgen.io import UserInputError, atomic_write, atomic_write_text, check_writable_dir
-from worldgen.metrics import (
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError, atomic_write, atomic_write_text, check_writable_dir
+from worldgen.core.metrics import (
     PSNR_CAP_DB,
     capped_mean_psnr,
     flicker,
@@ -137,7 +137,7 @@ class Source:
 def photo_source(image: str, size: str, device: torch.device, *, fov: float = 60.0, depth: str | None = None,
                  depth_kind: str = "depth", camera: str | None = None) -> Source:
     """Frame 0 of a photo exactly as `worldgen fly` builds it (centre crop, resize, depth prior or file)."""
-    from worldgen.fly import FlyConfig, first_frame
+    from worldgen.commands.fly import FlyConfig, first_frame
 
     fcfg = FlyConfig(image=image, depth=depth, depth_kind=depth_kind, camera=camera,  # type: ignore[arg-type]
                      fov=fov, size=size)
@@ -167,7 +167,7 @@ def synthetic_source(seed: int, width: int, height: int, device: torch.device) -
 
 def source_from_config(cfg: CompareConfig, device: torch.device) -> Source:
     """The input named by `cfg` (exactly one of image / --synthetic); UserInputError otherwise."""
-    from worldgen.fly import working_size
+    from worldgen.commands.fly import working_size
 
     if (cfg.image is None) == (cfg.synthetic is None):
         raise UserInputError("give either an input photo or --synthetic SEED (exactly one)")
@@ -274,12 +274,12 @@ def fly(mode: str, source: Source, path, *, renderer, refiner, gt: GroundTruth |
         path: a CameraPath (reactive ones are steered by this flight's frames) or poses [T, 4, 4] to replay.
         renderer, refiner: shared by both generators.
         gt: ground truth for fidelity (procedural inputs), or None.
-        lpips: an LPIPS metric (worldgen.metrics.LPIPS) or None.
+        lpips: an LPIPS metric (worldgen.core.metrics.LPIPS) or None.
         progress: show a progress bar.
     """
     from tqdm import tqdm
 
-    from worldgen.generator import GeneratorConfig, make_generator
+    from worldgen.pipeline.generator import GeneratorConfig, make_generator
 
     frame0 = source.frame0
     dev = frame0.rgb.device
@@ -489,8 +489,8 @@ def evaluate(source: Source, *, path: str = "loop", frames: int = 33, speed: flo
     """
     from refine.classical import ClassicalRefiner
     from renderers import get_renderer
-    from worldgen.fly import scene_scale
-    from worldgen.paths import make_path
+    from worldgen.commands.fly import scene_scale
+    from worldgen.pipeline.paths import make_path
 
     if frames < 3:
         raise UserInputError(f"--frames must be at least 3, got {frames}")
@@ -951,7 +951,7 @@ On a shared machine these times are noisy. The stages overlap ('fit', the colour
 
 def write_video(out: Path, records: dict[str, FlightRecord], gt_frames: list[np.ndarray] | None, fps: int) -> None:
     """video.mp4: per frame, persistent | per-frame (| ground truth), labelled."""
-    from worldgen.fly import write_video as _write
+    from worldgen.commands.fly import write_video as _write
 
     frames = []
     for t in range(len(records["persistent"].frames)):
@@ -965,7 +965,7 @@ def write_video(out: Path, records: dict[str, FlightRecord], gt_frames: list[np.
 def run(cfg: CompareConfig) -> dict:
     """Run the comparison described by `cfg`; writes the files listed in the module docstring and
     returns metrics.json's content (with inf/nan as in the file: "inf" / null)."""
-    from worldgen.fly import resolve_device
+    from worldgen.commands.fly import resolve_device
 
     if cfg.frames < 3:
         raise UserInputError(f"--frames must be at least 3, got {cfg.frames}")

@@ -7,7 +7,7 @@ The generator drives a path one frame at a time::
         c2w = path.pose(t, prev)          # [4, 4] camera-to-world for frame t
         prev = generator.step(start_camera.with_pose(c2w))
 
-Conventions (those of `worldgen.camera`): OpenCV camera axes (+x right, +y down, +z forward), world
+Conventions (those of `worldgen.core.camera`): OpenCV camera axes (+x right, +y down, +z forward), world
 up is -y, poses are camera-to-world 4x4 float32 on the start camera's device. Lengths are measured
 in *scene units*: one unit is `scale` world units, where `scale` is a length the generator takes from
 the first frame (the median depth of its non-sky pixels). So `speed=0.02` moves 0.02 * scale world
@@ -40,9 +40,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldgen.camera import Camera, quat_to_rotmat, rotmat_to_quat
-from worldgen.frame import Frame
-from worldgen.io import UserInputError
+from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError
 
 __all__ = [
     "CameraPath",

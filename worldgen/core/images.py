@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from worldgen.io import UserInputError, atomic_write
+from worldgen.core.io import UserInputError, atomic_write
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from worldgen.io import UserInputError, atomic_write, atomic_write_text, check_writable_dir
+from worldgen.core.io import UserInputError, atomic_write, atomic_write_text, check_writable_dir
 
 
 @dataclass

@@ -119,7 +119,7 @@ class GaussianScene:
         data[:, 13:17] = self.unit_quats().detach().cpu().numpy()
         header = "ply\nformat binary_little_endian 1.0\ncomment worldgen Gaussian scene\n"
         header += f"element vertex {n}\n" + "".join(f"property float {p}\n" for p in names) + "end_header\n"
-        from worldgen.io import atomic_write
+        from worldgen.core.io import atomic_write
 
         with atomic_write(path) as f:
             f.write(header.encode("ascii"))

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from refine.base import Refiner
-from renderers.base import Renderer
-from worldgen.camera import Camera
-from worldgen.frame import Frame, RenderedView
-from worldgen.lift import LiftConfig, footprint_px, lift, lift_mask
-from worldgen.scene import GaussianScene
-from worldgen.sky import SkyDome
+from worldgen.core.interfaces import Refiner
+from worldgen.core.interfaces import Renderer
+from worldgen.core.camera import Camera
+from worldgen.core.frame import Frame, RenderedView
+from worldgen.pipeline.lift import LiftConfig, footprint_px, lift, lift_mask
+from worldgen.core.scene import GaussianScene
+from worldgen.pipeline.sky import SkyDome
 
 
 @dataclass(frozen=True)

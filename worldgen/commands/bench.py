@@ -29,9 +29,9 @@ from typing import Literal
 import torch
 
 from worldgen.cli import Command
-from worldgen.io import UserInputError, atomic_write_text
+from worldgen.core.io import UserInputError, atomic_write_text
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHARED = "(shared)"
 ALL_SECTIONS = ("speed", "renderer", "refiner", "quality")
 
@@ -84,7 +84,7 @@ def make_plan(cfg: BenchConfig, cuda: bool) -> Plan:
 # ============================================================================ sections
 def example_source(size: int, device: torch.device):
     """The bundled example photo with its true depth and intrinsics, at size x size."""
-    from worldgen.compare import photo_source
+    from worldgen.commands.compare import photo_source
 
     return photo_source(str(EXAMPLES / "example.png"), f"{size}x{size}", device,
                         depth=str(EXAMPLES / "example_depth.npy"), camera=str(EXAMPLES / "example.json"))
@@ -95,9 +95,9 @@ def bench_speed(plan: Plan, device: torch.device, log) -> list[dict]:
     then `timed_steps` timed ones along a forward flight. Returns [{size, mode, frames_per_second, ms_by_stage}]."""
     from refine.classical import ClassicalRefiner
     from renderers import get_renderer
-    from worldgen.compare import MODES, fly
-    from worldgen.fly import scene_scale
-    from worldgen.paths import make_path
+    from worldgen.commands.compare import MODES, fly
+    from worldgen.commands.fly import scene_scale
+    from worldgen.pipeline.paths import make_path
 
     out = []
     for size in plan.sizes:
@@ -120,7 +120,7 @@ def bench_speed(plan: Plan, device: torch.device, log) -> list[dict]:
 def bench_renderer(plan: Plan, device: torch.device, log) -> list[dict]:
     """Milliseconds per render against N Gaussians. Returns [{backend, gaussians, size, ms}]."""
     from renderers import GsplatRenderer, TorchRenderer
-    from worldgen.camera import Camera
+    from worldgen.core.camera import Camera
 
     import renderers.bench as br
 
@@ -145,9 +145,9 @@ def bench_refiner(plan: Plan, device: torch.device, log) -> list[dict]:
     """Milliseconds per refinement of a view rendered a step forward from the example. Returns [{refiner, size, ms}]."""
     from refine.classical import ClassicalRefiner
     from renderers import get_renderer
-    from worldgen.fly import scene_scale
-    from worldgen.generator import make_generator
-    from worldgen.paths import make_path
+    from worldgen.commands.fly import scene_scale
+    from worldgen.pipeline.generator import make_generator
+    from worldgen.pipeline.paths import make_path
 
     out = []
     refiner = ClassicalRefiner()
@@ -182,7 +182,7 @@ def bench_quality(plan: Plan, device: torch.device, log) -> dict:
     Returns {seeds, size, frames, path, lpips, per_seed: [...], mean: {mode: {key: value}}}.
     """
     from refine.synth.splits import seeds as split_seeds
-    from worldgen.compare import MODES, evaluate, synthetic_source
+    from worldgen.commands.compare import MODES, evaluate, synthetic_source
 
     per_seed, lpips_note = [], ""
     for seed in split_seeds("eval", plan.seeds):
@@ -276,15 +276,15 @@ def format_table(results: dict) -> str:
 
 
 def _json_ready(x):
-    from worldgen.compare import _json_ready as ready
+    from worldgen.commands.compare import _json_ready as ready
 
     return ready(x)
 
 
 def run(cfg: BenchConfig, log=print) -> dict:
     """Run the benchmark; returns the JSON document (also written to cfg.out if given)."""
-    from worldgen.compare import machine_description
-    from worldgen.fly import resolve_device
+    from worldgen.commands.compare import machine_description
+    from worldgen.commands.fly import resolve_device
 
     if cfg.seeds is not None and not 1 <= cfg.seeds <= 1000:
         raise UserInputError(f"--seeds must be between 1 and 1000, got {cfg.seeds}")

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldgen.camera import Camera, quat_to_rotmat, rotmat_to_quat
-from worldgen.frame import Frame
-from worldgen.scene import GaussianScene, inverse_sigmoid
+from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
+from worldgen.core.frame import Frame
+from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from typing import Literal
 import torch
 import tyro
 
-from worldgen.camera import Camera
-from worldgen.frame import Frame
-from worldgen.io import UserInputError, atomic_write_text, check_writable_dir
+from worldgen.core.camera import Camera
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError, atomic_write_text, check_writable_dir
 
 @dataclass(frozen=True)
 class FlyConfig:
@@ -74,7 +74,7 @@ def resolve_device(device: str) -> torch.device:
 
 def working_size(size: str, width: int, height: int) -> tuple[int, int]:
     """(W, H) for the run: 'auto' keeps the photo's aspect with the longer side 256 (even sizes)."""
-    from worldgen.images import parse_size
+    from worldgen.core.images import parse_size
 
     if size == "auto":
         s = 256 / max(width, height)
@@ -95,8 +95,8 @@ def load_camera_json(path: str) -> dict:
 
 def first_frame(cfg: FlyConfig, device: torch.device) -> Frame:
     """Load the photo (and depth), resize to the working size, and build frame 0 at the origin."""
-    from worldgen.depth import FileDepth, LandscapePrior
-    from worldgen.images import center_crop_resize, load_image
+    from worldgen.pipeline.depth import FileDepth, LandscapePrior
+    from worldgen.core.images import center_crop_resize, load_image
 
     depth_source = FileDepth(cfg.depth, cfg.depth_kind) if cfg.depth else None  # read before the image work
     rgb_full = load_image(cfg.image)
@@ -168,9 +168,9 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
 
     from refine.classical import ClassicalRefiner
     from renderers import get_renderer
-    from worldgen.generator import GeneratorConfig, make_generator
-    from worldgen.images import save_png_u8, to_uint8
-    from worldgen.paths import make_path
+    from worldgen.pipeline.generator import GeneratorConfig, make_generator
+    from worldgen.core.images import save_png_u8, to_uint8
+    from worldgen.pipeline.paths import make_path
 
     if cfg.frames < 2:
         raise UserInputError(f"--frames must be at least 2, got {cfg.frames}")
