@@ -466,7 +466,7 @@ def test_docs_keyframe_example_parses(tmp_path):
 
 
 def test_autopilot_steers_from_a_conservative_coarse_view():
-    from worldgen.pipeline.paths import _coarse_view
+    from worldgen.pipeline.paths.autopilot import _coarse_view
 
     cam = Camera.from_fov(60.0, 256, 128)
     depth = torch.full((128, 256), 50.0)
