@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from renderers import GsplatRenderer, Render, TorchRenderer, get_renderer
-from renderers.torch_backend import ALPHA_MIN, render_reference
+from renderers.torch_backend import ALPHA_MIN
+from renderers.torch_reference import render_reference
 from worldgen.core.camera import Camera, look_at
 from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
