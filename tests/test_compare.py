@@ -10,8 +10,14 @@ import torch
 from PIL import Image
 
 from worldgen.cli import entrypoint
-from worldgen.commands.compare.command import CompareConfig, Series, line_plot, run, winner
+from worldgen.commands.compare import CompareConfig, run
+from worldgen.commands.compare.plots import Series, line_plot
+from worldgen.pipeline.config import PipelineConfig
+from worldgen.pipeline.scoring import winner
 from worldgen.core.io import UserInputError
+
+
+TINY = PipelineConfig(size="48x32")
 
 
 def make_landscape(path, w=48, h=32):
@@ -36,7 +42,7 @@ def photo(tmp_path):
 
 def test_compare_photo_end_to_end(photo, tmp_path):
     out = tmp_path / "cmp"
-    doc = run(CompareConfig(image=str(photo), size="48x32", frames=7, out=str(out), progress=False))
+    doc = run(CompareConfig(image=str(photo), pipeline=TINY, frames=7, out=str(out), progress=False))
     # files
     for name in ("report.html", "metrics.json", "video.mp4", "config.json"):
         assert (out / name).stat().st_size > 300, name
@@ -69,7 +75,7 @@ def test_compare_photo_end_to_end(photo, tmp_path):
 
 
 def test_compare_reactive_path_replays_the_same_poses(photo, tmp_path):
-    doc = run(CompareConfig(image=str(photo), size="48x32", frames=5, path="autopilot", out=str(tmp_path / "a"),
+    doc = run(CompareConfig(image=str(photo), pipeline=TINY, frames=5, path="autopilot", out=str(tmp_path / "a"),
                             video=False, progress=False))
     assert doc["pairs"] == [[1, 3], [0, 4]]
     assert doc["persistent"]["loop_closure"]["psnr"] is not None
@@ -77,7 +83,7 @@ def test_compare_reactive_path_replays_the_same_poses(photo, tmp_path):
 
 
 def test_compare_forward_path_says_what_it_cannot_measure(photo, tmp_path):
-    doc = run(CompareConfig(image=str(photo), size="48x32", frames=4, path="forward", retrace=False,
+    doc = run(CompareConfig(image=str(photo), pipeline=TINY, frames=4, path="forward", retrace=False,
                             out=str(tmp_path / "f"), video=False, progress=False))
     assert doc["pairs"] == [] and doc["persistent"]["summary"]["loop_closure_psnr"] is None
     assert doc["wins"]["loop_closure_psnr"] == "n/a"
@@ -86,7 +92,7 @@ def test_compare_forward_path_says_what_it_cannot_measure(photo, tmp_path):
 
 @pytest.mark.slow
 def test_compare_synthetic_has_fidelity(tmp_path):
-    doc = run(CompareConfig(synthetic=1_000_000, size="48x32", frames=5, out=str(tmp_path / "s"), video=False,
+    doc = run(CompareConfig(synthetic=1_000_000, pipeline=TINY, frames=5, out=str(tmp_path / "s"), video=False,
                             progress=False))
     p = doc["persistent"]["summary"]
     assert doc["run"]["source"]["split"] == "eval"

@@ -33,10 +33,12 @@ pytest.importorskip("viser")
 from viewer.app import SplatDisplay, server_url, start_server  # noqa: E402
 from viewer.browse import BrowseApp, load_world  # noqa: E402
 from viewer.cli import LiveConfig  # noqa: E402
-from viewer.live import LiveApp, LiveEngine, side_by_side  # noqa: E402
+from viewer.live import LiveApp, LiveEngine  # noqa: E402
 from viewer.splats import c2w_from_wxyz_position, decimation_mask, frustum_pose, splat_arrays  # noqa: E402
 from worldgen.core.camera import Camera, look_at, quat_to_rotmat  # noqa: E402
+from worldgen.core.images import side_by_side, to_uint8  # noqa: E402
 from worldgen.core.io import UserInputError  # noqa: E402
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig  # noqa: E402
 from worldgen.core.scene import GaussianScene  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -108,9 +110,10 @@ def tiny_photo(tmp: Path, W: int = 48, H: int = 32) -> tuple[Path, Path]:
     return tmp / "photo.png", tmp / "photo_depth.npy"
 
 
-def live_config(tmp: Path, **kw) -> LiveConfig:
+def live_config(tmp: Path, speed: float = 0.02, **kw) -> LiveConfig:
     photo, depth = tiny_photo(tmp)
-    return LiveConfig(image=str(photo), depth=str(depth), size="48x32", device="cpu", out=str(tmp / "live"), **kw)
+    return LiveConfig(image=str(photo), photo=PhotoConfig(depth=str(depth)),
+                      pipeline=PipelineConfig(size="48x32", device="cpu", speed=speed), out=str(tmp / "live"), **kw)
 
 
 # ---------------------------------------------------------------------------------------- chromium
@@ -432,10 +435,10 @@ def test_browser_live_panel_shows_both_frames(tmp_path, chromium):
         shown = app.frames_image.image
         f = 4  # 100 px wide, enlarged to >= 400 for the panel
         assert shown.shape == (32 * f, (2 * 48 + 4) * f, 3)
-        np.testing.assert_array_equal(shown[::f, ::f], side_by_side(eng.last.persistent.rgb, eng.last.baseline.rgb))
-        to_u8 = lambda x: (x.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)  # noqa: E731
-        np.testing.assert_array_equal(shown[::f, : 48 * f: f], to_u8(eng.last.persistent.rgb))
-        np.testing.assert_array_equal(shown[::f, 52 * f:: f], to_u8(eng.last.baseline.rgb))
+        np.testing.assert_array_equal(shown[::f, ::f], side_by_side([eng.last.persistent.rgb, eng.last.baseline.rgb]))
+        np.testing.assert_array_equal(shown[::f, : 48 * f: f], to_uint8(eng.last.persistent.rgb))
+        np.testing.assert_array_equal(shown[::f, 52 * f:: f], to_uint8(eng.last.baseline.rgb))
+        assert (shown[:, 48 * f: 52 * f] == 255).all()  # the white gap, enlarged with the frames
         assert app.display.sent_upto == len(eng.persistent.scene) > 0  # the world was pushed at frame 2
         assert "Frame** 2" in app.stats.content
         img = screenshot_until(chromium, server, tmp_path / "live.png", ok=_two_frames_side_by_side, size=(1000, 700))

@@ -125,6 +125,11 @@ class Camera:
         d = self.rays_cam() @ self.rotation.T
         return d / d.norm(dim=-1, keepdim=True)
 
+    def ray_elevation_deg(self) -> Tensor:
+        """[H, W] elevation of each pixel's ray in degrees above the horizontal (world up is -y)."""
+        d = self.rays_world()
+        return torch.rad2deg(torch.asin((-d[..., 1]).clamp(-1, 1)))
+
     def unproject(self, depth: Tensor) -> Tensor:
         """World points [H, W, 3] of a z-depth map [H, W] (inf depth gives inf/nan points: mask first)."""
         if tuple(depth.shape) != (self.height, self.width):

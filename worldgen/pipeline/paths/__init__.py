@@ -55,13 +55,15 @@ PATH_KINDS = ("forward", "loop", "autopilot")
 """Built-in path names accepted by `make_path` (besides a path to a `.json` keyframe file)."""
 
 
-def make_path(kind: str, start: Camera, scale: float, num_frames: int, **opts: Any) -> CameraPath:
+def make_path(kind: str, start: Camera, scale: float, num_frames: int, *, autopilot: AutopilotConfig | None = None,
+              **opts: Any) -> CameraPath:
     """The path named by `kind` ("forward" | "loop" | "autopilot" | path to a `.json` keyframe file).
 
     `opts` are the chosen path's keyword options (e.g. speed=0.03; for the autopilot also the
     AutopilotConfig fields). `speed` is accepted by every kind; a keyframe file ignores it (its
     timing comes from `num_frames`). `retrace=True` is accepted by every kind: the loop retraces a straight
     line; any other path flies its first half and comes back through the same poses.
+    `autopilot` tunes the autopilot (other kinds ignore it, so callers can pass their config's).
     Unknown kinds and options raise UserInputError with one line.
     """
     if not isinstance(kind, str) or not kind:
@@ -74,7 +76,7 @@ def make_path(kind: str, start: Camera, scale: float, num_frames: int, **opts: A
     if kind == "forward":
         base = _construct(ForwardPath, kind, start, scale, n, opts)
     elif kind == "autopilot":
-        base = AutopilotPath(start, scale, n, **opts)
+        base = AutopilotPath(start, scale, n, config=autopilot, **opts)
     elif kind.lower().endswith(".json"):
         opts.pop("speed", None)  # timing comes from the frame count; accepted so callers can pass it to any kind
         if opts:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from worldgen.core.camera import Camera, horizontal_basis, pose_matrix, world_down, world_up
+from worldgen.core.config import bad, check
 from worldgen.core.frame import Frame
 from worldgen.core.io import UserInputError
 from worldgen.pipeline.paths.base import F64, CameraPath
@@ -46,6 +47,16 @@ class AutopilotConfig:
     steer_width: int = 64
     """Steer from the previous frame reduced to at most this many pixels across (blocks keep their
     nearest depth, so the climb stays conservative); steering needs only the coarse layout."""
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise bad(f.name, "must be a non-negative number", v)
+        if not 0 <= self.horizon <= 1:
+            raise bad("horizon", "must be in [0, 1]", self.horizon)
+        if not 0 <= self.smoothing < 1:
+            raise bad("smoothing", "must be in [0, 1)", self.smoothing)
 
 
 class AutopilotPath(CameraPath):
@@ -96,16 +107,12 @@ class AutopilotPath(CameraPath):
             raise UserInputError(f"autopilot: speed must be a positive number, got {speed}")
         config = config or AutopilotConfig()
         fields = {f.name for f in dataclasses.fields(AutopilotConfig)}
-        bad = sorted(set(overrides) - fields)
-        if bad:
-            raise UserInputError(f"autopilot: unknown option {bad[0]!r} (allowed: speed, {', '.join(sorted(fields))})")
+        bad_names = sorted(set(overrides) - fields)
+        if bad_names:
+            allowed = ", ".join(sorted(fields))
+            raise UserInputError(f"autopilot: unknown option {bad_names[0]!r} (allowed: speed, {allowed})")
         config = dataclasses.replace(config, **overrides)
-        for f in fields:
-            v = getattr(config, f)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise UserInputError(f"autopilot: {f} must be a non-negative number, got {v}")
-        if not 0 <= config.horizon <= 1 or not 0 <= config.smoothing < 1:
-            raise UserInputError("autopilot: horizon must be in [0, 1] and smoothing in [0, 1)")
+        check(config, prefix="autopilot.")
         self.speed, self.config = float(speed), config
         S = self._start64()
         self._f, self._r = horizontal_basis(S[:3, :3])  # heading 0 and its right, [3] each

@@ -1,0 +1,28 @@
+"""Choosing the refiner: the one place a `--refiner` spec becomes a `Refiner`."""
+
+from __future__ import annotations
+
+import torch
+
+from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
+from worldgen.core.interfaces import Refiner
+from worldgen.core.io import UserInputError
+
+REFINERS = ("classical",)
+"""Refiner names `make_refiner` knows."""
+
+
+def make_refiner(spec: str, device: torch.device | str = "cpu", *,
+                 classical: ClassicalRefinerConfig | None = None) -> Refiner:
+    """The refiner named by `spec`, ready to run on `device`.
+
+    Args:
+        spec: "classical" (push-pull hole filling, no weights).
+        device: where it runs (the classical refiner runs wherever its input is).
+        classical: settings of the classical refiner (default: ClassicalRefinerConfig()).
+
+    Raises UserInputError (one line) for an unknown spec.
+    """
+    if spec == "classical":
+        return ClassicalRefiner(classical or ClassicalRefinerConfig())
+    raise UserInputError(f"unknown refiner {spec!r}: expected one of {', '.join(REFINERS)}")
