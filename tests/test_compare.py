@@ -12,8 +12,9 @@ from PIL import Image
 from worldgen.cli import entrypoint
 from worldgen.commands.compare import CompareConfig, run
 from worldgen.commands.compare.plots import Series, line_plot
-from worldgen.pipeline.config import PipelineConfig
-from worldgen.pipeline.scoring import winner
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+from worldgen.pipeline.scoring import evaluate, winner
+from worldgen.pipeline.sources import photo_source
 from worldgen.core.io import UserInputError
 
 
@@ -80,6 +81,12 @@ def test_compare_reactive_path_replays_the_same_poses(photo, tmp_path):
     assert doc["pairs"] == [[1, 3], [0, 4]]
     assert doc["persistent"]["loop_closure"]["psnr"] is not None
     assert not (tmp_path / "a" / "video.mp4").exists()
+    # The autopilot steers the persistent flight; the per-frame baseline flies exactly those poses.
+    source = photo_source(str(photo), PhotoConfig(), "48x32", torch.device("cpu"))
+    _, records, _ = evaluate(source, TINY, path="autopilot", frames=5, retrace=False)
+    flown = records["persistent"].poses
+    assert not torch.equal(flown[1], flown[4])  # a real flight, not a camera standing still
+    assert torch.equal(records["per-frame"].poses, flown)
 
 
 def test_compare_forward_path_says_what_it_cannot_measure(photo, tmp_path):
