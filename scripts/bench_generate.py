@@ -19,6 +19,7 @@ import time
 import torch
 
 from worldgen.commands.fly import FlyConfig, run
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
 EXAMPLE = "worldgen/examples/example.png"
 
@@ -33,19 +34,21 @@ def main() -> None:
     ap.add_argument("--image", default=EXAMPLE)
     ap.add_argument("--warmup", type=int, default=1, help="short untimed runs first (gsplat compile, allocator)")
     args = ap.parse_args()
-    extra = {}
+    photo = PhotoConfig()
     if args.image == EXAMPLE:
-        extra = dict(depth="worldgen/examples/example_depth.npy", camera="worldgen/examples/example.json")
+        photo = PhotoConfig(depth="worldgen/examples/example_depth.npy", camera="worldgen/examples/example.json")
     dev = "cuda" if (args.device == "auto" and torch.cuda.is_available()) else ("cpu" if args.device == "auto" else args.device)
     card = torch.cuda.get_device_name() if dev == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"# {time.strftime('%Y-%m-%d')}  device={dev} ({card})  torch {torch.__version__}  size={args.size}  frames={args.frames}  path={args.path}")
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.warmup):
-            run(FlyConfig(image=args.image, size=args.size, frames=3, path="forward", device=dev, out=f"{tmp}/w", progress=False, video=False, **extra))
+            run(FlyConfig(image=args.image, photo=photo, pipeline=PipelineConfig(size=args.size, device=dev), frames=3,
+                          path="forward", out=f"{tmp}/w", progress=False, video=False))
         rows = []
         for mode in args.modes:
-            info = run(FlyConfig(image=args.image, size=args.size, frames=args.frames, path=args.path, mode=mode,
-                                 device=dev, out=f"{tmp}/{mode}", progress=False, video=False, **extra))
+            info = run(FlyConfig(image=args.image, photo=photo, pipeline=PipelineConfig(size=args.size, device=dev),
+                                 frames=args.frames, path=args.path, mode=mode, out=f"{tmp}/{mode}", progress=False,
+                                 video=False))
             rows.append((mode, info))
     stages = sorted({k for _, i in rows for k in i["ms_per_frame"]})
     print(f"{'mode':<11} {'gen f/s':>8} {'all f/s':>8} " + " ".join(f"{s + ' ms':>10}" for s in stages) + f" {'Gaussians':>10} {'peak MB':>8}")

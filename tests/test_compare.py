@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import write_landscape
 from worldgen.cli import entrypoint
 from worldgen.commands.compare import CompareConfig, run
 from worldgen.commands.compare.plots import Series, line_plot
@@ -23,15 +24,7 @@ TINY = PipelineConfig(size="48x32")
 
 def make_landscape(path, w=48, h=32):
     """Sky gradient over textured rolling hills, written as PNG."""
-    rng = np.random.default_rng(2)
-    y = np.arange(h)[:, None] / h
-    img = np.zeros((h, w, 3), np.float32)
-    img[:] = np.stack([0.45 + 0.3 * y, 0.6 + 0.25 * y, np.full_like(y, 0.95)], -1)
-    hill = (0.45 + 0.07 * np.sin(np.arange(w) / 4.0)) * h
-    ground = np.arange(h)[:, None] > hill[None, :]
-    tex = rng.uniform(0.0, 1.0, (h, w, 1))
-    img[ground] = (np.array([0.3, 0.5, 0.2]) * (0.5 + tex))[ground]
-    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
+    write_landscape(path, w, h, seed=2, horizon=0.45, hills=0.07, period=4.0, green=(0.3, 0.5, 0.2), texture=(0.5, 1.0))
 
 
 @pytest.fixture

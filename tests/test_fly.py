@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from plyfile import PlyData
 
+from tests.conftest import write_landscape
 from worldgen.cli import entrypoint
 from worldgen.commands.fly import FlyConfig, run
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
@@ -15,16 +16,8 @@ from worldgen.core.metrics import psnr
 
 
 def make_photo(path, w=64, h=48):
-    """Sky gradient over textured hills; returns nothing, writes PNG."""
-    rng = np.random.default_rng(1)
-    img = np.zeros((h, w, 3), np.float32)
-    y = np.arange(h)[:, None] / h
-    img[:] = np.stack([0.45 + 0.3 * y, 0.6 + 0.25 * y, np.full_like(y, 0.95)], -1)
-    hill = (0.42 + 0.06 * np.sin(np.arange(w) / 5.0)) * h
-    ground = np.arange(h)[:, None] > hill[None, :]
-    tex = rng.uniform(0.0, 1.0, (h, w, 1))
-    img[ground] = (np.array([0.25, 0.5, 0.2]) * (0.6 + 0.8 * tex))[ground]
-    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
+    """Sky gradient over textured hills, written as PNG."""
+    write_landscape(path, w, h)
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ import numpy as np
 
 from viewer.app import (FRUSTUM_LINE_PX, SplatDisplay, default_frustum_scale, path_frustum_scale, set_initial_view,
                         view_from_camera, view_of_bounds, world_bounds)
-from viewer.splats import DISPLAY_BUDGET, frustum_pose, thumbnail
+from viewer.splats import DISPLAY_BUDGET, frustum_pose
 from worldgen.core.camera import Camera
+from worldgen.core.images import thumbnail
 from worldgen.core.io import UserInputError
 from worldgen.core.scene import GaussianScene, SceneFileError
 

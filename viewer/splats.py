@@ -124,20 +124,6 @@ def frustum_pose(camera: Camera) -> FrustumPose:
     return FrustumPose(fov=fov, aspect=camera.width / camera.height, wxyz=wxyz, position=c2w[:3, 3].numpy().copy())
 
 
-def thumbnail(rgb: np.ndarray, max_side: int = 64) -> np.ndarray:
-    """uint8 [h, w, 3] copy of an image [H, W, 3] (uint8, or float in [0, 1]) whose longer side is <= max_side."""
-    if rgb.dtype != np.uint8:
-        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    H, W = rgb.shape[:2]
-    s = max(H, W) / max_side
-    if s <= 1.0:
-        return np.ascontiguousarray(rgb)
-    from PIL import Image
-
-    w, h = max(1, round(W / s)), max(1, round(H / s))
-    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
-
-
 def world_bounds(scene: GaussianScene, lo: float = 0.02, hi: float = 0.98) -> tuple[np.ndarray, np.ndarray]:
     """Robust axis-aligned bounds (the lo and hi quantiles per axis) of the Gaussians' centres: two [3] arrays.
 

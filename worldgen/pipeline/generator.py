@@ -136,7 +136,7 @@ class Generator:
             n_new = int(mask.sum())
             if n_new:
                 start = len(self.scene)
-                self.scene.append(lift(frame, mask, self.t, cfg.lift))
+                self.scene.append(lift(frame, mask, cfg.lift))
                 self._fit_colours(frame, mask, start, fit_iters)
         with self._time("sky"):
             write = frame.sky if view is None else frame.sky & (view.alpha < cfg.sky_write_alpha)

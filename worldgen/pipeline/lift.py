@@ -125,7 +125,7 @@ def _surface_steps(points: Tensor, depth: Tensor, edges: Tensor) -> tuple[Tensor
     return pick(fx, bx, zfx, zbx), pick(fy, by, zfy, zby)
 
 
-def lift(frame: Frame, mask: Tensor, birth: int, cfg: LiftConfig) -> GaussianScene:
+def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
     """New Gaussians [M = mask.sum()] for the pixels of `frame` selected by `mask` [H, W] bool.
 
     Each Gaussian lies on the local surface (normal from the depth map's neighbours on the same
@@ -171,5 +171,4 @@ def lift(frame: Frame, mask: Tensor, birth: int, cfg: LiftConfig) -> GaussianSce
         log_scales=log_scales,
         opacity_logits=torch.full((m,), float(inverse_sigmoid(cfg.opacity)), device=pts.device),
         colors=frame.rgb[mask].contiguous(),
-        birth=torch.full((m,), birth, dtype=torch.int32, device=pts.device),
     )
