@@ -31,3 +31,19 @@ def write_landscape(path, w: int = 64, h: int = 48, *, seed: int = 1, horizon: f
     tex = rng.uniform(0.0, 1.0, (h, w, 1))
     img[ground] = (np.array(green) * (texture[0] + texture[1] * tex))[ground]
     Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """A 64x48 landscape photo (PNG path): sky gradient over textured hills."""
+    p = tmp_path / "photo.png"
+    write_landscape(p)
+    return p
+
+
+@pytest.fixture
+def small_photo(tmp_path):
+    """A 48x32 landscape photo (PNG path), other hills: what the comparison tests fly over."""
+    p = tmp_path / "hills.png"
+    write_landscape(p, 48, 32, seed=2, horizon=0.45, hills=0.07, period=4.0, green=(0.3, 0.5, 0.2), texture=(0.5, 1.0))
+    return p

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import write_landscape
 from worldgen.cli import entrypoint
 from worldgen.commands.compare import CompareConfig, run
 from worldgen.commands.compare.plots import Series, line_plot
@@ -22,21 +21,9 @@ from worldgen.core.io import UserInputError
 TINY = PipelineConfig(size="48x32")
 
 
-def make_landscape(path, w=48, h=32):
-    """Sky gradient over textured rolling hills, written as PNG."""
-    write_landscape(path, w, h, seed=2, horizon=0.45, hills=0.07, period=4.0, green=(0.3, 0.5, 0.2), texture=(0.5, 1.0))
-
-
-@pytest.fixture
-def photo(tmp_path):
-    p = tmp_path / "hills.png"
-    make_landscape(p)
-    return p
-
-
-def test_compare_photo_end_to_end(photo, tmp_path):
+def test_compare_photo_end_to_end(small_photo, tmp_path):
     out = tmp_path / "cmp"
-    doc = run(CompareConfig(image=str(photo), pipeline=TINY, frames=7, out=str(out), progress=False))
+    doc = run(CompareConfig(image=str(small_photo), pipeline=TINY, frames=7, out=str(out), progress=False))
     # files
     for name in ("report.html", "metrics.json", "video.mp4", "config.json"):
         assert (out / name).stat().st_size > 300, name
@@ -68,22 +55,22 @@ def test_compare_photo_end_to_end(photo, tmp_path):
     assert len(saved["poses"]) == 7
 
 
-def test_compare_reactive_path_replays_the_same_poses(photo, tmp_path):
-    doc = run(CompareConfig(image=str(photo), pipeline=TINY, frames=5, path="autopilot", out=str(tmp_path / "a"),
+def test_compare_reactive_path_replays_the_same_poses(small_photo, tmp_path):
+    doc = run(CompareConfig(image=str(small_photo), pipeline=TINY, frames=5, path="autopilot", out=str(tmp_path / "a"),
                             video=False, progress=False))
     assert doc["pairs"] == [[1, 3], [0, 4]]
     assert doc["persistent"]["loop_closure"]["psnr"] is not None
     assert not (tmp_path / "a" / "video.mp4").exists()
     # The autopilot steers the persistent flight; the per-frame baseline flies exactly those poses.
-    source = photo_source(str(photo), PhotoConfig(), "48x32", torch.device("cpu"))
+    source = photo_source(str(small_photo), PhotoConfig(), "48x32", torch.device("cpu"))
     _, records, _ = evaluate(source, TINY, path="autopilot", frames=5, retrace=False)
     flown = records["persistent"].poses
     assert not torch.equal(flown[1], flown[4])  # a real flight, not a camera standing still
     assert torch.equal(records["per-frame"].poses, flown)
 
 
-def test_compare_forward_path_says_what_it_cannot_measure(photo, tmp_path):
-    doc = run(CompareConfig(image=str(photo), pipeline=TINY, frames=4, path="forward", retrace=False,
+def test_compare_forward_path_says_what_it_cannot_measure(small_photo, tmp_path):
+    doc = run(CompareConfig(image=str(small_photo), pipeline=TINY, frames=4, path="forward", retrace=False,
                             out=str(tmp_path / "f"), video=False, progress=False))
     assert doc["pairs"] == [] and doc["persistent"]["summary"]["loop_closure_psnr"] is None
     assert doc["wins"]["loop_closure_psnr"] == "n/a"
@@ -103,13 +90,13 @@ def test_compare_synthetic_has_fidelity(tmp_path):
     assert (tmp_path / "s" / "plots" / "fidelity_psnr.png").exists()
 
 
-def test_bad_input_is_one_line(photo, tmp_path, capsys):
+def test_bad_input_is_one_line(small_photo, tmp_path, capsys):
     with pytest.raises(UserInputError, match="exactly one"):
         run(CompareConfig(out=str(tmp_path / "x"), progress=False))
     with pytest.raises(UserInputError, match="exactly one"):
-        run(CompareConfig(image=str(photo), synthetic=1_000_000, out=str(tmp_path / "x"), progress=False))
+        run(CompareConfig(image=str(small_photo), synthetic=1_000_000, out=str(tmp_path / "x"), progress=False))
     with pytest.raises(UserInputError, match="frames"):
-        run(CompareConfig(image=str(photo), frames=2, out=str(tmp_path / "x"), progress=False))
+        run(CompareConfig(image=str(small_photo), frames=2, out=str(tmp_path / "x"), progress=False))
     with pytest.raises(SystemExit) as e:
         entrypoint(["compare", str(tmp_path / "missing.png"), "--out", str(tmp_path / "y"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()

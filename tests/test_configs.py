@@ -10,7 +10,6 @@ import pytest
 
 import worldgen.cli as cli
 from configs import apply_preset, presets, presets_for
-from tests.test_fly import make_photo
 from viewer.cli import LiveConfig, ViewConfig
 from worldgen.cli import entrypoint, starting_config
 from worldgen.commands.bench import BenchConfig
@@ -20,13 +19,6 @@ from worldgen.commands.synth import SynthConfig
 from worldgen.core.config import check, from_dict, to_dict
 from worldgen.core.io import UserInputError
 from worldgen.pipeline.config import PipelineConfig
-
-
-@pytest.fixture
-def photo(tmp_path):
-    p = tmp_path / "photo.png"
-    make_photo(p)
-    return p
 
 
 def cli_run(argv, capsys) -> tuple[int, str, str]:

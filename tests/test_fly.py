@@ -8,23 +8,10 @@ import pytest
 from PIL import Image
 from plyfile import PlyData
 
-from tests.conftest import write_landscape
 from worldgen.cli import entrypoint
 from worldgen.commands.fly import FlyConfig, run
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 from worldgen.core.metrics import psnr
-
-
-def make_photo(path, w=64, h=48):
-    """Sky gradient over textured hills, written as PNG."""
-    write_landscape(path, w, h)
-
-
-@pytest.fixture
-def photo(tmp_path):
-    p = tmp_path / "photo.png"
-    make_photo(p)
-    return p
 
 
 def cli(argv, capsys):
