@@ -17,6 +17,7 @@ from worldgen.core.config import bad
 from worldgen.core.images import parse_size
 from worldgen.pipeline.generator import GeneratorConfig
 from worldgen.pipeline.paths import AutopilotConfig
+from worldgen.pipeline.refiners import refiner_spec_problem
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,6 @@ class PipelineConfig:
             raise bad("auto_side", "must be between 16 and 8192", self.auto_side)
         if not math.isfinite(self.speed):
             raise bad("speed", "must be a finite number", self.speed)
+        problem = refiner_spec_problem(self.refiner)
+        if problem:
+            raise bad("refiner", problem, self.refiner)

@@ -12,6 +12,14 @@ REFINERS = ("classical",)
 """Refiner names `make_refiner` knows."""
 
 
+def refiner_spec_problem(spec: str) -> str | None:
+    """Why `spec` names no refiner `make_refiner` can build (None if it names one); checked when a
+    config is validated, so a bad --refiner fails before anything is written."""
+    if spec in REFINERS:
+        return None
+    return f"must be one of {', '.join(REFINERS)}"
+
+
 def make_refiner(spec: str, device: torch.device | str = "cpu", *,
                  classical: ClassicalRefinerConfig | None = None) -> Refiner:
     """The refiner named by `spec`, ready to run on `device`.
@@ -25,4 +33,4 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     """
     if spec == "classical":
         return ClassicalRefiner(classical or ClassicalRefinerConfig())
-    raise UserInputError(f"unknown refiner {spec!r}: expected one of {', '.join(REFINERS)}")
+    raise UserInputError(f"--refiner {refiner_spec_problem(spec)}, got {spec!r}")
