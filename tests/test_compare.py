@@ -120,8 +120,11 @@ def test_line_plot_handles_gaps_and_infinities(tmp_path):
     with Image.open(path) as im:
         arr = np.asarray(im.convert("RGB"))
     assert (arr == [0, 0, 255]).all(-1).any() and (arr == [255, 0, 0]).all(-1).any()
-    line_plot(path, "empty", "x", "y", [Series("a", [], [], (0, 0, 0))])  # no data: still a picture
-    assert torch.tensor(np.asarray(Image.open(path))).numel() > 0
+    line_plot(path, "empty", "x", "y", [Series("a", [], [], (0, 0, 255))])  # no data: still a picture, saying so
+    with Image.open(path) as im:
+        empty = np.asarray(im.convert("RGB")).astype(int)
+    assert empty.shape[1] == 640 and (empty.sum(-1) < 300).any()  # title and "no data" written in dark text
+    assert not (empty == [0, 0, 255]).all(-1)[:, 200:].any()  # and no line drawn
 
 
 def test_bench_table_from_results():
