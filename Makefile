@@ -7,12 +7,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test setup system-deps clean bench
+.PHONY: demo test setup system-deps test-deps clean bench
 
 setup: $(STAMP)
 
 system-deps:
 	@bash scripts/system-deps.sh
+
+# What the test suite needs besides .venv (chromium for the viewer's browser tests); the tests
+# themselves install nothing.
+test-deps:
+	@bash scripts/system-deps.sh --browser
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -25,7 +30,7 @@ demo: $(STAMP)
 	$(VENV)/bin/worldgen fly worldgen/examples/example.png --depth worldgen/examples/example_depth.npy --camera worldgen/examples/example.json \
 	  --path autopilot --frames 60 --size 384x256 --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(PY) -m pytest -q tests
 
 clean:

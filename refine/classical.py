@@ -15,16 +15,25 @@ from dataclasses import dataclass
 
 import torch
 
-from worldgen.fill import fill_far, push_pull
-from worldgen.frame import Frame, RenderedView
+from worldgen.core.config import bad
+from worldgen.core.fill import fill_far, push_pull
+from worldgen.core.frame import Frame, RenderedView
 
 
 @dataclass(frozen=True)
 class ClassicalRefinerConfig:
+    """The classical refiner's settings."""
+
     hole_alpha: float = 0.5
     """Pixels with less scene alpha than this are sky or holes."""
     background_slack: float = 1.15
     """Hole colours come from covered pixels with disparity below slack x the filled (far) disparity."""
+
+    def validate(self) -> None:
+        if not 0 <= self.hole_alpha <= 1:
+            raise bad("hole_alpha", "must be in [0, 1]", self.hole_alpha)
+        if not self.background_slack >= 1:
+            raise bad("background_slack", "must be at least 1", self.background_slack)
 
 
 @dataclass
@@ -56,8 +65,7 @@ class ClassicalRefiner:
         alpha = view.alpha
         covered = alpha >= cfg.hole_alpha
         scene_rgb = view.rgb / alpha.clamp_min(1e-6)[..., None]
-        dirs = view.camera.rays_world()
-        elev = torch.rad2deg(torch.asin((-dirs[..., 1]).clamp(-1, 1)))
+        elev = view.camera.ray_elevation_deg()
         sky = ~covered & ((view.sky_known > 0.5) | (elev > view.horizon_elev_deg))
         holes = ~covered & ~sky
 

@@ -59,7 +59,7 @@ class LearnedDepthModel:
 
 def save_depth_weights(path: str | Path, net: DepthNet, meta: dict | None = None, half: bool = True) -> None:
     """Write the depth network's weights (float16 unless `half` is False) with its shape and `meta`, atomically."""
-    from worldgen.io import atomic_write
+    from worldgen.core.io import atomic_write
 
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in net.state_dict().items()}
     with atomic_write(Path(path)) as f:

@@ -49,7 +49,7 @@ from torch import Tensor
 
 from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from refine.net import IN_CHANNELS, RefinerNet, RefinerNetConfig
-from worldgen.frame import Frame, RenderedView
+from worldgen.core.frame import Frame, RenderedView
 
 WEIGHTS_FORMAT = "worldgen-refiner/2"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
@@ -243,7 +243,7 @@ def save_weights(path: str | Path, net: RefinerNet, config: LearnedRefinerConfig
                  half: bool = True) -> None:
     """Write the network's weights (float16 unless `half` is False) with both configs and `meta`,
     atomically (temp file, then rename)."""
-    from worldgen.io import atomic_write
+    from worldgen.core.io import atomic_write
 
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in net.state_dict().items()}
     blob = {"format": WEIGHTS_FORMAT, "net_config": asdict(net.config), "refiner_config": asdict(config),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from renderers.base import Render, Renderer
+from worldgen.core.interfaces import Render, Renderer
 from renderers.gsplat_backend import GsplatRenderer
 from renderers.torch_backend import TorchRenderer
 

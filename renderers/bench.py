@@ -9,9 +9,9 @@ import time
 
 import torch
 
-from renderers.base import Renderer
-from worldgen.camera import Camera
-from worldgen.scene import GaussianScene, inverse_sigmoid
+from worldgen.core.interfaces import Renderer
+from worldgen.core.camera import Camera
+from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 FOV_X_DEG = 60.0
 
@@ -32,7 +32,6 @@ def random_scene(n: int, device: str, seed: int = 0, sigma_px: tuple[float, floa
         log_scales=log_s,
         opacity_logits=inverse_sigmoid(torch.rand(n, generator=g) * 0.9 + 0.05),
         colors=torch.rand(n, 3, generator=g),
-        birth=torch.zeros(n, dtype=torch.int32),
     ).to(device)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from renderers.base import Render
-from worldgen.camera import Camera
-from worldgen.scene import GaussianScene
+from worldgen.core.interfaces import Render
+from worldgen.core.camera import Camera
+from worldgen.core.scene import GaussianScene
 
 
 class GsplatRenderer:

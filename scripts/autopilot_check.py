@@ -19,7 +19,8 @@ import torch
 
 from refine.synth.render import surface_height
 from refine.synth.terrain import make_world
-from worldgen.fly import FlyConfig, run
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
 EX = "worldgen/examples/example"
 
@@ -40,8 +41,9 @@ def main() -> int:
         positions.append((c2w0 @ frame.camera.c2w.cpu())[:3, 3])  # run's world = example camera 0 frame
 
     with tempfile.TemporaryDirectory() as out:
-        info = run(FlyConfig(image=f"{EX}.png", depth=f"{EX}_depth.npy", camera=f"{EX}.json", path="autopilot",
-                             frames=args.frames, size=args.size, mode=args.mode, device=args.device, out=out,
+        photo = PhotoConfig(depth=f"{EX}_depth.npy", camera=f"{EX}.json")
+        info = run(FlyConfig(image=f"{EX}.png", photo=photo, path="autopilot", frames=args.frames, mode=args.mode,
+                             pipeline=PipelineConfig(size=args.size, device=args.device), out=out,
                              progress=True, video=False), on_frame=keep)
     p = torch.stack(positions)
     ground = surface_height(world, p[:, 0], p[:, 2])

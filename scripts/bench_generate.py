@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from worldgen.fly import FlyConfig, run
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
 EXAMPLE = "worldgen/examples/example.png"
 
@@ -34,21 +35,21 @@ def main() -> None:
     ap.add_argument("--refiner", default="classical", help="classical, learned or a weights FILE.pt")
     ap.add_argument("--warmup", type=int, default=1, help="short untimed runs first (gsplat compile, allocator)")
     args = ap.parse_args()
-    extra = {}
+    photo = PhotoConfig()
     if args.image == EXAMPLE:
-        extra = dict(depth="worldgen/examples/example_depth.npy", camera="worldgen/examples/example.json")
+        photo = PhotoConfig(depth="worldgen/examples/example_depth.npy", camera="worldgen/examples/example.json")
     dev = "cuda" if (args.device == "auto" and torch.cuda.is_available()) else ("cpu" if args.device == "auto" else args.device)
     card = torch.cuda.get_device_name() if dev == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"# {time.strftime('%Y-%m-%d')}  device={dev} ({card})  torch {torch.__version__}  size={args.size}  frames={args.frames}  path={args.path}  refiner={args.refiner}")
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.warmup):
-            run(FlyConfig(image=args.image, size=args.size, frames=3, path="forward", device=dev, out=f"{tmp}/w", progress=False, video=False,
-                    refiner=args.refiner, **extra))
+            run(FlyConfig(image=args.image, photo=photo, pipeline=PipelineConfig(size=args.size, device=dev, refiner=args.refiner), frames=3,
+                          path="forward", out=f"{tmp}/w", progress=False, video=False))
         rows = []
         for mode in args.modes:
-            info = run(FlyConfig(image=args.image, size=args.size, frames=args.frames, path=args.path, mode=mode,
-                                 device=dev, out=f"{tmp}/{mode}", progress=False, video=False, refiner=args.refiner,
-                                 **extra))
+            info = run(FlyConfig(image=args.image, photo=photo, pipeline=PipelineConfig(size=args.size, device=dev, refiner=args.refiner),
+                                 frames=args.frames, path=args.path, mode=mode, out=f"{tmp}/{mode}", progress=False,
+                                 video=False))
             rows.append((mode, info))
     stages = sorted({k for _, i in rows for k in i["ms_per_frame"]})
     print(f"{'mode':<11} {'gen f/s':>8} {'all f/s':>8} " + " ".join(f"{s + ' ms':>10}" for s in stages) + f" {'Gaussians':>10} {'peak MB':>8}")

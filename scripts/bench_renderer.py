@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from renderers import GsplatRenderer, Renderer, TorchRenderer  # noqa: E402
-from worldgen.camera import Camera  # noqa: E402
+from worldgen.core.camera import Camera  # noqa: E402
 from renderers.bench import FOV_X_DEG, random_scene, time_render  # noqa: E402
 
 def main() -> None:

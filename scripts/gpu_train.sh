@@ -32,7 +32,7 @@ PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
 
 # The depth network needs no gsplat: start it at once on the last GPU.
-CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m refine.train depth --preset train-depth-h200 \
+CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset train-depth-h200 \
   --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
 DEPTH_PID=$!
 
@@ -67,7 +67,7 @@ el "gsplat ready"
 
 el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"
 timeout -s KILL $((BUDGET - 15 - $(date +%s) + T0)) torchrun --standalone --nproc_per_node $((NGPU * PER_GPU)) \
-  -m refine.train refiner --preset train-refiner-h200 --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
+  -m worldgen.cli train --preset train-refiner-h200 --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
   > runs/gpu/refiner.log 2>&1
 grep -v '^{' runs/gpu/refiner.log | grep -v -i warn | tail -n 12
 grep '^{' runs/gpu/refiner.log | tail -n 3

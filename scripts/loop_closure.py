@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from worldgen.fly import FlyConfig, run
-from worldgen.metrics import psnr, ssim
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+from worldgen.core.metrics import psnr, ssim
 
 
 def main() -> None:
@@ -34,9 +35,9 @@ def main() -> None:
             seen[t] = frame.rgb.detach().cpu()
 
         with tempfile.TemporaryDirectory() as out:
-            cfg = FlyConfig(image=args.image, depth=args.depth, camera=args.camera, fov=args.fov, path="loop",
-                            frames=args.frames, size=args.size, speed=args.speed, mode=mode, device=args.device,
-                            out=out, progress=False, video=False)
+            cfg = FlyConfig(image=args.image, photo=PhotoConfig(depth=args.depth, camera=args.camera, fov=args.fov),
+                            path="loop", frames=args.frames, mode=mode, out=out, progress=False, video=False,
+                            pipeline=PipelineConfig(size=args.size, speed=args.speed, device=args.device))
             info = run(cfg, on_frame=keep)
         first, last = seen[0], seen[args.frames - 1]
         print(f"{mode:<11} {psnr(last, first):8.2f} {ssim(last, first):6.3f} {info['frames_per_second']:9.2f} {info['gaussians']:>10,}")

@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from refine.synth import make_flight, make_world, render_views
-from worldgen.io import atomic_write, atomic_write_text
+from worldgen.core.images import to_uint8
+from worldgen.core.io import atomic_write, atomic_write_text
 
 # A seed from the demo range (see refine/synth/splits.py): never used for training or evaluation.
 DEFAULT_SEED = 3_000_210
@@ -38,7 +38,7 @@ def main() -> None:
     flight = make_flight(world, args.frame + 30, W, H)
     idx = list(range(args.frame, args.frame + 30))
     r = render_views(world, flight.c2w[args.frame : args.frame + 1], flight.K, W, H)
-    rgb = (r.rgb[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    rgb = to_uint8(r.rgb[0])
     depth = r.depth[0].cpu().numpy().astype(np.float32)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")

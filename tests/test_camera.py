@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from worldgen.camera import Camera, look_at, quat_to_rotmat, rigid_inverse, rotmat_to_quat
+from worldgen.core.camera import Camera, look_at, quat_to_rotmat, rigid_inverse, rotmat_to_quat
 
 
 def random_pose(seed: int) -> torch.Tensor:

@@ -10,33 +10,20 @@ import torch
 from PIL import Image
 
 from worldgen.cli import entrypoint
-from worldgen.compare import CompareConfig, Series, line_plot, run, winner
-from worldgen.io import UserInputError
+from worldgen.commands.compare import CompareConfig, run
+from worldgen.commands.compare.plots import Series, line_plot
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+from worldgen.pipeline.scoring import evaluate, winner
+from worldgen.pipeline.sources import photo_source
+from worldgen.core.io import UserInputError
 
 
-def make_landscape(path, w=48, h=32):
-    """Sky gradient over textured rolling hills, written as PNG."""
-    rng = np.random.default_rng(2)
-    y = np.arange(h)[:, None] / h
-    img = np.zeros((h, w, 3), np.float32)
-    img[:] = np.stack([0.45 + 0.3 * y, 0.6 + 0.25 * y, np.full_like(y, 0.95)], -1)
-    hill = (0.45 + 0.07 * np.sin(np.arange(w) / 4.0)) * h
-    ground = np.arange(h)[:, None] > hill[None, :]
-    tex = rng.uniform(0.0, 1.0, (h, w, 1))
-    img[ground] = (np.array([0.3, 0.5, 0.2]) * (0.5 + tex))[ground]
-    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
+TINY = PipelineConfig(size="48x32")
 
 
-@pytest.fixture
-def photo(tmp_path):
-    p = tmp_path / "hills.png"
-    make_landscape(p)
-    return p
-
-
-def test_compare_photo_end_to_end(photo, tmp_path):
+def test_compare_photo_end_to_end(small_photo, tmp_path):
     out = tmp_path / "cmp"
-    doc = run(CompareConfig(image=str(photo), size="48x32", frames=7, out=str(out), progress=False))
+    doc = run(CompareConfig(image=str(small_photo), pipeline=TINY, frames=7, out=str(out), progress=False))
     # files
     for name in ("report.html", "metrics.json", "video.mp4", "config.json"):
         assert (out / name).stat().st_size > 300, name
@@ -68,16 +55,22 @@ def test_compare_photo_end_to_end(photo, tmp_path):
     assert len(saved["poses"]) == 7
 
 
-def test_compare_reactive_path_replays_the_same_poses(photo, tmp_path):
-    doc = run(CompareConfig(image=str(photo), size="48x32", frames=5, path="autopilot", out=str(tmp_path / "a"),
+def test_compare_reactive_path_replays_the_same_poses(small_photo, tmp_path):
+    doc = run(CompareConfig(image=str(small_photo), pipeline=TINY, frames=5, path="autopilot", out=str(tmp_path / "a"),
                             video=False, progress=False))
     assert doc["pairs"] == [[1, 3], [0, 4]]
     assert doc["persistent"]["loop_closure"]["psnr"] is not None
     assert not (tmp_path / "a" / "video.mp4").exists()
+    # The autopilot steers the persistent flight; the per-frame baseline flies exactly those poses.
+    source = photo_source(str(small_photo), PhotoConfig(), "48x32", torch.device("cpu"))
+    _, records, _ = evaluate(source, TINY, path="autopilot", frames=5, retrace=False)
+    flown = records["persistent"].poses
+    assert not torch.equal(flown[1], flown[4])  # a real flight, not a camera standing still
+    assert torch.equal(records["per-frame"].poses, flown)
 
 
-def test_compare_forward_path_says_what_it_cannot_measure(photo, tmp_path):
-    doc = run(CompareConfig(image=str(photo), size="48x32", frames=4, path="forward", retrace=False,
+def test_compare_forward_path_says_what_it_cannot_measure(small_photo, tmp_path):
+    doc = run(CompareConfig(image=str(small_photo), pipeline=TINY, frames=4, path="forward", retrace=False,
                             out=str(tmp_path / "f"), video=False, progress=False))
     assert doc["pairs"] == [] and doc["persistent"]["summary"]["loop_closure_psnr"] is None
     assert doc["wins"]["loop_closure_psnr"] == "n/a"
@@ -86,7 +79,7 @@ def test_compare_forward_path_says_what_it_cannot_measure(photo, tmp_path):
 
 @pytest.mark.slow
 def test_compare_synthetic_has_fidelity(tmp_path):
-    doc = run(CompareConfig(synthetic=1_000_000, size="48x32", frames=5, out=str(tmp_path / "s"), video=False,
+    doc = run(CompareConfig(synthetic=1_000_000, pipeline=TINY, frames=5, out=str(tmp_path / "s"), video=False,
                             progress=False))
     p = doc["persistent"]["summary"]
     assert doc["run"]["source"]["split"] == "eval"
@@ -97,13 +90,13 @@ def test_compare_synthetic_has_fidelity(tmp_path):
     assert (tmp_path / "s" / "plots" / "fidelity_psnr.png").exists()
 
 
-def test_bad_input_is_one_line(photo, tmp_path, capsys):
+def test_bad_input_is_one_line(small_photo, tmp_path, capsys):
     with pytest.raises(UserInputError, match="exactly one"):
         run(CompareConfig(out=str(tmp_path / "x"), progress=False))
     with pytest.raises(UserInputError, match="exactly one"):
-        run(CompareConfig(image=str(photo), synthetic=1_000_000, out=str(tmp_path / "x"), progress=False))
+        run(CompareConfig(image=str(small_photo), synthetic=1_000_000, out=str(tmp_path / "x"), progress=False))
     with pytest.raises(UserInputError, match="frames"):
-        run(CompareConfig(image=str(photo), frames=2, out=str(tmp_path / "x"), progress=False))
+        run(CompareConfig(image=str(small_photo), frames=2, out=str(tmp_path / "x"), progress=False))
     with pytest.raises(SystemExit) as e:
         entrypoint(["compare", str(tmp_path / "missing.png"), "--out", str(tmp_path / "y"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -127,13 +120,16 @@ def test_line_plot_handles_gaps_and_infinities(tmp_path):
     with Image.open(path) as im:
         arr = np.asarray(im.convert("RGB"))
     assert (arr == [0, 0, 255]).all(-1).any() and (arr == [255, 0, 0]).all(-1).any()
-    line_plot(path, "empty", "x", "y", [Series("a", [], [], (0, 0, 0))])  # no data: still a picture
-    assert torch.tensor(np.asarray(Image.open(path))).numel() > 0
+    line_plot(path, "empty", "x", "y", [Series("a", [], [], (0, 0, 255))])  # no data: still a picture, saying so
+    with Image.open(path) as im:
+        empty = np.asarray(im.convert("RGB")).astype(int)
+    assert empty.shape[1] == 640 and (empty.sum(-1) < 300).any()  # title and "no data" written in dark text
+    assert not (empty == [0, 0, 255]).all(-1)[:, 200:].any()  # and no line drawn
 
 
 def test_bench_table_from_results():
     """`worldgen bench` prints one table: generator rows side by side, shared rows once."""
-    from worldgen.bench import format_table, table_rows
+    from worldgen.commands.bench import format_table, table_rows
 
     stages = {"render": 10.0, "refine": 5.0}
     results = {

@@ -1,9 +1,9 @@
 
 import torch
 
-from worldgen.camera import Camera, look_at
-from worldgen.fill import fill_far, push_pull
-from worldgen.sky import SkyDome
+from worldgen.core.camera import Camera, look_at
+from worldgen.core.fill import fill_far, push_pull
+from worldgen.pipeline.sky import SkyDome
 
 
 def test_push_pull_keeps_known_and_fills_smoothly():

@@ -9,28 +9,9 @@ from PIL import Image
 from plyfile import PlyData
 
 from worldgen.cli import entrypoint
-from worldgen.fly import FlyConfig, run
-from worldgen.metrics import psnr
-
-
-def make_photo(path, w=64, h=48):
-    """Sky gradient over textured hills; returns nothing, writes PNG."""
-    rng = np.random.default_rng(1)
-    img = np.zeros((h, w, 3), np.float32)
-    y = np.arange(h)[:, None] / h
-    img[:] = np.stack([0.45 + 0.3 * y, 0.6 + 0.25 * y, np.full_like(y, 0.95)], -1)
-    hill = (0.42 + 0.06 * np.sin(np.arange(w) / 5.0)) * h
-    ground = np.arange(h)[:, None] > hill[None, :]
-    tex = rng.uniform(0.0, 1.0, (h, w, 1))
-    img[ground] = (np.array([0.25, 0.5, 0.2]) * (0.6 + 0.8 * tex))[ground]
-    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
-
-
-@pytest.fixture
-def photo(tmp_path):
-    p = tmp_path / "photo.png"
-    make_photo(p)
-    return p
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+from worldgen.core.metrics import psnr
 
 
 def cli(argv, capsys):
@@ -41,7 +22,8 @@ def cli(argv, capsys):
 
 def test_fly_writes_all_outputs(photo, tmp_path):
     out = tmp_path / "run"
-    info = run(FlyConfig(image=str(photo), path="forward", frames=4, size="64x48", out=str(out), progress=False))
+    info = run(FlyConfig(image=str(photo), path="forward", frames=4, pipeline=PipelineConfig(size="64x48"), out=str(out),
+                         progress=False))
     assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{i:05d}.png" for i in range(4)]
     assert (out / "video.mp4").stat().st_size > 1000
     v = PlyData.read(str(out / "world.ply"))["vertex"]
@@ -53,7 +35,8 @@ def test_fly_writes_all_outputs(photo, tmp_path):
     assert z[0] == 0 and all(b > a for a, b in zip(z, z[1:]))  # flying forward (+z)
     run_json = json.loads((out / "run.json").read_text())
     assert {"render", "refine", "lift"} <= set(run_json["ms_per_frame"])
-    assert json.loads((out / "config.json").read_text())["frames"] == 4
+    config = json.loads((out / "config.json").read_text())
+    assert config["frames"] == 4 and config["pipeline"]["generator"]["lift"]["sigma_px"] == 0.45  # the whole tree
     assert not [p for p in out.rglob(".*")]  # no temp files left
 
 
@@ -61,8 +44,9 @@ def test_loop_closes_in_persistent_mode_only(photo, tmp_path):
     last = {}
     for mode in ("persistent", "per-frame"):
         frames = {}
-        run(FlyConfig(image=str(photo), path="loop", frames=10, size="64x48", speed=0.05, mode=mode,
-                      out=str(tmp_path / mode), progress=False), on_frame=lambda t, f, g: frames.__setitem__(t, f.rgb.clone()))
+        run(FlyConfig(image=str(photo), path="loop", frames=10, pipeline=PipelineConfig(size="64x48", speed=0.05),
+                      mode=mode, out=str(tmp_path / mode), progress=False),
+            on_frame=lambda t, f, g: frames.__setitem__(t, f.rgb.clone()))
         last[mode] = psnr(frames[9], frames[0])
     assert last["persistent"] >= 30.0, last
     assert last["per-frame"] < last["persistent"] - 5.0, last
@@ -105,7 +89,7 @@ def test_nan_and_negative_depths_are_masked_not_fatal(photo, tmp_path):
     d[20:25, 10:20] = np.nan
     d[30:33, 40:50] = -3.0
     np.save(tmp_path / "d.npy", d)
-    info = run(FlyConfig(image=str(photo), depth=str(tmp_path / "d.npy"), path="forward", frames=3, size="64x48",
-                         out=str(tmp_path / "r"), progress=False))
+    info = run(FlyConfig(image=str(photo), photo=PhotoConfig(depth=str(tmp_path / "d.npy")), path="forward", frames=3,
+                         pipeline=PipelineConfig(size="64x48"), out=str(tmp_path / "r"), progress=False))
     assert info["gaussians"] > 0
     assert math.isfinite(info["frames_per_second"])

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from worldgen.depth import LandscapePrior, clean_depth, detect_sky
-from worldgen.camera import Camera
-from worldgen.images import center_crop_resize, load_depth_file, load_image, parse_size
-from worldgen.io import UserInputError, check_writable_dir
+from worldgen.pipeline.depth import LandscapePrior, clean_depth, detect_sky
+from worldgen.core.camera import Camera
+from worldgen.core.images import center_crop_resize, load_depth_file, load_image, parse_size
+from worldgen.core.io import UserInputError, check_writable_dir
 
 
 def landscape(h=48, w=64) -> np.ndarray:

@@ -12,8 +12,8 @@ import torch
 from refine.learned import (DEFAULT_WEIGHTS, LearnedRefiner, LearnedRefinerConfig, compose, load_weights, save_weights,
                             view_inputs)
 from refine.net import IN_CHANNELS, OUT_CHANNELS, RefinerNet, RefinerNetConfig
-from worldgen.camera import Camera
-from worldgen.frame import RenderedView
+from worldgen.core.camera import Camera
+from worldgen.core.frame import RenderedView
 
 TINY = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=8)
 
@@ -136,10 +136,10 @@ def test_gradients_reach_earlier_steps_through_the_world():
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """The tiny preset trained 16 steps straight, and again as 8 + 8 steps resumed from a checkpoint."""
-    from configs.train import REFINER_PRESETS
+    from configs.train import TRAIN_PRESETS
     from refine.train.trainer import train
 
-    base = dataclasses.replace(REFINER_PRESETS["train-refiner-tiny"][1], steps=16, log_every=4, checkpoint_every=4,
+    base = dataclasses.replace(TRAIN_PRESETS["train-refiner-tiny"].config, steps=16, log_every=4, checkpoint_every=4,
                                sample_every=8)
     root = tmp_path_factory.mktemp("train")
     s1 = train(dataclasses.replace(base, out=str(root / "a")))

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from worldgen.camera import Camera, look_at
-from worldgen.metrics import (
+from worldgen.core.camera import Camera, look_at
+from worldgen.core.metrics import (
     PSNR_CAP_DB,
     capped_mean_psnr,
     flicker,
@@ -19,7 +19,7 @@ from worldgen.metrics import (
     same_pose,
     ssim,
 )
-from worldgen.paths import make_path
+from worldgen.pipeline.paths import make_path
 
 
 def textured(h=32, w=48, seed=0):

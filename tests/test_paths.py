@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from worldgen.camera import Camera, look_at, quat_to_rotmat, rotmat_to_quat
-from worldgen.frame import Frame
-from worldgen.io import UserInputError
-from worldgen.paths import (
+from worldgen.core.camera import Camera, look_at, quat_to_rotmat, rotmat_to_quat
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError
+from worldgen.pipeline.paths import (
     AutopilotPath,
     ForwardPath,
     KeyframePath,
@@ -466,7 +466,7 @@ def test_docs_keyframe_example_parses(tmp_path):
 
 
 def test_autopilot_steers_from_a_conservative_coarse_view():
-    from worldgen.paths import _coarse_view
+    from worldgen.pipeline.paths.autopilot import _coarse_view
 
     cam = Camera.from_fov(60.0, 256, 128)
     depth = torch.full((128, 256), 50.0)

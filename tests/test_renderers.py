@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from renderers import GsplatRenderer, Render, TorchRenderer, get_renderer
-from renderers.torch_backend import ALPHA_MIN, render_reference
-from worldgen.camera import Camera, look_at
-from worldgen.scene import GaussianScene, inverse_sigmoid
+from renderers.torch_backend import ALPHA_MIN
+from renderers.torch_reference import render_reference
+from worldgen.core.camera import Camera, look_at
+from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 FOV = 60.0
 
@@ -28,7 +29,6 @@ def make_scene(means, sigmas, opacities, colors, quats=None) -> GaussianScene:
         log_scales=sig.log()[:, None].repeat(1, 3),
         opacity_logits=torch.logit(torch.as_tensor(opacities, dtype=torch.float32).reshape(n).double()).float(),
         colors=torch.as_tensor(colors, dtype=torch.float32).reshape(n, 3),
-        birth=torch.zeros(n, dtype=torch.int32),
     )
 
 
@@ -46,7 +46,6 @@ def random_scene(n: int, seed: int) -> GaussianScene:
         log_scales=log_s,
         opacity_logits=inverse_sigmoid(torch.rand(n, generator=g) * 0.99 + 0.005),
         colors=torch.rand(n, 3, generator=g),
-        birth=torch.zeros(n, dtype=torch.int32),
     )
 
 
@@ -218,7 +217,7 @@ def test_gradients_match_finite_differences():
     cam = Camera(cam.K.double(), cam.c2w.double(), 16, 12)
 
     def loss(means, quats, log_scales, opacity_logits, colors):
-        r = TorchRenderer().render(GaussianScene(means, quats, log_scales, opacity_logits, colors, scene.birth), cam)
+        r = TorchRenderer().render(GaussianScene(means, quats, log_scales, opacity_logits, colors), cam)
         return r.rgb.sum() + r.alpha.sum() + 0.1 * r.depth.sum()
 
     assert torch.autograd.gradcheck(loss, params, eps=1e-6, atol=1e-4, rtol=1e-3, fast_mode=True)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from plyfile import PlyData, PlyElement
 
-from worldgen.scene import SH_C0, GaussianScene, SceneFileError
+from worldgen.core.scene import SH_C0, GaussianScene, SceneFileError
 
 
 def random_scene(n: int = 50) -> GaussianScene:
@@ -14,7 +14,6 @@ def random_scene(n: int = 50) -> GaussianScene:
         log_scales=torch.randn(n, 3) - 2,
         opacity_logits=torch.randn(n),
         colors=torch.rand(n, 3),
-        birth=torch.arange(n, dtype=torch.int32),
     )
 
 
@@ -65,11 +64,13 @@ def test_append_prune_subset():
     a, b = random_scene(5), random_scene(3)
     a.append(b)
     assert len(a) == 8 and torch.equal(a.means[5:], b.means)
-    removed = a.prune(a.birth % 2 == 0)
-    assert removed == 3 and len(a) == 5
+    keep = torch.arange(8) % 2 == 0
+    kept_means = a.means[keep]
+    removed = a.prune(keep)
+    assert removed == 4 and len(a) == 4 and torch.equal(a.means, kept_means)
     assert len(a.subset(torch.tensor([0, 1]))) == 2
     with pytest.raises(ValueError, match="colors"):
-        GaussianScene(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, 3), torch.zeros(2), torch.zeros(3, 3), torch.zeros(2, dtype=torch.int32))
+        GaussianScene(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, 3), torch.zeros(2), torch.zeros(3, 3))
 
 
 def test_save_is_atomic_on_failure(tmp_path, monkeypatch):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import numpy as np
 import pytest
@@ -17,9 +16,10 @@ from refine.synth import make_flight, make_world, render_views
 from refine.synth.acid import AcidClips, list_sequences, read_camera_file, write_sequence
 from refine.synth.render import RenderSettings, surface_height
 from refine.synth.splits import SPLITS, check_range, split_of
-from worldgen.camera import Camera
-from worldgen.io import UserInputError
-from worldgen.synth_cli import SynthConfig, main, parse_size
+from worldgen.core.camera import Camera
+from worldgen.core.io import UserInputError
+from worldgen.commands.synth import SynthConfig, main
+from worldgen.core.images import parse_size
 
 S = 64
 GRID = 128
@@ -255,7 +255,7 @@ def test_cli_writes_sequences_and_preview(tmp_path):
 @pytest.mark.parametrize("bad", ["abc", "64", "64x", "0x64", "64x-3"])
 def test_cli_rejects_bad_size(bad):
     with pytest.raises(UserInputError, match="size"):
-        parse_size(bad)
+        parse_size(bad, min_side=8)
 
 
 def test_cli_rejects_unwritable_out_and_split_mixing(tmp_path):
@@ -266,4 +266,6 @@ def test_cli_rejects_unwritable_out_and_split_mixing(tmp_path):
     with pytest.raises(UserInputError, match="eval"):
         main(SynthConfig(sequences=10, frames=1, size="16x16", seed=999_995, out=tmp_path / "o", device="cpu"))
     assert parse_size(" 384x256 ") == (384, 256)
-    assert math.isfinite(parse_size("16X8")[0])
+    assert parse_size("16X8", min_side=8) == (16, 8)
+    with pytest.raises(UserInputError, match="out of range"):
+        parse_size("16X8")  # the generators' smallest side is 16

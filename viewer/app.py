@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from viewer.splats import DISPLAY_BUDGET, FrustumPose, keep_fraction, splat_arrays, world_bounds
-from worldgen.scene import GaussianScene
+from worldgen.core.scene import GaussianScene
 
 
 def start_server(host: str = "127.0.0.1", port: int = 8080, label: str = "worldgen"):

@@ -15,10 +15,11 @@ import numpy as np
 
 from viewer.app import (FRUSTUM_LINE_PX, SplatDisplay, default_frustum_scale, path_frustum_scale, set_initial_view,
                         view_from_camera, view_of_bounds, world_bounds)
-from viewer.splats import DISPLAY_BUDGET, frustum_pose, thumbnail
-from worldgen.camera import Camera
-from worldgen.io import UserInputError
-from worldgen.scene import GaussianScene, SceneFileError
+from viewer.splats import DISPLAY_BUDGET, frustum_pose
+from worldgen.core.camera import Camera
+from worldgen.core.images import thumbnail
+from worldgen.core.io import UserInputError
+from worldgen.core.scene import GaussianScene, SceneFileError
 
 MAX_FRUSTUMS = 300
 """At most this many frustums are drawn for a path (evenly spaced frames; the first and last always)."""

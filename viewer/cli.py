@@ -1,19 +1,24 @@
 """`worldgen view` and `worldgen live`: the viser web viewer's subcommands.
 
-Light at import time (the `worldgen` CLI imports this module to build its parser): viser, torch
-work and the generators are imported inside the mains.
+The `worldgen` CLI imports this module to build its parser: viser and the viewer's own modules are
+imported inside the mains. LiveConfig nests the same photo and pipeline settings as `worldgen fly`
+(so `--preset` and `--config` work here too).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import tyro
-from typing_extensions import Annotated
 
-from worldgen.cli import Command
+from worldgen.commands import Command
+from worldgen.core.config import bad, check
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+
+_FLAT = tyro.conf.arg(name="")  # nested settings whose options carry no prefix
 
 DEFAULT_BUDGET = 2_000_000  # = viewer.splats.DISPLAY_BUDGET (not imported here: keeps this module light)
 
@@ -31,6 +36,10 @@ class ViewConfig:
     budget: int = DEFAULT_BUDGET
     """Most Gaussians sent to the browser; bigger worlds are shown decimated (the file is never changed)."""
 
+    def validate(self) -> None:
+        if self.budget <= 0:
+            raise bad("budget", "must be positive", self.budget)
+
 
 @dataclass(frozen=True)
 class LiveConfig:
@@ -38,20 +47,10 @@ class LiveConfig:
 
     image: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="IMAGE")]
     """Input photo (any size and aspect; RGB, RGBA or grayscale)."""
-    depth: str | None = None
-    """Depth or disparity map for the photo (.npy, .npz or 16-bit .png); default: the built-in landscape prior."""
-    depth_kind: Literal["depth", "disparity"] = "depth"
-    """What the --depth file holds: z-depth, or disparity (1/depth; 0 = sky)."""
-    camera: str | None = None
-    """JSON with the photo's intrinsics (fx, fy, cx, cy, width, height); overrides --fov."""
-    fov: float = 60.0
-    """Horizontal field of view of the photo, degrees."""
-    size: str = "auto"
-    """Working size WxH (the photo is centre-cropped to its aspect); auto: longer side 256."""
+    photo: Annotated[PhotoConfig, _FLAT] = field(default_factory=PhotoConfig)
+    """The photo's depth and intrinsics."""
     path: Literal["autopilot", "forward", "loop"] = "autopilot"
     """Camera path to start with (switchable in the panel; steering takes over as 'manual')."""
-    speed: float = 0.02
-    """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
     loop_frames: int = 120
     """Length of one loop (the loop path returns to where it started after this many frames)."""
     frames: int = 0
@@ -64,14 +63,28 @@ class LiveConfig:
     """Most Gaussians shown in the browser; above it the display is decimated (the exported world never is)."""
     paused: bool = False
     """Start paused (press play or step in the panel)."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """auto: cuda (gsplat renderer) when available, else cpu (pure-PyTorch renderer)."""
+    pipeline: Annotated[PipelineConfig, _FLAT] = field(default_factory=PipelineConfig)
+    """Working size, device, speed, refiner, and the generator's, refiners' and autopilot's settings."""
     out: str = "runs/live"
     """Where the export button writes world.ply and cameras.json."""
     host: str = "127.0.0.1"
     """Address to listen on (0.0.0.0 exposes the viewer to your network)."""
     port: int = 8080
     """Port to listen on (the next free one is taken if it is busy; the URL printed is the real one)."""
+
+    def validate(self) -> None:
+        if self.push_every < 1:
+            raise bad("push_every", "must be at least 1", self.push_every)
+        if self.budget < 1:
+            raise bad("budget", "must be positive", self.budget)
+        if self.frames < 0:
+            raise bad("frames", "must not be negative", self.frames)
+        if self.max_fps < 0:
+            raise bad("max_fps", "must not be negative", self.max_fps)
+        if self.loop_frames < 2:
+            raise bad("loop_frames", "must be at least 2", self.loop_frames)
+        if not (math.isfinite(self.pipeline.speed) and self.pipeline.speed > 0):
+            raise bad("speed", "must be a positive number", self.pipeline.speed)
 
 
 def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> None:
@@ -90,10 +103,7 @@ def view_main(cfg: ViewConfig) -> None:
     """Load the world (UserInputError for bad paths, before any server starts), serve it until Ctrl+C."""
     from viewer.app import server_url, start_server
     from viewer.browse import BrowseApp, load_world
-    from worldgen.io import UserInputError
-
-    if cfg.budget <= 0:
-        raise UserInputError(f"--budget must be positive, got {cfg.budget}")
+    check(cfg)
     world = load_world(cfg.world)
     server = start_server(cfg.host, cfg.port)
     try:

@@ -17,7 +17,6 @@ Poses follow worldgen's conventions: OpenCV camera axes, camera-to-world 4x4, wo
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -28,10 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldgen.camera import Camera, look_at
-from worldgen.frame import Frame
-from worldgen.io import UserInputError, atomic_write_text
-from worldgen.scene import GaussianScene
+from worldgen.core.camera import Camera, horizontal_basis, look_at, world_up, yaw_about_down
+from worldgen.core.config import check
+from worldgen.core.frame import Frame
+from worldgen.core.images import side_by_side, thumbnail
+from worldgen.core.io import UserInputError, save_cameras_json
+from worldgen.core.scene import GaussianScene
+from worldgen.pipeline.flight import Flight
+from worldgen.pipeline.paths import AutopilotConfig, make_path
 
 PATH_MODES = ("autopilot", "forward", "loop", "manual")
 """What drives the camera: a worldgen path from the current pose, or manual steering."""
@@ -73,18 +76,22 @@ class LiveEngine:
     """Both generators, one pilot. Thread-safe: `step`, `steer`, `set_mode`, `set_speed`, `export`
     and `snapshot` may be called from any thread (they serialise on `self.lock`).
 
+    The engine is the pilot of a `worldgen.pipeline.flight.Flight` of both generators (the persistent
+    one leads, so the autopilot reads its frames): `pose(t, prev)` gives the next pose.
+
     Args:
         frame0: the photo as frame 0 (rgb, depth, sky, camera at the origin pose), on the working device.
         persistent: a PersistentGenerator built from frame0.
         baseline: a PerFrameGenerator built from frame0.
-        scale: world length of one scene unit (`worldgen.fly.scene_scale(frame0)`).
+        scale: world length of one scene unit (`worldgen.pipeline.sources.scene_scale(frame0)`).
         mode: one of PATH_MODES to start with.
         speed: camera speed, scene units per frame.
         loop_frames: frames per loop in "loop" mode (>= 2).
+        autopilot: tuning of the autopilot (default AutopilotConfig()).
     """
 
     def __init__(self, frame0: Frame, persistent, baseline, scale: float, mode: str = "autopilot",
-                 speed: float = 0.02, loop_frames: int = 120):
+                 speed: float = 0.02, loop_frames: int = 120, autopilot: AutopilotConfig | None = None):
         if mode not in PATH_MODES:
             raise UserInputError(f"path mode must be one of {', '.join(PATH_MODES)}, got {mode!r}")
         if not (math.isfinite(speed) and speed > 0):
@@ -93,11 +100,15 @@ class LiveEngine:
             raise UserInputError(f"--loop-frames must be at least 2, got {loop_frames}")
         self.frame0, self.persistent, self.baseline = frame0, persistent, baseline
         self.scale, self.speed, self.loop_frames = float(scale), float(speed), int(loop_frames)
+        self.autopilot = autopilot or AutopilotConfig()
         self.lock = threading.RLock()
         self.t = 0
         self.cameras: list[Camera] = [frame0.camera.to("cpu")]
+        self._flight = Flight((persistent, baseline), self)
+        next(self._flight)  # step 0 is frame 0 itself
         self.last = LiveStep(0, frame0.camera, frame0, frame0, 0.0, len(persistent.scene))
         self._c2w = frame0.camera.c2w.detach().to("cpu", torch.float64)  # [4, 4] current pose
+        self._next_c2w = self._c2w
         self._pending = [0.0, 0.0, 0.0]  # queued manual turn (rad), pitch (rad), climb (scene units)
         self.mode = mode
         self._path, self._path_t0 = None, 0
@@ -106,26 +117,22 @@ class LiveEngine:
     @staticmethod
     def from_config(cfg) -> "LiveEngine":
         """Build frame 0 and both generators from a `viewer.cli.LiveConfig` (UserInputError for bad input)."""
-        from refine.classical import ClassicalRefiner
         from renderers import get_renderer
-        from worldgen.fly import FlyConfig, first_frame, resolve_device, scene_scale
-        from worldgen.generator import GeneratorConfig, PerFrameGenerator, PersistentGenerator
+        from worldgen.core.device import resolve_device
+        from worldgen.pipeline.generator import PerFrameGenerator, PersistentGenerator
+        from worldgen.pipeline.refiners import make_refiner
+        from worldgen.pipeline.sources import first_frame, scene_scale
 
-        if cfg.push_every < 1:
-            raise UserInputError(f"--push-every must be at least 1, got {cfg.push_every}")
-        if cfg.budget < 1:
-            raise UserInputError(f"--budget must be positive, got {cfg.budget}")
-        if cfg.frames < 0 or cfg.max_fps < 0:
-            raise UserInputError("--frames and --max-fps must not be negative")
-        fly = FlyConfig(image=cfg.image, depth=cfg.depth, depth_kind=cfg.depth_kind, camera=cfg.camera, fov=cfg.fov,
-                        size=cfg.size, speed=cfg.speed, device=cfg.device, progress=False)
-        device = resolve_device(cfg.device)
-        frame0 = first_frame(fly, device)
-        gcfg = GeneratorConfig()
-        persistent = PersistentGenerator(frame0, get_renderer(device.type), ClassicalRefiner(), gcfg)
-        baseline = PerFrameGenerator(frame0, get_renderer(device.type), ClassicalRefiner(), gcfg)
-        return LiveEngine(frame0, persistent, baseline, scene_scale(frame0), mode=cfg.path, speed=cfg.speed,
-                          loop_frames=cfg.loop_frames)
+        check(cfg)
+        p = cfg.pipeline
+        device = resolve_device(p.device)
+        frame0 = first_frame(cfg.image, cfg.photo, p.size, device, p.auto_side)
+        persistent = PersistentGenerator(frame0, get_renderer(device.type),
+                                         make_refiner(p.refiner, device, classical=p.classical_refiner), p.generator)
+        baseline = PerFrameGenerator(frame0, get_renderer(device.type),
+                                     make_refiner(p.refiner, device, classical=p.classical_refiner), p.generator)
+        return LiveEngine(frame0, persistent, baseline, scene_scale(frame0), mode=cfg.path, speed=p.speed,
+                          loop_frames=cfg.loop_frames, autopilot=p.autopilot)
 
     # ------------------------------------------------------------------ pilot
     def _start_camera(self) -> Camera:
@@ -133,15 +140,14 @@ class LiveEngine:
 
     def _new_path(self) -> None:
         """A fresh path of the current mode starting at the current pose (manual needs none)."""
-        from worldgen.paths import make_path
-
         self._path_t0 = self.t
         if self.mode == "manual":
             self._path = None
         elif self.mode == "loop":
             self._path = make_path("loop", self._start_camera(), self.scale, self.loop_frames, speed=self.speed)
         else:
-            self._path = make_path(self.mode, self._start_camera(), self.scale, ENDLESS, speed=self.speed)
+            self._path = make_path(self.mode, self._start_camera(), self.scale, ENDLESS, speed=self.speed,
+                                   autopilot=self.autopilot)
 
     def set_mode(self, mode: str) -> None:
         """Switch what drives the camera (one of PATH_MODES); the new path starts at the current pose."""
@@ -176,31 +182,28 @@ class LiveEngine:
         turn, pitch, climb = self._pending
         self._pending = [0.0, 0.0, 0.0]
         R, p = self._c2w[:3, :3], self._c2w[:3, 3]
-        up = torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)
-        z = R[:, 2]
-        elev = math.asin(max(-1.0, min(1.0, float(z @ up))))
-        heading = z - (z @ up) * up
-        if float(heading.norm()) < 1e-6:  # looking straight up/down: use the image's up as heading
-            heading = -R[:, 1] - (-R[:, 1] @ up) * up
-        heading = heading / heading.norm()
-        c, s = math.cos(turn), math.sin(turn)  # yaw about world down (+y): +z turns towards +x
-        heading = torch.stack([c * heading[0] + s * heading[2], heading[1], -s * heading[0] + c * heading[2]])
+        up = world_up(torch.float64)
+        elev = math.asin(max(-1.0, min(1.0, float(R[:, 2] @ up))))
+        heading = yaw_about_down(turn) @ horizontal_basis(R)[0]  # right turn > 0
         lim = math.radians(MAX_PITCH_DEG)
         elev = max(-lim, min(lim, elev + pitch))
         fwd = math.cos(elev) * heading + math.sin(elev) * up
         p = p + (climb * self.scale) * up + (self.speed * self.scale) * fwd
         return look_at(p, p + fwd, up)
 
-    def _next_pose(self) -> torch.Tensor:
-        """[4, 4] float64 camera-to-world for frame t + 1."""
+    def pose(self, t: int, prev: Frame | None = None) -> torch.Tensor:
+        """[4, 4] float64 camera-to-world for frame t = self.t + 1 (the Flight's pilot interface); `prev`
+        is the persistent generator's frame t - 1, which the autopilot steers from."""
         if self.mode == "manual":
-            return self._manual_pose()
-        k = self.t + 1 - self._path_t0
-        if k >= self._path.num_frames:  # a loop came home: fly it again from here
-            self._new_path()
-            k = 1
-        prev = self.last.persistent
-        return self._path.pose(k, prev).detach().to("cpu", torch.float64)
+            c2w = self._manual_pose()
+        else:
+            k = t - self._path_t0
+            if k >= self._path.num_frames:  # a loop came home: fly it again from here
+                self._new_path()
+                k = 1
+            c2w = self._path.pose(k, prev).detach().to("cpu", torch.float64)
+        self._next_c2w = c2w
+        return c2w
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
@@ -208,16 +211,12 @@ class LiveEngine:
         """Generate frame t + 1 with both generators at the same pose; returns it."""
         with self.lock:
             t0 = time.perf_counter()
-            c2w = self._next_pose()
-            if not bool(torch.isfinite(c2w).all()):
-                raise RuntimeError(f"the {self.mode} pilot produced a non-finite pose at frame {self.t + 1}")
-            camera = self.frame0.camera.with_pose(c2w.float().to(self.frame0.camera.device))
-            fp = self.persistent.step(camera)
-            fb = self.baseline.step(camera)
-            self.t += 1
-            self._c2w = c2w
-            self.cameras.append(camera.to("cpu"))
-            self.last = LiveStep(self.t, camera, fp, fb, time.perf_counter() - t0, len(self.persistent.scene))
+            step = next(self._flight)
+            self.t = step.t
+            self._c2w = self._next_c2w
+            self.cameras.append(step.camera.to("cpu"))
+            self.last = LiveStep(step.t, step.camera, step.frames[0], step.frames[1], time.perf_counter() - t0,
+                                 len(self.persistent.scene))
             return self.last
 
     def snapshot(self) -> GaussianScene:
@@ -235,26 +234,19 @@ class LiveEngine:
             cams = [c.to_dict() for c in self.cameras]
         ply = out / "world.ply"
         scene.save_ply(ply)
-        atomic_write_text(out / "cameras.json", json.dumps(
-            {"convention": "OpenCV axes, c2w camera-to-world, pixel centres at +0.5", "frames": cams}, indent=1))
+        save_cameras_json(out / "cameras.json", cams)
         return ply
-
-
-def side_by_side(left: torch.Tensor, right: torch.Tensor, gap: int = 4, min_width: int = 0) -> np.ndarray:
-    """uint8 [f*H, f*(2W + gap), 3]: two images [H, W, 3] (float in [0, 1]) side by side on a white gap,
-    enlarged by the smallest integer factor f >= 1 (nearest neighbour) that makes it >= min_width wide."""
-    a = (left.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    b = (right.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    sep = np.full((a.shape[0], gap, 3), 255, dtype=np.uint8)
-    out = np.concatenate([a, sep, b], axis=1)
-    f = max(1, math.ceil(min_width / out.shape[1]))
-    if f > 1:
-        out = out.repeat(f, axis=0).repeat(f, axis=1)
-    return np.ascontiguousarray(out)
 
 
 PANEL_IMAGE_WIDTH = 400
 """Small frames are enlarged (integer factor) to at least this width in the panel."""
+
+
+def panel_image(persistent: torch.Tensor, baseline: torch.Tensor, gap: int = 4) -> np.ndarray:
+    """uint8 [f*H, f*(2W + gap), 3]: the persistent and per-frame frames [H, W, 3] side by side on a white
+    gap, enlarged by the smallest integer factor f >= 1 that makes the image >= PANEL_IMAGE_WIDTH wide."""
+    f = max(1, math.ceil(PANEL_IMAGE_WIDTH / (2 * persistent.shape[1] + gap)))
+    return side_by_side([persistent, baseline], gap=gap, scale=f)
 
 
 class LiveApp:
@@ -306,8 +298,7 @@ class LiveApp:
         gui = self.server.gui
         gui.configure_theme(control_width="large")
         gui.add_markdown("**worldgen live** · persistent world vs per-frame baseline")
-        self.frames_image = gui.add_image(side_by_side(self.engine.frame0.rgb, self.engine.frame0.rgb,
-                                                       min_width=PANEL_IMAGE_WIDTH),
+        self.frames_image = gui.add_image(panel_image(self.engine.frame0.rgb, self.engine.frame0.rgb),
                                           label="left: persistent · right: per-frame", format="png")
         self.stats = gui.add_markdown("")
         with gui.add_folder("Flight"):
@@ -459,16 +450,16 @@ class LiveApp:
 
     def _publish(self, step: LiveStep, push: bool) -> None:
         from viewer.app import FRUSTUM_LINE_PX
-        from viewer.splats import frustum_pose, thumbnail
+        from viewer.splats import frustum_pose
 
-        self.frames_image.image = side_by_side(step.persistent.rgb, step.baseline.rgb, min_width=PANEL_IMAGE_WIDTH)
+        self.frames_image.image = panel_image(step.persistent.rgb, step.baseline.rgb)
         pose = frustum_pose(step.camera.to("cpu"))
         if self._frustums:
             self._frustums[-1].color = (70, 70, 70)
         self._frustums.append(self.server.scene.add_camera_frustum(
             f"/path/frame_{step.t:05d}", fov=pose.fov, aspect=pose.aspect, scale=self.frustum_scale,
             thickness=FRUSTUM_LINE_PX, thickness_units="screen", color=(255, 120, 0),
-            image=thumbnail(step.persistent.rgb.detach().cpu().numpy(), 48), wxyz=pose.wxyz, position=pose.position))
+            image=thumbnail(step.persistent.rgb, 48), wxyz=pose.wxyz, position=pose.position))
         if push or not self.playing:
             self.display.sync(self.engine.persistent.scene)
         self.stats.content = self._stats_text()

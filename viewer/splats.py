@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldgen.camera import Camera, quat_to_rotmat, rotmat_to_quat
-from worldgen.scene import GaussianScene
+from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
+from worldgen.core.scene import GaussianScene
 
 DISPLAY_BUDGET = 2_000_000
 """Default most Gaussians sent to a browser; bigger worlds are shown decimated (never saved so)."""
@@ -122,20 +122,6 @@ def frustum_pose(camera: Camera) -> FrustumPose:
     fov = 2.0 * math.atan(camera.height / (2.0 * camera.fy))
     wxyz = rotmat_to_quat(c2w[:3, :3]).numpy()
     return FrustumPose(fov=fov, aspect=camera.width / camera.height, wxyz=wxyz, position=c2w[:3, 3].numpy().copy())
-
-
-def thumbnail(rgb: np.ndarray, max_side: int = 64) -> np.ndarray:
-    """uint8 [h, w, 3] copy of an image [H, W, 3] (uint8, or float in [0, 1]) whose longer side is <= max_side."""
-    if rgb.dtype != np.uint8:
-        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    H, W = rgb.shape[:2]
-    s = max(H, W) / max_side
-    if s <= 1.0:
-        return np.ascontiguousarray(rgb)
-    from PIL import Image
-
-    w, h = max(1, round(W / s)), max(1, round(H / s))
-    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
 
 
 def world_bounds(scene: GaussianScene, lo: float = 0.02, hi: float = 0.98) -> tuple[np.ndarray, np.ndarray]:

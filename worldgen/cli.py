@@ -1,63 +1,139 @@
 """The `worldgen` command line: one subcommand per job, each a config dataclass run by its `main`.
 
-Commands are discovered through the entry-point group `worldgen.commands` (see pyproject.toml),
-so packages that `worldgen` must not import (the viewer) still add subcommands. Each entry point
-names a `Command`. Bad input (a UserInputError anywhere) prints one line, `worldgen: error: ...`,
-and exits with status 2.
+Commands are discovered through the entry-point group `worldgen.commands` (see pyproject.toml), so
+packages above worldgen (the viewer) add subcommands without worldgen importing them. Each entry
+point names a `worldgen.commands.Command`. Only the command asked for is imported; one whose entry
+point fails to import is reported in one line naming it (and listed as unavailable in `worldgen --help`).
+
+Every command also takes two options that pick where its settings start from (then the other options
+override them):
+    --preset NAME   a named preset from configs/ (e.g. `worldgen fly --preset cpu-fast IMAGE`);
+    --config FILE   a config.json a run wrote (the whole resolved tree): replays that run.
+Bad input (a UserInputError anywhere, bad config values included) prints one line,
+`worldgen: error: ...`, and exits with status 2.
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 import sys
-from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
-from worldgen.io import UserInputError
+from worldgen.core.io import UserInputError
 
+BUILTIN = {**{name: f"worldgen.commands.{name}:COMMAND" for name in ("fly", "compare", "bench", "synth", "train")},
+           "train-depth": "worldgen.commands.train:DEPTH"}
+"""worldgen's own commands, used when the package metadata (and so its entry points) is not installed."""
 
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: its config dataclass (tyro builds the options from it) and its `main(config)`."""
-
-    config: type
-    main: Callable[[Any], None]
-
-
-# Used when the package metadata is not installed (e.g. a bare PYTHONPATH checkout); the viewer's
-# commands need the entry points, since worldgen never names viewer modules itself.
-BUILTIN = {name: f"worldgen.{mod}:COMMAND" for name, mod in
-           {"fly": "fly", "synth": "synth_cli", "compare": "compare", "bench": "bench"}.items()}
+BASE_OPTIONS = ("Settings start from the defaults, from a named preset (--preset NAME; --preset '?' lists them) "
+                "or from a run's config.json (--config FILE: replays that run); the options below override them.")
 
 
-def commands() -> dict[str, Command]:
-    """Subcommand name -> Command, from the `worldgen.commands` entry points."""
-    import importlib
+class CommandUnavailable(Exception):
+    """A command's entry point could not be imported (the message names the command and why)."""
 
-    found = {ep.name: ep.value for ep in entry_points(group="worldgen.commands")} or dict(BUILTIN)
-    out = {}
-    for name, target in sorted(found.items()):
-        module, attr = target.split(":")
-        try:
-            out[name] = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:  # a command whose optional dependencies are missing
-            if os.environ.get("WORLDGEN_DEBUG"):
-                print(f"worldgen: note: command {name!r} unavailable ({e})", file=sys.stderr)
-    return out
+
+def command_targets() -> dict[str, str]:
+    """Subcommand name -> "module:attribute" of its Command, from the `worldgen.commands` entry points."""
+    found = {ep.name: ep.value for ep in entry_points(group="worldgen.commands")}
+    if not found:
+        print("worldgen: note: package metadata not installed; only worldgen's own commands are available "
+              "(`pip install -e .` adds the viewer's)", file=sys.stderr)
+        return dict(BUILTIN)
+    return found
+
+
+def load_command(name: str, target: str):
+    """Import the Command behind entry point `target`; CommandUnavailable (one line) if that fails."""
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except Exception as e:  # ImportError of an optional dependency, or a broken module: say which and why
+        raise CommandUnavailable(f"command {name!r} is unavailable: importing {target} failed "
+                                 f"({type(e).__name__}: {e})".replace("\n", " ")) from None
+
+
+def _take_option(args: list[str], flag: str) -> tuple[list[str], str | None]:
+    """(args without `flag VALUE` / `flag=VALUE`, VALUE or None); UserInputError if given twice or bare."""
+    rest, value = [], None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == flag or a.startswith(flag + "="):
+            if value is not None:
+                raise UserInputError(f"{flag} given twice")
+            if a == flag:
+                if i + 1 >= len(args):
+                    raise UserInputError(f"{flag} needs a value")
+                value, i = args[i + 1], i + 2
+            else:
+                value, i = a.split("=", 1)[1], i + 1
+            continue
+        rest.append(a)
+        i += 1
+    return rest, value
+
+
+def starting_config(cls: type, preset: str | None, config_file: str | None) -> Any:
+    """The config the options override: `cls`'s defaults with a preset in place, or a saved config file
+    (required fields the defaults lack are `tyro.MISSING`)."""
+    import dataclasses
+
+    import tyro
+
+    from configs import apply_preset, load_config_file
+
+    if preset is not None and config_file is not None:
+        raise UserInputError("give --preset or --config, not both (a config file already holds a whole tree)")
+    if config_file is not None:
+        return load_config_file(cls, config_file)
+    required = {f.name: tyro.MISSING for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    base = cls(**required)
+    return base if preset is None else apply_preset(cls, preset, base)
 
 
 def entrypoint(argv: list[str] | None = None) -> None:
     """Console-script entry point (`worldgen ...`)."""
     import tyro
 
-    cmds = commands()
-    cfg = tyro.extras.subcommand_cli_from_dict(
-        {name: c.config for name, c in cmds.items()}, args=argv,
-        description="worldgen: one landscape photo -> an endless 3D flythrough that keeps its world.")
-    main = next(c.main for c in cmds.values() if type(cfg) is c.config)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    targets = command_targets()
     try:
-        main(cfg)
+        if argv and argv[0] in targets:
+            name = argv[0]
+            cmd = load_command(name, targets[name])
+            rest, preset = _take_option(argv[1:], "--preset")
+            rest, config_file = _take_option(rest, "--config")
+            if preset == "?":
+                from configs import presets_for
+
+                table = presets_for(cmd.config)
+                for n, p in table.items():
+                    print(f"{n:<14} {p.description}")
+                if not table:
+                    print(f"(no presets for worldgen {name})")
+                return
+            start = starting_config(cmd.config, preset, config_file)
+            description = f"{(cmd.config.__doc__ or '').strip()}\n\n{BASE_OPTIONS}"
+            cfg = tyro.cli(cmd.config, args=rest, default=start, prog=f"worldgen {name}", description=description)
+            cmd.main(cfg)
+            return
+        cmds = {}
+        for name, target in sorted(targets.items()):
+            try:
+                cmds[name] = load_command(name, target)
+            except CommandUnavailable as e:
+                print(f"worldgen: note: {e}", file=sys.stderr)
+        tyro.extras.subcommand_cli_from_dict(  # help, or a one-box error for an unknown command
+            {name: c.config for name, c in cmds.items()}, args=argv,
+            description="worldgen: one landscape photo -> an endless 3D flythrough that keeps its world.\n\n"
+                        + BASE_OPTIONS)
+        raise UserInputError(f"unknown command {argv[0]!r}" if argv else "no command given")
+    except CommandUnavailable as e:
+        print(f"worldgen: error: {e}", file=sys.stderr)
+        sys.exit(2)
     except UserInputError as e:
         print(f"worldgen: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -7,7 +7,7 @@ Modules:
     acid     -- the ACID / RealEstate10K camera-file layout, writer and the one training loader.
     splits   -- fixed seed ranges: evaluation seeds are never used for training.
 
-Conventions are worldgen's (worldgen/camera.py): OpenCV camera axes, world up = -y, camera-to-world
+Conventions are worldgen's (worldgen/core/camera.py): OpenCV camera axes, world up = -y, camera-to-world
 poses, pixel intrinsics with pixel centres at +0.5, float32 z-depth with sky = +inf.
 """
 

@@ -36,9 +36,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from worldgen.camera import Camera
-from worldgen.frame import Frame
-from worldgen.io import UserInputError, atomic_write, atomic_write_text
+from worldgen.core.camera import Camera
+from worldgen.core.frame import Frame
+from worldgen.core.images import to_uint8
+from worldgen.core.io import UserInputError, atomic_write, atomic_write_text
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _png_bytes(arr: np.ndarray) -> bytes:
 
 def write_frame_files(seq_dir: Path, timestamp: int, rgb: Tensor, depth: Tensor | None, sky: Tensor | None) -> None:
     """Write one frame: rgb [H, W, 3] in [0, 1]; depth [H, W] float32 (inf = sky); sky [H, W] bool."""
-    img = (rgb.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    img = to_uint8(rgb)
     with atomic_write(seq_dir / f"{timestamp}.png") as f:
         f.write(_png_bytes(img))
     if depth is not None:

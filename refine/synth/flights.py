@@ -5,7 +5,7 @@ terrain ahead (a forward-looking maximum of the surface under a disc around the 
 plus a seeded clearance, and is finally clamped so the camera always stays at least
 `min_clearance` above every surface point (ground, tree crowns or water) within `radius` of it.
 
-Conventions: worldgen/camera.py -- c2w poses with OpenCV axes, world up = -y (altitude = -y).
+Conventions: worldgen/core/camera.py -- c2w poses with OpenCV axes, world up = -y (altitude = -y).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from refine.synth.render import surface_height
 from refine.synth.terrain import World
-from worldgen.camera import Camera
+from worldgen.core.camera import Camera
 
 
 @dataclass

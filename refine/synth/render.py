@@ -15,7 +15,7 @@ soft ray-marched shadows and cloud shadows, sky ambient, water with Fresnel, ref
 and terrain (a second march), depth-tinted shallows and foam, aerial perspective (height fog plus
 chromatic thin air, tinted by the sky), sky with gradient, sun and a cloud layer; ACES tone map.
 
-Conventions: worldgen/camera.py (OpenCV axes, c2w, pixel centres at +0.5, world up = -y).
+Conventions: worldgen/core/camera.py (OpenCV axes, c2w, pixel centres at +0.5, world up = -y).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from refine.synth.terrain import World
-from worldgen.camera import Camera
-from worldgen.frame import Frame
+from worldgen.core.camera import Camera
+from worldgen.core.frame import Frame
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ ray-marches it. Everything random comes from the seed (Python `random.Random` fo
 `torch.Generator` for grids), so one seed gives the same world bit for bit, on any device the grids
 are later moved to.
 
-World conventions (worldgen's, see worldgen/camera.py): x and z span the ground plane, world up is
+World conventions (worldgen's, see worldgen/core/camera.py): x and z span the ground plane, world up is
 -y, so a point of height h (metres above the water level) has y = -h. Water, where a world has
 any, is the plane h = 0. All grids are periodic (the world tiles seamlessly), texel (i, j) of a
 grid with cell size c has its centre at (x, z) = (j * c, i * c).

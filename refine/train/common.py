@@ -137,7 +137,7 @@ def compact_state(state: dict) -> dict:
 def save_png(path: Path, img) -> None:
     from PIL import Image
 
-    from worldgen.io import atomic_write
+    from worldgen.core.io import atomic_write
 
     with atomic_write(path) as f:
         Image.fromarray(img).save(f, format="PNG")
@@ -145,7 +145,7 @@ def save_png(path: Path, img) -> None:
 
 def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ...]) -> None:
     """loss.png (the logged terms `keys`) and, when logged, psnr.png (learned and classical refiner vs truth)."""
-    from worldgen.compare import Series, line_plot
+    from worldgen.core.plots import Series, line_plot
 
     if not history:
         return

@@ -269,7 +269,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     params = list(net.parameters())
 
     def save(path: Path, step: int, compact: bool) -> None:
-        from worldgen.io import atomic_write
+        from worldgen.core.io import atomic_write
 
         # compact (the copy that travels): float16 weights and no optimiser state (a resumed run
         # starts new Adam moments); full: everything, bit-exact resumption.
@@ -349,7 +349,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     if dd.main:
         save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo"))
-        from worldgen.io import atomic_write_text
+        from worldgen.core.io import atomic_write_text
 
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
     return summary

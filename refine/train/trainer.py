@@ -50,7 +50,7 @@ def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: Fligh
                     elapsed: float, compact: bool = False) -> None:
     """Write the training state atomically. `compact`: optimiser moments in bfloat16 (the copy that
     travels and is committed; resuming from it is close to, not bit-for-bit, the uninterrupted run)."""
-    from worldgen.io import atomic_write
+    from worldgen.core.io import atomic_write
 
     og, od = opt_g.state_dict(), opt_d.state_dict()
     blob = {"format": CKPT_FORMAT, "step": step, "refiner": _weights_blob(net, cfg), "disc": disc.state_dict(),
@@ -248,7 +248,7 @@ def train(cfg: TrainConfig) -> dict:
         save_weights(out / "refiner.pt", net, cfg.refiner, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "refiner training losses",
                      ("rgb", "laplacian", "disparity", "net_disparity", "sky", "feature_matching"))
-        from worldgen.io import atomic_write_text
+        from worldgen.core.io import atomic_write_text
 
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
     if dd.world > 1:

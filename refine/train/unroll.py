@@ -21,9 +21,9 @@ from torch import Tensor
 
 from refine.learned import Composed, LearnedRefinerConfig, ViewBatch, compose, view_inputs
 from refine.train.data import ClipBatch
-from worldgen.camera import Camera
-from worldgen.frame import Frame
-from worldgen.generator import GeneratorConfig, make_generator
+from worldgen.core.camera import Camera
+from worldgen.core.frame import Frame
+from worldgen.pipeline.generator import GeneratorConfig, make_generator
 
 
 @dataclass

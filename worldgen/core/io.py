@@ -1,8 +1,10 @@
-"""File helpers: atomic writes, and the one error type the CLI turns into a one-line message."""
+"""File helpers: atomic writes, JSON, camera files, and the one error type the CLI turns into a one-line message."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -64,3 +66,33 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     except OSError as e:
         raise UserInputError(f"output directory {path} is not writable: {e.strerror or e}") from None
     return path
+
+
+def json_ready(x):
+    """A copy of `x` that `json.dumps` writes as strict JSON: floats rounded to 6 places, inf/-inf as
+    "inf"/"-inf", nan as null, tensors and numpy values as lists and numbers, tuples as lists, paths
+    as strings (recursively)."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return round(x, 6)
+    if isinstance(x, dict):
+        return {str(k): json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    if hasattr(x, "tolist"):  # torch tensors, numpy arrays and scalars
+        return json_ready(x.tolist())
+    return x
+
+
+CAMERAS_CONVENTION = "OpenCV axes, c2w camera-to-world, pixel centres at +0.5"
+
+
+def save_cameras_json(path: str | os.PathLike, cameras: list[dict]) -> None:
+    """Write a camera path, atomically: `{"convention": ..., "frames": cameras}` with one
+    `Camera.to_dict()` (width, height, fx, fy, cx, cy, c2w) per frame (what `worldgen view` reads)."""
+    atomic_write_text(path, json.dumps({"convention": CAMERAS_CONVENTION, "frames": cameras}, indent=1))

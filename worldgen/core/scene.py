@@ -34,7 +34,6 @@ class GaussianScene:
         log_scales: [N, 3] natural-log standard deviations along the rotated axes.
         opacity_logits: [N] logit of opacity.
         colors: [N, 3] RGB in [0, 1].
-        birth: [N] int32, index of the frame that created each Gaussian (-1: unknown / loaded).
     """
 
     means: Tensor
@@ -42,19 +41,18 @@ class GaussianScene:
     log_scales: Tensor
     opacity_logits: Tensor
     colors: Tensor
-    birth: Tensor
 
     # ------------------------------------------------------------------ construction
     @staticmethod
     def empty(device: torch.device | str = "cpu") -> "GaussianScene":
         z = lambda *s: torch.zeros(*s, dtype=torch.float32, device=device)  # noqa: E731
-        return GaussianScene(z(0, 3), z(0, 4), z(0, 3), z(0), z(0, 3), torch.zeros(0, dtype=torch.int32, device=device))
+        return GaussianScene(z(0, 3), z(0, 4), z(0, 3), z(0), z(0, 3))
 
     def __post_init__(self) -> None:
         n = self.means.shape[0]
         shapes = {
             "means": (n, 3), "quats": (n, 4), "log_scales": (n, 3),
-            "opacity_logits": (n,), "colors": (n, 3), "birth": (n,),
+            "opacity_logits": (n,), "colors": (n, 3),
         }
         for name, shape in shapes.items():
             got = tuple(getattr(self, name).shape)
@@ -119,7 +117,7 @@ class GaussianScene:
         data[:, 13:17] = self.unit_quats().detach().cpu().numpy()
         header = "ply\nformat binary_little_endian 1.0\ncomment worldgen Gaussian scene\n"
         header += f"element vertex {n}\n" + "".join(f"property float {p}\n" for p in names) + "end_header\n"
-        from worldgen.io import atomic_write
+        from worldgen.core.io import atomic_write
 
         with atomic_write(path) as f:
             f.write(header.encode("ascii"))
@@ -152,8 +150,7 @@ class GaussianScene:
         opac = col("opacity")[:, 0]
         log_scales = col("scale_0", "scale_1", "scale_2")
         quats = col("rot_0", "rot_1", "rot_2", "rot_3")
-        n = means.shape[0]
-        scene = GaussianScene(means, quats, log_scales, opac, colors, torch.full((n,), -1, dtype=torch.int32))
+        scene = GaussianScene(means, quats, log_scales, opac, colors)
         if not all(torch.isfinite(t).all() for t in (means, colors, opac, log_scales, quats)):
             finite = torch.isfinite(torch.cat([means, colors, opac[:, None], log_scales, quats], 1)).all(1)
             scene.prune(finite)

@@ -128,6 +128,11 @@ class Camera:
         d = self.rays_cam() @ self.rotation.T
         return d / d.norm(dim=-1, keepdim=True)
 
+    def ray_elevation_deg(self) -> Tensor:
+        """[H, W] elevation of each pixel's ray in degrees above the horizontal (world up is -y)."""
+        d = self.rays_world()
+        return torch.rad2deg(torch.asin((-d[..., 1]).clamp(-1, 1)))
+
     def unproject(self, depth: Tensor) -> Tensor:
         """World points [H, W, 3] of a z-depth map [H, W] (inf depth gives inf/nan points: mask first)."""
         if tuple(depth.shape) != (self.height, self.width):
@@ -180,24 +185,78 @@ def rigid_inverse(T: Tensor) -> Tensor:
     return out
 
 
-def look_at(position: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
-    """Camera-to-world [4, 4] at `position` [3] looking at `target` [3], OpenCV axes.
+def world_up(dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
+    """[3] the world up direction, -y (worldgen's convention)."""
+    return torch.tensor([0.0, -1.0, 0.0], dtype=dtype, device=device)
 
-    `up` is the world up direction (default -y, worldgen's convention); the camera's +y (down) axis
-    is made as close as possible to -up.
+
+def world_down(dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
+    """[3] the world down direction, +y."""
+    return torch.tensor([0.0, 1.0, 0.0], dtype=dtype, device=device)
+
+
+def look_rotation(forward: Tensor, up: Tensor | None = None) -> Tensor | None:
+    """[3, 3] roll-free camera-to-world rotation (OpenCV axes) whose +z is `forward` [3]; None if forward ~ 0.
+
+    The camera's x axis (right) is horizontal, `down x forward` with down = -up (`up` defaults to
+    world up, -y); looking straight along `up` there is no horizontal right, and world +x is used.
+    Columns are the camera's x (right), y (down), z (forward) axes in world coordinates.
     """
-    if up is None:
-        up = torch.tensor([0.0, -1.0, 0.0], dtype=position.dtype, device=position.device)
-    z = target - position
-    z = z / z.norm().clamp_min(1e-12)
-    x = torch.linalg.cross(-up, z)  # right = down x forward
-    if x.norm() < 1e-6:  # looking straight up or down: pick any right vector
-        x = torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0], dtype=z.dtype, device=z.device), z)
+    n = forward.norm()
+    if n < 1e-12:
+        return None
+    down = world_down(forward.dtype, forward.device) if up is None else -up
+    z = forward / n
+    x = torch.linalg.cross(down, z)  # right = down x forward
+    if x.norm() < 1e-6:  # straight up or down: any horizontal right axis
+        x = torch.tensor([1.0, 0.0, 0.0], dtype=z.dtype, device=z.device)
     x = x / x.norm()
     y = torch.linalg.cross(z, x)
+    return torch.stack([x, y, z], dim=1)
+
+
+def look_at(position: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
+    """Camera-to-world [4, 4] at `position` [3] looking at `target` [3], OpenCV axes, no roll.
+
+    `up` is the world up direction (default -y, worldgen's convention); the camera's +y (down) axis
+    is made as close as possible to -up (see `look_rotation`). `target` must differ from `position`.
+    """
+    R = look_rotation(target - position, up)
+    if R is None:
+        raise ValueError("look_at: target must differ from position")
     c2w = torch.eye(4, dtype=position.dtype, device=position.device)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, y, z, position
+    c2w[:3, :3], c2w[:3, 3] = R, position
     return c2w
+
+
+def pose_matrix(R: Tensor, position: Tensor) -> Tensor:
+    """[4, 4] camera-to-world of a rotation [3, 3] and a position [3] (dtype and device of R)."""
+    T = torch.eye(4, dtype=R.dtype, device=R.device)
+    T[:3, :3] = R
+    T[:3, 3] = position
+    return T
+
+
+def horizontal_basis(R: Tensor) -> tuple[Tensor, Tensor]:
+    """Horizontal forward and right unit vectors [3] of a camera-to-world rotation R [3, 3].
+
+    Forward is the camera's +z projected onto the ground plane (perpendicular to world up); right is
+    down x forward, so (right, down, forward) is a right-handed OpenCV frame. A camera looking straight
+    up or down falls back to its -y (up in the image) as forward.
+    """
+    up = world_up(R.dtype, R.device)
+    f = R[:, 2] - (R[:, 2] @ up) * up
+    if f.norm() < 1e-6:
+        f = -R[:, 1] - (-R[:, 1] @ up) * up
+    f = f / f.norm()
+    r = torch.linalg.cross(world_down(R.dtype, R.device), f)
+    return f, r / r.norm()
+
+
+def yaw_about_down(angle: float, dtype: torch.dtype = torch.float64) -> Tensor:
+    """[3, 3] rotation by `angle` radians about world down (+y): positive turns +z towards +x (a right turn)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=dtype)
 
 
 def quat_to_rotmat(q: Tensor) -> Tensor:
@@ -233,3 +292,50 @@ def rotmat_to_quat(R: Tensor) -> Tensor:
     q = torch.gather(cands, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
     q = q / q.norm(dim=-1, keepdim=True)
     return torch.where(q[..., :1] < 0, -q, q)
+
+
+
+def quat_multiply(p: Tensor, q: Tensor) -> Tensor:
+    """Hamilton product p q of quaternions [..., 4] (wxyz)."""
+    pw, px, py, pz = p.unbind(-1)
+    qw, qx, qy, qz = q.unbind(-1)
+    return torch.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        -1,
+    )
+
+
+def quat_conjugate(q: Tensor) -> Tensor:
+    """Conjugate (the inverse, for unit quaternions) of quaternions [..., 4] (wxyz)."""
+    return q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=q.dtype, device=q.device)
+
+
+def quat_log(q: Tensor) -> Tensor:
+    """Rotation vector [3] (axis * angle / 2, i.e. the quaternion log) of a unit quaternion [4] (wxyz)."""
+    if q[0] < 0:
+        q = -q
+    v = q[1:]
+    n = v.norm()
+    if n < 1e-12:
+        return v.clone()
+    return v / n * torch.atan2(n, q[0])
+
+
+def quat_exp(v: Tensor) -> Tensor:
+    """Unit quaternion [4] (wxyz) of a pure quaternion [3] (the inverse of `quat_log`)."""
+    n = v.norm()
+    if n < 1e-12:
+        return torch.cat([torch.ones(1, dtype=v.dtype, device=v.device), v])
+    return torch.cat([torch.cos(n).reshape(1), torch.sin(n) * v / n])
+
+
+def quat_slerp(p: Tensor, q: Tensor, u: float) -> Tensor:
+    """Shortest-arc spherical interpolation of unit quaternions [4] (wxyz); u in [0, 1]."""
+    if (p * q).sum() < 0:
+        q = -q
+    return quat_multiply(p, quat_exp(u * quat_log(quat_multiply(quat_conjugate(p), q))))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from worldgen.camera import Camera
+from worldgen.core.camera import Camera
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Depth (and sky) for the first frame: the `DepthEstimator` interface and its backends.
+"""Depth (and sky) for the first frame: the backends of `worldgen.core.interfaces.DepthEstimator`.
 
 Every backend maps an RGB image [H, W, 3] in [0, 1] plus its Camera to
 `(depth [H, W] float32 z-depth with +inf sky, sky [H, W] bool)`.
@@ -14,22 +14,15 @@ Backends:
 from __future__ import annotations
 
 import math
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldgen.camera import Camera
-from worldgen.fill import fill_far
-from worldgen.images import center_crop_resize, load_depth_file
-from worldgen.io import UserInputError
-
-
-class DepthEstimator(Protocol):
-    def __call__(self, rgb: Tensor, camera: Camera) -> tuple[Tensor, Tensor]:
-        """rgb [H, W, 3] in [0, 1] -> (depth [H, W] float32, +inf for sky; sky [H, W] bool)."""
-        ...
+from worldgen.core.camera import Camera
+from worldgen.core.fill import fill_far
+from worldgen.core.images import center_crop_resize, load_depth_file
+from worldgen.core.io import UserInputError
 
 
 def detect_sky(rgb: Tensor, max_row_frac: float = 0.75) -> Tensor:

@@ -1,7 +1,7 @@
 """Image and consistency metrics of generated flights.
 
 Images are float [H, W, 3] in [0, 1]; masks are bool [H, W]. Camera conventions are worldgen's
-(worldgen/camera.py): OpenCV axes, camera-to-world poses, pixel centres at +0.5, z-depth with sky = +inf.
+(worldgen/core/camera.py): OpenCV axes, camera-to-world poses, pixel centres at +0.5, z-depth with sky = +inf.
 
 - `psnr`, `ssim`, `mae`: the usual per-image scores (PSNR is +inf for identical images).
 - `reproject`, `flicker`: temporal consistency. Frame t-1 is forward-warped into frame t's camera with
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldgen.camera import Camera
+from worldgen.core.camera import Camera
 
 PSNR_CAP_DB = 60.0
 """PSNR values are capped here before averaging (identical frames have infinite PSNR)."""

@@ -17,13 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldgen.camera import Camera, quat_to_rotmat, rotmat_to_quat
-from worldgen.frame import Frame
-from worldgen.scene import GaussianScene, inverse_sigmoid
+from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
+from worldgen.core.config import bad
+from worldgen.core.frame import Frame
+from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 
 @dataclass(frozen=True)
 class LiftConfig:
+    """How refined pixels become Gaussians (worldgen/pipeline/lift.py)."""
+
     sigma_px: float = 0.45
     """Standard deviation of a new Gaussian, in pixels of the frame it is lifted from (with the
     renderer's eps2d = 0.1 px^2, neighbours overlap enough to leave no gaps, little enough to keep
@@ -42,6 +45,19 @@ class LiftConfig:
     """Size factor for Gaussians on depth discontinuities."""
     max_stretch: float = 4.0
     """Largest in-plane size of a surface-aligned Gaussian, in fronto-parallel pixel sizes (grazing views)."""
+
+    def validate(self) -> None:
+        for name in ("sigma_px", "flatness", "detail_px", "edge_shrink"):
+            if not getattr(self, name) > 0:
+                raise bad(name, "must be positive", getattr(self, name))
+        if not 0 < self.opacity < 1:
+            raise bad("opacity", "must be between 0 and 1 (exclusive)", self.opacity)
+        if not 0 <= self.hole_alpha <= 1:
+            raise bad("hole_alpha", "must be in [0, 1]", self.hole_alpha)
+        if not self.edge_ratio > 1:
+            raise bad("edge_ratio", "must be greater than 1", self.edge_ratio)
+        if not self.max_stretch >= 1:
+            raise bad("max_stretch", "must be at least 1", self.max_stretch)
 
 
 def footprint_px(scene: GaussianScene, camera: Camera) -> Tensor:
@@ -109,7 +125,7 @@ def _surface_steps(points: Tensor, depth: Tensor, edges: Tensor) -> tuple[Tensor
     return pick(fx, bx, zfx, zbx), pick(fy, by, zfy, zby)
 
 
-def lift(frame: Frame, mask: Tensor, birth: int, cfg: LiftConfig) -> GaussianScene:
+def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
     """New Gaussians [M = mask.sum()] for the pixels of `frame` selected by `mask` [H, W] bool.
 
     Each Gaussian lies on the local surface (normal from the depth map's neighbours on the same
@@ -158,5 +174,4 @@ def lift(frame: Frame, mask: Tensor, birth: int, cfg: LiftConfig) -> GaussianSce
         log_scales=log_scales,
         opacity_logits=torch.full((m,), float(inverse_sigmoid(cfg.opacity)), device=pts.device),
         colors=frame.rgb[mask].contiguous(),
-        birth=torch.full((m,), birth, dtype=torch.int32, device=pts.device),
     )

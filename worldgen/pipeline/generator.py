@@ -18,17 +18,19 @@ from dataclasses import dataclass, field
 
 import torch
 
-from refine.base import Refiner
-from renderers.base import Renderer
-from worldgen.camera import Camera
-from worldgen.frame import Frame, RenderedView
-from worldgen.lift import LiftConfig, footprint_px, lift, lift_mask
-from worldgen.scene import GaussianScene
-from worldgen.sky import SkyDome
+from worldgen.core.camera import Camera
+from worldgen.core.config import bad
+from worldgen.core.frame import Frame, RenderedView
+from worldgen.core.interfaces import Refiner, Renderer
+from worldgen.core.scene import GaussianScene
+from worldgen.pipeline.lift import LiftConfig, footprint_px, lift, lift_mask
+from worldgen.pipeline.sky import SkyDome
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    """How the generators render, lift and remember (worldgen/pipeline/generator.py)."""
+
     lift: LiftConfig = field(default_factory=LiftConfig)
     """How refined pixels become Gaussians."""
     fit_iters_first: int = 3
@@ -43,14 +45,22 @@ class GeneratorConfig:
     sky_write_alpha: float = 0.05
     """Sky pixels whose scene alpha is below this are written into the sky dome."""
 
+    def validate(self) -> None:
+        for name in ("fit_iters_first", "fit_iters"):
+            if not getattr(self, name) >= 0:
+                raise bad(name, "must not be negative", getattr(self, name))
+        if not self.eps2d >= 0:
+            raise bad("eps2d", "must not be negative", self.eps2d)
+        if not 0 <= self.sky_write_alpha <= 1:
+            raise bad("sky_write_alpha", "must be in [0, 1]", self.sky_write_alpha)
+
 
 def horizon_elevation_deg(frame: Frame) -> float:
     """World elevation (degrees) below which uncovered pixels are not taken for sky: the median over
     image columns of the lowest sky pixel's elevation in `frame` (90 when it has no sky)."""
     if not frame.sky.any():
         return 90.0
-    dirs = frame.camera.rays_world()
-    elev = torch.rad2deg(torch.asin((-dirs[..., 1]).clamp(-1, 1)))
+    elev = frame.camera.ray_elevation_deg()
     low = torch.where(frame.sky, elev, torch.full_like(elev, math.inf)).amin(0)
     low = low[torch.isfinite(low)]
     return float(low.median()) - 1.0
@@ -84,6 +94,10 @@ class _Timer:
 class Generator:
     """Shared machinery. Subclasses decide what the world remembers.
 
+    Attributes (besides the arguments):
+        first: frame 0; prev: the latest frame; t: frames generated after frame 0; scene: the world;
+        sky: the sky dome; timings: seconds per stage, one entry per call.
+
     Args:
         first: frame 0 (the photo with its depth, sky mask and camera), on the working device.
         renderer: a `Renderer` for that device.
@@ -108,7 +122,6 @@ class Generator:
         self.prev = first
         self.horizon_elev_deg = horizon_elevation_deg(first)
         self._rebuild_from(first, fit_iters=config.fit_iters_first)
-        self.last_view: RenderedView | None = None
 
     # -------------------------------------------------------------- pieces
     def render_view(self, camera: Camera) -> RenderedView:
@@ -129,7 +142,7 @@ class Generator:
             n_new = int(mask.sum())
             if n_new:
                 start = len(self.scene)
-                self.scene.append(lift(frame, mask, self.t, cfg.lift))
+                self.scene.append(lift(frame, mask, cfg.lift))
                 self._fit_colours(frame, mask, start, fit_iters)
         with self._time("sky"):
             write = frame.sky if view is None else frame.sky & (view.alpha < cfg.sky_write_alpha)
@@ -184,7 +197,6 @@ class Generator:
         """The second half of `step`: remember the refined `frame` of `view`."""
         self._after_step(frame, view)
         self.prev = frame
-        self.last_view = view
 
     def _before_step(self) -> None:
         pass

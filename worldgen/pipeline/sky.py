@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldgen.camera import Camera
+from worldgen.core.camera import Camera
 
 
 class SkyDome:

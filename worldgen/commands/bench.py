@@ -28,10 +28,19 @@ from typing import Literal
 
 import torch
 
-from worldgen.cli import Command
-from worldgen.io import UserInputError, atomic_write_text
+from worldgen.commands import Command
+from worldgen.core.config import bad, check
+from worldgen.core.device import machine_description, resolve_device
+from worldgen.core.io import UserInputError, atomic_write_text, json_ready
+from worldgen.pipeline.config import PhotoConfig
+from worldgen.pipeline.generator import make_generator
+from worldgen.pipeline.paths import make_path
+from worldgen.pipeline.recording import record_flight
+from worldgen.pipeline.refiners import make_refiner
+from worldgen.pipeline.scoring import MODES, evaluate
+from worldgen.pipeline.sources import Source, photo_source, scene_scale, synthetic_source
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHARED = "(shared)"
 ALL_SECTIONS = ("speed", "renderer", "refiner", "quality")
 
@@ -50,6 +59,10 @@ class BenchConfig:
     """Held-out procedural seeds for the quality rows (default: 3, or 2 with --quick)."""
     sections: tuple[Literal["speed", "renderer", "refiner", "quality"], ...] = ALL_SECTIONS
     """Which parts to run."""
+
+    def validate(self) -> None:
+        if self.seeds is not None and not 1 <= self.seeds <= 1000:
+            raise bad("seeds", "must be between 1 and 1000", self.seeds)
 
 
 @dataclass(frozen=True)
@@ -82,22 +95,16 @@ def make_plan(cfg: BenchConfig, cuda: bool) -> Plan:
 
 
 # ============================================================================ sections
-def example_source(size: int, device: torch.device):
+def example_source(size: int, device: torch.device) -> Source:
     """The bundled example photo with its true depth and intrinsics, at size x size."""
-    from worldgen.compare import photo_source
-
-    return photo_source(str(EXAMPLES / "example.png"), f"{size}x{size}", device,
-                        depth=str(EXAMPLES / "example_depth.npy"), camera=str(EXAMPLES / "example.json"))
+    photo = PhotoConfig(depth=str(EXAMPLES / "example_depth.npy"), camera=str(EXAMPLES / "example.json"))
+    return photo_source(str(EXAMPLES / "example.png"), photo, f"{size}x{size}", device)
 
 
 def bench_speed(plan: Plan, device: torch.device, log) -> list[dict]:
     """Frames per second (and ms per stage) of both generators per size: `warmup_steps` untimed steps,
     then `timed_steps` timed ones along a forward flight. Returns [{size, mode, frames_per_second, ms_by_stage}]."""
-    from refine.classical import ClassicalRefiner
     from renderers import get_renderer
-    from worldgen.compare import MODES, fly
-    from worldgen.fly import scene_scale
-    from worldgen.paths import make_path
 
     out = []
     for size in plan.sizes:
@@ -105,7 +112,8 @@ def bench_speed(plan: Plan, device: torch.device, log) -> list[dict]:
         T = 1 + plan.warmup_steps + plan.timed_steps
         path = make_path("forward", source.frame0.camera, scene_scale(source.frame0), T)
         for mode in MODES:
-            rec = fly(mode, source, path, renderer=get_renderer(device.type), refiner=ClassicalRefiner())
+            rec = record_flight(mode, source, path, T, renderer=get_renderer(device.type),
+                                refiner=make_refiner("classical", device))
             timed = slice(1 + plan.warmup_steps, T)
             ms = rec.ms_total[timed]
             row = {"size": size, "mode": mode, "steps": len(ms), "ms_per_frame": statistics.mean(ms),
@@ -120,7 +128,7 @@ def bench_speed(plan: Plan, device: torch.device, log) -> list[dict]:
 def bench_renderer(plan: Plan, device: torch.device, log) -> list[dict]:
     """Milliseconds per render against N Gaussians. Returns [{backend, gaussians, size, ms}]."""
     from renderers import GsplatRenderer, TorchRenderer
-    from worldgen.camera import Camera
+    from worldgen.core.camera import Camera
 
     import renderers.bench as br
 
@@ -143,14 +151,10 @@ def bench_renderer(plan: Plan, device: torch.device, log) -> list[dict]:
 
 def bench_refiner(plan: Plan, device: torch.device, log) -> list[dict]:
     """Milliseconds per refinement of a view rendered a step forward from the example. Returns [{refiner, size, ms}]."""
-    from refine.classical import ClassicalRefiner
     from renderers import get_renderer
-    from worldgen.fly import scene_scale
-    from worldgen.generator import make_generator
-    from worldgen.paths import make_path
 
     out = []
-    refiner = ClassicalRefiner()
+    refiner = make_refiner("classical", device)
     for size in plan.sizes:
         source = example_source(size, device)
         gen = make_generator("persistent", source.frame0, get_renderer(device.type), refiner)
@@ -182,7 +186,6 @@ def bench_quality(plan: Plan, device: torch.device, log) -> dict:
     Returns {seeds, size, frames, path, lpips, per_seed: [...], mean: {mode: {key: value}}}.
     """
     from refine.synth.splits import seeds as split_seeds
-    from worldgen.compare import MODES, evaluate, synthetic_source
 
     per_seed, lpips_note = [], ""
     for seed in split_seeds("eval", plan.seeds):
@@ -275,19 +278,9 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _json_ready(x):
-    from worldgen.compare import _json_ready as ready
-
-    return ready(x)
-
-
 def run(cfg: BenchConfig, log=print) -> dict:
     """Run the benchmark; returns the JSON document (also written to cfg.out if given)."""
-    from worldgen.compare import machine_description
-    from worldgen.fly import resolve_device
-
-    if cfg.seeds is not None and not 1 <= cfg.seeds <= 1000:
-        raise UserInputError(f"--seeds must be between 1 and 1000, got {cfg.seeds}")
+    check(cfg)
     if cfg.out:
         try:
             Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +301,7 @@ def run(cfg: BenchConfig, log=print) -> dict:
         results.setdefault("seconds", {})[name] = round(time.perf_counter() - ts, 1)
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     results["table"] = table_rows(results)
-    doc = _json_ready(results)
+    doc = json_ready(results)
     if cfg.out:
         atomic_write_text(cfg.out, json.dumps(doc, indent=1))
     return doc | {"_text": format_table(results)}

@@ -9,18 +9,18 @@ for training, evaluation and demos). Output layout: refine/synth/acid.py.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 
-from worldgen.io import UserInputError, atomic_write, atomic_write_text, check_writable_dir
+from worldgen.commands import Command
+from worldgen.core.config import bad, check
+from worldgen.core.device import resolve_device
+from worldgen.core.images import parse_size, save_png_u8, to_uint8
+from worldgen.core.io import UserInputError, atomic_write_text, check_writable_dir
 
 
 @dataclass
@@ -42,28 +42,14 @@ class SynthConfig:
     device: str = "auto"
     """Torch device for rendering: auto (CUDA when available), cpu, cuda, cuda:1, ..."""
 
-
-def parse_size(size: str) -> tuple[int, int]:
-    """(W, H) from "WxH"; raises UserInputError with one clear line otherwise."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(size))
-    if not m:
-        raise UserInputError(f"--size must look like WxH (e.g. 256x256), got {size!r}")
-    W, H = int(m.group(1)), int(m.group(2))
-    if not (8 <= W <= 8192 and 8 <= H <= 8192):
-        raise UserInputError(f"--size {W}x{H} is out of range: width and height must be 8..8192 pixels")
-    return W, H
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserInputError(f"--device {name!r} is not a torch device (try auto, cpu or cuda)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"--device {name} asked for CUDA, but no CUDA GPU is available here")
-    return dev
+    def validate(self) -> None:
+        parse_size(self.size, min_side=8)  # raises its own one-line UserInputError
+        if self.sequences < 1:
+            raise bad("sequences", "must be >= 1", self.sequences)
+        if self.frames < 1:
+            raise bad("frames", "must be >= 1", self.frames)
+        if self.seed < 0:
+            raise bad("seed", "must be >= 0", self.seed)
 
 
 def contact_sheet(images: list[np.ndarray], cols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -95,16 +81,13 @@ def main(cfg: SynthConfig) -> None:
     from refine.synth.acid import format_camera_file, frame_timestamps, write_frame_files
     from refine.synth.splits import check_range
 
-    W, H = parse_size(cfg.size)
-    if cfg.sequences < 1 or cfg.frames < 1:
-        raise UserInputError(f"--sequences and --frames must be >= 1, got {cfg.sequences} and {cfg.frames}")
-    if cfg.seed < 0:
-        raise UserInputError(f"--seed must be >= 0, got {cfg.seed}")
+    check(cfg)
+    W, H = parse_size(cfg.size, min_side=8)
     try:
         split = check_range(cfg.seed, cfg.sequences)
     except ValueError as e:
         raise UserInputError(str(e)) from None
-    dev = _device(cfg.device)
+    dev = resolve_device(cfg.device)
     out = check_writable_dir(cfg.out)
     resolved = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
     atomic_write_text(out / "synth_config.json", json.dumps({**resolved, "split": split, "resolved_device": str(dev)}, indent=1) + "\n")
@@ -125,7 +108,7 @@ def main(cfg: SynthConfig) -> None:
             for j in range(b - a):
                 write_frame_files(out / name, int(ts[a + j]), r.rgb[j], r.depth[j], r.sky[j])
                 if a + j == 0 and cfg.preview:
-                    firsts.append((r.rgb[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+                    firsts.append(to_uint8(r.rgb[0]))
             bar.update(b - a)
             bar.set_postfix_str(f"{name} {world.climate}")
         meta = {"seed": seed, "split": split, "world": world.describe(), "flight": flight.params, "width": W, "height": H}
@@ -136,28 +119,8 @@ def main(cfg: SynthConfig) -> None:
     bar.close()
     atomic_write_text(out / "index.json", json.dumps({"split": split, "sequences": index}, indent=1) + "\n")
     if cfg.preview:
-        buf = io.BytesIO()
-        Image.fromarray(contact_sheet(firsts)).save(buf, format="PNG")
-        with atomic_write(out / "preview.png") as f:
-            f.write(buf.getvalue())
+        save_png_u8(out / "preview.png", contact_sheet(firsts), optimize=True)
     print(f"wrote {cfg.sequences} sequence(s) x {cfg.frames} frame(s) at {W}x{H} to {out}" + (f" (preview: {out / 'preview.png'})" if cfg.preview else ""))
 
 
-def entrypoint() -> None:
-    """Stand-alone entry (the `worldgen synth` subcommand is wired by worldgen/cli.py)."""
-    import tyro
-
-    main(tyro.cli(SynthConfig))
-
-
-if __name__ == "__main__":
-    entrypoint()
-
-
-def _command():
-    from worldgen.cli import Command
-
-    return Command(SynthConfig, main)
-
-
-COMMAND = _command()
+COMMAND = Command(SynthConfig, main)

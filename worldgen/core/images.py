@@ -6,6 +6,7 @@ In code, images are float32 [H, W, 3] in [0, 1]; depth is float32 [H, W] z-depth
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +14,18 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from worldgen.io import UserInputError, atomic_write
+from worldgen.core.io import UserInputError, atomic_write
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H); raises UserInputError for anything else (or sizes outside 16..8192)."""
-    try:
-        w_str, h_str = text.lower().split("x")
-        w, h = int(w_str), int(h_str)
-    except ValueError:
-        raise UserInputError(f"size must look like 256x256 (WxH), got {text!r}") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise UserInputError(f"size {w}x{h} is out of range (each side 16..8192)")
+def parse_size(text: str, min_side: int = 16) -> tuple[int, int]:
+    """'WxH' (also 'W X H', 'W×H', spaces allowed) -> (W, H); UserInputError for anything else or for
+    sides outside min_side..8192 pixels."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(text))
+    if not m:
+        raise UserInputError(f"--size must look like WxH (e.g. 256x256), got {text!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (min_side <= w <= 8192 and min_side <= h <= 8192):
+        raise UserInputError(f"--size {w}x{h} is out of range: width and height must be {min_side}..8192 pixels")
     return w, h
 
 
@@ -57,22 +58,92 @@ def load_image(path: str | os.PathLike) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.clip(0.0, 1.0)))
 
 
-def save_png(path: str | os.PathLike, rgb: Tensor) -> None:
-    """Write float RGB [H, W, 3] in [0, 1] as an 8-bit PNG, atomically."""
-    arr = (rgb.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+def save_png_u8(path: str | os.PathLike, img: np.ndarray, *, colors: int | None = None, optimize: bool = False) -> None:
+    """Write a uint8 image [H, W, 3] as PNG, atomically.
+
+    Fast zlib level 1 by default; `optimize` for the smallest file; `colors` reduces the image to a
+    palette of that many colours first (about a third of the bytes, for pictures in reports).
+    """
+    im = Image.fromarray(img)
+    if colors:
+        im = im.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
     with atomic_write(path) as f:
-        Image.fromarray(arr).save(f, format="PNG")
+        if optimize:
+            im.save(f, format="PNG", optimize=True)
+        else:
+            im.save(f, format="PNG", compress_level=1)
 
 
-def save_png_u8(path: str | os.PathLike, img: np.ndarray) -> None:
-    """Write a uint8 image [H, W, 3] as PNG, atomically."""
-    with atomic_write(path) as f:
-        Image.fromarray(img).save(f, format="PNG", compress_level=1)
-
-
-def to_uint8(rgb: Tensor) -> np.ndarray:
-    """[H, W, 3] float in [0, 1] (any device) -> [H, W, 3] uint8 numpy (converted on the device, then copied)."""
+def to_uint8(rgb: Tensor | np.ndarray) -> np.ndarray:
+    """[H, W, 3] float in [0, 1] (a tensor on any device, or numpy) -> [H, W, 3] uint8 numpy, rounded
+    half up (a tensor is converted on its device, then copied). uint8 input is returned as is."""
+    if isinstance(rgb, np.ndarray):
+        if rgb.dtype == np.uint8:
+            return rgb
+        return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return (rgb.detach().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def thumbnail(img: Tensor | np.ndarray, max_side: int = 64) -> np.ndarray:
+    """uint8 [h, w, 3] copy of an image [H, W, 3] (uint8, or float in [0, 1]) whose longer side is at
+    most `max_side` (Lanczos; smaller images are returned unscaled)."""
+    img = to_uint8(img)
+    H, W = img.shape[:2]
+    s = max(H, W) / max_side
+    if s <= 1.0:
+        return np.ascontiguousarray(img)
+    w, h = max(1, round(W / s)), max(1, round(H / s))
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.LANCZOS))
+
+
+def side_by_side(images: list[np.ndarray], *, labels: list[str] | None = None, gap: int = 4,
+                 scale: int = 1) -> np.ndarray:
+    """uint8 [s*H (+18 with labels), s*(n W + (n - 1) gap), 3]: images [H, W, 3] (uint8 or float in
+    [0, 1], all one size) left to right on white gaps, enlarged by the integer `scale` (nearest
+    neighbour); with `labels`, a dark bar above each image names it."""
+    row = []
+    for i, img in enumerate(images):
+        if i:
+            row.append(np.full((img.shape[0], gap, 3), 255, np.uint8))
+        row.append(to_uint8(img))
+    out = np.concatenate(row, axis=1)
+    if scale > 1:
+        out = out.repeat(scale, axis=0).repeat(scale, axis=1)
+    if labels:
+        from PIL import ImageDraw, ImageFont
+
+        bar = Image.new("RGB", (out.shape[1], 18), (255, 255, 255))
+        d = ImageDraw.Draw(bar)
+        font = ImageFont.load_default(size=12)
+        w = images[0].shape[1] * scale
+        for i, text in enumerate(labels):
+            x0 = i * (w + gap * scale)
+            d.rectangle([x0, 0, x0 + w - 1, 17], fill=(20, 20, 20))
+            d.text((x0 + 4, 2), text, fill="white", font=font)
+        out = np.concatenate([np.asarray(bar), out], axis=0)
+    return np.ascontiguousarray(out)
+
+
+def write_video(path: str | os.PathLike, frames_u8: list[np.ndarray], fps: int) -> None:
+    """H.264 MP4 of uint8 frames [H, W, 3] (even sizes), written atomically; UserInputError without
+    imageio-ffmpeg (imageio would silently pick another writer)."""
+    import imageio.v2 as imageio
+
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise UserInputError("writing video.mp4 needs the imageio-ffmpeg package; install it or pass --no-video") from None
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
+    try:
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=2, pixelformat="yuv420p",
+                                ffmpeg_log_level="error") as w:
+            for f in frames_u8:
+                w.append_data(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: float = 1000.0) -> Tensor:

@@ -1,0 +1,139 @@
+"""One config tree: nested options on the command line, presets, config.json replays, one way to
+report bad values, and commands that fail to import are reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import worldgen.cli as cli
+from configs import apply_preset, presets, presets_for
+from viewer.cli import LiveConfig, ViewConfig
+from worldgen.cli import entrypoint, starting_config
+from worldgen.commands.bench import BenchConfig
+from worldgen.commands.compare import CompareConfig
+from worldgen.commands.fly import FlyConfig
+from worldgen.commands.synth import SynthConfig
+from worldgen.core.config import check, from_dict, to_dict
+from worldgen.core.io import UserInputError
+from worldgen.pipeline.config import PipelineConfig
+
+
+def cli_run(argv, capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `worldgen ARGV` (0 when it returns)."""
+    try:
+        entrypoint(argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def frame_bytes(run_dir) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((run_dir / "frames").glob("*.png"))]
+
+
+def test_preset_run_is_replayed_exactly_from_its_config_json(photo, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    code, _, err = cli_run(["fly", str(photo), "--preset", "cpu-fast", "--frames", "4", "--path", "forward",
+                            "--out", str(a), "--no-video", "--no-progress"], capsys)
+    assert code == 0, err
+    saved = json.loads((a / "config.json").read_text())
+    assert saved["pipeline"]["auto_side"] == 128 and saved["pipeline"]["device"] == "cpu"  # the preset's values
+    assert saved["pipeline"]["generator"]["lift"]["sigma_px"] == 0.45  # the whole tree, nested
+    assert json.loads((a / "run.json").read_text())["size"] == [128, 96]
+    code, _, err = cli_run(["fly", "--config", str(a / "config.json"), "--out", str(b), "--no-progress"], capsys)
+    assert code == 0, err
+    frames = frame_bytes(a)
+    assert len(frames) == 4 and frames == frame_bytes(b)  # the same frames, byte for byte
+    replayed = json.loads((b / "config.json").read_text())
+    assert replayed == {**saved, "out": str(b), "progress": False}
+
+
+def test_nested_options_reach_the_algorithm(photo, tmp_path, capsys):
+    args = ["fly", str(photo), "--preset", "cpu-fast", "--frames", "3", "--path", "forward", "--no-video",
+            "--no-progress"]
+    assert cli_run(args + ["--out", str(tmp_path / "a")], capsys)[0] == 0
+    assert cli_run(args + ["--out", str(tmp_path / "b"), "--generator.lift.sigma-px", "0.6"], capsys)[0] == 0
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert saved["pipeline"]["generator"]["lift"]["sigma_px"] == 0.6
+    a, b = frame_bytes(tmp_path / "a"), frame_bytes(tmp_path / "b")
+    assert a[0] == b[0] and a[1:] != b[1:]  # same photo, other Gaussians
+
+
+@pytest.mark.parametrize("command, option, value, message", [
+    ("fly", "--generator.lift.sigma-px", "-1", "--generator.lift.sigma-px must be positive, got -1.0"),
+    ("fly", "--frames", "1", "--frames must be at least 2, got 1"),
+    ("fly", "--refiner", "magic", "--refiner must be one of classical, learned or a weights FILE.pt, got 'magic'"),
+    ("compare", "--autopilot.smoothing", "1.5", "--autopilot.smoothing must be in [0, 1), got 1.5"),
+    ("compare", "--speed", "-1", "--speed must be a positive number, got -1.0"),
+    ("live", "--classical-refiner.hole-alpha", "2", "--classical-refiner.hole-alpha must be in [0, 1], got 2.0"),
+    ("live", "--push-every", "0", "--push-every must be at least 1, got 0"),
+    ("bench", "--seeds", "0", "--seeds must be between 1 and 1000, got 0"),
+    ("synth", "--frames", "0", "--frames must be >= 1, got 0"),
+    ("view", "--budget", "0", "--budget must be positive, got 0"),
+])
+def test_every_command_reports_bad_values_the_same_way(photo, tmp_path, capsys, command, option, value, message):
+    args = {"fly": [str(photo)], "compare": [str(photo)], "live": [str(photo)], "view": [str(tmp_path)]}.get(command, [])
+    out = ["--out", str(tmp_path / "o")] if command in ("fly", "compare", "synth") else []
+    code, _, err = cli_run([command, *args, option, value, *out], capsys)
+    assert code == 2 and err.strip() == f"worldgen: error: {message}"
+    assert not (tmp_path / "o").exists()  # nothing written before the settings were checked
+
+
+def test_presets_apply_to_every_command_that_flies():
+    assert set(presets()) >= {"default", "cpu-fast", "gpu-quality"}
+    for cls in (FlyConfig, CompareConfig, LiveConfig):
+        assert set(presets_for(cls)) == {"default", "cpu-fast", "gpu-quality"}
+        start = starting_config(cls, "gpu-quality", None)
+        assert start.pipeline == presets()["gpu-quality"].config
+        assert dataclasses.replace(start, pipeline=PipelineConfig()) == starting_config(cls, None, None)
+    assert presets()["default"].config == PipelineConfig()
+    for cls in (BenchConfig, SynthConfig, ViewConfig):
+        assert presets_for(cls) == {}
+        with pytest.raises(UserInputError, match="does not apply here"):
+            apply_preset(cls, "cpu-fast", starting_config(cls, None, None))
+    with pytest.raises(UserInputError, match="unknown preset 'fastest'"):
+        starting_config(FlyConfig, "fastest", None)
+    with pytest.raises(UserInputError, match="not both"):
+        starting_config(FlyConfig, "cpu-fast", "config.json")
+
+
+def test_preset_listing_and_bad_config_files(tmp_path, capsys):
+    code, out, _ = cli_run(["fly", "--preset", "?"], capsys)
+    assert code == 0 and "cpu-fast" in out and "gpu-quality" in out
+    bad = tmp_path / "config.json"
+    for text, message in [("{", "invalid JSON"), ('{"imagee": "x.png"}', "unknown option 'imagee'"),
+                          ('{"image": "x.png", "pipeline": {"speed": "fast"}}', "pipeline.speed: expected a number"),
+                          ('{"image": "x.png", "mode": "both"}', "mode: must be one of")]:
+        bad.write_text(text)
+        code, _, err = cli_run(["fly", "--config", str(bad)], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (text, err)
+    code, _, err = cli_run(["fly", "--config", str(tmp_path / "missing.json")], capsys)
+    assert code == 2 and err.strip() == f"worldgen: error: no such config file: {tmp_path / 'missing.json'}"
+
+
+@pytest.mark.parametrize("cfg", [
+    FlyConfig(image="a.png"), CompareConfig(synthetic=3), LiveConfig(image="a.png"), BenchConfig(seeds=2),
+    SynthConfig(size="32x16"), ViewConfig(world="run"),
+])
+def test_every_command_config_survives_json(cfg):
+    back = from_dict(type(cfg), json.loads(json.dumps(to_dict(cfg))))
+    assert back == cfg
+    check(back)
+
+
+def test_a_command_that_fails_to_import_is_reported(monkeypatch, capsys):
+    targets = {**cli.command_targets(), "broken": "worldgen.no_such_module:COMMAND"}
+    monkeypatch.setattr(cli, "command_targets", lambda: targets)
+    code, _, err = cli_run(["broken"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "worldgen: error: command 'broken' is unavailable: importing worldgen.no_such_module:COMMAND failed "
+        "(ModuleNotFoundError: No module named 'worldgen.no_such_module')"]
+    code, out, err = cli_run(["--help"], capsys)
+    assert code == 0 and "fly" in out  # the others still work
+    assert "worldgen: note: command 'broken' is unavailable" in err

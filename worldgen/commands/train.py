@@ -1,0 +1,38 @@
+"""`worldgen train` and `worldgen train-depth`: train the learned refiner / the depth network.
+
+    worldgen train --preset train-refiner-h200 --out runs/r1            # one GPU (or CPU at toy size)
+    torchrun --nproc_per_node 6 -m worldgen.cli train --preset train-refiner-h200 --out runs/r1
+    worldgen train-depth --preset train-depth-h200 --out runs/d1 --photos DIR
+
+Each resumes from OUT/checkpoint.pt (or checkpoint-compact.pt) when one exists; see
+refine/train/trainer.py and refine/train/depth.py for what a run writes.
+"""
+
+from __future__ import annotations
+
+from refine.train.config import TrainConfig
+from refine.train.depth import DepthTrainConfig, train_depth
+from refine.train.trainer import train
+from worldgen.commands import Command
+from worldgen.core.io import UserInputError
+
+
+def _run(fn, cfg) -> None:
+    try:
+        summary = fn(cfg)
+    except ValueError as e:  # bad --init / --photos / checkpoint files, or a split violation
+        raise UserInputError(str(e)) from None
+    print(f"wrote {cfg.out}: {summary['steps_done']} of {summary['steps_target']} steps, "
+          f"{summary['seconds_this_run']:.0f} s in this run")
+
+
+def main_refiner(cfg: TrainConfig) -> None:
+    _run(train, cfg)
+
+
+def main_depth(cfg: DepthTrainConfig) -> None:
+    _run(train_depth, cfg)
+
+
+COMMAND = Command(TrainConfig, main_refiner)
+DEPTH = Command(DepthTrainConfig, main_depth)

@@ -1,0 +1,60 @@
+"""The torch device a run uses, what machine it is, and how much memory the process holds."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import resource
+
+import torch
+
+from worldgen.core.io import UserInputError
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device for `--device NAME`: "auto" (CUDA when available, else the CPU), "cpu", "cuda",
+    "cuda:1", ...; UserInputError for a name torch does not know or for CUDA on a machine without it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserInputError(f"--device {name!r} is not a torch device (try auto, cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device {name} was asked for, but CUDA is not available on this machine")
+    return dev
+
+
+def machine_description(device: torch.device) -> dict:
+    """JSON-ready: CPU, cores, torch threads, GPU name, torch version, date (UTC)."""
+    d = {"cpu": platform.processor() or platform.machine(), "cpu_cores": os.cpu_count(),
+         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        if names:
+            d["cpu"] = names[0]
+    except OSError:
+        pass
+    if device.type == "cuda":
+        d["gpu"] = torch.cuda.get_device_name(device)
+    return d
+
+
+def peak_memory() -> dict:
+    """JSON-ready peak memory of this process so far: resident set (MB) and, with CUDA, allocated (MB)."""
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process, MB (Linux /proc; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,73 @@
+"""The algorithm's config tree, shared by every command that flies (fly, compare, live, training).
+
+`PipelineConfig` is what a named preset sets (configs/): the working size, the device, the camera
+speed, which refiner, and the nested settings of the generator (and its lifting), the refiners and
+the autopilot. `PhotoConfig` says how a photo becomes frame 0. Commands nest both without a prefix,
+so the options read `--size`, `--refiner`, `--generator.lift.sigma-px`, `--autopilot.altitude`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from refine.classical import ClassicalRefinerConfig
+from worldgen.core.config import bad
+from worldgen.core.images import parse_size
+from worldgen.pipeline.generator import GeneratorConfig
+from worldgen.pipeline.paths import AutopilotConfig
+from worldgen.pipeline.refiners import refiner_spec_problem
+
+
+@dataclass(frozen=True)
+class PhotoConfig:
+    """A photo's depth and intrinsics (frame 0 of a flight)."""
+
+    depth: str | None = None
+    """Depth or disparity map for the photo (.npy, .npz or 16-bit .png); default: the built-in landscape prior."""
+    depth_kind: Literal["depth", "disparity"] = "depth"
+    """What the --depth file holds: z-depth, or disparity (1/depth; 0 = sky)."""
+    camera: str | None = None
+    """JSON with the photo's intrinsics (fx, fy, cx, cy, width, height; top level or under "intrinsics");
+    overrides --fov."""
+    fov: float = 60.0
+    """Horizontal field of view of the photo, degrees (used without --camera)."""
+
+    def validate(self) -> None:
+        if self.camera is None and not 1.0 <= self.fov <= 170.0:
+            raise bad("fov", "must be between 1 and 170 degrees", self.fov)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Working size, device, camera speed, refiner, and the generator's, refiners' and autopilot's settings."""
+
+    size: str = "auto"
+    """Working size WxH (the photo is centre-cropped to its aspect); auto: the photo's aspect with the
+    longer side --auto-side."""
+    auto_side: int = 256
+    """Longer side of the working size when --size is auto (even sizes, at least 16)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto: cuda (gsplat renderer) when available, else cpu (pure-PyTorch renderer)."""
+    speed: float = 0.02
+    """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
+    refiner: str = "classical"
+    """Which refiner completes each rendered view: classical (no weights)."""
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    """How the generators render, lift and remember."""
+    classical_refiner: ClassicalRefinerConfig = field(default_factory=ClassicalRefinerConfig)
+    """Settings of the classical refiner."""
+    autopilot: AutopilotConfig = field(default_factory=AutopilotConfig)
+    """Tuning of the autopilot path."""
+
+    def validate(self) -> None:
+        if self.size != "auto":
+            parse_size(self.size)  # raises its own one-line UserInputError
+        if not 16 <= self.auto_side <= 8192:
+            raise bad("auto_side", "must be between 16 and 8192", self.auto_side)
+        if not math.isfinite(self.speed):
+            raise bad("speed", "must be a finite number", self.speed)
+        problem = refiner_spec_problem(self.refiner)
+        if problem:
+            raise bad("refiner", problem, self.refiner)

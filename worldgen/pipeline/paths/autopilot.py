@@ -1,0 +1,237 @@
+"""`AutopilotPath`: auto-cruise, steering from the previous frame's depth and sky (Infinite Nature's)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from worldgen.core.camera import Camera, horizontal_basis, pose_matrix, world_down, world_up
+from worldgen.core.config import bad, check
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError
+from worldgen.pipeline.paths.base import F64, CameraPath
+
+
+@dataclass(frozen=True)
+class AutopilotConfig:
+    """Tuning of `AutopilotPath`. Lengths are in scene units (multiples of `scale`), angles in degrees."""
+
+    horizon: float = 0.35
+    """Where the horizon should sit, as a fraction of the image height from the top (the sky fraction)."""
+    altitude: float = 0.2
+    """Height to keep above the highest terrain seen in the corridor ahead (a level photo camera over
+    flat ground sits about 0.2 scene units up, since its median depth is about 5 heights)."""
+    lookahead: float = 1.5
+    """Length of the corridor ahead whose terrain sets the climb."""
+    corridor: float = 0.3
+    """Half-width of that corridor."""
+    max_climb_deg: float = 25.0
+    """Steepest climb of the flight path."""
+    max_descent_deg: float = 4.0
+    """Steepest (gentle) descent of the flight path."""
+    max_turn_deg: float = 1.5
+    """Largest yaw change per frame."""
+    max_pitch_deg: float = 25.0
+    """Largest look pitch up or down."""
+    max_pitch_rate_deg: float = 1.5
+    """Largest look pitch change per frame."""
+    turn_gain: float = 3.0
+    """How strongly an openness difference between the image halves turns the camera."""
+    smoothing: float = 0.85
+    """Exponential smoothing of look and move directions: weight of the previous value (0 = none)."""
+    steer_width: int = 64
+    """Steer from the previous frame reduced to at most this many pixels across (blocks keep their
+    nearest depth, so the climb stays conservative); steering needs only the coarse layout."""
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise bad(f.name, "must be a non-negative number", v)
+        if not 0 <= self.horizon <= 1:
+            raise bad("horizon", "must be in [0, 1]", self.horizon)
+        if not 0 <= self.smoothing < 1:
+            raise bad("smoothing", "must be in [0, 1)", self.smoothing)
+
+
+class AutopilotPath(CameraPath):
+    """Auto-cruise: steer from the previous frame's depth and sky mask, at constant speed, roll-free.
+
+    At each frame t >= 1 the autopilot reads `prev` (the refined frame t-1, rendered at pose t-1):
+    - look pitch: the horizon (estimated as the sky fraction of the image; sky on top) is pulled
+      towards `horizon` of the image height from the top: too much sky -> look down, too little -> up;
+      clamped to +-`max_pitch_deg` and `max_pitch_rate_deg` per frame;
+    - yaw: turns towards the image half that is more open (openness = 1 for sky, exp(-disparity *
+      scale) elsewhere, averaged over the band around the horizon), up to `max_turn_deg` per frame;
+    - climb: the non-sky pixels are lifted to 3D with their depth; for the points in the corridor
+      ahead (`lookahead` long, `corridor` half-wide, along the move direction) the flight path angle
+      that would pass each point `altitude` above it is atan2(height of point above camera + altitude,
+      distance ahead); the flight path takes the largest (climbs early for hills, descends gently at
+      most `max_descent_deg` when everything is far below, or when no ground is seen at all);
+    - smoothing: turn rate, look pitch, move heading and flight path angle are exponentially smoothed
+      (`smoothing`), except that climbing reacts twice as fast as descending (safety first).
+    Position advances by exactly `speed * scale` per frame along the move direction. The camera x axis
+    stays horizontal (zero roll); frames with all sky, no sky, or NaN depth are handled (NaN depth
+    pixels count as unknown). If `prev` is None for t >= 1 the camera coasts on its current state.
+
+    pose(0) is the start pose; later poses are roll-free even if the start camera had roll.
+    `pose` must be called for t = 0, 1, 2, ... in order (t = 0 restarts the flight).
+
+    Args:
+        start: the photo's Camera.
+        scale: world length of one scene unit.
+        num_frames: total frames T (>= 1).
+        speed: scene units per frame (default 0.02).
+        config: AutopilotConfig (defaults above); keyword overrides of its fields are also accepted.
+    """
+
+    reactive = True
+
+    def __init__(
+        self,
+        start: Camera,
+        scale: float,
+        num_frames: int,
+        *,
+        speed: float = 0.02,
+        config: AutopilotConfig | None = None,
+        **overrides: float,
+    ) -> None:
+        super().__init__(start, scale, num_frames)
+        if not (math.isfinite(speed) and speed > 0):
+            raise UserInputError(f"autopilot: speed must be a positive number, got {speed}")
+        config = config or AutopilotConfig()
+        fields = {f.name for f in dataclasses.fields(AutopilotConfig)}
+        bad_names = sorted(set(overrides) - fields)
+        if bad_names:
+            allowed = ", ".join(sorted(fields))
+            raise UserInputError(f"autopilot: unknown option {bad_names[0]!r} (allowed: speed, {allowed})")
+        config = dataclasses.replace(config, **overrides)
+        check(config, prefix="autopilot.")
+        self.speed, self.config = float(speed), config
+        S = self._start64()
+        self._f, self._r = horizontal_basis(S[:3, :3])  # heading 0 and its right, [3] each
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+    def _reset(self) -> None:
+        S = self._start64()
+        self._t = 0
+        self._p = S[:3, 3].clone()  # [3] world position
+        self._yaw = 0.0  # look heading, radians from the start heading, right > 0
+        self._pitch = math.asin(max(-1.0, min(1.0, float(S[:3, 2] @ world_up(F64)))))  # look elevation, up > 0
+        self._pitch = max(-math.radians(89.0), min(math.radians(89.0), self._pitch))
+        self._turn = 0.0  # yaw change per frame
+        self._move_yaw = 0.0  # heading of motion
+        self._gamma = 0.0  # flight path angle, climb > 0
+        self._last = self.start.c2w.detach().clone().to(torch.float32)
+
+    def _heading(self, yaw: float) -> Tensor:
+        return math.cos(yaw) * self._f + math.sin(yaw) * self._r
+
+    def _rotation(self) -> Tensor:
+        """[3, 3] roll-free camera-to-world rotation of the current look yaw and pitch."""
+        z = math.cos(self._pitch) * self._heading(self._yaw) + math.sin(self._pitch) * world_up(F64)
+        x = math.cos(self._yaw) * self._r - math.sin(self._yaw) * self._f  # horizontal right
+        y = torch.linalg.cross(z, x)
+        return torch.stack([x, y, z], dim=1)
+
+    # ------------------------------------------------------------------ stepping
+    def pose(self, t: int, prev: Frame | None = None) -> Tensor:
+        t = self._check_t(t)
+        if t == 0:
+            self._reset()
+            return self._last.clone()
+        if t == self._t:
+            return self._last.clone()
+        if t != self._t + 1:
+            raise ValueError(f"AutopilotPath.pose must be called for t = 0, 1, 2, ... in order ({t} after {self._t})")
+        if prev is not None:
+            self._steer(prev)
+        c = self.config
+        s = c.smoothing
+        self._yaw += self._turn
+        self._move_yaw = s * self._move_yaw + (1 - s) * self._yaw
+        step = self.speed * self.scale
+        move = math.cos(self._gamma) * self._heading(self._move_yaw) + math.sin(self._gamma) * world_up(F64)  # [3] unit
+        self._p = self._p + step * move
+        self._t = t
+        self._last = self._out(pose_matrix(self._rotation(), self._p))
+        return self._last.clone()
+
+    def _steer(self, prev: Frame) -> None:
+        """Update turn rate, look pitch and flight path angle from frame t-1."""
+        c, s = self.config, self.config.smoothing
+        cam, sky_t, depth_t = _coarse_view(prev, c.steer_width)
+        H, W = cam.height, cam.width
+        # The rest is small-array arithmetic: numpy avoids torch's per-op thread start-up, which on
+        # many-core machines costs more than the arithmetic itself.
+        sky = sky_t.detach().cpu().numpy().astype(bool)
+        depth = depth_t.detach().cpu().numpy().astype(np.float64)
+        K = cam.K.detach().cpu().numpy().astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            valid = np.isfinite(depth) & (depth > 0) & ~sky  # ground/objects with a usable depth
+            disp = np.where(valid, self.scale / np.maximum(depth, 1e-12), 0.0)  # [H, W] scene units
+
+        # Look pitch: move the horizon (sky fraction, sky on top) towards `horizon` from the top.
+        fy, cy = float(K[1, 1]), float(K[1, 2])
+        h_now = float(sky.mean())
+        delta = math.atan((h_now * H - cy) / fy) - math.atan((c.horizon * H - cy) / fy)  # > 0: look down
+        change = -(1 - s) * delta
+        lim = math.radians(c.max_pitch_rate_deg)
+        self._pitch += max(-lim, min(lim, change))
+        lim = math.radians(c.max_pitch_deg)
+        self._pitch = max(-lim, min(lim, self._pitch))
+
+        # Yaw: towards the more open half of the band around the horizon.
+        r0 = int(max(0.0, c.horizon - 0.25) * H)
+        r1 = max(r0 + 1, int(math.ceil(min(1.0, c.horizon + 0.35) * H)))
+        open_ = np.where(sky, 1.0, np.where(valid, np.exp(-disp), 0.5))[r0:r1]
+        left, right = float(open_[:, : W // 2].mean()), float(open_[:, W - W // 2 :].mean())
+        lim = math.radians(c.max_turn_deg)
+        target_turn = lim * math.tanh(c.turn_gain * (right - left))
+        self._turn = s * self._turn + (1 - s) * target_turn
+
+        # Climb: pass every point of the corridor ahead `altitude` above it.
+        gamma_target = -math.radians(c.max_descent_deg)
+        if valid.any():
+            rays = cam.rays_cam().detach().cpu().numpy().astype(np.float64)  # [H, W, 3], z = 1
+            pts_cam = rays[valid] * depth[valid][:, None]  # [M, 3]
+            c2w = cam.c2w.detach().cpu().numpy().astype(np.float64)
+            rel = pts_cam @ c2w[:3, :3].T + (c2w[:3, 3] - self._p.numpy())  # [M, 3] relative to the camera now
+            height = rel @ world_up(F64).numpy()  # [M] above the camera
+            hd = self._heading(self._move_yaw).numpy()
+            ahead = rel @ hd
+            side = rel @ np.cross(world_down(F64).numpy(), hd)
+            inside = (ahead > 1e-3 * self.scale) & (ahead < c.lookahead * self.scale)
+            inside &= np.abs(side) < c.corridor * self.scale
+            if inside.any():
+                need = np.arctan2(height[inside] + c.altitude * self.scale, ahead[inside])
+                gamma_target = float(need.max())
+        gamma_target = max(-math.radians(c.max_descent_deg), min(math.radians(c.max_climb_deg), gamma_target))
+        k = (1 - s) * 2 if gamma_target > self._gamma else (1 - s)
+        self._gamma += min(1.0, k) * (gamma_target - self._gamma)
+
+
+def _coarse_view(frame: Frame, max_width: int) -> tuple[Camera, Tensor, Tensor]:
+    """(camera, sky [h, w] bool, depth [h, w]) of `frame` reduced by an integer factor to at most
+    `max_width` pixels across: a block is sky if most of it is, and keeps its nearest depth."""
+    cam = frame.camera
+    f = max(1, math.ceil(cam.width / max(1, max_width)))
+    if f == 1:
+        return cam, frame.sky, frame.depth
+    h, w = cam.height // f, cam.width // f
+    sky = frame.sky[: h * f, : w * f]
+    depth = frame.depth[: h * f, : w * f]
+    valid = torch.isfinite(depth) & (depth > 0) & ~sky
+    disp = torch.where(valid, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
+    disp = torch.nn.functional.max_pool2d(disp[None, None], f)[0, 0]
+    sky_s = torch.nn.functional.avg_pool2d(sky[None, None].float(), f)[0, 0] > 0.5
+    depth_s = torch.where(disp > 0, 1.0 / disp.clamp_min(1e-12), torch.full_like(disp, math.inf))
+    small = Camera(K=cam.K, c2w=cam.c2w, width=w * f, height=h * f).resized(w, h)
+    return small, sky_s, depth_s

@@ -1,0 +1,53 @@
+"""Choosing the refiner: the one place a `--refiner` spec becomes a `Refiner`."""
+
+from __future__ import annotations
+
+import torch
+
+from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
+from worldgen.core.interfaces import Refiner
+from worldgen.core.io import UserInputError
+
+REFINERS = ("classical", "learned")
+"""Refiner names `make_refiner` knows (besides a weights file's path)."""
+
+
+def refiner_spec_problem(spec: str) -> str | None:
+    """Why `spec` names no refiner `make_refiner` can build (None if it names one); checked when a
+    config is validated, so a bad --refiner fails before anything is written."""
+    from pathlib import Path
+
+    from refine.learned import DEFAULT_WEIGHTS
+
+    if spec == "learned" and not DEFAULT_WEIGHTS.is_file():
+        return f"learned needs the shipped weights {DEFAULT_WEIGHTS}, which are missing"
+    if spec in REFINERS:
+        return None
+    if spec.endswith(".pt"):
+        return None if Path(spec).is_file() else f"names a weights file that does not exist ({spec})"
+    return f"must be one of {', '.join(REFINERS)} or a weights FILE.pt"
+
+
+def make_refiner(spec: str, device: torch.device | str = "cpu", *,
+                 classical: ClassicalRefinerConfig | None = None) -> Refiner:
+    """The refiner named by `spec`, ready to run on `device`.
+
+    Args:
+        spec: "classical" (push-pull hole filling, no weights), "learned" (the shipped network,
+            refine/weights/refiner.pt) or the path of a weights file / training checkpoint.
+        device: where it runs (the classical refiner runs wherever its input is).
+        classical: settings of the classical refiner (default: ClassicalRefinerConfig()).
+
+    Raises UserInputError (one line) for an unknown spec or an unreadable weights file.
+    """
+    if spec == "classical":
+        return ClassicalRefiner(classical or ClassicalRefinerConfig())
+    problem = refiner_spec_problem(spec)
+    if problem is not None:
+        raise UserInputError(f"--refiner {problem}, got {spec!r}")
+    from refine.learned import DEFAULT_WEIGHTS, LearnedRefiner
+
+    try:
+        return LearnedRefiner.load(DEFAULT_WEIGHTS if spec == "learned" else spec, device)
+    except ValueError as e:
+        raise UserInputError(str(e)) from None
