@@ -28,7 +28,8 @@ class Command:
 # Used when the package metadata is not installed (e.g. a bare PYTHONPATH checkout); the viewer's
 # commands need the entry points, since worldgen never names viewer modules itself.
 BUILTIN = {name: f"worldgen.{mod}:COMMAND" for name, mod in
-           {"fly": "fly", "synth": "synth_cli", "compare": "compare", "bench": "bench"}.items()}
+           {"fly": "fly", "synth": "synth_cli", "compare": "compare", "bench": "bench",
+            "export": "export.cli"}.items()}
 
 
 def commands() -> dict[str, Command]:
