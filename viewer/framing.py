@@ -87,7 +87,7 @@ def densest_point(points: np.ndarray, cells: int = 32) -> tuple[np.ndarray, floa
     if len(near) >= 10:
         centre = np.median(near, axis=0)
     d = np.linalg.norm(near - centre, axis=1) if len(near) else np.array([cell])
-    return centre, max(float(np.percentile(d, 90)), 0.25 * cell)
+    return centre, max(float(np.percentile(d, 90)), 0.02 * cell)
 
 
 def view_of_densest(scene: GaussianScene, fov_deg: float = 60.0) -> View:

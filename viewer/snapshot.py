@@ -92,6 +92,8 @@ def snapshot(viser_server, out: str | Path, size: tuple[int, int] = (1024, 768),
                 subprocess.run(cmd, capture_output=True, timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise RuntimeError(f"chromium took more than {timeout:.0f} s") from None
+            except OSError as e:
+                raise RuntimeError(f"cannot run chromium ({exe}): {e}") from None
     finally:
         page.close()
     if not out.is_file():
