@@ -73,7 +73,8 @@ def mesh_shot(run: Path, glb: Path, out: Path) -> None:
     server = start_server("127.0.0.1", 0)
     try:
         server.scene.set_up_direction("+y")
-        server.scene.configure_environment_map(None, environment_intensity=0.0)  # lighting that does not wait for an HDRI download
+        # Lighting that does not wait for an HDRI to arrive (renders were otherwise lit either way).
+        server.scene.configure_environment_map(None, environment_intensity=0.0)
         server.scene.configure_default_lights(enabled=True, cast_shadow=False)
         server.scene.add_glb("/mesh", glb.read_bytes())
         ic = server.initial_camera

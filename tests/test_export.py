@@ -111,7 +111,8 @@ def test_mesh_glb_opens_in_trimesh_and_open3d_with_the_frames_colours(flight, de
     scene = trimesh.load(tmp_path / "world.glb")
     mesh = next(iter(scene.geometry.values()))
     colours = np.asarray(mesh.visual.vertex_attributes["color"])  # COLOR_0 (with a material: kept here)
-    assert colours.shape == (len(mesh.vertices), 4) and colours[:, :3].std(0).min() > 5  # real colours, not one flat tint
+    assert colours.shape == (len(mesh.vertices), 4)
+    assert colours[:, :3].std(0).min() > 5  # real colours, not one flat tint
 
     o = o3d.io.read_triangle_mesh(str(tmp_path / "world.glb"))
     assert len(o.triangles) == st["triangles"] and o.has_vertex_colors()
@@ -343,7 +344,8 @@ def test_splat_files_round_trip_and_render_like_the_world(flight):
     data = encode_splat(scene)
     assert len(data) == 32 * len(scene)
     back = decode_splat(data)
-    order = np.argsort(-np.exp(scene.log_scales.double().sum(1).numpy()) * scene.opacities().double().numpy(), kind="stable")
+    size_opacity = np.exp(scene.log_scales.double().sum(1).numpy()) * scene.opacities().double().numpy()
+    order = np.argsort(-size_opacity, kind="stable")
     np.testing.assert_array_equal(back.means.numpy(), scene.means.numpy()[order])  # float32, exact
     np.testing.assert_allclose(back.colors.numpy(), scene.colors.clamp(0, 1).numpy()[order], atol=0.5 / 255 + 1e-6)
     assert psnr(ren.render(back, cam).rgb, ref) > 35
@@ -408,4 +410,5 @@ def test_cli_bad_input_is_one_line_and_exit_2(flight, tmp_path, capsys):
 def test_cli_writes_splats_and_reports_sizes(flight, tmp_path, capsys):
     code, out = cli([str(flight), "--splat", str(tmp_path / "w.compressed.ply")], capsys)
     assert code == 0 and "% of world.ply" in out
-    assert len(decode_compressed_ply((tmp_path / "w.compressed.ply").read_bytes())) == len(RunDir.open(flight).load_scene())
+    back = decode_compressed_ply((tmp_path / "w.compressed.ply").read_bytes())
+    assert len(back) == len(RunDir.open(flight).load_scene())

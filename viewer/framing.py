@@ -79,7 +79,8 @@ def densest_point(points: np.ndarray, cells: int = 32) -> tuple[np.ndarray, floa
     idx = np.clip(((points - lo) / span * cells).astype(np.int64), 0, cells - 1)
     counts = np.zeros((cells + 2,) * 3)
     np.add.at(counts, tuple((idx + 1).T), 1.0)
-    smooth = sum(np.roll(counts, (dx, dy, dz), (0, 1, 2)) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1))
+    shifts = [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)]
+    smooth = sum(np.roll(counts, s, (0, 1, 2)) for s in shifts)
     peak = np.array(np.unravel_index(np.argmax(smooth[1:-1, 1:-1, 1:-1]), (cells,) * 3))
     centre = lo + (peak + 0.5) / cells * span
     cell = float(np.linalg.norm(span / cells))

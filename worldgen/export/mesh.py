@@ -78,7 +78,8 @@ def check_mesh_path(path: str | Path) -> Path:
     return p
 
 
-def depth_bands(depths: np.ndarray, ratio: float, max_depth: float = 0.0, overlap: float = 0.03) -> list[tuple[float, float]]:
+def depth_bands(depths: np.ndarray, ratio: float, max_depth: float = 0.0,
+                overlap: float = 0.03) -> list[tuple[float, float]]:
     """Depth bands [(near, far), ...] covering the finite positive values of `depths` (any shape, a
     sample of the run's depths) up to `max_depth` (0: their 99.5th percentile), each far/near = `ratio`
     before the `overlap` (fraction) added at both ends. Empty if no depth is finite."""
@@ -217,7 +218,8 @@ def glb_with_vertex_colour_material(glb: bytes) -> bytes:
     rest = glb[20 + json_len:]  # the BIN chunk, untouched
     mats = doc.setdefault("materials", [])
     mats.append({"name": "vertex_colour", "doubleSided": True,
-                 "pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0.0, "roughnessFactor": 1.0}})
+                 "pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0.0,
+                                          "roughnessFactor": 1.0}})
     for mesh in doc.get("meshes", []):
         for prim in mesh.get("primitives", []):
             prim.setdefault("material", len(mats) - 1)

@@ -168,7 +168,8 @@ def export_nerfstudio(run, depth_of: Callable[[int], torch.Tensor] | None, out_d
     meta = transforms_json(run.cameras, images, depths, ply_name)
     atomic_write_text(out / "worldgen_export.json", json.dumps({
         "source": str(run.root), "frames": n,
-        "transform_matrix": "camera-to-world, OpenGL camera axes (+x right, +y up, +z back) = worldgen c2w @ diag(1,-1,-1,1)",
+        "transform_matrix": "camera-to-world, OpenGL camera axes (+x right, +y up, +z back) = "
+                            "worldgen c2w @ diag(1,-1,-1,1)",
         "world": "worldgen's world frame: up is -y (trainers re-orient poses themselves)",
         "depth": None if depth_of is None else
         "depths/*.npy: float32 z-depth in world units, 0 = none (sky); nerfstudio: --depth-unit-scale-factor 1",

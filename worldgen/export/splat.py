@@ -43,7 +43,8 @@ def _arrays(scene: GaussianScene) -> tuple[np.ndarray, ...]:
     """float32 numpy (means [N, 3], log-scales [N, 3], unit wxyz quats [N, 4], colours [N, 3] clamped
     to [0, 1], opacities [N] in [0, 1]) of the scene's finite Gaussians."""
     with torch.no_grad():
-        parts = [scene.means, scene.log_scales, scene.unit_quats(), scene.colors.clamp(0, 1), scene.opacities()[:, None]]
+        parts = [scene.means, scene.log_scales, scene.unit_quats(), scene.colors.clamp(0, 1),
+                 scene.opacities()[:, None]]
         a = torch.cat([p.detach().float().cpu() for p in parts], 1).numpy()
     a = a[np.isfinite(a).all(1)]
     return a[:, 0:3], a[:, 3:6], a[:, 6:10], a[:, 10:13], a[:, 13]
@@ -142,7 +143,8 @@ def encode_compressed_ply(scene: GaussianScene) -> bytes:
     norm = {k: _chunk_normalise(v, chunks[chunk_of, c0:c0 + 3], chunks[chunk_of, c0 + 3:c0 + 6])
             for k, (v, c0) in vals.items()}
     col = norm["rgb"]
-    packed_color = (_unorm(col[:, 0], 8) << 24) | (_unorm(col[:, 1], 8) << 16) | (_unorm(col[:, 2], 8) << 8) | _unorm(op, 8)
+    packed_color = ((_unorm(col[:, 0], 8) << 24) | (_unorm(col[:, 1], 8) << 16) | (_unorm(col[:, 2], 8) << 8)
+                    | _unorm(op, 8))
     vertex = np.stack([_pack_111011(norm["pos"]), _pack_rotation(q), _pack_111011(norm["scale"]), packed_color], 1)
     header = "ply\nformat binary_little_endian 1.0\ncomment worldgen compressed Gaussians (SuperSplat layout)\n"
     header += f"element chunk {n_chunks}\n" + "".join(f"property float {p}\n" for p in _CHUNK_PROPS)
