@@ -294,7 +294,10 @@ def test_load_world_run_dir_and_bad_paths(tmp_path):
     run = write_run(tmp_path / "run", block_scene(), cams)
     w = load_world(run)
     assert len(w.scene) == 14 * 14 * 10 and len(w.cameras) == 2
-    assert len(load_world(run / "world.ply").cameras) == 0  # a bare PLY has no path
+    assert len(load_world(run / "world.ply").cameras) == 2  # a PLY picks up the cameras.json beside it
+    (tmp_path / "bare").mkdir()
+    block_scene().save_ply(tmp_path / "bare" / "w.ply")
+    assert len(load_world(tmp_path / "bare" / "w.ply").cameras) == 0  # a bare PLY has no path
 
     with pytest.raises(UserInputError, match="no such"):
         load_world(tmp_path / "missing")

@@ -123,11 +123,13 @@ class SplatDisplay:
             rgbs=arr.rgbs, opacities=arr.opacities)
         return h, len(arr)
 
-    def sync(self, scene: GaussianScene) -> int:
-        """Show what `scene` gained since the last call; returns how many Gaussians were sent now."""
+    def sync(self, scene: GaussianScene, total: int | None = None) -> int:
+        """Show what `scene` gained since the last call; returns how many Gaussians were sent now.
+        `total`: the size the world will reach (a world streamed in growing prefixes), so that the
+        decimation is chosen once for it instead of stepping down, with a resend, as the prefix grows."""
         with self._lock:
             n = len(scene)
-            fraction = self._fraction_for(n)
+            fraction = self._fraction_for(max(n, total or 0))
             resend = n < self.sent_upto or fraction != self.fraction or len(self._handles) >= self.max_chunks
             if resend:
                 h, shown = self._add_chunk(scene, 0, n, fraction)  # add first, then drop old: no flash

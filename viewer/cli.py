@@ -102,16 +102,18 @@ def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> N
 def view_main(cfg: ViewConfig) -> None:
     """Load the world (UserInputError for bad paths, before any server starts), serve it until Ctrl+C."""
     from viewer.app import server_url, start_server
-    from viewer.browse import BrowseApp, load_world
+    from viewer.browse import BrowseApp, load_world, print_notes
     check(cfg)
     world = load_world(cfg.world)
+    print_notes(world)
     server = start_server(cfg.host, cfg.port)
     try:
-        BrowseApp(server, world, budget=cfg.budget)
+        app = BrowseApp(server, world, budget=cfg.budget)
     except BaseException:
         server.stop()
         raise
-    _serve_until_interrupted(server, server_url(server), f"viewing {world.ply} ({len(world.scene):,} Gaussians)")
+    _serve_until_interrupted(server, server_url(server), f"viewing {world.ply} ({len(world.scene):,} Gaussians)",
+                             before_stop=app.stop)
 
 
 def live_main(cfg: LiveConfig) -> None:

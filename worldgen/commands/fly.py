@@ -4,6 +4,8 @@ Files written to --out (each atomically: temp file, then rename):
   frames/NNNNN.png   the generated frames (frame 0 is the input photo at the working size)
   video.mp4          the frames as H.264 video
   world.ply          the persistent Gaussian world (standard 3D Gaussian Splatting layout)
+  sky.png            the sky dome, equirectangular (worldgen view shows it as the background)
+  depth/NNNNN.npy    with --depth-maps: each refined frame's z-depth, float32, +inf = sky (for export)
   cameras.json       per frame: width, height, fx, fy, cx, cy, c2w (OpenCV axes, camera-to-world)
   config.json        the whole resolved configuration (`worldgen fly --config config.json` replays the run)
   run.json           timings per stage, Gaussian count, peak memory
@@ -23,7 +25,7 @@ from worldgen.commands import Command
 from worldgen.core.config import bad, check, to_dict
 from worldgen.core.device import peak_memory, resolve_device
 from worldgen.core.images import save_png_u8, to_uint8, write_video
-from worldgen.core.io import atomic_write_text, check_writable_dir, save_cameras_json
+from worldgen.core.io import atomic_write_text, check_writable_dir, save_cameras_json, save_npy
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 from worldgen.pipeline.flight import Flight
 from worldgen.pipeline.generator import make_generator
@@ -56,6 +58,9 @@ class FlyConfig:
     """Frame rate of video.mp4."""
     video: bool = True
     """Write video.mp4 (needs imageio-ffmpeg)."""
+    depth_maps: bool = False
+    """Also write depth/NNNNN.npy: each refined frame's z-depth (float32, +inf for sky), which
+    `worldgen export` then uses instead of re-rendering the world."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -86,6 +91,8 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     t_setup = time.perf_counter() - t_start
 
     (out / "frames").mkdir(exist_ok=True)
+    if cfg.depth_maps:
+        (out / "depth").mkdir(exist_ok=True)
     cams = []
     video: list | None = [] if cfg.video else None
     # PNG encoding runs on a writer thread (zlib releases the GIL) so it overlaps generation.
@@ -101,6 +108,9 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
             if video is not None:
                 video.append(img)
             pending.append(writer.submit(save_png_u8, out / "frames" / f"{step.t:05d}.png", img))
+            if cfg.depth_maps:
+                pending.append(writer.submit(save_npy, out / "depth" / f"{step.t:05d}.npy",
+                                             step.frame.depth.detach().float().cpu().numpy()))
             cams.append(step.camera.to("cpu").to_dict())
             path_s += step.pilot_seconds
             gen_s += step.pilot_seconds + step.seconds[0]
@@ -118,6 +128,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     if cfg.video:
         write_video(out / "video.mp4", video, cfg.fps)
     gen.scene.save_ply(out / "world.ply")
+    gen.sky.save_png(out / "sky.png")
     save_cameras_json(out / "cameras.json", cams)
     atomic_write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
     stats = gen.stats()

@@ -96,3 +96,11 @@ def save_cameras_json(path: str | os.PathLike, cameras: list[dict]) -> None:
     """Write a camera path, atomically: `{"convention": ..., "frames": cameras}` with one
     `Camera.to_dict()` (width, height, fx, fy, cx, cy, c2w) per frame (what `worldgen view` reads)."""
     atomic_write_text(path, json.dumps({"convention": CAMERAS_CONVENTION, "frames": cameras}, indent=1))
+
+
+def save_npy(path: str | os.PathLike, array) -> None:
+    """Write a numpy array as .npy, atomically."""
+    import numpy as np
+
+    with atomic_write(path) as f:
+        np.save(f, array)

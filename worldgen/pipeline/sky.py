@@ -137,3 +137,51 @@ class SkyDome:
         rgb = s[..., :3] / known.clamp_min(1e-6)[..., None]
         rgb = torch.where(known[..., None] > 1e-6, rgb, torch.zeros_like(rgb))
         return rgb.clamp(0, 1), known.clamp(0, 1)
+
+    # ------------------------------------------------------------------ file
+    def save_png(self, path) -> None:
+        """Write the dome as `sky.png`, atomically: an 8-bit RGBA equirectangular image [Hs, Ws, 4] in
+        the texture layout above (column = azimuth atan2(x, z) from -pi to pi, row = elevation from
+        +90, world -y, to -90 degrees); alpha 255 where a texel was observed, 0 (and RGB 0) elsewhere."""
+        import numpy as np
+        from PIL import Image
+
+        from worldgen.core.io import atomic_write
+
+        rgb = (self.color.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+        alpha = np.where(self.weight.detach().cpu().numpy() > 0, 255, 0).astype(np.uint8)
+        with atomic_write(path) as f:
+            Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA").save(f, format="PNG")
+
+    @staticmethod
+    def load_png(path, device: torch.device | str = "cpu") -> "SkyDome":
+        """A SkyDome from an equirectangular image written by `save_png` (RGBA; alpha > 127 = observed)
+        or any 2:1 RGB panorama in the same layout (all texels observed). Width 64..4096.
+        Raises UserInputError with a one-line reason for a missing, unreadable or wrongly shaped file."""
+        import numpy as np
+        from PIL import Image, UnidentifiedImageError
+
+        from worldgen.core.io import UserInputError
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+                arr = np.asarray(im.convert("RGBA"))
+        except FileNotFoundError:
+            raise UserInputError(f"no such sky image: {path}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise UserInputError(f"{path} is not a readable sky image ({e})") from None
+        Hs, Ws = arr.shape[:2]
+        if not (64 <= Ws <= 4096 and Hs == Ws // 2):
+            raise UserInputError(f"{path}: a sky image must be equirectangular, W x W/2 with W in 64..4096, "
+                                 f"got {Ws}x{Hs}")
+        dome = SkyDome(texels_per_degree=Ws / 360.0, device=device)
+        dome.width, dome.height = Ws, Hs
+        dome._tex = torch.zeros(1, 4, Hs, Ws + 2, device=dome.device)
+        known = torch.from_numpy(arr[..., 3] > 127).to(dome.device)
+        rgb = torch.from_numpy(arr[..., :3].astype(np.float32) / 255.0).to(dome.device).permute(2, 0, 1)
+        dome._tex[0, :3, :, 1:-1] = rgb * known
+        dome._tex[0, 3, :, 1:-1] = known.float()
+        dome._tex[..., 0] = dome._tex[..., Ws]  # wrap-around columns
+        dome._tex[..., Ws + 1] = dome._tex[..., 1]
+        return dome
