@@ -27,6 +27,17 @@ TRAIN_PRESETS: dict[str, Preset] = {
             unroll=UnrollConfig(steps=2, warm_steps=(0, 1), per_frame=0.5),
         ),
     ),
+    "train-refiner-cpu": Preset(
+        "Fine-tuning on the 2-core CPU machine: 128x128 flights (fast render quality), batch 4 clips x 3 "
+        "supervised steps, gradients through each step's network pass only.",
+        TrainConfig(out="runs/train-refiner-cpu", steps=400, batch=4, device="cpu", checkpoint_every=20, log_every=5,
+                    sample_every=50,
+                    data=DataConfig(width=128, height=128, flights=6, frames=24, flights_per_world=2, refresh_every=60,
+                                    refresh_flights=1, quality="fast"),
+                    loss=LossConfig(gan_start=100),
+                    optim=OptimConfig(lr=1e-4, lr_disc=1e-4, warmup=20),
+                    unroll=UnrollConfig(steps=3, warm_steps=(0, 2), grad_through_world=False)),
+    ),
     "train-refiner-h200": Preset(
         "The shipped refiner's run: 256x256 flights rendered on each GPU, batch 8 clips x 4 supervised steps per "
         "process (scripts/gpu_train.sh runs 3 processes per GPU).",

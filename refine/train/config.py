@@ -93,6 +93,10 @@ class UnrollConfig:
     worlds it has built over longer flights)."""
     per_frame: float = 0.35
     """Share of clips run in per-frame mode (the rest persistent)."""
+    grad_through_world: bool = True
+    """Back-propagate through the world: step t's loss reaches the network's outputs at earlier steps
+    through lifting and rendering. Off: each step's loss trains that step's network pass only (the
+    worlds are built without gradients; about half the cost on a CPU)."""
 
 
 @dataclass(frozen=True)

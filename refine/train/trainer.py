@@ -153,7 +153,8 @@ def train(cfg: TrainConfig) -> dict:
         for g in opt_d.param_groups:
             g["lr"] = ramp * learning_rate(cfg, cfg.optim.lr_disc, step)
 
-        results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda)
+        results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda,
+                         grad_through_world=cfg.unroll.grad_through_world)
         t0 = tick("unroll", t0)
         L = cfg.loss
         terms: dict[str, torch.Tensor] = {}

@@ -45,7 +45,7 @@ class StepResult:
 
 def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, renderer,
            refiner_cfg: LearnedRefinerConfig, gen_cfg: GeneratorConfig = GeneratorConfig(),
-           autocast: bool = False) -> list[StepResult]:
+           autocast: bool = False, grad_through_world: bool = True) -> list[StepResult]:
     """Run the generators over `clips` (L >= warm + steps + 1 frames) and return the T supervised steps.
 
     Args:
@@ -55,6 +55,8 @@ def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, rende
         steps: supervised steps T.
         renderer: the project's Renderer for the clips' device.
         autocast: run the network in bfloat16 (CUDA).
+        grad_through_world: False builds the worlds without gradients (each step's loss then trains
+            only that step's network pass).
     """
     B, L, H, W = clips.depth.shape
     if L < warm + steps + 1:
@@ -70,18 +72,25 @@ def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, rende
     amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     for t in range(1, warm + steps + 1):
         grad = t > warm
-        with torch.set_grad_enabled(grad):
+        with torch.set_grad_enabled(grad and grad_through_world):
             views = [g.begin_step(cams[b][t]) for b, g in enumerate(gens)]
             x, vb = view_inputs(views, refiner_cfg)
+        with torch.set_grad_enabled(grad):
             with amp:
                 y = net(x)
             out = compose(vb, y, refiner_cfg)
-            for g, f, v in zip(gens, out.frames(views), views):
+        with torch.set_grad_enabled(grad and grad_through_world):
+            frames = out.frames(views)
+            for g, f, v in zip(gens, frames if grad_through_world else [_detached(f) for f in frames], views):
                 g.end_step(f, v)
         if grad:
             d = clips.depth[:, t, None]
             results.append(StepResult(out, vb, clips.rgb[:, t].permute(0, 3, 1, 2), d, ~torch.isfinite(d)))
     return results
+
+
+def _detached(f: Frame) -> Frame:
+    return Frame(rgb=f.rgb.detach(), depth=f.depth.detach(), sky=f.sky, camera=f.camera)
 
 
 def log_disparity(depth: Tensor) -> Tensor:
