@@ -27,7 +27,12 @@ nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --
 el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"
 
 mkdir -p runs/gpu/refiner runs/gpu/depth
-for k in refiner depth; do [ -f .carry/$k/checkpoint-compact.pt ] && cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/; done
+# Continue from this session's last call (.carry/), else from the committed weights (they are compact
+# training checkpoints: float16 weights, step, data cursor, history).
+for k in refiner depth; do
+  if [ -f .carry/$k/checkpoint-compact.pt ]; then cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/
+  elif [ -f refine/weights/$k.pt ]; then cp refine/weights/$k.pt runs/gpu/$k/checkpoint-compact.pt; fi
+done
 PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
 

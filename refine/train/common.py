@@ -128,12 +128,6 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     return (x * 0x9E3779B97F4A7C15) % (2**63 - 1)
 
 
-def compact_state(state: dict) -> dict:
-    """An optimiser state_dict with its floating-point moments in bfloat16 (half the bytes)."""
-    return {**state, "state": {k: {n: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and v.dim() else v)
-                                   for n, v in s.items()} for k, s in state["state"].items()}}
-
-
 def save_png(path: Path, img) -> None:
     from PIL import Image
 

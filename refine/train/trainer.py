@@ -30,8 +30,7 @@ import torch.distributed as dist
 from refine.learned import WEIGHTS_FORMAT, load_weights, save_weights
 from refine.losses import MultiScaleDiscriminator, d_hinge_loss, feature_matching_loss, g_hinge_loss
 from refine.net import RefinerNet, count_parameters
-from refine.train.common import (Dist, GpuMonitor, compact_state, learning_rate, save_png, step_seed, time_is_up,
-                                 write_curves)
+from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, time_is_up, write_curves
 from refine.train.config import TrainConfig
 from refine.train.data import FlightCache
 from refine.train.unroll import critic_input, log_disparity, psnr, reconstruction_losses, sample_grid, unroll
@@ -40,23 +39,30 @@ CKPT_FORMAT = "worldgen-train-refiner/1"
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def _weights_blob(net: RefinerNet, cfg: TrainConfig) -> dict:
+def _weights_blob(net: RefinerNet, cfg: TrainConfig, half: bool = False) -> dict:
     return {"format": WEIGHTS_FORMAT, "net_config": dataclasses.asdict(net.config),
             "refiner_config": dataclasses.asdict(cfg.refiner),
-            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "meta": {}}
+            "state_dict": _state(net, half), "meta": {}}
+
+
+def _state(module: torch.nn.Module, half: bool) -> dict:
+    return {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in module.state_dict().items()}
 
 
 def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: FlightCache, history: list, cfg: TrainConfig,
                     elapsed: float, compact: bool = False) -> None:
-    """Write the training state atomically. `compact`: optimiser moments in bfloat16 (the copy that
-    travels and is committed; resuming from it is close to, not bit-for-bit, the uninterrupted run)."""
+    """Write the training state atomically.
+
+    full (compact=False): float32 weights and both optimisers: resuming is bit-exact.
+    compact: float16 weights of the refiner and the discriminator and no optimiser moments (about
+    10 MB: the copy that travels between GPU calls and is committed as refine/weights/refiner.pt);
+    a run resumed from it starts new Adam moments with a 50-step learning-rate ramp."""
     from worldgen.core.io import atomic_write
 
-    og, od = opt_g.state_dict(), opt_d.state_dict()
-    blob = {"format": CKPT_FORMAT, "step": step, "refiner": _weights_blob(net, cfg), "disc": disc.state_dict(),
-            "opt_g": compact_state(og) if compact else og, "opt_d": compact_state(od) if compact else od,
-            "cursor": cache.cursor, "history": history, "config": dataclasses.asdict(cfg), "elapsed_seconds": elapsed,
-            "compact": compact}
+    blob = {"format": CKPT_FORMAT, "step": step, "refiner": _weights_blob(net, cfg, half=compact),
+            "disc": _state(disc, compact), "opt_g": None if compact else opt_g.state_dict(),
+            "opt_d": None if compact else opt_d.state_dict(), "cursor": cache.cursor, "history": history,
+            "config": dataclasses.asdict(cfg), "elapsed_seconds": elapsed, "compact": compact}
     with atomic_write(path) as f:
         torch.save(blob, f)
 
@@ -93,8 +99,8 @@ def train(cfg: TrainConfig) -> dict:
     resume_from = ckpt_path if ckpt_path.is_file() else out / "checkpoint-compact.pt"
     if cfg.resume and resume_from.is_file():
         blob = load_checkpoint(resume_from)  # optimiser moments are cast back to float32 on load
-        net.load_state_dict(blob["refiner"]["state_dict"])
-        disc.load_state_dict(blob["disc"])
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["refiner"]["state_dict"].items()})
+        disc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc"].items()})
         # A checkpoint cut down to travel may lack the optimiser moments: new ones, with a short warm-up.
         for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d")):
             if blob[key] is not None:

@@ -44,6 +44,10 @@ class GeneratorConfig:
     pixel-sized Gaussians visibly, so worldgen renders with less."""
     sky_write_alpha: float = 0.05
     """Sky pixels whose scene alpha is below this are written into the sky dome."""
+    sky_complete: bool = True
+    """Complete the sky dome above the photo's horizon once the world is built from a frame (frame 0;
+    every step of the per-frame baseline), from the sky seen so far (SkyDome.complete): unseen sky is
+    then seen through rotation only, never smeared out of the frame's top rows."""
 
     def validate(self) -> None:
         for name in ("fit_iters_first", "fit_iters"):
@@ -176,6 +180,9 @@ class Generator:
         self.scene = GaussianScene.empty(self.device)
         self.sky.reset()
         self._absorb(frame, None, fit_iters)
+        if self.config.sky_complete:
+            with self._time("sky"):
+                self.sky.complete(self.horizon_elev_deg)
 
     # -------------------------------------------------------------- the loop
     def step(self, camera: Camera) -> Frame:

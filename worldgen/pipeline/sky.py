@@ -2,7 +2,10 @@
 
 It is rendered from the camera's rotation only (translation never changes the sky), filled from sky
 pixels as they appear (first observation wins, so the sky stays put when the camera comes back),
-and composited behind the Gaussian scene.
+and composited behind the Gaussian scene. `complete` fills, once, every direction above the photo's
+horizon that was never seen with a sky fitted to the seen one (a colour profile over elevation plus
+the seen sky's own variation, fading with angular distance from it), so a turning camera meets a
+sky that exists already instead of one smeared out of the image's top rows.
 
 Texture layout: [Hs, Ws, 3]; column = azimuth atan2(x, z) from -pi to pi, row = elevation from +90
 (up, world -y) to -90 degrees.
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldgen.core.camera import Camera
+from worldgen.core.fill import push_pull
 
 
 class SkyDome:
@@ -121,6 +125,54 @@ class SkyDome:
         self._tex[..., 0] = self._tex[..., self.width]  # refresh the wrap-around columns
         self._tex[..., self.width + 1] = self._tex[..., 1]
         return int(local.shape[0])
+
+    def complete(self, horizon_elev_deg: float, fade_deg: float = 25.0) -> int:
+        """Fill the unobserved texels above `horizon_elev_deg` with a sky fitted to the observed ones.
+
+        Colour = P(elevation) + R, where P is the per-row mean of the observed texels (rows without
+        any are interpolated between observed rows and held constant beyond them, then smoothed over
+        about 3 degrees), and R is the observed texels' residual from P, filled by push-pull and faded
+        to 0 with angular distance from observed sky (a `fade_deg` box-blurred observed mask). The
+        filled texels count as observed (weight 1), so they stay put. Returns the number filled.
+        """
+        obs = self.weight > 0  # [Hs, Ws]
+        if not bool(obs.any()) or horizon_elev_deg >= 90:
+            return 0
+        Hs, Ws = self.height, self.width
+        row_el = (0.5 - (torch.arange(Hs, device=self.device) + 0.5) / Hs) * 180.0
+        target_rows = row_el > horizon_elev_deg
+        rows_obs = obs.any(1)
+        col = self.color  # [3, Hs, Ws]
+        n = obs.sum(1).clamp_min(1).float()
+        prof = (col * obs).sum(2) / n  # [3, Hs]
+        idx = torch.nonzero(rows_obs).flatten()
+        r = torch.arange(Hs, device=self.device)
+        # per row: the nearest observed rows above and below, linearly interpolated (constant outside)
+        pos = torch.searchsorted(idx, r).clamp(1, max(len(idx) - 1, 1))
+        lo, hi = idx[(pos - 1).clamp(min=0)], idx[pos.clamp(max=len(idx) - 1)]
+        span = (hi - lo).clamp_min(1).float()
+        t = ((r - lo).float() / span).clamp(0, 1)
+        prof = prof[:, lo] * (1 - t) + prof[:, hi] * t  # [3, Hs]
+        k = max(1, int(round(3.0 / 180.0 * Hs)))
+        prof = F.avg_pool1d(F.pad(prof[None], (k, k), mode="replicate"), 2 * k + 1, stride=1)[0]
+        resid = torch.where(obs[None], col - prof[:, :, None], torch.zeros_like(col))  # [3, Hs, Ws]
+        band = torch.nonzero(target_rows | rows_obs).flatten()
+        y0, y1 = int(band.min()), int(band.max()) + 1
+        filled = push_pull(resid[:, y0:y1].permute(1, 2, 0), obs[y0:y1].float()).permute(2, 0, 1)
+        kf = max(1, int(round(fade_deg / 360.0 * Ws)))
+        near = F.avg_pool2d(F.pad(obs[None, None, y0:y1].float(), (kf, kf, kf, kf), mode="replicate"),
+                            2 * kf + 1, stride=1)[0, 0]
+        near = (near * 4).clamp(max=1.0)  # within fade_deg of a good share of seen sky: its variation
+        value = (prof[:, y0:y1, None] + filled * near[None]).clamp(0, 1)
+        write = (~obs[y0:y1]) & target_rows[y0:y1, None]
+        n_new = int(write.sum())
+        if n_new:
+            tex = self._tex[0, :, y0:y1, 1:-1]
+            tex[:3] = torch.where(write[None], value, tex[:3])
+            tex[3] = torch.where(write, torch.ones_like(tex[3]), tex[3])
+            self._tex[..., 0] = self._tex[..., self.width]
+            self._tex[..., self.width + 1] = self._tex[..., 1]
+        return n_new
 
     def render(self, camera: Camera) -> tuple[Tensor, Tensor]:
         """Sky seen by `camera` (rotation only): (rgb [H, W, 3], known [H, W] in [0, 1]).

@@ -1,0 +1,138 @@
+"""Refiners against procedural ground truth: PSNR, SSIM and depth AbsRel per step range.
+
+    python scripts/eval_refiner.py --refiners classical learned [FILE.pt ...] --seeds 1000000 1000001
+        [--paths forward autopilot] [--frames 65] [--size 256x256] [--device cpu|cuda] [--out FILE.json]
+
+For each eval seed (refine/synth/splits.py: 1,000,000..1,000,999; never trained on), path, refiner and
+mode (persistent, per-frame), the generator flies `frames` frames from the world's first frame (exact
+depth) and every generated frame is scored against the world rendered at the same pose:
+    PSNR / SSIM of the colour;
+    AbsRel = mean |d - d*| / d* of z-depth over pixels that are ground in both (sky excluded);
+    sky agreement = share of pixels whose sky / ground label matches.
+Figures are averaged over the step ranges 1-8, 9-32, 33-64 (and all). Prints a markdown table and
+writes the per-step series to --out. Autopilot paths depend on the frames, so each refiner and mode
+flies (and is scored on) its own poses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RANGES = ((1, 8), (9, 32), (33, 64))
+
+
+def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frames: int, size: tuple[int, int],
+                  device: torch.device, gt_cache: dict) -> dict:
+    from renderers import get_renderer
+    from worldgen.core.metrics import psnr, ssim
+    from worldgen.pipeline.config import PipelineConfig
+    from worldgen.pipeline.flight import Flight
+    from worldgen.pipeline.generator import make_generator
+    from worldgen.pipeline.paths import make_path
+    from worldgen.pipeline.refiners import make_refiner
+    from worldgen.pipeline.sources import GroundTruth, scene_scale, synthetic_source
+
+    W, H = size
+    key = (seed, W, H)
+    if key not in gt_cache:
+        src = synthetic_source(seed, W, H, device)
+        gt_cache[key] = (src, GroundTruth(src.world))
+    src, gt = gt_cache[key]
+    p = PipelineConfig()
+    path = make_path(path_kind, src.frame0.camera, scene_scale(src.frame0), frames, speed=p.speed, autopilot=p.autopilot)
+    gen = make_generator(mode, src.frame0, get_renderer(device.type), make_refiner(refiner_spec, device), p.generator)
+    series = {"psnr": [], "ssim": [], "absrel": [], "sky_agree": []}
+    with torch.no_grad():
+        for step in Flight(gen, path, frames):
+            if step.t == 0:
+                continue
+            truth = gt(step.camera)
+            rgb = step.frame.rgb.detach().float().cpu()
+            depth = step.frame.depth.detach().float().cpu()
+            series["psnr"].append(psnr(rgb, truth.rgb))
+            series["ssim"].append(ssim(rgb, truth.rgb))
+            both = torch.isfinite(depth) & torch.isfinite(truth.depth) & (truth.depth > 0)
+            rel = ((depth - truth.depth).abs() / truth.depth)[both]
+            series["absrel"].append(float(rel.mean()) if rel.numel() else math.nan)
+            series["sky_agree"].append(float((step.frame.sky.cpu() == truth.sky).float().mean()))
+    return series
+
+
+def summarise(series: dict) -> dict:
+    out = {}
+    n = len(series["psnr"])
+    for lo, hi in RANGES + ((1, n),):
+        if lo > n:
+            continue
+        name = f"{lo}-{min(hi, n)}" if (lo, hi) != (1, n) else "all"
+        out[name] = {}
+        for k, v in series.items():
+            vals = [x for x in v[lo - 1:hi] if not math.isnan(x)]
+            out[name][k] = sum(vals) / len(vals) if vals else math.nan
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--refiners", nargs="+", default=["classical", "learned"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1_000_000, 1_000_001, 1_000_002])
+    ap.add_argument("--paths", nargs="+", default=["forward", "autopilot"])
+    ap.add_argument("--modes", nargs="+", default=["persistent", "per-frame"])
+    ap.add_argument("--frames", type=int, default=65, help="frames including frame 0 (65: steps 1-64)")
+    ap.add_argument("--size", default="256x256")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", default="runs/eval_refiner.json")
+    a = ap.parse_args()
+    from refine.synth.splits import split_of
+
+    bad = [s for s in a.seeds if split_of(s) != "eval"]
+    if bad:
+        sys.exit(f"eval_refiner: seeds {bad} are not evaluation seeds (1000000..1000999)")
+    W, H = (int(x) for x in a.size.lower().split("x"))
+    device = torch.device(a.device)
+    results, gt_cache = [], {}
+    for seed in a.seeds:
+        for path_kind in a.paths:
+            for mode in a.modes:
+                for spec in a.refiners:
+                    t0 = time.perf_counter()
+                    s = fly_and_score(seed, path_kind, spec, mode, a.frames, (W, H), device, gt_cache)
+                    results.append({"seed": seed, "path": path_kind, "mode": mode, "refiner": spec, "series": s,
+                                    "summary": summarise(s)})
+                    print(f"seed {seed} {path_kind:9s} {mode:10s} {spec:12s} {time.perf_counter() - t0:6.1f} s  "
+                          + "  ".join(f"{r}: {v['psnr']:.2f} dB {v['ssim']:.3f} {v['absrel']:.3f}"
+                                      for r, v in results[-1]["summary"].items()), flush=True)
+                    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+                    Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "device": str(device),
+                                                       "size": [W, H], "frames": a.frames, "results": results}))
+    # markdown: mean over seeds per (path, mode, refiner, range)
+    print(f"\n| path | mode | refiner | " + " | ".join(f"steps {lo}-{hi} PSNR / SSIM / AbsRel" for lo, hi in RANGES) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in RANGES) + " |")
+    for path_kind in a.paths:
+        for mode in a.modes:
+            for spec in a.refiners:
+                rows = [r for r in results if (r["path"], r["mode"], r["refiner"]) == (path_kind, mode, spec)]
+                cells = []
+                for lo, hi in RANGES:
+                    k = f"{lo}-{hi}"
+                    vals = [r["summary"][k] for r in rows if k in r["summary"]]
+                    if not vals:
+                        cells.append("-")
+                        continue
+                    m = {q: sum(v[q] for v in vals) / len(vals) for q in ("psnr", "ssim", "absrel")}
+                    cells.append(f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['absrel']:.3f}")
+                print(f"| {path_kind} | {mode} | {spec} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Long autopilot flights over real photos: does the world keep its detail, and is the sky clean?
+
+    python scripts/real_flights.py PHOTO [PHOTO ...] [--refiners classical learned] [--frames 201]
+        [--size 256x256] [--fov 90] [--depth-model ...] [--sheet docs/real_flights.png] [--out FILE.json]
+
+Per photo and refiner (persistent mode), it prints:
+- hf_ratio: high-frequency energy of the lower half of frame T-1 over frame 0's. The energy is
+  mean |I - blur(I)| of the grey image, blur = a 5x5 box filter applied twice (the learned-refiner
+  issue's measure). Stretched streaks and blur drive it towards 0; detail that keeps being invented
+  keeps it near 1.
+- sky_streaks: over the pixels the frame calls sky, mean |horizontal gradient| / mean |vertical
+  gradient| of the grey image (about 1 for a smooth or cloudy sky; vertical streaks, the push-pull
+  smear of unseen sky, make it large). Mean over the last 50 frames.
+- fps: generated frames per second.
+The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 of every flight, one row per photo and refiner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def grey(rgb: torch.Tensor) -> torch.Tensor:
+    """[H, W] luminance of rgb [H, W, 3] in [0, 1]."""
+    return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).float()
+
+
+def hf_energy(rgb: torch.Tensor) -> float:
+    """mean |I - blur(I)| over the lower half of the grey image (blur: 5x5 box, twice, replicate padding)."""
+    g = grey(rgb)[None, None]
+    b = g
+    for _ in range(2):
+        b = F.avg_pool2d(F.pad(b, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    d = (g - b)[0, 0].abs()
+    return float(d[d.shape[0] // 2:].mean())
+
+
+def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
+    """Mean |d/dx| over mean |d/dy| of the grey image on sky pixels (nan with fewer than 64 of them)."""
+    g = grey(rgb)
+    gx = (g[:-1, 1:] - g[:-1, :-1]).abs()
+    gy = (g[1:, :-1] - g[:-1, :-1]).abs()
+    m = sky[:-1, :-1] & sky[:-1, 1:] & sky[1:, :-1]
+    if int(m.sum()) < 64:
+        return float("nan")
+    return float(gx[m].mean() / gy[m].mean().clamp_min(1e-4))
+
+
+def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str):
+    from worldgen.commands.fly import FlyConfig, run
+    from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+
+    kept, hf, streaks = {}, [], []
+    marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1}
+
+    def on_frame(t, frame, gen):
+        rgb = frame.rgb.detach().cpu()
+        hf.append(hf_energy(rgb))
+        streaks.append(sky_streaks(rgb, frame.sky.cpu()))
+        if t in marks:
+            kept[t] = (rgb.clamp(0, 1) * 255 + 0.5).byte().numpy()
+
+    photo_cfg = PhotoConfig(fov=fov) if depth_model is None else PhotoConfig(fov=fov, depth_model=depth_model)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        info = run(FlyConfig(image=photo, photo=photo_cfg, path="autopilot", frames=frames, out=out, progress=False,
+                             video=False, pipeline=PipelineConfig(size=size, refiner=refiner, device=device)),
+                   on_frame=on_frame)
+    tail = [s for s in streaks[-50:] if s == s]
+    return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf,
+            "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
+            "fps": info["generate_frames_per_second"], "frames": [kept[t] for t in sorted(kept)], "marks": sorted(kept)}
+
+
+def sheet(rows: list[tuple[str, list[np.ndarray]]], marks: list[int], path: Path) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    from worldgen.core.images import thumbnail
+
+    th = [[thumbnail(f, 160) for f in fr] for _, fr in rows]
+    h, w = th[0][0].shape[:2]
+    lw, pad = 190, 3
+    img = Image.new("RGB", (lw + len(marks) * (w + pad), 16 + len(rows) * (h + pad)), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=11)
+    for j, t in enumerate(marks):
+        d.text((lw + j * (w + pad) + 2, 2), f"frame {t}", fill="black", font=font)
+    for i, (label, _) in enumerate(rows):
+        y = 16 + i * (h + pad)
+        for k, part in enumerate(label.split("\n")):
+            d.text((2, y + h // 2 - 12 + 13 * k), part, fill="black", font=font)
+        for j, f in enumerate(th[i]):
+            img.paste(Image.fromarray(f), (lw + j * (w + pad), y))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, optimize=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("photos", nargs="+")
+    ap.add_argument("--refiners", nargs="+", default=["classical", "learned"])
+    ap.add_argument("--frames", type=int, default=201)
+    ap.add_argument("--size", default="256x256")
+    ap.add_argument("--fov", type=float, default=90.0)
+    ap.add_argument("--depth-model", default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--sheet", default=None)
+    ap.add_argument("--out", default="runs/real_flights.json")
+    a = ap.parse_args()
+    rows, results = [], []
+    marks = None
+    print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'frames/s':>9}")
+    for photo in a.photos:
+        for ref in a.refiners:
+            t0 = time.perf_counter()
+            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device)
+            marks = r.pop("marks")
+            rows.append((f"{Path(photo).stem[:28]}\n{Path(ref).stem}: hf {r['hf_ratio']:.2f}", r.pop("frames")))
+            results.append({"photo": Path(photo).name, "refiner": ref, **r})
+            print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
+                  f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames, "size": a.size,
+                                               "results": results}))
+    if a.sheet:
+        sheet(rows, marks, Path(a.sheet))
+        print(f"sheet: {a.sheet}")
+
+
+if __name__ == "__main__":
+    main()
