@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from configs.base import Preset
 from refine.net import RefinerNetConfig
-from refine.train.config import DataConfig, LossConfig, OptimConfig, TrainConfig, UnrollConfig
+from refine.train.config import DataConfig, LossConfig, OptimConfig, StillPhotoConfig, TrainConfig, UnrollConfig
 from refine.train.depth import DepthTrainConfig
 
 _TINY_NET = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=16)
@@ -37,6 +37,17 @@ TRAIN_PRESETS: dict[str, Preset] = {
                     loss=LossConfig(gan_start=100),
                     optim=OptimConfig(lr=1e-4, lr_disc=1e-4, warmup=20),
                     unroll=UnrollConfig(steps=3, warm_steps=(0, 2), grad_through_world=False)),
+    ),
+    "train-refiner-photos-tiny": Preset(
+        "CPU smoke test (CI) of still-photo steps: the tiny refiner, every other step a photo step (a folder of "
+        "photos is required: --photos.folder DIR).",
+        TrainConfig(
+            out="runs/train-refiner-photos-tiny", steps=8, batch=2, device="cpu", checkpoint_every=4, log_every=2,
+            sample_every=0, net=_TINY_NET, data=_TINY_DATA, loss=LossConfig(gan_start=2),
+            optim=OptimConfig(lr=1e-3, lr_disc=1e-3, warmup=2),
+            unroll=UnrollConfig(steps=2, warm_steps=(0, 1), per_frame=0.5, grad_through_world=False),
+            photos=StillPhotoConfig(every=2, batch=2, cycle_frames=4, forward_frames=4, forward_grad=1),
+        ),
     ),
     "train-refiner-h200": Preset(
         "The shipped refiner's run: 256x256 flights rendered on each GPU, batch 8 clips x 4 supervised steps per "

@@ -203,3 +203,31 @@ def test_shipped_weights_refine_a_frame():
     meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
     assert meta["steps"] > 0 and "command" in meta
     assert not math.isnan(meta["steps"])
+
+
+def test_still_photo_steps_run_and_resume(tmp_path):
+    """Still-photo steps (cycle and forward flights over real-looking photos) mix with flight steps,
+    log their own terms, and their critic travels in the checkpoint."""
+    import numpy as np
+    from PIL import Image
+
+    from configs.train import TRAIN_PRESETS
+    from refine.train.trainer import train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # sky gradient over a noisy ground: enough for the depth network and the critic
+        img = np.zeros((48, 64, 3))
+        img[:20] = np.linspace([0.4, 0.6, 0.9], [0.8, 0.85, 0.9], 20)[:, None]
+        img[20:] = 0.3 + 0.2 * rng.random((28, 64, 3)) * np.array([0.6, 1.0, 0.4])
+        Image.fromarray((img * 255).astype(np.uint8)).save(photos / f"p{i}.png")
+    base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4,
+                               stop_after=2)
+    base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos)))
+    assert train(base)["steps_done"] == 2
+    assert train(base)["steps_done"] == 4  # resumed
+    hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("photo_adversarial" in h for h in hist) and any("psnr_refined" in h for h in hist)
+    blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert blob["step"] == 4 and blob["disc_photo"] is not None and blob["opt_dp"] is not None

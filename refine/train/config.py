@@ -100,6 +100,48 @@ class UnrollConfig:
 
 
 @dataclass(frozen=True)
+class StillPhotoConfig:
+    """Still-photo steps of `worldgen train` (refine/train/photos.py; off unless `folder` is given)."""
+
+    folder: str | None = None
+    """Folder of real photos (JPEG/PNG/WebP); None: flight steps only."""
+    every: int = 3
+    """One photo step every `every` training steps (the rest are flight steps): ratio 1 : every - 1."""
+    start: int = 0
+    """Training step from which photo steps are mixed in."""
+    batch: int = 4
+    """Photo clips per photo step."""
+    cycle_share: float = 0.5
+    """Share of photo steps that fly a cycle (the rest fly forward)."""
+    cycle_frames: int = 7
+    """Frames of a cycle, the photo included (its last frame is the photo's pose again)."""
+    forward_frames: int = 12
+    """Frames of a forward flight, the photo included."""
+    forward_grad: int = 2
+    """Generated steps at the end of a forward flight that carry gradients (the rest run without)."""
+    speed: tuple[float, float] = (0.01, 0.04)
+    """Camera speed per step (log-uniform), as a fraction of the crop's lower-quartile depth."""
+    fov: tuple[float, float] = (50.0, 75.0)
+    """Assumed horizontal field of view of a crop, degrees (uniform)."""
+    min_crop: float = 0.35
+    """Smallest crop, as a share of the photo's area."""
+    reconstruction: float = 1.0
+    """Weight of L1 + Laplacian L1 between the returned frame and the photo (cycles)."""
+    adversarial: float = 0.1
+    """Weight of the photo critic's hinge loss on generated frames."""
+    feature_matching: float = 1.0
+    """Weight of the photo critic's feature matching between the returned frame and the photo."""
+    depth_weights: str | None = None
+    """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
+
+    def validate(self) -> None:
+        if self.every < 1 or self.batch < 1 or self.cycle_frames < 3 or self.forward_frames < 2:
+            raise ValueError("still-photo settings: every, batch >= 1; cycle_frames >= 3; forward_frames >= 2")
+        if not 1 <= self.forward_grad <= self.forward_frames - 1:
+            raise ValueError("still-photo settings: forward_grad must be in 1 .. forward_frames - 1")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Train the learned refiner on procedural flights (flight mode, as Infinite Nature on ACID)."""
 
@@ -137,3 +179,5 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
+    photos: StillPhotoConfig = field(default_factory=StillPhotoConfig)
+    """Still-photo steps (InfiniteNature-Zero), mixed with the flight steps; off without --photos.folder."""

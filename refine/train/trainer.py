@@ -33,6 +33,7 @@ from refine.net import RefinerNet, count_parameters
 from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, time_is_up, write_curves
 from refine.train.config import TrainConfig
 from refine.train.data import FlightCache
+from refine.train.photos import PhotoSource, photo_critic_loss, photo_step_terms
 from refine.train.unroll import critic_input, log_disparity, psnr, reconstruction_losses, sample_grid, unroll
 
 CKPT_FORMAT = "worldgen-train-refiner/1"
@@ -50,7 +51,7 @@ def _state(module: torch.nn.Module, half: bool) -> dict:
 
 
 def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: FlightCache, history: list, cfg: TrainConfig,
-                    elapsed: float, compact: bool = False) -> None:
+                    elapsed: float, compact: bool = False, disc_photo=None, opt_dp=None) -> None:
     """Write the training state atomically.
 
     full (compact=False): float32 weights and both optimisers: resuming is bit-exact.
@@ -62,6 +63,8 @@ def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: Fligh
     blob = {"format": CKPT_FORMAT, "step": step, "refiner": _weights_blob(net, cfg, half=compact),
             "disc": _state(disc, compact), "opt_g": None if compact else opt_g.state_dict(),
             "opt_d": None if compact else opt_d.state_dict(), "cursor": cache.cursor, "history": history,
+            "disc_photo": None if disc_photo is None else _state(disc_photo, compact),
+            "opt_dp": None if compact or opt_dp is None else opt_dp.state_dict(),
             "config": dataclasses.asdict(cfg), "elapsed_seconds": elapsed, "compact": compact}
     with atomic_write(path) as f:
         torch.save(blob, f)
@@ -72,6 +75,38 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
         raise ValueError(f"{path} is not a refiner training checkpoint ({CKPT_FORMAT!r} expected)")
     return blob
+
+
+# ----------------------------------------------------------------------------- one flight step's loss
+def flight_step_terms(results, disc, cfg: TrainConfig, step: int, cuda: bool):
+    """The generator's loss of a flight step: (loss, terms, fake, real), fake / real the critic's
+    inputs [N, 4, H, W] (None before the critic starts, at gan_start / 2)."""
+    L = cfg.loss
+    T = len(results)
+    terms: dict[str, torch.Tensor] = {}
+    for r in results:
+        for k, v in reconstruction_losses(r, cfg.refiner).items():
+            terms[k] = terms.get(k, 0.0) + v / T
+    loss = sum(getattr(L, k) * v for k, v in terms.items())
+    if step < L.gan_start // 2:
+        return loss, terms, None, None
+    ref = torch.cat([r.views.ref for r in results])
+    fake = critic_input(torch.cat([r.out.rgb for r in results]), torch.cat([r.out.log_disp for r in results]),
+                        torch.cat([r.out.sky for r in results]), ref)
+    real = critic_input(torch.cat([r.gt_rgb for r in results]), torch.cat([log_disparity(r.gt_depth) for r in results]),
+                        torch.cat([r.gt_sky for r in results]), ref)
+    if step >= L.gan_start:
+        for p in disc.parameters():
+            p.requires_grad_(False)
+        with torch.autocast(device_type=fake.device.type, dtype=torch.bfloat16, enabled=cuda):
+            d_fake = disc(fake)
+            d_real = disc(real)
+        terms["adversarial"] = g_hinge_loss(d_fake)
+        terms["feature_matching"] = feature_matching_loss(d_fake, d_real)
+        loss = loss + L.adversarial * terms["adversarial"] + L.feature_matching * terms["feature_matching"]
+        for p in disc.parameters():
+            p.requires_grad_(True)
+    return loss, terms, fake, real
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -92,8 +127,10 @@ def train(cfg: TrainConfig) -> dict:
         if init_net.config != cfg.net:
             raise ValueError(f"--init {cfg.init} holds a network of another shape ({init_net.config})")
         net.load_state_dict(init_net.state_dict())
+    disc_photo = MultiScaleDiscriminator(in_channels=3).to(dev)  # the still-photo steps' critic (RGB only)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
+    opt_dp = torch.optim.Adam(disc_photo.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
     start, cursor, history, elapsed0, rewarm = 0, None, [], 0.0, None
     ckpt_path = out / "checkpoint.pt"
     resume_from = ckpt_path if ckpt_path.is_file() else out / "checkpoint-compact.pt"
@@ -101,9 +138,11 @@ def train(cfg: TrainConfig) -> dict:
         blob = load_checkpoint(resume_from)  # optimiser moments are cast back to float32 on load
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["refiner"]["state_dict"].items()})
         disc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc"].items()})
+        if blob.get("disc_photo") is not None:
+            disc_photo.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc_photo"].items()})
         # A checkpoint cut down to travel may lack the optimiser moments: new ones, with a short warm-up.
-        for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d")):
-            if blob[key] is not None:
+        for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (opt_dp, "opt_dp")):
+            if blob.get(key) is not None:
                 opt.load_state_dict(blob[key])
         start, cursor, history = blob["step"], blob["cursor"], blob["history"]
         rewarm = start if blob["opt_g"] is None else None
@@ -113,6 +152,7 @@ def train(cfg: TrainConfig) -> dict:
     t_fill = time.perf_counter()
     cache.fill(cursor)
     fill_s = time.perf_counter() - t_fill
+    photo_src = PhotoSource(cfg.photos, cfg.data.width, cfg.data.height, dev) if cfg.photos.folder else None
     monitor = GpuMonitor(dev)
     if dd.main:
         print(f"refiner {count_parameters(net):,} parameters; {dd.world} process(es) on {dev}; cache of "
@@ -147,75 +187,72 @@ def train(cfg: TrainConfig) -> dict:
         gen = torch.Generator().manual_seed(seed)
         if cfg.data.refresh_every and step > 0 and step % cfg.data.refresh_every == 0:
             cache.refresh()  # the checkpoint of step s holds the cursor from before this refresh
-        lo, hi = cfg.unroll.warm_steps
-        warm = int(torch.randint(lo, hi + 1, (1,), generator=gen))
-        clips = cache.sample(cfg.batch, warm + T + 1, gen)
-        modes = ["per-frame" if float(torch.rand((), generator=gen)) < cfg.unroll.per_frame else "persistent"
-                 for _ in range(cfg.batch)]
-        t0 = tick("data", t0)
         ramp = 1.0 if rewarm is None else min(1.0, (step - rewarm + 1) / 50)
-        for g in opt_g.param_groups:
-            g["lr"] = ramp * learning_rate(cfg, cfg.optim.lr, step)
-        for g in opt_d.param_groups:
-            g["lr"] = ramp * learning_rate(cfg, cfg.optim.lr_disc, step)
-
-        results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda,
-                         grad_through_world=cfg.unroll.grad_through_world)
-        t0 = tick("unroll", t0)
-        L = cfg.loss
-        terms: dict[str, torch.Tensor] = {}
-        for r in results:
-            for k, v in reconstruction_losses(r, cfg.refiner).items():
-                terms[k] = terms.get(k, 0.0) + v / T
-        loss = sum(getattr(L, k) * v for k, v in terms.items())
-        gan_on = step >= L.gan_start
-        disc_on = step >= L.gan_start // 2
-        fake = real = None
-        if disc_on:
-            ref = torch.cat([r.views.ref for r in results])
-            fake = critic_input(torch.cat([r.out.rgb for r in results]), torch.cat([r.out.log_disp for r in results]),
-                                torch.cat([r.out.sky for r in results]), ref)
-            real = critic_input(torch.cat([r.gt_rgb for r in results]),
-                                torch.cat([log_disparity(r.gt_depth) for r in results]),
-                                torch.cat([r.gt_sky for r in results]), ref)
-        if gan_on:
-            for p in d_params:
-                p.requires_grad_(False)
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
-                d_fake = disc(fake)
-                d_real = disc(real)
-            terms["adversarial"] = g_hinge_loss(d_fake)
-            terms["feature_matching"] = feature_matching_loss(d_fake, d_real)
-            loss = loss + L.adversarial * terms["adversarial"] + L.feature_matching * terms["feature_matching"]
-            for p in d_params:
-                p.requires_grad_(True)
+        for opt, base in ((opt_g, cfg.optim.lr), (opt_d, cfg.optim.lr_disc), (opt_dp, cfg.optim.lr_disc)):
+            for g in opt.param_groups:
+                g["lr"] = ramp * learning_rate(cfg, base, step)
+        P = cfg.photos
+        photo = photo_src is not None and step >= P.start and step % P.every == P.every - 1
+        if photo:  # ---- a still-photo step (refine/train/photos.py)
+            kind = "cycle" if float(torch.rand((), generator=gen)) < P.cycle_share else "forward"
+            clips, photos = photo_src.clips(kind, gen)
+            L_ = clips.depth.shape[1]
+            warm, steps_ = (0, L_ - 1) if kind == "cycle" else (L_ - 1 - P.forward_grad, P.forward_grad)
+            modes = ["per-frame" if kind == "cycle" or float(torch.rand((), generator=gen)) < cfg.unroll.per_frame
+                     else "persistent" for _ in range(P.batch)]
+            t0 = tick("data", t0)
+            results = unroll(net, clips, modes, warm, steps_, renderer, cfg.refiner, autocast=cuda,
+                             grad_through_world=cfg.unroll.grad_through_world)
+            t0 = tick("unroll", t0)
+            loss, terms, fake = photo_step_terms(results, photos, disc_photo, kind, P, cuda)
+            critic, critic_params, real = disc_photo, list(disc_photo.parameters()), None
+        else:  # ---- a flight step: procedural clips with ground truth at every step
+            lo, hi = cfg.unroll.warm_steps
+            warm = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+            clips = cache.sample(cfg.batch, warm + T + 1, gen)
+            modes = ["per-frame" if float(torch.rand((), generator=gen)) < cfg.unroll.per_frame else "persistent"
+                     for _ in range(cfg.batch)]
+            t0 = tick("data", t0)
+            results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda,
+                             grad_through_world=cfg.unroll.grad_through_world)
+            t0 = tick("unroll", t0)
+            loss, terms, fake, real = flight_step_terms(results, disc, cfg, step, cuda)
+            critic, critic_params = (disc, d_params) if fake is not None else (None, [])
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         dd.mean_grads(g_params)
         gnorm = torch.nn.utils.clip_grad_norm_(g_params, cfg.optim.grad_clip)
         opt_g.step()
         t0 = tick("backward", t0)
-        if disc_on:
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
-                d_loss = d_hinge_loss(disc(real.detach()), disc(fake.detach()))
-            opt_d.zero_grad(set_to_none=True)
+        if critic is not None:
+            if photo:
+                d_loss = photo_critic_loss(critic, photo_src.crops(min(len(fake), 2 * P.batch), gen), fake, cuda)
+                key, opt_c = "photo_disc", opt_dp
+            else:
+                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
+                    d_loss = d_hinge_loss(critic(real.detach()), critic(fake.detach()))
+                key, opt_c = "disc", opt_d
+            opt_c.zero_grad(set_to_none=True)
             d_loss.backward()
-            dd.mean_grads(d_params)
-            opt_d.step()
-            terms["disc"] = d_loss
+            dd.mean_grads(critic_params)
+            opt_c.step()
+            terms[key] = d_loss
         t0 = tick("disc", t0)
 
         # ---- bookkeeping
         last, v = results[-1], results[-1].views
-        logged = {**{k: float(t.detach()) for k, t in terms.items()}, "loss": float(loss.detach()), "grad_norm": float(gnorm),
-                  "psnr_refined": psnr(last.out.rgb, last.gt_rgb),
-                  "psnr_classical": psnr(v.base_rgb, last.gt_rgb)}
+        logged = {**{k: float(t.detach()) for k, t in terms.items()}, "grad_norm": float(gnorm)}
+        if photo:
+            logged["photo_loss"] = float(loss.detach())
+        else:
+            logged.update({"loss": float(loss.detach()), "psnr_refined": psnr(last.out.rgb, last.gt_rgb),
+                           "psnr_classical": psnr(v.base_rgb, last.gt_rgb)})
         for k, x in logged.items():
             acc[k] = acc.get(k, 0.0) + x
             counts[k] = counts.get(k, 0) + 1
         n_acc += 1
         step += 1
-        if dd.main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+        if dd.main and not photo and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
             save_png(out / "samples" / f"step_{step:06d}.png", sample_grid(results).numpy())
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
@@ -241,7 +278,8 @@ def train(cfg: TrainConfig) -> dict:
             if dd.main:
                 for path, compact in ((ckpt_path, False), (out / "checkpoint-compact.pt", True)):
                     save_checkpoint(path, step, net, disc, opt_g, opt_d, cache, history, cfg,
-                                    elapsed0 + time.perf_counter() - t_run, compact=compact)
+                                    elapsed0 + time.perf_counter() - t_run, compact=compact,
+                                    disc_photo=disc_photo if photo_src is not None else None, opt_dp=opt_dp)
         if over:
             break
 

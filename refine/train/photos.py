@@ -1,0 +1,146 @@
+"""Still-photo training (InfiniteNature-Zero): real landscape photos with no video and no ground truth.
+
+A photo step takes random crops of real photos, gives each the depth and sky of the project's own
+depth network (refine/depthnet.py; the metric rule: median ground depth = 10 units, the refiner is
+scale-invariant) and an assumed field of view, and unrolls the real generator along a virtual path:
+
+- cycle: an out-and-back loop (worldgen.pipeline.paths.LoopPath) in per-frame mode -- the generator
+  remembers nothing, so the frame on return must be re-generated from what the loop produced, and it
+  is supervised by the photo itself (L1, Laplacian-pyramid L1 and the photo critic's feature
+  matching). (In persistent mode the world would hand the photo back untouched.)
+- forward: a long straight flight (persistent or per-frame) whose first steps run without gradients
+  and whose last few must fool the photo critic: the far frames of a long flight must look like
+  real photos (InfiniteNature-Zero's adversarial loss over long paths; its progressive trajectory
+  growth becomes the `forward_steps` knob).
+Every generated frame of a photo step is judged by a critic of its own (RGB only: photos have no
+true depth) against real photo crops.
+
+Photo steps are mixed with flight steps (refine/train/trainer.py): one photo step every `every`
+steps, so depth and geometry stay anchored by the procedural ground truth.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from refine.depthnet import DEFAULT_DEPTH_WEIGHTS, LearnedDepthModel
+from refine.train.config import StillPhotoConfig
+from refine.train.data import ClipBatch
+from worldgen.core.camera import Camera
+
+MEDIAN_DEPTH = 10.0
+"""Units of the photos' depth: the median ground depth (the refiner is scale-invariant)."""
+
+
+class PhotoSource:
+    """Real photos on the training device, cut into clips with depth from the depth network.
+
+    Args:
+        cfg: StillPhotoConfig (its folder must hold at least one photo).
+        width, height: clip size W, H.
+        device: the training device.
+    """
+
+    def __init__(self, cfg: StillPhotoConfig, width: int, height: int, device: torch.device):
+        from refine.train.depth import load_photos
+
+        cfg.validate()
+        self.cfg, self.W, self.H, self.device = cfg, width, height, device
+        self.photos = load_photos(cfg.folder, device, max_side=max(512, 2 * max(width, height)))
+        self.depth = LearnedDepthModel.load(cfg.depth_weights or DEFAULT_DEPTH_WEIGHTS, device)
+
+    def crops(self, n: int, gen: torch.Generator) -> Tensor:
+        """n random crops (random scale and aspect 1:1 at W x H, random flip): rgb [n, 3, H, W] in [0, 1]."""
+        from refine.train.depth import random_crops
+
+        out = []
+        for _ in range(n):
+            img = self.photos[int(torch.randint(len(self.photos), (1,), generator=gen))]
+            r, _ = random_crops(img[None], torch.ones_like(img[None, :1]), (self.W, self.H), gen, self.cfg.min_crop)
+            out.append(r[0])
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def frame0(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
+        """Depth [H, W] (+inf sky; median ground depth MEDIAN_DEPTH) of one crop rgb [3, H, W]."""
+        log_d, sky = self.depth(rgb.permute(1, 2, 0))
+        ground = ~sky
+        if int(ground.sum()) < 16:  # (almost) all sky: call the lowest rows ground, far away
+            ground = torch.zeros_like(sky)
+            ground[-max(1, self.H // 8):] = True
+            sky = ~ground
+        d = torch.exp(log_d - log_d[ground].median()) * MEDIAN_DEPTH
+        return torch.where(sky, torch.full_like(d, math.inf), d), sky
+
+    def clips(self, kind: str, gen: torch.Generator) -> tuple[ClipBatch, Tensor]:
+        """`batch` clips along `kind` ("cycle" | "forward") paths: (ClipBatch, photos [B, 3, H, W]).
+
+        The ClipBatch holds the photo (and its depth) as every frame: only frame 0 is an input and,
+        for cycles, the last frame (the photo's pose again) a target."""
+        from worldgen.pipeline.paths import ForwardPath, LoopPath
+
+        cfg = self.cfg
+        L = cfg.cycle_frames if kind == "cycle" else cfg.forward_frames
+        photos = self.crops(cfg.batch, gen)
+        rgb, depth, c2w, K = [], [], [], []
+        for i in range(cfg.batch):
+            d, _ = self.frame0(photos[i])
+            fov = cfg.fov[0] + (cfg.fov[1] - cfg.fov[0]) * float(torch.rand((), generator=gen))
+            cam = Camera.from_fov(fov, self.W, self.H).to(self.device)
+            finite = d[torch.isfinite(d)]
+            scale = float(torch.quantile(finite[:: max(1, finite.numel() // 4096)], 0.25))
+            lo, hi = math.log(cfg.speed[0]), math.log(cfg.speed[1])
+            speed = math.exp(lo + (hi - lo) * float(torch.rand((), generator=gen)))
+            if kind == "cycle":
+                width = 0.2 + 0.6 * float(torch.rand((), generator=gen))
+                path = LoopPath(cam, scale, L, speed=speed, width=width)
+            else:
+                path = ForwardPath(cam, scale, L, speed=speed)
+            c2w.append(path.poses())
+            K.append(cam.K)
+            rgb.append(photos[i].permute(1, 2, 0)[None].expand(L, -1, -1, -1))
+            depth.append(d[None].expand(L, -1, -1))
+        batch = ClipBatch(torch.stack(rgb), torch.stack(depth), torch.stack(c2w), torch.stack(K),
+                          [{"photo_clip": kind} for _ in range(cfg.batch)])
+        return batch, photos
+
+
+def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoConfig, autocast: bool
+                     ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """The generator's loss of one photo step: (loss, terms, fake images [N, 3, H, W] for the critic).
+
+    `results` are the unroll's supervised steps (refine/train/unroll.py); `photos` [B, 3, H, W]."""
+    from refine.losses import feature_matching_loss, g_hinge_loss, laplacian_l1
+
+    fake = torch.cat([r.out.rgb for r in results])
+    dev = photos.device
+    for p in disc.parameters():
+        p.requires_grad_(False)
+    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
+        d_fake = disc(fake)
+        terms = {"photo_adversarial": g_hinge_loss(d_fake)}
+        loss = cfg.adversarial * terms["photo_adversarial"]
+        if kind == "cycle":
+            back = results[-1].out.rgb
+            terms["photo_l1"] = (back - photos).abs().mean()
+            terms["photo_laplacian"] = laplacian_l1(back, photos)
+            terms["photo_fm"] = feature_matching_loss(disc(back), disc(photos))
+            loss = loss + cfg.reconstruction * (terms["photo_l1"] + terms["photo_laplacian"]) \
+                + cfg.feature_matching * terms["photo_fm"]
+    for p in disc.parameters():
+        p.requires_grad_(True)
+    return loss, terms, fake.detach()
+
+
+def photo_critic_loss(disc, real: Tensor, fake: Tensor, autocast: bool) -> Tensor:
+    """Hinge loss of the photo critic: real photo crops [N, 3, H, W] against generated frames."""
+    from refine.losses import d_hinge_loss
+
+    with torch.autocast(device_type=real.device.type, dtype=torch.bfloat16, enabled=autocast):
+        return d_hinge_loss(disc(real), disc(F.interpolate(fake, size=real.shape[-2:], mode="bilinear",
+                                                             align_corners=False) if fake.shape[-2:] != real.shape[-2:]
+                                             else fake))
