@@ -12,7 +12,6 @@ Images are `[B, C, H, W]` float.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm

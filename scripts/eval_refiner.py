@@ -116,7 +116,7 @@ def main() -> None:
                     Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "device": str(device),
                                                        "size": [W, H], "frames": a.frames, "results": results}))
     # markdown: mean over seeds per (path, mode, refiner, range)
-    print(f"\n| path | mode | refiner | " + " | ".join(f"steps {lo}-{hi} PSNR / SSIM / AbsRel" for lo, hi in RANGES) + " |")
+    print("\n| path | mode | refiner | " + " | ".join(f"steps {lo}-{hi} PSNR / SSIM / AbsRel" for lo, hi in RANGES) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in RANGES) + " |")
     for path_kind in a.paths:
         for mode in a.modes:

@@ -6,7 +6,6 @@ Every PNG is written atomically; photos are reduced to a palette (`PHOTO_COLORS`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
