@@ -65,7 +65,7 @@ TRAIN_PRESETS: dict[str, Preset] = {
     "train-depth-h200": Preset(
         "The shipped depth network's run: 256-scale crops of procedural frames, batch 24, real-photo consistency.",
         DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, device="cuda",
-                         data=DataConfig(flights=32, frames=16, flights_per_world=1, refresh_every=25,
+                         data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
                                          refresh_flights=1, seed_start=500_000)),
     ),
 }

@@ -70,6 +70,8 @@ fi
 el "gsplat ready"
 [ -n "${BENCH:-}" ] && python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
 
+# Still-photo steps (one in three) when the photos travelled with the call.
+[ -d .carry/photos ] && REFINER_ARGS="--photos.folder .carry/photos $REFINER_ARGS"
 el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"
 timeout -s KILL $((BUDGET - 15 - $(date +%s) + T0)) torchrun --standalone --nproc_per_node $((NGPU * PER_GPU)) \
   -m worldgen.cli train --preset train-refiner-h200 --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
@@ -83,13 +85,18 @@ if [ -n "${GEN_BENCH:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then
       --refiner $r 2>&1 | grep -v -i warn | tee -a runs/gpu/bench_generate.txt
   done
 fi
+if [ -n "${EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then  # learned against classical, held-out seeds
+  timeout 150 python3 scripts/eval_refiner.py --device cuda --refiners classical runs/gpu/refiner/refiner.pt \
+    --seeds 1000000 1000001 1000002 --paths forward autopilot --frames 65 --size 256x256 \
+    --out runs/gpu/eval_refiner.json 2>&1 | grep -v -i warn | tail -n 14 | tee runs/gpu/eval_refiner.txt
+fi
 wait $DEPTH_PID
 grep -v -i warn runs/gpu/depth.log | tail -n 3
 el "packing"
 for k in refiner depth; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
 done
-tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
+tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
   $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null
 ls -la "$OUT"
 el "done"
