@@ -36,10 +36,11 @@ done
 PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
 
-# The depth network needs no gsplat: start it at once on the last GPU.
-CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset train-depth-h200 \
+# The depth network needs no gsplat: start it at once on the last GPU (DEPTH=0: refiner only).
+DEPTH_PID=""
+[ "${DEPTH:-1}" != 0 ] && CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset train-depth-h200 \
   --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
-DEPTH_PID=$!
+[ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
 
 # gsplat's kernels: load the carried build, or compile them (about 80 s) and send the build back.
 if [ -f .carry/gsplat_cuda.so ]; then
@@ -70,8 +71,8 @@ fi
 el "gsplat ready"
 [ -n "${BENCH:-}" ] && python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
 
-# Still-photo steps (one in three) when the photos travelled with the call.
-[ -d .carry/photos ] && REFINER_ARGS="--photos.folder .carry/photos $REFINER_ARGS"
+# Still-photo steps (one in three) when the photos travelled with the call (PHOTO_STEPS=0: flight steps only).
+[ -d .carry/photos ] && [ "${PHOTO_STEPS:-1}" != 0 ] && REFINER_ARGS="--photos.folder .carry/photos $REFINER_ARGS"
 el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"
 timeout -s KILL $((BUDGET - 15 - $(date +%s) + T0)) torchrun --standalone --nproc_per_node $((NGPU * PER_GPU)) \
   -m worldgen.cli train --preset train-refiner-h200 --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
@@ -90,8 +91,7 @@ if [ -n "${EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then  # learned aga
     --seeds 1000000 1000001 1000002 --paths forward autopilot --frames 65 --size 256x256 \
     --out runs/gpu/eval_refiner.json 2>&1 | grep -v -i warn | tail -n 14 | tee runs/gpu/eval_refiner.txt
 fi
-wait $DEPTH_PID
-grep -v -i warn runs/gpu/depth.log | tail -n 3
+if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 el "packing"
 for k in refiner depth; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
