@@ -203,7 +203,7 @@ def test_grid_lookup_conventions():
     grids = march_mod._wrap_pad(g)[None]
     cell = 2.0
     scale = torch.tensor(2.0 / (cell * 4)).view(1, 1, 1)
-    xz = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [6.0, 6.0], [8.0, 0.0], [-2.0, 0.0], [7.0, 0.0], [3.0, -1.0]])
+    xz = torch.tensor([[0, 0], [2, 0], [0, 2], [1, 0], [6, 6], [8, 0], [-2, 0], [7, 0], [3, -1]], dtype=torch.float32)
     got = march_mod._sample(grids, scale, xz)[0, 0]
     # (3, -1): j = 1.5, i = -0.5 -> rows 3 and 0 (wrapped), columns 1 and 2
     want = torch.tensor([0.0, 1.0, 4.0, 0.5, 15.0, 0.0, 3.0, 1.5, 0.25 * (13 + 14 + 1 + 2)])
@@ -211,7 +211,7 @@ def test_grid_lookup_conventions():
 
 
 def test_field_matches_the_documented_height_formula():
-    """h = height + rough * detail + forest * crowns at texel centres of both grids (grid of 128: fine cell = coarse / 16)."""
+    """h = height + rough * detail + forest * crowns, at coarse texel centres (also fine texel centres)."""
     world = make_world(5, climate="forest", grid=GRID)
     field = march_mod.Field(world)
     i = torch.tensor([0, 3, 17, 100])
@@ -237,7 +237,8 @@ def test_speculative_march_is_as_good_in_far_fewer_iterations(worlds):
     plain, spec = {}, {}
     a = render_views(world, fl.c2w, fl.K, 48, 48, RenderSettings.preset("geometry", spec=1), stats=plain)
     b = render_views(world, fl.c2w, fl.K, 48, 48, RenderSettings.preset("geometry"), stats=spec)
-    careful = render_views(world, fl.c2w, fl.K, 48, 48, RenderSettings.preset("geometry", spec=1, k=0.2, lip=12, steps=3000))
+    careful_s = RenderSettings.preset("geometry", spec=1, k=0.2, lip=12, steps=3000)
+    careful = render_views(world, fl.c2w, fl.K, 48, 48, careful_s)
     assert spec["iterations"] * 2 < plain["iterations"]
 
     def missed(r):

@@ -55,10 +55,10 @@ class RenderSettings:
         reflect_steps: march iterations of the water-reflection rays (0 = reflect the sky only).
         compact_every: remove finished rays from the working set every this many iterations (a host sync each).
         secant: regula-falsi (Illinois) steps refining each crossing (depth to ~1e-7 relative with 6).
-        spec: after `spec_after` iterations, rays still marching test this many points per iteration
-            (speculative steps, each certified by the safe step of the point before; 1 = off): far
-            fewer iterations for the grazing rays that make the long tail.
-        spec_after: iteration from which `spec` applies (a multiple of compact_every).
+        spec: after `spec_after` iterations, rays still marching test 2, 4, ... up to this many points
+            per iteration (speculative steps, each certified by the safe step of the point before;
+            1 = off): far fewer iterations for the grazing rays that make the long tail.
+        spec_after: iteration from which `spec` applies (best a multiple of compact_every).
         compile: on CUDA, run the march, refinement and shadow loops as torch.compile'd kernels
             (a few fused kernels per `compact_every` iterations instead of ~25 small ones per
             iteration). Opt-in; ignored on CPU; falls back to eager ops (with a warning) if compiling fails.
@@ -100,7 +100,10 @@ QUALITY: dict[str, tuple[str, RenderSettings]] = {
         "training data made on the fly: 16-step soft shadows, water reflects the sky only; same depth and sky mask",
         RenderSettings(shadow_steps=16, reflect_steps=0),
     ),
-    "geometry": ("no shadows, water reflects the sky only: exact depth and sky mask, plainest colour", RenderSettings(shadow_steps=0, reflect_steps=0)),
+    "geometry": (
+        "no shadows, water reflects the sky only: exact depth and sky mask, plainest colour",
+        RenderSettings(shadow_steps=0, reflect_steps=0),
+    ),
 }
 
 
@@ -258,7 +261,9 @@ def _fog(world: World, o: Tensor, d: Tensor, t: Tensor, col: Tensor) -> Tensor:
     return torch.lerp(fog_col, col, T)
 
 
-def _shade_ground(field: Field, p: Tensor, d: Tensor, fp: Tensor, shadows: int, clock: _Clock, use_compile: bool = False) -> Tensor:
+def _shade_ground(
+    field: Field, p: Tensor, d: Tensor, fp: Tensor, shadows: int, clock: _Clock, use_compile: bool = False
+) -> Tensor:
     """Radiance [M, 3] of ground points p [M, 3] seen along d [M, 3]; fp [M] pixel footprint (m)."""
     w = field.w
     pal, a = w.palette, w.atmosphere
@@ -281,7 +286,7 @@ def _shade_ground(field: Field, p: Tensor, d: Tensor, fp: Tensor, shadows: int, 
     n_up = inv
     alt = base
 
-    pts = [(x, z, 0.9, 3.0), (x, z, 9.0, 5.0), (x, z, 70.0, 7.0), (x, z, 600.0, 9.0), (x, z, 3.1, 17.0), (x, z, 4.0, 13.0)]
+    pts = [(x, z, sc, off) for sc, off in ((0.9, 3.0), (9.0, 5.0), (70.0, 7.0), (600.0, 9.0), (3.1, 17.0), (4.0, 13.0))]
     sun = a.sun_dir
     if a.cloud_cover > 0:  # cloud shadow: the cloud layer where the sun ray from p crosses it
         tc = ((a.cloud_alt - alt) / max(-sun[1], 0.05)).clamp_min(0)
@@ -324,7 +329,8 @@ def _shade_ground(field: Field, p: Tensor, d: Tensor, fp: Tensor, shadows: int, 
     if snowy:
         snow_w = _smooth(pal.snow_line - 60, pal.snow_line + 60, alt + 250 * n3 + 60 * n2)
         if pal.snow_patches > 0:
-            snow_w = torch.maximum(snow_w, _smooth(1 - pal.snow_patches, 1.15 - pal.snow_patches, 0.5 + n3 * 0.8 + 0.4 * n2))
+            patches = _smooth(1 - pal.snow_patches, 1.15 - pal.snow_patches, 0.5 + n3 * 0.8 + 0.4 * n2)
+            snow_w = torch.maximum(snow_w, patches)
         snow_w = snow_w * _smooth(0.55, 0.8, n_up + 0.1 * n2)
         col = torch.lerp(col, V(pal.snow) * (0.92 + 0.08 * n1)[:, None], snow_w[:, None])
 
@@ -526,7 +532,9 @@ def render_views(
     return SynthRender(*(torch.cat([getattr(p, k) for p in parts]) for k in ("rgb", "depth", "sky")))
 
 
-def _render_chunk(field: Field, c2w: Tensor, K: Tensor, width: int, height: int, s: RenderSettings, clock: _Clock, stats: dict | None) -> SynthRender:
+def _render_chunk(
+    field: Field, c2w: Tensor, K: Tensor, width: int, height: int, s: RenderSettings, clock: _Clock, stats: dict | None
+) -> SynthRender:
     """render_views for one chunk of views (c2w [B, 4, 4], K [B, 3, 3])."""
     dev = c2w.device
     B = c2w.shape[0]
