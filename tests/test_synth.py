@@ -177,7 +177,7 @@ def test_quality_levels_share_exact_depth(renders, quality_renders):
 def test_quality_presets():
     assert RenderSettings.preset("full") == RenderSettings()
     t = RenderSettings.preset("training", compile=True)
-    assert t.compile and t.reflect_steps == 0 and 0 < t.shadow_steps < RenderSettings().shadow_steps
+    assert t.compile and t.reflect_steps == 0 and t.shadow_steps == RenderSettings().shadow_steps
     assert RenderSettings.preset("geometry").shadow_steps == 0
     with pytest.raises(ValueError, match="training"):
         RenderSettings.preset("ultra")
