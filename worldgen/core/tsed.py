@@ -112,7 +112,8 @@ def sift_features(img: np.ndarray, detector=None) -> Features:
     return Features(uv, desc.astype(np.float32))
 
 
-def match_features(a: Features, b: Features, ratio: float = RATIO, mutual: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def match_features(a: Features, b: Features, ratio: float = RATIO,
+                   mutual: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Descriptor matches from a to b: Lowe's ratio test (nearest < ratio x second nearest, L2), and with
     `mutual` also a's keypoint is b's nearest neighbour in a. Returns (uv_a [M, 2], uv_b [M, 2])."""
     empty = np.zeros((0, 2))
