@@ -166,3 +166,21 @@ def test_bench_table_from_results():
     assert "10,000 Gaussians, 256x256" in text
     tsed = next(r for r in rows if r["metric"].startswith("TSED"))
     assert (tsed["persistent"], tsed["per_frame"]) == (0.75, 0.75)
+
+
+def test_tsed_summary_of_a_record():
+    from worldgen.pipeline.recording import FlightRecord
+    from worldgen.pipeline.scoring import tsed_summary
+
+    nan = math.nan
+    rec = FlightRecord(mode="persistent", poses=torch.zeros(5, 4, 4), frames=[np.zeros((128, 64, 3), np.uint8)] * 5,
+                       setup_ms=0.0, ms={}, ms_total=[], gaussians=[], gaussians_in_view=[], world_mb=[], rss_mb=[],
+                       cuda_mb=[], flicker_psnr=[], flicker_mae=[], flicker_coverage=[], fidelity_psnr=[],
+                       fidelity_ssim=[], fidelity_lpips=[], tsed_sed=[nan, 0.3, 0.9, 1.5, nan],
+                       tsed_matches=[nan, 30, 12, 40, 0])
+    s = tsed_summary(rec)
+    assert s["tsed_threshold_px"] == 1.0  # 2 px at 256, the longer side is 128
+    assert s["tsed"] == pytest.approx(2 / 4)  # 1.5 px is over; no matches is inconsistent
+    assert s["tsed_median_sed"] == pytest.approx(0.9) and s["tsed_matches_mean"] == pytest.approx(82 / 4)
+    rec.tsed_sed, rec.tsed_matches = [nan] * 5, [nan] * 5  # not measured (record_flight(tsed=False))
+    assert math.isnan(tsed_summary(rec)["tsed"])
