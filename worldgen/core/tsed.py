@@ -114,25 +114,27 @@ def sift_features(img: np.ndarray, detector=None) -> Features:
 
 def match_features(a: Features, b: Features, ratio: float = RATIO,
                    mutual: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Descriptor matches from a to b: Lowe's ratio test (nearest < ratio x second nearest, L2), and with
-    `mutual` also a's keypoint is b's nearest neighbour in a. Returns (uv_a [M, 2], uv_b [M, 2])."""
+    """Descriptor matches from a to b (brute force, L2): Lowe's ratio test (nearest < ratio x second nearest),
+    and with `mutual` also a's keypoint is b's nearest neighbour in a. Returns (uv_a [M, 2], uv_b [M, 2])."""
+    import cv2
+
     empty = np.zeros((0, 2))
     if len(a) == 0 or len(b) < 2:
         return empty, empty
-    # Squared L2 distances [Na, Nb] (float64: SIFT descriptors are up to ~512 per entry).
-    da, db = a.desc.astype(np.float64), b.desc.astype(np.float64)
-    d2 = (da**2).sum(1)[:, None] + (db**2).sum(1)[None, :] - 2.0 * da @ db.T
-    d2 = np.maximum(d2, 0.0)
-    two = np.argpartition(d2, 1, axis=1)[:, :2]  # [Na, 2] the two nearest (unordered)
-    rows = np.arange(len(a))
-    d_two = d2[rows[:, None], two]
-    first = np.argmin(d_two, axis=1)
-    nn = two[rows, first]
-    d1, d2nd = d_two[rows, first], d_two[rows, 1 - first]
-    keep = d1 < (ratio**2) * d2nd  # ratio test on distances, compared squared
-    if mutual:
-        keep &= np.argmin(d2, axis=0)[nn] == rows
-    return a.uv[keep], b.uv[nn[keep]]
+    bf = cv2.BFMatcher(cv2.NORM_L2)
+    ia, ib = [], []
+    for m in bf.knnMatch(a.desc, b.desc, k=2):
+        if len(m) == 2 and m[0].distance < ratio * m[1].distance:
+            ia.append(m[0].queryIdx)
+            ib.append(m[0].trainIdx)
+    ia, ib = np.array(ia, np.int64), np.array(ib, np.int64)
+    if mutual and ia.size:
+        back = np.full(len(b), -1, np.int64)  # b's nearest neighbour in a
+        for m in bf.match(b.desc, a.desc):
+            back[m.queryIdx] = m.trainIdx
+        keep = back[ib] == ia
+        ia, ib = ia[keep], ib[keep]
+    return a.uv[ia], b.uv[ib]
 
 
 # ============================================================================ epipolar geometry
