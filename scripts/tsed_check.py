@@ -1,5 +1,5 @@
-"""How sensitive TSED is on real generated frames: one flight, scored with its true cameras and with
-each frame's camera turned by a small yaw error, alternating in sign from frame to frame.
+"""How sensitive TSED is on real generated frames: one flight, scored with its true cameras and with every
+other frame's camera turned by a small yaw error (so every consecutive pair disagrees by exactly that).
 
     python scripts/tsed_check.py [--synthetic 1000000 | --photo FILE --fov 90] [--mode persistent]
         [--frames 17] [--size 128x128] [--path autopilot] [--refiner classical] [--yaw 0 0.25 0.5 1 2]
@@ -72,7 +72,7 @@ def main() -> None:
           f"{cam0.width}x{cam0.height}, T_error {T:.2f} px")
     print("| yaw error, deg | TSED | median SED, px | matches/pair |\n|---|---|---|---|")
     for deg in args.yaw:
-        cams = [cam0.with_pose(yawed(rec.poses[t], deg * (-1) ** t)).to("cpu") for t in range(len(rec.frames))]
+        cams = [cam0.with_pose(yawed(rec.poses[t], deg * (t % 2))).to("cpu") for t in range(len(rec.frames))]
         pairs = [pair_sed(feats[t - 1], cams[t - 1], feats[t], cams[t]) for t in range(1, len(feats))]
         seds, n = [q.median_sed for q in pairs], [q.matches for q in pairs]
         finite = [s for s in seds if not math.isnan(s)]

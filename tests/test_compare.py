@@ -153,7 +153,7 @@ def test_bench_table_from_results():
         "quality": {"seeds": [1_000_000], "size": 64, "frames": 9, "lpips": "LPIPS: weights unavailable (x)",
                     "mean": {m: {k: 30.0 for k in ("loop_closure_psnr", "loop_closure_ssim", "revisit_psnr",
                                                    "revisit_ssim", "flicker_psnr", "fidelity_psnr", "fidelity_ssim")}
-                             | {"fidelity_lpips": math.nan, "tsed": 0.75, "tsed_median_sed": 0.4}
+                             | {"fidelity_lpips": math.nan, "tsed": 0.75, "tsed_median_sed": 0.4, "tsed_matches_mean": 20.0}
                              for m in ("persistent", "per-frame")}},
     }
     rows = table_rows(results)

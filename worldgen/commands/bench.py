@@ -178,7 +178,7 @@ def bench_refiner(plan: Plan, device: torch.device, log) -> list[dict]:
 
 
 QUALITY_KEYS = ("loop_closure_psnr", "loop_closure_ssim", "revisit_psnr", "revisit_ssim", "flicker_psnr", "tsed",
-                "tsed_median_sed", "fidelity_psnr", "fidelity_ssim", "fidelity_lpips")
+                "tsed_median_sed", "tsed_matches_mean", "fidelity_psnr", "fidelity_ssim", "fidelity_lpips")
 
 
 def bench_quality(plan: Plan, device: torch.device, log) -> dict:
@@ -201,7 +201,8 @@ def bench_quality(plan: Plan, device: torch.device, log) -> dict:
             f"{row['per-frame']['loop_closure_psnr']:.1f} dB ({time.perf_counter() - t0:.0f} s)")
 
     def mean(m: str, k: str) -> float:
-        v = [min(r[m][k], 60.0) for r in per_seed if r[m][k] is not None and not math.isnan(r[m][k])]
+        cap = 60.0 if k.endswith("psnr") else math.inf  # PSNR capped as in the comparison (identical: inf)
+        v = [min(r[m][k], cap) for r in per_seed if r[m][k] is not None and not math.isnan(r[m][k])]
         return sum(v) / len(v) if v else math.nan
 
     return {"seeds": [r["seed"] for r in per_seed], "size": plan.quality_size, "frames": plan.quality_frames,
@@ -239,7 +240,8 @@ def table_rows(results: dict) -> list[dict]:
         labels = {"loop_closure_psnr": ("loop closure PSNR", "dB"), "loop_closure_ssim": ("loop closure SSIM", ""),
                   "revisit_psnr": ("revisit PSNR", "dB"), "revisit_ssim": ("revisit SSIM", ""),
                   "flicker_psnr": ("flicker PSNR", "dB"), "tsed": ("TSED (share of consistent pairs)", ""),
-                  "tsed_median_sed": ("median epipolar distance (SIFT)", "px"), "fidelity_psnr": ("fidelity PSNR vs truth", "dB"),
+                  "tsed_median_sed": ("median epipolar distance (SIFT)", "px"),
+                  "tsed_matches_mean": ("SIFT matches per pair (TSED needs 10)", ""), "fidelity_psnr": ("fidelity PSNR vs truth", "dB"),
                   "fidelity_ssim": ("fidelity SSIM vs truth", ""), "fidelity_lpips": ("fidelity LPIPS vs truth", "")}
         for k in QUALITY_KEYS:
             p, q = qd["mean"]["persistent"][k], qd["mean"]["per-frame"][k]
