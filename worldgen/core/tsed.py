@@ -24,8 +24,9 @@ The thresholded symmetric epipolar distance (after Yu et al., ICCV 2023), with n
    fails at every resolution.
 
 TSED = the share of consecutive pairs that are consistent. A flight whose frames show one static 3D
-world from the cameras flown scores 1 wherever its frames have texture to match; frames that drift,
-swim or repaint their content fail the epipolar constraint. The per-pair median SED and match counts
+world from the cameras flown scores 1 wherever its frames have texture to match; content that swims
+or jumps from one frame to the next fails the epipolar constraint (slow drift over many frames does
+not: consecutive pairs only). The per-pair median SED and match counts
 are kept as series, so any other threshold can be applied afterwards (`tsed_share`).
 
 OpenCV (`opencv-python-headless`) is a dependency; where it is missing or its build lacks SIFT,
@@ -43,7 +44,7 @@ from worldgen.core.camera import Camera
 from worldgen.core.io import UserInputError
 
 MAX_FEATURES = 2000
-"""SIFT keypoints kept per frame (the strongest), so a 512 px frame costs little more than a 256 px one."""
+"""SIFT keypoints kept per frame (the strongest): bounds the brute-force matching, quadratic in the count."""
 RATIO = 0.75
 """Lowe's ratio test: a match is kept when its descriptor distance < RATIO x the second-nearest one's."""
 MIN_MATCHES = 10
