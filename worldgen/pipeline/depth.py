@@ -41,9 +41,10 @@ def metric_depth(log_depth: Tensor, sky: Tensor, median_depth: float = MEDIAN_DE
 
     log_depth: [H, W] log z-depth up to an additive constant (a disparity map d is `-log(d)`);
     sky: [H, W] bool. A single photo cannot tell its own scale, and nothing downstream needs it: the
-    refiners are scale-invariant, and a flight's speed, the autopilot's clearances and every other
-    length are multiples of the photo's lower-quartile depth (`sources.scene_scale`). So any fixed rule
-    would do; this one keeps numbers readable (the landscape prior's camera stands 1 unit above its
+    refiners are scale-invariant (but for the classical refiner's fixed far depth of an empty view),
+    and a flight's speed, the autopilot's clearances and every other length are multiples of the
+    photo's lower-quartile depth (`sources.scene_scale`). So any fixed rule would do; this one keeps
+    numbers readable (the landscape prior's camera stands 1 unit above its
     ground, so its median depth is of the same order). Used by `LearnedDepth` and `TransformersDepth`.
     """
     solid = ~sky & torch.isfinite(log_depth)
