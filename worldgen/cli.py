@@ -22,7 +22,7 @@ from typing import Any
 
 from worldgen.core.io import UserInputError
 
-BUILTIN = {**{name: f"worldgen.commands.{name}:COMMAND" for name in ("fly", "compare", "bench", "synth", "train", "export")},
+BUILTIN = {**{name: f"worldgen.commands.{name}:COMMAND" for name in ("fly", "compare", "bench", "synth", "train", "export", "depth")},
            "train-depth": "worldgen.commands.train:DEPTH"}
 """worldgen's own commands, used when the package metadata (and so its entry points) is not installed."""
 

@@ -218,3 +218,26 @@ def center_crop_resize(img: Tensor, width: int, height: int, mode: str = "area")
     else:
         y = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
     return y[0].permute(1, 2, 0).contiguous()
+
+
+_DISPARITY_COLORS = np.array([[48, 18, 59], [70, 98, 216], [27, 170, 222], [49, 226, 141],
+                              [164, 252, 60], [250, 186, 57], [228, 92, 23], [165, 21, 3]], np.float32)
+"""Anchors of the disparity colour scale (far: dark blue .. near: dark red), evenly spaced."""
+
+
+def disparity_colors(depth: Tensor | np.ndarray, sky_color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """uint8 [H, W, 3] picture of a z-depth map [H, W] (+inf = sky): log-disparity from its 2nd to its
+    98th percentile over the non-sky pixels mapped onto a blue (far) .. red (near) scale; sky pixels
+    `sky_color`. Scale-free: depth maps that differ by a global factor look the same."""
+    d = depth.detach().float().cpu().numpy() if isinstance(depth, Tensor) else np.asarray(depth, np.float32)
+    solid = np.isfinite(d) & (d > 0)
+    out = np.empty(d.shape + (3,), np.uint8)
+    out[:] = sky_color
+    if solid.any():
+        ld = -np.log(d[solid])
+        lo, hi = np.percentile(ld, [2, 98])
+        t = np.clip((ld - lo) / max(hi - lo, 1e-6), 0, 1) * (len(_DISPARITY_COLORS) - 1)
+        i = np.minimum(t.astype(np.int64), len(_DISPARITY_COLORS) - 2)
+        f = (t - i)[:, None]
+        out[solid] = (_DISPARITY_COLORS[i] * (1 - f) + _DISPARITY_COLORS[i + 1] * f + 0.5).astype(np.uint8)
+    return out
