@@ -342,7 +342,7 @@ def test_server_serves_page_and_frees_port(tmp_path):
 # ---------------------------------------------------------------------------------------- live engine
 def test_live_engine_drives_both_generators_along_the_same_poses(tmp_path):
     eng = LiveEngine.from_config(live_config(tmp_path, path="forward"))
-    n0 = len(eng.persistent.scene)
+    n0 = eng.persistent.world.size
     s1, s2 = eng.step(), eng.step()
     assert (s1.t, s2.t) == (1, 2)
     assert torch.equal(eng.persistent.prev.camera.c2w, eng.baseline.prev.camera.c2w)
@@ -350,7 +350,8 @@ def test_live_engine_drives_both_generators_along_the_same_poses(tmp_path):
     z0 = eng.cameras[0].c2w[:3, 2]
     moved = s2.camera.position - eng.cameras[0].position
     assert float(moved @ z0) == pytest.approx(2 * 0.02 * eng.scale, rel=1e-4)  # forward, speed per frame
-    assert len(eng.persistent.scene) >= n0  # the persistent world keeps what it had
+    assert eng.persistent.world.size >= n0  # the persistent world keeps what it had
+    assert len(eng.shown) == eng.persistent.world.size  # the browser's copy grows with it
 
     # Steering takes over: manual mode, and a right turn turns the heading right by the step.
     eng.steer(turn_deg=5.0)
@@ -365,8 +366,8 @@ def test_live_engine_drives_both_generators_along_the_same_poses(tmp_path):
 
     ply = eng.export(tmp_path / "export")
     back = GaussianScene.load_ply(ply)
-    assert len(back) == len(eng.persistent.scene)
-    torch.testing.assert_close(back.means, eng.persistent.scene.means)
+    assert len(back) == eng.persistent.world.size
+    torch.testing.assert_close(back.means, eng.persistent.world.full_scene().means)
     assert len(load_world(tmp_path / "export").cameras) == 4  # frame 0..3: `worldgen view` opens the export
 
 
@@ -424,7 +425,7 @@ def test_browser_live_panel_shows_both_frames(tmp_path, chromium):
         np.testing.assert_array_equal(shown[::f, : 48 * f: f], to_uint8(eng.last.persistent.rgb))
         np.testing.assert_array_equal(shown[::f, 52 * f:: f], to_uint8(eng.last.baseline.rgb))
         assert (shown[:, 48 * f: 52 * f] == 255).all()  # the white gap, enlarged with the frames
-        assert app.display.sent_upto == len(eng.persistent.scene) > 0  # the world was pushed at frame 2
+        assert app.display.sent_upto == eng.persistent.world.size > 0  # the world was pushed at frame 2
         assert "Frame** 2" in app.stats.content
         img = screenshot_until(chromium, server, tmp_path / "live.png", ok=_two_frames_side_by_side, size=(1000, 700))
         assert _two_frames_side_by_side(img), "the side panel does not show the two frames side by side"
