@@ -130,6 +130,13 @@ class RunLock:
         self.release()
 
 
+def check_not_in_use(path: str | os.PathLike) -> None:
+    """UserInputError (RunLock's one line) if another writer holds run folder `path` now (a folder
+    that does not exist is free). Only a first look: the writer takes the lock itself."""
+    if Path(path).is_dir():
+        RunLock(path).release()
+
+
 def foreign_entries(path: str | os.PathLike) -> list[str]:
     """Names in run folder `path` that no run writes (neither RUN_ENTRIES nor temp files)."""
     return [n for n in entries(path) if n not in RUN_ENTRIES and not is_temp_file(n)]

@@ -36,8 +36,8 @@ from worldgen.commands import Command
 from worldgen.core.config import bad, check, to_dict
 from worldgen.core.device import peak_memory, resolve_device, rss_mb
 from worldgen.core.io import UserInputError, atomic_write_text
-from worldgen.core.runfolder import (RunLock, check_clearable, check_out_dir, clear_run, entries, make_out_dir,
-                                     remove_made_dir, remove_temp_files)
+from worldgen.core.runfolder import (RunLock, check_clearable, check_not_in_use, check_out_dir, clear_run, entries,
+                                     make_out_dir, remove_made_dir, remove_temp_files)
 from worldgen.core.scene import write_ply
 from worldgen.pipeline import checkpoint
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
@@ -191,6 +191,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     check(cfg)
     p = cfg.pipeline
     out = check_out_dir(cfg.out)
+    check_not_in_use(out)  # before any other complaint about the folder
     if cfg.resume is not None:
         _check_resume(cfg, out)
     elif entries(out) and not cfg.overwrite:
