@@ -14,9 +14,12 @@ from __future__ import annotations
 import http.server
 import json
 import math
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -433,6 +436,82 @@ def test_browser_live_panel_shows_both_frames(tmp_path, chromium):
         # Export from the app writes the whole world and says where.
         ply = app.export()
         assert ply is not None and ply.is_file() and str(ply) in app.export_note.content
+    finally:
+        app.stop()
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------- as a service
+def test_bad_port_or_host_is_one_line_and_exit_2(tmp_path, capsys):
+    from worldgen.cli import entrypoint
+
+    run = write_run(tmp_path / "run", block_scene(), [Camera.from_fov(60, 64, 48)])
+    photo, depth = tiny_photo(tmp_path)
+    for cmd in (["view", str(run)], ["live", str(photo), "--depth", str(depth), "--size", "48x32"]):
+        for bad, words in ((["--port", "70000"], "--port"), (["--port", "-1"], "--port"),
+                           (["--host", "10.255.255.1"], "cannot listen there"),
+                           (["--host", "no-such-host.invalid"], "not an address of this machine")):
+            t0 = time.time()
+            with pytest.raises(SystemExit) as e:
+                entrypoint(cmd + bad)
+            err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+            assert e.value.code == 2 and len(err) == 1 and err[0].startswith("worldgen: error:"), (cmd, bad, err)
+            assert words in err[0], err
+            assert time.time() - t0 < 30  # no hang, no retrying
+
+
+def test_listen_address_check():
+    from viewer.app import check_listen_address, exposure_warning
+
+    assert check_listen_address("127.0.0.1", 0) and check_listen_address("localhost", 8080)
+    assert not check_listen_address("0.0.0.0", 0)  # every interface: the network can connect
+    assert "anyone" in exposure_warning("0.0.0.0", 8080, "watch") and "8080" in exposure_warning("0.0.0.0", 8080, "x")
+
+
+def _serve(argv: list[str], tmp_path: Path) -> tuple[str, str]:
+    """Run `worldgen ARGV` (a server) until it prints its URL, then Ctrl+C it; (URL line, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "worldgen.cli", *argv], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        t0 = time.time()
+        while " at http" not in line and time.time() - t0 < 120:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return line, err
+
+
+def test_exposed_viewers_warn_and_print_the_real_url(tmp_path):
+    run = write_run(tmp_path / "run", block_scene(), [Camera.from_fov(60, 64, 48)])
+    line, err = _serve(["view", str(run), "--host", "0.0.0.0", "--port", "0"], tmp_path)
+    m = re.search(r"at http://0\.0\.0\.0:(\d+) ", line)
+    assert m and int(m.group(1)) > 0, line  # the port really bound (0 asked the OS for one)
+    assert f"http://127.0.0.1:{m.group(1)}" in line
+    assert "warning" in err and "anyone" in err and "watch" in err and "steer" not in err
+    photo, depth = tiny_photo(tmp_path)
+    line, err = _serve(["live", str(photo), "--depth", str(depth), "--size", "48x32", "--host", "0.0.0.0",
+                        "--port", "0", "--paused"], tmp_path)
+    assert "at http://0.0.0.0:" in line
+    assert "steer" in err and "--read-only" in err
+    line, err = _serve(["live", str(photo), "--depth", str(depth), "--size", "48x32", "--port", "0",
+                        "--read-only", "--frames", "1"], tmp_path)
+    assert "read-only" in line and "http://127.0.0.1:" in line and "warning" not in err
+
+
+def test_read_only_live_panel_has_no_controls(tmp_path):
+    eng = LiveEngine.from_config(live_config(tmp_path, path="forward"))
+    server = start_server(HOST, 0)
+    app = LiveApp(server, eng, out_dir=tmp_path / "live", read_only=True)
+    try:
+        assert app.play_button is None and app.export_note is None and not hasattr(app, "mode_dropdown")
+        app.start(playing=False)
+        app.step_once()
+        assert "Frame** 1" in app.stats.content
     finally:
         app.stop()
         server.stop()
