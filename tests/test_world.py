@@ -129,3 +129,20 @@ def test_paged_flight_renders_as_the_whole_world_and_closes_its_loop_after_pagin
     assert min(psnr(a, b) for a, b in zip(paged, whole)) > 60.0  # paging does not change the frames
     assert psnr(paged[-1], paged[0]) >= 30.0  # loop closure, coming back to the paged-out start
     assert psnr(paged[-1], paged[0]) == pytest.approx(psnr(whole[-1], whole[0]), abs=0.5)
+
+
+def test_under_autograd_chunks_come_in_but_none_leaves():
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu")
+    w.add(random_scene(2000), 0)
+    w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 3)
+    out_before = w.paged_out
+    assert out_before > 0
+    g = random_scene(10, seed=5)
+    g.colors.requires_grad_(True)
+    w.add(g, 4)  # the working set now carries a graph (as in training's unrolls)
+    w.prepare(camera_at([0, 0, -200], [0, 0, 0]), 9)  # everything in view: it all comes back
+    assert w.paged_in > 0 and len(w.scene) == w.size
+    w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 20)  # nothing seen, but the graph keeps it all in
+    assert w.paged_out == out_before and len(w.scene) == w.size
+    w.scene.colors.sum().backward()
+    assert g.colors.grad is not None and torch.equal(g.colors.grad, torch.ones(10, 3))

@@ -15,7 +15,8 @@ Chunks are brought in before the render that needs them, and leave in batches, e
 frames, once unneeded for `linger` frames; a chunk that receives new Gaussians is brought in first.
 A paged-out chunk could not have drawn a pixel, so the renderer's image is the one of the whole
 world (up to the order of Gaussians at exactly equal depth), and coming back to a region shows it
-as it was. Paging stops while the working set carries an autograd graph (training unrolls).
+as it was. While the working set carries an autograd graph (training's unrolls), chunks come in but
+none leaves.
 
 Lengths are in scene units: `unit` world units (`scene_unit(frame0)`, the lower quartile of frame 0's
 non-sky depth, the unit of camera speeds, `worldgen.pipeline.sources.scene_scale`).
@@ -265,14 +266,14 @@ class PagedWorld(World):
         self.total += n
 
     def prepare(self, camera: Camera, t: int) -> None:
-        if not self.config.paging or self.chunks == 0 or self._graph():
+        if not self.config.paging or self.chunks == 0:
             return
         need = self.needed(camera)
         self.seen[need] = t
         bring = np.nonzero(need & ~self.resident)[0]
         if bring.size:
             self._page_in(bring)
-        if t - self._last_trim >= self.config.linger:
+        if t - self._last_trim >= self.config.linger and not self._graph():
             self._last_trim = t
             leave = np.nonzero(self.resident & (t - self.seen >= self.config.linger))[0]
             if leave.size:
