@@ -230,3 +230,29 @@ def test_outputs_stream_while_flying(photo, tmp_path):
     lines = (tmp_path / "run" / "cameras.jsonl").read_text().splitlines()
     assert [json.loads(ln) for ln in lines] == json.loads((tmp_path / "run" / "cameras.json").read_text())["frames"]
     assert os.path.getsize(tmp_path / "run" / "video.mp4") > 500
+
+
+class _Crash(BaseException):
+    """Stands for a process dying mid-flight (not an Exception: the run cannot clean up after it)."""
+
+
+@pytest.mark.parametrize("mode", ["per-frame", "persistent"])
+def test_resume_after_a_crash_gives_the_uninterrupted_frames_in_process(photo, tmp_path, mode):
+    def cfg(out, **kw):
+        return FlyConfig(image=str(photo), frames=9, path="autopilot", mode=mode, out=str(out), progress=False,
+                         checkpoint_every=3, pipeline=PipelineConfig(size="48x32"), **kw)
+
+    run(cfg(tmp_path / "whole"))
+
+    def crash(t, frame, gen):
+        if t == 5:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        run(cfg(tmp_path / "crashed"), on_frame=crash)
+    assert json.loads((tmp_path / "crashed" / "run.json").read_text())["frames"] == 4  # the checkpoint at frame 3
+    info = run(cfg(tmp_path / "crashed", resume=str(tmp_path / "crashed")))
+    assert info["status"] == "complete" and info["sessions"][1]["first_frame"] == 4
+    for t, (a, b) in enumerate(zip(frames_of(tmp_path / "whole"), frames_of(tmp_path / "crashed"))):
+        np.testing.assert_array_equal(a, b, err_msg=f"{mode}: frame {t} differs after the resume")
+    assert_complete_outputs(tmp_path / "crashed", 9)
