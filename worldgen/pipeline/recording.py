@@ -132,7 +132,7 @@ def record_flight(mode: str, source: Source, pilot: Pilot, num_frames: int, *, r
             for k in rec.ms:
                 if len(rec.ms[k]) < t + 1:
                     rec.ms[k].append(0.0)
-            rec.gaussians.append(len(gen.scene))
+            rec.gaussians.append(gen.world.size)  # the whole world (the working set may be smaller)
             rec.gaussians_in_view.append(gaussians_in_view(gen.scene.means, step.camera))
             rec.world_mb.append(world_mb(gen.scene))
             rec.rss_mb.append(rss_mb())
