@@ -61,7 +61,7 @@ def approach(photo: str, model: str, frames: int, size: str, every: int, fov: fl
             if step.t % every == 0 or step.t == frames - 1:
                 flown = float((step.camera.c2w[:3, 3] - frame0.camera.c2w[:3, 3].to(step.camera.c2w)).norm())
                 rows.append({"t": step.t, "median": round(median_depth(step.frame) / unit, 4),
-                             "flown": round(flown / unit, 4), "gaussians": len(gen.scene),
+                             "flown": round(flown / unit, 4), "gaussians": gen.world.size,
                              "seconds": round(time.perf_counter() - t0, 1)})
                 print(f"  {Path(photo).stem} {model:8s} speed {speed} t={step.t:4d} "
                       f"median depth {rows[-1]['median']:.3f}  "

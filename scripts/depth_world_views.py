@@ -50,7 +50,8 @@ def fly_world(photo: str, model: str, frames: int, size: str, fov: float) -> tup
     with torch.no_grad():
         for step in Flight(gen, path, frames):
             cams.append(step.camera.c2w[:3, 3].cpu().numpy())
-    return gen.scene.means.cpu().numpy(), gen.scene.colors.clamp(0, 1).cpu().numpy(), np.array(cams)
+    world = gen.world.full_scene()  # paged-out chunks included (gen.scene is only the working set)
+    return world.means.cpu().numpy(), world.colors.clamp(0, 1).cpu().numpy(), np.array(cams)
 
 
 def splat(u: np.ndarray, v: np.ndarray, order: np.ndarray, colors: np.ndarray, size: int) -> np.ndarray:
