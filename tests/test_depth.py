@@ -13,8 +13,8 @@ from PIL import Image
 
 from refine.depthnet import save_depth_weights
 from refine.net import DepthNet, RefinerNetConfig
+from tests.test_configs import cli_run as cli  # (exit status, stdout, stderr) of `worldgen ARGV`
 from viewer.cli import LiveConfig
-from worldgen.cli import entrypoint
 from worldgen.commands.compare import CompareConfig
 from worldgen.commands.depth import DepthConfig
 from worldgen.commands.fly import FlyConfig, run
@@ -28,17 +28,6 @@ from worldgen.pipeline.depth import (MEDIAN_DEPTH, LandscapePrior, LearnedDepth,
 from worldgen.pipeline.sources import first_frame
 
 CPU = torch.device("cpu")
-
-
-def cli(argv, capsys) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `worldgen ARGV` (0 when it returns)."""
-    try:
-        entrypoint(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
