@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from refine.classical import ClassicalRefinerConfig  # noqa: E402
 from renderers import get_renderer  # noqa: E402
-from worldgen.core.images import save_png_u8, side_by_side  # noqa: E402
+from worldgen.core.images import save_png_u8, side_by_side, to_uint8  # noqa: E402
 from worldgen.pipeline.config import PhotoConfig  # noqa: E402
 from worldgen.pipeline.flight import Flight  # noqa: E402
 from worldgen.pipeline.generator import GeneratorConfig, make_generator  # noqa: E402
@@ -61,7 +61,7 @@ def splat(u: np.ndarray, v: np.ndarray, order: np.ndarray, colors: np.ndarray, s
         iu, iv = np.floor(u).astype(int) + du, np.floor(v).astype(int) + dv
         ok = (iu >= 0) & (iu < size) & (iv >= 0) & (iv < size)
         idx = order[ok[order]]
-        img[iv[idx], iu[idx]] = (colors[idx] * 255 + 0.5).astype(np.uint8)  # later points overwrite earlier ones
+        img[iv[idx], iu[idx]] = to_uint8(colors[idx])  # later points overwrite earlier ones
     return img
 
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from refine.synth import make_flight, make_world, render_views  # noqa: E402
 from refine.synth.splits import seeds, split_of  # noqa: E402
 from refine.train.data import settings_for  # noqa: E402
+from worldgen.core.images import to_uint8  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the eval set
@@ -57,7 +58,7 @@ def render_world(seed: int, n_frames: int, spacing: int, W: int, H: int, quality
     idx = [i * spacing for i in range(n_frames)]
     flight = make_flight(world, idx[-1] + 1, W, H, seed)
     r = render_views(world, flight.c2w[idx], flight.K, W, H, settings_for(quality))
-    return {"rgb": (r.rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy(), "depth": r.depth.numpy(),
+    return {"rgb": to_uint8(r.rgb), "depth": r.depth.numpy(),
             "K": flight.K.numpy(), "frames": np.array(idx), "climate": np.array(world.climate)}
 
 

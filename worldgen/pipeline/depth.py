@@ -25,7 +25,7 @@ from torch import Tensor
 
 from worldgen.core.camera import Camera
 from worldgen.core.fill import fill_far
-from worldgen.core.images import center_crop_resize, load_depth_file
+from worldgen.core.images import center_crop_resize, load_depth_file, to_uint8
 from worldgen.core.io import UserInputError
 
 MEDIAN_DEPTH = 10.0
@@ -212,8 +212,7 @@ class TransformersDepth:
     @torch.no_grad()
     def __call__(self, rgb: Tensor, camera: Camera) -> tuple[Tensor, Tensor]:
         H, W, _ = rgb.shape
-        u8 = (rgb.detach().cpu().clamp(0, 1).numpy() * 255 + 0.5).astype("uint8")
-        inputs = self.processor(images=u8, return_tensors="pt").to(self.device)
+        inputs = self.processor(images=to_uint8(rgb), return_tensors="pt").to(self.device)
         pred = self.model(**inputs).predicted_depth  # [1, h, w]: relative disparity, or metric depth
         pred = F.interpolate(pred[:, None].float(), size=(H, W), mode="bilinear", align_corners=False)[0, 0].cpu()
         floor = 1e-6 * float(pred.max().clamp_min(1e-30))  # relative: the model's units are its own
