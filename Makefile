@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/worldgen fly worldgen/examples/example.png --depth worldgen/examples/example_depth.npy --camera worldgen/examples/example.json \
-	  --path autopilot --frames 60 --size 384x256 --out $(DEMO_OUT)
+	  --path autopilot --frames 60 --size 384x256 --out $(DEMO_OUT) --overwrite
 
 test: $(STAMP) test-deps
 	$(PY) -m pytest -q tests

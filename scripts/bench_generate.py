@@ -44,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.warmup):
             run(FlyConfig(image=args.image, photo=photo, pipeline=PipelineConfig(size=args.size, device=dev, refiner=args.refiner), frames=3,
-                          path="forward", out=f"{tmp}/w", progress=False, video=False))
+                          path="forward", out=f"{tmp}/w", progress=False, video=False, overwrite=True))
         rows = []
         for mode in args.modes:
             info = run(FlyConfig(image=args.image, photo=photo, pipeline=PipelineConfig(size=args.size, device=dev, refiner=args.refiner),

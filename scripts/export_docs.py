@@ -31,7 +31,8 @@ def fly(run: Path, frames: int) -> None:
     ex = ROOT / "worldgen" / "examples"
     cfg = FlyConfig(image=str(ex / "example.png"),
                     photo=PhotoConfig(depth=str(ex / "example_depth.npy"), camera=str(ex / "example.json")),
-                    pipeline=PipelineConfig(size="256x160"), path="autopilot", frames=frames, out=str(run), progress=False)
+                    pipeline=PipelineConfig(size="256x160"), path="autopilot", frames=frames, out=str(run), progress=False,
+                    overwrite=True)
     info = fly_run(cfg)
     print(f"flew {run}: {info['frames']} frames, {info['gaussians']:,} Gaussians; sky.png saved")
 

@@ -30,7 +30,9 @@ def test_compare_photo_end_to_end(small_photo, tmp_path):
     page = (out / "report.html").read_text()
     images = re.findall(r"<img src='([^']+)'", page)
     assert {"plots/loop_closure.png", "plots/revisit.png", "plots/flicker.png", "plots/cost_ms.png",
-            "plots/gaussians.png", "plots/memory.png", "plots/frames.png"} <= set(images)
+            "plots/gaussians.png", "plots/memory.png", "plots/frames.png", "plots/tsed_sed.png",
+            "plots/tsed_matches.png", "plots/tsed_curve.png"} <= set(images)
+    assert "3D consistency (TSED)" in page
     for src in images:
         with Image.open(out / src) as im:
             assert im.width > 100
@@ -46,6 +48,14 @@ def test_compare_photo_end_to_end(small_photo, tmp_path):
     assert p["fidelity_psnr"] is None  # no ground truth for a photo
     assert {"render", "refine", "lift"} <= set(p["ms_by_stage"])
     assert len(saved["persistent"]["series"]["flicker_psnr"]) == 7
+    # TSED: one (median SED, matches) per consecutive pair, none for frame 0; T_error scaled to 48 px
+    for m in ("persistent", "per-frame"):
+        ser = saved[m]["series"]
+        assert len(ser["tsed_sed"]) == len(ser["tsed_matches"]) == 7 and ser["tsed_matches"][0] is None
+        assert all(n >= 0 for n in ser["tsed_matches"][1:])
+        assert 0.0 <= saved[m]["summary"]["tsed"] <= 1.0
+    assert saved["tsed"]["threshold_px"] == pytest.approx(2.0 * 48 / 256)
+    assert saved["ground_truth_tsed"] is None  # a photo has no ground truth
     assert len(saved["persistent"]["revisits"]) == 3
     # the point of a persistent world: it comes back to the photo, the memoryless baseline does not
     assert p["loop_closure_psnr"] > q["loop_closure_psnr"] + 5
@@ -88,6 +98,7 @@ def test_compare_synthetic_has_fidelity(tmp_path):
     assert len(doc["ground_truth_flicker_psnr"]) == 5
     assert doc["lpips"].startswith("LPIPS:")
     assert (tmp_path / "s" / "plots" / "fidelity_psnr.png").exists()
+    assert len(doc["ground_truth_tsed"]["series"]["tsed_sed"]) == 5
 
 
 def test_bad_input_is_one_line(small_photo, tmp_path, capsys):
@@ -110,6 +121,8 @@ def test_winner_directions_and_ties():
     assert winner("mae", 0.01, 0.02) == "persistent"
     assert winner("ms", 200.0, 100.0) == "per-frame"
     assert winner("ssim", math.nan, 0.9) == "n/a"
+    assert winner("share", 0.9, 0.8) == "persistent" and winner("share", 0.9, 0.905) == "tie"
+    assert winner("px", 0.3, 1.2) == "persistent" and winner("px", 0.07, 0.06) == "tie"  # SIFT noise
 
 
 def test_line_plot_handles_gaps_and_infinities(tmp_path):
@@ -140,7 +153,8 @@ def test_bench_table_from_results():
         "quality": {"seeds": [1_000_000], "size": 64, "frames": 9, "lpips": "LPIPS: weights unavailable (x)",
                     "mean": {m: {k: 30.0 for k in ("loop_closure_psnr", "loop_closure_ssim", "revisit_psnr",
                                                    "revisit_ssim", "flicker_psnr", "fidelity_psnr", "fidelity_ssim")}
-                             | {"fidelity_lpips": math.nan} for m in ("persistent", "per-frame")}},
+                             | {"fidelity_lpips": math.nan, "tsed": 0.75, "tsed_median_sed": 0.4, "tsed_matches_mean": 20.0}
+                             for m in ("persistent", "per-frame")}},
     }
     rows = table_rows(results)
     fps = next(r for r in rows if r["metric"] == "frames per second")
@@ -150,3 +164,23 @@ def test_bench_table_from_results():
     text = format_table(results)
     assert text.splitlines()[0].split() == ["section", "metric", "setting", "persistent", "per-frame", "unit"]
     assert "10,000 Gaussians, 256x256" in text
+    tsed = next(r for r in rows if r["metric"].startswith("TSED"))
+    assert (tsed["persistent"], tsed["per_frame"]) == (0.75, 0.75)
+
+
+def test_tsed_summary_of_a_record():
+    from worldgen.pipeline.recording import FlightRecord
+    from worldgen.pipeline.scoring import tsed_summary
+
+    nan = math.nan
+    rec = FlightRecord(mode="persistent", poses=torch.zeros(5, 4, 4), frames=[np.zeros((128, 64, 3), np.uint8)] * 5,
+                       setup_ms=0.0, ms={}, ms_total=[], gaussians=[], gaussians_in_view=[], world_mb=[], rss_mb=[],
+                       cuda_mb=[], flicker_psnr=[], flicker_mae=[], flicker_coverage=[], fidelity_psnr=[],
+                       fidelity_ssim=[], fidelity_lpips=[], tsed_sed=[nan, 0.3, 0.9, 1.5, nan],
+                       tsed_matches=[nan, 30, 12, 40, 0])
+    s = tsed_summary(rec)
+    assert s["tsed_threshold_px"] == 1.0  # 2 px at 256, the longer side is 128
+    assert s["tsed"] == pytest.approx(2 / 4)  # 1.5 px is over; no matches is inconsistent
+    assert s["tsed_median_sed"] == pytest.approx(0.9) and s["tsed_matches_mean"] == pytest.approx(82 / 4)
+    rec.tsed_sed, rec.tsed_matches = [nan] * 5, [nan] * 5  # not measured (record_flight(tsed=False))
+    assert math.isnan(tsed_summary(rec)["tsed"])

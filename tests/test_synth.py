@@ -1,6 +1,7 @@
 """Tests of the procedural nature-flight renderer (refine/synth) and `worldgen synth`.
 
-Small worlds (grid 256) and 64x64 frames so the file runs in seconds on 2 CPU cores.
+Small worlds (grid 128) and 64x64 frames so the file runs in seconds on 2 CPU cores. The depth
+tests run at every quality level (refine.synth.render.QUALITY) and with the cheap FAST settings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 
 from refine.synth import make_flight, make_world, render_views
 from refine.synth.acid import AcidClips, list_sequences, read_camera_file, write_sequence
-from refine.synth.render import RenderSettings, surface_height
+import refine.synth.march as march_mod
+from refine.synth.render import QUALITY, RenderSettings, march_rays, surface_height
 from refine.synth.splits import SPLITS, check_range, split_of
 from worldgen.core.camera import Camera
 from worldgen.core.io import UserInputError
@@ -35,8 +37,15 @@ def worlds():
 
 @pytest.fixture(scope="module")
 def renders(worlds):
-    """Per climate: a 4-frame flight and its 64x64 renders (shared by the geometry tests)."""
+    """Per climate: a 4-frame flight and its 64x64 renders with FAST settings."""
     return {c: _render(w, frames=4) for c, w in worlds.items()}
+
+
+@pytest.fixture(scope="module", params=list(QUALITY))
+def quality_renders(request, worlds):
+    """Per quality level: (name, per climate a 4-frame flight and its 64x64 renders)."""
+    s = RenderSettings.preset(request.param)
+    return request.param, {c: _render(w, frames=4, settings=s) for c, w in worlds.items()}
 
 
 def _render(world, frames=2, settings=FAST, size=S):
@@ -72,14 +81,15 @@ def _reproject(world, fl, r, a=0, b=3):
     return pts, uv, z, inside, cam1
 
 
+@pytest.mark.parametrize("quality", list(QUALITY))
 @pytest.mark.parametrize("climate", ["coast", "alpine"])
-def test_depth_reprojects_into_next_depth_map(worlds, climate):
+def test_depth_reprojects_into_next_depth_map(worlds, climate, quality):
     """Unproject frame t's depth, reproject with the known poses: frame t+k's depth map agrees (< 1%)."""
     # bare ground (forest density 0): crowns are smaller than a 64x64 pixel, so interpolating a
     # depth map across them says nothing; the sub-pixel test below covers crowns
     world = dataclasses.replace(worlds[climate], coarse=worlds[climate].coarse.clone())
     world.coarse[..., 1] = 0.0
-    fl, r = _render(world, frames=4)
+    fl, r = _render(world, frames=4, settings=RenderSettings.preset(quality))
     _, uv, z, inside, _ = _reproject(world, fl, r, 0, 3)  # 3 frames apart: visible parallax
     # inverse depth is affine in pixel coordinates on a plane: interpolate it, not depth; compare only
     # where the 2x2 neighbourhood is smooth (no silhouette, no tree crown between the samples)
@@ -95,16 +105,14 @@ def test_depth_reprojects_into_next_depth_map(worlds, climate):
 
 
 @pytest.mark.parametrize("climate", ["forest", "coast", "alpine"])
-def test_depth_reprojects_exactly_subpixel(worlds, renders, climate):
+def test_depth_reprojects_exactly_subpixel(worlds, quality_renders, climate):
     """The ray of frame t+k through a reprojected point meets the surface at that very point.
 
     Stricter than comparing with the depth map (no interpolation between pixels), so it holds on
     tree crowns too: frame t's depth is the true distance to the geometry frame t+k sees.
     """
-    from refine.synth.render import march_rays
-
     world = worlds[climate]
-    fl, r = renders[climate]
+    fl, r = quality_renders[1][climate]
     pts, _uv, _z, inside, cam1 = _reproject(world, fl, r, 0, 3)
     pts = pts[inside]
     d = pts - cam1.position
@@ -118,10 +126,10 @@ def test_depth_reprojects_exactly_subpixel(worlds, renders, climate):
     assert torch.quantile(rel[visible], 0.5) < 1e-4
 
 
-def test_depth_lies_on_the_surface(worlds, renders):
+def test_depth_lies_on_the_surface(worlds, quality_renders):
     """Every non-sky pixel's 3D point is on the rendered height field (depth is exact, not estimated)."""
     for c, world in worlds.items():
-        fl, r = renders[c]
+        fl, r = quality_renders[1][c]
         cam = Camera(K=fl.K, c2w=fl.c2w[0], width=S, height=S)
         ok = torch.isfinite(r.depth[0])
         p = cam.unproject(torch.where(ok, r.depth[0], torch.zeros_like(r.depth[0])))[ok]
@@ -135,8 +143,8 @@ def test_depth_lies_on_the_surface(worlds, renders):
         assert torch.quantile(rel, 0.995) < 1e-4, f"{c}: points off the surface by up to {float(err.max()):.3f} m"
 
 
-def test_sky_mask_iff_depth_inf(renders):
-    for _, r in renders.values():
+def test_sky_mask_iff_depth_inf(quality_renders):
+    for _, r in quality_renders[1].values():
         assert r.depth.dtype == torch.float32
         assert torch.equal(r.sky, torch.isinf(r.depth))
         assert not torch.isnan(r.depth).any()
@@ -149,12 +157,173 @@ def test_same_seed_same_pixels():
     a = make_world(7, grid=GRID)
     b = make_world(7, grid=GRID)
     assert torch.equal(a.coarse, b.coarse) and torch.equal(a.fine, b.fine) and a.atmosphere == b.atmosphere
-    fa, ra = _render(a, frames=2, size=32)
-    fb, rb = _render(b, frames=2, size=32)
-    assert torch.equal(fa.c2w, fb.c2w)
-    assert torch.equal(ra.rgb, rb.rgb) and torch.equal(ra.depth, rb.depth)
+    for q in QUALITY:
+        fa, ra = _render(a, frames=2, size=32, settings=RenderSettings.preset(q))
+        fb, rb = _render(b, frames=2, size=32, settings=RenderSettings.preset(q))
+        assert torch.equal(fa.c2w, fb.c2w)
+        assert torch.equal(ra.rgb, rb.rgb) and torch.equal(ra.depth, rb.depth), q
     c = make_world(8, grid=GRID)
     assert not torch.equal(a.coarse, c.coarse)
+
+
+def test_quality_levels_share_exact_depth(renders, quality_renders):
+    """Quality levels change colour only: depth and sky mask equal those of FAST bit for bit."""
+    name, qr = quality_renders
+    for c, (_, r) in qr.items():
+        assert torch.equal(r.depth, renders[c][1].depth), f"{name}/{c}"
+        assert torch.equal(r.sky, renders[c][1].sky), f"{name}/{c}"
+
+
+def test_quality_presets():
+    assert RenderSettings.preset("full") == RenderSettings()
+    t = RenderSettings.preset("training", compile=True)
+    assert t.compile and t.reflect_steps == 0 and t.shadow_steps == RenderSettings().shadow_steps
+    assert RenderSettings.preset("geometry").shadow_steps == 0
+    with pytest.raises(ValueError, match="training"):
+        RenderSettings.preset("ultra")
+
+
+def test_views_render_the_same_alone_batched_or_chunked(worlds):
+    """A pixel depends only on its own ray: batching and chunking (max_rays) change nothing."""
+    world = worlds["coast"]
+    fl = make_flight(world, 3, 32, 32)
+    s = RenderSettings.preset("full")
+    together = render_views(world, fl.c2w, fl.K, 32, 32, s)
+    chunked = render_views(world, fl.c2w, fl.K, 32, 32, dataclasses.replace(s, max_rays=32 * 32 + 5))
+    alone = render_views(world, fl.c2w[1:2], fl.K, 32, 32, s)
+    for r, sl in ((chunked, slice(0, 3)), (alone, slice(1, 2))):
+        assert torch.equal(r.sky, together.sky[sl])
+        torch.testing.assert_close(r.depth, together.depth[sl], rtol=1e-6, atol=0)
+        torch.testing.assert_close(r.rgb, together.rgb[sl], rtol=0, atol=1e-5)
+
+
+def test_grid_lookup_conventions():
+    """Texel (i, j) sits at world (x, z) = (j, i) * cell; bilinear in between; periodic both ways."""
+    g = torch.arange(16.0).reshape(1, 4, 4)  # [C, N, N], value = 4 i + j
+    grids = march_mod._wrap_pad(g)[None]
+    cell = 2.0
+    scale = torch.tensor(2.0 / (cell * 4)).view(1, 1, 1)
+    xz = torch.tensor([[0, 0], [2, 0], [0, 2], [1, 0], [6, 6], [8, 0], [-2, 0], [7, 0], [3, -1]], dtype=torch.float32)
+    got = march_mod._sample(grids, scale, xz)[0, 0]
+    # (3, -1): j = 1.5, i = -0.5 -> rows 3 and 0 (wrapped), columns 1 and 2
+    want = torch.tensor([0.0, 1.0, 4.0, 0.5, 15.0, 0.0, 3.0, 1.5, 0.25 * (13 + 14 + 1 + 2)])
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+
+
+def test_field_matches_the_documented_height_formula():
+    """h = height + rough * detail + forest * crowns, at coarse texel centres (also fine texel centres)."""
+    world = make_world(5, climate="forest", grid=GRID)
+    field = march_mod.Field(world)
+    i = torch.tensor([0, 3, 17, 100])
+    j = torch.tensor([5, 64, 2, 127])
+    x, z = j * world.cell, i * world.cell  # coarse texel centres are also fine texel centres
+    r = world.fine_cell / world.cell
+    fi, fj = (i / r).round().long() % world.fine.shape[0], (j / r).round().long() % world.fine.shape[0]
+    c, f = world.coarse[i, j], world.fine[fi, fj]
+    h = c[:, 0] + c[:, 2] * f[:, 0] + c[:, 1] * f[:, 1]
+    torch.testing.assert_close(field.ground(x.float(), z.float()), h, rtol=0, atol=1e-3)
+    period = world.cell * world.coarse.shape[0]
+    torch.testing.assert_close(field.ground(x.float() + period, z.float() - 3 * period), h, rtol=0, atol=2e-3)
+
+
+def test_speculative_march_is_as_good_in_far_fewer_iterations(worlds):
+    """Speculative steps (RenderSettings.spec) miss no more than the plain march, in far fewer iterations.
+
+    Both are compared with a careful march (smaller steps): a grazing ray far away may step over a
+    crown tip either way (~5% of these 48x48 pixels, which are tens of metres wide out there).
+    """
+    world = worlds["forest"]
+    fl = make_flight(world, 2, 48, 48)
+    plain, spec = {}, {}
+    a = render_views(world, fl.c2w, fl.K, 48, 48, RenderSettings.preset("geometry", spec=1), stats=plain)
+    b = render_views(world, fl.c2w, fl.K, 48, 48, RenderSettings.preset("geometry"), stats=spec)
+    careful_s = RenderSettings.preset("geometry", spec=1, k=0.2, lip=12, steps=3000)
+    careful = render_views(world, fl.c2w, fl.K, 48, 48, careful_s)
+    assert spec["iterations"] * 2 < plain["iterations"]
+
+    def missed(r):
+        both = ~r.sky & ~careful.sky
+        rel = ((r.depth - careful.depth).abs() / careful.depth)[both]
+        return float(((rel > 1e-4).sum() + (r.sky != careful.sky).sum()) / r.sky.numel())
+
+    assert missed(a) < 0.1 and missed(b) <= missed(a) + 0.01
+
+
+def test_secant_refinement_matches_long_bisection(worlds):
+    """Regula falsi (default) lands on the same crossing as 30 bisections."""
+    world = worlds["alpine"]
+    fl = make_flight(world, 1, 48, 48)
+    a = render_views(world, fl.c2w, fl.K, 48, 48, RenderSettings.preset("geometry", bisect=30, secant=0))
+    b = render_views(world, fl.c2w, fl.K, 48, 48, RenderSettings.preset("geometry"))
+    assert torch.equal(a.sky, b.sky)
+    rel = ((a.depth - b.depth).abs() / a.depth)[~a.sky]
+    assert torch.quantile(rel, 0.5) < 1e-6 and torch.quantile(rel, 0.99) < 1e-4
+
+
+def test_stats_report_stages_and_counters(worlds):
+    world = worlds["coast"]
+    fl, _ = _render(world, frames=1)
+    st = {}
+    render_views(world, fl.c2w[:1], fl.K, S, S, RenderSettings.preset("full"), stats=st)
+    for k in ("march_s", "shadows_s", "reflections_s", "shading_s"):
+        assert st[k] > 0, k
+    assert st["rays"] == S * S and st["points"] >= st["rays"] and 0 < st["refined"] <= st["rays"]
+    assert 8 <= st["iterations"] <= RenderSettings().steps
+
+
+def test_compile_failure_falls_back_to_eager(worlds, monkeypatch):
+    """compile=True where torch.compile fails: one warning, then the same pixels as eager."""
+    world = worlds["coast"]
+    fl = make_flight(world, 1, 32, 32)
+    ref = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training"))
+    monkeypatch.setattr(march_mod, "COMPILE_DEVICES", ("cuda", "cpu"))
+    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_REFINE, march_mod.K_SHADOW):
+        monkeypatch.setattr(k, "compiled", None)
+        monkeypatch.setattr(k, "failed", False)
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with pytest.warns(UserWarning, match="torch.compile of march_chunk failed"):
+        r = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training", compile=True))
+    assert march_mod.K_MARCH.failed
+    assert torch.equal(r.depth, ref.depth) and torch.equal(r.rgb, ref.rgb)
+
+
+@pytest.mark.gpu
+def test_cuda_render_matches_cpu_and_compiled_matches_eager():
+    """On the GPU: eager CUDA agrees with the CPU, and compile=True (torch.compile) with eager CUDA."""
+    import warnings
+
+    cpu_world = make_world(11, climate="forest", grid=GRID)
+    world = cpu_world.to("cuda")
+    fl = make_flight(cpu_world, 4, S, S)
+    s = RenderSettings.preset("training")
+    ref = render_views(cpu_world, fl.c2w, fl.K, S, S, s)
+    eager = render_views(world, fl.c2w, fl.K, S, S, s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a compiler failure must not pass silently here
+        comp = render_views(world, fl.c2w, fl.K, S, S, dataclasses.replace(s, compile=True))
+    for a, b in ((ref, eager), (eager, comp)):
+        a = type(a)(a.rgb.cpu(), a.depth.cpu(), a.sky.cpu())
+        b = type(b)(b.rgb.cpu(), b.depth.cpu(), b.sky.cpu())
+        assert (a.sky == b.sky).float().mean() > 0.995
+        both = ~a.sky & ~b.sky
+        rel = ((a.depth - b.depth).abs() / a.depth)[both]
+        assert (rel < 1e-4).float().mean() > 0.98  # float rounding may flip a grazing ray past a crown tip
+        assert ((a.rgb - b.rgb).abs() < 0.02).float().mean() > 0.98
+
+
+@pytest.mark.gpu
+def test_big_batch_fits_on_the_gpu():
+    """256 views at 256x256 (16.8M rays) at training quality in one call, within 40 GiB."""
+    world = make_world(3_000_006, device="cuda")
+    fl = make_flight(world, 256, 256, 256)
+    torch.cuda.reset_peak_memory_stats()
+    r = render_views(world, fl.c2w, fl.K, 256, 256, RenderSettings.preset("training"))
+    assert r.depth.shape == (256, 256, 256) and torch.isfinite(r.depth).any()
+    assert torch.cuda.max_memory_allocated() < 40 * 2**30
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])

@@ -14,9 +14,12 @@ from __future__ import annotations
 import http.server
 import json
 import math
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -342,7 +345,7 @@ def test_server_serves_page_and_frees_port(tmp_path):
 # ---------------------------------------------------------------------------------------- live engine
 def test_live_engine_drives_both_generators_along_the_same_poses(tmp_path):
     eng = LiveEngine.from_config(live_config(tmp_path, path="forward"))
-    n0 = len(eng.persistent.scene)
+    n0 = eng.persistent.world.size
     s1, s2 = eng.step(), eng.step()
     assert (s1.t, s2.t) == (1, 2)
     assert torch.equal(eng.persistent.prev.camera.c2w, eng.baseline.prev.camera.c2w)
@@ -350,7 +353,8 @@ def test_live_engine_drives_both_generators_along_the_same_poses(tmp_path):
     z0 = eng.cameras[0].c2w[:3, 2]
     moved = s2.camera.position - eng.cameras[0].position
     assert float(moved @ z0) == pytest.approx(2 * 0.02 * eng.scale, rel=1e-4)  # forward, speed per frame
-    assert len(eng.persistent.scene) >= n0  # the persistent world keeps what it had
+    assert eng.persistent.world.size >= n0  # the persistent world keeps what it had
+    assert len(eng.shown) == eng.persistent.world.size  # the browser's copy grows with it
 
     # Steering takes over: manual mode, and a right turn turns the heading right by the step.
     eng.steer(turn_deg=5.0)
@@ -365,8 +369,8 @@ def test_live_engine_drives_both_generators_along_the_same_poses(tmp_path):
 
     ply = eng.export(tmp_path / "export")
     back = GaussianScene.load_ply(ply)
-    assert len(back) == len(eng.persistent.scene)
-    torch.testing.assert_close(back.means, eng.persistent.scene.means)
+    assert len(back) == eng.persistent.world.size
+    torch.testing.assert_close(back.means, eng.persistent.world.full_scene().means)
     assert len(load_world(tmp_path / "export").cameras) == 4  # frame 0..3: `worldgen view` opens the export
 
 
@@ -424,7 +428,7 @@ def test_browser_live_panel_shows_both_frames(tmp_path, chromium):
         np.testing.assert_array_equal(shown[::f, : 48 * f: f], to_uint8(eng.last.persistent.rgb))
         np.testing.assert_array_equal(shown[::f, 52 * f:: f], to_uint8(eng.last.baseline.rgb))
         assert (shown[:, 48 * f: 52 * f] == 255).all()  # the white gap, enlarged with the frames
-        assert app.display.sent_upto == len(eng.persistent.scene) > 0  # the world was pushed at frame 2
+        assert app.display.sent_upto == eng.persistent.world.size > 0  # the world was pushed at frame 2
         assert "Frame** 2" in app.stats.content
         img = screenshot_until(chromium, server, tmp_path / "live.png", ok=_two_frames_side_by_side, size=(1000, 700))
         assert _two_frames_side_by_side(img), "the side panel does not show the two frames side by side"
@@ -432,6 +436,82 @@ def test_browser_live_panel_shows_both_frames(tmp_path, chromium):
         # Export from the app writes the whole world and says where.
         ply = app.export()
         assert ply is not None and ply.is_file() and str(ply) in app.export_note.content
+    finally:
+        app.stop()
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------- as a service
+def test_bad_port_or_host_is_one_line_and_exit_2(tmp_path, capsys):
+    from worldgen.cli import entrypoint
+
+    run = write_run(tmp_path / "run", block_scene(), [Camera.from_fov(60, 64, 48)])
+    photo, depth = tiny_photo(tmp_path)
+    for cmd in (["view", str(run)], ["live", str(photo), "--depth", str(depth), "--size", "48x32"]):
+        for bad, words in ((["--port", "70000"], "--port"), (["--port", "-1"], "--port"),
+                           (["--host", "10.255.255.1"], "cannot listen there"),
+                           (["--host", "no-such-host.invalid"], "not an address of this machine")):
+            t0 = time.time()
+            with pytest.raises(SystemExit) as e:
+                entrypoint(cmd + bad)
+            err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+            assert e.value.code == 2 and len(err) == 1 and err[0].startswith("worldgen: error:"), (cmd, bad, err)
+            assert words in err[0], err
+            assert time.time() - t0 < 30  # no hang, no retrying
+
+
+def test_listen_address_check():
+    from viewer.app import check_listen_address, exposure_warning
+
+    assert check_listen_address("127.0.0.1", 0) and check_listen_address("localhost", 8080)
+    assert not check_listen_address("0.0.0.0", 0)  # every interface: the network can connect
+    assert "anyone" in exposure_warning("0.0.0.0", 8080, "watch") and "8080" in exposure_warning("0.0.0.0", 8080, "x")
+
+
+def _serve(argv: list[str], tmp_path: Path) -> tuple[str, str]:
+    """Run `worldgen ARGV` (a server) until it prints its URL, then Ctrl+C it; (URL line, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "worldgen.cli", *argv], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        t0 = time.time()
+        while " at http" not in line and time.time() - t0 < 120:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return line, err
+
+
+def test_exposed_viewers_warn_and_print_the_real_url(tmp_path):
+    run = write_run(tmp_path / "run", block_scene(), [Camera.from_fov(60, 64, 48)])
+    line, err = _serve(["view", str(run), "--host", "0.0.0.0", "--port", "0"], tmp_path)
+    m = re.search(r"at http://0\.0\.0\.0:(\d+) ", line)
+    assert m and int(m.group(1)) > 0, line  # the port really bound (0 asked the OS for one)
+    assert f"http://127.0.0.1:{m.group(1)}" in line
+    assert "warning" in err and "anyone" in err and "watch" in err and "steer" not in err
+    photo, depth = tiny_photo(tmp_path)
+    line, err = _serve(["live", str(photo), "--depth", str(depth), "--size", "48x32", "--host", "0.0.0.0",
+                        "--port", "0", "--paused"], tmp_path)
+    assert "at http://0.0.0.0:" in line
+    assert "steer" in err and "--read-only" in err
+    line, err = _serve(["live", str(photo), "--depth", str(depth), "--size", "48x32", "--port", "0",
+                        "--read-only", "--frames", "1"], tmp_path)
+    assert "read-only" in line and "http://127.0.0.1:" in line and "warning" not in err
+
+
+def test_read_only_live_panel_has_no_controls(tmp_path):
+    eng = LiveEngine.from_config(live_config(tmp_path, path="forward"))
+    server = start_server(HOST, 0)
+    app = LiveApp(server, eng, out_dir=tmp_path / "live", read_only=True)
+    try:
+        assert app.play_button is None and app.export_note is None and not hasattr(app, "mode_dropdown")
+        app.start(playing=False)
+        app.step_once()
+        assert "Frame** 1" in app.stats.content
     finally:
         app.stop()
         server.stop()

@@ -20,12 +20,66 @@ from viewer.splats import DISPLAY_BUDGET, FrustumPose, keep_fraction, splat_arra
 from worldgen.core.scene import GaussianScene
 
 
+def check_listen_address(host: str, port: int) -> bool:
+    """UserInputError (one line) unless this machine can listen on `host` at all (a name that
+    resolves to one of its addresses, or a wildcard) and `port` is 0..65535; True if every address
+    `host` stands for is a loopback one (only this machine can connect). Binds a free port to check,
+    so it never waits on a network."""
+    import ipaddress
+    import socket
+
+    from worldgen.core.io import UserInputError
+
+    if isinstance(port, bool) or not 0 <= int(port) <= 65535:
+        raise UserInputError(f"--port must be 0..65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host or None, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise UserInputError(f"--host {host!r} is not an address of this machine ({getattr(e, 'strerror', None) or e})") from None
+    family, _, _, _, addr = infos[0]
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((addr[0], 0))
+    except OSError as e:
+        raise UserInputError(f"--host {host}: this machine cannot listen there ({e.strerror or e}); "
+                             "use 127.0.0.1, 0.0.0.0 or one of its own addresses") from None
+
+    def loopback(a: str) -> bool:
+        try:
+            return ipaddress.ip_address(a.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    return all(loopback(info[4][0]) for info in infos)
+
+
+def exposure_warning(host: str, port: int, can: str) -> str:
+    """The one-line warning printed when a viewer listens beyond this machine."""
+    return (f"worldgen: warning: listening on {host} (not a loopback address): anyone who can reach this machine "
+            f"on port {port} can {can}")
+
+
+def listening_urls(server) -> str:
+    """The URL the server really listens on; for a wildcard host also the ones to open it with
+    (this machine, and its name on the network)."""
+    import socket
+
+    host, port = server.get_host(), server.get_port()
+    if host in ("0.0.0.0", "", "::"):
+        shown = f"[{host}]" if ":" in host else (host or "0.0.0.0")
+        return (f"http://{shown}:{port} (all interfaces: http://127.0.0.1:{port} here, "
+                f"http://{socket.gethostname()}:{port} from the network)")
+    return server_url(server)
+
+
 def start_server(host: str = "127.0.0.1", port: int = 8080, label: str = "worldgen"):
     """Start a viser server (returns `viser.ViserServer`). viser moves to the next free port when
     `port` is taken, and `port=0` asks the OS for one: read the port actually bound with
-    `server.get_port()` (or `server_url`)."""
+    `server.get_port()` (or `server_url`). UserInputError (one line, before any server thread starts:
+    viser would hang) for a port outside 0..65535 or a host this machine cannot listen on."""
     import viser
 
+    check_listen_address(host, port)
     server = viser.ViserServer(host=host, port=port, label=label, verbose=False)
     server.scene.set_up_direction("-y")
     return server
@@ -185,6 +239,7 @@ FRUSTUM_LINE_PX = 1.5
 
 
 __all__ = [
-    "start_server", "server_url", "set_initial_view", "view_from_camera", "view_of_bounds",
+    "check_listen_address", "exposure_warning", "listening_urls", "start_server", "server_url",
+    "set_initial_view", "view_from_camera", "view_of_bounds",
     "SplatDisplay", "default_frustum_scale", "path_frustum_scale", "world_bounds",
 ]

@@ -30,15 +30,17 @@ class ViewConfig:
     world: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR|WORLD.ply")]
     """A run directory (with world.ply, cameras.json, frames/) or any 3D Gaussian Splatting .ply file."""
     host: str = "127.0.0.1"
-    """Address to listen on (0.0.0.0 exposes the viewer to your network)."""
+    """Address to listen on (0.0.0.0 exposes the viewer to your network: anyone there can watch)."""
     port: int = 8080
-    """Port to listen on (the next free one is taken if it is busy; the URL printed is the real one)."""
+    """Port to listen on, 0..65535 (the next free one is taken if it is busy; the URL printed is the real one)."""
     budget: int = DEFAULT_BUDGET
     """Most Gaussians sent to the browser; bigger worlds are shown decimated (the file is never changed)."""
 
     def validate(self) -> None:
         if self.budget <= 0:
             raise bad("budget", "must be positive", self.budget)
+        if not 0 <= self.port <= 65535:
+            raise bad("port", "must be 0..65535", self.port)
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,19 @@ class LiveConfig:
     out: str = "runs/live"
     """Where the export button writes world.ply and cameras.json."""
     host: str = "127.0.0.1"
-    """Address to listen on (0.0.0.0 exposes the viewer to your network)."""
+    """Address to listen on (0.0.0.0 exposes the viewer to your network: anyone there can watch, and
+    without --read-only steer and export too)."""
     port: int = 8080
-    """Port to listen on (the next free one is taken if it is busy; the URL printed is the real one)."""
+    """Port to listen on, 0..65535 (the next free one is taken if it is busy; the URL printed is the real one)."""
+    read_only: bool = False
+    """Show the flight without any controls (no play/pause, steering, path, speed or export): for
+    viewers on a shared network. Generation runs as --paused and --frames say; Ctrl+C stops it."""
 
     def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise bad("port", "must be 0..65535", self.port)
+        if self.read_only and self.paused:
+            raise bad("paused", "cannot go with --read-only (nobody could press play)", True)
         if self.push_every < 1:
             raise bad("push_every", "must be at least 1", self.push_every)
         if self.budget < 1:
@@ -101,9 +111,12 @@ def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> N
 
 def view_main(cfg: ViewConfig) -> None:
     """Load the world (UserInputError for bad paths, before any server starts), serve it until Ctrl+C."""
-    from viewer.app import server_url, start_server
+    import sys
+
+    from viewer.app import check_listen_address, exposure_warning, listening_urls, start_server
     from viewer.browse import BrowseApp, load_world, print_notes
     check(cfg)
+    local = check_listen_address(cfg.host, cfg.port)  # before loading: a bad --host or --port fails at once
     world = load_world(cfg.world)
     print_notes(world)
     server = start_server(cfg.host, cfg.port)
@@ -112,26 +125,37 @@ def view_main(cfg: ViewConfig) -> None:
     except BaseException:
         server.stop()
         raise
-    _serve_until_interrupted(server, server_url(server), f"viewing {world.ply} ({len(world.scene):,} Gaussians)",
+    if not local:
+        print(exposure_warning(cfg.host, server.get_port(), "watch this world"), file=sys.stderr, flush=True)
+    _serve_until_interrupted(server, listening_urls(server), f"viewing {world.ply} ({len(world.scene):,} Gaussians)",
                              before_stop=app.stop)
 
 
 def live_main(cfg: LiveConfig) -> None:
     """Build both generators from the photo (bad input fails here, before any server starts),
     then serve and generate until Ctrl+C."""
-    from viewer.app import server_url, start_server
+    import sys
+
+    from viewer.app import check_listen_address, exposure_warning, listening_urls, start_server
     from viewer.live import LiveApp, LiveEngine
 
+    check(cfg)
+    local = check_listen_address(cfg.host, cfg.port)  # before the generators are built
     engine = LiveEngine.from_config(cfg)
     server = start_server(cfg.host, cfg.port)
     try:
         app = LiveApp(server, engine, push_every=cfg.push_every, budget=cfg.budget, out_dir=cfg.out,
-                      max_fps=cfg.max_fps, stop_after=cfg.frames)
+                      max_fps=cfg.max_fps, stop_after=cfg.frames, read_only=cfg.read_only)
     except BaseException:
         server.stop()
         raise
+    if not local:
+        can = "watch the flight (read-only)" if cfg.read_only else \
+            "watch, steer the flight and export the world (--read-only lets them only watch)"
+        print(exposure_warning(cfg.host, server.get_port(), can), file=sys.stderr, flush=True)
     app.start(playing=not cfg.paused)
-    _serve_until_interrupted(server, server_url(server), "generating live", before_stop=app.stop)
+    _serve_until_interrupted(server, listening_urls(server), "generating live" + (" (read-only)" if cfg.read_only else ""),
+                             before_stop=app.stop)
 
 
 VIEW = Command(ViewConfig, view_main)

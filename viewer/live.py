@@ -106,7 +106,10 @@ class LiveEngine:
         self.cameras: list[Camera] = [frame0.camera.to("cpu")]
         self._flight = Flight((persistent, baseline), self)
         next(self._flight)  # step 0 is frame 0 itself
-        self.last = LiveStep(0, frame0.camera, frame0, frame0, 0.0, len(persistent.scene))
+        # What the browser shows: the whole persistent world on the host, grown by each step's new
+        # Gaussians (the generator's own world pages chunks it cannot see out of its working set).
+        self.shown = persistent.world.full_scene().to("cpu")
+        self.last = LiveStep(0, frame0.camera, frame0, frame0, 0.0, persistent.world.size)
         self._c2w = frame0.camera.c2w.detach().to("cpu", torch.float64)  # [4, 4] current pose
         self._next_c2w = self._c2w
         self._pending = [0.0, 0.0, 0.0]  # queued manual turn (rad), pitch (rad), climb (scene units)
@@ -215,15 +218,18 @@ class LiveEngine:
             self.t = step.t
             self._c2w = self._next_c2w
             self.cameras.append(step.camera.to("cpu"))
+            scene, k = self.persistent.scene, self.persistent.last_added
+            if k:
+                self.shown.append(scene.subset(torch.arange(len(scene) - k, len(scene), device=scene.device)).to("cpu"))
             self.last = LiveStep(step.t, step.camera, step.frames[0], step.frames[1], time.perf_counter() - t0,
-                                 len(self.persistent.scene))
+                                 self.persistent.world.size)
             return self.last
 
     def snapshot(self) -> GaussianScene:
-        """A copy of the persistent world as it is now (safe to save while generation goes on)."""
+        """A copy of the whole persistent world as it is now, paged-out chunks included (safe to save
+        while generation goes on)."""
         with self.lock:
-            scene = self.persistent.scene
-            return scene.subset(torch.arange(len(scene), device=scene.device))
+            return self.persistent.world.full_scene()
 
     def export(self, out_dir: str | Path) -> Path:
         """Write the whole persistent world (never decimated) to out_dir/world.ply and the path so far to
@@ -260,16 +266,19 @@ class LiveApp:
         out_dir: where "Export world" writes.
         max_fps: generation rate limit (0: none).
         stop_after: pause when this many frames exist beyond frame 0 (0: never).
+        read_only: a panel without controls (frames and figures only), for watchers on a network.
     """
 
     def __init__(self, server, engine: LiveEngine, push_every: int = 4, budget: int = 2_000_000,
-                 out_dir: str | Path = "runs/live", max_fps: float = 0.0, stop_after: int = 0):
+                 out_dir: str | Path = "runs/live", max_fps: float = 0.0, stop_after: int = 0,
+                 read_only: bool = False):
         from viewer.app import SplatDisplay, default_frustum_scale, set_initial_view, view_from_camera
         from viewer.splats import frustum_pose
 
         self.server, self.engine = server, engine
         self.push_every, self.out_dir = int(push_every), Path(out_dir)
         self.max_fps, self.stop_after = float(max_fps), int(stop_after)
+        self.read_only = bool(read_only)
         self.display = SplatDisplay(server, budget=budget)
         self._playing = threading.Event()
         self._stop = threading.Event()
@@ -301,6 +310,10 @@ class LiveApp:
         self.frames_image = gui.add_image(panel_image(self.engine.frame0.rgb, self.engine.frame0.rgb),
                                           label="left: persistent · right: per-frame", format="png")
         self.stats = gui.add_markdown("")
+        self.play_button = self.export_note = None
+        if self.read_only:  # watchers only: no control reaches the engine from the page
+            gui.add_markdown("*Read-only: the flight is steered from where it was started.*")
+            return
         with gui.add_folder("Flight"):
             self.play_button = gui.add_button("Pause" if self._playing.is_set() else "Play",
                                               icon=viser.Icon.PLAYER_PLAY, hint="P")
@@ -351,7 +364,8 @@ class LiveApp:
             self._playing.set()
         else:
             self._playing.clear()
-        self.play_button.label = "Pause" if playing else "Play"
+        if self.play_button is not None:
+            self.play_button.label = "Pause" if playing else "Play"
         self._wake.set()
 
     @property
@@ -369,11 +383,13 @@ class LiveApp:
         try:
             ply = self.engine.export(self.out_dir)
         except UserInputError as e:
-            self.export_note.content = f"**Export failed**: {e}"
+            if self.export_note is not None:
+                self.export_note.content = f"**Export failed**: {e}"
             return None
         self.exported = ply.resolve()
         n = self.engine.last.gaussians
-        self.export_note.content = f"Exported {n:,} Gaussians (frame {self.engine.t}) to `{self.exported}`"
+        if self.export_note is not None:
+            self.export_note.content = f"Exported {n:,} Gaussians (frame {self.engine.t}) to `{self.exported}`"
         return self.exported
 
     # ------------------------------------------------------------------ the generation thread
@@ -427,7 +443,7 @@ class LiveApp:
 
     def flush_world(self) -> None:
         """Send any Gaussians not yet shown (e.g. when pausing between pushes)."""
-        self.display.sync(self.engine.persistent.scene)
+        self.display.sync(self.engine.shown)
         self.stats.content = self._stats_text()
 
     # ------------------------------------------------------------------ showing a step
@@ -461,5 +477,5 @@ class LiveApp:
             thickness=FRUSTUM_LINE_PX, thickness_units="screen", color=(255, 120, 0),
             image=thumbnail(step.persistent.rgb, 48), wxyz=pose.wxyz, position=pose.position))
         if push or not self.playing:
-            self.display.sync(self.engine.persistent.scene)
+            self.display.sync(self.engine.shown)
         self.stats.content = self._stats_text()

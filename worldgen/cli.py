@@ -9,6 +9,8 @@ Every command also takes two options that pick where its settings start from (th
 override them):
     --preset NAME   a named preset from configs/ (e.g. `worldgen fly --preset cpu-fast IMAGE`);
     --config FILE   a config.json a run wrote (the whole resolved tree): replays that run.
+A command whose config has a `resume` field (fly) also takes
+    --resume DIR    continue the run in folder DIR: settings from DIR/config.json, --out DIR.
 Bad input (a UserInputError anywhere, bad config values included) prints one line,
 `worldgen: error: ...`, and exits with status 2.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 from worldgen.core.io import UserInputError
 
-BUILTIN = {**{name: f"worldgen.commands.{name}:COMMAND" for name in ("fly", "compare", "bench", "synth", "train", "export")},
+BUILTIN = {**{name: f"worldgen.commands.{name}:COMMAND" for name in ("fly", "compare", "bench", "synth", "train", "export", "depth")},
            "train-depth": "worldgen.commands.train:DEPTH"}
 """worldgen's own commands, used when the package metadata (and so its entry points) is not installed."""
 
@@ -75,6 +77,29 @@ def _take_option(args: list[str], flag: str) -> tuple[list[str], str | None]:
     return rest, value
 
 
+def _resume_options(cls: type, rest: list[str], preset: str | None, config_file: str | None):
+    """(options, config file) with `--resume DIR` turned into `--config DIR/config.json --resume DIR
+    --out DIR` for a command config with a `resume` field; UserInputError for conflicting options."""
+    import dataclasses
+    from pathlib import Path
+
+    rest, resume = _take_option(rest, "--resume")
+    if resume is None:
+        return rest, config_file
+    if "resume" not in {f.name for f in dataclasses.fields(cls)}:
+        raise UserInputError("--resume is not an option of this command")
+    if preset is not None or config_file is not None:
+        raise UserInputError("--resume takes its settings from the run's config.json; drop --preset and --config")
+    if any(a == "--out" or a.startswith("--out=") for a in rest):
+        raise UserInputError(f"--resume {resume} continues the run in its own folder; drop --out")
+    config = Path(resume) / "config.json"
+    if not Path(resume).is_dir():
+        raise UserInputError(f"--resume {resume}: no such run folder")
+    if not config.is_file():
+        raise UserInputError(f"--resume {resume}: not a run folder (no config.json)")
+    return rest + ["--resume", resume, "--out", resume], str(config)
+
+
 def starting_config(cls: type, preset: str | None, config_file: str | None) -> Any:
     """The config the options override: `cls`'s defaults with a preset in place, or a saved config file
     (required fields the defaults lack are `tyro.MISSING`)."""
@@ -106,6 +131,7 @@ def entrypoint(argv: list[str] | None = None) -> None:
             cmd = load_command(name, targets[name])
             rest, preset = _take_option(argv[1:], "--preset")
             rest, config_file = _take_option(rest, "--config")
+            rest, config_file = _resume_options(cmd.config, rest, preset, config_file)
             if preset == "?":
                 from configs import presets_for
 

@@ -32,8 +32,9 @@ class DataConfig:
     """Oldest flights replaced by new ones at each refresh."""
     world_grid: int = 1024
     """Terrain grid of the procedural worlds (1024: the renderer's standard worlds)."""
-    quality: Literal["full", "fast"] = "full"
-    """Procedural render quality: full (soft shadows, water reflections) or fast (neither)."""
+    quality: Literal["full", "training", "fast"] = "full"
+    """Procedural render quality: full (soft shadows, water reflections), training (as full, water
+    reflects the sky only) or fast (neither; refine/synth's "geometry" level)."""
     render_batch: int = 64
     """Views rendered per call of the procedural renderer."""
     seed_start: int = 0

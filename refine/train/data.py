@@ -46,10 +46,9 @@ class ClipBatch:
 
 
 def settings_for(quality: str) -> RenderSettings:
-    """RenderSettings of a quality name: "full" (dataset quality) or "fast" (no shadows or reflections)."""
-    if quality == "fast":
-        return RenderSettings(shadow_steps=0, reflect_steps=0)
-    return RenderSettings()
+    """RenderSettings of a quality name: a refine/synth QUALITY level ("full", "training", "geometry");
+    "fast" (no shadows or reflections) is "geometry"."""
+    return RenderSettings.preset("geometry" if quality == "fast" else quality)
 
 
 class FlightCache:

@@ -1,8 +1,8 @@
 """Still-photo training (InfiniteNature-Zero): real landscape photos with no video and no ground truth.
 
 A photo step takes random crops of real photos, gives each the depth and sky of the project's own
-depth network (refine/depthnet.py; the metric rule: median ground depth = 10 units, the refiner is
-scale-invariant) and an assumed field of view, and unrolls the real generator along a virtual path:
+depth network (refine/depthnet.py; the one metric rule, worldgen.pipeline.depth.metric_depth: median
+ground depth = 10 units, the refiner is scale-invariant) and an assumed field of view, and unrolls the real generator along a virtual path:
 
 - cycle: an out-and-back loop (worldgen.pipeline.paths.LoopPath) in per-frame mode -- the generator
   remembers nothing, so the frame on return must be re-generated from what the loop produced, and it
@@ -31,9 +31,7 @@ from refine.depthnet import DEFAULT_DEPTH_WEIGHTS, LearnedDepthModel
 from refine.train.config import StillPhotoConfig
 from refine.train.data import ClipBatch
 from worldgen.core.camera import Camera
-
-MEDIAN_DEPTH = 10.0
-"""Units of the photos' depth: the median ground depth (the refiner is scale-invariant)."""
+from worldgen.pipeline.depth import metric_depth
 
 
 class PhotoSource:
@@ -66,15 +64,14 @@ class PhotoSource:
 
     @torch.no_grad()
     def frame0(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
-        """Depth [H, W] (+inf sky; median ground depth MEDIAN_DEPTH) of one crop rgb [3, H, W]."""
+        """Depth [H, W] (+inf sky; `metric_depth`: median ground depth 10 units) of one crop rgb [3, H, W]."""
         log_d, sky = self.depth(rgb.permute(1, 2, 0))
         ground = ~sky
         if int(ground.sum()) < 16:  # (almost) all sky: call the lowest rows ground, far away
             ground = torch.zeros_like(sky)
             ground[-max(1, self.H // 8):] = True
             sky = ~ground
-        d = torch.exp(log_d - log_d[ground].median()) * MEDIAN_DEPTH
-        return torch.where(sky, torch.full_like(d, math.inf), d), sky
+        return metric_depth(log_d, sky), sky
 
     def clips(self, kind: str, gen: torch.Generator) -> tuple[ClipBatch, Tensor]:
         """`batch` clips along `kind` ("cycle" | "forward") paths: (ClipBatch, photos [B, 3, H, W]).

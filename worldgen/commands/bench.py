@@ -8,8 +8,9 @@ Rows (each says its setting):
   renderer  milliseconds per render against the number of Gaussians (random small Gaussians, as in
             scripts/bench_renderer.py; up to 16 million with gsplat on a GPU, 100 thousand on a CPU);
   refiner   milliseconds per refinement of a rendered view at 256x256 and 512x512;
-  quality   the `worldgen compare` figures (loop closure, revisits, flicker, fidelity against ground
-            truth, LPIPS where its weights are on disk) averaged over held-out procedural seeds
+  quality   the `worldgen compare` figures (loop closure, revisits, flicker, 3D consistency (TSED and
+            the median epipolar distance of SIFT matches), fidelity against ground truth, LPIPS where its
+            weights are on disk) averaged over held-out procedural seeds
             (the eval split of refine/synth/splits.py), on a retraced loop.
 Both generators share renderer and refiner, so those rows have one value. `--quick` (a few minutes on
 2 CPU cores) uses fewer frames, Gaussian counts, seeds and a smaller size for the quality rows.
@@ -113,7 +114,7 @@ def bench_speed(plan: Plan, device: torch.device, log) -> list[dict]:
         path = make_path("forward", source.frame0.camera, scene_scale(source.frame0), T)
         for mode in MODES:
             rec = record_flight(mode, source, path, T, renderer=get_renderer(device.type),
-                                refiner=make_refiner("classical", device))
+                                refiner=make_refiner("classical", device), tsed=False)
             timed = slice(1 + plan.warmup_steps, T)
             ms = rec.ms_total[timed]
             row = {"size": size, "mode": mode, "steps": len(ms), "ms_per_frame": statistics.mean(ms),
@@ -176,8 +177,8 @@ def bench_refiner(plan: Plan, device: torch.device, log) -> list[dict]:
     return out
 
 
-QUALITY_KEYS = ("loop_closure_psnr", "loop_closure_ssim", "revisit_psnr", "revisit_ssim", "flicker_psnr",
-                "fidelity_psnr", "fidelity_ssim", "fidelity_lpips")
+QUALITY_KEYS = ("loop_closure_psnr", "loop_closure_ssim", "revisit_psnr", "revisit_ssim", "flicker_psnr", "tsed",
+                "tsed_median_sed", "tsed_matches_mean", "fidelity_psnr", "fidelity_ssim", "fidelity_lpips")
 
 
 def bench_quality(plan: Plan, device: torch.device, log) -> dict:
@@ -200,7 +201,8 @@ def bench_quality(plan: Plan, device: torch.device, log) -> dict:
             f"{row['per-frame']['loop_closure_psnr']:.1f} dB ({time.perf_counter() - t0:.0f} s)")
 
     def mean(m: str, k: str) -> float:
-        v = [min(r[m][k], 60.0) for r in per_seed if r[m][k] is not None and not math.isnan(r[m][k])]
+        cap = 60.0 if k.endswith("psnr") else math.inf  # PSNR capped as in the comparison (identical: inf)
+        v = [min(r[m][k], cap) for r in per_seed if r[m][k] is not None and not math.isnan(r[m][k])]
         return sum(v) / len(v) if v else math.nan
 
     return {"seeds": [r["seed"] for r in per_seed], "size": plan.quality_size, "frames": plan.quality_frames,
@@ -237,7 +239,9 @@ def table_rows(results: dict) -> list[dict]:
         setting = f"{len(qd['seeds'])} eval seeds, {qd['size']}x{qd['size']}, {qd['frames']} frames"
         labels = {"loop_closure_psnr": ("loop closure PSNR", "dB"), "loop_closure_ssim": ("loop closure SSIM", ""),
                   "revisit_psnr": ("revisit PSNR", "dB"), "revisit_ssim": ("revisit SSIM", ""),
-                  "flicker_psnr": ("flicker PSNR", "dB"), "fidelity_psnr": ("fidelity PSNR vs truth", "dB"),
+                  "flicker_psnr": ("flicker PSNR", "dB"), "tsed": ("TSED (share of consistent pairs)", ""),
+                  "tsed_median_sed": ("median epipolar distance (SIFT)", "px"),
+                  "tsed_matches_mean": ("SIFT matches per pair (TSED needs 10)", ""), "fidelity_psnr": ("fidelity PSNR vs truth", "dB"),
                   "fidelity_ssim": ("fidelity SSIM vs truth", ""), "fidelity_lpips": ("fidelity LPIPS vs truth", "")}
         for k in QUALITY_KEYS:
             p, q = qd["mean"]["persistent"][k], qd["mean"]["per-frame"][k]

@@ -124,26 +124,74 @@ def side_by_side(images: list[np.ndarray], *, labels: list[str] | None = None, g
     return np.ascontiguousarray(out)
 
 
-def write_video(path: str | os.PathLike, frames_u8: list[np.ndarray], fps: int) -> None:
-    """H.264 MP4 of uint8 frames [H, W, 3] (even sizes), written atomically; UserInputError without
-    imageio-ffmpeg (imageio would silently pick another writer)."""
-    import imageio.v2 as imageio
+def write_video(path: str | os.PathLike, frames_u8, fps: int) -> None:
+    """H.264 MP4 of uint8 frames [H, W, 3] (even sizes; any iterable, consumed one frame at a time),
+    written atomically; UserInputError without imageio-ffmpeg (imageio would silently pick another
+    writer)."""
+    with VideoWriter(path, fps) as w:
+        for f in frames_u8:
+            w.append(f)
 
-    try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        raise UserInputError("writing video.mp4 needs the imageio-ffmpeg package; install it or pass --no-video") from None
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
-    try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=2, pixelformat="yuv420p",
-                                ffmpeg_log_level="error") as w:
-            for f in frames_u8:
-                w.append_data(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+class VideoWriter:
+    """H.264 MP4 written as frames come (nothing but the encoder's own buffers is kept), atomically: the
+    stream goes to a hidden temp file beside `path` (`.STEM.tmpPID.mp4`) that `close()` renames to
+    `path`; `abort()` (or leaving a `with` block by an exception) deletes it.
+
+    Args:
+        path: the .mp4 to write.
+        fps: frames per second.
+    Raises UserInputError without imageio-ffmpeg (imageio would silently pick another writer).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: int):
+        import imageio.v2 as imageio
+
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise UserInputError("writing video.mp4 needs the imageio-ffmpeg package; install it or pass --no-video") from None
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}.mp4")
+        self.frames = 0
+        # ffmpeg runs in its own process group (imageio-ffmpeg), so Ctrl+C does not kill it mid-file.
+        self._w = imageio.get_writer(self.tmp, fps=fps, codec="libx264", quality=8, macro_block_size=2,
+                                     pixelformat="yuv420p", ffmpeg_log_level="error")
+
+    def append(self, frame_u8: np.ndarray) -> None:
+        """Encode one uint8 frame [H, W, 3] (every frame the same size)."""
+        self._w.append_data(frame_u8)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and move it to `path`."""
+        if self._w is None:
+            return
+        w, self._w = self._w, None
+        try:
+            w.close()
+            os.replace(self.tmp, self.path)
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Stop encoding and delete the temp file (`path` is left as it was)."""
+        if self._w is not None:
+            w, self._w = self._w, None
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001  (the stream is being thrown away)
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: float = 1000.0) -> Tensor:
@@ -218,3 +266,26 @@ def center_crop_resize(img: Tensor, width: int, height: int, mode: str = "area")
     else:
         y = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
     return y[0].permute(1, 2, 0).contiguous()
+
+
+_DISPARITY_COLORS = np.array([[48, 18, 59], [70, 98, 216], [27, 170, 222], [49, 226, 141],
+                              [164, 252, 60], [250, 186, 57], [228, 92, 23], [165, 21, 3]], np.float32)
+"""Anchors of the disparity colour scale (far: dark blue .. near: dark red), evenly spaced."""
+
+
+def disparity_colors(depth: Tensor | np.ndarray, sky_color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """uint8 [H, W, 3] picture of a z-depth map [H, W] (+inf = sky): log-disparity from its 2nd to its
+    98th percentile over the non-sky pixels mapped onto a blue (far) .. red (near) scale; sky pixels
+    `sky_color`. Scale-free: depth maps that differ by a global factor look the same."""
+    d = depth.detach().float().cpu().numpy() if isinstance(depth, Tensor) else np.asarray(depth, np.float32)
+    solid = np.isfinite(d) & (d > 0)
+    out = np.empty(d.shape + (3,), np.uint8)
+    out[:] = sky_color
+    if solid.any():
+        ld = -np.log(d[solid])
+        lo, hi = np.percentile(ld, [2, 98])
+        t = np.clip((ld - lo) / max(hi - lo, 1e-6), 0, 1) * (len(_DISPARITY_COLORS) - 1)
+        i = np.minimum(t.astype(np.int64), len(_DISPARITY_COLORS) - 2)
+        f = (t - i)[:, None]
+        out[solid] = (_DISPARITY_COLORS[i] * (1 - f) + _DISPARITY_COLORS[i + 1] * f + 0.5).astype(np.uint8)
+    return out

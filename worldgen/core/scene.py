@@ -8,6 +8,7 @@ activated values (`scales()`, `opacities()`), never the raw parameters.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -106,22 +107,21 @@ class GaussianScene:
         Properties: x y z nx ny nz f_dc_0..2 opacity scale_0..2 rot_0..3, float32, where
         f_dc = (rgb - 0.5) / SH_C0, opacity is a logit, scale a natural log, rot wxyz normalised.
         """
-        path = Path(path)
-        n = len(self)
-        names = _PLY_BASE + _PLY_TAIL
-        data = np.zeros((n, len(names)), dtype="<f4")
-        data[:, 0:3] = self.means.detach().cpu().numpy()
-        data[:, 6:9] = (self.colors.detach().cpu().numpy() - 0.5) / SH_C0
-        data[:, 9] = self.opacity_logits.detach().cpu().numpy()
-        data[:, 10:13] = self.log_scales.detach().cpu().numpy()
-        data[:, 13:17] = self.unit_quats().detach().cpu().numpy()
-        header = "ply\nformat binary_little_endian 1.0\ncomment worldgen Gaussian scene\n"
-        header += f"element vertex {n}\n" + "".join(f"property float {p}\n" for p in names) + "end_header\n"
-        from worldgen.core.io import atomic_write
+        write_ply(path, [self], len(self))
 
-        with atomic_write(path) as f:
-            f.write(header.encode("ascii"))
-            f.write(np.ascontiguousarray(data).tobytes())
+    # ------------------------------------------------------------------ packed rows (paging, checkpoints)
+    def pack(self) -> np.ndarray:
+        """[N, PACKED_COLUMNS] float32 numpy copy of every parameter, bit for bit: means 3, quats 4
+        (as stored, not normalised), log_scales 3, opacity_logits 1, colors 3."""
+        cols = [self.means, self.quats, self.log_scales, self.opacity_logits[:, None], self.colors]
+        return torch.cat([c.detach().float() for c in cols], 1).cpu().numpy()
+
+    @staticmethod
+    def unpack(rows: np.ndarray | Tensor, device: torch.device | str = "cpu") -> "GaussianScene":
+        """The scene of `pack`'s rows [N, PACKED_COLUMNS] (exactly the packed values), on `device`."""
+        t = torch.as_tensor(rows, dtype=torch.float32).reshape(-1, PACKED_COLUMNS).to(device)
+        return GaussianScene(t[:, 0:3].contiguous(), t[:, 3:7].contiguous(), t[:, 7:10].contiguous(),
+                             t[:, 10].contiguous(), t[:, 11:14].contiguous())
 
     @staticmethod
     def load_ply(path: str | os.PathLike, device: torch.device | str = "cpu") -> "GaussianScene":
@@ -155,6 +155,41 @@ class GaussianScene:
             finite = torch.isfinite(torch.cat([means, colors, opac[:, None], log_scales, quats], 1)).all(1)
             scene.prune(finite)
         return scene.to(device)
+
+
+PACKED_COLUMNS = 14
+"""Columns of `GaussianScene.pack`: means 3, quats 4, log_scales 3, opacity logit 1, colours 3."""
+
+
+def _ply_rows(scene: GaussianScene) -> np.ndarray:
+    """[N, 17] little-endian float32 PLY rows of `scene` (normals zero, quaternions normalised)."""
+    data = np.zeros((len(scene), len(_PLY_BASE) + len(_PLY_TAIL)), dtype="<f4")
+    data[:, 0:3] = scene.means.detach().cpu().numpy()
+    data[:, 6:9] = (scene.colors.detach().cpu().numpy() - 0.5) / SH_C0
+    data[:, 9] = scene.opacity_logits.detach().cpu().numpy()
+    data[:, 10:13] = scene.log_scales.detach().cpu().numpy()
+    data[:, 13:17] = scene.unit_quats().detach().cpu().numpy()
+    return data
+
+
+def write_ply(path: str | os.PathLike, parts: Iterable[GaussianScene], count: int) -> None:
+    """Write the Gaussians of `parts` (scenes, one after another; read one at a time, so a world
+    bigger than memory can be written part by part) as one 3D Gaussian Splatting PLY, atomically
+    (see `GaussianScene.save_ply` for the layout). `count` is their total, which the header states
+    first; ValueError (and no file) if the parts hold a different number."""
+    from worldgen.core.io import atomic_write
+
+    names = _PLY_BASE + _PLY_TAIL
+    header = "ply\nformat binary_little_endian 1.0\ncomment worldgen Gaussian scene\n"
+    header += f"element vertex {count}\n" + "".join(f"property float {p}\n" for p in names) + "end_header\n"
+    with atomic_write(Path(path)) as f:
+        f.write(header.encode("ascii"))
+        written = 0
+        for part in parts:
+            f.write(np.ascontiguousarray(_ply_rows(part)).tobytes())
+            written += len(part)
+        if written != count:
+            raise ValueError(f"write_ply: the parts hold {written} Gaussians, the header says {count}")
 
 
 def inverse_sigmoid(x: Tensor | float) -> Tensor:

@@ -15,6 +15,7 @@ from typing import Literal
 from refine.classical import ClassicalRefinerConfig
 from worldgen.core.config import bad
 from worldgen.core.images import parse_size
+from worldgen.pipeline.depth import depth_model_problem
 from worldgen.pipeline.generator import GeneratorConfig
 from worldgen.pipeline.paths import AutopilotConfig
 from worldgen.pipeline.refiners import refiner_spec_problem
@@ -25,7 +26,12 @@ class PhotoConfig:
     """A photo's depth and intrinsics (frame 0 of a flight)."""
 
     depth: str | None = None
-    """Depth or disparity map for the photo (.npy, .npz or 16-bit .png); default: the built-in landscape prior."""
+    """Depth or disparity map for the photo (.npy, .npz or 16-bit .png); without it, --depth-model estimates it."""
+    depth_model: str = "learned"
+    """How the photo's depth is estimated when no --depth is given: learned (the built-in depth network),
+    prior (a ground plane and a far backdrop, no weights), a depth weights FILE.pt, or transformers:NAME
+    (a Hugging Face depth model from a local folder or the local cache, e.g.
+    transformers:depth-anything/Depth-Anything-V2-Small-hf)."""
     depth_kind: Literal["depth", "disparity"] = "depth"
     """What the --depth file holds: z-depth, or disparity (1/depth; 0 = sky)."""
     camera: str | None = None
@@ -37,6 +43,9 @@ class PhotoConfig:
     def validate(self) -> None:
         if self.camera is None and not 1.0 <= self.fov <= 170.0:
             raise bad("fov", "must be between 1 and 170 degrees", self.fov)
+        problem = depth_model_problem(self.depth_model)
+        if problem:
+            raise bad("depth_model", problem, self.depth_model)
 
 
 @dataclass(frozen=True)

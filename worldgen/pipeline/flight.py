@@ -88,7 +88,8 @@ class Flight(Iterator[FlightStep]):
         num_frames: frames including frame 0 (the iteration stops there); None: endless.
 
     Raises RuntimeError (from `next`) if the pilot gives a non-finite pose. An exception inside a step
-    leaves the flight usable: the next `next` tries the same frame again.
+    leaves the flight usable: the next `next` tries the same frame again. `restore` continues a flight
+    from a checkpoint (the generators and the pilot restored to the same frame).
     """
 
     def __init__(self, generators: Generator | Sequence[Generator], pilot: Pilot, num_frames: int | None = None):
@@ -103,6 +104,13 @@ class Flight(Iterator[FlightStep]):
         self.t = 0  # the next step to produce
         self._prev = self.frame0
         self._cuda = self.frame0.rgb.device.type == "cuda"
+
+    def restore(self, t: int, prev: Frame) -> None:
+        """Continue after frame `t` (the next step is t + 1): the generators and the pilot must already
+        be where they were after step t, and `prev` is the lead generator's frame t."""
+        if any(g.t != t for g in self.generators):
+            raise ValueError(f"restore at frame {t}: the generators are at frames {[g.t for g in self.generators]}")
+        self.t, self._prev = t + 1, prev
 
     def _sync(self) -> None:
         if self._cuda:
@@ -125,13 +133,13 @@ class Flight(Iterator[FlightStep]):
         pilot_s = time.perf_counter() - t0
         frames, seconds, stages = [], [], []
         for gen in self.generators:
-            before = {k: len(v) for k, v in gen.timings.items()}
+            gen.take_stage_seconds()  # whatever ran between steps is not this step's
             self._sync()
             ts = time.perf_counter()
             frames.append(gen.step(camera))
             self._sync()
             seconds.append(time.perf_counter() - ts)
-            stages.append({k: sum(v[before.get(k, 0):]) for k, v in gen.timings.items()})
+            stages.append(gen.take_stage_seconds())
         self._prev = frames[0]
         self.t = t + 1
         return FlightStep(t, camera, tuple(frames), tuple(seconds), tuple(stages), pilot_s)

@@ -3,7 +3,9 @@
 Both share renderer, refiner, lifting and sky; they differ in one thing only:
 
 - `PersistentGenerator` keeps every Gaussian it ever lifted (and every sky texel it ever saw), and
-  lifts from each refined frame only what the world lacks.
+  lifts from each refined frame only what the world lacks. Its world pages chunks the camera cannot
+  see out of the working set the renderer draws (`worldgen.pipeline.world.PagedWorld`), so the cost
+  of a frame does not grow with the length of the flight.
 - `PerFrameGenerator` (Infinite Nature's setting) has no memory: before each step its world and sky
   are rebuilt from the previous refined frame alone.
 """
@@ -25,6 +27,7 @@ from worldgen.core.interfaces import Refiner, Renderer
 from worldgen.core.scene import GaussianScene
 from worldgen.pipeline.lift import LiftConfig, footprint_px, lift, lift_mask
 from worldgen.pipeline.sky import SkyDome
+from worldgen.pipeline.world import PagedWorld, World, WorldConfig, scene_unit
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class GeneratorConfig:
     """Complete the sky dome above the photo's horizon once the world is built from a frame (frame 0;
     every step of the per-frame baseline), from the sky seen so far (SkyDome.complete): unseen sky is
     then seen through rotation only, never smeared out of the frame's top rows."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """How the persistent world pages chunks out of the working set and back."""
 
     def validate(self) -> None:
         for name in ("fit_iters_first", "fit_iters"):
@@ -99,8 +104,10 @@ class Generator:
     """Shared machinery. Subclasses decide what the world remembers.
 
     Attributes (besides the arguments):
-        first: frame 0; prev: the latest frame; t: frames generated after frame 0; scene: the world;
-        sky: the sky dome; timings: seconds per stage, one entry per call.
+        first: frame 0; prev: the latest frame; t: frames generated after frame 0; world: the world
+        (a `World`, or a `PagedWorld` for the persistent generator); scene: its working set, what the
+        renderer sees; sky: the sky dome; last_added: Gaussians the latest step added (the last ones
+        of `scene`); timings: seconds per stage, one entry per call since `take_stage_seconds`.
 
     Args:
         first: frame 0 (the photo with its depth, sky mask and camera), on the working device.
@@ -117,15 +124,30 @@ class Generator:
         self.refiner = refiner
         self.config = config
         self.device = first.rgb.device
-        self.scene = GaussianScene.empty(self.device)
+        self.world = self._make_world(first)
         self.sky = SkyDome.for_camera(first.camera)
+        self.sky_version = 0  # counts the steps that wrote into the sky dome
         self.timings: dict[str, list[float]] = defaultdict(list)
+        self.stage_totals: dict[str, float] = defaultdict(float)
         self._time = _Timer(self.timings, self.device, enabled=time_stages)
         self.t = 0
         self.first = first
         self.prev = first
+        self.last_added = 0
         self.horizon_elev_deg = horizon_elevation_deg(first)
-        self._rebuild_from(first, fit_iters=config.fit_iters_first)
+        self._absorb(first, None, config.fit_iters_first)
+
+    def _make_world(self, first: Frame) -> World:
+        return World(self.device)
+
+    @property
+    def scene(self) -> GaussianScene:
+        """The working set of the world: what the renderer sees."""
+        return self.world.scene
+
+    @scene.setter
+    def scene(self, value: GaussianScene) -> None:
+        self.world.scene = value
 
     # -------------------------------------------------------------- pieces
     def render_view(self, camera: Camera) -> RenderedView:
@@ -145,12 +167,13 @@ class Generator:
             mask = lift_mask(frame, None if view is None else view.alpha, None if view is None else view.footprint, cfg.lift)
             n_new = int(mask.sum())
             if n_new:
-                start = len(self.scene)
-                self.scene.append(lift(frame, mask, cfg.lift))
-                self._fit_colours(frame, mask, start, fit_iters)
+                self.world.add(lift(frame, mask, cfg.lift), self.t)
+                self._fit_colours(frame, mask, len(self.scene) - n_new, fit_iters)  # the new ones are last
+        self.last_added = n_new
         with self._time("sky"):
             write = frame.sky if view is None else frame.sky & (view.alpha < cfg.sky_write_alpha)
-            self.sky.update(frame.camera, frame.rgb.detach(), write)  # the dome is memory, not a gradient path
+            if self.sky.update(frame.camera, frame.rgb.detach(), write):  # the dome is memory, not a gradient path
+                self.sky_version += 1
         return n_new
 
     def _fit_colours(self, frame: Frame, mask: torch.Tensor, start: int, iters: int) -> None:
@@ -177,8 +200,9 @@ class Generator:
         self.scene.colors = lifted + (fitted - lifted.detach()) if lifted.requires_grad else fitted
 
     def _rebuild_from(self, frame: Frame, fit_iters: int) -> None:
-        self.scene = GaussianScene.empty(self.device)
+        self.world.reset()
         self.sky.reset()
+        self.sky_version += 1
         self._absorb(frame, None, fit_iters)
         if self.config.sky_complete:
             with self._time("sky"):
@@ -197,7 +221,7 @@ class Generator:
         """The first half of `step`: advance the clock and render the world at `camera`, unrefined.
         (Training refines the views of several generators in one batch, then calls `end_step`.)"""
         self.t += 1
-        self._before_step()
+        self._before_step(camera)
         return self.render_view(camera)
 
     def end_step(self, frame: Frame, view: RenderedView) -> None:
@@ -205,26 +229,72 @@ class Generator:
         self._after_step(frame, view)
         self.prev = frame
 
-    def _before_step(self) -> None:
+    def _before_step(self, camera: Camera) -> None:
         pass
 
     def _after_step(self, frame: Frame, view: RenderedView) -> None:
         pass
 
+    def take_stage_seconds(self) -> dict[str, float]:
+        """Seconds per stage since the last call (added to `stage_totals`; `timings` is emptied, so it
+        stays small however long the flight)."""
+        out = {k: sum(v) for k, v in self.timings.items() if v}
+        for k, v in out.items():
+            self.stage_totals[k] += v
+        self.timings.clear()
+        return out
+
     def stats(self) -> dict:
-        """Mean seconds per stage per frame, and the world's size."""
+        """Mean seconds per stage per frame, the world's size (whole, and in the working set)."""
         steps = max(self.t, 1)
+        totals = dict(self.stage_totals)
+        for k, v in self.timings.items():
+            totals[k] = totals.get(k, 0.0) + sum(v)
         return {
-            "gaussians": len(self.scene),
+            **self.world.stats(),
             "sky_observed_fraction": round(self.sky.observed_fraction, 4),
-            "seconds_per_frame": {k: sum(v) / steps for k, v in self.timings.items()},
+            "seconds_per_frame": {k: v / steps for k, v in totals.items()},
         }
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoint(self) -> dict:
+        """The generator's state after its latest step, as plain data (numpy arrays, numbers): the
+        clock, the latest frame, the world (`World.checkpoint`) and the stage times. The sky dome is
+        apart (`sky.state()`, large; it changes only when `sky_version` does)."""
+        p = self.prev
+        return {"mode": self.mode, "t": self.t, "sky_version": self.sky_version,
+                "prev": {"rgb": p.rgb.detach().cpu().numpy(), "depth": p.depth.detach().cpu().numpy(),
+                         "sky": p.sky.cpu().numpy(), "c2w": p.camera.c2w.detach().cpu().numpy()},
+                "world": self.world.checkpoint(), "stage_totals": dict(self.stage_totals),
+                "last_added": self.last_added}
+
+    def restore(self, state: dict, sky) -> None:
+        """Return to a `checkpoint()` of a generator built from the same frame 0 and config; `sky` is
+        the dome's `state()` at that checkpoint."""
+        if state["mode"] != self.mode:
+            raise ValueError(f"checkpoint is of a {state['mode']} generator, not {self.mode}")
+        p, dev = state["prev"], self.device
+        camera = self.first.camera.with_pose(torch.as_tensor(p["c2w"]).to(dev))
+        self.prev = Frame(torch.as_tensor(p["rgb"]).to(dev), torch.as_tensor(p["depth"]).to(dev),
+                          torch.as_tensor(p["sky"]).to(dev), camera)
+        self.t, self.sky_version, self.last_added = int(state["t"]), int(state["sky_version"]), int(state["last_added"])
+        self.world.restore(state["world"])
+        self.sky.load_state(sky)
+        self.timings.clear()
+        self.stage_totals = defaultdict(float, {k: float(v) for k, v in state["stage_totals"].items()})
 
 
 class PersistentGenerator(Generator):
     """Keeps the world: each refined frame adds only what the world lacks (holes, finer detail)."""
 
     mode = "persistent"
+
+    def _make_world(self, first: Frame) -> World:
+        return PagedWorld(self.config.world, scene_unit(first), self.device)
+
+    def _before_step(self, camera: Camera) -> None:
+        with self._time("page"):  # bring in what this step may see; trim what it long has not
+            self.world.prepare(camera, self.t)
 
     def _after_step(self, frame: Frame, view: RenderedView) -> None:
         self._absorb(frame, view, self.config.fit_iters)
@@ -235,7 +305,7 @@ class PerFrameGenerator(Generator):
 
     mode = "per-frame"
 
-    def _before_step(self) -> None:
+    def _before_step(self, camera: Camera) -> None:
         if self.t > 1:  # frame 0's world is already built
             self._rebuild_from(self.prev, fit_iters=self.config.fit_iters_first)
 

@@ -1,7 +1,8 @@
 """Recording a flight: every per-step figure a comparison or a benchmark needs, from one `Flight`.
 
 Frames are kept as 8-bit images (what a video shows); flicker and fidelity are measured on the float
-frames as they are generated.
+frames as they are generated, TSED (SIFT matches of consecutive frames against the known cameras,
+worldgen.core.tsed) on the 8-bit frames, detecting each frame's features once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from worldgen.core.device import rss_mb
 from worldgen.core.images import to_uint8
 from worldgen.core.interfaces import Refiner, Renderer
 from worldgen.core.metrics import flicker, psnr, ssim
+from worldgen.core.tsed import TsedTracker
 from worldgen.pipeline.flight import Flight, Pilot
 from worldgen.pipeline.generator import GeneratorConfig, make_generator
 from worldgen.pipeline.sources import GroundTruth, Source
@@ -52,6 +54,8 @@ class FlightRecord:
         world_mb: T sizes of the Gaussian tensors; rss_mb: T process resident sizes; cuda_mb: T (CUDA only).
         flicker_psnr, flicker_mae, flicker_coverage: T values (nan at t = 0).
         fidelity_psnr, fidelity_ssim, fidelity_lpips: T values against ground truth (nan where none).
+        tsed_sed, tsed_matches: T values for the pair (t-1, t): the median symmetric epipolar distance of
+            its SIFT matches (px) and their number (nan at t = 0, and everywhere when not measured).
     """
 
     mode: str
@@ -71,11 +75,13 @@ class FlightRecord:
     fidelity_psnr: list
     fidelity_ssim: list
     fidelity_lpips: list
+    tsed_sed: list = dataclasses.field(default_factory=list)
+    tsed_matches: list = dataclasses.field(default_factory=list)
 
 
 def record_flight(mode: str, source: Source, pilot: Pilot, num_frames: int, *, renderer: Renderer, refiner: Refiner,
                   config: GeneratorConfig = GeneratorConfig(), gt: GroundTruth | None = None, lpips=None,
-                  progress: bool = False) -> FlightRecord:
+                  progress: bool = False, tsed: bool = True) -> FlightRecord:
     """Build one generator from `source` and fly it for `num_frames` frames (frame 0 included),
     recording every per-step figure.
 
@@ -88,9 +94,12 @@ def record_flight(mode: str, source: Source, pilot: Pilot, num_frames: int, *, r
         gt: ground truth for fidelity (procedural inputs), or None.
         lpips: an LPIPS metric (worldgen.core.metrics.LPIPS) or None.
         progress: show a progress bar.
+        tsed: measure TSED's per-pair figures (SIFT on every frame; a few ms per frame at 256 px).
+            Raises SiftUnavailable (one line) before flying if OpenCV's SIFT is missing.
     """
     from tqdm import tqdm
 
+    tracker = TsedTracker() if tsed else None
     frame0 = source.frame0
     cuda = frame0.rgb.device.type == "cuda"
     if cuda:
@@ -114,13 +123,16 @@ def record_flight(mode: str, source: Source, pilot: Pilot, num_frames: int, *, r
             t, frame = step.t, step.frame
             rec.poses[t] = step.camera.c2w.detach().cpu()
             rec.frames.append(to_uint8(frame.rgb))
+            pair = tracker(rec.frames[-1], step.camera) if tracker is not None else None
+            rec.tsed_sed.append(pair.median_sed if pair is not None else nan)
+            rec.tsed_matches.append(pair.matches if pair is not None else nan)
             rec.ms_total.append(1000 * step.seconds[0])
             for k, v in step.stage_seconds[0].items():
                 rec.ms.setdefault(k, [0.0] * t).append(1000 * v)
             for k in rec.ms:
                 if len(rec.ms[k]) < t + 1:
                     rec.ms[k].append(0.0)
-            rec.gaussians.append(len(gen.scene))
+            rec.gaussians.append(gen.world.size)  # the whole world (the working set may be smaller)
             rec.gaussians_in_view.append(gaussians_in_view(gen.scene.means, step.camera))
             rec.world_mb.append(world_mb(gen.scene))
             rec.rss_mb.append(rss_mb())

@@ -6,10 +6,14 @@ Each generator flies the path once; that one flight serves every metric:
                  poses): PSNR / SSIM / MAE between the two visits, per pose;
   flicker        frame t-1 reprojected into t with its own depth and the known poses, against frame t
                  (worldgen.core.metrics.flicker), over time;
+  3D consistency TSED (worldgen.core.tsed): the share of consecutive frame pairs whose SIFT matches agree
+                 with the known relative pose (median symmetric epipolar distance below T_error = 2 px at
+                 256 px, scaled with the image's longer side, and at least 10 matches); per pair, the
+                 median distance and the number of matches;
   fidelity       (procedural inputs only) PSNR / SSIM (and LPIPS where its weights are on disk) of every
                  frame against the procedural renderer's ground truth at the same pose;
   cost           milliseconds per frame by stage, Gaussians in the world and in view, memory, over time.
-Loop closure and revisits are scored on the 8-bit frames; flicker and fidelity on the float frames.
+Loop closure, revisits and TSED are scored on the 8-bit frames; flicker and fidelity on the float frames.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from worldgen.core.camera import Camera
 from worldgen.core.io import UserInputError
 from worldgen.core.metrics import (PSNR_CAP_DB, capped_mean_psnr, flicker, make_lpips, psnr, revisit_error,
                                    revisit_pairs, same_pose, ssim)
+from worldgen.core.images import to_uint8
+from worldgen.core.tsed import MAX_FEATURES, MIN_MATCHES, RATIO, TsedTracker, error_threshold, tsed_share
 from worldgen.pipeline.config import PipelineConfig
 from worldgen.pipeline.flight import Replay
 from worldgen.pipeline.paths import make_path
@@ -52,12 +58,45 @@ def ground_truth_flicker(gt: GroundTruth, poses: Tensor, camera: Camera) -> list
     return out
 
 
-_HIGHER_BETTER = {"psnr": True, "ssim": True, "mae": False, "lpips": False, "ms": False}
+def ground_truth_tsed(gt: GroundTruth, poses: Tensor, camera: Camera) -> dict:
+    """TSED figures of the ground-truth frames themselves along `poses` [T, 4, 4]: what the metric gives a
+    perfectly consistent flight of this world (SIFT finds too few matches on smooth terrain, some on the sky).
+    Returns {"tsed", "tsed_median_sed", "tsed_matches_mean", "series": {"tsed_sed", "tsed_matches"}} (T values)."""
+    tracker = TsedTracker()
+    seds, matches = [], []
+    for t in range(poses.shape[0]):
+        cam = camera.with_pose(poses[t])
+        pair = tracker(to_uint8(gt(cam).rgb), cam)
+        seds.append(pair.median_sed if pair is not None else math.nan)
+        matches.append(pair.matches if pair is not None else math.nan)
+    threshold = error_threshold(camera.width, camera.height)
+    return {"tsed": tsed_share(seds[1:], matches[1:], threshold), "tsed_median_sed": _median(seds[1:]),
+            "tsed_matches_mean": _mean(matches[1:]), "series": {"tsed_sed": seds, "tsed_matches": matches}}
+
+
+_HIGHER_BETTER = {"psnr": True, "ssim": True, "mae": False, "lpips": False, "ms": False, "share": True, "px": False}
 
 
 def _mean(values) -> float:
     v = [x for x in values if x is not None and not math.isnan(x)]
     return sum(v) / len(v) if v else math.nan
+
+
+def _median(values) -> float:
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    return float(np.median(v)) if v else math.nan
+
+
+def tsed_summary(rec: FlightRecord) -> dict:
+    """TSED of a flight at the default thresholds (see worldgen.core.tsed), the median over pairs of their
+    median SED (px), the mean number of matches per pair, and T_error (px) at this frame size; nan where not
+    measured."""
+    H, W = rec.frames[0].shape[:2]
+    threshold = error_threshold(W, H)
+    seds, matches = rec.tsed_sed[1:], rec.tsed_matches[1:]
+    measured = any(not math.isnan(n) for n in matches)
+    return {"tsed": tsed_share(seds, matches, threshold) if measured else math.nan,
+            "tsed_median_sed": _median(seds), "tsed_matches_mean": _mean(matches), "tsed_threshold_px": threshold}
 
 
 def score(rec: FlightRecord, pairs: list[tuple[int, int]]) -> dict:
@@ -84,6 +123,7 @@ def score(rec: FlightRecord, pairs: list[tuple[int, int]]) -> dict:
         "revisit_mae": _mean(r["mae"] for r in revisits),
         "flicker_psnr": capped_mean_psnr(rec.flicker_psnr[1:]),
         "flicker_mae": _mean(rec.flicker_mae[1:]),
+        **tsed_summary(rec),
         "fidelity_psnr": capped_mean_psnr(rec.fidelity_psnr[1:]),
         "fidelity_ssim": _mean(rec.fidelity_ssim[1:]),
         "fidelity_lpips": _mean(rec.fidelity_lpips[1:]),
@@ -98,7 +138,8 @@ def score(rec: FlightRecord, pairs: list[tuple[int, int]]) -> dict:
         "cuda_mb_max": max(rec.cuda_mb),
     }
     keys = ("ms_total", "gaussians", "gaussians_in_view", "world_mb", "rss_mb", "cuda_mb", "flicker_psnr",
-            "flicker_mae", "flicker_coverage", "fidelity_psnr", "fidelity_ssim", "fidelity_lpips")
+            "flicker_mae", "flicker_coverage", "fidelity_psnr", "fidelity_ssim", "fidelity_lpips", "tsed_sed",
+            "tsed_matches")
     series = {k: getattr(rec, k) for k in keys}
     series["ms_by_stage"] = rec.ms
     return {"summary": summary, "loop_closure": loop, "revisits": revisits, "series": series}
@@ -112,6 +153,8 @@ HEADLINE = [
     ("revisit_ssim", "revisit SSIM", "", "ssim"),
     ("flicker_psnr", "flicker: reprojected t-1 vs t, PSNR", "dB", "psnr"),
     ("flicker_mae", "flicker: reprojected t-1 vs t, MAE", "", "mae"),
+    ("tsed", "3D consistency: TSED (share of consecutive pairs agreeing with the cameras)", "share", "share"),
+    ("tsed_median_sed", "3D consistency: median epipolar distance of SIFT matches", "px", "px"),
     ("fidelity_psnr", "fidelity vs ground truth, PSNR", "dB", "psnr"),
     ("fidelity_ssim", "fidelity vs ground truth, SSIM", "", "ssim"),
     ("fidelity_lpips", "fidelity vs ground truth, LPIPS", "", "lpips"),
@@ -121,13 +164,16 @@ HEADLINE = [
 
 def winner(kind: str, a: float, b: float) -> str:
     """'persistent' if value a is better than the per-frame value b, 'per-frame' if worse, 'tie' within
-    a small margin (0.1 dB PSNR, 0.002 SSIM, 2 % MAE/LPIPS, 5 % time), 'n/a' if either is missing."""
+    a small margin (0.1 dB PSNR, 0.002 SSIM, 0.01 of a share (TSED), 2 % MAE/LPIPS, 5 % time, 5 % or 0.05 px
+    of distances), 'n/a' if either is missing."""
     if a is None or b is None or math.isnan(a) or math.isnan(b):
         return "n/a"
     a, b = min(a, PSNR_CAP_DB) if kind == "psnr" else a, min(b, PSNR_CAP_DB) if kind == "psnr" else b
-    margin = {"psnr": 0.1, "ssim": 0.002}.get(kind)
+    margin = {"psnr": 0.1, "ssim": 0.002, "share": 0.01}.get(kind)
     diff = a - b if _HIGHER_BETTER[kind] else b - a
     tol = margin if margin is not None else (0.02 if kind in ("mae", "lpips") else 0.05) * max(abs(a), abs(b))
+    if kind == "px":
+        tol = max(tol, 0.05)  # SIFT's own localisation noise: hundredths of a pixel are no difference
     return "tie" if abs(diff) <= tol else ("persistent" if diff > 0 else "per-frame")
 
 
@@ -140,6 +186,10 @@ def format_value(v, unit: str = "") -> str:
         return "∞ (identical)"
     if unit == "dB":
         return f"{v:.2f} dB"
+    if unit == "share":
+        return f"{100 * v:.0f} %"
+    if unit == "px":
+        return f"{v:.2f} px"
     if unit == "ms":
         return f"{v:,.0f} ms" if v >= 100 else f"{v:.1f} ms"
     return f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
@@ -161,6 +211,8 @@ def verdicts(summaries: dict, lpips_note: str, has_truth: bool) -> tuple[dict, l
                 lines.append(f"{label}: not measured (the path does not return to the input's pose).")
             elif key.startswith("revisit"):
                 lines.append(f"{label}: not measured (the path passes no pose twice; use --retrace).")
+            elif key.startswith("tsed"):
+                lines.append(f"{label}: not measured (no consecutive pair had SIFT matches).")
             continue
         vals = f"persistent {format_value(p[key], unit)}, per-frame {format_value(q[key], unit)}"
         if w == "persistent":
@@ -181,8 +233,8 @@ def evaluate(source: Source, pipeline: PipelineConfig = PipelineConfig(), *, pat
     replays its poses. Renderer, refiner, generator settings, speed and autopilot come from `pipeline`.
 
     Returns (metrics, records, ground truth or None). `metrics` is metrics.json's content minus the run
-    description: {"renderer", "refiner", "scene_scale", "pairs", "lpips", "persistent": score(),
-    "per-frame": score(), "ground_truth_flicker_psnr", "wins", "verdicts"}.
+    description: {"renderer", "refiner", "scene_scale", "pairs", "lpips", "tsed" (its settings), "persistent":
+    score(), "per-frame": score(), "ground_truth_flicker_psnr", "wins", "verdicts"}.
     """
     from renderers import get_renderer
 
@@ -207,6 +259,11 @@ def evaluate(source: Source, pipeline: PipelineConfig = PipelineConfig(), *, pat
     scores = {m: score(records[m], pairs) for m in MODES}
     floor = ground_truth_flicker(gt, poses, frame0.camera.to("cpu")) if gt is not None else None
     wins, lines = verdicts({m: scores[m]["summary"] for m in MODES}, lpips_note, gt is not None)
+    W, H = frame0.camera.width, frame0.camera.height
+    tsed = {"threshold_px": error_threshold(W, H), "min_matches": MIN_MATCHES, "max_features": MAX_FEATURES,
+            "ratio": RATIO, "mutual": True}
     metrics = {"renderer": renderer.name, "refiner": refiner.name, "scene_scale": scale, "pairs": pairs,
-               "lpips": lpips_note, **scores, "ground_truth_flicker_psnr": floor, "wins": wins, "verdicts": lines}
+               "lpips": lpips_note, "tsed": tsed, **scores, "ground_truth_flicker_psnr": floor,
+               "ground_truth_tsed": ground_truth_tsed(gt, poses, frame0.camera.to("cpu")) if gt is not None else None,
+               "wins": wins, "verdicts": lines}
     return metrics, records, gt

@@ -58,6 +58,18 @@ class SkyDome:
     def reset(self) -> None:
         self._tex.zero_()
 
+    def state(self):
+        """numpy float32 [4, Hs, Ws + 2] copy of the dome (premultiplied colour and weight, with the
+        wrap-around columns), for checkpoints."""
+        return self._tex[0].detach().cpu().numpy().copy()
+
+    def load_state(self, state) -> None:
+        """Set the dome to a `state()` of a dome of the same size."""
+        t = torch.as_tensor(state, dtype=torch.float32)
+        if tuple(t.shape) != tuple(self._tex.shape[1:]):
+            raise ValueError(f"sky state is {tuple(t.shape)}, this dome is {tuple(self._tex.shape[1:])}")
+        self._tex[0].copy_(t.to(self.device))
+
     @property
     def observed_fraction(self) -> float:
         return float((self.weight > 0).float().mean())

@@ -1,8 +1,8 @@
 """Where a flight starts: frame 0 from a photo (or a procedural world), and the scene's length unit.
 
 A photo becomes frame 0 by a centre crop to the working size, then a depth estimator (the user's
-depth file, or the built-in landscape prior); a procedural world (refine/synth) renders frame 0 with
-exact depth and gives ground truth at any later pose.
+depth file, or the `--depth-model`, by default the built-in depth network); a procedural world
+(refine/synth) renders frame 0 with exact depth and gives ground truth at any later pose.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from worldgen.core.frame import Frame
 from worldgen.core.images import center_crop_resize, load_image, parse_size
 from worldgen.core.io import UserInputError
 from worldgen.pipeline.config import PhotoConfig
-from worldgen.pipeline.depth import FileDepth, LandscapePrior
+from worldgen.pipeline.depth import FileDepth, make_depth_estimator
 
 
 def working_size(size: str, width: int, height: int, auto_side: int = 256) -> tuple[int, int]:
@@ -47,14 +47,17 @@ def load_camera_json(path: str) -> dict:
 
 def first_frame(image: str, photo: PhotoConfig, size: str, device: torch.device, auto_side: int = 256) -> Frame:
     """Frame 0 of a photo at the identity pose: load it (and its depth), centre-crop and resize it to
-    the working size (`size`, see `working_size`), intrinsics from `photo.camera` or `photo.fov`."""
+    the working size (`size`, see `working_size`), intrinsics from `photo.camera` or `photo.fov`.
+
+    Depth: the `photo.depth` file (the photo's own size, or the working size: what `worldgen depth`
+    writes), else the `photo.depth_model` estimator run on `device` at the working size."""
     check(photo)
     depth_source = FileDepth(photo.depth, photo.depth_kind) if photo.depth else None  # read before the image work
     rgb_full = load_image(image)
     H0, W0 = rgb_full.shape[:2]
-    if depth_source is not None:
-        depth_source.check_size(W0, H0)
     W, H = working_size(size, W0, H0, auto_side)
+    if depth_source is not None:
+        depth_source.check_size((W0, H0), (W, H))
     rgb = center_crop_resize(rgb_full, W, H)
     if photo.camera:
         c = load_camera_json(photo.camera)
@@ -69,7 +72,7 @@ def first_frame(image: str, photo: PhotoConfig, size: str, device: torch.device,
         camera = Camera(K=K2, c2w=torch.eye(4), width=round(crop_w), height=round(crop_h)).resized(W, H)
     else:
         camera = Camera.from_fov(photo.fov, W, H)
-    estimator = depth_source if depth_source is not None else LandscapePrior()
+    estimator = depth_source if depth_source is not None else make_depth_estimator(photo.depth_model, device)
     depth, sky = estimator(rgb, camera)
     if bool(sky.all()):
         raise UserInputError(f"{image}: the whole image is sky (no finite depth), nothing to fly into")
@@ -104,7 +107,7 @@ def photo_source(image: str, photo: PhotoConfig, size: str, device: torch.device
     """A photo as a Source: frame 0 exactly as `first_frame` builds it."""
     frame0 = first_frame(image, photo, size, device, auto_side)
     info = {"kind": "photo", "file": os.path.basename(image), "fov_x_deg": round(frame0.camera.fov_x_deg, 3),
-            "depth": os.path.basename(photo.depth) if photo.depth else "landscape prior"}
+            "depth": os.path.basename(photo.depth) if photo.depth else f"--depth-model {photo.depth_model}"}
     return Source(frame0=frame0, name=Path(image).stem, world=None, info=info)
 
 

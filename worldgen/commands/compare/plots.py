@@ -13,6 +13,7 @@ import numpy as np
 from worldgen.core.images import save_png_u8, thumbnail
 from worldgen.core.plots import Series, line_plot
 from worldgen.core.metrics import PSNR_CAP_DB
+from worldgen.core.tsed import tsed_share
 from worldgen.pipeline.recording import FlightRecord
 from worldgen.pipeline.scoring import MODES
 
@@ -39,6 +40,52 @@ def frame_strip(rows: list[tuple[str, list[np.ndarray]]], ts: list[int], width: 
         for j in range(len(ts)):
             img.paste(Image.fromarray(thumbs[i][j]), (lw + j * (tw + pad), y))
     return np.asarray(img)
+
+
+TSED_CURVE = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+"""Multiples of T_error at which the report's TSED curve is drawn."""
+
+
+def tsed_plots(plots: Path, metrics: dict, ts: list[int]) -> dict[str, str]:
+    """plots/tsed_sed.png (median SED per consecutive pair, with T_error), tsed_matches.png (SIFT matches per
+    pair, with T_matches) and tsed_curve.png (TSED against the threshold); returns name -> relative path."""
+    threshold = metrics["tsed"]["threshold_px"]
+    min_matches = metrics["tsed"]["min_matches"]
+    gt = metrics.get("ground_truth_tsed")
+    cap = 5 * threshold
+    gray = COLORS["ground truth"]
+
+    def series(key: str, capped: bool) -> list[Series]:
+        rows = [(m, metrics[m]["series"][key], COLORS[m], False) for m in MODES]
+        if gt is not None:
+            rows.append(("ground truth (same metric)", gt["series"][key], gray, True))
+        out = []
+        for label, ys, color, dashed in rows:
+            ys = [None if y is None else (min(y, cap) if capped else y) for y in ys]
+            out.append(Series(label, ts[1:], ys[1:], color, dashed))
+        return out
+
+    sed = series("tsed_sed", True) + [Series(f"T_error = {threshold:.2f} px", [ts[1], ts[-1]], [threshold] * 2,
+                                             (200, 40, 40), dashed=True)]
+    line_plot(plots / "tsed_sed.png", "Median epipolar distance of SIFT matches, frames t-1 and t (lower is better)",
+              "frame t", "median SED, px", sed, ymin=0, note=f"values above {cap:.1f} px drawn at {cap:.1f} px")
+    matches = series("tsed_matches", False) + [Series(f"T_matches = {min_matches}", [ts[1], ts[-1]],
+                                                      [min_matches] * 2, (200, 40, 40), dashed=True)]
+    line_plot(plots / "tsed_matches.png", "SIFT matches between frames t-1 and t (ratio test, mutual)", "frame t",
+              "matches", matches, ymin=0)
+    xs = [k * threshold for k in TSED_CURVE]
+    curve = []
+    rows = [(m, metrics[m]["series"], COLORS[m], False) for m in MODES]
+    if gt is not None:
+        rows.append(("ground truth (same metric)", gt["series"], gray, True))
+    for label, ser, color, dashed in rows:
+        seds = [math.nan if y is None else y for y in ser["tsed_sed"][1:]]
+        n = [math.nan if y is None else y for y in ser["tsed_matches"][1:]]
+        curve.append(Series(label, xs, [tsed_share(seds, n, x, min_matches) for x in xs], color, dashed))
+    line_plot(plots / "tsed_curve.png", "TSED: share of consistent pairs against the threshold T_error (higher is "
+              "better)", "T_error, px", "share of pairs", curve, ymin=0, note=f"default T_error {threshold:.2f} px")
+    return {"tsed_sed": "plots/tsed_sed.png", "tsed_matches": "plots/tsed_matches.png",
+            "tsed_curve": "plots/tsed_curve.png"}
 
 
 def make_plots(out: Path, metrics: dict, records: dict[str, FlightRecord], gt_frames: list[np.ndarray] | None,
@@ -77,6 +124,7 @@ def make_plots(out: Path, metrics: dict, records: dict[str, FlightRecord], gt_fr
     line_plot(plots / "flicker.png", "Flicker: frame t-1 reprojected into t vs frame t (higher is steadier)",
               "frame t", "PSNR, dB", fl, note=cap_note)
     made["flicker"] = "plots/flicker.png"
+    made.update(tsed_plots(plots, metrics, ts))
     # fidelity
     if gt_frames is not None:
         line_plot(plots / "fidelity_psnr.png", "Fidelity: frame vs procedural ground truth (higher is better)",

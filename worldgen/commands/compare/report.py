@@ -23,6 +23,12 @@ _CAPTIONS = {
     "loop_closure": "Input | persistent on return | per-frame on return.",
     "revisit": "Per pose, by the frame of its first visit; the far end of the path is revisited soonest.",
     "flicker": "Flicker PSNR over time (higher is steadier).",
+    "tsed_curve": "TSED at other thresholds (the per-pair figures are in metrics.json, so any threshold can be "
+                  "applied afterwards).",
+    "tsed_sed": "Per consecutive pair: the median symmetric epipolar distance of its SIFT matches under the known "
+                "cameras; the dashed red line is T_error.",
+    "tsed_matches": "Per consecutive pair: SIFT matches (ratio test 0.75, mutual nearest neighbours); pairs under "
+                    "the dashed red line have too few to count as consistent.",
     "fidelity_psnr": "PSNR against ground truth per frame.",
     "fidelity_ssim": "SSIM against ground truth per frame.",
     "fidelity_lpips": "LPIPS against ground truth per frame.",
@@ -30,6 +36,15 @@ _CAPTIONS = {
     "gaussians": "Gaussians in the world and in view (centre inside the image, in front of the camera).",
     "memory": "Memory over time.",
 }
+
+
+def _tsed_truth(gt: dict | None) -> str:
+    """A sentence with the ground-truth frames' own TSED (procedural inputs), or nothing."""
+    if gt is None:
+        return ""
+    return (f" The ground-truth frames along the same poses score TSED {format_value(gt['tsed'], 'share')} (median "
+            f"distance {format_value(gt['tsed_median_sed'], 'px')}, {format_value(gt['tsed_matches_mean'])} matches "
+            "per pair): the most this world's texture allows.")
 
 
 def write_report(out: Path, title: str, cfg_dict: dict, run_info: dict, metrics: dict, plots: dict[str, str],
@@ -96,6 +111,10 @@ def write_report(out: Path, title: str, cfg_dict: dict, run_info: dict, metrics:
         "not_on_path": "" if closes else " (not on this path)",
         "n_pairs": len(metrics["pairs"]),
         "floor_text": " — the dashed line is the same metric on the ground-truth frames" if has_truth else "",
+        "tsed_threshold": f"{metrics['tsed']['threshold_px']:.2f}",
+        "tsed_min_matches": metrics["tsed"]["min_matches"],
+        "tsed_max_features": metrics["tsed"]["max_features"],
+        "tsed_truth": _tsed_truth(metrics.get("ground_truth_tsed")),
         "fidelity_head": ("<h2>Fidelity</h2><p>Every frame against the procedural renderer's ground truth at the "
                           f"same pose (PSNR, SSIM; {e(metrics['lpips'])}).</p>") if has_truth else "",
         "machine": e(machine.get("gpu") or machine["cpu"]),

@@ -91,6 +91,7 @@ class AutopilotPath(CameraPath):
     """
 
     reactive = True
+    _STATE = ("_t", "_p", "_yaw", "_pitch", "_turn", "_move_yaw", "_gamma", "_last")
 
     def __init__(
         self,

@@ -70,6 +70,24 @@ class CameraPath(ABC):
             raise RuntimeError(f"{type(self).__name__} depends on the generated frames; call pose(t, prev) in order")
         return torch.stack([self.pose(t, None) for t in range(self.num_frames)])
 
+    # ------------------------------------------------------------------ checkpoints
+    _STATE: tuple[str, ...] = ()
+    """Attributes that change as a reactive path is flown (what `state_dict` saves)."""
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to continue this path after the latest `pose` call (tensors are
+        copied; empty for paths whose poses depend on t alone)."""
+        return {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in ((k, getattr(self, k)) for k in self._STATE)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict()` of the same path (built with the same arguments)."""
+        missing = sorted(set(self._STATE) - set(state))
+        if missing:
+            raise ValueError(f"{type(self).__name__} state lacks {missing[0]!r}")
+        for k in self._STATE:
+            v = state[k]
+            setattr(self, k, v.clone() if isinstance(v, Tensor) else v)
+
     # ------------------------------------------------------------------ helpers for subclasses
     def _check_t(self, t: int) -> int:
         if isinstance(t, bool) or int(t) != t or not 0 <= t < self.num_frames:

@@ -18,6 +18,11 @@ from worldgen.core.camera import Camera, look_rotation, pose_matrix, quat_to_rot
 from worldgen.core.io import UserInputError
 
 F64 = torch.float64
+MAX_COORDINATE = 1e6
+"""Largest size of a keyframe number: positions and targets beyond a million units are typos (and
+their squares would overflow the path maths)."""
+MAX_FILE_BYTES = 64 * 2**20
+"""Largest keyframe file read."""
 
 
 def _json_type(x: Any) -> str:
@@ -36,6 +41,9 @@ def _numbers(x: Any, n: int, where: str) -> Tensor:
     if not ok:
         got = json.dumps(x) if not isinstance(x, (dict, list)) or len(json.dumps(x)) < 60 else _json_type(x)
         raise UserInputError(f"{where} must be {n} finite numbers, got {got}")
+    big = [v for v in x if abs(v) > MAX_COORDINATE]
+    if big:
+        raise UserInputError(f"{where}: {big[0]:g} is too large (keyframe numbers must be within +-{MAX_COORDINATE:g})")
     return torch.tensor(x, dtype=F64)
 
 
@@ -46,6 +54,9 @@ def read_keyframe_file(path: str | Path) -> tuple[Any, str]:
     path = Path(path)
     name = path.name
     try:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise UserInputError(f"{name}: {path.stat().st_size / 2**20:.0f} MB is too large for a keyframe file "
+                                 f"(at most {MAX_FILE_BYTES // 2**20} MB)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserInputError(f"keyframe file not found: {path}") from None
@@ -63,6 +74,8 @@ def read_keyframe_file(path: str | Path) -> tuple[Any, str]:
         data = json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as e:
         raise UserInputError(f"{name}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise UserInputError(f"{name}: JSON nested too deeply (a keyframe file is a list of keyframe objects)") from None
     return data, name
 
 

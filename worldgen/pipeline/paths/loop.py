@@ -73,36 +73,37 @@ class LoopPath(CameraPath):
                 raise UserInputError(f"loop path: {name} must be a non-negative number, got {v}")
         self.speed, self.width, self.lookahead = float(speed), float(width), float(lookahead)
         self.retrace = bool(retrace)
+        # Poses are made one at a time (a flight of a billion frames allocates nothing up front).
         if self.retrace:
             out = ForwardPath(start, scale, (self.num_frames - 1) // 2 + 1, speed=self.speed)
-            self._poses = RetracePath(out, self.num_frames).poses()
+            self._retraced = RetracePath(out, self.num_frames)
         else:
-            self._poses = self._ellipse_poses()
-        # Closure: first and last frames are the start pose exactly (not merely to rounding).
-        self._poses[0] = self.start.c2w.detach().to(torch.float32)
-        self._poses[-1] = self.start.c2w.detach().to(torch.float32)
+            self._ellipse_table()
 
-    def _ellipse_poses(self) -> Tensor:
-        T = self.num_frames
+    def _ellipse_table(self) -> None:
+        """The unit-depth ellipse's arc-length table (8193 samples) and the loop's depth."""
         # Unit-depth ellipse: forward offset a = (1 - cos phi) / 2, right offset b = (width / 2) sin phi.
         phi = torch.linspace(0.0, 2 * math.pi, 8193, dtype=F64)
         a_u, b_u = 0.5 * (1 - torch.cos(phi)), 0.5 * self.width * torch.sin(phi)
         seg = torch.hypot(a_u.diff(), b_u.diff())
-        arc = torch.cat([torch.zeros(1, dtype=F64), seg.cumsum(0)])  # [M] arc length of the unit loop
-        depth = self.speed * self.scale * (T - 1) / float(arc[-1])  # world units
-        s = torch.arange(T, dtype=F64) / (T - 1) * arc[-1]
-        ph = _interp1d(s, arc, phi)
-        a, b = 0.5 * (1 - torch.cos(ph)), 0.5 * self.width * torch.sin(ph)  # [T] unit-depth offsets
-        yaw = torch.atan2(-b, (1.0 + self.lookahead) - a)  # towards the look target, right turn > 0
+        self._phi = phi
+        self._arc = torch.cat([torch.zeros(1, dtype=F64), seg.cumsum(0)])  # [M] arc length of the unit loop
+        self._depth = self.speed * self.scale * (self.num_frames - 1) / float(self._arc[-1])  # world units
 
+    def _ellipse_pose(self, t: int) -> Tensor:
+        T, arc = self.num_frames, self._arc
+        s = torch.tensor(t, dtype=F64) / (T - 1) * arc[-1]
+        ph = _interp1d(s, arc, self._phi)
+        a, b = 0.5 * (1 - torch.cos(ph)), 0.5 * self.width * torch.sin(ph)  # unit-depth offsets
+        yaw = torch.atan2(-b, (1.0 + self.lookahead) - a)  # towards the look target, right turn > 0
         S = self._start64()
         p0, R0 = S[:3, 3], S[:3, :3]
         f, r = R0[:, 2], R0[:, 0]
-        poses = torch.empty(T, 4, 4, dtype=F64)
-        for t in range(T):
-            p = p0 + depth * (float(a[t]) * f + float(b[t]) * r)
-            poses[t] = pose_matrix(yaw_about_down(float(yaw[t])) @ R0, p)
-        return poses.to(device=self.start.device, dtype=torch.float32)
+        p = p0 + self._depth * (float(a) * f + float(b) * r)
+        return self._out(pose_matrix(yaw_about_down(float(yaw)) @ R0, p))
 
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
-        return self._poses[self._check_t(t)].clone()
+        t = self._check_t(t)
+        if t == 0 or t == self.num_frames - 1:  # closure: the start pose exactly (not merely to rounding)
+            return self.start.c2w.detach().clone().to(torch.float32)
+        return self._retraced.pose(t) if self.retrace else self._ellipse_pose(t)

@@ -31,6 +31,13 @@ class RetracePath(CameraPath):
         self.base = base
         self._recorded: list[Tensor] = [base.start.c2w.detach().clone().to(torch.float32)]  # outbound poses
 
+    def state_dict(self) -> dict:
+        return {"base": self.base.state_dict(), "recorded": [p.clone() for p in self._recorded]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base.load_state_dict(state["base"])
+        self._recorded = [torch.as_tensor(p).clone() for p in state["recorded"]]
+
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
         t = self._check_t(t)
         k = min(t, self.num_frames - 1 - t)

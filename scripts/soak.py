@@ -1,0 +1,116 @@
+"""Soak test: one long `worldgen fly` (outputs streamed to a run folder, the world paged), figures per tenth.
+
+    .venv/bin/python scripts/soak.py                      # GPU: 10,000 frames at 512x512; CPU: 2,000 at 128x128
+    .venv/bin/python scripts/soak.py --device cpu --frames 200 --size 128x128 --out /tmp/soak
+    .venv/bin/python scripts/soak.py --refiner learned --json soak.json
+
+Flies the bundled example (its true depth and intrinsics) along the autopilot with `worldgen fly`'s own
+`run` (frames, video, cameras and checkpoints written as in any run), and prints for each tenth of
+the flight: wall-clock ms per frame (everything: generation, paging, the writers' back-pressure,
+checkpoints) and the generator's ms per frame (its stages: render, refine, lift, sky, page), Gaussians
+in the working set (what the renderer draws) and in the whole world, the chunks paged in and out,
+host memory (resident set now) and, on CUDA, GPU memory (allocated now, and the peak in that tenth).
+At the end it checks the soak's goals: the last tenth within 1.2x the second tenth's ms per frame,
+GPU memory flat after the first tenth (peak within 10 % of the second tenth's), and frames/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.core.device import machine_description, rss_mb
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+
+EX = "worldgen/examples/example"
+STAGES = ("render", "refine", "lift", "sky", "page")  # 'fit' runs inside 'lift'
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--frames", type=int, default=None, help="default: 10000 on CUDA, 2000 on the CPU")
+    ap.add_argument("--size", default=None, help="default: 512x512 on CUDA, 128x128 on the CPU")
+    ap.add_argument("--refiner", default="classical", help="classical, learned or a weights FILE.pt")
+    ap.add_argument("--path", default="autopilot")
+    ap.add_argument("--out", default=None, help="run folder (default: a temp folder, deleted at the end)")
+    ap.add_argument("--checkpoint-every", type=int, default=500)
+    ap.add_argument("--no-video", action="store_true", help="skip video.mp4 (frames are still written)")
+    ap.add_argument("--json", default=None, help="also write the table as JSON here")
+    args = ap.parse_args()
+    dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    cuda = dev == "cuda"
+    frames = args.frames or (10_000 if cuda else 2_000)
+    size = args.size or ("512x512" if cuda else "128x128")
+    tenth = max(1, (frames - 1) // 10)
+    machine = machine_description(torch.device(dev))
+    print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
+          f"{machine['cpu_cores']} cores, torch {torch.__version__}, {platform.python_version()})  "
+          f"size={size} frames={frames:,} path={args.path} refiner={args.refiner}", flush=True)
+
+    rows: list[dict] = []
+    mark = {"t": 0, "wall": time.perf_counter(), "stages": {}, "moves": (0, 0)}
+    header = (f"{'frames':>13} {'wall ms/f':>9} {'gen ms/f':>8} {'working set':>12} {'world':>12} {'in/out':>11} "
+              f"{'host MB':>8}" + (f" {'GPU MB':>8} {'GPU peak':>8}" if cuda else ""))
+    print(header, flush=True)
+
+    def on_frame(t: int, frame, gen) -> None:
+        if t == 0:  # setup (frame 0's world, and gsplat's first compile) is not a frame
+            mark.update(wall=time.perf_counter(), stages=dict(gen.stage_totals))
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            return
+        if t % tenth and t != frames - 1:
+            return
+        now = time.perf_counter()
+        n = t - mark["t"]
+        totals = dict(gen.stage_totals)
+        gen_s = sum(totals.get(k, 0.0) - mark["stages"].get(k, 0.0) for k in STAGES)
+        w = gen.world
+        moves = (getattr(w, "paged_in", 0), getattr(w, "paged_out", 0))
+        row = {"first": mark["t"] + 1, "last": t, "wall_ms": 1000 * (now - mark["wall"]) / n,
+               "gen_ms": 1000 * gen_s / n, "working_set": len(gen.scene), "world": w.size,
+               "paged_in": moves[0] - mark["moves"][0], "paged_out": moves[1] - mark["moves"][1], "host_mb": rss_mb()}
+        if cuda:
+            torch.cuda.synchronize()
+            row["gpu_mb"] = torch.cuda.memory_allocated() / 2**20
+            row["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            torch.cuda.reset_peak_memory_stats()
+        rows.append(row)
+        print(f"{row['first']:>6,}-{t:<6,} {row['wall_ms']:9.1f} {row['gen_ms']:8.1f} {row['working_set']:>12,} "
+              f"{row['world']:>12,} {row['paged_in']:>5,}/{row['paged_out']:<5,} {row['host_mb']:8.0f}"
+              + (f" {row['gpu_mb']:8.0f} {row['gpu_peak_mb']:8.0f}" if cuda else ""), flush=True)
+        mark.update(t=t, wall=now, stages=totals, moves=moves)
+
+    photo = PhotoConfig(depth=f"{EX}_depth.npy", camera=f"{EX}.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or str(Path(tmp) / "soak")
+        info = run(FlyConfig(image=f"{EX}.png", photo=photo, path=args.path, frames=frames,
+                             pipeline=PipelineConfig(size=size, device=dev, refiner=args.refiner), out=out,
+                             progress=False, video=not args.no_video, checkpoint_every=args.checkpoint_every,
+                             overwrite=args.out is not None), on_frame=on_frame)
+    fps = info["frames_per_second"]
+    print(f"# {info['frames']:,} frames, {fps:.2f} frames/s over the loop, world {info['gaussians']:,} Gaussians "
+          f"({info['gaussians_resident']:,} in the working set at the end), peak host {info['peak_rss_mb']:.0f} MB"
+          + (f", peak GPU {info['peak_cuda_mb']:.0f} MB" if cuda else ""))
+    if len(rows) >= 3:
+        ratio = rows[-1]["wall_ms"] / rows[1]["wall_ms"]
+        print(f"# last tenth / second tenth, wall ms per frame: {ratio:.2f} (goal <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'})")
+        if cuda:
+            flat = max(r["gpu_peak_mb"] for r in rows[1:]) / rows[1]["gpu_peak_mb"]
+            print(f"# GPU peak after the first tenth / second tenth's: {flat:.2f} (goal <= 1.1: {'met' if flat <= 1.1 else 'NOT met'})")
+            print(f"# sustained frames/s: {fps:.1f} (goal >= 60: {'met' if fps >= 60 else 'NOT met'})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine, "size": size, "frames": frames,
+                                               "refiner": args.refiner, "rows": rows, "run": info}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The photo's depth: the metric-scale rule, the learned / prior / transformers backends, the
+--depth-model option of every command that starts from a photo, and `worldgen depth` (its files, the
+round trip back into `worldgen fly --depth`, bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from refine.depthnet import save_depth_weights
+from refine.net import DepthNet, RefinerNetConfig
+from tests.test_configs import cli_run as cli  # (exit status, stdout, stderr) of `worldgen ARGV`
+from viewer.cli import LiveConfig
+from worldgen.commands.compare import CompareConfig
+from worldgen.commands.depth import DepthConfig
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.core.camera import Camera
+from worldgen.core.config import check, from_dict, to_dict
+from worldgen.core.images import center_crop_resize, disparity_colors, load_image
+from worldgen.core.io import UserInputError
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+from worldgen.pipeline.depth import (MEDIAN_DEPTH, LandscapePrior, LearnedDepth, TransformersDepth,
+                                     make_depth_estimator, metric_depth)
+from worldgen.pipeline.sources import first_frame
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def fresh_weights(tmp_path):
+    """A depth weights file of a fresh (zero-headed) tiny DepthNet: log-depth 0 and sky logit 0 everywhere."""
+    path = tmp_path / "fresh_depth.pt"
+    save_depth_weights(path, DepthNet(RefinerNetConfig(widths=(4, 8, 8, 8, 8), bottleneck_blocks=1, global_code=0)))
+    return path
+
+
+# ----------------------------------------------------------------------------- the metric-scale rule
+def test_metric_depth_fixes_the_median_and_forgets_the_constant():
+    g = torch.Generator().manual_seed(3)
+    log_depth = torch.randn(24, 32, generator=g) * 2.0
+    sky = torch.zeros(24, 32, dtype=torch.bool)
+    sky[:5] = True
+    log_depth[:5] = -50.0  # whatever the network says under its sky mask does not count
+    d = metric_depth(log_depth, sky)
+    assert d.dtype == torch.float32 and torch.isposinf(d[sky]).all() and torch.isfinite(d[~sky]).all()
+    assert float(d[~sky].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-5)
+    assert torch.allclose(metric_depth(log_depth + 7.3, sky), d, rtol=1e-5)  # depth up to scale: one answer
+    ratio = d[~sky] / torch.exp(log_depth[~sky])
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-4)  # a global scale, nothing else
+    assert float(metric_depth(log_depth, sky, median_depth=2.0)[~sky].median()) == pytest.approx(2.0, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- backends
+def test_shipped_network_sees_sky_above_and_ground_receding_below(photo):
+    rgb = load_image(photo)  # 64x48: sky gradient over textured hills, the hill line near 42 % of the height
+    depth, sky = LearnedDepth()(rgb, Camera.from_fov(60.0, 64, 48))
+    assert depth.shape == sky.shape == (48, 64) and depth.dtype == torch.float32
+    assert torch.isposinf(depth[sky]).all() and torch.isfinite(depth[~sky]).all()
+    assert float(sky[:14].float().mean()) > 0.95 and not sky[26:].any()
+    row = torch.where(sky, torch.nan, depth).nanmedian(dim=1).values
+    assert float(row[24]) > 2.0 * float(row[44])  # the ground recedes towards the hill line
+    assert float(depth[~sky].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-4)
+
+
+def test_depth_model_specs(fresh_weights, tmp_path):
+    assert isinstance(make_depth_estimator("prior"), LandscapePrior)
+    learned = make_depth_estimator("learned")
+    assert isinstance(learned, LearnedDepth) and learned.weights.endswith("depth.pt")
+    fresh = make_depth_estimator(str(fresh_weights))
+    depth, sky = fresh(torch.rand(20, 30, 3), Camera.from_fov(60.0, 30, 20))
+    assert not sky.any() and torch.equal(depth, torch.full((20, 30), MEDIAN_DEPTH))  # log-depth 0 everywhere
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    for spec, message in [("magic", "--depth-model must be one of learned, prior, a depth weights FILE.pt or "
+                                    "transformers:NAME, got 'magic'"),
+                          (str(tmp_path / "none.pt"), "names a weights file that does not exist"),
+                          (str(junk), "is not a worldgen depth weights file"),
+                          ("transformers:", "needs a model NAME")]:
+        with pytest.raises(UserInputError, match=message):
+            make_depth_estimator(spec)
+
+
+def test_first_frame_uses_the_depth_model_and_a_file_wins(photo, tmp_path):
+    cam = Camera.from_fov(60.0, 64, 48)
+    rgb = load_image(photo)
+    f_default = first_frame(str(photo), PhotoConfig(), "auto", CPU, 64)
+    f_prior = first_frame(str(photo), PhotoConfig(depth_model="prior"), "auto", CPU, 64)
+    assert torch.equal(f_default.depth, LearnedDepth()(rgb, cam)[0])  # the network is the default
+    assert torch.equal(f_prior.depth, LandscapePrior()(rgb, cam)[0])
+    assert not torch.equal(f_default.depth, f_prior.depth)
+    d = np.full((48, 64), 3.0, np.float32)
+    d[:8] = np.inf
+    np.save(tmp_path / "d.npy", d)
+    f_file = first_frame(str(photo), PhotoConfig(depth=str(tmp_path / "d.npy"), depth_model="prior"), "auto", CPU, 64)
+    assert torch.equal(f_file.depth, torch.from_numpy(d))
+
+
+# ----------------------------------------------------------------------------- the option on every command
+@pytest.mark.parametrize("command", ["fly", "compare", "live", "depth"])
+def test_every_photo_command_checks_the_depth_model(photo, tmp_path, capsys, command):
+    out = str(tmp_path / ("o.npy" if command == "depth" else "o"))
+    args = [command, str(photo), "--depth-model", "magic"] + (["--out", out] if command != "live" else [])
+    code, _, err = cli(args, capsys)
+    assert code == 2 and err.strip() == ("worldgen: error: --depth-model must be one of learned, prior, a depth "
+                                         "weights FILE.pt or transformers:NAME, got 'magic'")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.npy").exists()
+    for cfg in (FlyConfig(image="a.png"), CompareConfig(image="a.png"), LiveConfig(image="a.png"),
+                DepthConfig(image="a.png", out="a.npy")):
+        assert cfg.photo.depth_model == "learned"  # the same default everywhere
+        check(cfg)
+        assert from_dict(type(cfg), json.loads(json.dumps(to_dict(cfg)))) == cfg  # config.json keeps it
+
+
+def test_fly_option_reaches_frame_zero(photo, tmp_path, capsys):
+    frames = {}
+    for model in ("prior", "learned"):
+        run(FlyConfig(image=str(photo), photo=PhotoConfig(depth_model=model), path="forward", frames=2,
+                      pipeline=PipelineConfig(size="64x48"), out=str(tmp_path / model), video=False, progress=False),
+            on_frame=lambda t, f, g, m=model: frames.setdefault(m, f.depth.clone()) if t == 0 else None)
+    assert torch.equal(frames["prior"], LandscapePrior()(load_image(photo), Camera.from_fov(60.0, 64, 48))[0])
+    assert float(frames["learned"][torch.isfinite(frames["learned"])].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- worldgen depth
+def test_depth_command_writes_what_fly_starts_from_and_fly_takes_it_back(photo, tmp_path, capsys):
+    out = tmp_path / "maps" / "photo.npy"
+    code, stdout, err = cli(["depth", str(photo), "--size", "32x24", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "z-depth 32x24 from learned" in stdout
+    depth = np.load(out)
+    assert depth.shape == (24, 32) and depth.dtype == np.float32
+    frame0 = first_frame(str(photo), PhotoConfig(), "32x24", CPU)
+    assert np.array_equal(depth, frame0.depth.numpy())  # exactly the depth a flight starts from
+    assert np.isposinf(depth[frame0.sky.numpy()]).all() and np.isfinite(depth[~frame0.sky.numpy()]).all()
+    png = np.asarray(Image.open(out.with_suffix(".png")))
+    assert png.shape == (24, 32, 3) and np.array_equal(png, disparity_colors(depth))
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+
+    got = {}
+    run(FlyConfig(image=str(photo), photo=PhotoConfig(depth=str(out), depth_model="prior"), path="forward", frames=2,
+                  pipeline=PipelineConfig(size="32x24"), out=str(tmp_path / "run"), video=False, progress=False),
+        on_frame=lambda t, f, g: got.setdefault(t, f.depth.clone()))
+    assert np.array_equal(got[0].numpy(), depth)  # the round trip is exact
+    code, _, err = cli(["fly", str(photo), "--depth", str(out), "--size", "48x36", "--out", str(tmp_path / "r2")],
+                       capsys)
+    assert code == 2 and "is 32x24 but the image is 64x48 (working size 48x36)" in err
+
+
+def test_depth_command_auto_size_and_prior(photo, tmp_path, capsys):
+    out = tmp_path / "prior.npy"
+    code, _, err = cli(["depth", str(photo), "--depth-model", "prior", "--fov", "75", "--out", str(out)], capsys)
+    assert code == 0, err
+    depth = np.load(out)
+    assert depth.shape == (192, 256)  # auto: the photo's aspect, longer side 256 (as `worldgen fly`)
+    rgb = center_crop_resize(load_image(photo), 256, 192)
+    assert np.array_equal(depth, LandscapePrior()(rgb, Camera.from_fov(75.0, 256, 192))[0].numpy())
+
+
+def test_disparity_colors_are_scale_free_and_mark_sky():
+    d = np.tile(np.linspace(50.0, 2.0, 40, dtype=np.float32)[:, None], (1, 8))
+    d[:5] = np.inf
+    img = disparity_colors(d)
+    assert img.dtype == np.uint8 and img.shape == (40, 8, 3)
+    assert (img[:5] == 0).all() and (img[5:].sum(-1) > 0).all()
+    assert np.array_equal(disparity_colors(d * 7.0), img)
+    assert img[6, 0, 2] > img[6, 0, 0] and img[-1, 0, 0] > img[-1, 0, 2]  # far blue, near red
+
+
+def test_depth_command_bad_input(photo, tmp_path, capsys, fresh_weights):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00" * 64)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory should be")
+    cases = {
+        "missing image": ["depth", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o" / "a.npy")],
+        "not .npy": ["depth", str(photo), "--out", str(tmp_path / "o" / "a.txt")],
+        "bad size": ["depth", str(photo), "--size", "big", "--out", str(tmp_path / "o" / "a.npy")],
+        "corrupt weights": ["depth", str(photo), "--depth-model", str(junk), "--out", str(tmp_path / "o" / "a.npy")],
+        "unwritable": ["depth", str(photo), "--out", str(blocker / "a.npy")],
+        "no out": ["depth", str(photo)],
+    }
+    for name, argv in cases.items():
+        code, _, err = cli(argv, capsys)
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert code == 2 and "Traceback" not in err, (name, err)
+        if name != "no out":  # tyro reports a missing required option in its own box
+            assert len(lines) == 1 and lines[0].startswith("worldgen: error:"), (name, err)
+    assert not list(tmp_path.glob("o/*"))  # nothing half-written
+    code, _, err = cli(["depth", str(photo), "--depth-model", str(fresh_weights), "--out", str(tmp_path / "f.npy")],
+                       capsys)
+    assert code == 0 and np.array_equal(np.load(tmp_path / "f.npy"), np.full((192, 256), MEDIAN_DEPTH, np.float32))
+
+
+# ----------------------------------------------------------------------------- transformers, offline
+@pytest.fixture
+def tiny_depth_anything(tmp_path, monkeypatch):
+    """A tiny randomly initialised Depth Anything model and its image processor, saved in tmp_path (the
+    folder a `transformers:NAME` spec can name); the Hugging Face hub is switched off for the test."""
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backbone = transformers.Dinov2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                         intermediate_size=32, patch_size=14, image_size=28,
+                                         out_features=["stage1", "stage2"], reshape_hidden_states=False)
+    config = transformers.DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=16,
+                                              reassemble_factors=[2, 1], neck_hidden_sizes=[8, 16],
+                                              fusion_hidden_size=8, head_hidden_size=4)
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-depth-anything"
+    transformers.DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+    transformers.DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=False,
+                                   ensure_multiple_of=14).save_pretrained(folder)
+    return folder
+
+
+def test_transformers_backend_offline(tiny_depth_anything, photo, tmp_path, capsys):
+    est = make_depth_estimator(f"transformers:{tiny_depth_anything}")
+    assert isinstance(est, TransformersDepth) and not est.metric
+    rgb = load_image(photo)
+    depth, sky = est(rgb, Camera.from_fov(60.0, 64, 48))
+    assert depth.shape == (48, 64) and torch.isposinf(depth[sky]).all() and torch.isfinite(depth[~sky]).all()
+    assert float(depth[~sky].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-4)  # the one metric-scale rule
+    with torch.no_grad():  # depth is 1 / the model's disparity, up to that one scale
+        inputs = est.processor(images=(rgb.numpy() * 255 + 0.5).astype("uint8"), return_tensors="pt")
+        disp = est.model(**inputs).predicted_depth[:, None]
+    disp = torch.nn.functional.interpolate(disp, size=(48, 64), mode="bilinear", align_corners=False)[0, 0]
+    k = depth[~sky] * disp[~sky]
+    assert torch.allclose(k, k.median().expand_as(k), rtol=1e-3)
+    out = tmp_path / "t.npy"
+    code, _, err = cli(["depth", str(photo), "--depth-model", f"transformers:{tiny_depth_anything}",
+                        "--size", "64x48", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert np.allclose(np.load(out), depth.numpy())
+    code, _, err = cli(["depth", str(photo), "--depth-model", "transformers:depth-anything/no-such-model",
+                        "--out", str(tmp_path / "u.npy")], capsys)
+    assert code == 2 and "not a local folder nor in the local Hugging Face cache" in err
+    assert not (tmp_path / "u.npy").exists()

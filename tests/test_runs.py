@@ -1,0 +1,258 @@
+"""Run folders you can trust: re-runs, --overwrite, one writer at a time, SIGINT / SIGTERM / kill -9,
+--resume giving the uninterrupted run's frames, stale temp files, and nothing unbounded up front."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from worldgen.cli import entrypoint
+from worldgen.commands.fly import FlyConfig, run
+from worldgen.core.camera import Camera
+from worldgen.pipeline.config import PipelineConfig
+from worldgen.pipeline.paths import make_path
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--size", "48x32", "--no-progress"]
+
+
+def cli(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        entrypoint(argv)
+    err = capsys.readouterr().err
+    return e.value.code, [ln for ln in err.strip().splitlines() if ln.strip()]
+
+
+def one_line_error(code, lines, *words):
+    assert code == 2, lines
+    assert len(lines) == 1 and lines[0].startswith("worldgen: error:"), lines
+    for w in words:
+        assert w in lines[0], lines
+
+
+def fly_process(photo, out, *args) -> subprocess.Popen:
+    """`worldgen fly` in a process of its own (what a user runs), writing to `out`."""
+    cmd = [sys.executable, "-m", "worldgen.cli", "fly", str(photo), *SMALL, "--out", str(out), *args]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(cond, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    t0 = time.time()
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"the flight ended first (status {proc.returncode}): {proc.stderr.read()}")
+        if time.time() - t0 > timeout:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def checkpointed(out: Path, at_least: int):
+    """True once run.json says a checkpoint after frame >= at_least was written."""
+    def cond() -> bool:
+        try:
+            info = json.loads((out / "run.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return info["status"] == "running" and info["frames"] - 1 >= at_least
+    return cond
+
+
+def frames_of(out: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted((out / "frames").glob("*.png"))]
+
+
+def assert_complete_outputs(out: Path, n: int) -> None:
+    """Everything a run writes, for the same n frames, and no temp file."""
+    assert len(list((out / "frames").glob("*.png"))) == n
+    assert len(json.loads((out / "cameras.json").read_text())["frames"]) == n
+    info = json.loads((out / "run.json").read_text())
+    assert info["frames"] == n
+    assert (out / "video.mp4").stat().st_size > 500 and (out / "world.ply").stat().st_size > 1000
+    assert (out / "sky.png").is_file() and (out / "state" / "checkpoint.pt").is_file()
+    assert not [p for p in out.rglob(".*")], "temp files left"
+
+
+def test_rerun_refuses_a_used_folder_and_overwrite_replaces_it(photo, tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["fly", str(photo), *SMALL, "--path", "forward", "--out", str(out)]
+    entrypoint(base + ["--frames", "5"])
+    before = (out / "world.ply").stat().st_mtime_ns
+    code, lines = cli(base + ["--frames", "3"], capsys)
+    one_line_error(code, lines, "holds a run already", "--resume", "--overwrite")
+    assert (out / "world.ply").stat().st_mtime_ns == before and len(frames_of(out)) == 5  # untouched
+    entrypoint(base + ["--frames", "3", "--overwrite"])
+    assert_complete_outputs(out, 3)  # no stale frames 3 and 4 from the first run
+    (out / "notes.txt").write_text("mine")
+    code, lines = cli(base + ["--frames", "3", "--overwrite"], capsys)
+    one_line_error(code, lines, "notes.txt")
+    assert (out / "notes.txt").is_file() and len(frames_of(out)) == 3  # nothing deleted
+
+
+def test_input_errors_leave_no_output_folder(photo, tmp_path, capsys):
+    bad_json = tmp_path / "deep.json"
+    bad_json.write_text("[" * 100_000 + "]" * 100_000)
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"keyframes": [{"position": [0, 0, 0], "look_at": [0, 0, 1]},
+                                              {"position": [1e300, 0, 1], "look_at": [0, 0, 2]}]}))
+    cases = {
+        "missing photo": (["fly", str(tmp_path / "nope.png")], ["no such image"]),
+        "nested keyframes": (["fly", str(photo), "--path", str(bad_json)], ["nested too deeply"]),
+        "huge keyframes": (["fly", str(photo), "--path", str(huge)], ["too large"]),
+        "endless loop": (["fly", str(photo), "--path", "loop", "--frames", "1000000000"], ["needs about", "fewer --frames"]),
+    }
+    for name, (argv, words) in cases.items():
+        out = tmp_path / name.replace(" ", "_") / "run"
+        t0 = time.time()
+        code, lines = cli(argv + [*SMALL, "--out", str(out)], capsys)
+        one_line_error(code, lines, *words)
+        assert time.time() - t0 < 60, name  # nothing is built up front for a billion frames
+        assert not out.parent.exists(), f"{name}: left {out.parent}"
+
+
+def test_paths_make_poses_lazily():
+    cam = Camera.from_fov(60, 48, 32)
+    tracemalloc.start()
+    t0 = time.time()
+    for kind in ("loop", "forward"):
+        path = make_path(kind, cam, 1.0, 1_000_000_000)
+        assert torch.isfinite(path.pose(500_000_000)).all()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert time.time() - t0 < 5 and peak < 50 * 2**20
+    loop = make_path("loop", cam, 1.0, 1_000_000_000)
+    assert torch.equal(loop.pose(999_999_999), cam.c2w)  # it still closes exactly
+
+
+def test_second_writer_refused_and_sigterm_ends_the_run_cleanly(photo, tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = fly_process(photo, out, "--path", "forward", "--frames", "400", "--checkpoint-every", "2")
+    try:
+        wait_for(checkpointed(out, 2), proc)
+        for extra in ([], ["--overwrite"]):
+            code, lines = cli(["fly", str(photo), *SMALL, "--out", str(out), *extra], capsys)
+            one_line_error(code, lines, "in use by another worldgen run")
+        code, lines = cli(["fly", "--resume", str(out)], capsys)
+        one_line_error(code, lines, "in use")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "--resume" in err.strip().splitlines()[-1]
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "interrupted (SIGTERM)" and 3 <= info["frames"] < 400
+    assert_complete_outputs(out, info["frames"])
+
+
+def test_sigint_ends_the_run_cleanly(photo, tmp_path):
+    out = tmp_path / "run"
+    proc = fly_process(photo, out, "--path", "forward", "--frames", "400", "--checkpoint-every", "2")
+    try:
+        wait_for(checkpointed(out, 2), proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "interrupted (SIGINT)"
+    assert_complete_outputs(out, info["frames"])
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_frames(photo, tmp_path, capsys):
+    frames = 16
+    args = ["--path", "autopilot", "--frames", str(frames), "--checkpoint-every", "3"]
+    whole = tmp_path / "whole"
+    run(FlyConfig(image=str(photo), frames=frames, path="autopilot", pipeline=PipelineConfig(size="48x32"),
+                  out=str(whole), progress=False, checkpoint_every=3))
+    out = tmp_path / "killed"
+    proc = fly_process(photo, out, *args)
+    try:
+        wait_for(checkpointed(out, 6), proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert not (out / "world.ply").exists()  # killed mid-flight: only the checkpoint and its frames
+    assert [p for p in out.glob(".video*.mp4")], "kill -9 leaves the video stream's temp file"
+    (out / "frames" / ".00099.png.abc.tmp").write_bytes(b"x")  # and another stale temp file
+    code, lines = cli(["fly", "--resume", str(out), "--path", "forward"], capsys)
+    one_line_error(code, lines, "--path differs")  # a resumed run is the run it was
+    entrypoint(["fly", "--resume", str(out)])
+    assert_complete_outputs(out, frames)  # stale temp files gone, everything written
+    for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out))):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {t} differs after the resume")
+    assert (whole / "world.ply").read_bytes() == (out / "world.ply").read_bytes()
+    assert json.loads((whole / "cameras.json").read_text()) == json.loads((out / "cameras.json").read_text())
+    sessions = json.loads((out / "run.json").read_text())["sessions"]
+    assert len(sessions) == 2 and sessions[1]["first_frame"] >= 7
+
+    code, lines = cli(["fly", "--resume", str(out)], capsys)
+    one_line_error(code, lines, "nothing to resume")
+    entrypoint(["fly", "--resume", str(out), "--frames", str(frames + 3)])  # an autopilot flight can grow
+    assert_complete_outputs(out, frames + 3)
+
+
+def test_resume_needs_a_run_folder(tmp_path, capsys):
+    code, lines = cli(["fly", "--resume", str(tmp_path / "none")], capsys)
+    one_line_error(code, lines, "no such run folder")
+    (tmp_path / "empty").mkdir()
+    code, lines = cli(["fly", "--resume", str(tmp_path / "empty")], capsys)
+    one_line_error(code, lines, "not a run folder")
+    code, lines = cli(["fly", "--resume", str(tmp_path / "empty"), "--out", str(tmp_path / "x")], capsys)
+    one_line_error(code, lines, "drop --out")
+
+
+def test_outputs_stream_while_flying(photo, tmp_path):
+    """cameras.jsonl grows frame by frame; the video is only ever a temp file until the end."""
+    seen = []
+
+    def on_frame(t, frame, gen):
+        out = tmp_path / "run"
+        seen.append((t, (out / "video.mp4").exists(), len(list((out / "frames").glob("*.png")))))
+
+    info = run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
+                         out=str(tmp_path / "run"), progress=False, checkpoint_every=2), on_frame=on_frame)
+    assert [s[0] for s in seen] == list(range(6)) and not any(s[1] for s in seen)
+    assert info["status"] == "complete"
+    lines = (tmp_path / "run" / "cameras.jsonl").read_text().splitlines()
+    assert [json.loads(ln) for ln in lines] == json.loads((tmp_path / "run" / "cameras.json").read_text())["frames"]
+    assert os.path.getsize(tmp_path / "run" / "video.mp4") > 500
+
+
+class _Crash(BaseException):
+    """Stands for a process dying mid-flight (not an Exception: the run cannot clean up after it)."""
+
+
+@pytest.mark.parametrize("mode", ["per-frame", "persistent"])
+def test_resume_after_a_crash_gives_the_uninterrupted_frames_in_process(photo, tmp_path, mode):
+    def cfg(out, **kw):
+        return FlyConfig(image=str(photo), frames=9, path="autopilot", mode=mode, out=str(out), progress=False,
+                         checkpoint_every=3, pipeline=PipelineConfig(size="48x32"), **kw)
+
+    run(cfg(tmp_path / "whole"))
+
+    def crash(t, frame, gen):
+        if t == 5:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        run(cfg(tmp_path / "crashed"), on_frame=crash)
+    assert json.loads((tmp_path / "crashed" / "run.json").read_text())["frames"] == 4  # the checkpoint at frame 3
+    info = run(cfg(tmp_path / "crashed", resume=str(tmp_path / "crashed")))
+    assert info["status"] == "complete" and info["sessions"][1]["first_frame"] == 4
+    for t, (a, b) in enumerate(zip(frames_of(tmp_path / "whole"), frames_of(tmp_path / "crashed"))):
+        np.testing.assert_array_equal(a, b, err_msg=f"{mode}: frame {t} differs after the resume")
+    assert_complete_outputs(tmp_path / "crashed", 9)

@@ -1,0 +1,148 @@
+"""The paged world: chunks leave the working set and come back exactly; rendering and loop closure
+are those of the whole world; checkpoints of the world round-trip bit for bit."""
+
+import numpy as np
+import pytest
+import torch
+
+from renderers import get_renderer
+from worldgen.core.camera import Camera, look_at
+from worldgen.core.metrics import psnr
+from worldgen.core.scene import GaussianScene
+from worldgen.pipeline.chunkstore import DiskStore, MemoryStore
+from worldgen.pipeline.config import PhotoConfig
+from worldgen.pipeline.flight import Flight
+from worldgen.pipeline.generator import GeneratorConfig, make_generator
+from worldgen.pipeline.paths import make_path
+from worldgen.pipeline.refiners import make_refiner
+from worldgen.pipeline.sources import first_frame, scene_scale
+from worldgen.pipeline.world import PagedWorld, WorldConfig, boxes_in_view
+
+EXAMPLE = "worldgen/examples/example.png"
+EXAMPLE_PHOTO = PhotoConfig(depth="worldgen/examples/example_depth.npy", camera="worldgen/examples/example.json")
+
+
+def random_scene(n: int, spread: float = 10.0, seed: int = 0) -> GaussianScene:
+    g = torch.Generator().manual_seed(seed)
+    return GaussianScene(torch.randn(n, 3, generator=g) * spread, torch.randn(n, 4, generator=g),
+                         torch.randn(n, 3, generator=g) * 0.3 - 3.0, torch.randn(n, generator=g),
+                         torch.rand(n, 3, generator=g))
+
+
+def rows_set(scene: GaussianScene) -> np.ndarray:
+    """The scene's packed rows in a canonical (sorted) order, to compare worlds as sets."""
+    p = scene.pack()
+    return p[np.lexsort(p.T[::-1])]
+
+
+def camera_at(position, target) -> Camera:
+    c2w = look_at(torch.tensor(position, dtype=torch.float64), torch.tensor(target, dtype=torch.float64))
+    return Camera.from_fov(60, 64, 48, c2w.float())
+
+
+def test_boxes_in_view_keeps_seen_boxes_and_drops_behind_and_beside():
+    cam = camera_at([0, 0, 0], [0, 0, 1])  # looking down +z
+    lo = np.array([[-1, -1, 5], [-1, -1, -9], [50, -1, 5], [-1, -1, 0.5], [-30, -1, 20]], float)
+    hi = lo + 2
+    hi[4, 0] = 30  # a wide box whose corners all lie outside the view, though it crosses it
+    seen = boxes_in_view(lo, hi, cam)
+    assert seen.tolist() == [True, False, False, True, True]  # ahead, behind, far right, near, wide but ahead
+    assert boxes_in_view(np.array([[6.0, -1, 5]]), np.array([[6.5, 1, 6]]), cam).tolist() == [False]
+    assert boxes_in_view(np.array([[6.0, -1, 5]]), np.array([[6.5, 1, 6]]), cam, margin_px=200).tolist() == [True]
+
+
+@pytest.mark.parametrize("store", ["memory", "disk"])
+def test_paging_out_and_in_keeps_every_gaussian_exactly(tmp_path, store):
+    st = MemoryStore() if store == "memory" else DiskStore(tmp_path / "chunks")
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu", store=st)
+    scene = random_scene(4000)
+    w.add(scene, 0)
+    whole = rows_set(scene)
+    cam = camera_at([0, 0, -40], [0, 0, -60])  # far away, looking away from almost everything
+    w.prepare(cam, 5)
+    assert w.paged_out > 0 and len(w.scene) < 0.2 * len(scene) and w.size == len(scene)
+    np.testing.assert_array_equal(rows_set(w.full_scene()), whole)  # nothing lost
+    w.add(random_scene(300, seed=1), 6)  # some land in paged-out chunks: those come back first
+    whole = np.concatenate([whole, random_scene(300, seed=1).pack()])
+    w.prepare(camera_at([0, 0, -200], [0, 0, 0]), 7)  # now looking at the whole world: it comes back in
+    assert w.paged_in > 0
+    np.testing.assert_array_equal(rows_set(w.scene), rows_set(w.full_scene()))  # all seen: all resident
+    np.testing.assert_array_equal(rows_set(w.full_scene()), whole[np.lexsort(whole.T[::-1])])
+    counts = np.bincount(w.slot.numpy(), minlength=w.chunks)
+    np.testing.assert_array_equal(counts[w.resident], w.count[w.resident])  # the table counts what is there
+
+
+def test_world_checkpoint_restores_the_working_set_in_order(tmp_path):
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu", store=DiskStore(tmp_path / "c"))
+    w.add(random_scene(3000), 0)
+    w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 3)
+    w.add(random_scene(200, seed=3), 4)
+    state = w.checkpoint()
+    w.collect_garbage()
+    at_ckpt, world_at_ckpt, slot = w.scene.pack(), rows_set(w.full_scene()), w.slot.clone()
+    w.add(random_scene(500, seed=4), 5)  # changes after the checkpoint (files written, then "killed")
+    w.prepare(camera_at([0, 0, -30], [0, 0, 0]), 9)
+    w.prepare(camera_at([0, 0, 40], [0, 0, 60]), 20)
+
+    back = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu", store=DiskStore(tmp_path / "c"))
+    back.restore(state)
+    np.testing.assert_array_equal(back.scene.pack(), at_ckpt)  # the working set, bit for bit and in order
+    assert torch.equal(back.slot, slot)
+    np.testing.assert_array_equal(rows_set(back.full_scene()), world_at_ckpt)
+    referenced = {r for r in back.ref if r is not None}
+    assert {p.name for p in (tmp_path / "c").iterdir()} == referenced  # files made after it are gone
+
+
+def _fly(frame0, scale, config, kind, frames, speed, retrace, watch=None):
+    gen = make_generator("persistent", frame0, get_renderer("cpu"), make_refiner("classical"), config)
+    path = make_path(kind, frame0.camera, scale, frames, speed=speed, retrace=retrace)
+    out = []
+    with torch.no_grad():
+        for step in Flight(gen, path, frames):
+            out.append(step.frame.rgb.clone())
+            if watch:
+                watch(step.t, gen)
+    return out, gen
+
+
+def test_paged_flight_renders_as_the_whole_world_and_closes_its_loop_after_paging_the_start_out():
+    frame0 = first_frame(EXAMPLE, EXAMPLE_PHOTO, "64x48", torch.device("cpu"))
+    scale = scene_scale(frame0)
+    T, turn = 41, 20
+    paged_cfg = GeneratorConfig(world=WorldConfig(chunk_size=0.5, keep_radius=0.25, linger=2))
+    seen = {}
+
+    def watch(t, gen):
+        w = gen.world
+        if t == 0:
+            seen["start_chunks"] = np.arange(w.chunks)  # the chunks of frame 0's Gaussians
+        if t == turn:  # the far end: how much of the start region is out of the working set?
+            rows = seen["start_chunks"]
+            seen["start_out"] = int(w.count[rows][~w.resident[rows]].sum()) / int(w.count[rows].sum())
+        seen["max_resident"] = max(seen.get("max_resident", 0), len(gen.scene))
+
+    paged, gen = _fly(frame0, scale, paged_cfg, "forward", T, 0.1, True, watch)
+    whole, whole_gen = _fly(frame0, scale, GeneratorConfig(world=WorldConfig(paging=False)), "forward", T, 0.1, True)
+    assert seen["start_out"] > 0.25, seen  # a good part of the start region had left the working set
+    assert gen.world.paged_out > 0 and gen.world.paged_in > 0
+    assert gen.world.size == whole_gen.world.size  # the same world, not one re-lifted where chunks were away
+    assert min(psnr(a, b) for a, b in zip(paged, whole)) > 60.0  # paging does not change the frames
+    assert psnr(paged[-1], paged[0]) >= 30.0  # loop closure, coming back to the paged-out start
+    assert psnr(paged[-1], paged[0]) == pytest.approx(psnr(whole[-1], whole[0]), abs=0.5)
+
+
+def test_under_autograd_chunks_come_in_but_none_leaves():
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu")
+    w.add(random_scene(2000), 0)
+    w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 3)
+    out_before = w.paged_out
+    assert out_before > 0
+    g = random_scene(10, seed=5)
+    g.colors.requires_grad_(True)
+    w.add(g, 4)  # the working set now carries a graph (as in training's unrolls)
+    w.prepare(camera_at([0, 0, -200], [0, 0, 0]), 9)  # everything in view: it all comes back
+    assert w.paged_in > 0 and len(w.scene) == w.size
+    w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 20)  # nothing seen, but the graph keeps it all in
+    assert w.paged_out == out_before and len(w.scene) == w.size
+    w.scene.colors.sum().backward()
+    assert g.colors.grad is not None and torch.equal(g.colors.grad, torch.ones(10, 3))

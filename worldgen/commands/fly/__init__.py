@@ -1,0 +1,344 @@
+"""`worldgen fly`: one photo -> a flythrough video, its frames, the camera path and the 3D world.
+
+Files written to --out (each atomically: temp file, then rename; see docs/architecture.md, "Run folders"):
+  frames/NNNNN.png   the generated frames (frame 0 is the input photo at the working size), as they come
+  video.mp4          the frames as H.264 video (encoded as they come; renamed into place at the end)
+  world.ply          the whole Gaussian world (standard 3D Gaussian Splatting layout), at the end
+  sky.png            the sky dome, equirectangular (worldgen view shows it as the background)
+  depth/NNNNN.npy    with --depth-maps: each refined frame's z-depth, float32, +inf = sky (for export)
+  cameras.jsonl      one camera per line, appended as the frames come
+  cameras.json       per frame: width, height, fx, fy, cx, cy, c2w (OpenCV axes, camera-to-world), at the end
+  config.json        the whole resolved configuration (`worldgen fly --config config.json` replays the run)
+  run.json           status (running / complete / interrupted / failed), frames, timings per stage,
+                     Gaussians (whole world and working set), memory; rewritten at every checkpoint
+  state/             the last checkpoint (`worldgen fly --resume DIR` continues from it) and the world's
+                     chunks (the world pages chunks the camera cannot see out of memory, into here)
+
+One writer per folder (a lock); a used folder is refused unless --resume or --overwrite; SIGINT and
+SIGTERM stop after the frame in progress and write everything above for the frames made so far.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from worldgen.commands import Command
+from worldgen.core.config import bad, check, to_dict
+from worldgen.core.device import peak_memory, resolve_device, rss_mb
+from worldgen.core.io import UserInputError, atomic_write_text
+from worldgen.core.runfolder import (RunLock, check_clearable, check_not_in_use, check_out_dir, clear_run, entries,
+                                     make_out_dir, remove_made_dir, remove_temp_files)
+from worldgen.core.scene import write_ply
+from worldgen.pipeline import checkpoint
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+from worldgen.pipeline.flight import Flight
+from worldgen.pipeline.generator import make_generator
+from worldgen.pipeline.paths import make_path
+from worldgen.pipeline.refiners import make_refiner
+from worldgen.pipeline.sources import first_frame, scene_scale
+
+_FLAT = tyro.conf.arg(name="")  # nested settings whose options carry no prefix
+
+RESUME_MAY_CHANGE = frozenset({"frames", "progress", "checkpoint_every", "resume", "overwrite", "out"})
+"""Options a resumed run may give differently from its config.json (--frames only for paths whose poses
+do not depend on the flight's length: forward and autopilot)."""
+
+
+@dataclass(frozen=True)
+class FlyConfig:
+    """Fly into a photo: generate frames along a camera path, keeping (or not) a 3D world."""
+
+    image: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="IMAGE")]
+    """Input photo (any size and aspect; RGB, RGBA or grayscale; EXIF orientation respected)."""
+    photo: Annotated[PhotoConfig, _FLAT] = field(default_factory=PhotoConfig)
+    """The photo's depth and intrinsics."""
+    path: str = "autopilot"
+    """Camera path: forward, loop, autopilot, or a keyframes FILE.json (see docs/paths.md)."""
+    frames: int = 60
+    """Number of frames, including frame 0 (the photo)."""
+    mode: Literal["persistent", "per-frame"] = "persistent"
+    """persistent: keep the 3D world; per-frame: the classic memoryless baseline."""
+    pipeline: Annotated[PipelineConfig, _FLAT] = field(default_factory=PipelineConfig)
+    """Working size, device, speed, refiner, and the generator's, refiners' and autopilot's settings."""
+    out: str = "runs/latest"
+    """Output directory (a run folder: one run, one writer; a used one is refused without --resume or --overwrite)."""
+    fps: int = 15
+    """Frame rate of video.mp4."""
+    video: bool = True
+    """Write video.mp4 (needs imageio-ffmpeg)."""
+    depth_maps: bool = False
+    """Also write depth/NNNNN.npy: each refined frame's z-depth (float32, +inf for sky), which
+    `worldgen export` then uses instead of re-rendering the world."""
+    progress: bool = True
+    """Show a progress bar."""
+    checkpoint_every: int = 100
+    """Checkpoint the flight into state/ every this many frames (and after frame 0, and at the end), so
+    `--resume` can continue it; 0: only after frame 0 and at the end."""
+    resume: str | None = None
+    """Continue the run in this folder from its last checkpoint: `worldgen fly --resume DIR` (its
+    config.json gives every setting; --frames may grow a forward or autopilot flight)."""
+    overwrite: bool = False
+    """Clear --out first if it holds a run (only a folder of worldgen's outputs is cleared)."""
+
+    def validate(self) -> None:
+        if self.frames < 2:
+            raise bad("frames", "must be at least 2", self.frames)
+        if self.fps < 1:
+            raise bad("fps", "must be positive", self.fps)
+        if self.checkpoint_every < 0:
+            raise bad("checkpoint_every", "must not be negative", self.checkpoint_every)
+        if self.resume is not None and self.overwrite:
+            raise bad("overwrite", "cannot go with --resume (one continues the run, the other clears it)", True)
+
+
+class StopSignals:
+    """Inside `with`: SIGINT and SIGTERM ask the flight to stop after the frame in progress (`signum`
+    says which came); a second one stops at once (KeyboardInterrupt). Only in the main thread."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def _handle(self, signum, _frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nworldgen: {signal.Signals(signum).name}: stopping after this frame and writing the run "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _option(path: list[str]) -> str:
+    keys = path[1:] if path and path[0] in ("photo", "pipeline") else path
+    return "--" + ".".join(keys).replace("_", "-")
+
+
+def _first_difference(a, b, path: list[str]) -> list[str] | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if not path and k in RESUME_MAY_CHANGE:
+                continue
+            d = _first_difference(a.get(k), b.get(k), path + [k])
+            if d is not None:
+                return d
+        return None
+    return None if a == b else path
+
+
+def _check_resume(cfg: FlyConfig, out: Path) -> dict:
+    """The run's checkpoint, after checking that `cfg` continues the run in `out` unchanged."""
+    if Path(cfg.resume).resolve() != out.resolve():
+        raise UserInputError(f"--resume {cfg.resume} continues the run in its own folder; --out {cfg.out} differs")
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except FileNotFoundError:
+        raise UserInputError(f"{out} is not a run folder (no config.json)") from None
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"{out}/config.json is not readable ({type(e).__name__})") from None
+    diff = _first_difference(saved, to_dict(cfg), [])
+    if diff is not None:
+        raise UserInputError(f"--resume continues the run as it was set up: {_option(diff)} differs from its "
+                             "config.json (start a new run to change it)")
+    blob = checkpoint.load(out)
+    done = int(blob["t"]) + 1
+    if cfg.frames != saved.get("frames") and cfg.path not in ("forward", "autopilot"):
+        raise UserInputError(f"--frames cannot change when resuming a {cfg.path} path (its poses depend on it)")
+    if cfg.frames <= done:
+        raise UserInputError(f"{out} holds {done} frames already (of --frames {cfg.frames}); "
+                             "nothing to resume (a larger --frames flies on along a forward or autopilot path)")
+    return blob
+
+
+def _check_fits(cfg: FlyConfig, width: int, height: int, out: Path, start: int) -> None:
+    """UserInputError (one line) if the frames to come will not fit in the free space of `out`'s disk."""
+    per_frame = 0.5 * width * height * 3 + (width * height * 4 + 128 if cfg.depth_maps else 0)
+    per_frame += 0.05 * width * height * 3 if cfg.video else 0
+    need = (cfg.frames - start) * per_frame
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        size = lambda b: f"{b / 2**40:,.1f} TB" if b >= 2**40 else f"{b / 2**30:,.1f} GB"  # noqa: E731
+        raise UserInputError(f"a flight of {cfg.frames:,} frames at {width}x{height} needs about {size(need)} for its "
+                             f"frames, but {probe} has {size(free)} free; fly fewer --frames")
+
+
+def run(cfg: FlyConfig, on_frame=None) -> dict:
+    """Run (or, with `cfg.resume`, continue) a flight; returns run.json's content. `on_frame(t, frame,
+    generator)` is called per frame. Bad input raises UserInputError before anything is written."""
+    from renderers import get_renderer
+
+    check(cfg)
+    p = cfg.pipeline
+    out = check_out_dir(cfg.out)
+    check_not_in_use(out)  # before any other complaint about the folder
+    if cfg.resume is not None:
+        _check_resume(cfg, out)
+    elif entries(out) and not cfg.overwrite:
+        raise UserInputError(f"{out} holds a run already; --resume {out} continues it, --overwrite replaces it, "
+                             "or choose another --out")
+    elif cfg.overwrite:
+        check_clearable(out)
+    device = resolve_device(p.device)
+    t_start = time.perf_counter()
+    frame0 = first_frame(cfg.image, cfg.photo, p.size, device, p.auto_side)
+    scale = scene_scale(frame0)
+    path = make_path(cfg.path, frame0.camera, scale, cfg.frames, speed=p.speed, autopilot=p.autopilot)
+    renderer = get_renderer(device.type)
+    refiner = make_refiner(p.refiner, device, classical=p.classical_refiner)
+    gen = make_generator(cfg.mode, frame0, renderer, refiner, p.generator)
+    _check_fits(cfg, frame0.camera.width, frame0.camera.height, out, 0)
+    made = make_out_dir(out)
+    try:
+        lock = RunLock(out)
+    except BaseException:
+        remove_made_dir(made, out)
+        raise
+    with lock:
+        started = [False]
+        try:
+            return _fly(cfg, out, frame0, scale, path, renderer, refiner, gen, t_start, on_frame, started)
+        except BaseException:
+            if not started[0]:
+                remove_made_dir(made, out)
+            raise
+
+
+def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen, t_start, on_frame, started) -> dict:
+    """The flight itself, in a locked run folder."""
+    from tqdm import tqdm
+
+    from worldgen.commands.fly.outputs import RunOutputs
+
+    if cfg.resume is None and entries(out):  # another run may have filled it since the first look
+        if not cfg.overwrite:
+            raise UserInputError(f"{out} holds a run already; --resume {out} continues it, --overwrite replaces it, "
+                                 "or choose another --out")
+        clear_run(out)
+    remove_temp_files(out)
+    checkpoint.use_disk_chunks(gen, out)
+    ck = checkpoint.Checkpointer(out, gen, path, refiner, checkpoint.frame_digest(frame0))
+    flight = Flight(gen, path, cfg.frames)
+    start, sessions = 0, []
+    if cfg.resume is not None:
+        start = ck.restore(checkpoint.load(out)) + 1  # under the lock: the checkpoint as it is now
+        try:
+            sessions = json.loads((out / "run.json").read_text()).get("sessions", [])
+        except (OSError, ValueError):
+            sessions = []
+    atomic_write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
+    outputs = RunOutputs(out, fps=cfg.fps, video=cfg.video, depth_maps=cfg.depth_maps, start=start)
+    started[0] = True
+    if start:
+        flight.restore(start - 1, gen.prev)
+    setup_s = time.perf_counter() - t_start
+    sessions = sessions + [{"first_frame": start}]
+    status, failure, last = "complete", None, start - 1
+    steps_s = path_s = 0.0
+    t_loop, timed_from = time.perf_counter(), start - 1  # frames after `timed_from` count in frames/s
+    bar = tqdm(total=cfg.frames, initial=start, desc=f"fly ({cfg.mode}, {renderer.name})", unit="frame",
+               disable=not cfg.progress, dynamic_ncols=True)
+
+    def info(state: str) -> dict:
+        stats = gen.stats()
+        loop_s = time.perf_counter() - t_loop
+        n = max(last - timed_from, 0)
+        sessions[-1].update(last_frame=last, status=state)
+        return {
+            "status": state, "mode": cfg.mode, "renderer": renderer.name, "refiner": refiner.name,
+            "device": str(frame0.rgb.device), "frames": last + 1, "frames_requested": cfg.frames,
+            "size": [frame0.camera.width, frame0.camera.height], "scene_scale": scale,
+            "setup_seconds": round(setup_s, 3), "loop_seconds": round(loop_s, 3),
+            "frames_per_second": round(n / max(loop_s, 1e-9), 3),
+            "generate_frames_per_second": round(n / max(steps_s + path_s, 1e-9), 3),
+            **{k: v for k, v in stats.items() if k not in ("seconds_per_frame",)},
+            "ms_per_frame": {"path": round(1000 * path_s / max(n, 1), 2),
+                             **{k: round(1000 * v, 2) for k, v in stats["seconds_per_frame"].items()}},
+            "rss_mb": round(rss_mb(), 1), **peak_memory(), "sessions": sessions,
+        }
+
+    def save_checkpoint() -> None:
+        outputs.flush()
+        ck.save(last, {"frames": last + 1})
+        atomic_write_text(out / "run.json", json.dumps(info("running"), indent=2))
+
+    with StopSignals() as stop:
+        try:
+            for step in flight:
+                outputs.add(step.t, step.frame, step.camera)
+                last = step.t
+                if step.t == 0:
+                    t_loop, timed_from = time.perf_counter(), 0  # the loop's time starts once frame 0 is out
+                else:
+                    path_s += step.pilot_seconds
+                    steps_s += step.seconds[0]
+                bar.update(1)
+                bar.set_postfix(gaussians=gen.world.size, working_set=len(gen.scene))
+                if on_frame:
+                    on_frame(step.t, step.frame, gen)
+                if stop.signum is not None:
+                    status = f"interrupted ({signal.Signals(stop.signum).name})"
+                    break
+                every = cfg.checkpoint_every
+                if step.t == 0 or (every and step.t % every == 0 and step.t < cfg.frames - 1):
+                    save_checkpoint()
+        except Exception as e:  # write what was made, then report the failure
+            status, failure = "failed", e
+        except BaseException:  # KeyboardInterrupt (a second signal): stop at once, the last checkpoint stands
+            bar.close()
+            outputs.abort()
+            raise
+        finally:
+            bar.close()
+        try:
+            outputs.finish()
+            write_ply(out / "world.ply", gen.world.parts(), gen.world.size)
+            gen.sky.save_png(out / "sky.png")
+            if gen.t == last:  # every step done: the end is a checkpoint too (--resume with more --frames)
+                ck.save(last, {"frames": last + 1})
+            result = info(status)
+            if failure is not None:
+                result["error"] = f"{type(failure).__name__}: {failure}"
+            if stop.signum is not None:
+                result["signal"] = int(stop.signum)
+            atomic_write_text(out / "run.json", json.dumps(result, indent=2))
+        except BaseException:
+            outputs.abort()
+            raise
+    if failure is not None:
+        raise failure
+    return result
+
+
+def main(cfg: FlyConfig) -> None:
+    info = run(cfg)
+    if "signal" in info:
+        print(f"worldgen: {info['status']} after {info['frames']} frames; wrote {cfg.out} "
+              f"(`worldgen fly --resume {cfg.out}` continues)", file=sys.stderr)
+        sys.exit(128 + info["signal"])
+    print(f"wrote {cfg.out}: {info['frames']} frames at {info['size'][0]}x{info['size'][1]}, "
+          f"{info['gaussians']:,} Gaussians ({info['gaussians_resident']:,} in the working set), "
+          f"{info['frames_per_second']:.2f} frames/s ({info['renderer']})")
+
+
+COMMAND = Command(FlyConfig, main)

@@ -1,0 +1,175 @@
+"""Run folders you can trust: one writer at a time, no mixing of runs, no stale temp files.
+
+A run folder (`worldgen fly --out DIR`) holds the outputs of one flight. The rules:
+
+- **One writer.** `RunLock` takes an exclusive `flock` on the folder itself for the whole run; a
+  second writer (another run, a resume, an overwrite) fails at once with one line. The kernel drops
+  the lock when the process ends, however it ends (kill -9 included), so a lock is never stale.
+- **No mixing.** A folder that holds anything is a used folder: a new run refuses it unless it
+  resumes the run there, or clears it first (`clear_run`, which deletes only what runs write and
+  refuses folders holding anything else).
+- **No stale temp files.** Every file is written to a hidden temp file and renamed; a killed run can
+  leave such temp files, and `remove_temp_files` deletes them before the folder is used again.
+- **Nothing left by a failed start.** `check_out_dir` checks the folder could be made and written
+  without making it; `make_out_dir` makes it and says which directory it created, so a run that fails
+  before its first frame removes it again.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+from worldgen.core.io import UserInputError
+
+RUN_ENTRIES = frozenset({"frames", "depth", "state", "video.mp4", "world.ply", "sky.png", "cameras.json",
+                         "cameras.jsonl", "config.json", "run.json"})
+"""Names a run writes at the top of its folder (anything else is not ours to delete)."""
+
+
+def is_temp_file(name: str) -> bool:
+    """True for the hidden temp files worldgen writes before renaming (`.NAME.XXXX.tmp`,
+    `.STEM.tmpPID.mp4`, `.probe.XXXX`)."""
+    return name.startswith(".") and (".tmp" in name or name.startswith(".probe."))
+
+
+def check_out_dir(path: str | os.PathLike) -> Path:
+    """UserInputError (one line) unless `path` is a folder, or could be made as one, that this process
+    may write in. Creates nothing."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise UserInputError(f"output directory {path} is a file, not a directory")
+        probe = path
+    else:
+        probe = path.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UserInputError(f"output directory {path} cannot be made: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserInputError(f"output directory {path} is not writable: permission denied on {probe}")
+    return path
+
+
+def make_out_dir(path: str | os.PathLike) -> Path | None:
+    """Make `path` (and missing parents); returns the top-most directory this call created (None if
+    `path` existed), which a run that fails before its first frame removes again."""
+    path = Path(path)
+    top = None
+    for p in reversed([path, *path.parents]):
+        if not p.exists():
+            top = p
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(f"output directory {path} cannot be made: {e.strerror or e}") from None
+    return top
+
+
+def remove_made_dir(top: Path | None, out: str | os.PathLike) -> None:
+    """Undo `make_out_dir` for a run that failed before its first frame: clear run folder `out` of a
+    run's outputs, then remove the empty directories from `out` up to `top` (the one it made; None:
+    nothing was made, nothing is removed). A folder holding anything else is left alone."""
+    if top is None:
+        return
+    out = Path(out)
+    if out.is_dir() and not foreign_entries(out):
+        clear_run(out)
+    p = out
+    while True:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top or p == p.parent:
+            return
+        p = p.parent
+
+
+def entries(path: str | os.PathLike) -> list[str]:
+    """Sorted names in folder `path` (empty if it does not exist)."""
+    path = Path(path)
+    return sorted(os.listdir(path)) if path.is_dir() else []
+
+
+class RunLock:
+    """An exclusive lock on run folder `path` (an existing directory) until `release()` (or the end of
+    a `with` block, or of the process). UserInputError at once if another writer holds it."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise UserInputError(f"cannot open run folder {self.path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self._fd)
+            self._fd = None
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise UserInputError(f"run folder {self.path} is in use by another worldgen run "
+                                     "(one writer at a time; wait for it or choose another --out)") from None
+            raise UserInputError(f"cannot lock run folder {self.path}: {e.strerror or e}") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def check_not_in_use(path: str | os.PathLike) -> None:
+    """UserInputError (RunLock's one line) if another writer holds run folder `path` now (a folder
+    that does not exist is free). Only a first look: the writer takes the lock itself."""
+    if Path(path).is_dir():
+        RunLock(path).release()
+
+
+def foreign_entries(path: str | os.PathLike) -> list[str]:
+    """Names in run folder `path` that no run writes (neither RUN_ENTRIES nor temp files)."""
+    return [n for n in entries(path) if n not in RUN_ENTRIES and not is_temp_file(n)]
+
+
+def check_clearable(path: str | os.PathLike) -> None:
+    """UserInputError (one line) if run folder `path` holds anything a run does not write."""
+    foreign = foreign_entries(path)
+    if foreign:
+        raise UserInputError(f"--overwrite clears only run folders, and {path} holds {foreign[0]!r}, which no run "
+                             "writes; remove it yourself or choose another --out")
+
+
+def clear_run(path: str | os.PathLike) -> None:
+    """Delete a run's outputs from folder `path` (hold its `RunLock`). UserInputError, deleting
+    nothing, if the folder holds anything a run does not write."""
+    path = Path(path)
+    check_clearable(path)
+    for name in entries(path):
+        p = path / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def remove_temp_files(path: str | os.PathLike) -> int:
+    """Delete worldgen's temp files anywhere under run folder `path` (left by a killed run); returns
+    how many."""
+    n = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            if is_temp_file(f):
+                Path(root, f).unlink(missing_ok=True)
+                n += 1
+    return n

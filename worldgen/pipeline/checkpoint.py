@@ -1,0 +1,182 @@
+"""Checkpoints of a flight: everything needed to continue it as if it had never stopped.
+
+A checkpoint after frame t holds the generator (its clock, frame t, its world: the working set's
+order and a table of chunks whose Gaussians are in chunk files, and its stage times), the sky dome,
+the path's state (the autopilot's heading, pitch, climb, ...), every random number generator (torch's,
+numpy's, Python's, and any `torch.Generator` the refiner owns, such as the learned refiner's noise)
+and the caller's own data. Continuing from it gives the frames an uninterrupted flight gives (bit for
+bit on the CPU).
+
+Files, in a run folder's `state/` (`STATE_DIR`):
+    checkpoint.pt          the checkpoint (torch.save of plain data; written to a temp file and renamed,
+                           so it is always the last complete one)
+    sky-VERSION.npy        the sky dome (rewritten only when the dome changed since the last checkpoint)
+    chunks/KEY-SERIAL.npy  the world's chunks (`worldgen.pipeline.chunkstore.DiskStore`)
+Files the committed checkpoint does not name are deleted after each commit, and when resuming.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError, atomic_write, save_npy
+from worldgen.pipeline.chunkstore import DiskStore
+from worldgen.pipeline.world import PagedWorld
+
+STATE_DIR = "state"
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = "worldgen-flight-checkpoint-1"
+
+
+def frame_digest(frame: Frame) -> str:
+    """sha256 of a frame's pixels, depth, sky and camera (to tell that a resumed run starts from the same photo)."""
+    h = hashlib.sha256()
+    for t in (frame.rgb, frame.depth, frame.sky, frame.camera.K, frame.camera.c2w):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def use_disk_chunks(generator, run_dir: str | Path) -> None:
+    """Page the generator's world (if it pages) into `run_dir/state/chunks/` instead of host memory;
+    call before the first step."""
+    world = generator.world
+    if isinstance(world, PagedWorld):
+        if any(r is not None for r in world.ref):
+            raise RuntimeError("the world has stored chunks already; choose its store before the first step")
+        world.store = DiskStore(Path(run_dir) / STATE_DIR / "chunks")
+
+
+# ---------------------------------------------------------------------------- random numbers
+def rng_state(refiner: Any) -> dict:
+    """Every random number generator a flight may draw from: torch (CPU and CUDA), numpy, Python and
+    the refiner's own `torch.Generator`s (attributes holding one, e.g. LearnedRefiner._gen)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *[float(x) for x in np_state[2:]]],
+        "python": random.getstate(),
+        "refiner": {k: v.get_state() for k, v in vars(refiner).items() if isinstance(v, torch.Generator)},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, refiner: Any) -> None:
+    """Put back an `rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), int(n[2]), int(n[3]), float(n[4])))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    gens = {k: v for k, v in vars(refiner).items() if isinstance(v, torch.Generator)}
+    if set(gens) != set(state["refiner"]):
+        raise ValueError(f"the refiner's random generators {sorted(gens)} differ from the checkpoint's "
+                         f"{sorted(state['refiner'])}")
+    for k, g in gens.items():
+        g.set_state(state["refiner"][k])
+
+
+# ---------------------------------------------------------------------------- plain data <-> torch.save
+def _to_saved(x: Any) -> Any:
+    """numpy arrays -> tensors, recursively (torch.load(weights_only=True) reads tensors, not numpy)."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, dict):
+        return {k: _to_saved(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_saved(v) for v in x)
+    return x
+
+
+def _world_from_saved(x: Any) -> Any:
+    """tensors -> numpy arrays, recursively (the world and generator checkpoints are numpy)."""
+    if isinstance(x, torch.Tensor):
+        return x.numpy()
+    if isinstance(x, dict):
+        return {k: _world_from_saved(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_world_from_saved(v) for v in x]
+    return x
+
+
+# ---------------------------------------------------------------------------- save / load
+class Checkpointer:
+    """Writes the checkpoints of one flight into `run_dir/state/`.
+
+    Args:
+        run_dir: the run folder (its lock held by the caller).
+        generator: the flight's generator (its world pages into state/chunks/: `use_disk_chunks`).
+        path: the flight's CameraPath (or any pilot with `state_dict`).
+        refiner: the generator's refiner (its random generators are saved).
+        frame0_digest: `frame_digest` of frame 0.
+    """
+
+    def __init__(self, run_dir: str | Path, generator, path, refiner, frame0_digest: str):
+        self.dir = Path(run_dir) / STATE_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.generator, self.path, self.refiner, self.digest = generator, path, refiner, frame0_digest
+        self._sky_version: int | None = None  # version of the dome in the last sky file
+        self._sky_file: str | None = None
+
+    def save(self, t: int, extra: dict) -> None:
+        """Checkpoint the flight after frame t (every output of frames <= t must be on disk already);
+        `extra` is the caller's plain data (numbers, strings, lists, dicts)."""
+        gen = self.generator
+        if gen.t != t:
+            raise ValueError(f"checkpoint at frame {t}, but the generator is at frame {gen.t}")
+        if self._sky_version != gen.sky_version or self._sky_file is None:
+            name = f"sky-{gen.sky_version:08d}.npy"
+            save_npy(self.dir / name, gen.sky.state())
+            self._sky_version, self._sky_file = gen.sky_version, name
+        blob = {"format": FORMAT, "t": t, "frame0": self.digest, "generator": gen.checkpoint(),
+                "sky_file": self._sky_file, "path": self.path.state_dict(), "rng": rng_state(self.refiner),
+                "extra": extra}
+        with atomic_write(self.dir / CHECKPOINT_FILE) as f:
+            torch.save(_to_saved(blob), f)
+        self._collect(keep_sky=self._sky_file)
+
+    def _collect(self, keep_sky: str) -> None:
+        if isinstance(self.generator.world, PagedWorld):
+            self.generator.world.collect_garbage()
+        for p in self.dir.glob("sky-*.npy"):
+            if p.name != keep_sky:
+                p.unlink(missing_ok=True)
+
+    def restore(self, blob: dict) -> int:
+        """Put the generator, the path and the random generators back where `load(...)`'s `blob` left
+        them; returns its frame t (the flight continues at t + 1)."""
+        if blob["frame0"] != self.digest:
+            raise UserInputError(f"cannot resume {self.dir.parent}: its photo (or depth, or camera) differs from "
+                                 "the one the run started from")
+        sky = np.load(self.dir / blob["sky_file"], allow_pickle=False)
+        self.generator.restore(_world_from_saved(blob["generator"]), sky)
+        self._sky_version, self._sky_file = int(blob["generator"]["sky_version"]), blob["sky_file"]
+        self.path.load_state_dict(blob["path"])
+        set_rng_state(blob["rng"], self.refiner)
+        self._collect(keep_sky=self._sky_file)
+        return int(blob["t"])
+
+
+def load(run_dir: str | Path) -> dict:
+    """The checkpoint in `run_dir/state/` (as saved: tensors, numbers, strings); UserInputError (one
+    line) if there is none or it is not readable."""
+    path = Path(run_dir) / STATE_DIR / CHECKPOINT_FILE
+    if not path.is_file():
+        raise UserInputError(f"{run_dir} has no checkpoint to resume from ({STATE_DIR}/{CHECKPOINT_FILE} is missing)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (zip, pickle and torch errors all mean "not a checkpoint")
+        raise UserInputError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise UserInputError(f"{path} is not a worldgen flight checkpoint (format {FORMAT!r} expected)")
+    return blob

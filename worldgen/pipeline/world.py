@@ -1,0 +1,396 @@
+"""The generator's world: every Gaussian it keeps, and the working set the renderer sees.
+
+`World` keeps every Gaussian in the working set (the per-frame baseline's world, rebuilt each step).
+`PagedWorld` (the persistent generator's) cuts space into cubic chunks and keeps only the chunks
+the camera may see in the working set (`scene`, on the generator's device); the others are paged
+out to a chunk store (`worldgen.pipeline.chunkstore`: host memory, or files in a run folder) and
+paged back in as soon as the camera could see them again:
+
+    needed(chunk) = its box (Gaussian centres grown by 3.33 of their largest standard deviations,
+                    the renderer's own cut-off) meets the view frustum (grown by `view_margin_px` and
+                    30 % of the field of view, as the renderers' projection clamps), or lies within
+                    `keep_radius` of the camera.
+
+Chunks are brought in before the render that needs them, and leave in batches, every `linger`
+frames, once unneeded for `linger` frames; a chunk that receives new Gaussians is brought in first.
+A paged-out chunk could not have drawn a pixel, so the renderer's image is the one of the whole
+world (up to the order of Gaussians at exactly equal depth), and coming back to a region shows it
+as it was. While the working set carries an autograd graph (training's unrolls), chunks come in but
+none leaves.
+
+Lengths are in scene units: `unit` world units (`scene_unit(frame0)`, the lower quartile of frame 0's
+non-sky depth, the unit of camera speeds, `worldgen.pipeline.sources.scene_scale`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from worldgen.core.camera import Camera
+from worldgen.core.config import bad
+from worldgen.core.frame import Frame
+from worldgen.core.scene import GaussianScene
+
+EXTENT_SIGMAS = 3.33
+"""A Gaussian reaches no pixel beyond this many standard deviations (gsplat's and our renderer's cut-off)."""
+NEAR = 0.01
+"""The renderers' near plane (camera z)."""
+FRUSTUM_MARGIN = 0.3
+"""The renderers clamp projections 30 % of tan(fov / 2) outside the image; chunks that far out stay in."""
+_CELL_LIMIT = 2**20  # chunk indices per axis are clamped to +-2^20 (keys pack three into an int64)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """How the persistent world keeps its working set bounded (worldgen/pipeline/world.py)."""
+
+    paging: bool = True
+    """Page chunks the camera cannot see out of the working set (to host memory; to the run folder's
+    state/chunks/ in `worldgen fly`) and back when it can: the renderer sees only the working set, and
+    the frames are the same as with every Gaussian in it."""
+    chunk_size: float = 1.0
+    """Edge of a chunk's cube, in scene units (multiples of the photo's lower-quartile depth)."""
+    keep_radius: float = 1.0
+    """Chunks within this distance of the camera (scene units) stay in the working set, seen or not."""
+    linger: int = 8
+    """A chunk leaves after this many frames unseen; the working set is trimmed every this many frames."""
+    view_margin_px: float = 8.0
+    """Chunks this many pixels outside the image still count as seen."""
+
+    def validate(self) -> None:
+        for name in ("chunk_size", "keep_radius", "view_margin_px"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise bad(name, "must be a non-negative number", v)
+        if not self.chunk_size > 0:
+            raise bad("chunk_size", "must be positive", self.chunk_size)
+        if self.linger < 1:
+            raise bad("linger", "must be at least 1", self.linger)
+
+
+def scene_unit(frame: Frame) -> float:
+    """World length of one scene unit: the lower quartile of `frame`'s non-sky depths (1.0 without any)."""
+    d = frame.depth[~frame.sky & torch.isfinite(frame.depth)]
+    return float(torch.quantile(d.float().cpu(), 0.25)) if d.numel() else 1.0
+
+
+def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: float = 0.0) -> np.ndarray:
+    """bool [C]: which axis-aligned world boxes (corners lo, hi [C, 3]) may be seen by `camera`.
+
+    Conservative: a box counts as unseen only if all 8 corners lie behind one plane of the view
+    frustum (near plane at camera z = NEAR; the four sides through the image border moved out by
+    `margin_px` pixels and by FRUSTUM_MARGIN of tan(fov / 2)). OpenCV camera axes, c2w pose.
+    """
+    if lo.shape[0] == 0:
+        return np.zeros(0, bool)
+    K = camera.K.detach().cpu().double().numpy()
+    w2c = camera.w2c.detach().cpu().double().numpy()
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    W, H = camera.width, camera.height
+    mx, my = FRUSTUM_MARGIN * 0.5 * W / fx, FRUSTUM_MARGIN * 0.5 * H / fy
+    left, right = (cx + margin_px) / fx + mx, (W - cx + margin_px) / fx + mx
+    top, bottom = (cy + margin_px) / fy + my, (H - cy + margin_px) / fy + my
+    bits = np.array([[i >> 0 & 1, i >> 1 & 1, i >> 2 & 1] for i in range(8)], bool)  # [8, 3]
+    corners = np.where(bits[None], hi[:, None, :], lo[:, None, :])  # [C, 8, 3]
+    c = corners @ w2c[:3, :3].T + w2c[:3, 3]  # camera coordinates
+    x, y, z = c[..., 0], c[..., 1], c[..., 2]
+    outside = ((z < NEAR).all(1) | (x < -left * z).all(1) | (x > right * z).all(1)
+               | (y < -top * z).all(1) | (y > bottom * z).all(1))
+    return ~outside
+
+
+class World:
+    """Every Gaussian in the working set (no paging). `scene` is what the renderer sees."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self.scene = GaussianScene.empty(self.device)
+
+    @property
+    def size(self) -> int:
+        """Gaussians in the whole world."""
+        return len(self.scene)
+
+    def add(self, gaussians: GaussianScene, t: int) -> None:
+        """Append new Gaussians (lifted at frame t) to the working set, at its end."""
+        self.scene.append(gaussians)
+
+    def prepare(self, camera: Camera, t: int) -> None:
+        """Make the working set hold everything `camera` (frame t's) may see."""
+
+    def reset(self) -> None:
+        self.scene = GaussianScene.empty(self.device)
+
+    def parts(self):
+        """The whole world, part after part (GaussianScenes; the working set first)."""
+        yield self.scene
+
+    def full_scene(self) -> GaussianScene:
+        """The whole world as one new scene (working set first, on its device)."""
+        return self.scene.subset(torch.arange(len(self.scene), device=self.device))
+
+    def stats(self) -> dict:
+        return {"gaussians": self.size, "gaussians_resident": len(self.scene)}
+
+    def checkpoint(self) -> dict:
+        """The world as checkpoint data (numpy and plain values)."""
+        return {"kind": "all", "rows": self.scene.pack()}
+
+    def restore(self, state: dict) -> None:
+        """Undo to a `checkpoint()`."""
+        if state.get("kind") != "all":
+            raise ValueError(f"checkpoint holds a {state.get('kind')!r} world, this generator keeps 'all'")
+        self.scene = GaussianScene.unpack(state["rows"], self.device)
+
+
+class PagedWorld(World):
+    """A world cut into chunks, only those the camera may see in the working set (module docstring).
+
+    Args:
+        config: WorldConfig.
+        unit: world length of one scene unit.
+        device: the working set's device.
+        store: where paged-out chunks go (`chunkstore.MemoryStore()` by default).
+    """
+
+    _FIELDS = ("key", "lo", "hi", "ext", "count", "resident", "seen", "dirty")
+
+    def __init__(self, config: WorldConfig, unit: float, device: torch.device | str, store=None):
+        super().__init__(device)
+        from worldgen.pipeline.chunkstore import MemoryStore
+
+        self.config, self.unit = config, float(unit)
+        self.cell = config.chunk_size * self.unit
+        self.store = store if store is not None else MemoryStore()
+        self.slot = torch.zeros(0, dtype=torch.int64, device=self.device)  # [N] chunk of each resident Gaussian
+        self._index: dict[int, int] = {}  # chunk key -> row of the table
+        self.key = np.zeros(0, np.int64)
+        self.lo = np.zeros((0, 3))
+        self.hi = np.zeros((0, 3))
+        self.ext = np.zeros(0)
+        self.count = np.zeros(0, np.int64)
+        self.resident = np.zeros(0, bool)
+        self.seen = np.zeros(0, np.int64)  # last frame the chunk was needed
+        self.dirty = np.zeros(0, bool)  # resident and holding rows its stored copy lacks
+        self.ref: list[str | None] = []  # the store's copy of the chunk (None: none)
+        self.total = 0
+        self._last_trim = 0
+        self.paged_in = self.paged_out = 0  # chunk moves so far
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def size(self) -> int:
+        return self.total
+
+    @property
+    def chunks(self) -> int:
+        return int(self.key.shape[0])
+
+    def stats(self) -> dict:
+        return {"gaussians": self.total, "gaussians_resident": len(self.scene), "chunks": self.chunks,
+                "chunks_resident": int(self.resident.sum()), "chunks_paged_in": self.paged_in,
+                "chunks_paged_out": self.paged_out, "store_host_mb": round(self.store.bytes / 2**20, 1)}
+
+    # ------------------------------------------------------------------ chunk table
+    def _keys(self, means: Tensor) -> Tensor:
+        """[N] int64 chunk key of each centre [N, 3] (three clamped cell indices, 21 bits each)."""
+        idx = torch.floor(torch.nan_to_num(means.detach().double(), 0.0, 1e300, -1e300) / self.cell)
+        idx = idx.clamp(-_CELL_LIMIT, _CELL_LIMIT - 1).long() + _CELL_LIMIT
+        return (idx[:, 0] << 42) | (idx[:, 1] << 21) | idx[:, 2]
+
+    def _grow(self, keys: np.ndarray) -> np.ndarray:
+        """Table rows of chunk `keys` [U], new (empty, resident) rows for keys not seen before."""
+        new = [k for k in keys.tolist() if k not in self._index]
+        if new:
+            n0, m = self.chunks, len(new)
+            for i, k in enumerate(new):
+                self._index[k] = n0 + i
+            self.key = np.concatenate([self.key, np.array(new, np.int64)])
+            self.lo = np.concatenate([self.lo, np.full((m, 3), np.inf)])
+            self.hi = np.concatenate([self.hi, np.full((m, 3), -np.inf)])
+            self.ext = np.concatenate([self.ext, np.zeros(m)])
+            self.count = np.concatenate([self.count, np.zeros(m, np.int64)])
+            self.resident = np.concatenate([self.resident, np.ones(m, bool)])
+            self.seen = np.concatenate([self.seen, np.zeros(m, np.int64)])
+            self.dirty = np.concatenate([self.dirty, np.zeros(m, bool)])
+            self.ref.extend([None] * m)
+        return np.array([self._index[k] for k in keys.tolist()], np.int64)
+
+    def needed(self, camera: Camera) -> np.ndarray:
+        """bool [chunks]: the chunks `camera` may see, or within keep_radius of it."""
+        grow = self.ext[:, None]
+        lo, hi = self.lo - grow, self.hi + grow
+        need = boxes_in_view(lo, hi, camera, self.config.view_margin_px)
+        p = camera.position.detach().cpu().double().numpy()
+        gap = np.maximum(np.maximum(lo - p, p - hi), 0.0)
+        return need | (np.linalg.norm(gap, axis=1) <= self.config.keep_radius * self.unit)
+
+    # ------------------------------------------------------------------ the working set
+    def _graph(self) -> bool:
+        s = self.scene
+        return s.means.requires_grad or s.colors.requires_grad or s.means.grad_fn is not None or s.colors.grad_fn is not None
+
+    def add(self, gaussians: GaussianScene, t: int) -> None:
+        n = len(gaussians)
+        if n == 0:
+            return
+        keys = self._keys(gaussians.means)
+        uniq, inv = torch.unique(keys, return_inverse=True)
+        U = uniq.shape[0]
+        m = gaussians.means.detach().double()
+        lo = torch.full((U, 3), math.inf, dtype=torch.float64, device=m.device)
+        lo = lo.scatter_reduce(0, inv[:, None].expand(-1, 3), m, "amin")
+        hi = torch.full((U, 3), -math.inf, dtype=torch.float64, device=m.device)
+        hi = hi.scatter_reduce(0, inv[:, None].expand(-1, 3), m, "amax")
+        reach = EXTENT_SIGMAS * gaussians.log_scales.detach().double().amax(1).exp()
+        ext = torch.zeros(U, dtype=torch.float64, device=m.device).scatter_reduce(0, inv, reach, "amax")
+        cnt = torch.bincount(inv, minlength=U).double()
+        table = torch.cat([lo, hi, ext[:, None], cnt[:, None]], 1).cpu().numpy()  # [U, 8], one copy
+        rows = self._grow(uniq.cpu().numpy())
+        away = rows[~self.resident[rows]]
+        if away.size:  # new Gaussians in a paged-out chunk: bring it in first
+            self._page_in(away)
+        self.lo[rows] = np.minimum(self.lo[rows], table[:, 0:3])
+        self.hi[rows] = np.maximum(self.hi[rows], table[:, 3:6])
+        self.ext[rows] = np.maximum(self.ext[rows], table[:, 6])
+        self.count[rows] += table[:, 7].astype(np.int64)
+        self.dirty[rows] = True
+        self.seen[rows] = t
+        self.scene.append(gaussians)
+        self.slot = torch.cat([self.slot, torch.as_tensor(rows, device=self.device)[inv]])
+        self.total += n
+
+    def prepare(self, camera: Camera, t: int) -> None:
+        if not self.config.paging or self.chunks == 0:
+            return
+        need = self.needed(camera)
+        self.seen[need] = t
+        bring = np.nonzero(need & ~self.resident)[0]
+        if bring.size:
+            self._page_in(bring)
+        if t - self._last_trim >= self.config.linger and not self._graph():
+            self._last_trim = t
+            leave = np.nonzero(self.resident & (t - self.seen >= self.config.linger))[0]
+            if leave.size:
+                self._page_out(leave)
+
+    def _page_in(self, rows: np.ndarray) -> None:
+        """Append paged-out chunks `rows` to the working set (each in its stored order)."""
+        parts = [self.store.read(self.ref[r]) for r in rows.tolist()]
+        counts = np.array([p.shape[0] for p in parts], np.int64)
+        self.scene.append(GaussianScene.unpack(np.concatenate(parts), self.device))
+        self.slot = torch.cat([self.slot, torch.as_tensor(np.repeat(rows, counts), device=self.device)])
+        self.resident[rows] = True
+        if not self.store.persistent:
+            for r in rows.tolist():
+                self.store.release(self.ref[r])
+                self.ref[r] = None
+            self.dirty[rows] = True
+        self.paged_in += len(rows)
+
+    def _member(self, rows: np.ndarray) -> Tensor:
+        """bool [N]: which Gaussians of the working set belong to chunks `rows`."""
+        flag = torch.zeros(self.chunks, dtype=torch.bool, device=self.device)
+        flag[torch.as_tensor(rows, device=self.device)] = True
+        return flag[self.slot]
+
+    def _select(self, rows: np.ndarray) -> tuple[Tensor, dict[int, np.ndarray]]:
+        """(mask [N] of the working set's Gaussians in chunks `rows`, {row: packed Gaussians of that
+        chunk in working-set order} for those of `rows` that are dirty or unstored)."""
+        mask = self._member(rows)
+        write = rows[self.dirty[rows] | np.array([self.ref[r] is None for r in rows.tolist()], bool)]
+        out: dict[int, np.ndarray] = {}
+        if write.size:
+            idx = (mask if write.size == rows.size else self._member(write)).nonzero().squeeze(1)
+            order = torch.argsort(self.slot[idx], stable=True)
+            idx = idx[order]
+            which = self.slot[idx].cpu().numpy()
+            packed = self.scene.subset(idx).pack()
+            starts = np.searchsorted(which, write, side="left")
+            ends = np.searchsorted(which, write, side="right")
+            out = {int(r): packed[a:b] for r, a, b in zip(write.tolist(), starts, ends)}
+        return mask, out
+
+    def _store(self, chunks: dict[int, np.ndarray]) -> None:
+        for r, packed in chunks.items():
+            if self.ref[r] is not None:
+                self.store.release(self.ref[r])
+            self.ref[r] = self.store.put(int(self.key[r]), packed)
+            self.dirty[r] = False
+
+    def _page_out(self, rows: np.ndarray) -> None:
+        """Move chunks `rows` out of the working set into the store (unchanged ones are stored already)."""
+        mask, chunks = self._select(rows)
+        self._store(chunks)
+        keep = ~mask
+        self.scene.prune(keep)
+        self.slot = self.slot[keep]
+        self.resident[rows] = False
+        self.paged_out += len(rows)
+
+    # ------------------------------------------------------------------ the whole world
+    def reset(self) -> None:
+        raise RuntimeError("a paged world is never rebuilt (only the per-frame baseline rebuilds its world)")
+
+    def parts(self):
+        yield self.scene
+        for r in np.nonzero(~self.resident)[0].tolist():
+            yield GaussianScene.unpack(self.store.read(self.ref[r]))
+
+    def full_scene(self) -> GaussianScene:
+        parts = [p.to(self.device) for p in self.parts()]
+        out = GaussianScene.empty(self.device)
+        for p in parts:
+            out.append(p)
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict:
+        """Store every chunk with unstored Gaussians (the store must keep files: a DiskStore), make the
+        files durable, and return the table and the working set's order (its chunk of each Gaussian):
+        with the chunk files, that is the whole world, exactly. Call `collect_garbage()` once the
+        checkpoint is committed."""
+        if not self.store.persistent:
+            raise RuntimeError("checkpoints of a paged world need a DiskStore")
+        res = np.nonzero(self.resident)[0]
+        _, chunks = self._select(res)
+        self._store(chunks)
+        self.store.sync()
+        table = {f: getattr(self, f).copy() for f in self._FIELDS}
+        return {"kind": "paged", "cell": self.cell, "table": table, "ref": list(self.ref),
+                "slot": self.slot.cpu().numpy().astype(np.int32), "total": self.total,
+                "last_trim": self._last_trim, "serial": self.store.serial,
+                "moves": [self.paged_in, self.paged_out]}
+
+    def collect_garbage(self) -> None:
+        """Delete stored chunks that neither the world nor its last checkpoint needs."""
+        self.store.retain({r for r in self.ref if r is not None})
+
+    def restore(self, state: dict) -> None:
+        """Undo to a `checkpoint()` (reads the resident chunks' files; deletes files made after it)."""
+        if state.get("kind") != "paged":
+            raise ValueError(f"checkpoint holds a {state.get('kind')!r} world, this generator pages chunks")
+        if not math.isclose(state["cell"], self.cell, rel_tol=1e-12):
+            raise ValueError("checkpoint was made with another chunk size")
+        for f in self._FIELDS:
+            setattr(self, f, np.array(state["table"][f]))
+        self.ref = list(state["ref"])
+        self._index = {int(k): i for i, k in enumerate(self.key.tolist())}
+        self.total, self._last_trim = int(state["total"]), int(state["last_trim"])
+        self.paged_in, self.paged_out = (int(x) for x in state["moves"])
+        self.store.serial = int(state["serial"])
+        self.collect_garbage()
+        slot = np.asarray(state["slot"], np.int64)
+        order = np.argsort(slot, kind="stable")  # working-set positions grouped by chunk, in order
+        chunks = np.unique(slot)
+        packed = np.concatenate([self.store.read(self.ref[r]) for r in chunks.tolist()]) if chunks.size else \
+            np.zeros((0, 14), np.float32)
+        rows = np.empty_like(packed)
+        rows[order] = packed
+        self.scene = GaussianScene.unpack(rows, self.device)
+        self.slot = torch.as_tensor(slot, device=self.device)
