@@ -19,9 +19,7 @@ REFINER_ARGS=${REFINER_ARGS:-}
 DEPTH_ARGS=${DEPTH_ARGS:-}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=$PWD:/tmp/site TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
-export TORCH_EXTENSIONS_DIR=/tmp/torch_ext NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source scripts/gpu_env.sh || exit 1
 NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --format=csv
 el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"
@@ -42,28 +40,6 @@ DEPTH_PID=""
   --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
 [ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
 
-# gsplat's kernels: load the carried build, or compile them (about 80 s) and send the build back.
-if [ -f .carry/gsplat_cuda.so ]; then
-  cat > /tmp/site/gsplat/csrc.py <<EOF
-"""gsplat's CUDA kernels, built by an earlier call and carried here (gsplat imports gsplat.csrc first)."""
-import importlib.util as _u
-_spec = _u.spec_from_file_location("gsplat_cuda", "$PWD/.carry/gsplat_cuda.so")
-_m = _u.module_from_spec(_spec)
-_spec.loader.exec_module(_m)
-globals().update({k: v for k, v in vars(_m).items() if not k.startswith("__")})
-EOF
-fi
-python3 - <<'EOF'
-import time, torch
-t = time.time()
-from gsplat import rasterization
-m = torch.randn(100, 3, device="cuda") + torch.tensor([0, 0, 5.0], device="cuda")
-q = torch.randn(100, 4, device="cuda"); s = torch.rand(100, 3, device="cuda") * 0.1
-rasterization(m, q, s, torch.rand(100, device="cuda"), torch.rand(100, 3, device="cuda"), torch.eye(4, device="cuda")[None],
-              torch.tensor([[100.0, 0, 32], [0, 100, 32], [0, 0, 1]], device="cuda")[None], 64, 64)
-torch.cuda.synchronize()
-print(f"gsplat ready in {time.time() - t:.1f} s")
-EOF
 if [ ! -f .carry/gsplat_cuda.so ] && [ -f $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so ]; then
   ls -la $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so
   split -b 15M -d $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so "$OUT/gsplat_cuda.so.part"
