@@ -49,7 +49,7 @@ def main() -> None:
     cuda = dev == "cuda"
     frames = args.frames or (10_000 if cuda else 2_000)
     size = args.size or ("512x512" if cuda else "128x128")
-    tenth = max(1, (frames - 1) // 10)
+    tenth = max(1, -(-(frames - 1) // 10))  # frames 1..frames-1 in ten rows (the last may be shorter)
     machine = machine_description(torch.device(dev))
     print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
           f"{machine['cpu_cores']} cores, torch {torch.__version__}, {platform.python_version()})  "

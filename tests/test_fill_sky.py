@@ -2,7 +2,7 @@
 import torch
 
 from worldgen.core.camera import Camera, look_at
-from worldgen.core.fill import fill_far, push_pull
+from worldgen.core.fill import box_mean, fill_far, push_pull
 from worldgen.pipeline.sky import SkyDome
 
 
@@ -17,6 +17,20 @@ def test_push_pull_keeps_known_and_fills_smoothly():
     mid = out[:, 8:24, 0]
     assert (mid >= 0).all() and (mid <= 1).all()
     assert (mid.mean(0)[1:] >= mid.mean(0)[:-1] - 1e-3).all()  # stays roughly monotone across the gap
+
+
+def test_box_mean_is_a_replicate_padded_average_pool():
+    """The summed-area box filter equals avg_pool2d over the replicate-padded image, for windows
+    narrower and wider than the image (the sky dome's 25-degree fade is hundreds of texels)."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(23, 41, generator=g) > 0.6).float()
+    for r in (0, 1, 5, 30):
+        ref = F.avg_pool2d(F.pad(x[None, None], (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)[0, 0]
+        got = box_mean(x, r)
+        assert got.shape == x.shape
+        assert torch.allclose(got, ref, atol=1e-6), r
 
 
 def test_fill_far_continues_the_background():

@@ -78,3 +78,15 @@ def fill_far(disparity: Tensor, valid: Tensor) -> Tensor:
     out = filled[0, 0]
     sm = F.avg_pool2d(F.pad(filled, (2, 2, 2, 2), mode="replicate"), 5, stride=1)[0, 0]
     return torch.where(valid, disparity, torch.minimum(out, sm))
+
+
+def box_mean(x: Tensor, radius: int) -> Tensor:
+    """Mean of `x` [H, W] over the (2 radius + 1)^2 window around each pixel, the image extended by
+    replicating its border (= `avg_pool2d` of the replicate-padded image, kernel 2 radius + 1,
+    stride 1), in O(1) per pixel from a summed-area table (float64, so wide windows stay exact).
+    Returns [H, W] in x's dtype."""
+    k = 2 * radius + 1
+    p = F.pad(x[None, None].double(), (radius, radius, radius, radius), mode="replicate")[0, 0]
+    s = F.pad(p.cumsum(0).cumsum(1), (1, 0, 1, 0))  # [H + 2r + 1, W + 2r + 1], s[i, j] = sum p[:i, :j]
+    win = s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]
+    return (win / (k * k)).to(x.dtype)

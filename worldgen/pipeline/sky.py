@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldgen.core.camera import Camera
-from worldgen.core.fill import push_pull
+from worldgen.core.fill import box_mean, push_pull
 
 
 class SkyDome:
@@ -172,8 +172,7 @@ class SkyDome:
         y0, y1 = int(band.min()), int(band.max()) + 1
         filled = push_pull(resid[:, y0:y1].permute(1, 2, 0), obs[y0:y1].float()).permute(2, 0, 1)
         kf = max(1, int(round(fade_deg / 360.0 * Ws)))
-        near = F.avg_pool2d(F.pad(obs[None, None, y0:y1].float(), (kf, kf, kf, kf), mode="replicate"),
-                            2 * kf + 1, stride=1)[0, 0]
+        near = box_mean(obs[y0:y1].float(), kf)
         near = (near * 4).clamp(max=1.0)  # within fade_deg of a good share of seen sky: its variation
         value = (prof[:, y0:y1, None] + filled * near[None]).clamp(0, 1)
         write = (~obs[y0:y1]) & target_rows[y0:y1, None]
