@@ -28,8 +28,10 @@ Composition (`compose`, the same in training and inference), with
   pixels are returned exactly (the world is not repainted: loop closure); holes and blurry
   close-ups (footprint > sharp_px) are the classical answer corrected by the network.
 - sky: uncovered pixels whose logit (network + 4 for classical sky, - 4 otherwise) is positive,
-  and every uncovered pixel the sky dome has already seen (the dome stores only sky); where the
-  dome knows the direction, its colour (rotation-only, so the sky stays put).
+  and every uncovered pixel the sky dome has already seen (the dome stores only sky). Sky pixels
+  the classical refiner also calls sky take its colour (the dome's where it knows the direction,
+  rotation-only so the sky stays put; else its fill above the horizon): the sky is the sky
+  component's, the network only moves its boundary (and colours sky it adds elsewhere).
 - depth (log-disparity): k_a * rendered + (1 - k_a) * (classical + min(residual, log max_nearer)):
   generated pixels continue the far side of their hole and may come at most `max_nearer` times
   nearer, so new content never becomes a wall in front of the camera that the world would keep.
@@ -196,7 +198,10 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     dome = b.sky_known > 0.5
     sky = ((sky_logit > 0) | dome) & (b.alpha < config.hole_alpha)
     rgb = b.keep * b.scene_rgb + (1 - b.keep) * (b.base_rgb + out[:, 0:3])
-    rgb = torch.where(sky & dome, b.base_rgb, rgb).clamp(0, 1)
+    # Sky colour is the sky component's (the dome where it knows the direction, else the classical
+    # horizon fill): the network decides where sky is, not what it looks like. (A residual there made
+    # the sky at the dome's edge 12 dB worse on held-out flights: docs/refiner.md.)
+    rgb = torch.where(sky & (dome | (b.base_sky > 0.5)), b.base_rgb, rgb).clamp(0, 1)
     net_ld = b.base_ld + out[:, 3:4]
     gen_ld = b.base_ld + torch.clamp(out[:, 3:4], max=math.log(config.max_nearer))
     log_disp = b.keep_a * b.ld_in + (1 - b.keep_a) * gen_ld

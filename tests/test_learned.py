@@ -87,6 +87,30 @@ def test_composition_keeps_covered_sharp_pixels_and_corrects_the_rest():
     assert torch.allclose(depth[hole], base.depth[hole] / 1.5, rtol=1e-4)  # capped at 1.5x nearer
 
 
+def test_sky_colour_is_the_sky_components_even_where_the_dome_has_not_seen_it():
+    """Uncovered pixels above the horizon that the dome does not know yet: the network may keep them
+    sky, but their colour is the classical sky fill's, whatever residual the network outputs."""
+    from refine.classical import ClassicalRefiner
+
+    v = make_view(sky_known=False)
+    alpha = v.alpha.clone()
+    alpha[:4] = 0.0  # open sky at the top, unseen by the dome
+    view = RenderedView(v.camera, v.rgb * alpha[..., None], alpha, v.depth * (alpha > 0), v.footprint, v.sky_rgb,
+                        v.sky_known, v.horizon_elev_deg)
+    cfg = LearnedRefinerConfig(noise=False)
+    _, vb = view_inputs([view], cfg)
+    base = ClassicalRefiner()(view)
+    assert base.sky[:4].all()  # the classical refiner calls the top rows sky (above the horizon)
+    out = torch.zeros(1, OUT_CHANNELS, 24, 32)
+    out[:, 0:3] = 0.3
+    c = compose(vb, out, cfg)
+    rgb = c.rgb[0].permute(1, 2, 0)
+    assert c.sky[0, 0, :4].all()
+    assert torch.allclose(rgb[:4], base.rgb[:4], atol=1e-6)
+    hole = (slice(8, 16), slice(10, 20))  # not sky: there the residual still applies
+    assert torch.allclose(rgb[hole], (base.rgb[hole] + 0.3).clamp(0, 1), atol=1e-6)
+
+
 def test_refiner_roundtrip_and_bad_files(tmp_path):
     net = RefinerNet(TINY)
     with torch.no_grad():
