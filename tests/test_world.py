@@ -191,3 +191,40 @@ def test_level_of_detail_leaves_out_far_chunks_of_tiny_gaussians_only():
         w.prepare(cam, 3)
         assert w.resident.tolist() == expect, min_px
     assert w.size == 150 and len(w.full_scene()) == 150
+
+
+def _flown_strip(length: float, seed: int = 0) -> GaussianScene:
+    """Ground flown over (y = 0.3 below the camera's height 0, x in [-1, 1], z in [0, length]) as the
+    generator leaves it: every region lifted coarse when first seen from afar and finer as the camera
+    came closer, a level per distance d in 0.5, 2, 8, 32 (reach 0.29 d: 1.5 px of a 6-px-wide
+    camera, fx 5.2), each level tiling the ground at its own spacing (its reach)."""
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for d in (0.5, 2.0, 8.0, 32.0):
+        reach = 0.29 * d
+        n = max(1, round(2 * length / reach**2))
+        means = torch.stack([torch.rand(n, generator=g) * 2 - 1, torch.full((n,), 0.3),
+                             torch.rand(n, generator=g) * length], 1)
+        parts.append(GaussianScene(means, torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+                                   torch.full((n, 3), float(np.log(reach / 3.33))), torch.zeros(n), torch.rand(n, 3, generator=g)))
+    out = GaussianScene.empty()
+    for p in parts:
+        out.append(p)
+    return out
+
+
+def test_turning_back_over_flown_ground_brings_in_a_bounded_working_set():
+    """Issue 12: after a long flight the camera turns back over the ground it flew; a frustum has no far
+    plane, so without the level-of-detail test the whole flown strip in view came back in."""
+    resident = {}
+    for min_px in (0.5, 0.0):
+        for length in (100.0, 200.0):
+            w = PagedWorld(WorldConfig(chunk_size=1.0, keep_radius=1.0, linger=1, min_px=min_px), 1.0, "cpu")
+            w.add(_flown_strip(length), 0)
+            w.prepare(Camera.from_fov(60, 6, 4, look_at(torch.tensor([0.0, 0, length + 1], dtype=torch.float64),
+                                                         torch.tensor([0.0, 0.3, 0], dtype=torch.float64)).float()), 5)
+            resident[min_px, length] = len(w.scene)
+            assert w.size == len(_flown_strip(length)) and len(w.full_scene()) == w.size
+    assert resident[0.0, 200.0] > 1.8 * resident[0.0, 100.0] > 0.5 * w.size, resident  # grows with the flight
+    assert resident[0.5, 200.0] < 1.2 * resident[0.5, 100.0], resident  # does not
+    assert resident[0.5, 200.0] < 0.1 * resident[0.0, 200.0], resident
