@@ -120,12 +120,15 @@ def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: flo
     mx, my = frac * 0.5 * W / fx, frac * 0.5 * H / fy
     left, right = (cx + margin_px) / fx + mx, (W - cx + margin_px) / fx + mx
     top, bottom = (cy + margin_px) / fy + my, (H - cy + margin_px) / fy + my
-    bits = np.array([[i >> 0 & 1, i >> 1 & 1, i >> 2 & 1] for i in range(8)], bool)  # [8, 3]
-    corners = np.where(bits[None], hi[:, None, :], lo[:, None, :])  # [C, 8, 3]
-    c = corners @ w2c[:3, :3].T + w2c[:3, 3]  # camera coordinates
-    x, y, z = c[..., 0], c[..., 1], c[..., 2]
-    outside = ((z < NEAR).all(1) | (x < -left * z).all(1) | (x > right * z).all(1)
-               | (y < -top * z).all(1) | (y > bottom * z).all(1))
+    # A box lies wholly behind a plane n.x + d < 0 iff its corner farthest along n does: centre c,
+    # half-size e: n.c + |n|.e + d < 0 (the same test as all 8 corners, at a fraction of the cost).
+    R, tr = w2c[:3, :3], w2c[:3, 3]
+    planes = np.stack([R[2], R[0] + left * R[2], right * R[2] - R[0], R[1] + top * R[2], bottom * R[2] - R[1]], 1)
+    offsets = np.array([tr[2] - NEAR, tr[0] + left * tr[2], right * tr[2] - tr[0], tr[1] + top * tr[2],
+                        bottom * tr[2] - tr[1]])
+    c, e = (lo + hi) * 0.5, (hi - lo) * 0.5
+    reach = c @ planes + np.abs(e) @ np.abs(planes) + offsets  # [C, 5]: the farthest corner's side
+    outside = (reach < 0).any(1)
     return ~outside
 
 
