@@ -54,7 +54,7 @@ def test_boxes_in_view_keeps_seen_boxes_and_drops_behind_and_beside():
 @pytest.mark.parametrize("store", ["memory", "disk"])
 def test_paging_out_and_in_keeps_every_gaussian_exactly(tmp_path, store):
     st = MemoryStore() if store == "memory" else DiskStore(tmp_path / "chunks")
-    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu", store=st)
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1, min_px=0), 1.0, "cpu", store=st)
     scene = random_scene(4000)
     w.add(scene, 0)
     whole = rows_set(scene)
@@ -73,7 +73,7 @@ def test_paging_out_and_in_keeps_every_gaussian_exactly(tmp_path, store):
 
 
 def test_world_checkpoint_restores_the_working_set_in_order(tmp_path):
-    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu", store=DiskStore(tmp_path / "c"))
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1, min_px=0), 1.0, "cpu", store=DiskStore(tmp_path / "c"))
     w.add(random_scene(3000), 0)
     w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 3)
     w.add(random_scene(200, seed=3), 4)
@@ -84,7 +84,7 @@ def test_world_checkpoint_restores_the_working_set_in_order(tmp_path):
     w.prepare(camera_at([0, 0, -30], [0, 0, 0]), 9)
     w.prepare(camera_at([0, 0, 40], [0, 0, 60]), 20)
 
-    back = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu", store=DiskStore(tmp_path / "c"))
+    back = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1, min_px=0), 1.0, "cpu", store=DiskStore(tmp_path / "c"))
     back.restore(state)
     np.testing.assert_array_equal(back.scene.pack(), at_ckpt)  # the working set, bit for bit and in order
     assert torch.equal(back.slot, slot)
@@ -132,7 +132,7 @@ def test_paged_flight_renders_as_the_whole_world_and_closes_its_loop_after_pagin
 
 
 def test_under_autograd_chunks_come_in_but_none_leaves():
-    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1), 1.0, "cpu")
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1, min_px=0), 1.0, "cpu")
     w.add(random_scene(2000), 0)
     w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 3)
     out_before = w.paged_out
@@ -146,3 +146,85 @@ def test_under_autograd_chunks_come_in_but_none_leaves():
     assert w.paged_out == out_before and len(w.scene) == w.size
     w.scene.colors.sum().backward()
     assert g.colors.grad is not None and torch.equal(g.colors.grad, torch.ones(10, 3))
+
+
+def _back_and_forth_moves(hysteresis: float, frames: int = 240) -> list[int]:
+    """Chunk moves so far after each frame of a camera yawing +-2 degrees back and forth (a triangle
+    wave, 40 frames a period) at a fixed spot, inside a cloud of chunks."""
+    import math
+
+    w = PagedWorld(WorldConfig(chunk_size=1.0, keep_radius=0.5, linger=4, min_px=0, hysteresis=hysteresis), 1.0, "cpu")
+    w.add(random_scene(6000, spread=8.0, seed=7), 0)
+    moves = []
+    for t in range(1, frames + 1):
+        phase = (t % 40) / 40
+        yaw = math.radians(2.0) * (4 * phase - 1 if phase < 0.5 else 3 - 4 * phase)
+        w.prepare(camera_at([0, 0, 0], [math.sin(yaw), 0, math.cos(yaw)]), t)
+        moves.append(w.paged_in + w.paged_out)
+    return moves
+
+
+def test_chunks_near_the_view_boundary_do_not_flip_flop_on_back_and_forth_motion():
+    moves = _back_and_forth_moves(1.5)
+    assert moves[-1] - moves[80] == 0, moves[::20]  # after the first swings, nothing moves any more
+    thrash = _back_and_forth_moves(1.0)  # without hysteresis the boundary's chunks go out and in each swing
+    assert thrash[-1] - thrash[80] >= 20, thrash[::20]
+
+
+def test_level_of_detail_leaves_out_far_chunks_of_tiny_gaussians_only():
+    def one(position, log_scale: float, n: int = 50) -> GaussianScene:
+        g = random_scene(n, spread=0.1, seed=11)
+        g.means = g.means + torch.tensor(position)
+        g.log_scales = torch.full((n, 3), log_scale)
+        return g
+
+    cam = camera_at([0, 0, 0], [0, 0, 1])  # fx = 55.4 px
+    for min_px, expect in ((0.5, [False, True, True]), (0.0, [True, True, True])):
+        w = PagedWorld(WorldConfig(chunk_size=1.0, keep_radius=1.0, linger=1, min_px=min_px), 1.0, "cpu")
+        # 40 units ahead: reach 3.33 * exp(-5) = 0.022 (0.03 px), 3.33 * exp(-1) = 1.2 (1.7 px); 0.5 ahead: near
+        w.add(one([0.5, 0.5, 40.5], -5.0), 0)
+        w.add(one([0.5, 0.5, 40.5], -1.0), 0)
+        w.add(one([0.5, 0.5, 0.5], -5.0), 0)
+        assert w.chunks == 3  # one cell, but Gaussians of different sizes are chunks of their own
+        w.prepare(camera_at([0, 0, 0], [0, 0, -1]), 2)  # looking away: all but the near one leave
+        assert w.resident.tolist() == [False, False, True]
+        w.prepare(cam, 3)
+        assert w.resident.tolist() == expect, min_px
+    assert w.size == 150 and len(w.full_scene()) == 150
+
+
+def _flown_strip(length: float, seed: int = 0) -> GaussianScene:
+    """Ground flown over (y = 0.3 below the camera's height 0, x in [-1, 1], z in [0, length]) as the
+    generator leaves it: every region lifted coarse when first seen from afar and finer as the camera
+    came closer, a level per distance d in 0.5, 2, 8, 32 (reach 0.29 d: 1.5 px of a 6-px-wide
+    camera, fx 5.2), each level tiling the ground at its own spacing (its reach)."""
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for d in (0.5, 2.0, 8.0, 32.0):
+        reach = 0.29 * d
+        n = max(1, round(2 * length / reach**2))
+        means = torch.stack([torch.rand(n, generator=g) * 2 - 1, torch.full((n,), 0.3),
+                             torch.rand(n, generator=g) * length], 1)
+        parts.append(GaussianScene(means, torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+                                   torch.full((n, 3), float(np.log(reach / 3.33))), torch.zeros(n), torch.rand(n, 3, generator=g)))
+    out = GaussianScene.empty()
+    for p in parts:
+        out.append(p)
+    return out
+
+
+def test_turning_back_over_flown_ground_brings_in_a_bounded_working_set():
+    """Issue 12: after a long flight the camera turns back over the ground it flew; a frustum has no far
+    plane, so without the level-of-detail test the whole flown strip in view came back in."""
+    resident = {}
+    for min_px in (0.5, 0.0):
+        for length in (100.0, 200.0):
+            w = PagedWorld(WorldConfig(chunk_size=1.0, keep_radius=1.0, linger=1, min_px=min_px), 1.0, "cpu")
+            w.add(_flown_strip(length), 0)
+            w.prepare(Camera.from_fov(60, 6, 4, look_at(torch.tensor([0.0, 0, length + 1], dtype=torch.float64),
+                                                         torch.tensor([0.0, 0.3, 0], dtype=torch.float64)).float()), 5)
+            resident[min_px, length] = len(w.scene)
+            assert w.size == len(_flown_strip(length)) and len(w.full_scene()) == w.size
+    assert resident[0.0, 200.0] > 1.8 * resident[0.0, 100.0] > 0.5 * w.size, resident  # grows with the flight
+    assert resident[0.5, 200.0] < 1.2 * resident[0.5, 100.0], resident  # does not
+    assert resident[0.5, 200.0] < 0.1 * resident[0.0, 200.0], resident

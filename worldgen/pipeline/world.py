@@ -1,21 +1,32 @@
 """The generator's world: every Gaussian it keeps, and the working set the renderer sees.
 
 `World` keeps every Gaussian in the working set (the per-frame baseline's world, rebuilt each step).
-`PagedWorld` (the persistent generator's) cuts space into cubic chunks and keeps only the chunks
-the camera may see in the working set (`scene`, on the generator's device); the others are paged
-out to a chunk store (`worldgen.pipeline.chunkstore`: host memory, or files in a run folder) and
-paged back in as soon as the camera could see them again:
+`PagedWorld` (the persistent generator's) cuts space into chunks and keeps only the chunks the
+camera may see in the working set (`scene`, on the generator's device); the others are paged out to
+a chunk store (`worldgen.pipeline.chunkstore`: host memory, or files in a run folder) and paged back
+in as soon as the camera could see them again. A chunk is a cube of space *and a size level*: the
+Gaussians whose centres lie in the cube and whose reach (3.33 of their largest standard deviations,
+the renderer's own cut-off) lies within a factor of 2 (floor(log2(reach / chunk edge))). Then
 
-    needed(chunk) = its box (Gaussian centres grown by 3.33 of their largest standard deviations,
-                    the renderer's own cut-off) meets the view frustum (grown by `view_margin_px` and
-                    30 % of the field of view, as the renderers' projection clamps), or lies within
-                    `keep_radius` of the camera.
+    needed(chunk) = its box (Gaussian centres grown by their reach) lies within `keep_radius` of the
+                    camera, or [it meets the view frustum (grown by `view_margin_px` and 30 % of the
+                    field of view, as the renderers' projection clamps) and its Gaussians reach at
+                    least `min_px` pixels there: fx * reach / distance >= min_px].
 
-Chunks are brought in before the render that needs them, and leave in batches, every `linger`
-frames, once unneeded for `linger` frames; a chunk that receives new Gaussians is brought in first.
-A paged-out chunk could not have drawn a pixel, so the renderer's image is the one of the whole
-world (up to the order of Gaussians at exactly equal depth), and coming back to a region shows it
-as it was. While the working set carries an autograd graph (training's unrolls), chunks come in but
+The size test is the world's level of detail. A region is lifted coarse when first seen from afar and
+gains finer Gaussians as the camera comes closer (the lift's detail test), so its coarse Gaussians
+draw it from afar while the fine ones, sub-pixel there, stay out: the working set holds about as many
+Gaussians per level as the view covers, not the whole flown ground in view (a frustum has no far
+plane: without it, turning back over a long flight brought most of the world back in). With
+`min_px` = 0 every chunk in view is drawn, and the image is that of the whole world (up to the order
+of Gaussians at exactly equal depth).
+
+Chunks are brought in before the render that needs them (in one batch per frame), and leave in
+batches, every `linger` frames, once they have failed a wider criterion (`keep_radius` and the
+frustum's margins times `hysteresis`, `min_px` divided by it) for `linger` frames: a chunk near the
+boundary does not go out and back in with small back-and-forth camera motion. A chunk that receives
+new Gaussians is brought in first. Coming back to a region shows it as it was (its chunks come back
+exactly). While the working set carries an autograd graph (training's unrolls), chunks come in but
 none leaves.
 
 Lengths are in scene units: `unit` world units (`scene_unit(frame0)`, the lower quartile of frame 0's
@@ -42,7 +53,8 @@ NEAR = 0.01
 """The renderers' near plane (camera z)."""
 FRUSTUM_MARGIN = 0.3
 """The renderers clamp projections 30 % of tan(fov / 2) outside the image; chunks that far out stay in."""
-_CELL_LIMIT = 2**20  # chunk indices per axis are clamped to +-2^20 (keys pack three into an int64)
+_CELL_LIMIT = 2**18  # chunk indices per axis are clamped to +-2^18 (keys pack three, 19 bits each, and a level)
+_LEVELS, _LEVEL_BIAS = 32, 24  # size levels 0..31: a Gaussian's reach in [cell * 2^(level - 24), twice that)
 
 
 @dataclass(frozen=True)
@@ -51,24 +63,36 @@ class WorldConfig:
 
     paging: bool = True
     """Page chunks the camera cannot see out of the working set (to host memory; to the run folder's
-    state/chunks/ in `worldgen fly`) and back when it can: the renderer sees only the working set, and
-    the frames are the same as with every Gaussian in it."""
+    state/chunks/ in `worldgen fly`) and back when it can: the renderer sees only the working set (the
+    frames are those of the whole world, but for the sub-pixel Gaussians `min_px` leaves out)."""
     chunk_size: float = 1.0
-    """Edge of a chunk's cube, in scene units (multiples of the photo's lower-quartile depth)."""
+    """Edge of a chunk's cube, in scene units (multiples of the photo's lower-quartile depth); a chunk
+    holds the cube's Gaussians of one size level (reach within a factor of 2)."""
     keep_radius: float = 1.0
     """Chunks within this distance of the camera (scene units) stay in the working set, seen or not."""
     linger: int = 8
     """A chunk leaves after this many frames unseen; the working set is trimmed every this many frames."""
     view_margin_px: float = 8.0
     """Chunks this many pixels outside the image still count as seen."""
+    min_px: float = 0.5
+    """Level of detail: a chunk farther than `keep_radius` whose Gaussians reach less than this many
+    pixels from their centres (fx * reach / distance) is not drawn; a region seen from afar is drawn
+    by its coarser Gaussians (lifted when it was seen from afar), as the world's own levels of detail.
+    0 draws every chunk in view (the frames are then those of the whole world)."""
+    hysteresis: float = 1.5
+    """A resident chunk counts as seen (and stays) while it is within this factor of the bring-in
+    criterion: keep_radius and the frustum's margins times it, min_px divided by it. Chunks near the
+    boundary then do not flip in and out with small back-and-forth camera motion."""
 
     def validate(self) -> None:
-        for name in ("chunk_size", "keep_radius", "view_margin_px"):
+        for name in ("chunk_size", "keep_radius", "view_margin_px", "min_px"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise bad(name, "must be a non-negative number", v)
         if not self.chunk_size > 0:
             raise bad("chunk_size", "must be positive", self.chunk_size)
+        if not (math.isfinite(self.hysteresis) and self.hysteresis >= 1):
+            raise bad("hysteresis", "must be a number >= 1", self.hysteresis)
         if self.linger < 1:
             raise bad("linger", "must be at least 1", self.linger)
 
@@ -79,12 +103,13 @@ def scene_unit(frame: Frame) -> float:
     return float(torch.quantile(d.float().cpu(), 0.25)) if d.numel() else 1.0
 
 
-def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: float = 0.0) -> np.ndarray:
+def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: float = 0.0,
+                  frac: float = FRUSTUM_MARGIN) -> np.ndarray:
     """bool [C]: which axis-aligned world boxes (corners lo, hi [C, 3]) may be seen by `camera`.
 
     Conservative: a box counts as unseen only if all 8 corners lie behind one plane of the view
     frustum (near plane at camera z = NEAR; the four sides through the image border moved out by
-    `margin_px` pixels and by FRUSTUM_MARGIN of tan(fov / 2)). OpenCV camera axes, c2w pose.
+    `margin_px` pixels and by `frac` (FRUSTUM_MARGIN) of tan(fov / 2)). OpenCV camera axes, c2w pose.
     """
     if lo.shape[0] == 0:
         return np.zeros(0, bool)
@@ -92,15 +117,18 @@ def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: flo
     w2c = camera.w2c.detach().cpu().double().numpy()
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     W, H = camera.width, camera.height
-    mx, my = FRUSTUM_MARGIN * 0.5 * W / fx, FRUSTUM_MARGIN * 0.5 * H / fy
+    mx, my = frac * 0.5 * W / fx, frac * 0.5 * H / fy
     left, right = (cx + margin_px) / fx + mx, (W - cx + margin_px) / fx + mx
     top, bottom = (cy + margin_px) / fy + my, (H - cy + margin_px) / fy + my
-    bits = np.array([[i >> 0 & 1, i >> 1 & 1, i >> 2 & 1] for i in range(8)], bool)  # [8, 3]
-    corners = np.where(bits[None], hi[:, None, :], lo[:, None, :])  # [C, 8, 3]
-    c = corners @ w2c[:3, :3].T + w2c[:3, 3]  # camera coordinates
-    x, y, z = c[..., 0], c[..., 1], c[..., 2]
-    outside = ((z < NEAR).all(1) | (x < -left * z).all(1) | (x > right * z).all(1)
-               | (y < -top * z).all(1) | (y > bottom * z).all(1))
+    # A box lies wholly behind a plane n.x + d < 0 iff its corner farthest along n does: centre c,
+    # half-size e: n.c + |n|.e + d < 0 (the same test as all 8 corners, at a fraction of the cost).
+    R, tr = w2c[:3, :3], w2c[:3, 3]
+    planes = np.stack([R[2], R[0] + left * R[2], right * R[2] - R[0], R[1] + top * R[2], bottom * R[2] - R[1]], 1)
+    offsets = np.array([tr[2] - NEAR, tr[0] + left * tr[2], right * tr[2] - tr[0], tr[1] + top * tr[2],
+                        bottom * tr[2] - tr[1]])
+    c, e = (lo + hi) * 0.5, (hi - lo) * 0.5
+    reach = c @ planes + np.abs(e) @ np.abs(planes) + offsets  # [C, 5]: the farthest corner's side
+    outside = (reach < 0).any(1)
     return ~outside
 
 
@@ -179,6 +207,7 @@ class PagedWorld(World):
         self.dirty = np.zeros(0, bool)  # resident and holding rows its stored copy lacks
         self.ref: list[str | None] = []  # the store's copy of the chunk (None: none)
         self.total = 0
+        self.key_format = 2  # chunk keys: cell and size level (1: cell only, checkpoints made before levels)
         self._last_trim = 0
         self.paged_in = self.paged_out = 0  # chunk moves so far
 
@@ -197,11 +226,19 @@ class PagedWorld(World):
                 "chunks_paged_out": self.paged_out, "store_host_mb": round(self.store.bytes / 2**20, 1)}
 
     # ------------------------------------------------------------------ chunk table
-    def _keys(self, means: Tensor) -> Tensor:
-        """[N] int64 chunk key of each centre [N, 3] (three clamped cell indices, 21 bits each)."""
-        idx = torch.floor(torch.nan_to_num(means.detach().double(), 0.0, 1e300, -1e300) / self.cell)
-        idx = idx.clamp(-_CELL_LIMIT, _CELL_LIMIT - 1).long() + _CELL_LIMIT
-        return (idx[:, 0] << 42) | (idx[:, 1] << 21) | idx[:, 2]
+    def _keys(self, gaussians: GaussianScene) -> Tensor:
+        """[N] int64 chunk key of each Gaussian: its centre's cell (three clamped indices, 19 bits each)
+        and its size level (5 bits: floor(log2(reach / cell)) + 24, clamped to 0..31), so that a chunk
+        holds Gaussians of one size within a factor of 2 and the level-of-detail test suits all of them."""
+        means = torch.nan_to_num(gaussians.means.detach().double(), 0.0, 1e300, -1e300)
+        if self.key_format == 1:  # a world restored from a checkpoint made before size levels
+            idx = torch.floor(means / self.cell).clamp(-2**20, 2**20 - 1).long() + 2**20
+            return (idx[:, 0] << 42) | (idx[:, 1] << 21) | idx[:, 2]
+        idx = torch.floor(means / self.cell).clamp(-_CELL_LIMIT, _CELL_LIMIT - 1).long() + _CELL_LIMIT
+        reach = EXTENT_SIGMAS * gaussians.log_scales.detach().double().amax(1).exp()
+        level = torch.nan_to_num(torch.floor(torch.log2(reach / self.cell)), 0.0, 1e9, -1e9) + _LEVEL_BIAS
+        level = level.clamp(0, _LEVELS - 1).long()
+        return (idx[:, 0] << 43) | (idx[:, 1] << 24) | (idx[:, 2] << 5) | level
 
     def _grow(self, keys: np.ndarray) -> np.ndarray:
         """Table rows of chunk `keys` [U], new (empty, resident) rows for keys not seen before."""
@@ -221,14 +258,27 @@ class PagedWorld(World):
             self.ref.extend([None] * m)
         return np.array([self._index[k] for k in keys.tolist()], np.int64)
 
-    def needed(self, camera: Camera) -> np.ndarray:
-        """bool [chunks]: the chunks `camera` may see, or within keep_radius of it."""
-        grow = self.ext[:, None]
-        lo, hi = self.lo - grow, self.hi + grow
-        need = boxes_in_view(lo, hi, camera, self.config.view_margin_px)
+    def needed(self, camera: Camera, wide: bool = False) -> np.ndarray:
+        """bool [chunks]: the chunks within keep_radius of `camera`, or in its view and not below min_px
+        (`wide`: the criterion a resident chunk must fail before it leaves, grown by `hysteresis`)."""
+        return self._needed(np.arange(self.chunks), camera, self.config.hysteresis if wide else 1.0)
+
+    def _needed(self, rows: np.ndarray, camera: Camera, h: float) -> np.ndarray:
+        """bool [len(rows)]: `needed` for table rows `rows`, with the criterion grown by factor h."""
+        cfg = self.config
+        grow = self.ext[rows, None]
+        lo, hi = self.lo[rows] - grow, self.hi[rows] + grow
         p = camera.position.detach().cpu().double().numpy()
-        gap = np.maximum(np.maximum(lo - p, p - hi), 0.0)
-        return need | (np.linalg.norm(gap, axis=1) <= self.config.keep_radius * self.unit)
+        dist = np.linalg.norm(np.maximum(np.maximum(lo - p, p - hi), 0.0), axis=1)
+        need = dist <= cfg.keep_radius * self.unit * h
+        test = ~need
+        if cfg.min_px > 0:  # level of detail: Gaussians that would reach under min_px pixels are not drawn
+            fx = float(camera.K[0, 0])
+            test &= fx * self.ext[rows] >= (cfg.min_px / h) * dist
+        far = np.nonzero(test)[0]  # the frustum test only for what distance and size leave in question
+        if far.size:
+            need[far] = boxes_in_view(lo[far], hi[far], camera, cfg.view_margin_px * h, FRUSTUM_MARGIN * h)
+        return need
 
     # ------------------------------------------------------------------ the working set
     def _graph(self) -> bool:
@@ -239,7 +289,7 @@ class PagedWorld(World):
         n = len(gaussians)
         if n == 0:
             return
-        keys = self._keys(gaussians.means)
+        keys = self._keys(gaussians)
         uniq, inv = torch.unique(keys, return_inverse=True)
         U = uniq.shape[0]
         m = gaussians.means.detach().double()
@@ -268,9 +318,12 @@ class PagedWorld(World):
     def prepare(self, camera: Camera, t: int) -> None:
         if not self.config.paging or self.chunks == 0:
             return
-        need = self.needed(camera)
-        self.seen[need] = t
-        bring = np.nonzero(need & ~self.resident)[0]
+        h = self.config.hysteresis
+        keep = np.nonzero(self.needed(camera, wide=True))[0]  # (contains the bring-in criterion's chunks)
+        away = keep[~self.resident[keep]]
+        bring = away[self._needed(away, camera, 1.0)] if h > 1 else away
+        self.seen[keep[self.resident[keep]]] = t  # resident chunks stay while they meet the wide criterion
+        self.seen[bring] = t
         if bring.size:
             self._page_in(bring)
         if t - self._last_trim >= self.config.linger and not self._graph():
@@ -364,7 +417,7 @@ class PagedWorld(World):
         table = {f: getattr(self, f).copy() for f in self._FIELDS}
         return {"kind": "paged", "cell": self.cell, "table": table, "ref": list(self.ref),
                 "slot": self.slot.cpu().numpy().astype(np.int32), "total": self.total,
-                "last_trim": self._last_trim, "serial": self.store.serial,
+                "last_trim": self._last_trim, "serial": self.store.serial, "key_format": self.key_format,
                 "moves": [self.paged_in, self.paged_out]}
 
     def collect_garbage(self) -> None:
@@ -382,6 +435,7 @@ class PagedWorld(World):
         self.ref = list(state["ref"])
         self._index = {int(k): i for i, k in enumerate(self.key.tolist())}
         self.total, self._last_trim = int(state["total"]), int(state["last_trim"])
+        self.key_format = int(state.get("key_format", 1))
         self.paged_in, self.paged_out = (int(x) for x in state["moves"])
         self.store.serial = int(state["serial"])
         self.collect_garbage()
