@@ -64,7 +64,7 @@ class WorldConfig:
     paging: bool = True
     """Page chunks the camera cannot see out of the working set (to host memory; to the run folder's
     state/chunks/ in `worldgen fly`) and back when it can: the renderer sees only the working set (the
-    frames are those of the whole world, but for the sub-pixel Gaussians `min_px` leaves out)."""
+    frames are those of the whole world, but for the sub-pixel Gaussians a nonzero `min_px` leaves out)."""
     chunk_size: float = 1.0
     """Edge of a chunk's cube, in scene units (multiples of the photo's lower-quartile depth); a chunk
     holds the cube's Gaussians of one size level (reach within a factor of 2)."""
@@ -74,11 +74,13 @@ class WorldConfig:
     """A chunk leaves after this many frames unseen; the working set is trimmed every this many frames."""
     view_margin_px: float = 8.0
     """Chunks this many pixels outside the image still count as seen."""
-    min_px: float = 0.5
-    """Level of detail: a chunk farther than `keep_radius` whose Gaussians reach less than this many
-    pixels from their centres (fx * reach / distance) is not drawn; a region seen from afar is drawn
-    by its coarser Gaussians (lifted when it was seen from afar), as the world's own levels of detail.
-    0 draws every chunk in view (the frames are then those of the whole world)."""
+    min_px: float = 0.0
+    """Level of detail (opt-in): a chunk farther than `keep_radius` whose Gaussians reach less than
+    this many pixels from their centres (fx * reach / distance) is not drawn; a region seen from afar
+    is drawn by its coarser Gaussians (lifted when it was seen from afar). 0 (default) draws every
+    chunk in view, so the frames are those of the whole world. Off by default until a long GPU flight
+    has shown it: a region only ever seen up close has no coarse Gaussians, so from afar it would
+    render as a hole that the refiner fills and the lift adds to the world (0.5 is the value tried)."""
     hysteresis: float = 1.5
     """A resident chunk counts as seen (and stays) while it is within this factor of the bring-in
     criterion: keep_radius and the frustum's margins times it, min_px divided by it. Chunks near the
