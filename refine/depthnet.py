@@ -15,13 +15,12 @@ Images: rgb [B, 3, H, W] float in [0, 1]; any size (padded inside the U-Net).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from refine.net import DepthNet, RefinerNetConfig
+from refine.net import DepthNet, RefinerNetConfig, load_net_blob, save_net_blob
 
 DEPTH_FORMAT = "worldgen-depth/1"
 DEFAULT_DEPTH_WEIGHTS = Path(__file__).resolve().parent / "weights" / "depth.pt"
@@ -59,32 +58,11 @@ class LearnedDepthModel:
 
 def save_depth_weights(path: str | Path, net: DepthNet, meta: dict | None = None, half: bool = True) -> None:
     """Write the depth network's weights (float16 unless `half` is False) with its shape and `meta`, atomically."""
-    from worldgen.core.io import atomic_write
-
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in net.state_dict().items()}
-    with atomic_write(Path(path)) as f:
-        torch.save({"format": DEPTH_FORMAT, "net_config": asdict(net.config), "state_dict": state, "meta": meta or {}}, f)
+    save_net_blob(path, net, DEPTH_FORMAT, meta=meta, half=half)
 
 
 def load_depth_weights(path: str | Path) -> tuple[DepthNet, dict]:
     """(network in float32, meta) from a depth weights file or a depth training checkpoint;
     ValueError with a one-line reason otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such depth weights file: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (pickle, zip and torch errors all mean "not a weights file")
-        raise ValueError(f"{path} is not a worldgen depth weights file ({type(e).__name__})") from None
-    if isinstance(blob, dict) and isinstance(blob.get("depth"), dict):
-        blob = blob["depth"]  # a training checkpoint holds one under "depth"
-    if not isinstance(blob, dict) or blob.get("format") != DEPTH_FORMAT:
-        raise ValueError(f"{path} is not a worldgen depth weights file (format {DEPTH_FORMAT!r} expected)")
-    nc = dict(blob["net_config"])
-    nc["widths"] = tuple(nc["widths"])
-    net = DepthNet(RefinerNetConfig(**nc))
-    try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit the network they describe ({str(e).splitlines()[0]})") from None
+    net, blob = load_net_blob(path, DEPTH_FORMAT, "depth weights", "depth", DepthNet)
     return net, dict(blob.get("meta", {}))

@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 
 from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
-from refine.net import IN_CHANNELS, RefinerNet, RefinerNetConfig
+from refine.net import IN_CHANNELS, RefinerNet, load_net_blob, save_net_blob
 from worldgen.core.frame import Frame, RenderedView
 
 WEIGHTS_FORMAT = "worldgen-refiner/2"
@@ -248,33 +248,11 @@ def save_weights(path: str | Path, net: RefinerNet, config: LearnedRefinerConfig
                  half: bool = True) -> None:
     """Write the network's weights (float16 unless `half` is False) with both configs and `meta`,
     atomically (temp file, then rename)."""
-    from worldgen.core.io import atomic_write
-
-    state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in net.state_dict().items()}
-    blob = {"format": WEIGHTS_FORMAT, "net_config": asdict(net.config), "refiner_config": asdict(config),
-            "state_dict": state, "meta": meta or {}}
-    with atomic_write(Path(path)) as f:
-        torch.save(blob, f)
+    save_net_blob(path, net, WEIGHTS_FORMAT, {"refiner_config": asdict(config)}, meta, half)
 
 
 def load_weights(path: str | Path) -> tuple[RefinerNet, LearnedRefinerConfig, dict]:
-    """(network in float32, composition config, meta) from a weights file or a training checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such refiner weights file: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (pickle, zip and torch errors all mean "not a weights file")
-        raise ValueError(f"{path} is not a worldgen refiner weights file ({type(e).__name__})") from None
-    if isinstance(blob, dict) and "refiner" in blob and isinstance(blob["refiner"], dict):
-        blob = blob["refiner"]  # a training checkpoint holds one under "refiner"
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise ValueError(f"{path} is not a worldgen refiner weights file (format {WEIGHTS_FORMAT!r} expected)")
-    nc = dict(blob["net_config"])
-    nc["widths"] = tuple(nc["widths"])
-    net = RefinerNet(RefinerNetConfig(**nc))
-    try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit the network they describe ({str(e).splitlines()[0]})") from None
+    """(network in float32, composition config, meta) from a weights file or a training checkpoint;
+    ValueError with a one-line reason otherwise."""
+    net, blob = load_net_blob(path, WEIGHTS_FORMAT, "refiner weights", "refiner", RefinerNet)
     return net, LearnedRefinerConfig(**blob["refiner_config"]), dict(blob.get("meta", {}))

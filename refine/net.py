@@ -137,3 +137,47 @@ class DepthNet(UNet):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+# ---------------------------------------------------------------- weights files (refiner and depth)
+def save_net_blob(path, net: nn.Module, fmt: str, extra: dict | None = None, meta: dict | None = None,
+                  half: bool = True) -> None:
+    """Write `net`'s weights (float16 unless `half` is False) as {"format": fmt, "net_config",
+    "state_dict", "meta", **extra}, atomically (temp file, then rename). `net.config` is a dataclass."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from worldgen.core.io import atomic_write
+
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in net.state_dict().items()}
+    blob = {"format": fmt, "net_config": asdict(net.config), "state_dict": state, "meta": meta or {}, **(extra or {})}
+    with atomic_write(Path(path)) as f:
+        torch.save(blob, f)
+
+
+def load_net_blob(path, fmt: str, what: str, checkpoint_key: str, make_net) -> tuple[nn.Module, dict]:
+    """(network in float32, its blob) from a weights file written by `save_net_blob`, or from a
+    training checkpoint that holds one under `checkpoint_key`. `make_net(RefinerNetConfig)` builds
+    the network. ValueError with a one-line reason naming `what` ("refiner weights", ...) for a
+    missing, unreadable or foreign file, or weights that do not fit their network."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such {what} file: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (pickle, zip and torch errors all mean "not a weights file")
+        raise ValueError(f"{path} is not a worldgen {what} file ({type(e).__name__})") from None
+    if isinstance(blob, dict) and isinstance(blob.get(checkpoint_key), dict):
+        blob = blob[checkpoint_key]  # a training checkpoint holds the weights under this key
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        raise ValueError(f"{path} is not a worldgen {what} file (format {fmt!r} expected)")
+    nc = dict(blob["net_config"])
+    nc["widths"] = tuple(nc["widths"])
+    net = make_net(RefinerNetConfig(**nc))
+    try:
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit the network they describe ({str(e).splitlines()[0]})") from None
+    return net, blob
