@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from configs.base import Preset
 from refine.net import RefinerNetConfig
-from refine.train.config import DataConfig, LossConfig, OptimConfig, StillPhotoConfig, TrainConfig, UnrollConfig
+from refine.train.config import (
+                                 DataConfig,
+                                 LossConfig,
+                                 OptimConfig,
+                                 ReplayConfig,
+                                 StillPhotoConfig,
+                                 TrainConfig,
+                                 UnrollConfig,
+)
 from refine.train.depth import DepthTrainConfig
 
 _TINY_NET = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=16)
@@ -50,8 +58,17 @@ TRAIN_PRESETS: dict[str, Preset] = {
         ),
     ),
     "train-refiner-h200": Preset(
-        "The shipped refiner's run: 256x256 flights rendered on each GPU, batch 8 clips x 4 supervised steps per "
-        "process (scripts/gpu_train.sh runs 3 processes per GPU).",
+        "The shipped refiner's run (steps 243 on): replay training: per process, 256x256 flights rendered on the "
+        "GPU, unrolled 8 clips x 4 supervised steps at a time without gradients into a buffer of 768 steps, and "
+        "batches of 16 drawn from it (scripts/gpu_train.sh runs 3 processes per GPU).",
+        TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=1000,
+                    log_every=50, sample_every=500,
+                    data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
+                    replay=ReplayConfig(capacity=768, batch=16, refill_every=6)),
+    ),
+    "train-refiner-h200-flight": Preset(
+        "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
+        "process and step; 0.3 steps/s per process on 2 x H200).",
         TrainConfig(out="runs/train-refiner", steps=4000, batch=8, device="cuda", checkpoint_every=250,
                     log_every=20, sample_every=250,
                     data=DataConfig(flights=12, refresh_every=40, refresh_flights=1)),

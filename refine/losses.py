@@ -4,6 +4,10 @@ No pretrained weights can be downloaded here, so the perceptual terms the papers
 - Infinite Nature's VGG perceptual loss -> a Laplacian-pyramid L1 (band-pass differences at 4
   scales: penalises missing or wrong detail the way a plain L1 does not) plus the discriminator's
   feature-matching loss (pix2pixHD), whose features are learnt here from the project's own data.
+- A detail-energy term (`detail_energy_l1`): the local amount of detail in each band, compared
+  without its phase, so texture that is plausible but not pixel-aligned is not punished the way L1
+  punishes it (L1 alone makes a network paint the blurry mean of what could be there; this term is
+  what a perceptual loss does against blur, without any pretrained features).
 - The adversarial term: hinge loss with a 2-scale PatchGAN (spectral norm), as Infinite Nature's
   multi-scale discriminator.
 
@@ -46,6 +50,38 @@ def laplacian_l1(a: Tensor, b: Tensor, levels: int = 4) -> Tensor:
         total = total + (2.0 ** i) * ((a - ua) - (b - ub)).abs().mean()
         a, b = da, db
     return total / levels
+
+
+def _bands(x: Tensor, levels: int) -> list[Tensor]:
+    """The first `levels` Laplacian bands of x [B, C, H, W] (band i at 1 / 2^i resolution)."""
+    out = []
+    for _ in range(levels):
+        if min(x.shape[-2:]) < 2:
+            break
+        d = _blur_down(x)
+        out.append(x - F.interpolate(d, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        x = d
+    return out
+
+
+def detail_energy(x: Tensor, levels: int = 3, window: int = 7) -> list[Tensor]:
+    """Local detail of x [B, C, H, W] per band: the mean |band| over channels, averaged over a
+    window x window neighbourhood; a list of [B, 1, H / 2^i, W / 2^i]."""
+    return [F.avg_pool2d(b.abs().mean(1, keepdim=True), window, stride=1, padding=window // 2, count_include_pad=False)
+            for b in _bands(x, levels)]
+
+
+def detail_energy_l1(a: Tensor, b: Tensor, weight: Tensor | None = None, levels: int = 3) -> Tensor:
+    """L1 between the local detail energies of a and b [B, C, H, W] (see `detail_energy`), averaged
+    over bands; `weight` [B, 1, H, W] (>= 0) says where it counts (box-averaged down per band)."""
+    total, n = a.new_zeros(()), 0
+    w = weight
+    for ea, eb in zip(detail_energy(a, levels), detail_energy(b, levels)):
+        if w is not None and w.shape[-2:] != ea.shape[-2:]:
+            w = _blur_down(w)
+        total = total + masked_mean((ea - eb).abs(), w)
+        n += 1
+    return total / max(n, 1)
 
 
 class PatchDiscriminator(nn.Module):

@@ -56,6 +56,9 @@ class LossConfig:
     """L1 on the refined colour."""
     laplacian: float = 1.0
     """L1 between Laplacian pyramids (detail)."""
+    detail: float = 1.0
+    """L1 between local detail energies (refine/losses.py detail_energy_l1: texture without its
+    phase) where the network may change the colour (added at step 243 of the shipped run)."""
     disparity: float = 0.5
     """L1 on log-disparity of the refined frame (non-sky pixels of both)."""
     net_disparity: float = 0.25
@@ -98,6 +101,26 @@ class UnrollConfig:
     """Back-propagate through the world: step t's loss reaches the network's outputs at earlier steps
     through lifting and rendering. Off: each step's loss trains that step's network pass only (the
     worlds are built without gradients; about half the cost on a CPU)."""
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Replay training (refine/train/replay.py): clips are unrolled without gradients into a buffer on
+    the device and the network trains on batches drawn from it (off: every step unrolls its own clips
+    with gradients through them, flight mode as Infinite Nature)."""
+
+    capacity: int = 0
+    """Supervised generator steps held (0 = off). Rebuilt whole at the run's first step and at every
+    multiple of `TrainConfig.checkpoint_every` (so a run resumed there is exact)."""
+    batch: int = 16
+    """Entries per training step."""
+    refill_every: int = 4
+    """Training steps between unrolls that add `TrainConfig.batch` clips x `UnrollConfig.steps` new
+    entries (reuse: each entry is drawn about batch * refill_every / (clips x steps) times)."""
+
+    def validate(self) -> None:
+        if self.capacity < 0 or self.batch < 1 or self.refill_every < 1:
+            raise ValueError("replay settings: capacity >= 0, batch >= 1, refill_every >= 1")
 
 
 @dataclass(frozen=True)
@@ -182,3 +205,5 @@ class TrainConfig:
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
     photos: StillPhotoConfig = field(default_factory=StillPhotoConfig)
     """Still-photo steps (InfiniteNature-Zero), mixed with the flight steps; off without --photos.folder."""
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    """Replay training (off unless --replay.capacity > 0)."""

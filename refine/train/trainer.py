@@ -27,14 +27,23 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from refine.learned import WEIGHTS_FORMAT, load_weights, save_weights
+from refine.learned import WEIGHTS_FORMAT, compose, load_weights, save_weights
 from refine.losses import MultiScaleDiscriminator, d_hinge_loss, feature_matching_loss, g_hinge_loss
 from refine.net import RefinerNet, count_parameters
 from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, time_is_up, write_curves
 from refine.train.config import TrainConfig
 from refine.train.data import FlightCache
 from refine.train.photos import PhotoSource, photo_critic_loss, photo_step_terms
-from refine.train.unroll import critic_input, log_disparity, psnr, reconstruction_losses, sample_grid, unroll
+from refine.train.replay import ReplayBuffer
+from refine.train.unroll import (
+    critic_input,
+    detail_ratio,
+    log_disparity,
+    psnr,
+    reconstruction_losses,
+    sample_grid,
+    unroll,
+)
 
 CKPT_FORMAT = "worldgen-train-refiner/1"
 
@@ -180,6 +189,21 @@ def train(cfg: TrainConfig) -> dict:
             return t1
         return t0
 
+    replay = ReplayBuffer(cfg.replay.capacity) if cfg.replay.capacity > 0 else None
+
+    def flight_unroll(gen: torch.Generator, train: bool, t0: float):
+        """Draw cfg.batch clips (warm-up length, modes) with `gen` and unroll the generator over them:
+        (results, time after the "unroll" phase)."""
+        lo, hi = cfg.unroll.warm_steps
+        warm = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+        clips = cache.sample(cfg.batch, warm + T + 1, gen)
+        modes = ["per-frame" if float(torch.rand((), generator=gen)) < cfg.unroll.per_frame else "persistent"
+                 for _ in range(cfg.batch)]
+        t0 = tick("data", t0)
+        results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda,
+                         grad_through_world=cfg.unroll.grad_through_world, train=train)
+        return results, tick("unroll", t0)
+
     while step < cfg.steps:
         t0 = time.perf_counter()
         seed = step_seed(cfg.seed, dd.rank, step)
@@ -206,16 +230,24 @@ def train(cfg: TrainConfig) -> dict:
             t0 = tick("unroll", t0)
             loss, terms, fake = photo_step_terms(results, photos, disc_photo, kind, P, cuda)
             critic, critic_params, real = disc_photo, list(disc_photo.parameters()), None
+        elif replay is not None:  # ---- a replay step: a batch of stored generator steps (refine/train/replay.py)
+            if step == start or step % cfg.checkpoint_every == 0:
+                replay.clear()
+                while replay.size < replay.capacity:
+                    res, t0 = flight_unroll(gen, False, t0)
+                    replay.add(res)
+            elif step % cfg.replay.refill_every == 0:
+                res, t0 = flight_unroll(gen, False, t0)
+                replay.add(res)
+            r = replay.sample(cfg.replay.batch, gen)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
+                y = net(r.x)
+            r.out = compose(r.views, y, cfg.refiner)
+            results = [r]
+            loss, terms, fake, real = flight_step_terms(results, disc, cfg, step, cuda)
+            critic, critic_params = (disc, d_params) if fake is not None else (None, [])
         else:  # ---- a flight step: procedural clips with ground truth at every step
-            lo, hi = cfg.unroll.warm_steps
-            warm = int(torch.randint(lo, hi + 1, (1,), generator=gen))
-            clips = cache.sample(cfg.batch, warm + T + 1, gen)
-            modes = ["per-frame" if float(torch.rand((), generator=gen)) < cfg.unroll.per_frame else "persistent"
-                     for _ in range(cfg.batch)]
-            t0 = tick("data", t0)
-            results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda,
-                             grad_through_world=cfg.unroll.grad_through_world)
-            t0 = tick("unroll", t0)
+            results, t0 = flight_unroll(gen, True, t0)
             loss, terms, fake, real = flight_step_terms(results, disc, cfg, step, cuda)
             critic, critic_params = (disc, d_params) if fake is not None else (None, [])
         opt_g.zero_grad(set_to_none=True)
@@ -246,20 +278,25 @@ def train(cfg: TrainConfig) -> dict:
             logged["photo_loss"] = float(loss.detach())
         else:
             logged.update({"loss": float(loss.detach()), "psnr_refined": psnr(last.out.rgb, last.gt_rgb),
-                           "psnr_classical": psnr(v.base_rgb, last.gt_rgb)})
+                           "psnr_classical": psnr(v.base_rgb, last.gt_rgb),
+                           "detail_refined": detail_ratio(last.out.rgb, last.gt_rgb, 1 - v.keep),
+                           "detail_classical": detail_ratio(v.base_rgb, last.gt_rgb, 1 - v.keep)})
         for k, x in logged.items():
             acc[k] = acc.get(k, 0.0) + x
             counts[k] = counts.get(k, 0) + 1
         n_acc += 1
         step += 1
         if dd.main and not photo and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-            save_png(out / "samples" / f"step_{step:06d}.png", sample_grid(results).numpy())
+            grid = (sample_grid(results) if replay is None else  # a replay batch: one row per entry
+                    torch.cat([sample_grid(results, c) for c in range(min(4, cfg.replay.batch))], dim=0))
+            save_png(out / "samples" / f"step_{step:06d}.png", grid.numpy())
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
             rec = dd.mean({k: v / counts[k] for k, v in acc.items()})
             rec = {"step": step, **{k: round(v, 5) for k, v in sorted(rec.items())},
                    "steps_per_second": round(n_acc / (now - t_log), 3),
                    "data_frames_per_second": round(cache.data_frames_per_second, 1),
+                   **({"replay_entries_added": replay.added} if replay is not None else {}),
                    "lr": learning_rate(cfg, cfg.optim.lr, step - 1)}
             util = monitor.take()
             if util is not None:

@@ -34,6 +34,7 @@ class StepResult:
         out: Composed refined frames (rgb [B, 3, H, W], log_disp, sky, ...).
         views: ViewBatch of the rendered inputs.
         gt_rgb: [B, 3, H, W]; gt_depth: [B, 1, H, W] (+inf sky); gt_sky: [B, 1, H, W] bool.
+        x: [B, 11, H, W] the network's input (refine.learned.view_inputs), noise channel included.
     """
 
     out: Composed
@@ -41,11 +42,12 @@ class StepResult:
     gt_rgb: Tensor
     gt_depth: Tensor
     gt_sky: Tensor
+    x: Tensor | None = None
 
 
 def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, renderer,
            refiner_cfg: LearnedRefinerConfig, gen_cfg: GeneratorConfig = GeneratorConfig(),
-           autocast: bool = False, grad_through_world: bool = True) -> list[StepResult]:
+           autocast: bool = False, grad_through_world: bool = True, train: bool = True) -> list[StepResult]:
     """Run the generators over `clips` (L >= warm + steps + 1 frames) and return the T supervised steps.
 
     Args:
@@ -57,6 +59,8 @@ def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, rende
         autocast: run the network in bfloat16 (CUDA).
         grad_through_world: False builds the worlds without gradients (each step's loss then trains
             only that step's network pass).
+        train: False runs everything without gradients (the replay buffer's fills,
+            refine/train/replay.py); the results then carry no graph.
     """
     B, L, H, W = clips.depth.shape
     if L < warm + steps + 1:
@@ -71,7 +75,7 @@ def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, rende
     results = []
     amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     for t in range(1, warm + steps + 1):
-        grad = t > warm
+        grad = t > warm and train
         with torch.set_grad_enabled(grad and grad_through_world):
             views = [g.begin_step(cams[b][t]) for b, g in enumerate(gens)]
             x, vb = view_inputs(views, refiner_cfg)
@@ -83,9 +87,9 @@ def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, rende
             frames = out.frames(views)
             for g, f, v in zip(gens, frames if grad_through_world else [_detached(f) for f in frames], views):
                 g.end_step(f, v)
-        if grad:
+        if t > warm:
             d = clips.depth[:, t, None]
-            results.append(StepResult(out, vb, clips.rgb[:, t].permute(0, 3, 1, 2), d, ~torch.isfinite(d)))
+            results.append(StepResult(out, vb, clips.rgb[:, t].permute(0, 3, 1, 2), d, ~torch.isfinite(d), x))
     return results
 
 
@@ -106,8 +110,10 @@ def critic_input(rgb: Tensor, log_disp: Tensor, sky: Tensor, ref: Tensor) -> Ten
 
 
 def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> dict[str, Tensor]:
-    """Per-step supervised terms (see LossConfig): rgb, laplacian, disparity, net_disparity, sky."""
-    from refine.losses import laplacian_l1, masked_mean
+    """Per-step supervised terms (see LossConfig): rgb, laplacian, detail, disparity, net_disparity, sky.
+
+    `detail` counts where the composition lets the network change the colour (1 - keep)."""
+    from refine.losses import detail_energy_l1, laplacian_l1, masked_mean
 
     o = r.out
     gt_ld = log_disparity(r.gt_depth)
@@ -116,10 +122,22 @@ def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> d
     return {
         "rgb": (o.rgb - r.gt_rgb).abs().mean(),
         "laplacian": laplacian_l1(o.rgb, r.gt_rgb),
+        "detail": detail_energy_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),
         "disparity": masked_mean((o.log_disp - gt_ld).abs(), solid & ~o.sky),
         "net_disparity": masked_mean((o.net_log_disp - gt_ld).abs(), solid),
         "sky": masked_mean(F.binary_cross_entropy_with_logits(o.sky_logit, r.gt_sky.float(), reduction="none"), uncovered),
     }
+
+
+@torch.no_grad()
+def detail_ratio(a: Tensor, b: Tensor, weight: Tensor) -> float:
+    """Finest-band detail of a over that of b [B, 3, H, W], where weight [B, 1, H, W] is set (the
+    pixels the network may change): 1 = as much texture as the truth, below 1 = blurrier."""
+    from refine.losses import detail_energy
+
+    w = weight.float()
+    ea, eb = detail_energy(a, 1)[0], detail_energy(b, 1)[0]
+    return float((ea * w).sum() / (eb * w).sum().clamp_min(1e-8))
 
 
 @torch.no_grad()
