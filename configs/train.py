@@ -64,6 +64,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
         TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=1000,
                     log_every=50, sample_every=500,
                     data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
+                    loss=LossConfig(detail=10.0, adversarial=0.1),  # the shipped run's values since step 2000
+                    optim=OptimConfig(lr_disc=4e-4),
                     replay=ReplayConfig(capacity=768, batch=16, refill_every=6)),
     ),
     "train-refiner-h200-flight": Preset(

@@ -77,6 +77,16 @@ class LearnedRefinerConfig:
     """Sky logit added for the classical refiner's sky (subtracted elsewhere)."""
     noise: bool = True
     """Feed a noise channel (off: zeros; for deterministic tests of the composition)."""
+    max_shift: float = 0.0
+    """Bound on the colour residual's low-frequency part (its 8x8-block mean, soft-clipped with tanh)
+    in holes; on covered pixels (re-synthesised because they are blurry) the low-frequency part is
+    dropped, so their colour stays the world's and only detail is added. 0 = unbounded and not
+    pinned (how the weights up to step 2818 were trained). Why: over real photos the unbounded
+    network shifted the colour of blurry close-ups a little every frame, the world kept each shift,
+    and within 50 frames snow had become neon green (docs/refiner.md)."""
+    max_detail: float = 0.0
+    """Bound on the residual's high-frequency part (what is left after the block mean), soft-clipped
+    with tanh; 0 = unbounded."""
 
 
 @dataclass
@@ -190,6 +200,28 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     return x, batch
 
 
+def bounded_residual(res: Tensor, config: LearnedRefinerConfig, covered: Tensor | None = None) -> Tensor:
+    """The colour residual [B, 3, H, W] with its low-frequency part (8x8-block means, bilinearly
+    upsampled) soft-clipped to +-`max_shift` and the rest to +-`max_detail` (tanh; 0 = no bound).
+    `covered` [B, 1, H, W] in [0, 1] (the coverage weight keep_a) scales the low-frequency part by
+    1 - covered when `max_shift` > 0. Identity when both bounds are 0; near-identity for residuals
+    well inside the bounds on uncovered pixels."""
+    if config.max_shift <= 0 and config.max_detail <= 0:
+        return res
+    H, W = res.shape[-2:]
+    low = torch.nn.functional.adaptive_avg_pool2d(res, (max(1, H // 8), max(1, W // 8)))
+    low = torch.nn.functional.interpolate(low, size=(H, W), mode="bilinear", align_corners=False)
+    high = res - low
+
+    def soft(x: Tensor, bound: float) -> Tensor:
+        return bound * torch.tanh(x / bound) if bound > 0 else x
+
+    low = soft(low, config.max_shift)
+    if covered is not None and config.max_shift > 0:
+        low = low * (1 - covered)
+    return low + soft(high, config.max_detail)
+
+
 def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = LearnedRefinerConfig()) -> Composed:
     """Combine the network's output [B, 5, H, W] with the views (see the module docstring)."""
     b = batch
@@ -197,7 +229,7 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     sky_logit = out[:, 4:5] + config.sky_prior * (2 * b.base_sky.float() - 1)
     dome = b.sky_known > 0.5
     sky = ((sky_logit > 0) | dome) & (b.alpha < config.hole_alpha)
-    rgb = b.keep * b.scene_rgb + (1 - b.keep) * (b.base_rgb + out[:, 0:3])
+    rgb = b.keep * b.scene_rgb + (1 - b.keep) * (b.base_rgb + bounded_residual(out[:, 0:3], config, b.keep_a))
     # Sky colour is the sky component's (the dome where it knows the direction, else the classical
     # horizon fill): the network decides where sky is, not what it looks like. (A residual there made
     # the sky at the dome's edge 12 dB worse on held-out flights: docs/refiner.md.)

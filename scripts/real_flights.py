@@ -118,15 +118,37 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--sheet", default=None)
     ap.add_argument("--out", default="runs/real_flights.json")
+    ap.add_argument("--frames-dir", default=None,
+                    help="also keep each flight's sheet frames here (PHOTO_REFINER.npz), so runs split over "
+                         "processes can share one sheet (--sheet-from)")
+    ap.add_argument("--sheet-from", default=None,
+                    help="make --sheet from the frames kept in this folder (for the photos and refiners given) "
+                         "and fly nothing")
     a = ap.parse_args()
     rows, results = [], []
     marks = None
+    if a.sheet_from:
+        for photo in a.photos:
+            for ref in a.refiners:
+                f = Path(a.sheet_from) / f"{Path(photo).stem}_{Path(ref).stem}.npz"
+                if not f.is_file():
+                    raise SystemExit(f"real_flights: no kept frames {f}")
+                z = np.load(f)
+                marks = [int(t) for t in z["marks"]]
+                rows.append((f"{Path(photo).stem[:28]}\n{Path(ref).stem}: hf {float(z['hf_ratio']):.2f}", list(z["frames"])))
+        sheet(rows, marks, Path(a.sheet))
+        print(f"sheet: {a.sheet}")
+        return
     print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'frames/s':>9}")
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
             r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device)
             marks = r.pop("marks")
+            if a.frames_dir:
+                Path(a.frames_dir).mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(Path(a.frames_dir) / f"{Path(photo).stem}_{Path(ref).stem}.npz",
+                                    frames=np.stack(r["frames"]), marks=np.array(marks), hf_ratio=r["hf_ratio"])
             rows.append((f"{Path(photo).stem[:28]}\n{Path(ref).stem}: hf {r['hf_ratio']:.2f}", r.pop("frames")))
             results.append({"photo": Path(photo).name, "refiner": ref, **r})
             print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "

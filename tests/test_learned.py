@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -199,7 +200,7 @@ def test_training_loss_falls(tiny_runs):
     fresh = RefinerNet(cfg.net)  # the run's starting point (same seed)
     before, after = _held_loss(cfg, fresh), _held_loss(cfg, trained)
     assert after < 0.985 * before, (before, after)  # deterministic: same seeds, same CPU ops
-    for f in ("loss.png", "psnr.png", "refiner.pt", "checkpoint.pt", "checkpoint-compact.pt", "train.json"):
+    for f in ("loss.png", "psnr.png", "detail.png", "refiner.pt", "checkpoint.pt", "checkpoint-compact.pt", "train.json"):
         assert (root / "a" / f).is_file(), f
     assert (root / "a" / "samples" / "step_000016.png").is_file()
     assert s1["steps_done"] == 16
@@ -229,23 +230,43 @@ def test_shipped_weights_refine_a_frame():
     assert blob["step"] == meta["history"][-1]["steps"]  # the JSON describes the file it sits beside
 
 
-def test_still_photo_steps_run_and_resume(tmp_path):
-    """Still-photo steps (cycle and forward flights over real-looking photos) mix with flight steps,
-    log their own terms, and their critic travels in the checkpoint."""
+def _fake_photos(folder):
+    """Three small photos: a sky gradient over a noisy ground (enough for the depth network and the critic)."""
     import numpy as np
     from PIL import Image
 
-    from configs.train import TRAIN_PRESETS
-    from refine.train.trainer import train
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
+    folder.mkdir()
     rng = np.random.default_rng(0)
-    for i in range(3):  # sky gradient over a noisy ground: enough for the depth network and the critic
+    for i in range(3):
         img = np.zeros((48, 64, 3))
         img[:20] = np.linspace([0.4, 0.6, 0.9], [0.8, 0.85, 0.9], 20)[:, None]
         img[20:] = 0.3 + 0.2 * rng.random((28, 64, 3)) * np.array([0.6, 1.0, 0.4])
-        Image.fromarray((img * 255).astype(np.uint8)).save(photos / f"p{i}.png")
+        Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_replay_with_photo_steps_resumes_at_a_photo_step(tmp_path):
+    """The replay buffer is rebuilt at checkpoint steps even when that step is a still-photo step,
+    so a run resumed there continues (instead of finding an empty buffer)."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train.config import ReplayConfig
+    from refine.train.trainer import train
+
+    base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=5,
+                               stop_after=3, checkpoint_every=3, replay=ReplayConfig(capacity=6, batch=2, refill_every=2))
+    base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(_fake_photos(tmp_path / "p"))))
+    assert base.photos.every == 2  # steps 1, 3, 5 are photo steps: the resume at 3 starts with one
+    assert train(base)["steps_done"] == 3
+    assert train(base)["steps_done"] == 5
+
+
+def test_still_photo_steps_run_and_resume(tmp_path):
+    """Still-photo steps (cycle and forward flights over real-looking photos) mix with flight steps,
+    log their own terms, and their critic travels in the checkpoint."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train.trainer import train
+
+    photos = _fake_photos(tmp_path / "photos")
     base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4,
                                stop_after=2)
     base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos)))
@@ -309,3 +330,35 @@ def test_replay_training_learns_and_resumes_bit_exactly(tmp_path):
     torch.manual_seed(base.seed)
     assert _held_loss(base, trained) < 0.985 * _held_loss(base, RefinerNet(base.net))
     assert s1["steps_done"] == 16 and (tmp_path / "a" / "samples" / "step_000016.png").is_file()
+
+
+def test_bounded_residual_limits_colour_shifts_but_keeps_small_detail():
+    """The colour residual's block mean is held within max_shift and the rest within max_detail;
+    small residuals pass almost unchanged, and with both bounds 0 it is the identity."""
+    from refine.learned import bounded_residual
+
+    g = torch.Generator().manual_seed(0)
+    small = 0.01 * torch.randn(2, 3, 32, 48, generator=g)
+    cfg = LearnedRefinerConfig(max_shift=0.05, max_detail=0.25)
+    assert torch.equal(bounded_residual(small, LearnedRefinerConfig()), small)
+    assert (bounded_residual(small, cfg) - small).abs().max() < 2e-3
+    neon = torch.full((1, 3, 32, 48), 0.6)  # a flat colour shift, as painted into real photos
+    neon[..., ::2] += 0.5  # with stripes on top
+    out = bounded_residual(neon, cfg)
+    block_mean = torch.nn.functional.adaptive_avg_pool2d(out, (4, 6))
+    assert block_mean.abs().max() <= 0.06 and out.abs().max() <= 0.3 + 1e-6  # not 0.85
+    assert out[..., ::2].mean() - out[..., 1::2].mean() > 0.2  # the stripes (detail) survive
+
+
+def test_bounded_residual_pins_the_colour_of_covered_pixels():
+    """With max_shift on, covered pixels get detail but no colour shift (the feedback loop that turned
+    real-photo snow neon green); holes may shift up to max_shift."""
+    from refine.learned import bounded_residual
+
+    cfg = LearnedRefinerConfig(max_shift=0.1, max_detail=0.3)
+    res = torch.full((1, 3, 16, 16), 0.5)
+    covered = torch.zeros(1, 1, 16, 16)
+    covered[..., :8] = 1.0
+    out = bounded_residual(res, cfg, covered)
+    assert out[..., :8].abs().max() < 1e-6
+    assert torch.allclose(out[..., 8:], torch.full_like(out[..., 8:], 0.1 * math.tanh(5.0)))

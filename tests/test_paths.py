@@ -13,6 +13,7 @@ from worldgen.core.camera import Camera, look_at, quat_to_rotmat, rotmat_to_quat
 from worldgen.core.frame import Frame
 from worldgen.core.io import UserInputError
 from worldgen.pipeline.paths import (
+    AutopilotConfig,
     AutopilotPath,
     ForwardPath,
     KeyframePath,
@@ -420,8 +421,32 @@ def test_autopilot_survives_degenerate_frames(kind):
     alt = -poses[:, 1, 3]
     if kind == "all_sky":  # nothing to see: look down and descend gently
         assert alt[-1] < alt[0] and (poses[-1, :3, 2] @ UP) < 0
-    if kind == "no_sky":  # a wall close ahead: climb and look up
-        assert alt[-1] > alt[0] + 0.1 and (poses[-1, :3, 2] @ UP) > 0
+    if kind == "no_sky":  # a wall close ahead: climb and look up, but no higher than max_pitch_up_deg
+        look_up = torch.rad2deg(torch.asin(poses[:, :3, 2] @ UP))
+        assert alt[-1] > alt[0] + 0.1 and look_up[-1] > 5.0
+        assert look_up.max() <= AutopilotConfig().max_pitch_up_deg + 1e-3
+
+
+def test_autopilot_brings_a_steep_start_pitch_down_gradually():
+    """A photo taken looking 20 degrees up starts there and comes down to the upward limit at the
+    pitch rate, without a jump."""
+    start = _start()
+    H, W = start.height, start.width
+    tilt = torch.tensor(math.radians(20.0))
+    R = torch.tensor([[1.0, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]])
+    c2w = start.c2w.clone()
+    c2w[:3, :3] = c2w[:3, :3] @ R  # the same camera pitched up 20 degrees (y down, z forward)
+    path = AutopilotPath(start.with_pose(c2w), 1.0, 30)
+    prev, up = None, []
+    for t in range(30):
+        cam = start.with_pose(path.pose(t, prev))
+        up.append(float(torch.rad2deg(torch.asin(cam.rotation[:, 2] @ UP))))
+        prev = Frame(torch.zeros(H, W, 3), torch.full((H, W), 0.5), torch.zeros(H, W, dtype=torch.bool), cam)
+    cfg = AutopilotConfig()
+    assert abs(up[0] - 20.0) < 0.1
+    steps = [a - b for a, b in zip(up[:-1], up[1:])]
+    assert max(steps) <= cfg.max_pitch_rate_deg + 1e-3  # never faster than the pitch rate
+    assert abs(up[-1] - cfg.max_pitch_up_deg) < 1e-3  # settled at the limit (no sky: it would look up)
 
 
 def test_autopilot_order_and_restart():

@@ -138,7 +138,8 @@ def save_png(path: Path, img) -> None:
 
 
 def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ...]) -> None:
-    """loss.png (the logged terms `keys`) and, when logged, psnr.png (learned and classical refiner vs truth)."""
+    """loss.png (the logged terms `keys`) and, when logged, psnr.png (learned and classical refiner vs truth)
+    and detail.png (their finest-band detail over the truth's where the network may change the colour)."""
     from worldgen.core.plots import Series, line_plot
 
     if not history:
@@ -154,3 +155,11 @@ def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ..
     line_plot(out / "psnr.png", "last supervised step vs truth", "step", "PSNR (dB)",
               [Series("refined", xs, [h.get("psnr_refined", float("nan")) for h in history], colors[0]),
                Series("classical refiner", xs, [h.get("psnr_classical", float("nan")) for h in history], colors[1], dashed=True)])
+    if "detail_refined" not in history[-1]:
+        return
+    has = [h for h in history if "detail_refined" in h]
+    line_plot(out / "detail.png", "detail where the network may change the colour (1 = as much as the truth)",
+              "step", "detail / truth's",
+              [Series("refined", [h["step"] for h in has], [h["detail_refined"] for h in has], colors[0]),
+               Series("classical refiner", [h["step"] for h in has], [h["detail_classical"] for h in has], colors[1],
+                      dashed=True)])

@@ -215,6 +215,14 @@ def train(cfg: TrainConfig) -> dict:
         for opt, base in ((opt_g, cfg.optim.lr), (opt_d, cfg.optim.lr_disc), (opt_dp, cfg.optim.lr_disc)):
             for g in opt.param_groups:
                 g["lr"] = ramp * learning_rate(cfg, base, step)
+        rebuilt = False
+        if replay is not None and (step == start or step % cfg.checkpoint_every == 0):
+            # the whole buffer from the network as it is now (also before a photo step: resumable here)
+            replay.clear()
+            while replay.size < replay.capacity:
+                res, t0 = flight_unroll(gen, False, t0)
+                replay.add(res)
+            rebuilt = True
         P = cfg.photos
         photo = photo_src is not None and step >= P.start and step % P.every == P.every - 1
         if photo:  # ---- a still-photo step (refine/train/photos.py)
@@ -231,12 +239,7 @@ def train(cfg: TrainConfig) -> dict:
             loss, terms, fake = photo_step_terms(results, photos, disc_photo, kind, P, cuda)
             critic, critic_params, real = disc_photo, list(disc_photo.parameters()), None
         elif replay is not None:  # ---- a replay step: a batch of stored generator steps (refine/train/replay.py)
-            if step == start or step % cfg.checkpoint_every == 0:
-                replay.clear()
-                while replay.size < replay.capacity:
-                    res, t0 = flight_unroll(gen, False, t0)
-                    replay.add(res)
-            elif step % cfg.replay.refill_every == 0:
+            if step % cfg.replay.refill_every == 0 and not rebuilt:
                 res, t0 = flight_unroll(gen, False, t0)
                 replay.add(res)
             r = replay.sample(cfg.replay.batch, gen)
@@ -329,7 +332,7 @@ def train(cfg: TrainConfig) -> dict:
     if dd.main:
         save_weights(out / "refiner.pt", net, cfg.refiner, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "refiner training losses",
-                     ("rgb", "laplacian", "disparity", "net_disparity", "sky", "feature_matching"))
+                     ("rgb", "laplacian", "detail", "disparity", "net_disparity", "sky", "feature_matching"))
         from worldgen.core.io import atomic_write_text
 
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2))

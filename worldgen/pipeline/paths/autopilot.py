@@ -37,7 +37,12 @@ class AutopilotConfig:
     max_turn_deg: float = 1.5
     """Largest yaw change per frame."""
     max_pitch_deg: float = 25.0
-    """Largest look pitch up or down."""
+    """Largest look pitch down."""
+    max_pitch_up_deg: float = 10.0
+    """Largest look pitch up. Little sky in the frame says "look up" to the horizon rule, but under
+    trees or beside a cliff the sky is hidden, not below the frame: over real forest photos a 25 degree
+    limit had the camera staring up the trunks it flew towards. A start pitch above this comes down
+    at `max_pitch_rate_deg` per frame."""
     max_pitch_rate_deg: float = 1.5
     """Largest look pitch change per frame."""
     turn_gain: float = 3.0
@@ -65,7 +70,7 @@ class AutopilotPath(CameraPath):
     At each frame t >= 1 the autopilot reads `prev` (the refined frame t-1, rendered at pose t-1):
     - look pitch: the horizon (estimated as the sky fraction of the image; sky on top) is pulled
       towards `horizon` of the image height from the top: too much sky -> look down, too little -> up;
-      clamped to +-`max_pitch_deg` and `max_pitch_rate_deg` per frame;
+      clamped to `max_pitch_deg` down and `max_pitch_up_deg` up, and `max_pitch_rate_deg` per frame;
     - yaw: turns towards the image half that is more open (openness = 1 for sky, exp(-disparity *
       scale) elsewhere, averaged over the band around the horizon), up to `max_turn_deg` per frame;
     - climb: the non-sky pixels are lifted to 3D with their depth; for the points in the corridor
@@ -184,10 +189,13 @@ class AutopilotPath(CameraPath):
         h_now = float(sky.mean())
         delta = math.atan((h_now * H - cy) / fy) - math.atan((c.horizon * H - cy) / fy)  # > 0: look down
         change = -(1 - s) * delta
-        lim = math.radians(c.max_pitch_rate_deg)
-        self._pitch += max(-lim, min(lim, change))
-        lim = math.radians(c.max_pitch_deg)
-        self._pitch = max(-lim, min(lim, self._pitch))
+        rate = math.radians(c.max_pitch_rate_deg)
+        before = self._pitch
+        self._pitch += max(-rate, min(rate, change))
+        up = math.radians(min(c.max_pitch_deg, c.max_pitch_up_deg))
+        if self._pitch > up:  # above the upward limit: no higher, and back down gradually
+            self._pitch = max(up, min(self._pitch, before - rate))
+        self._pitch = max(-math.radians(c.max_pitch_deg), self._pitch)
 
         # Yaw: towards the more open half of the band around the horizon.
         r0 = int(max(0.0, c.horizon - 0.25) * H)
