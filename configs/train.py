@@ -66,7 +66,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
                     data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
                     loss=LossConfig(detail=10.0, adversarial=0.1),  # the shipped run's values since step 2000
                     optim=OptimConfig(lr_disc=4e-4),
-                    replay=ReplayConfig(capacity=768, batch=16, refill_every=6)),
+                    replay=ReplayConfig(capacity=768, batch=16, refill_every=6),
+                    # with --photos.folder: a photo step unrolls with gradients (~6x a replay step's time),
+                    # so one in 8 steps keeps photo and flight time about equal
+                    photos=StillPhotoConfig(every=8)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
