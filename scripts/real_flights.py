@@ -162,4 +162,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from worldgen.core.io import UserInputError
+
+    try:
+        main()
+    except UserInputError as e:  # e.g. a README among the photos: one line, not a traceback
+        print(f"real_flights: {e}", file=sys.stderr)
+        sys.exit(2)
