@@ -41,14 +41,8 @@ def laplacian_l1(a: Tensor, b: Tensor, levels: int = 4) -> Tensor:
     """L1 between the Laplacian pyramids of a and b [B, C, H, W] (band i weighted 2^i: coarse bands
     hold fewer pixels), averaged over bands."""
     total = a.new_zeros(())
-    for i in range(levels):
-        if min(a.shape[-2:]) < 2:
-            break
-        da, db = _blur_down(a), _blur_down(b)
-        ua = F.interpolate(da, size=a.shape[-2:], mode="bilinear", align_corners=False)
-        ub = F.interpolate(db, size=b.shape[-2:], mode="bilinear", align_corners=False)
-        total = total + (2.0 ** i) * ((a - ua) - (b - ub)).abs().mean()
-        a, b = da, db
+    for i, (ba, bb) in enumerate(zip(_bands(a, levels), _bands(b, levels))):
+        total = total + (2.0 ** i) * (ba - bb).abs().mean()
     return total / levels
 
 

@@ -1,6 +1,13 @@
-# Sourced by the GPU scripts (scripts/gpu_train.sh, scripts/gpu_soak.sh): install the carried wheels,
-# set the environment (NVLink multicast off, see the device notes), and load gsplat's kernels from
-# .carry/gsplat_cuda.so when an earlier call built them (else gsplat compiles them, about 80 s).
+# Sourced by the GPU scripts (scripts/gpu_train.sh, gpu_train_ab.sh, gpu_soak.sh): the call's clock
+# (T0, `el` to print elapsed seconds, DEADLINE = T0 + BUDGET - MARGIN for training runs' --deadline),
+# $OUT, then install the carried wheels, set the environment (NVLink multicast off, see the device
+# notes), and load gsplat's kernels from .carry/gsplat_cuda.so when an earlier call built them (else
+# gsplat compiles them, about 80 s). Set BUDGET (seconds of the call) before sourcing.
+T0=${T0:-$(date +%s)}
+el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+DEADLINE=$((T0 + ${BUDGET:?set BUDGET before sourcing gpu_env.sh} - ${MARGIN:-40}))
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=$PWD:/tmp/site TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 PYTHONUNBUFFERED=1
 export TORCH_EXTENSIONS_DIR=/tmp/torch_ext NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1

@@ -5,11 +5,8 @@
 #
 #   BUDGET=520 bash scripts/gpu_soak.sh        (carry .whl and .carry)
 set -u
-T0=$(date +%s)
 BUDGET=${BUDGET:-520}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-source scripts/gpu_env.sh || exit 1
+source scripts/gpu_env.sh || exit 1  # T0, OUT
 left() { echo $((BUDGET - 20 - $(date +%s) + T0)); }
 CUDA_VISIBLE_DEVICES=0 timeout $(left) python3 scripts/soak.py --device cuda --no-video --json "$OUT/soak.json" \
   > "$OUT/soak.txt" 2>&1 &

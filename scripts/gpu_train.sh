@@ -10,16 +10,11 @@
 # checkpoints of the runs to continue). Everything the call makes stays under runs/gpu/.
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
-T0=$(date +%s)
-el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 BUDGET=${BUDGET:-560}
 PER_GPU=${PER_GPU:-3}
-DEADLINE=$((T0 + BUDGET - ${MARGIN:-40}))
 REFINER_ARGS=${REFINER_ARGS:-}
 DEPTH_ARGS=${DEPTH_ARGS:-}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-source scripts/gpu_env.sh || exit 1
+source scripts/gpu_env.sh || exit 1  # T0, el, DEADLINE, OUT
 NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --format=csv
 el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"

@@ -7,14 +7,9 @@
 #
 # Packs into $OUT: a.ckpt.partNN, b.ckpt.partNN (compact checkpoints, <= 15 MB parts), logs.tar.gz.
 set -u
-T0=$(date +%s)
-el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 BUDGET=${BUDGET:-560}
 PER_GPU=${PER_GPU:-3}
-DEADLINE=$((T0 + BUDGET - ${MARGIN:-40}))
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-source scripts/gpu_env.sh || exit 1
+source scripts/gpu_env.sh || exit 1  # T0, el, DEADLINE, OUT
 START=refine/weights/refiner.pt
 [ -f .carry/refiner/checkpoint-compact.pt ] && START=.carry/refiner/checkpoint-compact.pt
 for v in a b; do

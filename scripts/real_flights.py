@@ -107,6 +107,11 @@ def sheet(rows: list[tuple[str, list[np.ndarray]]], marks: list[int], path: Path
     img.save(path, optimize=True)
 
 
+def _label(photo: str, ref: str, hf: float) -> str:
+    """A contact-sheet row's label: photo, refiner and hf_ratio."""
+    return f"{Path(photo).stem[:28]}\n{Path(ref).stem}: hf {hf:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("photos", nargs="+")
@@ -135,7 +140,7 @@ def main() -> None:
                     raise SystemExit(f"real_flights: no kept frames {f}")
                 z = np.load(f)
                 marks = [int(t) for t in z["marks"]]
-                rows.append((f"{Path(photo).stem[:28]}\n{Path(ref).stem}: hf {float(z['hf_ratio']):.2f}", list(z["frames"])))
+                rows.append((_label(photo, ref, float(z["hf_ratio"])), list(z["frames"])))
         sheet(rows, marks, Path(a.sheet))
         print(f"sheet: {a.sheet}")
         return
@@ -149,7 +154,7 @@ def main() -> None:
                 Path(a.frames_dir).mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(Path(a.frames_dir) / f"{Path(photo).stem}_{Path(ref).stem}.npz",
                                     frames=np.stack(r["frames"]), marks=np.array(marks), hf_ratio=r["hf_ratio"])
-            rows.append((f"{Path(photo).stem[:28]}\n{Path(ref).stem}: hf {r['hf_ratio']:.2f}", r.pop("frames")))
+            rows.append((_label(photo, ref, r["hf_ratio"]), r.pop("frames")))
             results.append({"photo": Path(photo).name, "refiner": ref, **r})
             print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)

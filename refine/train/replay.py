@@ -13,7 +13,7 @@ loss. Each step's loss trains that step's network pass only (as flight mode with
 (DAgger-style: it learns from the worlds it builds itself).
 
 Determinism and resumption: the buffer is rebuilt whole at the first step of a run and at every
-multiple of `rebuild_every`, from clips drawn with that step's seed and the network as it is then,
+multiple of `TrainConfig.checkpoint_every`, from clips drawn with that step's seed and the network as it is then,
 so a run resumed from a checkpoint written at such a step continues bit for bit (on CPU) as the
 uninterrupted one. A run stopped elsewhere (a deadline) resumes with a rebuilt buffer: the same
 training, not the same bits.
