@@ -32,7 +32,7 @@ def fly(out: Path, args, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "worldgen.cli", "fly", f"{EX}.png", "--depth", f"{EX}_depth.npy", "--camera",
            f"{EX}.json", "--path", "autopilot", "--frames", str(args.frames), "--size", args.size, "--device",
            args.device, "--refiner", args.refiner, "--checkpoint-every", str(args.checkpoint_every), "--no-progress",
-           "--out", str(out), *extra]
+           "--out", str(out), *([] if args.video else ["--no-video"]), *extra]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--refiner", default="classical")
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--seed", type=int, default=None, help="picks the kill frame (default: random)")
+    ap.add_argument("--video", action="store_true", help="also write video.mp4 (needs imageio-ffmpeg)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:

@@ -362,3 +362,39 @@ def test_bounded_residual_pins_the_colour_of_covered_pixels():
     out = bounded_residual(res, cfg, covered)
     assert out[..., :8].abs().max() < 1e-6
     assert torch.allclose(out[..., 8:], torch.full_like(out[..., 8:], 0.1 * math.tanh(5.0)))
+
+
+def _mean_worker(rank: int, port: int, queue) -> None:
+    import os
+
+    from refine.train.common import Dist
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dd = Dist("cpu")
+    # rank 0 logged a cycle photo step's terms, rank 1 a forward one's: different keys
+    values = {"loss": 1.0 + rank, "photo_l1": 0.5} if rank == 0 else {"loss": 1.0 + rank, "photo_adversarial": 2.0}
+    queue.put((rank, dd.mean(values), dd.mean({})))
+    torch.distributed.destroy_process_group()
+
+
+def test_logged_means_over_processes_that_log_different_keys():
+    """Two gloo processes: each key is averaged over the processes that logged it (on the GPU a
+    still-photo interval where the ranks drew different path kinds hung the all-reduce)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_mean_worker, args=(r, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict((r, (m, e)) for r, m, e in (queue.get(timeout=120) for _ in procs))
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    want = {"loss": 1.5, "photo_l1": 0.5, "photo_adversarial": 2.0}
+    assert got[0] == got[1] == (want, {})

@@ -58,11 +58,19 @@ class Dist:
             i += n
 
     def mean(self, values: dict[str, float]) -> dict[str, float]:
-        if self.world == 1 or not values:
+        """Each key's mean over the processes that logged it. Processes may log different keys (a
+        still-photo step's terms depend on the kind of path each process drew), so the keys are
+        gathered first; every process must call this at the same step (it is a collective)."""
+        if self.world == 1:
             return values
-        keys = sorted(values)
-        t = self._reduce(torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device))
-        return {k: float(v) / self.world for k, v in zip(keys, t.tolist())}
+        gathered: list[list[str] | None] = [None] * self.world
+        dist.all_gather_object(gathered, sorted(values))
+        keys = sorted(set().union(*gathered))
+        if not keys:
+            return {}
+        rows = [[values.get(k, 0.0), 1.0 if k in values else 0.0] for k in keys]
+        t = self._reduce(torch.tensor(rows, dtype=torch.float64, device=self.device))
+        return {k: s / n for k, (s, n) in zip(keys, t.tolist()) if n > 0}
 
     def any(self, flag: bool) -> bool:
         if self.world == 1:

@@ -67,6 +67,11 @@ class DepthTrainConfig:
     photo_weight: float = 0.2
     photo_start: int = 500
     """Step from which the consistency term is on (the teacher must know something first)."""
+    skip_loss_above: float = 5.0
+    """A step whose loss is not finite or above this is skipped on every process (no update; the log
+    counts `skipped`). The loss is 0.1-0.9 in a healthy run; continuing the shipped run past step 3,300
+    on one H200, single batches of the photo term reached 1e3-1e19 and, with only gradient clipping
+    between them and the weights, the network diverged within 1,500 steps (docs/depth.md)."""
     gradient_weight: float = 0.5
     sky_weight: float = 0.3
     net: RefinerNetConfig = DEPTH_NET
@@ -284,7 +289,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
 
     t_run = t_log = time.perf_counter()
     acc: dict[str, float] = {}
-    n_acc = 0
+    n_acc = n_ok = 0  # steps in this log interval, and those not skipped
     step = start
     while step < cfg.steps:
         seed = step_seed(cfg.seed, dd.rank, step)
@@ -308,21 +313,24 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
             terms["photo"] = photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda)
             loss = loss + cfg.photo_weight * terms["photo"]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        dd.mean_grads(params)
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-        opt.step()
-        for k, v in terms.items():
-            acc[k] = acc.get(k, 0.0) + float(v.detach())
-        acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
-        acc["grad_norm"] = acc.get("grad_norm", 0.0) + float(gnorm)
+        value = float(loss.detach())
+        if dd.any(not (math.isfinite(value) and value <= cfg.skip_loss_above)):
+            acc["skipped"] = acc.get("skipped", 0.0) + 1.0  # logged as the share of skipped steps
+        else:
+            loss.backward()
+            dd.mean_grads(params)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            opt.step()
+            for k, v in {**terms, "loss": loss, "grad_norm": gnorm}.items():  # the steps taken
+                acc[k] = acc.get(k, 0.0) + float(v.detach())
+            n_ok += 1
         n_acc += 1
         step += 1
         if dd.main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
             save_png(out / "samples" / f"step_{step:06d}.png", depth_sample(net, rgb[:4], depth[:4], cuda))
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
-            rec = dd.mean({k: v / n_acc for k, v in acc.items()})
+            rec = dd.mean({k: v / (n_acc if k == "skipped" else max(n_ok, 1)) for k, v in acc.items()})
             rec = {"step": step, **{k: round(v, 5) for k, v in sorted(rec.items())},
                    "steps_per_second": round(n_acc / (now - t_log), 3),
                    "data_frames_per_second": round(cache.data_frames_per_second, 1)}
@@ -334,7 +342,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
                 with open(out / "log.jsonl", "a") as f:
                     f.write(json.dumps(rec) + "\n")
                 print("depth", json.dumps(rec), flush=True)
-            acc, n_acc, t_log = {}, 0, now
+            acc, n_acc, n_ok, t_log = {}, 0, 0, now
         over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         if dd.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps or over):
             save(ckpt, step, compact=False)

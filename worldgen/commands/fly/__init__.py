@@ -81,6 +81,10 @@ class FlyConfig:
     `worldgen export` then uses instead of re-rendering the world."""
     progress: bool = True
     """Show a progress bar."""
+    stage_times: bool = True
+    """Time each generator stage (render, refine, lift, sky, page: run.json's ms_per_frame). On CUDA
+    this synchronises the GPU around every stage; off, the CPU queues the next stage's work while the
+    GPU runs (faster) and run.json reports only the path's and the whole step's time."""
     checkpoint_every: int = 100
     """Checkpoint the flight into state/ every this many frames (and after frame 0, and at the end), so
     `--resume` can continue it; 0: only after frame 0 and at the end."""
@@ -206,7 +210,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     path = make_path(cfg.path, frame0.camera, scale, cfg.frames, speed=p.speed, autopilot=p.autopilot)
     renderer = get_renderer(device.type)
     refiner = make_refiner(p.refiner, device, classical=p.classical_refiner)
-    gen = make_generator(cfg.mode, frame0, renderer, refiner, p.generator)
+    gen = make_generator(cfg.mode, frame0, renderer, refiner, p.generator, time_stages=cfg.stage_times)
     _check_fits(cfg, frame0.camera.width, frame0.camera.height, out, 0)
     made = make_out_dir(out)
     try:
@@ -272,7 +276,7 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
             "frames_per_second": round(n / max(loop_s, 1e-9), 3),
             "generate_frames_per_second": round(n / max(steps_s + path_s, 1e-9), 3),
             **{k: v for k, v in stats.items() if k not in ("seconds_per_frame",)},
-            "ms_per_frame": {"path": round(1000 * path_s / max(n, 1), 2),
+            "ms_per_frame": {"path": round(1000 * path_s / max(n, 1), 2), "step": round(1000 * steps_s / max(n, 1), 2),
                              **{k: round(1000 * v, 2) for k, v in stats["seconds_per_frame"].items()}},
             "rss_mb": round(rss_mb(), 1), **peak_memory(), "sessions": sessions,
         }
