@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 
 from worldgen.commands.fly import FlyConfig, run
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
@@ -26,8 +27,14 @@ def main() -> None:
     ap.add_argument("--camera", default=None)
     ap.add_argument("--speed", type=float, default=0.02)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--min-px", type=float, default=None, help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     args = ap.parse_args()
-    print(f"{'mode':<11} {'PSNR dB':>8} {'SSIM':>6} {'frames/s':>9} {'Gaussians':>10}")
+    print(f"{'mode':<11} {'PSNR dB':>8} {'SSIM':>6} {'frames/s':>9} {'Gaussians':>10} {'resident':>9} {'paged in/out':>13}")
+    pipeline = PipelineConfig(size=args.size, speed=args.speed, device=args.device)
+    if args.min_px is not None:
+        world = replace(pipeline.generator.world, min_px=args.min_px)
+        pipeline = replace(pipeline, generator=replace(pipeline.generator, world=world))
+    print(f"# min_px={pipeline.generator.world.min_px}")
     for mode in ("persistent", "per-frame"):
         seen = {}
 
@@ -37,10 +44,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             cfg = FlyConfig(image=args.image, photo=PhotoConfig(depth=args.depth, camera=args.camera, fov=args.fov),
                             path="loop", frames=args.frames, mode=mode, out=out, progress=False, video=False,
-                            pipeline=PipelineConfig(size=args.size, speed=args.speed, device=args.device))
+                            pipeline=pipeline)
             info = run(cfg, on_frame=keep)
         first, last = seen[0], seen[args.frames - 1]
-        print(f"{mode:<11} {psnr(last, first):8.2f} {ssim(last, first):6.3f} {info['frames_per_second']:9.2f} {info['gaussians']:>10,}")
+        moves = f"{info.get('chunks_paged_in', 0):,}/{info.get('chunks_paged_out', 0):,}"
+        print(f"{mode:<11} {psnr(last, first):8.2f} {ssim(last, first):6.3f} {info['frames_per_second']:9.2f} "
+              f"{info['gaussians']:>10,} {info.get('gaussians_resident', info['gaussians']):>9,} {moves:>13}")
 
 
 if __name__ == "__main__":

@@ -47,17 +47,21 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     ap.add_argument("--no-stage-times", action="store_true",
                     help="fly with `--stage-times false` (no GPU synchronisation around each stage; gen ms/f is then not known)")
-    ap.add_argument("--min-px", type=float, default=0.0, help="the world's level of detail (--pipeline.generator.world.min-px)")
+    ap.add_argument("--min-px", type=float, default=None, help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     args = ap.parse_args()
     dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     cuda = dev == "cuda"
     frames = args.frames or (10_000 if cuda else 2_000)
     size = args.size or ("512x512" if cuda else "128x128")
     tenth = max(1, -(-(frames - 1) // 10))  # frames 1..frames-1 in ten rows (the last may be shorter)
+    pipeline = PipelineConfig(size=size, device=dev, refiner=args.refiner)
+    if args.min_px is not None:
+        pipeline = replace(pipeline, generator=replace(pipeline.generator, world=replace(pipeline.generator.world, min_px=args.min_px)))
+    min_px = pipeline.generator.world.min_px
     machine = machine_description(torch.device(dev))
     print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
           f"{machine['cpu_cores']} cores, torch {torch.__version__}, {platform.python_version()})  "
-          f"size={size} frames={frames:,} path={args.path} refiner={args.refiner} min_px={args.min_px} "
+          f"size={size} frames={frames:,} path={args.path} refiner={args.refiner} min_px={min_px} "
           f"stage_times={not args.no_stage_times}", flush=True)
 
     rows: list[dict] = []
@@ -95,8 +99,6 @@ def main() -> None:
         mark.update(t=t, wall=now, stages=totals, moves=moves)
 
     photo = PhotoConfig(depth=f"{EX}_depth.npy", camera=f"{EX}.json")
-    pipeline = PipelineConfig(size=size, device=dev, refiner=args.refiner)
-    pipeline = replace(pipeline, generator=replace(pipeline.generator, world=replace(pipeline.generator.world, min_px=args.min_px)))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or str(Path(tmp) / "soak")
         info = run(FlyConfig(image=f"{EX}.png", photo=photo, path=args.path, frames=frames,
@@ -115,7 +117,7 @@ def main() -> None:
             print(f"# sustained frames/s: {fps:.1f} (goal >= 60: {'met' if fps >= 60 else 'NOT met'})")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "size": size, "frames": frames,
-                                               "refiner": args.refiner, "min_px": args.min_px,
+                                               "refiner": args.refiner, "min_px": min_px,
                                                "stage_times": not args.no_stage_times, "rows": rows, "run": info}, indent=1))
 
 

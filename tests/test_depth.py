@@ -281,6 +281,9 @@ def test_depth_training_learns_and_resumes_bit_exactly(tmp_path):
     assert train_depth(pieces)["steps_done"] == 48  # resumed from step 24's checkpoint
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "pieces")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the photo term's mean teacher travels in the full checkpoint: an average of the weights, not them
+    teacher = torch.load(tmp_path / "pieces" / "checkpoint.pt", map_location="cpu", weights_only=False)["teacher"]
+    assert teacher.keys() == a.keys() and not all(torch.equal(teacher[k], a[k]) for k in a)
 
 
 def test_depth_training_skips_steps_whose_loss_blows_up(tmp_path):

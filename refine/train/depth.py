@@ -67,6 +67,12 @@ class DepthTrainConfig:
     photo_weight: float = 0.2
     photo_start: int = 500
     """Step from which the consistency term is on (the teacher must know something first)."""
+    teacher_ema: float = 0.999
+    """The consistency term's teacher is an exponential moving average of the network's weights with
+    this decay per step (mean teacher), started from the network when the term comes on and at
+    every run start from a compact checkpoint; 0: the network itself (how the shipped 3,111 steps
+    were trained). A teacher that is the student chases the student's own mistakes on real photos,
+    where nothing else anchors it."""
     skip_loss_above: float = 5.0
     """A step whose loss is not finite or above this is skipped on every process (no update; the log
     counts `skipped`). The loss is 0.1-0.9 in a healthy run; continuing the shipped run past step 3,300
@@ -194,11 +200,12 @@ def depth_losses(net, rgb: Tensor, depth: Tensor, cfg: DepthTrainConfig, autocas
             "sky": F.binary_cross_entropy_with_logits(sky_logit, (~valid).float())}
 
 
-def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool) -> Tensor:
+def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool, teacher=None) -> Tensor:
     """Self-supervised term on real photos [B, 3, H, W]: an augmented (colour, flip) view's prediction
-    must match the clean view's (detached), up to scale; sky by cross-entropy with the teacher's sky."""
+    must match the teacher's on the clean view (no gradient; `teacher` None: the network itself), up to
+    scale; sky by cross-entropy with the teacher's sky."""
     with torch.no_grad(), torch.autocast(device_type=photos.device.type, dtype=torch.bfloat16, enabled=autocast):
-        t_log, t_sky = predict(net, photos)
+        t_log, t_sky = predict(net if teacher is None else teacher, photos)
     aug = photometric(photos, gen)
     flip = bool(torch.rand((), generator=gen) < 0.5)
     if flip:
@@ -240,6 +247,16 @@ def photo_batch(photos: list[Tensor], n: int, out_wh: tuple[int, int], gen: torc
 
 
 # ----------------------------------------------------------------------------- the loop
+def _frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `net` that takes no gradients (the mean teacher)."""
+    import copy
+
+    teacher = copy.deepcopy(net)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
 def train_depth(cfg: DepthTrainConfig) -> dict:
     """Run (or resume) depth training; returns the summary written to train.json."""
     dd = Dist(cfg.device)
@@ -250,6 +267,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         (out / "samples").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     net = DepthNet(cfg.net).to(dev)
+    teacher = None  # the consistency term's mean teacher (made when the term comes on)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     start, cursor, history, elapsed0 = 0, None, [], 0.0
     ckpt = out / "checkpoint.pt"
@@ -262,6 +280,9 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         if blob["opt"] is not None:
             opt.load_state_dict(blob["opt"])
         start, cursor, history, elapsed0 = blob["step"], blob["cursor"], blob["history"], blob["elapsed_seconds"]
+        if blob.get("teacher") is not None:
+            teacher = _frozen_copy(net)
+            teacher.load_state_dict(blob["teacher"])
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
     cache.fill(cursor)
@@ -276,12 +297,13 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     def save(path: Path, step: int, compact: bool) -> None:
         from worldgen.core.io import atomic_write
 
-        # compact (the copy that travels): float16 weights and no optimiser state (a resumed run
-        # starts new Adam moments); full: everything, bit-exact resumption.
+        # compact (the copy that travels): float16 weights, no optimiser state and no teacher (a
+        # resumed run starts new Adam moments and a new mean teacher); full: everything, bit-exact.
         state = {"format": DEPTH_FORMAT, "net_config": dataclasses.asdict(cfg.net), "meta": {},
                  "state_dict": {k: (v.half() if compact and v.is_floating_point() else v).detach().cpu()
                                 for k, v in net.state_dict().items()}}
         blob = {"format": CKPT_FORMAT, "step": step, "depth": state, "opt": None if compact else opt.state_dict(),
+                "teacher": None if compact or teacher is None else teacher.state_dict(),
                 "cursor": cache.cursor, "history": history, "config": dataclasses.asdict(cfg),
                 "elapsed_seconds": elapsed0 + time.perf_counter() - t_run}
         with atomic_write(path) as f:
@@ -310,7 +332,9 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         terms = depth_losses(net, rgb, depth, cfg, cuda)
         loss = terms["si_log"] + cfg.gradient_weight * terms["gradient"] + cfg.sky_weight * terms["sky"]
         if photos is not None and step >= cfg.photo_start:
-            terms["photo"] = photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda)
+            if teacher is None and cfg.teacher_ema > 0:
+                teacher = _frozen_copy(net)
+            terms["photo"] = photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda, teacher)
             loss = loss + cfg.photo_weight * terms["photo"]
         opt.zero_grad(set_to_none=True)
         value = float(loss.detach())
@@ -321,6 +345,10 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
             dd.mean_grads(params)
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
             opt.step()
+            if teacher is not None:
+                with torch.no_grad():
+                    for pt, p in zip(teacher.parameters(), net.parameters()):
+                        pt.lerp_(p, 1.0 - cfg.teacher_ema)
             for k, v in {**terms, "loss": loss, "grad_norm": gnorm}.items():  # the steps taken
                 acc[k] = acc.get(k, 0.0) + float(v.detach())
             n_ok += 1
