@@ -11,6 +11,9 @@ Per photo and refiner (persistent mode), it prints:
 - sky_streaks: over the pixels the frame calls sky, mean |horizontal gradient| / mean |vertical
   gradient| of the grey image (about 1 for a smooth or cloudy sky; vertical streaks, the push-pull
   smear of unseen sky, make it large). Mean over the last 50 frames.
+- colour drift: how far the colours of the last 100 frames are from frame 0's (the photo's view), in
+  CIELAB: `mean_de` (delta E of the mean colour), `drift` (mean and std of L, a, b together), and the
+  chroma shifts a (negative: greener) and b (positive: yellower); worldgen/core/metrics.py.
 - fps: generated frames per second.
 The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 of every flight, one row per photo and refiner.
 """
@@ -61,12 +64,18 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
     from worldgen.commands.fly import FlyConfig, run
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
-    kept, hf, streaks = {}, [], []
+    from worldgen.core.metrics import colour_distance, lab_stats
+
+    kept, hf, streaks, lab = {}, [], [], {"ref": None, "sum": 0.0, "n": 0}
     marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1}
 
     def on_frame(t, frame, gen):
         rgb = frame.rgb.detach().cpu()
         hf.append(hf_energy(rgb))
+        if t == 0:
+            lab["ref"] = lab_stats(rgb)
+        elif t >= frames - 100:
+            lab["sum"], lab["n"] = lab["sum"] + lab_stats(rgb), lab["n"] + 1
         streaks.append(sky_streaks(rgb, frame.sky.cpu()))
         if t in marks:
             kept[t] = (rgb.clamp(0, 1) * 255 + 0.5).byte().numpy()
@@ -79,7 +88,8 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
                              video=False, pipeline=PipelineConfig(size=size, refiner=refiner, device=device)),
                    on_frame=on_frame)
     tail = [s for s in streaks[-50:] if s == s]
-    return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf,
+    colour = colour_distance(lab["ref"], lab["sum"] / lab["n"]) if lab["n"] else {}
+    return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour,
             "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
             "fps": info["generate_frames_per_second"], "frames": [kept[t] for t in sorted(kept)], "marks": sorted(kept)}
 
@@ -144,7 +154,8 @@ def main() -> None:
         sheet(rows, marks, Path(a.sheet))
         print(f"sheet: {a.sheet}")
         return
-    print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'frames/s':>9}")
+    print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'mean_dE':>8} {'drift':>6} "
+          f"{'a':>6} {'b':>6} {'frames/s':>9}")
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
@@ -156,7 +167,9 @@ def main() -> None:
                                     frames=np.stack(r["frames"]), marks=np.array(marks), hf_ratio=r["hf_ratio"])
             rows.append((_label(photo, ref, r["hf_ratio"]), r.pop("frames")))
             results.append({"photo": Path(photo).name, "refiner": ref, **r})
+            c = {"mean_de": float("nan"), "drift": float("nan"), "a": float("nan"), "b": float("nan"), **r["colour"]}
             print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
+                  f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames, "size": a.size,

@@ -190,3 +190,19 @@ def test_lpips_without_weights_says_so_and_never_downloads(tmp_path, monkeypatch
     metric, status = make_lpips("cpu")
     assert metric is None
     assert status.startswith("LPIPS: weights unavailable")
+
+
+def test_lab_matches_reference_values_and_drift_sees_a_colour_cast():
+    from worldgen.core.metrics import colour_drift, rgb_to_lab
+
+    lab = rgb_to_lab(torch.tensor([[1.0, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 0], [0.5, 0.5, 0.5]]))
+    want = torch.tensor([[100, 0, 0], [53.24, 80.09, 67.20], [87.73, -86.18, 83.18], [0, 0, 0], [53.39, 0, 0]])
+    assert torch.allclose(lab, want, atol=0.02)
+    g = torch.Generator().manual_seed(0)
+    photo = 0.2 + 0.6 * torch.rand(32, 32, 3, generator=g)
+    same = colour_drift(photo, [photo.flip(0), photo.flip(1)])  # the same colours elsewhere in the frame
+    assert same["drift"] < 1e-6
+    green = photo.clone()
+    green[..., 1] = (green[..., 1] + 0.3).clamp(max=1)  # neon-green snow
+    cast = colour_drift(photo, [green])
+    assert cast["a"] < -15 and cast["mean_de"] > 15 and cast["drift"] >= cast["mean_de"]

@@ -10,6 +10,8 @@ Images are float [H, W, 3] in [0, 1]; masks are bool [H, W]. Camera conventions 
   scores zero error up to the nearest-pixel resampling of the warp.
 - `revisit_pairs`, `revisit_error`: a path that passes the same pose twice should show the same
   frame twice.
+- `rgb_to_lab`, `lab_stats`, `colour_distance`, `colour_drift`: how far a flight's colours have moved from the photo's
+  (CIELAB, D65 white; mean and std per channel).
 - `LPIPS` / `lpips_status`: the learned perceptual metric, only where its weights are already on
   disk (it never downloads: torchvision's AlexNet weights are fetched from the internet otherwise).
 """
@@ -213,6 +215,42 @@ def revisit_error(first: Tensor, second: Tensor) -> PairScore:
 
 
 # ============================================================================ LPIPS (offline only)
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """CIELAB [..., 3] (L in 0..100, a and b about -128..127; D65 white) of sRGB rgb [..., 3] in [0, 1]."""
+    c = rgb.double().clamp(0, 1)
+    lin = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = torch.tensor([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                      [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64, device=rgb.device)
+    xyz = lin @ m.T / torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64, device=rgb.device)
+    d = 6 / 29
+    f = torch.where(xyz > d**3, xyz.clamp_min(1e-12) ** (1 / 3), xyz / (3 * d * d) + 4 / 29)
+    lab = torch.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    return lab.to(rgb.dtype if rgb.is_floating_point() else torch.float32)
+
+
+def lab_stats(rgb: Tensor) -> Tensor:
+    """[6]: mean L, a, b then std L, a, b over the pixels of rgb [H, W, 3] in [0, 1]."""
+    lab = rgb_to_lab(rgb).reshape(-1, 3).double()
+    return torch.cat([lab.mean(0), lab.std(0, correction=0)])
+
+
+def colour_distance(reference: Tensor, stats: Tensor) -> dict[str, float]:
+    """How far colour statistics `stats` [6] (`lab_stats`, or their mean over frames) are from
+    `reference` [6]: `mean_de` is the distance of the mean colours (CIE76 delta E), `std_de` the same
+    for the per-channel spreads, `drift` the length of the whole 6-vector difference, and `a`, `b` the
+    mean chroma shifts (positive a: toward red/magenta, negative: toward green; positive b: toward
+    yellow)."""
+    d = stats.double() - reference.double()
+    return {"mean_de": float(d[:3].norm()), "std_de": float(d[3:].norm()), "drift": float(d.norm()),
+            "a": float(d[1]), "b": float(d[2])}
+
+
+def colour_drift(reference: Tensor, frames: list[Tensor]) -> dict[str, float]:
+    """`colour_distance` of the frames' mean `lab_stats` (each frame [H, W, 3] in [0, 1]) from those of
+    `reference` (the photo's view)."""
+    return colour_distance(lab_stats(reference), torch.stack([lab_stats(f) for f in frames]).mean(0))
+
+
 def _alexnet_checkpoint() -> str:
     """Where torchvision keeps AlexNet's ImageNet weights once downloaded (torch hub cache)."""
     import os
