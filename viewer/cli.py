@@ -99,8 +99,9 @@ class LiveConfig:
 
 def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> None:
     """Print the URL, serve until Ctrl+C (or any exception), then stop `before_stop()` and the server."""
-    print(f"worldgen: {what} at {url}  (Ctrl+C to stop)", flush=True)
-    try:
+    try:  # the print inside: a Ctrl+C that lands right after it still stops the server (its threads
+        # would otherwise keep the process alive; a loaded CI machine hit that window)
+        print(f"worldgen: {what} at {url}  (Ctrl+C to stop)", flush=True)
         while True:
             time.sleep(3600)
     finally:
