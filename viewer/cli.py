@@ -98,9 +98,18 @@ class LiveConfig:
 
 
 def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> None:
-    """Print the URL, serve until Ctrl+C (or any exception), then stop `before_stop()` and the server."""
-    try:  # the print inside: a Ctrl+C that lands right after it still stops the server (its threads
-        # would otherwise keep the process alive; a loaded CI machine hit that window)
+    """Print the URL, serve until Ctrl+C, SIGTERM (or any exception), then stop `before_stop()` and the server.
+
+    SIGINT and SIGTERM are set here to raise KeyboardInterrupt: a process started in the background
+    by a shell inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:  # all inside: a signal that lands right after the print still stops the server
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, interrupt)
         print(f"worldgen: {what} at {url}  (Ctrl+C to stop)", flush=True)
         while True:
             time.sleep(3600)
