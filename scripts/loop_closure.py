@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import replace
 
 from worldgen.commands.fly import FlyConfig, run
-from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 from worldgen.core.metrics import psnr, ssim
+from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
 
 def main() -> None:
@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--camera", default=None)
     ap.add_argument("--speed", type=float, default=0.02)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--min-px", type=float, default=None, help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
+    ap.add_argument("--min-px", type=float, default=None,
+                    help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     args = ap.parse_args()
     print(f"{'mode':<11} {'PSNR dB':>8} {'SSIM':>6} {'frames/s':>9} {'Gaussians':>10} {'resident':>9} {'paged in/out':>13}")
     pipeline = PipelineConfig(size=args.size, speed=args.speed, device=args.device)

@@ -62,9 +62,8 @@ def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
 
 def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str):
     from worldgen.commands.fly import FlyConfig, run
-    from worldgen.pipeline.config import PhotoConfig, PipelineConfig
-
     from worldgen.core.metrics import colour_distance, lab_stats
+    from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
     kept, hf, streaks, lab = {}, [], [], {"ref": None, "sum": 0.0, "n": 0}
     marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1}

@@ -47,7 +47,8 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     ap.add_argument("--no-stage-times", action="store_true",
                     help="fly with `--stage-times false` (no GPU synchronisation around each stage; gen ms/f is then not known)")
-    ap.add_argument("--min-px", type=float, default=None, help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
+    ap.add_argument("--min-px", type=float, default=None,
+                    help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     args = ap.parse_args()
     dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     cuda = dev == "cuda"
@@ -56,7 +57,8 @@ def main() -> None:
     tenth = max(1, -(-(frames - 1) // 10))  # frames 1..frames-1 in ten rows (the last may be shorter)
     pipeline = PipelineConfig(size=size, device=dev, refiner=args.refiner)
     if args.min_px is not None:
-        pipeline = replace(pipeline, generator=replace(pipeline.generator, world=replace(pipeline.generator.world, min_px=args.min_px)))
+        world = replace(pipeline.generator.world, min_px=args.min_px)
+        pipeline = replace(pipeline, generator=replace(pipeline.generator, world=world))
     min_px = pipeline.generator.world.min_px
     machine = machine_description(torch.device(dev))
     print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
@@ -85,7 +87,8 @@ def main() -> None:
         w = gen.world
         moves = (getattr(w, "paged_in", 0), getattr(w, "paged_out", 0))
         row = {"first": mark["t"] + 1, "last": t, "wall_ms": 1000 * (now - mark["wall"]) / n,
-               "gen_ms": round(1000 * gen_s / n, 3) if totals else None, "working_set": len(gen.scene), "world": w.size,
+               "gen_ms": round(1000 * gen_s / n, 3) if totals else None,  # None: stage times off
+               "working_set": len(gen.scene), "world": w.size,
                "paged_in": moves[0] - mark["moves"][0], "paged_out": moves[1] - mark["moves"][1], "host_mb": rss_mb()}
         if cuda:
             torch.cuda.synchronize()
@@ -93,7 +96,8 @@ def main() -> None:
             row["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
             torch.cuda.reset_peak_memory_stats()
         rows.append(row)
-        print(f"{row['first']:>6,}-{t:<6,} {row['wall_ms']:9.1f} {'-' if row['gen_ms'] is None else format(row['gen_ms'], '.1f'):>8} {row['working_set']:>12,} "
+        gen_ms = "-" if row["gen_ms"] is None else f"{row['gen_ms']:.1f}"
+        print(f"{row['first']:>6,}-{t:<6,} {row['wall_ms']:9.1f} {gen_ms:>8} {row['working_set']:>12,} "
               f"{row['world']:>12,} {row['paged_in']:>5,}/{row['paged_out']:<5,} {row['host_mb']:8.0f}"
               + (f" {row['gpu_mb']:8.0f} {row['gpu_peak_mb']:8.0f}" if cuda else ""), flush=True)
         mark.update(t=t, wall=now, stages=totals, moves=moves)
@@ -102,7 +106,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or str(Path(tmp) / "soak")
         info = run(FlyConfig(image=f"{EX}.png", photo=photo, path=args.path, frames=frames,
-                             pipeline=pipeline, out=out, stage_times=not args.no_stage_times, progress=False, video=not args.no_video, checkpoint_every=args.checkpoint_every,
+                             pipeline=pipeline, out=out, stage_times=not args.no_stage_times, progress=False,
+                             video=not args.no_video, checkpoint_every=args.checkpoint_every,
                              overwrite=args.out is not None), on_frame=on_frame)
     fps = info["frames_per_second"]
     print(f"# {info['frames']:,} frames, {fps:.2f} frames/s over the loop, world {info['gaussians']:,} Gaussians "
