@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--no-video", action="store_true", help="skip video.mp4 (frames are still written)")
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     ap.add_argument("--no-stage-times", action="store_true",
-                    help="fly with `--stage-times false` (no GPU synchronisation around each stage; gen ms/f is then not known)")
+                    help="fly with `--no-stage-times` (no GPU synchronisation around each stage; gen ms/f is then not known)")
     ap.add_argument("--min-px", type=float, default=None,
                     help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     args = ap.parse_args()
