@@ -1,5 +1,7 @@
 # Two entry points on a fresh Linux machine: `make demo` and `make test`.
 # Both create .venv, install worldgen into it (system packages first when needed), then run.
+# pip keeps no cache: the install is ~7 GB (PyTorch's CUDA build and its libraries); a cache of the
+# downloads would nearly double what a fresh machine's disk must hold.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -22,8 +24,8 @@ test-deps:
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

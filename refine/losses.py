@@ -139,3 +139,46 @@ def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]]) ->
             total = total + (f - r.detach()).abs().mean()
             n += 1
     return total / max(n, 1)
+
+
+def colour_moments(x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Per-image CIELAB mean and standard deviation of x [B, 3, H, W] (sRGB in [0, 1]) over the
+    pixels weighted by weight [B, 1, H, W] (>= 0; None: all), each [B, 3] in units of 100 (L runs
+    0..1). Differentiable."""
+    from worldgen.core.metrics import rgb_to_lab
+
+    lab = rgb_to_lab(x.float().permute(0, 2, 3, 1)).permute(0, 3, 1, 2) / 100.0
+    w = x.new_ones(x.shape[0], 1, *x.shape[-2:]) if weight is None else weight.to(lab.dtype)
+    ws = w.sum(dim=(2, 3)).clamp_min(1e-6)
+    mean = (lab * w).sum(dim=(2, 3)) / ws
+    var = (((lab - mean[..., None, None]) ** 2) * w).sum(dim=(2, 3)) / ws
+    return mean, (var + 1e-6).sqrt()
+
+
+def colour_moments_l1(a: Tensor, b: Tensor, weight: Tensor | None = None, min_share: float = 0.02) -> Tensor:
+    """L1 between the Lab means and spreads (`colour_moments`, units of 100) of a and b [B, 3, H, W],
+    both taken over weight [B, 1, H, W] (None: whole images), averaged over images whose weighted
+    share of the frame is at least `min_share` (0 if none). Phase-free: it asks a generated region to
+    have the truth's colour statistics, not its pixels, so pushing saturation or a cast is not free
+    the way it is under a critic that has not learnt colour yet."""
+    ma, sa = colour_moments(a, weight)
+    mb, sb = colour_moments(b, weight)
+    per_image = ((ma - mb).abs() + (sa - sb).abs()).mean(1)
+    if weight is None:
+        return per_image.mean()
+    ok = (weight.float().mean(dim=(1, 2, 3)) >= min_share).to(per_image.dtype)
+    return (per_image * ok).sum() / ok.sum().clamp_min(1.0)
+
+
+def band_energy_l1(a: Tensor, b: Tensor, levels: int = 3) -> Tensor:
+    """|log| ratio of the whole-image detail of a and b [B, C, H, W], per Laplacian band (the mean
+    |band| of each image), averaged over images and bands. Natural images are close to scale
+    invariant: a frame far along a flight over a photo should hold about as much detail per band as
+    the photo itself, whatever it shows, so this asks for the amount of texture, not its layout."""
+    total, n = a.new_zeros(()), 0
+    for ba, bb in zip(_bands(a.float(), levels), _bands(b.float(), levels)):
+        ea = ba.abs().mean(dim=(1, 2, 3)) + 1e-3
+        eb = bb.abs().mean(dim=(1, 2, 3)) + 1e-3
+        total = total + (ea.log() - eb.log()).abs().mean()
+        n += 1
+    return total / max(n, 1)

@@ -1,7 +1,8 @@
 """Long autopilot flights over real photos: does the world keep its detail, and is the sky clean?
 
     python scripts/real_flights.py PHOTO [PHOTO ...] [--refiners classical learned] [--frames 201]
-        [--size 256x256] [--fov 90] [--depth-model ...] [--sheet docs/real_flights.png] [--out FILE.json]
+        [--size 256x256] [--fov 90] [--depth-model ...] [--sheet docs/real_flights.png] [--marks 0 50 ...]
+        [--out FILE.json]
 
 Per photo and refiner (persistent mode), it prints:
 - hf_ratio: high-frequency energy of the lower half of frame T-1 over frame 0's. The energy is
@@ -15,7 +16,7 @@ Per photo and refiner (persistent mode), it prints:
   CIELAB: `mean_de` (delta E of the mean colour), `drift` (mean and std of L, a, b together), and the
   chroma shifts a (negative: greener) and b (positive: yellower); worldgen/core/metrics.py.
 - fps: generated frames per second.
-The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 of every flight, one row per photo and refiner.
+The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 (or --marks) of every flight, one row per photo and refiner.
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
     return float(gx[m].mean() / gy[m].mean().clamp_min(1e-4))
 
 
-def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str):
+def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str,
+        marks: list[int] | None = None):
     from worldgen.commands.fly import FlyConfig, run
     from worldgen.core.metrics import colour_distance, lab_stats
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
     kept, hf, streaks, lab = {}, [], [], {"ref": None, "sum": 0.0, "n": 0}
-    marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1}
+    marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1} if not marks else {t for t in marks if t < frames}
 
     def on_frame(t, frame, gen):
         rgb = frame.rgb.detach().cpu()
@@ -131,6 +133,8 @@ def main() -> None:
     ap.add_argument("--depth-model", default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--sheet", default=None)
+    ap.add_argument("--marks", type=int, nargs="+", default=None,
+                    help="frames shown on the sheet (default: 0, T/4, T/2, 3T/4 and T-1)")
     ap.add_argument("--out", default="runs/real_flights.json")
     ap.add_argument("--frames-dir", default=None,
                     help="also keep each flight's sheet frames here (PHOTO_REFINER.npz), so runs split over "
@@ -158,7 +162,7 @@ def main() -> None:
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
-            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device)
+            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device, a.marks)
             marks = r.pop("marks")
             if a.frames_dir:
                 Path(a.frames_dir).mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,10 @@ class LossConfig:
     """L1 between the discriminator's features of refined and true frames."""
     gan_start: int = 300
     """Step from which the adversarial and feature-matching terms are on."""
+    colour: float = 1.0
+    """L1 between the Lab mean and spread of the refined and true colour where the network may change
+    it (refine/losses.py colour_moments_l1; added at step 3180 of the shipped run: the flights over
+    real photos drifted green)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,12 @@ class StillPhotoConfig:
     """Weight of the photo critic's hinge loss on generated frames."""
     feature_matching: float = 1.0
     """Weight of the photo critic's feature matching between the returned frame and the photo."""
+    colour: float = 1.0
+    """Weight of the colour-statistics term of every generated frame against its photo (Lab mean and
+    spread, refine/losses.py colour_moments_l1): a flight over a photo stays in the photo's colours."""
+    band_energy: float = 0.5
+    """Weight of the per-band detail-amount term of every generated frame against its photo
+    (refine/losses.py band_energy_l1): a flight over a photo keeps the photo's amount of texture."""
     depth_weights: str | None = None
     """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
 

@@ -111,9 +111,10 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
     """The generator's loss of one photo step: (loss, terms, fake images [N, 3, H, W] for the critic).
 
     `results` are the unroll's supervised steps (refine/train/unroll.py); `photos` [B, 3, H, W]."""
-    from refine.losses import feature_matching_loss, g_hinge_loss, laplacian_l1
+    from refine.losses import band_energy_l1, colour_moments_l1, feature_matching_loss, g_hinge_loss, laplacian_l1
 
     fake = torch.cat([r.out.rgb for r in results])
+    source = photos.repeat(len(results), 1, 1, 1)  # fake is step-major: step t holds clips 0..B-1
     dev = photos.device
     for p in disc.parameters():
         p.requires_grad_(False)
@@ -121,6 +122,12 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
         d_fake = disc(fake)
         terms = {"photo_adversarial": g_hinge_loss(d_fake)}
         loss = cfg.adversarial * terms["photo_adversarial"]
+    # Image statistics every generated frame shares with its photo (float32, outside autocast): the
+    # Lab mean and spread, and the amount of detail per band.
+    terms["photo_colour"] = colour_moments_l1(fake, source)
+    terms["photo_band_energy"] = band_energy_l1(fake, source)
+    loss = loss + cfg.colour * terms["photo_colour"] + cfg.band_energy * terms["photo_band_energy"]
+    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
         if kind == "cycle":
             back = results[-1].out.rgb
             terms["photo_l1"] = (back - photos).abs().mean()

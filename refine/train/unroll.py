@@ -110,10 +110,11 @@ def critic_input(rgb: Tensor, log_disp: Tensor, sky: Tensor, ref: Tensor) -> Ten
 
 
 def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> dict[str, Tensor]:
-    """Per-step supervised terms (see LossConfig): rgb, laplacian, detail, disparity, net_disparity, sky.
+    """Per-step supervised terms (see LossConfig): rgb, laplacian, detail, colour, disparity,
+    net_disparity, sky.
 
-    `detail` counts where the composition lets the network change the colour (1 - keep)."""
-    from refine.losses import detail_energy_l1, laplacian_l1, masked_mean
+    `detail` and `colour` count where the composition lets the network change the colour (1 - keep)."""
+    from refine.losses import colour_moments_l1, detail_energy_l1, laplacian_l1, masked_mean
 
     o = r.out
     gt_ld = log_disparity(r.gt_depth)
@@ -123,6 +124,7 @@ def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> d
         "rgb": (o.rgb - r.gt_rgb).abs().mean(),
         "laplacian": laplacian_l1(o.rgb, r.gt_rgb),
         "detail": detail_energy_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),
+        "colour": colour_moments_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),
         "disparity": masked_mean((o.log_disp - gt_ld).abs(), solid & ~o.sky),
         "net_disparity": masked_mean((o.net_log_disp - gt_ld).abs(), solid),
         "sky": masked_mean(F.binary_cross_entropy_with_logits(o.sky_logit, r.gt_sky.float(), reduction="none"), uncovered),

@@ -1,0 +1,49 @@
+"""The weight-free image-statistics losses of refine/losses.py (colour moments, band energy)."""
+
+import torch
+
+from refine.losses import band_energy_l1, colour_moments, colour_moments_l1
+from worldgen.core.metrics import lab_stats
+
+
+def _texture(seed: int, n: int = 2, size: int = 32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (0.3 + 0.4 * torch.rand(n, 3, size, size, generator=g)).clamp(0, 1)
+
+
+def test_colour_moments_match_the_lab_metric():
+    x = _texture(0)
+    mean, std = colour_moments(x)
+    ref = lab_stats(x[1].permute(1, 2, 0)).float() / 100
+    assert torch.allclose(mean[1], ref[:3], atol=1e-4)
+    assert torch.allclose(std[1], ref[3:], atol=1e-3)
+
+
+def test_colour_term_sees_a_cast_and_pulls_it_back():
+    truth = _texture(1)
+    assert float(colour_moments_l1(truth, truth)) < 1e-6
+    green = truth.clone()
+    green[:, 1] = (green[:, 1] + 0.25).clamp(0, 1)  # a green cast, same layout
+    shuffled = truth.flatten(2)[:, :, torch.randperm(32 * 32)].reshape_as(truth)  # same colours, new layout
+    assert float(colour_moments_l1(shuffled, truth)) < 1e-4  # phase-free
+    assert float(colour_moments_l1(green, truth)) > 0.05
+    x = green.clone().requires_grad_(True)
+    colour_moments_l1(x, truth).backward()
+    assert float(x.grad[:, 1].mean()) > 0  # descending the gradient removes green
+    # a weighted region too small to judge counts for nothing
+    w = torch.zeros(2, 1, 32, 32)
+    w[:, :, :2, :2] = 1
+    assert float(colour_moments_l1(green, truth, w)) == 0.0
+    w[:, :, :16] = 1
+    assert float(colour_moments_l1(green, truth, w)) > 0.05
+
+
+def test_band_energy_asks_for_the_amount_of_detail_not_its_layout():
+    sharp = _texture(2)
+    other = _texture(3)  # different texture, same statistics
+    blurred = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2, count_include_pad=False)
+    assert float(band_energy_l1(other, sharp)) < 0.1
+    assert float(band_energy_l1(blurred, sharp)) > 1.0
+    x = blurred.clone().requires_grad_(True)
+    band_energy_l1(x, sharp).backward()
+    assert x.grad.abs().sum() > 0
