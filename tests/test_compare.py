@@ -63,6 +63,7 @@ def test_compare_photo_end_to_end(small_photo, tmp_path):
     assert saved["wins"]["loop_closure_psnr"] == "persistent"
     assert any(v.startswith("Persistent wins loop closure PSNR") for v in doc["verdicts"])
     assert len(saved["poses"]) == 7
+    assert saved["versus"] is None and "Refiners:" not in page  # no --versus-refiner: no second refiner
 
 
 def test_compare_reactive_path_replays_the_same_poses(small_photo, tmp_path):
@@ -77,6 +78,76 @@ def test_compare_reactive_path_replays_the_same_poses(small_photo, tmp_path):
     flown = records["persistent"].poses
     assert not torch.equal(flown[1], flown[4])  # a real flight, not a camera standing still
     assert torch.equal(records["per-frame"].poses, flown)
+    with pytest.raises(ValueError, match="poses must be"):
+        evaluate(source, TINY, frames=4, poses=flown)  # given poses must be one per frame
+
+
+def tiny_refiner_weights(path) -> str:
+    """A tiny learned refiner's weights file (random, not zero: it differs from the classical refiner)."""
+    from refine.learned import LearnedRefinerConfig, save_weights
+    from refine.net import RefinerNet, RefinerNetConfig
+
+    net = RefinerNet(RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=8))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    save_weights(path, net, LearnedRefinerConfig())
+    return str(path)
+
+
+def test_compare_versus_refiner_flies_the_same_poses(small_photo, tmp_path, capsys, monkeypatch):
+    from worldgen.commands.compare import command
+
+    calls = []  # (poses given, records) of each evaluate() the command makes
+
+    def recording_evaluate(*args, **kwargs):
+        result = evaluate(*args, **kwargs)
+        calls.append((kwargs.get("poses"), result[1]))
+        return result
+
+    monkeypatch.setattr(command, "evaluate", recording_evaluate)
+    weights = tiny_refiner_weights(tmp_path / "tiny.pt")
+    out = tmp_path / "v"
+    entrypoint(["compare", str(small_photo), "--size", "48x32", "--frames", "5", "--path", "autopilot",
+                "--versus-refiner", weights, "--out", str(out), "--no-video", "--no-progress"])
+    printed = capsys.readouterr().out
+    # The main refiner's persistent flight steers the autopilot; the second refiner's flights replay its poses.
+    (given0, main), (given1, versus) = calls
+    flown = main["persistent"].poses
+    assert given0 is None and torch.equal(given1, flown)
+    assert not torch.equal(flown[0], flown[2])  # a real flight (retraced: out to pose 2 and back)
+    for m in ("persistent", "per-frame"):
+        assert torch.equal(versus[m].poses, flown) and len(versus[m].frames) == 5
+    assert any(not np.array_equal(a, b) for a, b in zip(main["persistent"].frames, versus["persistent"].frames))
+    saved = json.loads((out / "metrics.json").read_text())
+    v = saved["versus"]
+    assert v["refiner"] == "learned:tiny.pt" and saved["refiner"] == "classical"
+    for m in ("persistent", "per-frame"):
+        assert 0.0 <= v[m]["tsed"] <= 1.0 and v[m]["tsed_threshold_px"] == saved[m]["summary"]["tsed_threshold_px"]
+        assert {"tsed_median_sed", "tsed_matches_mean", "loop_closure_psnr", "ms_per_frame"} <= set(v[m])
+    assert [line.split(":")[0] for line in v["verdicts"]] == ["Persistent flights", "Per-frame flights"]
+    assert all("TSED" in line and "classical" in line and "learned:tiny.pt" in line for line in v["verdicts"])
+    assert all("  " + line in printed.splitlines() for line in saved["verdicts"] + v["verdicts"])
+    # report: one table, the four flights as columns, no fidelity rows (no ground truth)
+    page = (out / "report.html").read_text()
+    section = page.split("<h2>Refiners: classical vs learned:tiny.pt</h2>")[1].split("<h2>")[0]
+    assert section.count("<table>") == 1
+    assert ("<th>metric</th><th>classical persistent</th><th>classical per-frame</th>"
+            "<th>learned:tiny.pt persistent</th><th>learned:tiny.pt per-frame</th>") in section
+    assert "3D consistency: TSED" in section and "fidelity" not in section
+    assert all(v_line in section for v_line in v["verdicts"])
+    assert not (out / "video.mp4").exists()
+
+
+def test_versus_refiner_must_be_another_refiner(small_photo, tmp_path, capsys):
+    same = "--versus-refiner must name another refiner than --refiner, got 'classical'"
+    unknown = "--versus-refiner must be one of classical, learned or a weights FILE.pt, got 'magic'"
+    for args, message in [(["--versus-refiner", "classical"], same), (["--versus-refiner", "magic"], unknown)]:
+        with pytest.raises(SystemExit) as e:
+            entrypoint(["compare", str(small_photo), *args, "--out", str(tmp_path / "x"), "--no-progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and err == [f"worldgen: error: {message}"]
+        assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_compare_forward_path_says_what_it_cannot_measure(small_photo, tmp_path):
@@ -123,6 +194,20 @@ def test_winner_directions_and_ties():
     assert winner("ssim", math.nan, 0.9) == "n/a"
     assert winner("share", 0.9, 0.8) == "persistent" and winner("share", 0.9, 0.905) == "tie"
     assert winner("px", 0.3, 1.2) == "persistent" and winner("px", 0.07, 0.06) == "tie"  # SIFT noise
+
+
+def test_versus_verdicts_name_the_refiner_that_wins_tsed():
+    from worldgen.pipeline.scoring import versus_verdicts
+
+    a = {"persistent": {"tsed": 0.9}, "per-frame": {"tsed": math.nan}}
+    b = {"persistent": {"tsed": 0.95}, "per-frame": {"tsed": 0.5}}
+    assert versus_verdicts(("learned", "classical"), a, b) == [
+        "Persistent flights: classical wins TSED (learned 90 %, classical 95 %).",
+        "Per-frame flights: no TSED winner, not measured on every flight (learned n/a, classical 50 %)."]
+    a = {"persistent": {"tsed": 0.955}, "per-frame": {"tsed": 0.75}}
+    assert versus_verdicts(("learned", "classical"), a, b) == [
+        "Persistent flights: the refiners tie on TSED (learned 96 %, classical 95 %).",
+        "Per-frame flights: learned wins TSED (learned 75 %, classical 50 %)."]
 
 
 def test_line_plot_handles_gaps_and_infinities(tmp_path):

@@ -224,13 +224,40 @@ def verdicts(summaries: dict, lpips_note: str, has_truth: bool) -> tuple[dict, l
     return wins, lines
 
 
+def versus_verdicts(refiners: tuple[str, str], a: dict[str, dict], b: dict[str, dict]) -> list[str]:
+    """One sentence per mode (MODES order) saying which of two refiners wins TSED there (ties and missing
+    values as `winner` has them).
+
+    Args:
+        refiners: the two refiners' names (a's, then b's).
+        a, b: mode -> summary (`score()["summary"]`) of each refiner's flights along the same poses.
+    """
+    lines = []
+    for mode in MODES:
+        x, y = a[mode]["tsed"], b[mode]["tsed"]
+        w = winner("share", x, y)
+        vals = f"{refiners[0]} {format_value(x, 'share')}, {refiners[1]} {format_value(y, 'share')}"
+        if w == "n/a":
+            lines.append(f"{mode.capitalize()} flights: no TSED winner, not measured on every flight ({vals}).")
+        elif w == "tie":
+            lines.append(f"{mode.capitalize()} flights: the refiners tie on TSED ({vals}).")
+        else:
+            best = refiners[0] if w == "persistent" else refiners[1]  # winner() names a's side "persistent"
+            lines.append(f"{mode.capitalize()} flights: {best} wins TSED ({vals}).")
+    return lines
+
+
 def evaluate(source: Source, pipeline: PipelineConfig = PipelineConfig(), *, path: str = "loop", frames: int = 33,
-             retrace: bool = True, progress: bool = False, lpips: bool = True
+             retrace: bool = True, progress: bool = False, lpips: bool = True, poses: Tensor | None = None
              ) -> tuple[dict, dict[str, FlightRecord], GroundTruth | None]:
     """Fly both generators from `source` along one path and score them.
 
     The persistent flight goes first; on a reactive path (autopilot) it steers, and the per-frame flight
     replays its poses. Renderer, refiner, generator settings, speed and autopilot come from `pipeline`.
+
+    `poses` [T, 4, 4] (camera-to-world, T = `frames`, pose 0 the input's), when given, are flown by both
+    generators instead of building `path` (then `path` and `retrace` are not used): e.g. another refiner's
+    persistent flight, so that two refiners are scored along exactly the same cameras.
 
     Returns (metrics, records, ground truth or None). `metrics` is metrics.json's content minus the run
     description: {"renderer", "refiner", "scene_scale", "pairs", "lpips", "tsed" (its settings), "persistent":
@@ -240,13 +267,15 @@ def evaluate(source: Source, pipeline: PipelineConfig = PipelineConfig(), *, pat
 
     if frames < 3:
         raise UserInputError(f"--frames must be at least 3, got {frames}")
+    if poses is not None and tuple(poses.shape) != (frames, 4, 4):
+        raise ValueError(f"poses must be [{frames}, 4, 4] (frames, 4, 4), got {tuple(poses.shape)}")
     frame0 = source.frame0
     dev = frame0.rgb.device
     renderer = get_renderer(dev.type)
     refiner = make_refiner(pipeline.refiner, dev, classical=pipeline.classical_refiner)
     scale = scene_scale(frame0)
-    cam_path = make_path(path, frame0.camera, scale, frames, speed=pipeline.speed, retrace=retrace,
-                         autopilot=pipeline.autopilot)
+    cam_path = Replay(poses) if poses is not None else make_path(
+        path, frame0.camera, scale, frames, speed=pipeline.speed, retrace=retrace, autopilot=pipeline.autopilot)
     gt = GroundTruth(source.world) if source.world is not None else None
     metric, lpips_note = make_lpips(dev) if (lpips and gt is not None) else (None, "LPIPS: not needed")
     if gt is None:

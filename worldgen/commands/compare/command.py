@@ -3,12 +3,17 @@ camera path, renderer and refiner, with the figures that tell them apart (worldg
 
     worldgen compare PHOTO [--fov 90] [--path loop] [--frames 33] [--size 128x128] [--out DIR]
     worldgen compare --synthetic 1000000 [...]      # a procedural world: exact depth and ground truth
+    worldgen compare PHOTO --refiner learned --versus-refiner classical [...]   # two refiners, same poses
 
 A reactive path (autopilot) is steered by the persistent flight; the per-frame flight replays its poses.
+With --versus-refiner, both modes are flown again with that second refiner along exactly the persistent
+flight's poses, and metrics.json ("versus") and report.html compare the two refiners (video and plots
+show the main --refiner only).
 
 Files written to --out (each atomically):
   video.mp4      side by side, labelled: persistent | per-frame (| ground truth with --synthetic)
-  metrics.json   per-step series, per-revisit scores, summaries and verdicts
+  metrics.json   per-step series, per-revisit scores, summaries and verdicts; "versus": the second
+                 refiner's summaries and TSED verdicts (null without --versus-refiner)
   report.html    one page with PNG plots (no scripts; readable offline)
   plots/*.png    the plots, the loop-closure views and a strip of frames
   config.json    the whole resolved configuration (`--config` replays it)
@@ -16,6 +21,7 @@ Files written to --out (each atomically):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -26,6 +32,7 @@ from typing import Annotated
 import numpy as np
 import torch
 import tyro
+from torch import Tensor
 
 from worldgen.commands import Command
 from worldgen.commands.compare.plots import make_plots
@@ -36,7 +43,8 @@ from worldgen.core.images import side_by_side, to_uint8, write_video
 from worldgen.core.io import UserInputError, atomic_write_text, check_writable_dir, json_ready
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 from worldgen.pipeline.recording import FlightRecord
-from worldgen.pipeline.scoring import MODES, evaluate
+from worldgen.pipeline.refiners import refiner_spec_problem
+from worldgen.pipeline.scoring import MODES, evaluate, versus_verdicts
 from worldgen.pipeline.sources import Source, photo_source, synthetic_source, working_size
 
 _FLAT = tyro.conf.arg(name="")  # nested settings whose options carry no prefix
@@ -62,6 +70,9 @@ class CompareConfig:
     """Frames per flight, including frame 0 (the input). Odd numbers make every retraced pose a revisit."""
     pipeline: Annotated[PipelineConfig, _FLAT] = field(default_factory=PipelineConfig)
     """Working size (auto: a photo's aspect, a procedural world square), device, speed, refiner, generator."""
+    versus_refiner: str | None = None
+    """A second refiner (classical, learned or a weights FILE.pt; not --refiner's) to fly both modes again
+    along the same poses, compared with --refiner in metrics.json and the report (e.g. TSED)."""
     out: str = "runs/compare"
     """Output directory."""
     fps: int = 10
@@ -86,6 +97,12 @@ class CompareConfig:
             raise bad("fps", "must be positive", self.fps)
         if not (math.isfinite(self.pipeline.speed) and self.pipeline.speed > 0):
             raise bad("speed", "must be a positive number", self.pipeline.speed)
+        if self.versus_refiner is not None:
+            problem = refiner_spec_problem(self.versus_refiner)
+            if problem:
+                raise bad("versus_refiner", problem, self.versus_refiner)
+            if self.versus_refiner == self.pipeline.refiner:
+                raise bad("versus_refiner", "must name another refiner than --refiner", self.versus_refiner)
 
 
 def source_from_config(cfg: CompareConfig, device: torch.device) -> Source:
@@ -109,6 +126,20 @@ def side_by_side_video(out: Path, records: dict[str, FlightRecord], gt_frames: l
     write_video(out / "video.mp4", frames, fps)
 
 
+def fly_versus(source: Source, cfg: CompareConfig, poses: Tensor, main: dict) -> dict:
+    """Both modes flown again with `cfg.versus_refiner` along `poses` [T, 4, 4] (camera-to-world: the main
+    refiner's persistent flight), scored against the main refiner's `main` metrics (`evaluate`'s).
+
+    Returns metrics.json's "versus": {"refiner": its name, "persistent": summary, "per-frame": summary,
+    "verdicts": one sentence per mode on which refiner wins TSED}.
+    """
+    pipeline = dataclasses.replace(cfg.pipeline, refiner=cfg.versus_refiner)
+    metrics, _, _ = evaluate(source, pipeline, frames=cfg.frames, progress=cfg.progress, poses=poses)
+    summaries = {m: metrics[m]["summary"] for m in MODES}
+    lines = versus_verdicts((main["refiner"], metrics["refiner"]), {m: main[m]["summary"] for m in MODES}, summaries)
+    return {"refiner": metrics["refiner"], **summaries, "verdicts": lines}
+
+
 def run(cfg: CompareConfig) -> dict:
     """Run the comparison described by `cfg`; writes the files listed in the module docstring and
     returns metrics.json's content (with inf/nan as in the file: "inf" / null)."""
@@ -119,10 +150,12 @@ def run(cfg: CompareConfig) -> dict:
     source = source_from_config(cfg, device)
     metrics, records, gt = evaluate(source, cfg.pipeline, path=cfg.path, frames=cfg.frames, retrace=cfg.retrace,
                                     progress=cfg.progress)
+    poses = records["persistent"].poses
+    metrics["versus"] = fly_versus(source, cfg, poses, metrics) if cfg.versus_refiner is not None else None
     gt_frames = None
     if gt is not None:  # every pose was rendered for fidelity already: these come from its cache
         cam = source.frame0.camera.to("cpu")
-        gt_frames = [to_uint8(gt(cam.with_pose(p)).rgb) for p in records["persistent"].poses]
+        gt_frames = [to_uint8(gt(cam.with_pose(p)).rgb) for p in poses]
     cfg_dict = to_dict(cfg)
     size = [source.frame0.camera.width, source.frame0.camera.height]
     run_info = {"source": source.info, "frames": cfg.frames, "size": size,
@@ -131,7 +164,7 @@ def run(cfg: CompareConfig) -> dict:
     if cfg.video:
         side_by_side_video(out, records, gt_frames, cfg.fps)
     run_info["seconds"] = round(time.perf_counter() - t_start, 2)
-    doc = json_ready({"run": run_info, "config": cfg_dict, **metrics, "poses": records["persistent"].poses})
+    doc = json_ready({"run": run_info, "config": cfg_dict, **metrics, "poses": poses})
     atomic_write_text(out / "metrics.json", json.dumps(doc, indent=1))
     atomic_write_text(out / "config.json", json.dumps(cfg_dict, indent=2))
     title = cfg.title or f"Persistent vs per-frame: {source.name}"
@@ -142,7 +175,7 @@ def run(cfg: CompareConfig) -> dict:
 def main(cfg: CompareConfig) -> None:
     doc = run(cfg)
     print(f"wrote {cfg.out}: report.html, metrics.json{', video.mp4' if cfg.video else ''}")
-    for line in doc["verdicts"]:
+    for line in doc["verdicts"] + (doc["versus"]["verdicts"] if doc["versus"] else []):
         print("  " + line)
 
 

@@ -11,7 +11,7 @@ from string import Template
 
 from worldgen.core.io import atomic_write_text
 from worldgen.core.metrics import PSNR_CAP_DB
-from worldgen.pipeline.scoring import HEADLINE, format_value
+from worldgen.pipeline.scoring import HEADLINE, MODES, format_value
 
 _COST_ROWS = (("frames_per_second", "frames per second"), ("setup_ms", "setup (world of frame 0), ms"),
               ("gaussians_final", "Gaussians in the world at the end"),
@@ -47,6 +47,31 @@ def _tsed_truth(gt: dict | None) -> str:
             "per pair): the most this world's texture allows.")
 
 
+def _versus_section(metrics: dict) -> str:
+    """The section comparing the main refiner with --versus-refiner's (metrics["versus"]), or nothing:
+    one table (rows: the headline metrics with a value in any column; columns: each refiner's persistent
+    and per-frame flights) and the TSED verdicts."""
+    versus = metrics["versus"]
+    if not versus:
+        return ""
+    e = html.escape
+    a, b = metrics["refiner"], versus["refiner"]
+    columns = [metrics[m]["summary"] for m in MODES] + [versus[m] for m in MODES]
+    head = "".join(f"<th>{e(name)} {m}</th>" for name in (a, b) for m in MODES)
+    rows = []
+    for key, label, unit, _ in HEADLINE:
+        values = [c[key] for c in columns]
+        if all(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+            continue  # e.g. fidelity without ground truth, loop closure on a path that does not return
+        rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in [label] + [format_value(v, unit) for v in values])
+                    + "</tr>")
+    verdicts = "".join(f"<li>{e(v)}</li>" for v in versus["verdicts"])
+    return (f"<h2>Refiners: {e(a)} vs {e(b)}</h2><p>Both modes flown again with the refiner <code>{e(b)}</code> "
+            f"along exactly the same camera poses as <code>{e(a)}</code>'s persistent flight (which steers a "
+            "reactive path); the plots and frames on this page are <code>"
+            f"{e(a)}</code>'s.</p><table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table><ul>{verdicts}</ul>")
+
+
 def write_report(out: Path, title: str, cfg_dict: dict, run_info: dict, metrics: dict, plots: dict[str, str],
                  credit: str | None) -> None:
     """out/report.html: headline table, verdicts, one section per metric with its plot, cost table, credits.
@@ -54,7 +79,7 @@ def write_report(out: Path, title: str, cfg_dict: dict, run_info: dict, metrics:
     Args:
         cfg_dict: the resolved config tree (its "path", "retrace" and pipeline "speed" are quoted).
         run_info: {"source": Source.info, "machine": machine_description(), "frames", "size": [W, H]}.
-        metrics: `worldgen.pipeline.scoring.evaluate`'s metrics.
+        metrics: `worldgen.pipeline.scoring.evaluate`'s metrics, plus "versus" (`command.fly_versus`'s, or None).
         plots: picture name -> path relative to `out` (`plots.make_plots`).
         credit: a credit line for the input, or None.
     """
@@ -104,6 +129,7 @@ def write_report(out: Path, title: str, cfg_dict: dict, run_info: dict, metrics:
         "speed": cfg_dict["pipeline"]["speed"],
         "credit": f"<p class='small'>Input credit: {e(credit)}</p>" if credit else "",
         "headline_rows": "".join(rows),
+        "versus": _versus_section(metrics),
         "verdicts": "".join(f"<li class='{'neg' if 'NOT' in v else ''}'>{e(v)}</li>" for v in metrics["verdicts"]),
         "psnr_cap": f"{PSNR_CAP_DB:.0f}",
         "lpips": e(metrics["lpips"]),
