@@ -268,12 +268,17 @@ def test_still_photo_steps_run_and_resume(tmp_path):
 
     photos = _fake_photos(tmp_path / "photos")
     base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4,
-                               stop_after=2)
+                               stop_after=2, sample_every=2)
     base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos)))
     assert train(base)["steps_done"] == 2
     assert train(base)["steps_done"] == 4  # resumed
     hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("photo_adversarial" in h for h in hist) and any("psnr_refined" in h for h in hist)
+    assert any("photo_colour" in h and "photo_band_energy" in h for h in hist) and any("colour" in h for h in hist)
+    # one photo step in two: each due sample grid still comes for both kinds of step
+    samples = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert "step_000003.png" in samples, samples  # the flight step after the multiple (step 2 was a photo step)
+    assert any(n.startswith("step_000002_photo_") for n in samples), samples
     blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert blob["step"] == 4 and blob["disc_photo"] is not None and blob["opt_dp"] is not None
 

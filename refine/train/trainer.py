@@ -177,6 +177,28 @@ def train(cfg: TrainConfig) -> dict:
     counts: dict[str, int] = {}
     n_acc = 0
     step = start
+
+    def is_photo(n: int) -> bool:
+        """Whether training step n (counted from 0) is a still-photo step."""
+        P = cfg.photos
+        return photo_src is not None and n >= P.start and n % P.every == P.every - 1
+
+    def sample_due(done: int, photo: bool) -> bool:
+        """Whether the step just done (`done` steps now done) writes a sample grid: the first step of
+        each kind (flight, photo) at or after each multiple of sample_every, and the last step. (With
+        one photo step in two a multiple alone would always land on the same kind.) A function of
+        the step alone, so a resumed run writes the same grids."""
+        n_every = cfg.sample_every
+        if not n_every:
+            return False
+        if done % n_every == 0 or done == cfg.steps:
+            return True
+        for prev in range(done - 1, max(done - n_every, 0) - 1, -1):  # steps done since the last multiple
+            if is_photo(prev - 1) == photo:
+                return False  # a step of this kind came after the multiple already
+            if prev % n_every == 0:
+                return prev > 0
+        return False
     g_params = list(net.parameters())
     d_params = list(disc.parameters())
 
@@ -224,7 +246,7 @@ def train(cfg: TrainConfig) -> dict:
                 replay.add(res)
             rebuilt = True
         P = cfg.photos
-        photo = photo_src is not None and step >= P.start and step % P.every == P.every - 1
+        photo = is_photo(step)
         if photo:  # ---- a still-photo step (refine/train/photos.py)
             kind = "cycle" if float(torch.rand((), generator=gen)) < P.cycle_share else "forward"
             clips, photos = photo_src.clips(kind, gen)
@@ -289,10 +311,13 @@ def train(cfg: TrainConfig) -> dict:
             counts[k] = counts.get(k, 0) + 1
         n_acc += 1
         step += 1
-        if dd.main and not photo and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-            grid = (sample_grid(results) if replay is None else  # a replay batch: one row per entry
-                    torch.cat([sample_grid(results, c) for c in range(min(4, cfg.replay.batch))], dim=0))
-            save_png(out / "samples" / f"step_{step:06d}.png", grid.numpy())
+        if dd.main and sample_due(step, photo):
+            if photo:  # rendered input | classical | learned | the photo, per supervised step of one clip
+                save_png(out / "samples" / f"step_{step:06d}_photo_{kind}.png", sample_grid(results).numpy())
+            else:
+                grid = (sample_grid(results) if replay is None else  # a replay batch: one row per entry
+                        torch.cat([sample_grid(results, c) for c in range(min(4, cfg.replay.batch))], dim=0))
+                save_png(out / "samples" / f"step_{step:06d}.png", grid.numpy())
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
             rec = dd.mean({k: v / counts[k] for k, v in acc.items()})
