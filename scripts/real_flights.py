@@ -15,6 +15,9 @@ Per photo and refiner (persistent mode), it prints:
 - colour drift: how far the colours of the last 100 frames are from frame 0's (the photo's view), in
   CIELAB: `mean_de` (delta E of the mean colour), `drift` (mean and std of L, a, b together), and the
   chroma shifts a (negative: greener) and b (positive: yellower); worldgen/core/metrics.py.
+- slope_0, slope_T: the spectral slope (worldgen/core/metrics.py spectral_slope) of the lower half of
+  frames 0 and T-1: natural images sit near -2; blur makes it steeper, noise flatter. A high hf_ratio
+  with a slope far below -2 is fine-grained noise over a blurred frame, not invented scenery.
 - fps: generated frames per second.
 The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 (or --marks) of every flight, one row per photo and refiner.
 """
@@ -64,15 +67,18 @@ def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
 def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str,
         marks: list[int] | None = None):
     from worldgen.commands.fly import FlyConfig, run
-    from worldgen.core.metrics import colour_distance, lab_stats
+    from worldgen.core.metrics import colour_distance, lab_stats, spectral_slope
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
-    kept, hf, streaks, lab = {}, [], [], {"ref": None, "sum": 0.0, "n": 0}
+    kept, hf, streaks, lab, slopes = {}, [], [], {"ref": None, "sum": 0.0, "n": 0}, {}
     marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1} if not marks else {t for t in marks if t < frames}
 
     def on_frame(t, frame, gen):
         rgb = frame.rgb.detach().cpu()
         hf.append(hf_energy(rgb))
+        if t in (0, frames - 1):
+            g = grey(rgb)
+            slopes[t] = spectral_slope(g[g.shape[0] // 2:])
         if t == 0:
             lab["ref"] = lab_stats(rgb)
         elif t >= frames - 100:
@@ -91,6 +97,7 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
     tail = [s for s in streaks[-50:] if s == s]
     colour = colour_distance(lab["ref"], lab["sum"] / lab["n"]) if lab["n"] else {}
     return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour,
+            "slope_0": slopes.get(0, float("nan")), "slope_T": slopes.get(frames - 1, float("nan")),
             "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
             "fps": info["generate_frames_per_second"], "frames": [kept[t] for t in sorted(kept)], "marks": sorted(kept)}
 
@@ -158,7 +165,7 @@ def main() -> None:
         print(f"sheet: {a.sheet}")
         return
     print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'mean_dE':>8} {'drift':>6} "
-          f"{'a':>6} {'b':>6} {'frames/s':>9}")
+          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'frames/s':>9}")
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
@@ -173,6 +180,7 @@ def main() -> None:
             c = {"mean_de": float("nan"), "drift": float("nan"), "a": float("nan"), "b": float("nan"), **r["colour"]}
             print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
                   f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
+                  f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames, "size": a.size,

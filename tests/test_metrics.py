@@ -206,3 +206,24 @@ def test_lab_matches_reference_values_and_drift_sees_a_colour_cast():
     green[..., 1] = (green[..., 1] + 0.3).clamp(max=1)  # neon-green snow
     cast = colour_drift(photo, [green])
     assert cast["a"] < -15 and cast["mean_de"] > 15 and cast["drift"] >= cast["mean_de"]
+
+
+def test_spectral_slope_tells_natural_texture_from_noise_and_blur():
+    from worldgen.core.metrics import spectral_slope
+
+    g = torch.Generator().manual_seed(0)
+    n = 128
+    white = torch.rand(n, n, generator=g)
+    # 1/f amplitude noise: power ~ f^-2, what natural images show
+    f = torch.fft.fftfreq(n)
+    radius = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2).clamp_min(1.0 / n)
+    spec = torch.fft.fft2(torch.randn(n, n, generator=g)) / radius
+    natural = torch.fft.ifft2(spec).real
+    blurred = natural[None, None]
+    for _ in range(3):
+        blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(blurred, (2, 2, 2, 2), mode="replicate"), 5,
+                                                 stride=1)
+    assert abs(spectral_slope(white)) < 0.3
+    assert -2.4 < spectral_slope(natural) < -1.6
+    assert spectral_slope(blurred[0, 0]) < -3.5
+    assert math.isnan(spectral_slope(torch.full((64, 64), 0.5)))

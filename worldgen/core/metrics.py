@@ -12,6 +12,9 @@ Images are float [H, W, 3] in [0, 1]; masks are bool [H, W]. Camera conventions 
   frame twice.
 - `rgb_to_lab`, `lab_stats`, `colour_distance`, `colour_drift`: how far a flight's colours have moved from the photo's
   (CIELAB, D65 white; mean and std per channel).
+- `spectral_slope`: the slope of an image's radially averaged power spectrum in log-log; natural
+  images sit near -2 (scale invariance), blur makes it steeper, noise flattens it toward 0. It tells
+  invented scenery from noise where a detail-energy ratio counts both as detail.
 - `LPIPS` / `lpips_status`: the learned perceptual metric, only where its weights are already on
   disk (it never downloads: torchvision's AlexNet weights are fetched from the internet otherwise).
 """
@@ -249,6 +252,33 @@ def colour_drift(reference: Tensor, frames: list[Tensor]) -> dict[str, float]:
     """`colour_distance` of the frames' mean `lab_stats` (each frame [H, W, 3] in [0, 1]) from those of
     `reference` (the photo's view)."""
     return colour_distance(lab_stats(reference), torch.stack([lab_stats(f) for f in frames]).mean(0))
+
+
+def spectral_slope(grey: Tensor, f_lo: float = 4.0, f_hi_share: float = 0.25) -> float:
+    """Slope of log power against log spatial frequency of grey [H, W] (float): the radially
+    averaged power spectrum (mean removed, Hann window) fitted by least squares over frequencies from
+    `f_lo` cycles per image to `f_hi_share` of the sampling rate's cycles per image. About -2 for
+    natural images, 0 for white noise, below -3 for strongly blurred images; nan for a flat image."""
+    g = grey.double()
+    H, W = g.shape
+    win = torch.hann_window(H, periodic=False, dtype=torch.float64)[:, None] * \
+        torch.hann_window(W, periodic=False, dtype=torch.float64)[None, :]
+    p = torch.fft.fftshift(torch.fft.fft2((g - g.mean()) * win)).abs() ** 2
+    fy = torch.arange(H, dtype=torch.float64) - H // 2
+    fx = torch.arange(W, dtype=torch.float64) - W // 2
+    r = torch.sqrt(fy[:, None] ** 2 * (W / H) ** 2 + fx[None, :] ** 2)  # cycles per image along the width
+    f_hi = f_hi_share * W
+    rings = torch.arange(math.ceil(f_lo), math.floor(f_hi) + 1, dtype=torch.float64)
+    idx = torch.round(r).long()
+    power = torch.zeros(int(idx.max()) + 1, dtype=torch.float64).index_add_(0, idx.flatten(), p.flatten())
+    count = torch.zeros_like(power).index_add_(0, idx.flatten(), torch.ones_like(p.flatten()))
+    ring_power = power[rings.long()] / count[rings.long()].clamp_min(1)
+    ok = ring_power > 1e-20
+    if int(ok.sum()) < 3:
+        return math.nan
+    x, y = rings[ok].log(), ring_power[ok].log()
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 
 def _alexnet_checkpoint() -> str:
