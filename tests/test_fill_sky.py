@@ -65,3 +65,52 @@ def test_sky_dome_persists_and_depends_on_rotation_only():
     # Turning around shows unseen sky.
     back = cam.with_pose(look_at(torch.zeros(3), torch.tensor([0.0, 0.0, -1.0])))
     assert dome.render(back)[1].max() == 0
+
+
+def _frame_with_sky():
+    """A 64x48 frame, 60 degrees wide, looking at the horizon: its top 20 rows are sky."""
+    from worldgen.core.frame import Frame
+
+    cam = Camera.from_fov(60, 64, 48)
+    g = torch.Generator().manual_seed(3)
+    rgb = torch.rand(48, 64, 3, generator=g) * 0.2 + 0.4
+    sky = torch.zeros(48, 64, dtype=torch.bool)
+    sky[:20] = True
+    rgb[:20] = torch.tensor([0.5, 0.6, 0.9])
+    depth = torch.where(sky, torch.full((48, 64), float("inf")), torch.full((48, 64), 8.0))
+    return Frame(rgb=rgb, depth=depth, sky=sky, camera=cam)
+
+
+def test_sky_dome_completion_fills_every_direction_above_the_horizon_and_keeps_what_was_seen():
+    frame = _frame_with_sky()
+    dome = SkyDome.for_camera(frame.camera)
+    dome.update(frame.camera, frame.rgb, frame.sky)
+    seen = dome.weight > 0
+    before = dome.color.clone()
+    n = dome.complete(horizon_elev_deg=2.0)
+    rows_el = 90.0 - (torch.arange(dome.height) + 0.5) * 180.0 / dome.height
+    above = rows_el > 2.0
+    assert n > 0 and bool((dome.weight[above] > 0).all())  # no unseen sky is left above the horizon
+    assert float(dome.weight[rows_el < 1.0].max()) == 0.0  # below it nothing is invented
+    assert torch.equal(dome.color[:, seen], before[:, seen])  # seen texels keep their colour
+    # behind the camera the sky exists now, in the seen sky's colours (not black, not a smear)
+    back = frame.camera.with_pose(look_at(torch.zeros(3), torch.tensor([0.0, 0.0, -1.0])))
+    rgb, known = dome.render(back)
+    assert float(known[:10].min()) > 0.99
+    assert (rgb[:10] - torch.tensor([0.5, 0.6, 0.9])).abs().max() < 0.05
+
+
+def test_both_generators_complete_the_sky_at_the_start():
+    """The persistent generator used to absorb frame 0 without completing the dome (only the
+    per-frame baseline's rebuild did), so its unseen sky was smeared out of the frame's top rows."""
+    from renderers import get_renderer
+    from worldgen.pipeline.generator import GeneratorConfig, make_generator
+    from worldgen.pipeline.refiners import make_refiner
+
+    frame = _frame_with_sky()
+    for mode in ("persistent", "per-frame"):
+        gen = make_generator(mode, frame, get_renderer("cpu"), make_refiner("classical"), GeneratorConfig())
+        assert gen.sky.observed_fraction > 0.3, mode  # the upper hemisphere (minus a sliver), not one view's worth
+        off = make_generator(mode, frame, get_renderer("cpu"), make_refiner("classical"),
+                             GeneratorConfig(sky_complete=False))
+        assert off.sky.observed_fraction < 0.1, mode

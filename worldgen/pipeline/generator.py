@@ -136,6 +136,7 @@ class Generator:
         self.last_added = 0
         self.horizon_elev_deg = horizon_elevation_deg(first)
         self._absorb(first, None, config.fit_iters_first)
+        self._complete_sky()
 
     def _make_world(self, first: Frame) -> World:
         return World(self.device)
@@ -204,6 +205,11 @@ class Generator:
         self.sky.reset()
         self.sky_version += 1
         self._absorb(frame, None, fit_iters)
+        self._complete_sky()
+
+    def _complete_sky(self) -> None:
+        """Complete the dome above the photo's horizon from the sky seen so far (GeneratorConfig.sky_complete):
+        once at the start of both generators, and at every rebuild of the per-frame baseline."""
         if self.config.sky_complete:
             with self._time("sky"):
                 self.sky.complete(self.horizon_elev_deg)
