@@ -114,3 +114,26 @@ def test_both_generators_complete_the_sky_at_the_start():
         off = make_generator(mode, frame, get_renderer("cpu"), make_refiner("classical"),
                              GeneratorConfig(sky_complete=False))
         assert off.sky.observed_fraction < 0.1, mode
+
+
+def test_horizon_is_where_the_sky_comes_lowest_not_the_top_of_a_cliff():
+    """A cliff over the right 70 % of the frame hides the sky down to row 8; on the left the sky
+    reaches row 20 (the far hills). The horizon must be the left's, or the dome leaves a band of
+    unknown directions between the two that the fill turns into a flat wall."""
+    from worldgen.core.frame import Frame
+    from worldgen.pipeline.generator import horizon_elevation_deg
+
+    cam = Camera.from_fov(60, 64, 48)
+    sky = torch.zeros(48, 64, dtype=torch.bool)
+    sky[:20, :19] = True
+    sky[:8, 19:] = True
+    depth = torch.where(sky, torch.full((48, 64), float("inf")), torch.full((48, 64), 8.0))
+    frame = Frame(rgb=torch.rand(48, 64, 3), depth=depth, sky=sky, camera=cam)
+    elev = cam.ray_elevation_deg()
+    left, cliff = elev[19, :19], elev[7, 19:]  # the lowest sky pixel's elevation in each column
+    h = horizon_elevation_deg(frame)
+    assert float(left.min()) - 1.01 <= h <= float(left.max()) - 1.0 and h < float(cliff.min()) - 5
+    old = horizon_elevation_deg(frame, 0.5)  # the old rule: the cliff's top
+    assert float(cliff.min()) - 1.01 <= old <= float(cliff.max()) - 1.0
+    assert horizon_elevation_deg(Frame(rgb=frame.rgb, depth=torch.full((48, 64), 8.0),
+                                       sky=torch.zeros_like(sky), camera=cam)) == 90.0

@@ -51,6 +51,12 @@ class GeneratorConfig:
     """Complete the sky dome above the photo's horizon once the world is built from a frame (frame 0;
     every step of the per-frame baseline), from the sky seen so far (SkyDome.complete): unseen sky is
     then seen through rotation only, never smeared out of the frame's top rows."""
+    horizon_quantile: float = 0.1
+    """The photo's horizon (below it, uncovered pixels are not sky and the dome is not completed) is
+    this quantile over image columns of the lowest sky pixel's elevation. The median (0.5, before
+    2026-12-01) put it at the top of whatever stood in front of the sky over half the image (a
+    cliff, a forest edge: 29 degrees on pink_sunrise, whose sea horizon is at 5), and everything the
+    camera turned to between the two became a flat wall of hole fill."""
     world: WorldConfig = field(default_factory=WorldConfig)
     """How the persistent world pages chunks out of the working set and back."""
 
@@ -62,17 +68,20 @@ class GeneratorConfig:
             raise bad("eps2d", "must not be negative", self.eps2d)
         if not 0 <= self.sky_write_alpha <= 1:
             raise bad("sky_write_alpha", "must be in [0, 1]", self.sky_write_alpha)
+        if not 0 <= self.horizon_quantile <= 1:
+            raise bad("horizon_quantile", "must be in [0, 1]", self.horizon_quantile)
 
 
-def horizon_elevation_deg(frame: Frame) -> float:
-    """World elevation (degrees) below which uncovered pixels are not taken for sky: the median over
-    image columns of the lowest sky pixel's elevation in `frame` (90 when it has no sky)."""
+def horizon_elevation_deg(frame: Frame, quantile: float = 0.1) -> float:
+    """World elevation (degrees) below which uncovered pixels are not taken for sky: the `quantile`
+    (0..1) over the image columns that show sky of their lowest sky pixel's elevation in `frame`,
+    minus 1 degree (90 when it has no sky)."""
     if not frame.sky.any():
         return 90.0
     elev = frame.camera.ray_elevation_deg()
     low = torch.where(frame.sky, elev, torch.full_like(elev, math.inf)).amin(0)
     low = low[torch.isfinite(low)]
-    return float(low.median()) - 1.0
+    return float(torch.quantile(low.double(), quantile)) - 1.0
 
 
 class _Timer:
@@ -134,7 +143,7 @@ class Generator:
         self.first = first
         self.prev = first
         self.last_added = 0
-        self.horizon_elev_deg = horizon_elevation_deg(first)
+        self.horizon_elev_deg = horizon_elevation_deg(first, config.horizon_quantile)
         self._absorb(first, None, config.fit_iters_first)
         self._complete_sky()
 
