@@ -67,9 +67,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
                     loss=LossConfig(detail=10.0, adversarial=0.1),  # the shipped run's values since step 2000
                     optim=OptimConfig(lr_disc=4e-4),
                     replay=ReplayConfig(capacity=768, batch=16, refill_every=6),
-                    # with --photos.folder: a photo step unrolls with gradients (~6x a replay step's time),
-                    # so one in 8 steps keeps photo and flight time about equal
-                    photos=StillPhotoConfig(every=8)),
+                    # with --photos.folder: a photo step unrolls with gradients (~6x a replay step's time);
+                    # one in 3 (steps 3180-3800: 0.9 steps/s per process on 2 x H200) leans on the photos, and
+                    # the photo critic, at chance with one update per photo step, takes 4
+                    photos=StillPhotoConfig(every=3, critic_steps=4)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "

@@ -137,3 +137,19 @@ def test_horizon_is_where_the_sky_comes_lowest_not_the_top_of_a_cliff():
     assert float(cliff.min()) - 1.01 <= old <= float(cliff.max()) - 1.0
     assert horizon_elevation_deg(Frame(rgb=frame.rgb, depth=torch.full((48, 64), 8.0),
                                        sky=torch.zeros_like(sky), camera=cam)) == 90.0
+
+
+def test_sky_completion_is_not_set_by_a_few_texels_at_the_edge_of_the_seen_sky():
+    """The zenith is filled from the seen sky's profile: a handful of dark texels in the highest seen
+    row (branches at the photo's top edge) must not paint the whole zenith dark."""
+    dome = SkyDome(texels_per_degree=1.0)
+    el = 90.0 - (torch.arange(dome.height) + 0.5) * 180.0 / dome.height
+    band = (el > 5) & (el < 40)
+    dome._tex[0, :3, band, 1:-1] = 0.8
+    dome._tex[0, 3, band, 1:-1] = 1.0
+    top = int(torch.nonzero(el >= 40).max())  # the row just above the band: 3 dark texels
+    dome._tex[0, :3, top, 1:4] = 0.1
+    dome._tex[0, 3, top, 1:4] = 1.0
+    dome.complete(horizon_elev_deg=2.0)
+    zenith = dome.color[:, el > 60]
+    assert float(zenith.mean()) > 0.7, float(zenith.mean())  # the seen sky's colour, not the edge's

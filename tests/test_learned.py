@@ -275,7 +275,7 @@ def test_still_photo_steps_run_and_resume(tmp_path):
     photos = _fake_photos(tmp_path / "photos")
     base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4,
                                stop_after=2, sample_every=2)
-    base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos)))
+    base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos), critic_steps=3))
     assert train(base)["steps_done"] == 2
     assert train(base)["steps_done"] == 4  # resumed
     hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -287,6 +287,8 @@ def test_still_photo_steps_run_and_resume(tmp_path):
     assert any(n.startswith("step_000002_photo_") for n in samples), samples
     blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert blob["step"] == 4 and blob["disc_photo"] is not None and blob["opt_dp"] is not None
+    # two photo steps (2 and 4), three critic updates each
+    assert {int(v["step"]) for v in blob["opt_dp"]["state"].values()} == {6}
 
 
 def test_replay_buffer_stores_samples_and_mirrors_consistently():

@@ -165,12 +165,14 @@ class StillPhotoConfig:
     band_energy: float = 0.5
     """Weight of the per-band detail-amount term of every generated frame against its photo
     (refine/losses.py band_energy_l1): a flight over a photo keeps the photo's amount of texture."""
+    critic_steps: int = 1
+    """Updates of the photo critic per photo step (each with fresh real crops against the step's frames)."""
     depth_weights: str | None = None
     """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
 
     def validate(self) -> None:
-        if self.every < 1 or self.batch < 1 or self.cycle_frames < 3 or self.forward_frames < 2:
-            raise ValueError("still-photo settings: every, batch >= 1; cycle_frames >= 3; forward_frames >= 2")
+        if self.every < 1 or self.batch < 1 or self.critic_steps < 1 or self.cycle_frames < 3 or self.forward_frames < 2:
+            raise ValueError("still-photo settings: every, batch, critic_steps >= 1; cycle_frames >= 3; forward_frames >= 2")
         if not 1 <= self.forward_grad <= self.forward_frames - 1:
             raise ValueError("still-photo settings: forward_grad must be in 1 .. forward_frames - 1")
 

@@ -138,10 +138,11 @@ class SkyDome:
         self._tex[..., self.width + 1] = self._tex[..., 1]
         return int(local.shape[0])
 
-    def complete(self, horizon_elev_deg: float, fade_deg: float = 25.0) -> int:
+    def complete(self, horizon_elev_deg: float, fade_deg: float = 25.0, profile_deg: float = 6.0) -> int:
         """Fill the unobserved texels above `horizon_elev_deg` with a sky fitted to the observed ones.
 
-        Colour = P(elevation) + R, where P is the per-row mean of the observed texels (rows without
+        Colour = P(elevation) + R, where P is the mean of the observed texels over rows within
+        `profile_deg` of elevation (each row weighted by its number of observed texels; rows without
         any are interpolated between observed rows and held constant beyond them, then smoothed over
         about 3 degrees), and R is the observed texels' residual from P, filled by push-pull and faded
         to 0 with angular distance from observed sky (a `fade_deg` box-blurred observed mask). The
@@ -155,8 +156,13 @@ class SkyDome:
         target_rows = row_el > horizon_elev_deg
         rows_obs = obs.any(1)
         col = self.color  # [3, Hs, Ws]
-        n = obs.sum(1).clamp_min(1).float()
-        prof = (col * obs).sum(2) / n  # [3, Hs]
+        # Row means weighted by how much of each row was seen, over about `profile_deg` of elevation: a
+        # row with a few observed texels (the photo's top edge between branches) must not set the colour
+        # of the whole zenith (it drew dark rings over every view that looked up).
+        kp = max(1, int(round(profile_deg / 180.0 * Hs)))
+        sums = torch.cat([(col * obs).sum(2), obs.sum(1, dtype=col.dtype)[None]])  # [4, Hs]
+        sums = F.avg_pool1d(F.pad(sums[None], (kp, kp)), 2 * kp + 1, stride=1)[0]
+        prof = sums[:3] / sums[3:].clamp_min(1e-6)  # [3, Hs]
         idx = torch.nonzero(rows_obs).flatten()
         r = torch.arange(Hs, device=self.device)
         # per row: the nearest observed rows above and below, linearly interpolated (constant outside)
