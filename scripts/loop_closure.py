@@ -1,6 +1,6 @@
 """Loop closure: fly out and back to the photo in both modes; print how close the last frame is to it.
 
-    .venv/bin/python scripts/loop_closure.py PHOTO [--frames 40] [--size 256x256] [--fov 90]
+    .venv/bin/python scripts/loop_closure.py PHOTO [--frames 40] [--size 256x256] [--fov 90] [--refiner classical|learned|FILE.pt]
 
 The persistent world should end within PSNR >= 30 dB of the input; the per-frame baseline, which
 remembers nothing, ends far from it.
@@ -27,11 +27,12 @@ def main() -> None:
     ap.add_argument("--camera", default=None)
     ap.add_argument("--speed", type=float, default=0.02)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--refiner", default="classical", help="classical | learned | FILE.pt")
     ap.add_argument("--min-px", type=float, default=None,
                     help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     args = ap.parse_args()
     print(f"{'mode':<11} {'PSNR dB':>8} {'SSIM':>6} {'frames/s':>9} {'Gaussians':>10} {'resident':>9} {'paged in/out':>13}")
-    pipeline = PipelineConfig(size=args.size, speed=args.speed, device=args.device)
+    pipeline = PipelineConfig(size=args.size, speed=args.speed, device=args.device, refiner=args.refiner)
     if args.min_px is not None:
         world = replace(pipeline.generator.world, min_px=args.min_px)
         pipeline = replace(pipeline, generator=replace(pipeline.generator, world=world))
