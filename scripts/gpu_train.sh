@@ -3,7 +3,8 @@
 # network side by side, each resuming from the checkpoint carried in .carry/ when there is one, and
 # pack what comes back into $OUT (checkpoints split into <= 15 MB parts, logs, curves, samples).
 #
-#   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (carry .whl and .carry)
+#   bash scripts/gpu_prepare.sh                            (here, once: wheels, photos, the carry's size)
+#   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (there; carry .whl and .carry)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so (gsplat's kernels, built by an earlier call),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
