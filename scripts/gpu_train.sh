@@ -63,12 +63,17 @@ if [ -n "${EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then  # learned aga
     --seeds 1000000 1000001 1000002 --paths forward autopilot --frames 65 --size 256x256 \
     --out runs/gpu/eval_refiner.json 2>&1 | grep -v -i warn | tail -n 14 | tee runs/gpu/eval_refiner.txt
 fi
+if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/real ]; then  # real photos, 300 frames
+  timeout ${REAL_EVAL_S:-240} python3 scripts/real_flights.py .carry/real/* --refiners classical runs/gpu/refiner/refiner.pt \
+    --frames 301 --size 256x256 --marks 0 50 100 200 300 --device cuda --out runs/gpu/real_flights.json \
+    --sheet runs/gpu/real_flights.png 2>&1 | grep -v -i warn | tee runs/gpu/real_flights.txt | tail -n 30
+fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 el "packing"
 for k in refiner depth; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
 done
-tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
+tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/real_flights.png runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
   $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null
 ls -la "$OUT"
 el "done"
