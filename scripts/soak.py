@@ -49,6 +49,8 @@ def main() -> None:
                     help="fly with `--no-stage-times` (no GPU synchronisation around each stage; gen ms/f is then not known)")
     ap.add_argument("--min-px", type=float, default=None,
                     help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
+    ap.add_argument("--max-resident", type=int, default=None,
+                    help="the working set's budget in Gaussians (--pipeline.generator.world.max-resident; default: none)")
     args = ap.parse_args()
     dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     cuda = dev == "cuda"
@@ -56,15 +58,18 @@ def main() -> None:
     size = args.size or ("512x512" if cuda else "128x128")
     tenth = max(1, -(-(frames - 1) // 10))  # frames 1..frames-1 in ten rows (the last may be shorter)
     pipeline = PipelineConfig(size=size, device=dev, refiner=args.refiner)
+    world = pipeline.generator.world
     if args.min_px is not None:
-        world = replace(pipeline.generator.world, min_px=args.min_px)
-        pipeline = replace(pipeline, generator=replace(pipeline.generator, world=world))
-    min_px = pipeline.generator.world.min_px
+        world = replace(world, min_px=args.min_px)
+    if args.max_resident is not None:
+        world = replace(world, max_resident=args.max_resident)
+    pipeline = replace(pipeline, generator=replace(pipeline.generator, world=world))
+    min_px, max_resident = world.min_px, world.max_resident
     machine = machine_description(torch.device(dev))
     print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
           f"{machine['cpu_cores']} cores, torch {torch.__version__}, {platform.python_version()})  "
           f"size={size} frames={frames:,} path={args.path} refiner={args.refiner} min_px={min_px} "
-          f"stage_times={not args.no_stage_times}", flush=True)
+          f"max_resident={max_resident} stage_times={not args.no_stage_times}", flush=True)
 
     rows: list[dict] = []
     mark = {"t": 0, "wall": time.perf_counter(), "stages": {}, "moves": (0, 0)}
@@ -122,7 +127,7 @@ def main() -> None:
             print(f"# sustained frames/s: {fps:.1f} (goal >= 60: {'met' if fps >= 60 else 'NOT met'})")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "size": size, "frames": frames,
-                                               "refiner": args.refiner, "min_px": min_px,
+                                               "refiner": args.refiner, "min_px": min_px, "max_resident": max_resident,
                                                "stage_times": not args.no_stage_times, "rows": rows, "run": info}, indent=1))
 
 

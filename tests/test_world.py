@@ -228,3 +228,24 @@ def test_turning_back_over_flown_ground_brings_in_a_bounded_working_set():
     assert resident[0.0, 200.0] > 1.8 * resident[0.0, 100.0] > 0.5 * w.size, resident  # grows with the flight
     assert resident[0.5, 200.0] < 1.2 * resident[0.5, 100.0], resident  # does not
     assert resident[0.5, 200.0] < 0.1 * resident[0.0, 200.0], resident
+
+
+def test_a_working_set_budget_keeps_the_most_visible_chunks_and_loses_nothing():
+    """`max_resident`: however much of a flown strip is in view, the working set holds at most the budget
+    (the near, finely lifted chunks first), and the whole world is still there to come back."""
+    strip = _flown_strip(200.0)
+    cam = Camera.from_fov(60, 6, 4, look_at(torch.tensor([0.0, 0, 201], dtype=torch.float64),
+                                             torch.tensor([0.0, 0.3, 0], dtype=torch.float64)).float())
+    free = PagedWorld(WorldConfig(chunk_size=1.0, keep_radius=1.0, linger=1, min_px=0), 1.0, "cpu")
+    free.add(strip, 0)
+    free.prepare(cam, 5)
+    budget = len(free.scene) // 4
+    w = PagedWorld(WorldConfig(chunk_size=1.0, keep_radius=1.0, linger=1, min_px=0, max_resident=budget), 1.0, "cpu")
+    w.add(strip, 0)
+    w.prepare(cam, 5)
+    assert 0 < len(w.scene) <= budget, (len(w.scene), budget)
+    near = w.scene.means[:, 2] > 190  # the ground within 11 units of the camera stays whole
+    assert int(near.sum()) == int((strip.means[:, 2] > 190).sum())
+    assert w.size == len(strip) and len(w.full_scene()) == len(strip)  # nothing lost, only paged out
+    with pytest.raises(Exception, match="max_resident"):
+        WorldConfig(max_resident=-1).validate()

@@ -89,6 +89,15 @@ class WorldConfig:
     """A resident chunk counts as seen (and stays) while it is within this factor of the bring-in
     criterion: keep_radius and the frustum's margins times it, min_px divided by it. Chunks near the
     boundary then do not flip in and out with small back-and-forth camera motion."""
+    max_resident: int = 0
+    """Budget of the working set, in Gaussians (0: none). Where the chunks the camera needs hold more, the
+    least visible of them (smallest reach in pixels at their distance) are left out until the rest fit,
+    and resident chunks not needed this frame leave at once instead of after `linger` frames, so GPU
+    memory stays bounded whatever the flight (the renderer's and lift's own buffers aside). What is left
+    out draws as holes that the refiner fills and the lift adds to the world: set it above what a flight
+    normally needs (the 10,000-frame H200 soak peaked at 0.70 M with min_px 0.5). Below it the world
+    runs away (CPU, 96x64, 300 frames: a budget of 3,000 against the ~6,000 the view needed grew the
+    world to 982 k Gaussians instead of 29 k), and one chunk is always kept, however large."""
 
     def validate(self) -> None:
         for name in ("chunk_size", "keep_radius", "view_margin_px", "min_px"):
@@ -101,6 +110,8 @@ class WorldConfig:
             raise bad("hysteresis", "must be a number >= 1", self.hysteresis)
         if self.linger < 1:
             raise bad("linger", "must be at least 1", self.linger)
+        if self.max_resident < 0:
+            raise bad("max_resident", "must be 0 (no budget) or a positive number of Gaussians", self.max_resident)
 
 
 def scene_unit(frame: Frame) -> float:
@@ -269,13 +280,30 @@ class PagedWorld(World):
         (`wide`: the criterion a resident chunk must fail before it leaves, grown by `hysteresis`)."""
         return self._needed(np.arange(self.chunks), camera, self.config.hysteresis if wide else 1.0)
 
-    def _needed(self, rows: np.ndarray, camera: Camera, h: float) -> np.ndarray:
-        """bool [len(rows)]: `needed` for table rows `rows`, with the criterion grown by factor h."""
-        cfg = self.config
+    def _boxes(self, rows: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lo [R, 3], hi [R, 3], dist [R]): chunk rows' boxes grown by their Gaussians' reach, and the
+        camera's distance to each box (0 inside), world units."""
         grow = self.ext[rows, None]
         lo, hi = self.lo[rows] - grow, self.hi[rows] + grow
         p = camera.position.detach().cpu().double().numpy()
-        dist = np.linalg.norm(np.maximum(np.maximum(lo - p, p - hi), 0.0), axis=1)
+        return lo, hi, np.linalg.norm(np.maximum(np.maximum(lo - p, p - hi), 0.0), axis=1)
+
+    def _within_budget(self, rows: np.ndarray, camera: Camera, budget: int) -> np.ndarray:
+        """The chunk rows of `rows` kept under a budget of `budget` Gaussians: the most visible first (reach
+        in pixels at the camera's distance; chunks around the camera count as infinitely visible), at
+        least one; sorted."""
+        if int(self.count[rows].sum()) <= budget:
+            return rows
+        _, _, dist = self._boxes(rows, camera)
+        px = float(camera.K[0, 0]) * self.ext[rows] / np.maximum(dist, 1e-12)
+        order = np.argsort(-px, kind="stable")
+        n = max(1, int(np.searchsorted(np.cumsum(self.count[rows[order]]), budget, side="right")))
+        return np.sort(rows[order[:n]])
+
+    def _needed(self, rows: np.ndarray, camera: Camera, h: float) -> np.ndarray:
+        """bool [len(rows)]: `needed` for table rows `rows`, with the criterion grown by factor h."""
+        cfg = self.config
+        lo, hi, dist = self._boxes(rows, camera)
         need = dist <= cfg.keep_radius * self.unit * h
         test = ~need
         if cfg.min_px > 0:  # level of detail: Gaussians that would reach under min_px pixels are not drawn
@@ -324,10 +352,17 @@ class PagedWorld(World):
     def prepare(self, camera: Camera, t: int) -> None:
         if not self.config.paging or self.chunks == 0:
             return
-        h = self.config.hysteresis
+        h, budget = self.config.hysteresis, self.config.max_resident
         keep = np.nonzero(self.needed(camera, wide=True))[0]  # (contains the bring-in criterion's chunks)
         away = keep[~self.resident[keep]]
         bring = away[self._needed(away, camera, 1.0)] if h > 1 else away
+        if budget:  # the most visible chunks that fit; the rest of the working set leaves first
+            keep = self._within_budget(np.union1d(keep[self.resident[keep]], bring), camera, budget)
+            bring = keep[~self.resident[keep]]
+            if not self._graph():
+                out = np.setdiff1d(np.nonzero(self.resident)[0], keep)
+                if out.size:
+                    self._page_out(out)
         self.seen[keep[self.resident[keep]]] = t  # resident chunks stay while they meet the wide criterion
         self.seen[bring] = t
         if bring.size:
