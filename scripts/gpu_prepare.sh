@@ -16,33 +16,27 @@ PHOTOS=${1:-../shared/data/photos}
 REAL=${REAL:-../shared/data/real}
 for p in /.whl/ /.carry/; do grep -qx "$p" .git/info/exclude 2>/dev/null || echo "$p" >> .git/info/exclude; done
 ../shared/tools/device-wheels.sh tyro==1.0.17 docstring-parser==0.18.0 typeguard==4.6.1 > /dev/null
-mkdir -p .carry/photos
-.venv/bin/python - "$PHOTOS" <<'PY'
+mkdir -p .carry/photos .carry/real
+.venv/bin/python - "$PHOTOS" "$REAL" <<'PY'
 import sys
 from pathlib import Path
 from PIL import Image
-src, dst = Path(sys.argv[1]), Path(".carry/photos")
-n = 0
-for p in sorted(src.iterdir()):
-    if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") and not (dst / (p.stem + ".jpg")).exists():
-        im = Image.open(p).convert("RGB")
-        im.thumbnail((512, 512), Image.LANCZOS)
-        im.save(dst / (p.stem + ".jpg"), quality=90)
-        n += 1
-print(f"{n} photos downscaled into .carry/photos")
+
+def shrink(src: Path, dst: Path, fit: int, exact: bool) -> None:
+    """Every photo of src as a JPEG in dst: within fit x fit px, or exactly fit x fit (the square cube faces
+    of the real photos, 90 degrees, at the flights' 256x256)."""
+    if not src.is_dir():
+        return
+    for p in sorted(src.iterdir()):
+        out = dst / (p.stem + ".jpg")
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") and not out.exists():
+            im = Image.open(p).convert("RGB")
+            im = im.resize((fit, fit), Image.LANCZOS) if exact else (im.thumbnail((fit, fit), Image.LANCZOS) or im)
+            im.save(out, quality=92 if exact else 90)
+    print(f"{len(list(dst.iterdir()))} photos in {dst}")
+
+shrink(Path(sys.argv[1]), Path(".carry/photos"), 512, exact=False)
+shrink(Path(sys.argv[2]), Path(".carry/real"), 256, exact=True)
 PY
-if [ -d "$REAL" ]; then
-  mkdir -p .carry/real
-  .venv/bin/python - "$REAL" <<'PY'
-import sys
-from pathlib import Path
-from PIL import Image
-src, dst = Path(sys.argv[1]), Path(".carry/real")
-for p in sorted(src.iterdir()):
-    if p.suffix.lower() in (".jpg", ".jpeg", ".png"):  # square cube faces (90 degrees): 256x256 is the flights' size
-        Image.open(p).convert("RGB").resize((256, 256), Image.LANCZOS).save(dst / (p.stem + ".jpg"), quality=92)
-print(f"{len(list(dst.iterdir()))} photos in .carry/real")
-PY
-fi
 ( git ls-files -z | xargs -0 stat -c %s; find .carry .whl -type f -exec stat -c %s {} \; ) |
   awk '{s += $1} END {printf "a call carrying .whl and .carry sends %.1f MiB (limit 64)\n", s / 1048576}'

@@ -284,14 +284,13 @@ def train(cfg: TrainConfig) -> dict:
         if critic is not None:
             # the photo critic takes `critic_steps` updates per photo step (fresh real crops each, the same
             # generated frames): photo steps are rare, and one update each left it at chance (hinge 2.00)
-            for _ in range(P.critic_steps if photo else 1):
+            key, opt_c, updates = ("photo_disc", opt_dp, P.critic_steps) if photo else ("disc", opt_d, 1)
+            for _ in range(updates):
                 if photo:
                     d_loss = photo_critic_loss(critic, photo_src.crops(min(len(fake), 2 * P.batch), gen), fake, cuda)
-                    key, opt_c = "photo_disc", opt_dp
                 else:
                     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
                         d_loss = d_hinge_loss(critic(real.detach()), critic(fake.detach()))
-                    key, opt_c = "disc", opt_d
                 opt_c.zero_grad(set_to_none=True)
                 d_loss.backward()
                 dd.mean_grads(critic_params)
