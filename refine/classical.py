@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+from refine.graphed import graphs_wanted, refine_graphed
 from worldgen.core.config import bad
 from worldgen.core.fill import fill_far, push_pull
 from worldgen.core.frame import Frame, RenderedView
+from worldgen.core.graphs import GraphCache
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,17 @@ class ClassicalRefiner:
 
     def __init__(self, config: ClassicalRefinerConfig = ClassicalRefinerConfig()):
         self.config = config
+        self._graphs = GraphCache()
 
     def __call__(self, view: RenderedView) -> Frame:
+        """The refined Frame of `view` (on CUDA without autograd: replayed as a CUDA graph, refine/graphed.py)."""
+        if graphs_wanted(view):
+            return refine_graphed(self._graphs, view, self._frame_tensors)
         return self.refine(view).frame
+
+    def _frame_tensors(self, view: RenderedView) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        f = self.refine(view).frame
+        return f.rgb, f.depth, f.sky
 
     def refine(self, view: RenderedView) -> ClassicalResult:
         """Refine `view`; also returns the far-side disparity (the learned refiner builds on both)."""
@@ -69,34 +79,33 @@ class ClassicalRefiner:
         sky = ~covered & ((view.sky_known > 0.5) | (elev > view.horizon_elev_deg))
         holes = ~covered & ~sky
 
-        # Sky colour: the dome where known, extended across its gaps from the nearest known sky.
-        if sky.any():
-            if bool((view.sky_known > 0).any()):
-                sky_rgb = push_pull(view.sky_rgb, view.sky_known)
-            else:  # nothing of the sky seen yet in this view: continue the image's own colours
-                sky_rgb = push_pull(scene_rgb, covered.float())
-        else:
-            sky_rgb = view.sky_rgb
+        # Every choice below is a `torch.where` on a 0-dim tensor, never a Python `if` on a value read
+        # from the device: the refiner never waits for the GPU, so it can be captured as a CUDA graph
+        # (refine/graphed.py). The fills it does not need cost a few pyramid passes.
+        any_covered = covered.any()
 
-        # Depth: covered pixels keep theirs; holes continue the far side.
+        # Sky colour: the dome where known, extended across its gaps from the nearest known sky; when
+        # this view has seen nothing of the sky yet, the image's own colours continued.
+        dome_seen = (view.sky_known > 0).any()
+        sky_fill = push_pull(torch.where(dome_seen, view.sky_rgb, scene_rgb),
+                             torch.where(dome_seen, view.sky_known, covered.float()))
+        sky_rgb = torch.where(sky.any(), sky_fill, view.sky_rgb)
+
+        # Depth: covered pixels keep theirs; holes continue the far side (nothing covered: no depth
+        # to continue, holes go far away).
         disp = torch.where(covered, 1.0 / view.depth.clamp_min(1e-6), torch.zeros_like(alpha))
-        any_covered = bool(covered.any())
-        disp_f = fill_far(disp, covered) if any_covered and not bool(covered.all()) else disp
+        disp_f = fill_far(disp, covered)  # = disp where covered
         depth = torch.where(covered, view.depth, 1.0 / disp_f.clamp_min(1e-6))
         depth = torch.where(sky, torch.full_like(depth, math.inf), depth)
+        depth = torch.where(holes & ~any_covered, torch.full_like(depth, 1e3), depth)
 
-        # Colour of holes: push-pull from covered background-side pixels.
+        # Colour of holes: push-pull from covered background-side pixels (the sky's fill when nothing
+        # is covered).
+        bg_side = covered & (disp <= cfg.background_slack * disp_f.clamp_min(1e-9) + 1e-9)
+        hole_fill = push_pull(scene_rgb, torch.where(bg_side.any(), bg_side, covered).float())
+        hole_fill = torch.where(any_covered, hole_fill, sky_rgb)
         rgb = torch.where(covered[..., None], scene_rgb, view.rgb + (1 - alpha)[..., None] * sky_rgb)
-        if holes.any():
-            if any_covered:
-                bg_side = covered & (disp <= cfg.background_slack * disp_f.clamp_min(1e-9) + 1e-9)
-                src = bg_side if bg_side.any() else covered
-                fill = push_pull(scene_rgb, src.float())
-            else:
-                fill = sky_rgb
-            rgb = torch.where(holes[..., None], fill, rgb)
-        if not any_covered:  # nothing of the scene in view: no depth to continue
-            depth = torch.where(holes, torch.full_like(depth, 1e3), depth)
-            disp_f = torch.full_like(disp, 1e-3)
+        rgb = torch.where(holes[..., None], hole_fill, rgb)
+        disp_f = torch.where(any_covered, disp_f, torch.full_like(disp_f, 1e-3))
         frame = Frame(rgb=rgb.clamp(0, 1), depth=depth, sky=sky, camera=view.camera)
         return ClassicalResult(frame, disp_f)

@@ -50,8 +50,10 @@ import torch
 from torch import Tensor
 
 from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
+from refine.graphed import graphs_wanted, refine_graphed
 from refine.net import IN_CHANNELS, RefinerNet, load_net_blob, save_net_blob
 from worldgen.core.frame import Frame, RenderedView
+from worldgen.core.graphs import GraphCache
 
 WEIGHTS_FORMAT = "worldgen-refiner/2"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
@@ -154,11 +156,14 @@ def _elevation_deg(view: RenderedView) -> Tensor:
 
 
 def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = LearnedRefinerConfig(),
-                generator: torch.Generator | None = None) -> tuple[Tensor, ViewBatch]:
+                generator: torch.Generator | None = None, noise: Tensor | None = None) -> tuple[Tensor, ViewBatch]:
     """Stack B rendered views (same size, one device) into the network's input [B, 11, H, W].
 
     Runs the classical refiner on each view (without gradients: it is the base the network
-    corrects). `generator` draws the noise channel (None: the global RNG). Returns (inputs, ViewBatch)."""
+    corrects). The noise channel is `noise` [B, 1, H, W] in [-1, 1] when given, else drawn with
+    `generator` (None: the global RNG); zeros when config.noise is off. Never waits for the device
+    (no tensors from Python lists), so inference can be captured as a CUDA graph. Returns
+    (inputs, ViewBatch)."""
     cfg = config
     classical = ClassicalRefiner(ClassicalRefinerConfig(hole_alpha=cfg.hole_alpha))
     with torch.no_grad():
@@ -170,7 +175,8 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     fp = torch.stack([v.footprint if v.footprint is not None else torch.zeros_like(v.alpha) for v in views])[:, None]
     sky_known = torch.stack([v.sky_known for v in views])[:, None]
     elev = torch.stack([_elevation_deg(v) for v in views])[:, None]
-    horizon = torch.tensor([v.horizon_elev_deg for v in views], device=alpha.device, dtype=alpha.dtype)[:, None, None, None]
+    horizon = torch.cat([torch.full((1, 1, 1, 1), float(v.horizon_elev_deg), device=alpha.device, dtype=alpha.dtype)
+                         for v in views])
     base_rgb = torch.stack([cf(f.frame.rgb) for f in base])
     base_sky = torch.stack([f.frame.sky for f in base])[:, None]
     far_disp = torch.stack([f.far_disparity for f in base])[:, None]
@@ -185,7 +191,10 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     base_ld = torch.where(covered, ld_in, torch.log(far_disp.clamp_min(1e-12)))
     ld_norm = torch.where(base_sky, torch.zeros_like(base_ld), (base_ld - ref).clamp(-4, 4))
     log_fp = torch.where(seen, torch.log2(fp.clamp_min(0.25)).clamp(-2, 4) / 4, torch.zeros_like(fp))
-    noise = (torch.rand(alpha.shape, generator=generator, device=alpha.device) * 2 - 1) if cfg.noise else torch.zeros_like(alpha)
+    if not cfg.noise:
+        noise = torch.zeros_like(alpha)
+    elif noise is None:
+        noise = torch.rand(alpha.shape, generator=generator, device=alpha.device) * 2 - 1
     x = torch.cat([
         base_rgb, alpha, ld_norm, log_fp, base_sky.float(), sky_known,
         torch.sin(torch.deg2rad(elev)), ((elev - horizon) / 30.0).clamp(-2, 2), noise,
@@ -193,8 +202,10 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     assert x.shape[1] == IN_CHANNELS
 
     keep_a = ((alpha - cfg.hole_alpha) / (cfg.keep_alpha - cfg.hole_alpha)).clamp(0, 1)
-    has_fp = torch.tensor([v.footprint is not None for v in views], device=alpha.device)[:, None, None, None]
-    keep_f = torch.where(has_fp, ((cfg.detail_px - fp) / (cfg.detail_px - cfg.sharp_px)).clamp(0, 1), torch.ones_like(fp))
+    keep_f = ((cfg.detail_px - fp) / (cfg.detail_px - cfg.sharp_px)).clamp(0, 1)
+    if any(v.footprint is None for v in views):  # no footprint: nothing is too blurry to keep
+        keep_f = torch.cat([keep_f[i:i + 1] if v.footprint is not None else torch.ones_like(fp[i:i + 1])
+                            for i, v in enumerate(views)])
     batch = ViewBatch(scene_rgb=scene_rgb, alpha=alpha, ld_in=ld_in, ref=ref, keep_a=keep_a, keep=keep_a * keep_f,
                       base_rgb=base_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known)
     return x, batch
@@ -259,6 +270,7 @@ class LearnedRefiner:
         self.name = name
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(seed)
+        self._graphs = GraphCache()
 
     @staticmethod
     def load(path: str | Path = DEFAULT_WEIGHTS, device: torch.device | str = "cpu", seed: int = 0) -> "LearnedRefiner":
@@ -270,10 +282,23 @@ class LearnedRefiner:
 
     @torch.no_grad()
     def __call__(self, view: RenderedView) -> Frame:
-        x, batch = view_inputs([view], self.config, self._gen)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        """The refined Frame of `view` (on CUDA: replayed as a CUDA graph, refine/graphed.py)."""
+        H, W = view.alpha.shape
+        noise = torch.rand((1, 1, H, W), generator=self._gen, device=self.device) * 2 - 1  # as view_inputs draws it
+        if graphs_wanted(view):
+            return refine_graphed(self._graphs, view, self._frame_tensors, (noise,))
+        rgb, depth, sky = self._frame_tensors(view, noise)
+        return Frame(rgb=rgb, depth=depth, sky=sky, camera=view.camera)
+
+    def _frame_tensors(self, view: RenderedView, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(rgb [H, W, 3], depth [H, W], sky [H, W]) of `view` refined with the noise channel `noise` [1, 1, H, W]."""
+        x, batch = view_inputs([view], self.config, noise=noise)
+        # no autocast weight cache: a cached cast would be captured as a stale constant
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda",
+                            cache_enabled=False):
             out = self.net(x)
-        return compose(batch, out, self.config).frames([view])[0]
+        c = compose(batch, out, self.config)
+        return c.rgb[0].permute(1, 2, 0), c.depth()[0], c.sky[0, 0]
 
 
 def save_weights(path: str | Path, net: RefinerNet, config: LearnedRefinerConfig, meta: dict | None = None,

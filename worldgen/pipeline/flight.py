@@ -126,7 +126,8 @@ class Flight(Iterator[FlightStep]):
             self.t = 1
             return step
         t0 = time.perf_counter()
-        pose = self.pilot.pose(t, self._prev)
+        with torch.profiler.record_function("stage:path"):
+            pose = self.pilot.pose(t, self._prev)
         if not bool(torch.isfinite(pose).all()):
             raise RuntimeError(f"camera path produced a non-finite pose at frame {t}")
         camera = self.frame0.camera.with_pose(pose)

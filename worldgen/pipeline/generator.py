@@ -12,7 +12,6 @@ Both share renderer, refiner, lifting and sky; they differ in one thing only:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections import defaultdict
@@ -85,26 +84,30 @@ def horizon_elevation_deg(frame: Frame, quantile: float = 0.1) -> float:
 
 
 class _Timer:
-    """Per-stage wall-clock timer; on CUDA it synchronises around each stage (off: no-op, no syncs)."""
+    """Per-stage wall-clock timer; on CUDA it synchronises around each stage (off: no syncs). Either way
+    each stage is a `stage:NAME` range in torch.profiler traces."""
 
     def __init__(self, sink: dict[str, list[float]], device: torch.device, enabled: bool = True):
         self.sink, self.cuda, self.enabled = sink, device.type == "cuda", enabled
 
     def __call__(self, name: str):
         timer = self
-        if not self.enabled:
-            return contextlib.nullcontext()
+        if not self.enabled:  # still a labelled range for torch.profiler (scripts/profile_generate.py); ~1 us
+            return torch.profiler.record_function(f"stage:{name}")
 
         class _Ctx:
             def __enter__(self):
                 if timer.cuda:
                     torch.cuda.synchronize()
+                self.rf = torch.profiler.record_function(f"stage:{name}")
+                self.rf.__enter__()
                 self.t0 = time.perf_counter()
 
             def __exit__(self, *exc):
                 if timer.cuda:
                     torch.cuda.synchronize()
                 timer.sink[name].append(time.perf_counter() - self.t0)
+                self.rf.__exit__(*exc)
 
         return _Ctx()
 

@@ -20,6 +20,7 @@ from torch import Tensor
 from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
 from worldgen.core.config import bad
 from worldgen.core.frame import Frame
+from worldgen.core.graphs import GraphCache, graphs_enabled
 from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 
@@ -125,24 +126,24 @@ def _surface_steps(points: Tensor, depth: Tensor, edges: Tensor) -> tuple[Tensor
     return pick(fx, bx, zfx, zbx), pick(fy, by, zfy, zby)
 
 
-def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
-    """New Gaussians [M = mask.sum()] for the pixels of `frame` selected by `mask` [H, W] bool.
-
-    Each Gaussian lies on the local surface (normal from the depth map's neighbours on the same
-    side of any discontinuity), its in-plane axes spanning `sigma_px` times the pixel's footprint on
-    that surface (stretch capped at `max_stretch` for grazing views); on discontinuities and where
-    the surface cannot be estimated, it is a small disc facing the camera.
-    """
+def _pixel_surfaces(frame: Frame, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per pixel of `frame`: (points [H, W, 3] keeping the autograd path to frame.depth, the same
+    points detached, their depth [H, W] (1 where not finite), du, dv [H, W, 3] steps to the
+    neighbours on the same surface, edges [H, W] bool)."""
     cam = frame.camera
     finite_depth = torch.where(torch.isfinite(frame.depth) & (frame.depth > 0), frame.depth, torch.ones_like(frame.depth))
     P = cam.unproject(finite_depth)
-    means = P[mask]  # the only geometry that keeps an autograd path to the frame's depth (training)
     # Orientation and size are derived quantities: computed without gradients.
-    P, finite_depth = P.detach(), finite_depth.detach()
+    Pd, fd = P.detach(), finite_depth.detach()
     edges = depth_edges(frame.depth.detach(), cfg.edge_ratio)
-    du, dv = _surface_steps(P, finite_depth, edges)
-    pts, depth = P[mask], frame.depth.detach()[mask]
-    du, dv, edge = du[mask], dv[mask], edges[mask]
+    du, dv = _surface_steps(Pd, fd, edges)
+    return P, Pd, fd, du, dv, edges
+
+
+def _shapes(cam: Camera, pts: Tensor, depth: Tensor, du: Tensor, dv: Tensor, edge: Tensor,
+            cfg: LiftConfig) -> tuple[Tensor, Tensor]:
+    """(quats [M, 4], log_scales [M, 3]) of the Gaussians at M points `pts` [M, 3] (z-depth [M],
+    surface steps du, dv [M, 3], on a discontinuity `edge` [M]) seen by `cam`."""
     m = pts.shape[0]
     base = depth / cam.fx  # fronto-parallel pixel size at this depth [M]
     # Surface frame: t1 along du, n = du x dv facing the camera, t2 = n x t1.
@@ -168,10 +169,63 @@ def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
     sy = torch.where(ok, s2, base * shrink) * cfg.sigma_px
     sz = torch.minimum(sx, sy) * cfg.flatness
     log_scales = torch.stack([sx, sy, sz], dim=-1).clamp_min(1e-12).log()
+    return rotmat_to_quat(R).contiguous(), log_scales
+
+
+_GRAPHS = GraphCache()
+
+
+def _dense_graphed(frame: Frame, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tensor]:
+    """(means [H W, 3], quats [H W, 4], log_scales [H W, 3]) of a Gaussian at every pixel of `frame`
+    (on CUDA, no autograd), replayed from a CUDA graph (worldgen/core/graphs.py)."""
+    cam = frame.camera
+    k_cuda = cam.K.is_cuda
+    inputs = ([cam.K] if k_cuda else []) + [cam.c2w, frame.depth]
+    key = ("lift", cfg, cam.width, cam.height, None if k_cuda else tuple(cam.K.flatten().tolist()))
+
+    def build(static: list[Tensor]):
+        K = static[0] if k_cuda else cam.K
+        c2w, depth = static[-2:]
+        f = Frame(rgb=torch.zeros(cam.height, cam.width, 3, device=depth.device), depth=depth,
+                  sky=torch.zeros_like(depth, dtype=torch.bool), camera=Camera(K=K, c2w=c2w, width=cam.width, height=cam.height))
+
+        def run() -> tuple[Tensor, Tensor, Tensor]:
+            P, _Pd, fd, du, dv, edges = _pixel_surfaces(f, cfg)
+            pts = P.reshape(-1, 3)
+            quats, log_scales = _shapes(f.camera, pts, fd.reshape(-1), du.reshape(-1, 3), dv.reshape(-1, 3),
+                                        edges.reshape(-1), cfg)
+            return pts, quats, log_scales
+
+        return run
+
+    return _GRAPHS.run(key, inputs, build)
+
+
+def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
+    """New Gaussians [M = mask.sum()] for the pixels of `frame` selected by `mask` [H, W] bool.
+
+    Each Gaussian lies on the local surface (normal from the depth map's neighbours on the same
+    side of any discontinuity), its in-plane axes spanning `sigma_px` times the pixel's footprint on
+    that surface (stretch capped at `max_stretch` for grazing views); on discontinuities and where
+    the surface cannot be estimated, it is a small disc facing the camera. Only `means` and `colors`
+    keep an autograd path to the frame (training). On CUDA without autograd the per-pixel geometry
+    is one CUDA graph (every pixel, then the masked ones are picked: one synchronisation in all).
+    """
+    cam = frame.camera
+    idx = mask.reshape(-1).nonzero().squeeze(1)  # [M]
+    m = idx.shape[0]
+    grad = torch.is_grad_enabled() and (frame.depth.requires_grad or frame.rgb.requires_grad)
+    if frame.depth.is_cuda and not grad and graphs_enabled():
+        means, quats, log_scales = (x[idx] for x in _dense_graphed(frame, cfg))
+    else:
+        P, Pd, fd, du, dv, edges = _pixel_surfaces(frame, cfg)
+        means = P.reshape(-1, 3)[idx]  # the only geometry that keeps an autograd path to the frame's depth
+        quats, log_scales = _shapes(cam, Pd.reshape(-1, 3)[idx], fd.reshape(-1)[idx], du.reshape(-1, 3)[idx],
+                                    dv.reshape(-1, 3)[idx], edges.reshape(-1)[idx], cfg)
     return GaussianScene(
         means=means.contiguous(),
-        quats=rotmat_to_quat(R).contiguous(),
+        quats=quats,
         log_scales=log_scales,
-        opacity_logits=torch.full((m,), float(inverse_sigmoid(cfg.opacity)), device=pts.device),
-        colors=frame.rgb[mask].contiguous(),
+        opacity_logits=torch.full((m,), float(inverse_sigmoid(cfg.opacity)), device=frame.depth.device),
+        colors=frame.rgb.reshape(-1, 3)[idx].contiguous(),
     )

@@ -100,43 +100,46 @@ class SkyDome:
         texture has no gaps however fine it is), using only texels whose four neighbouring pixels
         are all sky. Returns the number of texels written.
         """
-        if not mask.any():
-            return 0
         # Only texels near the sky pixels' own texture rows/columns can be written: bound them first.
-        xy = self._texcoords(camera.rays_world()[mask])
-        y0 = max(0, int(xy[:, 1].min()) - 2)
-        y1 = min(self.height, int(xy[:, 1].max()) + 3)
-        x0, x1 = int(xy[:, 0].min()) - 2, int(xy[:, 0].max()) + 3
+        # Two reads from the device in all (the box, the count written): the texels are picked by
+        # masks over the box, never compacted (each compaction would wait for the GPU).
+        xy = self._texcoords(camera.rays_world())  # [H, W, 2]
+        inf = torch.full_like(xy[..., 0], math.inf)
+        lo = torch.where(mask[..., None], xy, inf[..., None]).flatten(0, 1).amin(0)
+        hi = torch.where(mask[..., None], xy, -inf[..., None]).flatten(0, 1).amax(0)
+        xmin, ymin, xmax, ymax = torch.cat([lo, hi]).tolist()
+        if not math.isfinite(ymin):  # no sky pixel
+            return 0
+        y0 = max(0, int(ymin) - 2)
+        y1 = min(self.height, int(ymax) + 3)
+        x0, x1 = int(xmin) - 2, int(xmax) + 3
         if x1 - x0 >= self.width // 2:  # the view spans the seam (or most of the circle): whole rows
             x0, x1 = 0, self.width
         x0, x1 = max(0, x0), min(self.width, x1)
-        dirs = self._texel_dirs()[y0:y1, x0:x1]
+        dirs = self._texel_dirs()[y0:y1, x0:x1]  # [h, w, 3]
         free = self.weight[y0:y1, x0:x1] == 0  # [h, w]
-        d_cam = dirs[free] @ camera.rotation  # [M, 3] camera-space directions
-        z = d_cam[:, 2]
-        front = z > 1e-3
+        d_cam = dirs @ camera.rotation  # [h, w, 3] camera-space directions
+        z = d_cam[..., 2]
         zs = z.clamp_min(1e-3)
-        u = camera.K[0, 0] * d_cam[:, 0] / zs + camera.K[0, 2]
-        v = camera.K[1, 1] * d_cam[:, 1] / zs + camera.K[1, 2]
+        u = camera.K[0, 0] * d_cam[..., 0] / zs + camera.K[0, 2]
+        v = camera.K[1, 1] * d_cam[..., 1] / zs + camera.K[1, 2]
         H, W = mask.shape
-        inside = front & (u >= 0.5) & (u <= W - 0.5) & (v >= 0.5) & (v <= H - 0.5)
-        if not inside.any():
-            return 0
-        u, v = u[inside] - 0.5, v[inside] - 0.5  # continuous pixel indices
-        j0, i0 = u.floor().long().clamp(0, W - 1), v.floor().long().clamp(0, H - 1)
+        inside = free & (z > 1e-3) & (u >= 0.5) & (u <= W - 0.5) & (v >= 0.5) & (v <= H - 0.5)
+        u, v = u - 0.5, v - 0.5  # continuous pixel indices
+        j0, i0 = u.floor().clamp(0, W - 1).long(), v.floor().clamp(0, H - 1).long()
         j1, i1 = (j0 + 1).clamp(max=W - 1), (i0 + 1).clamp(max=H - 1)
-        all_sky = mask[i0, j0] & mask[i0, j1] & mask[i1, j0] & mask[i1, j1]
-        fu, fv = (u - j0)[:, None], (v - i0)[:, None]
-        col = (rgb[i0, j0] * (1 - fu) * (1 - fv) + rgb[i0, j1] * fu * (1 - fv) + rgb[i1, j0] * (1 - fu) * fv + rgb[i1, j1] * fu * fv)
-        local = free.nonzero()[inside][all_sky]  # [K, 2] (row, col) inside the box
-        if local.numel() == 0:
+        write = inside & mask[i0, j0] & mask[i0, j1] & mask[i1, j0] & mask[i1, j1]  # all four neighbours sky
+        n = int(write.sum())
+        if n == 0:
             return 0
-        ty, tx = local[:, 0] + y0, local[:, 1] + x0 + 1  # +1: the wrap column
-        self._tex[0, :3, ty, tx] = col[all_sky].T
-        self._tex[0, 3, ty, tx] = 1.0
+        fu, fv = (u - j0)[..., None], (v - i0)[..., None]
+        col = (rgb[i0, j0] * (1 - fu) * (1 - fv) + rgb[i0, j1] * fu * (1 - fv) + rgb[i1, j0] * (1 - fu) * fv + rgb[i1, j1] * fu * fv)
+        box = self._tex[0, :, y0:y1, x0 + 1:x1 + 1]  # +1: the wrap column
+        new = torch.cat([col.permute(2, 0, 1), torch.ones_like(col[None, ..., 0])], 0)
+        box.copy_(torch.where(write[None], new, box))
         self._tex[..., 0] = self._tex[..., self.width]  # refresh the wrap-around columns
         self._tex[..., self.width + 1] = self._tex[..., 1]
-        return int(local.shape[0])
+        return n
 
     def complete(self, horizon_elev_deg: float, fade_deg: float = 25.0, profile_deg: float = 6.0) -> int:
         """Fill the unobserved texels above `horizon_elev_deg` with a sky fitted to the observed ones.

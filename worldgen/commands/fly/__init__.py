@@ -230,6 +230,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
 
 def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen, t_start, on_frame, started) -> dict:
     """The flight itself, in a locked run folder."""
+    import torch
     from tqdm import tqdm
 
     from worldgen.commands.fly.outputs import RunOutputs
@@ -289,7 +290,8 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
     with StopSignals() as stop:
         try:
             for step in flight:
-                outputs.add(step.t, step.frame, step.camera)
+                with torch.profiler.record_function("stage:outputs"):
+                    outputs.add(step.t, step.frame, step.camera)
                 last = step.t
                 if step.t == 0:
                     t_loop, timed_from = time.perf_counter(), 0  # the loop's time starts once frame 0 is out

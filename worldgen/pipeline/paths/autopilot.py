@@ -177,9 +177,11 @@ class AutopilotPath(CameraPath):
         H, W = cam.height, cam.width
         # The rest is small-array arithmetic: numpy avoids torch's per-op thread start-up, which on
         # many-core machines costs more than the arithmetic itself.
-        sky = sky_t.detach().cpu().numpy().astype(bool)
-        depth = depth_t.detach().cpu().numpy().astype(np.float64)
-        K = cam.K.detach().cpu().numpy().astype(np.float64)
+        # One copy from the device for both maps (each copy waits for the GPU).
+        both = torch.stack([sky_t.detach().to(depth_t.dtype), depth_t.detach()]).cpu().numpy()
+        sky = both[0] > 0.5
+        depth = both[1].astype(np.float64)
+        K = cam.K.detach().numpy().astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             valid = np.isfinite(depth) & (depth > 0) & ~sky  # ground/objects with a usable depth
             disp = np.where(valid, self.scale / np.maximum(depth, 1e-12), 0.0)  # [H, W] scene units
@@ -209,9 +211,9 @@ class AutopilotPath(CameraPath):
         # Climb: pass every point of the corridor ahead `altitude` above it.
         gamma_target = -math.radians(c.max_descent_deg)
         if valid.any():
-            rays = cam.rays_cam().detach().cpu().numpy().astype(np.float64)  # [H, W, 3], z = 1
+            rays = cam.rays_cam().detach().numpy().astype(np.float64)  # [H, W, 3], z = 1
             pts_cam = rays[valid] * depth[valid][:, None]  # [M, 3]
-            c2w = cam.c2w.detach().cpu().numpy().astype(np.float64)
+            c2w = cam.c2w.detach().numpy().astype(np.float64)
             rel = pts_cam @ c2w[:3, :3].T + (c2w[:3, 3] - self._p.numpy())  # [M, 3] relative to the camera now
             height = rel @ world_up(F64).numpy()  # [M] above the camera
             hd = self._heading(self._move_yaw).numpy()
@@ -229,8 +231,9 @@ class AutopilotPath(CameraPath):
 
 def _coarse_view(frame: Frame, max_width: int) -> tuple[Camera, Tensor, Tensor]:
     """(camera, sky [h, w] bool, depth [h, w]) of `frame` reduced by an integer factor to at most
-    `max_width` pixels across: a block is sky if most of it is, and keeps its nearest depth."""
-    cam = frame.camera
+    `max_width` pixels across: a block is sky if most of it is, and keeps its nearest depth. The maps
+    stay on the frame's device, the camera is on the CPU (the steering's arithmetic is there)."""
+    cam = frame.camera.to("cpu")
     f = max(1, math.ceil(cam.width / max(1, max_width)))
     if f == 1:
         return cam, frame.sky, frame.depth

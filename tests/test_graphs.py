@@ -1,0 +1,131 @@
+"""CUDA graphs of the refiners (refine/graphed.py): replayed frames equal eager ones, and the refiners
+never wait for the GPU. Needs CUDA (skipped on the CPU-only CI machine)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from refine.classical import ClassicalRefiner
+from refine.learned import LearnedRefiner
+from worldgen.core.camera import Camera, look_at
+from worldgen.core.frame import RenderedView
+from worldgen.core.graphs import GraphCache
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _view(seed: int, H: int = 64, W: int = 96, footprint: bool = True) -> RenderedView:
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.tensor([0.1 * seed, -0.2, -0.3 * seed])
+    c2w = look_at(pos, pos + torch.tensor([0.2 * (seed % 3 - 1), 0.1, 1.0]))
+    cam = Camera.from_fov(60, W, H, c2w).to("cuda")
+    alpha = torch.rand(H, W, generator=g)
+    alpha[: H // 3] *= 0.2  # sky-ish top, holes below
+    alpha[H // 2:, W // 4: W // 2] = 0
+    rgb = torch.rand(H, W, 3, generator=g) * alpha[..., None]
+    depth = torch.rand(H, W, generator=g) * 20 + 1
+    fp = torch.rand(H, W, generator=g) * 3 if footprint else None
+    known = (torch.rand(H, W, generator=g) > 0.6).float() * (seed % 2)  # every other view: no dome at all
+    cu = lambda t: None if t is None else t.cuda()  # noqa: E731
+    return RenderedView(cam, cu(rgb), cu(alpha), cu(depth), cu(fp), cu(torch.rand(H, W, 3, generator=g)), cu(known), 4.0)
+
+
+def _same(a, b, tol: float) -> None:
+    assert torch.equal(a.sky, b.sky)
+    assert (a.rgb - b.rgb).abs().max().item() <= tol
+    fin = torch.isfinite(a.depth)
+    assert torch.equal(fin, torch.isfinite(b.depth))
+    assert torch.allclose(a.depth[fin], b.depth[fin], rtol=tol, atol=tol)
+
+
+@cuda
+@pytest.mark.parametrize("footprint", [True, False])
+def test_classical_graph_replays_match_eager(monkeypatch, footprint):
+    r = ClassicalRefiner()
+    views = [_view(s, footprint=footprint) for s in range(4)]
+    monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")
+    eager = [r(v) for v in views]
+    monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "1")
+    with torch.no_grad():
+        graphed = [r(v) for v in views]  # the first captures, the others replay with new inputs
+    assert len(r._graphs) == 1
+    for a, b in zip(eager, graphed):
+        _same(a, b, 1e-5)
+    # the returned frames are copies: a later replay does not overwrite an earlier frame
+    assert not torch.equal(graphed[0].rgb, graphed[1].rgb)
+
+
+@cuda
+def test_learned_graph_replays_match_eager(monkeypatch):
+    views = [_view(s) for s in range(4)]
+    monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")
+    r = LearnedRefiner.load(device="cuda", seed=3)
+    eager = [r(v) for v in views]
+    monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "1")
+    r = LearnedRefiner.load(device="cuda", seed=3)  # the same noise again
+    graphed = [r(v) for v in views]
+    assert len(r._graphs) == 1
+    for a, b in zip(eager, graphed):
+        _same(a, b, 2e-2)  # bf16 network: cuDNN may pick other algorithms in and out of capture
+
+
+@cuda
+def test_refiners_never_wait_for_the_gpu():
+    """Capture needs code that never synchronises; sync debug mode raises on any synchronising call."""
+    v = _view(1)
+    c = ClassicalRefiner()
+    learned = LearnedRefiner.load(device="cuda")
+    noise = torch.zeros(1, 1, v.alpha.shape[0], v.alpha.shape[1], device="cuda")
+    with torch.no_grad():
+        c.refine(v), learned._frame_tensors(v, noise)  # warm-up (lazy initialisation may sync)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            c.refine(v)
+            learned._frame_tensors(v, noise)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+@cuda
+def test_graph_cache_keys_and_eviction():
+    cache = GraphCache(max_graphs=2)
+    calls = []
+
+    def build(static):
+        calls.append(len(static))
+        return lambda: (static[0] * 2,)
+
+    x = torch.arange(4.0, device="cuda")
+    assert torch.equal(cache.run("a", [x], build)[0], x * 2)
+    assert torch.equal(cache.run("a", [x + 1], build)[0], (x + 1) * 2)  # replayed with the new input
+    assert calls == [1]
+    cache.run("a", [torch.ones(3, device="cuda")], build)  # another shape: another graph
+    cache.run("b", [x], build)
+    assert len(cache) == 2 and len(calls) == 3
+
+
+@cuda
+def test_lift_graph_matches_eager(monkeypatch):
+    from worldgen.core.frame import Frame
+    from worldgen.pipeline.lift import LiftConfig, lift
+
+    g = torch.Generator().manual_seed(0)
+    H, W = 48, 80
+    for seed in range(3):
+        v = _view(seed, H, W)
+        depth = (torch.rand(H, W, generator=g) * 5 + 2).cuda()
+        depth[:10, :20] = 40.0  # a discontinuity
+        frame = Frame(torch.rand(H, W, 3, generator=g).cuda(), depth, torch.zeros(H, W, dtype=torch.bool, device="cuda"), v.camera)
+        mask = (torch.rand(H, W, generator=g) > 0.4).cuda()
+        monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")
+        a = lift(frame, mask, LiftConfig())
+        monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "1")
+        b = lift(frame, mask, LiftConfig())
+        assert len(a) == len(b) == int(mask.sum())
+        for name in ("means", "log_scales", "colors", "opacity_logits"):
+            assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-5, rtol=1e-5), name
+        # quaternions: q and -q are one rotation
+        dot = (a.quats * b.quats).sum(-1).abs()
+        assert torch.allclose(dot, torch.ones_like(dot), atol=1e-4)

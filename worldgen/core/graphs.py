@@ -1,0 +1,82 @@
+"""Replaying fixed-shape GPU work as CUDA graphs: one launch instead of hundreds.
+
+A frame of the flight is a few hundred small kernels per stage; at 512x512 on an H200 each costs
+the CPU more to launch (5-15 us through PyTorch) than the GPU to run, so the loop is bound by the
+CPU (scripts/profile_generate.py). A stage whose work has fixed shapes and never waits for the GPU
+(no `.item()`, no `.any()` in an `if`, no tensor built from Python lists) can be captured once per
+input shape and replayed: the CPU then launches one graph.
+
+`GraphCache.run(key, inputs, build)`:
+- `inputs` are the stage's tensors (each call: the same shapes, dtypes and device for one `key`);
+- `build(static_inputs)` returns a function of no arguments that computes the stage's outputs
+  (a tuple of tensors) from `static_inputs`, copies of the first call's inputs that later calls
+  overwrite. `build` runs once per key, outside the capture, so it may do what capture forbids
+  (read a tensor's value, build a Camera).
+The first call for a key warms the function up on a side stream (cuDNN picks its algorithms, lazy
+initialisation happens), captures it, and every call copies its inputs into the static ones,
+replays, and returns clones of the outputs (the next replay overwrites them).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Hashable, Sequence
+
+import torch
+from torch import Tensor
+
+def graphs_enabled() -> bool:
+    """Whether stages may replay CUDA graphs: False when the environment sets WORLDGEN_CUDA_GRAPHS=0
+    (to compare with eager runs, or to debug)."""
+    return os.environ.get("WORLDGEN_CUDA_GRAPHS", "1") != "0"
+
+
+Build = Callable[[list[Tensor]], Callable[[], tuple[Tensor, ...]]]
+
+
+class GraphCache:
+    """CUDA graphs keyed by the caller's key plus the inputs' shapes and dtypes (see the module doc).
+
+    Args:
+        warmup: eager runs on a side stream before the capture.
+        max_graphs: graphs kept (each holds its own memory pool); the oldest goes first.
+    """
+
+    def __init__(self, warmup: int = 2, max_graphs: int = 8):
+        self.warmup, self.max_graphs = warmup, max_graphs
+        self._graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def run(self, key: Hashable, inputs: Sequence[Tensor], build: Build) -> tuple[Tensor, ...]:
+        """The outputs of `build(inputs)()` (fresh tensors), computed by replaying a CUDA graph.
+        All `inputs` must be CUDA tensors on the current device."""
+        full_key = (key, tuple((tuple(t.shape), t.dtype, t.device) for t in inputs))
+        entry = self._graphs.get(full_key)
+        if entry is None:
+            entry = self._capture(inputs, build)
+            if len(self._graphs) >= self.max_graphs:
+                self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[full_key] = entry
+        else:
+            for s, t in zip(entry[1], inputs):
+                s.copy_(t)
+        graph, _static, outputs = entry
+        graph.replay()
+        return tuple(o.clone() for o in outputs)
+
+    def _capture(self, inputs: Sequence[Tensor], build: Build):
+        static = [t.detach().clone() for t in inputs]
+        fn = build(static)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: CUDA work of other threads (a viewer's) during the capture is neither an error nor captured
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            outputs = fn()
+        return graph, static, tuple(outputs)
