@@ -256,3 +256,21 @@ def test_resume_after_a_crash_gives_the_uninterrupted_frames_in_process(photo, t
     for t, (a, b) in enumerate(zip(frames_of(tmp_path / "whole"), frames_of(tmp_path / "crashed"))):
         np.testing.assert_array_equal(a, b, err_msg=f"{mode}: frame {t} differs after the resume")
     assert_complete_outputs(tmp_path / "crashed", 9)
+
+
+def test_a_failed_checkpoint_commit_is_not_lost_on_its_thread(photo, tmp_path, monkeypatch):
+    """Checkpoints commit on a writer thread; a commit that fails (disk full) fails the run."""
+    import contextlib
+
+    import worldgen.pipeline.checkpoint as checkpoint
+
+    @contextlib.contextmanager
+    def disk_full(path, *a, **kw):
+        raise OSError(28, "No space left on device")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(checkpoint, "atomic_write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
+                      out=str(tmp_path / "run"), progress=False, checkpoint_every=2))
+    assert not (tmp_path / "run" / "state" / "checkpoint.pt").exists()

@@ -93,6 +93,33 @@ def test_world_checkpoint_restores_the_working_set_in_order(tmp_path):
     assert {p.name for p in (tmp_path / "c").iterdir()} == referenced  # files made after it are gone
 
 
+def test_a_deferred_checkpoint_keeps_files_made_after_it(tmp_path):
+    """The checkpoint writer thread commits a checkpoint while the flight goes on: its garbage
+    collection (`retain(refs, upto=serial)`) deletes only files it no longer names *and* that existed
+    when it was taken; `take_unsynced` hands the files to fsync over."""
+    st = DiskStore(tmp_path / "c")
+    w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1, min_px=0), 1.0, "cpu", store=st)
+    w.add(random_scene(3000), 0)
+    w.prepare(camera_at([0, 0, -40], [0, 0, -60]), 3)  # pages most chunks out: files
+    w.checkpoint(durable=False)
+    unsynced = st.take_unsynced()
+    assert unsynced and st.take_unsynced() == []
+    refs, serial = {r for r in w.ref if r is not None}, st.serial
+    stale = tmp_path / "c" / f"{0:016x}-{1:08d}.npy"
+    if stale.name in refs:  # make sure one old file is unnamed
+        stale = tmp_path / "c" / f"{0:016x}-{0:08d}.npy"
+    stale.write_bytes(b"")
+    w.add(random_scene(500, seed=4), 5)  # the flight goes on: new chunk files
+    w.prepare(camera_at([0, 0, 40], [0, 0, 60]), 20)
+    newer = {p.name for p in (tmp_path / "c").iterdir() if int(p.name[17:25]) > serial}
+    assert newer
+    st.sync_files(unsynced)
+    st.retain(refs, upto=serial)
+    left = {p.name for p in (tmp_path / "c").iterdir()}
+    assert refs <= left and newer <= left and stale.name not in left
+    assert left == refs | newer
+
+
 def _fly(frame0, scale, config, kind, frames, speed, retrace, watch=None):
     gen = make_generator("persistent", frame0, get_renderer("cpu"), make_refiner("classical"), config)
     path = make_path(kind, frame0.camera, scale, frames, speed=speed, retrace=retrace)

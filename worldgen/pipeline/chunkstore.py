@@ -90,26 +90,47 @@ class DiskStore:
 
     def sync(self) -> None:
         """fsync every chunk file written since the last call, and the folder."""
-        for path in self._unsynced:
-            if path.exists():
+        self.sync_files(self.take_unsynced())
+
+    def take_unsynced(self) -> list[Path]:
+        """The chunk files written since the last `sync` or `take_unsynced` (the caller makes them
+        durable with `sync_files`, e.g. on another thread while the flight goes on)."""
+        taken, self._unsynced = self._unsynced, []
+        return taken
+
+    def sync_files(self, paths: list[Path]) -> None:
+        """fsync `paths` (those still there) and the folder. Touches no state of the store: safe on
+        another thread while the store is in use."""
+        for path in paths:
+            try:
                 fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-        self._unsynced.clear()
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         fd = os.open(self.folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
-    def retain(self, refs: set[str]) -> None:
-        """Delete every chunk file (and stray temp file) in the folder that `refs` does not name."""
+    def retain(self, refs: set[str], upto: int | None = None) -> None:
+        """Delete every chunk file (and stray temp file) in the folder that `refs` does not name. With
+        `upto`, only chunk files of serial <= upto (no temp files, no store state): what a checkpoint
+        taken at serial `upto` no longer needs, safe on another thread while newer files are written."""
         for path in self.folder.iterdir():
-            if path.name not in refs and (_CHUNK_FILE.match(path.name) or path.name.startswith(".")):
+            name = path.name
+            if name in refs:
+                continue
+            if upto is None:
+                if _CHUNK_FILE.match(name) or name.startswith("."):
+                    path.unlink(missing_ok=True)
+            elif _CHUNK_FILE.match(name) and int(name[17:25]) <= upto:
                 path.unlink(missing_ok=True)
-        self._unsynced = [p for p in self._unsynced if p.name in refs]
+        if upto is None:
+            self._unsynced = [p for p in self._unsynced if p.name in refs]
 
     @property
     def bytes(self) -> int:

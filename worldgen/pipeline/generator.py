@@ -275,15 +275,15 @@ class Generator:
         }
 
     # -------------------------------------------------------------- checkpoints
-    def checkpoint(self) -> dict:
+    def checkpoint(self, durable: bool = True) -> dict:
         """The generator's state after its latest step, as plain data (numpy arrays, numbers): the
-        clock, the latest frame, the world (`World.checkpoint`) and the stage times. The sky dome is
-        apart (`sky.state()`, large; it changes only when `sky_version` does)."""
+        clock, the latest frame, the world (`World.checkpoint(durable)`) and the stage times. The sky
+        dome is apart (`sky.state()`, large; it changes only when `sky_version` does)."""
         p = self.prev
         return {"mode": self.mode, "t": self.t, "sky_version": self.sky_version,
                 "prev": {"rgb": p.rgb.detach().cpu().numpy(), "depth": p.depth.detach().cpu().numpy(),
                          "sky": p.sky.cpu().numpy(), "c2w": p.camera.c2w.detach().cpu().numpy()},
-                "world": self.world.checkpoint(), "stage_totals": dict(self.stage_totals),
+                "world": self.world.checkpoint(durable), "stage_totals": dict(self.stage_totals),
                 "last_added": self.last_added}
 
     def restore(self, state: dict, sky) -> None:

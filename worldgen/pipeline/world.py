@@ -182,8 +182,8 @@ class World:
     def stats(self) -> dict:
         return {"gaussians": self.size, "gaussians_resident": len(self.scene)}
 
-    def checkpoint(self) -> dict:
-        """The world as checkpoint data (numpy and plain values)."""
+    def checkpoint(self, durable: bool = True) -> dict:
+        """The world as checkpoint data (numpy and plain values; `durable` matters to a PagedWorld only)."""
         return {"kind": "all", "rows": self.scene.pack()}
 
     def restore(self, state: dict) -> None:
@@ -444,17 +444,19 @@ class PagedWorld(World):
         return out
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> dict:
+    def checkpoint(self, durable: bool = True) -> dict:
         """Store every chunk with unstored Gaussians (the store must keep files: a DiskStore), make the
-        files durable, and return the table and the working set's order (its chunk of each Gaussian):
-        with the chunk files, that is the whole world, exactly. Call `collect_garbage()` once the
-        checkpoint is committed."""
+        files durable (unless `durable` is False: then the caller takes them with
+        `store.take_unsynced()`), and return the table and the working set's order (its chunk of each
+        Gaussian): with the chunk files, that is the whole world, exactly. Call `collect_garbage()`
+        once the checkpoint is committed."""
         if not self.store.persistent:
             raise RuntimeError("checkpoints of a paged world need a DiskStore")
         res = np.nonzero(self.resident)[0]
         _, chunks = self._select(res)
         self._store(chunks)
-        self.store.sync()
+        if durable:
+            self.store.sync()
         table = {f: getattr(self, f).copy() for f in self._FIELDS}
         return {"kind": "paged", "cell": self.cell, "table": table, "ref": list(self.ref),
                 "slot": self.slot.cpu().numpy().astype(np.int32), "total": self.total,

@@ -20,6 +20,7 @@ SIGTERM stop after the frame in progress and write everything above for the fram
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -313,6 +314,8 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
         except BaseException:  # KeyboardInterrupt (a second signal): stop at once, the last checkpoint stands
             bar.close()
             outputs.abort()
+            with contextlib.suppress(Exception):  # a commit under way finishes (or not: the one before stands)
+                ck.close()
             raise
         finally:
             bar.close()
@@ -322,6 +325,7 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
             gen.sky.save_png(out / "sky.png")
             if gen.t == last:  # every step done: the end is a checkpoint too (--resume with more --frames)
                 ck.save(last, {"frames": last + 1})
+            ck.close()  # the last commit is done (and durable) before run.json says so
             result = info(status)
             if failure is not None:
                 result["error"] = f"{type(failure).__name__}: {failure}"
@@ -330,6 +334,8 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
             atomic_write_text(out / "run.json", json.dumps(result, indent=2))
         except BaseException:
             outputs.abort()
+            with contextlib.suppress(Exception):
+                ck.close()
             raise
     if failure is not None:
         raise failure
