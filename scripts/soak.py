@@ -8,7 +8,7 @@ Flies the bundled example (its true depth and intrinsics) along the autopilot wi
 `run` (frames, video, cameras and checkpoints written as in any run), and prints for each tenth of
 the flight: wall-clock ms per frame (everything: generation, paging, the writers' back-pressure,
 checkpoints) and the generator's ms per frame (its stages: render, refine, lift, sky, page), Gaussians
-in the working set (what the renderer draws) and in the whole world, the chunks paged in and out,
+in the working set (what the renderer draws; now and its peak in that tenth) and in the whole world, the chunks paged in and out,
 host memory (resident set now) and, on CUDA, GPU memory (allocated now, and the peak in that tenth).
 At the end it checks the soak's goals: the last tenth within 1.2x the second tenth's ms per frame,
 GPU memory flat after the first tenth (peak within 10 % of the second tenth's), and frames/s.
@@ -79,7 +79,7 @@ def main() -> None:
 
     rows: list[dict] = []
     mark = {"t": 0, "wall": time.perf_counter(), "stages": {}, "moves": (0, 0)}
-    header = (f"{'frames':>13} {'wall ms/f':>9} {'gen ms/f':>8} {'working set':>12} {'world':>12} {'in/out':>11} "
+    header = (f"{'frames':>13} {'wall ms/f':>9} {'gen ms/f':>8} {'working set':>12} {'ws peak':>10} {'world':>12} {'in/out':>11} "
               f"{'host MB':>8}" + (f" {'GPU MB':>8} {'GPU peak':>8}" if cuda else ""))
     print(header, flush=True)
 
@@ -89,6 +89,7 @@ def main() -> None:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             return
+        mark["ws_peak"] = max(mark.get("ws_peak", 0), len(gen.scene))
         if t % tenth and t != frames - 1:
             return
         now = time.perf_counter()
@@ -99,7 +100,7 @@ def main() -> None:
         moves = (getattr(w, "paged_in", 0), getattr(w, "paged_out", 0))
         row = {"first": mark["t"] + 1, "last": t, "wall_ms": 1000 * (now - mark["wall"]) / n,
                "gen_ms": round(1000 * gen_s / n, 3) if totals else None,  # None: stage times off
-               "working_set": len(gen.scene), "world": w.size,
+               "working_set": len(gen.scene), "working_set_peak": mark.pop("ws_peak"), "world": w.size,
                "paged_in": moves[0] - mark["moves"][0], "paged_out": moves[1] - mark["moves"][1], "host_mb": rss_mb()}
         if cuda:
             torch.cuda.synchronize()
@@ -108,7 +109,7 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         rows.append(row)
         gen_ms = "-" if row["gen_ms"] is None else f"{row['gen_ms']:.1f}"
-        print(f"{row['first']:>6,}-{t:<6,} {row['wall_ms']:9.1f} {gen_ms:>8} {row['working_set']:>12,} "
+        print(f"{row['first']:>6,}-{t:<6,} {row['wall_ms']:9.1f} {gen_ms:>8} {row['working_set']:>12,} {row['working_set_peak']:>10,} "
               f"{row['world']:>12,} {row['paged_in']:>5,}/{row['paged_out']:<5,} {row['host_mb']:8.0f}"
               + (f" {row['gpu_mb']:8.0f} {row['gpu_peak_mb']:8.0f}" if cuda else ""), flush=True)
         mark.update(t=t, wall=now, stages=totals, moves=moves)
