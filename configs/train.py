@@ -83,11 +83,12 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "CPU smoke test (CI): a tiny depth network on 32x32 frames of one small world.",
         DepthTrainConfig(out="runs/train-depth-tiny", steps=20, batch=4, device="cpu", checkpoint_every=10,
                          log_every=5, sample_every=10, size=64, photo_batch=2, photo_start=5, net=_TINY_NET,
-                         data=_TINY_DATA, optim=OptimConfig(lr=1e-3, warmup=2)),
+                         data=_TINY_DATA, optim=OptimConfig(lr=1e-3, warmup=2), standing_trees=0.5),
     ),
     "train-depth-h200": Preset(
-        "The shipped depth network's run: 256-scale crops of procedural frames, batch 24, real-photo consistency.",
-        DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, device="cuda",
+        "The shipped depth network's run: 256-scale crops of procedural frames, batch 24, real-photo consistency;"
+        " upright trees pasted into half the frames from step 3,111 on.",
+        DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, device="cuda", standing_trees=0.5,
                          data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
                                          refresh_flights=1, seed_start=500_000)),
     ),

@@ -5,6 +5,7 @@ round trip back into `worldgen fly --depth`, bad input)."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -300,3 +301,27 @@ def test_depth_training_skips_steps_whose_loss_blows_up(tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 8 and last["skipped"] == 1.0 and "loss" not in last
+
+
+def test_standing_trees_stand_up_in_front_of_what_they_cover():
+    """The depth augmentation pastes upright trees: one depth per tree, only nearer than what it covers."""
+    from refine.train.depth import standing_trees
+
+    B, H, W = 3, 64, 96
+    rows = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    depth = torch.where(rows > 20, 900.0 / (rows - 20).clamp_min(1), torch.tensor(math.inf))[None, None].repeat(B, 1, 1, 1)
+    rgb = torch.rand(B, 3, H, W, generator=torch.Generator().manual_seed(1))
+    same = standing_trees(rgb, depth, torch.Generator().manual_seed(0), prob=0.0)
+    assert torch.equal(same[0], rgb) and torch.equal(same[1], depth)
+    for seed in range(4):
+        r, d = standing_trees(rgb, depth, torch.Generator().manual_seed(seed), prob=1.0, trees=(1, 1))
+        changed = d != depth
+        assert changed.any(), "every frame gets its tree"
+        assert (d[changed] < depth[changed]).all(), "a tree only hides what is farther (sky included)"
+        assert torch.equal((r != rgb).any(1, keepdim=True) & ~changed, torch.zeros_like(changed))
+        for b in range(B):
+            m = changed[b, 0]
+            assert torch.unique(d[b, 0][m]).numel() == 1, "one tree, one z-depth: it stands up"
+    r, d = standing_trees(rgb, depth, torch.Generator().manual_seed(7), prob=1.0, trees=(20, 20), near_share=1.0)
+    nearest = depth[torch.isfinite(depth)].min()
+    assert (d[d != depth] < nearest).all(), "near trees stand in front of all the ground in view"

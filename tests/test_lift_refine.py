@@ -50,6 +50,24 @@ def test_lift_mask_takes_only_what_the_scene_lacks():
     assert torch.equal(m, expected)
 
 
+def test_finer_gaussians_only_where_the_refiner_added_detail():
+    """Coarse Gaussians up close get finer ones only where the refined colour differs from the render:
+    a refiner that returns the render there adds nothing to the world."""
+    f = frame_with_step()
+    alpha = torch.ones(24, 32)
+    footprint = torch.full((24, 32), 3.5)  # everything coarse
+    rendered = f.rgb * alpha[..., None]  # the render is what the refiner returned ...
+    assert not lift_mask(f, alpha, footprint, LiftConfig(), rendered).any()
+    changed = f.rgb.clone()
+    changed[5:9, 5:9] = (changed[5:9, 5:9] + 0.1).clamp(0, 1) - 0.05  # ... but here it added detail
+    g = Frame(changed, f.depth, f.sky, f.camera)
+    m = lift_mask(g, alpha, footprint, LiftConfig(), rendered)
+    expected = torch.zeros(24, 32, dtype=torch.bool)
+    expected[5:9, 5:9] = True
+    assert torch.equal(m, expected)
+    assert torch.equal(lift_mask(f, alpha, footprint, LiftConfig(detail_change=0.0), rendered), ~f.sky)  # the old rule
+
+
 def view_from(frame: Frame, alpha: torch.Tensor, sky_known: torch.Tensor, horizon=90.0) -> RenderedView:
     rgb = frame.rgb * alpha[..., None]
     depth = torch.where(torch.isfinite(frame.depth), frame.depth, torch.zeros_like(frame.depth))

@@ -73,6 +73,10 @@ class DepthTrainConfig:
     every run start from a compact checkpoint; 0: the network itself (how the shipped 3,111 steps
     were trained). A teacher that is the student chases the student's own mistakes on real photos,
     where nothing else anchors it."""
+    standing_trees: float = 0.0
+    """Share of the training frames into which upright trees are pasted (`standing_trees`: billboards at
+    one depth standing on the ground, which the procedural flights never show from the side); 0 = off
+    (how the shipped 3,111 steps were trained)."""
     skip_loss_above: float = 5.0
     """A step whose loss is not finite or above this is skipped on every process (no update; the log
     counts `skipped`). The loss is 0.1-0.9 in a healthy run; continuing the shipped run past step 3,300
@@ -159,6 +163,87 @@ def jpeg(rgb: Tensor, gen: torch.Generator, prob: float = 0.3) -> Tensor:
             u8 = (rgb[i].detach().cpu() * 255 + 0.5).clamp(0, 255).to(torch.uint8)
             out[i] = decode_jpeg(encode_jpeg(u8, quality=q)).to(rgb.device, rgb.dtype) / 255
     return out
+
+
+def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float = 0.5,
+                   trees: tuple[int, int] = (3, 24), near_share: float = 0.3,
+                   fov_x_deg: float = 64.0) -> tuple[Tensor, Tensor]:
+    """Paste upright trees into a random share `prob` of the frames: rgb [B, 3, H, W] in [0, 1],
+    depth [B, 1, H, W] (z-depth in metres, +inf sky). Returns both, changed where a tree stands.
+
+    Why: the procedural flights look down from 45-900 m and never at a trunk from the side, so the
+    depth network learned no upright objects: on photos taken among trees it lifts each trunk as a
+    ramp leaning away (misty_pines: z 32 at the top of a trunk, 11 at its foot; docs/depth.md), and
+    flights over those photos climb forever. A tree here is a billboard at one z-depth: a trunk
+    (0.3-1.2 m wide, 6-30 m tall) standing on a ground pixel of the frame, the depth there, with a
+    conifer (triangle) or broadleaf (ellipse) crown, sized by a nominal focal length
+    (`fov_x_deg`), textured with bark stripes and leaf noise, and drawn only where it is nearer than
+    what it covers (so the depth map stays one opaque world: nearer trees hide farther ones, sky and
+    far ground are hidden by trees). Its depth is constant up the trunk: that is what stands a tree up."""
+    B, _, H, W = rgb.shape
+    dev = rgb.device
+    fx = 0.5 * W / math.tan(math.radians(fov_x_deg) / 2)
+    rgb, depth = rgb.clone(), depth.clone()
+    yy = torch.arange(H, device=dev, dtype=torch.float32)[None, :, None]  # [1, H, 1]
+    xx = torch.arange(W, device=dev, dtype=torch.float32)[None, None, :]  # [1, 1, W]
+    for b in range(B):
+        if float(torch.rand((), generator=gen)) >= prob:
+            continue
+        d = depth[b, 0]
+        ground = (torch.isfinite(d) & (d > 0)).flatten()
+        if not bool(ground.any()):
+            continue
+        K = int(torch.randint(trees[0], trees[1] + 1, (1,), generator=gen))
+        # bases: random ground pixels (on the CPU generator: the draw does not depend on the device)
+        w_base = ground.float().cpu()
+        idx = torch.multinomial(w_base, K, replacement=True, generator=gen)
+        vb, ub = (idx // W).float(), (idx % W).float()
+        z = d.flatten()[idx.to(dev)].float().cpu()
+        r = lambda lo, hi: lo + (hi - lo) * torch.rand(K, generator=gen)  # noqa: E731
+        # a share of the trees stand between the camera and the nearest ground in view, their feet
+        # below the frame: the photo taken among trees, trunks from the bottom edge up
+        near = torch.rand(K, generator=gen) < near_share
+        z_min = float(d[torch.isfinite(d) & (d > 0)].min())
+        z = torch.where(near, z_min * r(0.1, 0.9), z)
+        vb = torch.where(near, H * r(1.0, 1.4), vb)
+        ub = torch.where(near, W * r(0.0, 1.0), ub)
+        height = r(6.0, 30.0) * fx / z  # px
+        trunk_w = (r(0.3, 1.2) * fx / z).clamp_min(1.0)
+        crown_w = r(2.5, 9.0) * fx / z
+        crown_h = height * r(0.35, 0.8)
+        conifer = torch.rand(K, generator=gen) < 0.6
+        bark = torch.stack([r(0.10, 0.30), r(0.08, 0.22), r(0.06, 0.16)], 1)
+        leaf = torch.stack([r(0.03, 0.16), r(0.07, 0.26), r(0.03, 0.12)], 1)
+        to = lambda t: t.to(dev)[:, None, None]  # noqa: E731  [K] -> [K, 1, 1]
+        top = to(vb - height)
+        trunk = (xx - to(ub)).abs() <= to(trunk_w / 2)
+        trunk = trunk & (yy >= top) & (yy <= to(vb))
+        rel = (yy - top) / to(crown_h).clamp_min(1.0)  # 0 at the top of the crown, 1 at its foot
+        half = to(crown_w / 2)
+        tri = (rel >= 0) & (rel <= 1) & ((xx - to(ub)).abs() <= half * rel)
+        ell = ((rel - 0.5) * 2) ** 2 + ((xx - to(ub)) / half.clamp_min(0.5)) ** 2 <= 1
+        crown = torch.where(to(conifer), tri, ell)
+        zk = to(z).expand(K, H, W)
+        inf = torch.full_like(zk, math.inf)
+        zt_crown = torch.where(crown, zk, inf)
+        zt = torch.minimum(torch.where(trunk, zk, inf), zt_crown)  # [K, H, W]
+        znear, k_near = zt.min(0)  # the nearest tree at each pixel
+        paint = torch.isfinite(znear) & ~(d <= znear)  # nearer than what is there (sky: +inf)
+        if not bool(paint.any()):
+            continue
+        is_crown = torch.gather(torch.isfinite(zt_crown), 0, k_near[None])[0]
+        # texture: bark stripes (noise along x only) and leaf blotches (2D noise), per image
+        stripes = F.interpolate(torch.rand(1, 1, 1, max(2, W // 2), generator=gen).to(dev), size=(1, W), mode="bilinear",
+                                align_corners=False)[0, 0]
+        blotch = F.interpolate(torch.rand(1, 1, max(2, H // 3), max(2, W // 3), generator=gen).to(dev), size=(H, W),
+                               mode="bilinear", align_corners=False)[0, 0]
+        fine = torch.rand(H, W, generator=gen).to(dev)
+        base = torch.where(is_crown[None], leaf.to(dev).T[:, k_near], bark.to(dev).T[:, k_near])  # [3, H, W]
+        shade = torch.where(is_crown, 0.55 + 0.6 * blotch + 0.25 * fine, 0.6 + 0.6 * stripes.expand(H, W) + 0.15 * fine)
+        colour = (base * shade[None]).clamp(0, 1)
+        rgb[b] = torch.where(paint[None], colour, rgb[b])
+        depth[b, 0] = torch.where(paint, znear.to(depth.dtype), d)
+    return rgb, depth
 
 
 # ----------------------------------------------------------------------------- losses
@@ -326,6 +411,8 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         rgb = cache.rgb[slots.to(dev), frames.to(dev)].permute(0, 3, 1, 2).float() / 255
         depth = cache.depth[slots.to(dev), frames.to(dev)][:, None]
         rgb, depth = random_crops(rgb, depth, wh, gen)
+        if cfg.standing_trees > 0:
+            rgb, depth = standing_trees(rgb, depth, gen, prob=cfg.standing_trees)
         rgb = jpeg(photometric(rgb, gen, depth), gen)
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, cfg.optim.lr, step)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from worldgen.core.frame import Frame
-from worldgen.core.io import UserInputError, atomic_write, save_npy
+from worldgen.core.io import UserInputError, atomic_write, atomic_write_text, save_npy
 from worldgen.pipeline.chunkstore import DiskStore
 from worldgen.pipeline.world import PagedWorld
 
@@ -140,10 +140,12 @@ class Checkpointer:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldgen-checkpoint")
         self._commit_pending: Future | None = None
 
-    def save(self, t: int, extra: dict) -> None:
+    def save(self, t: int, extra: dict, then_write: tuple[Path, str] | None = None) -> None:
         """Checkpoint the flight after frame t (every output of frames <= t must be on disk already);
-        `extra` is the caller's plain data (numbers, strings, lists, dicts). Returns once the state is
-        taken; the commit runs on the writer thread (`wait` for it). Re-raises a failed earlier commit."""
+        `extra` is the caller's plain data (numbers, strings, lists, dicts); `then_write` = (path,
+        text) is written atomically once the checkpoint is committed (run.json: what it says is then
+        always resumable). Returns once the state is taken; the commit runs on the writer thread
+        (`wait` for it). Re-raises a failed earlier commit."""
         self.wait()
         gen = self.generator
         if gen.t != t:
@@ -162,9 +164,9 @@ class Checkpointer:
         chunks = None
         if paged:
             chunks = (world.store, world.store.take_unsynced(), {r for r in world.ref if r is not None}, world.store.serial)
-        self._commit_pending = self._writer.submit(self._commit, blob, sky, chunks, self._sky_file)
+        self._commit_pending = self._writer.submit(self._commit, blob, sky, chunks, self._sky_file, then_write)
 
-    def _commit(self, blob: dict, sky, chunks, keep_sky: str) -> None:
+    def _commit(self, blob: dict, sky, chunks, keep_sky: str, then_write: tuple[Path, str] | None) -> None:
         """On the writer thread: make the checkpoint's files durable, rename it into place, delete
         what it no longer names."""
         if sky is not None:
@@ -180,6 +182,8 @@ class Checkpointer:
         for p in self.dir.glob("sky-*.npy"):
             if p.name != keep_sky:
                 p.unlink(missing_ok=True)
+        if then_write is not None:
+            atomic_write_text(*then_write)
 
     def wait(self) -> None:
         """Wait until the last `save` is committed (re-raises its failure)."""

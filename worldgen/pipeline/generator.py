@@ -177,7 +177,8 @@ class Generator:
         """Lift what the world lacks from `frame` and write its new sky; returns Gaussians added."""
         cfg = self.config
         with self._time("lift"):
-            mask = lift_mask(frame, None if view is None else view.alpha, None if view is None else view.footprint, cfg.lift)
+            mask = lift_mask(frame, None if view is None else view.alpha, None if view is None else view.footprint, cfg.lift,
+                             None if view is None else view.rgb)
             n_new = int(mask.sum())
             if n_new:
                 self.world.add(lift(frame, mask, cfg.lift), self.t)

@@ -2,8 +2,8 @@
 
 A pixel becomes a Gaussian when it is not sky, has a finite depth, and either the scene does not
 cover it (rendered alpha below `hole_alpha`) or the scene's Gaussians there are coarser than
-`detail_px` pixels (the camera came closer than they were made for, so the refined frame holds finer
-detail). Each new Gaussian is a flat disc on the local surface, centred on the pixel's unprojected
+`detail_px` pixels (the camera came closer than they were made for) and the refined frame holds detail
+the render lacks (its colour differs from the render by more than `detail_change`). Each new Gaussian is a flat disc on the local surface, centred on the pixel's unprojected
 point, spanning `sigma_px` times the pixel's footprint on that surface: its size follows its pixel
 footprint, so no Gaussian spans a depth discontinuity (on discontinuities it is a smaller disc
 facing the camera).
@@ -39,7 +39,12 @@ class LiftConfig:
     hole_alpha: float = 0.5
     """Pixels the scene covers with less than this rendered alpha are lifted."""
     detail_px: float = 2.0
-    """Pixels where the scene's Gaussians are larger than this (std, in pixels) get finer Gaussians."""
+    """Pixels where the scene's Gaussians are larger than this (std, in pixels) get finer Gaussians ..."""
+    detail_change: float = 0.02
+    """... where the refined colour differs from the scene's own render by more than this (largest
+    channel, 0..1): a refiner that returns the render (the classical one on covered pixels) adds no
+    detail, and finer Gaussians of the same blur would only grow the world (at 512x512, 4 % of the
+    pixels per frame while the autopilot came down towards the ground). 0: every such pixel."""
     edge_ratio: float = 1.1
     """A pixel whose depth differs from a neighbour's by more than this ratio sits on a discontinuity."""
     edge_shrink: float = 0.6
@@ -55,6 +60,8 @@ class LiftConfig:
             raise bad("opacity", "must be between 0 and 1 (exclusive)", self.opacity)
         if not 0 <= self.hole_alpha <= 1:
             raise bad("hole_alpha", "must be in [0, 1]", self.hole_alpha)
+        if not 0 <= self.detail_change <= 1:
+            raise bad("detail_change", "must be in [0, 1]", self.detail_change)
         if not self.edge_ratio > 1:
             raise bad("edge_ratio", "must be greater than 1", self.edge_ratio)
         if not self.max_stretch >= 1:
@@ -79,20 +86,28 @@ def footprint_px(scene: GaussianScene, camera: Camera) -> Tensor:
     return torch.where(z > 1e-6, s * camera.fx / z.clamp_min(1e-6), torch.zeros_like(z))[:, None]
 
 
-def lift_mask(frame: Frame, alpha: Tensor | None, footprint: Tensor | None, cfg: LiftConfig) -> Tensor:
+def lift_mask(frame: Frame, alpha: Tensor | None, footprint: Tensor | None, cfg: LiftConfig,
+              rendered: Tensor | None = None) -> Tensor:
     """[H, W] bool: the pixels of `frame` to turn into Gaussians.
 
     Args:
         frame: the refined frame.
         alpha: [H, W] the scene's rendered alpha at this view (None: the scene is empty).
         footprint: [H, W] the scene's rendered footprint in pixels, un-premultiplied (None: skip the detail test).
+        rendered: [H, W, 3] the scene's render at this view, premultiplied by alpha (None: every pixel
+            with coarse Gaussians gets finer ones; else only those whose refined colour differs from
+            the render by more than `cfg.detail_change`).
     """
     ok = ~frame.sky & torch.isfinite(frame.depth) & (frame.depth > 0)
     if alpha is None:
         return ok
     need = alpha < cfg.hole_alpha
     if footprint is not None:
-        need |= footprint > cfg.detail_px
+        coarse = footprint > cfg.detail_px
+        if rendered is not None and cfg.detail_change > 0:
+            shown = rendered / alpha.clamp_min(1e-6)[..., None]
+            coarse &= (frame.rgb.detach() - shown).abs().amax(-1) > cfg.detail_change
+        need |= coarse
     return ok & need
 
 

@@ -285,8 +285,8 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
 
     def save_checkpoint() -> None:
         outputs.flush()
-        ck.save(last, {"frames": last + 1})
-        atomic_write_text(out / "run.json", json.dumps(info("running"), indent=2))
+        # run.json follows the checkpoint's commit (on its writer thread): the frames it names can be resumed
+        ck.save(last, {"frames": last + 1}, then_write=(out / "run.json", json.dumps(info("running"), indent=2)))
 
     with StopSignals() as stop:
         try:
