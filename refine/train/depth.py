@@ -166,7 +166,7 @@ def jpeg(rgb: Tensor, gen: torch.Generator, prob: float = 0.3) -> Tensor:
 
 
 def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float = 0.5,
-                   trees: tuple[int, int] = (3, 24), near_share: float = 0.3,
+                   trees: tuple[int, int] = (3, 24), near_share: float = 0.1,
                    fov_x_deg: float = 64.0) -> tuple[Tensor, Tensor]:
     """Paste upright trees into a random share `prob` of the frames: rgb [B, 3, H, W] in [0, 1],
     depth [B, 1, H, W] (z-depth in metres, +inf sky). Returns both, changed where a tree stands.
@@ -200,13 +200,15 @@ def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float
         vb, ub = (idx // W).float(), (idx % W).float()
         z = d.flatten()[idx.to(dev)].float().cpu()
         r = lambda lo, hi: lo + (hi - lo) * torch.rand(K, generator=gen)  # noqa: E731
-        # a share of the trees stand between the camera and the nearest ground in view, their feet
-        # below the frame: the photo taken among trees, trunks from the bottom edge up
+        # a share of the trees stand a little in front of the nearest ground of their column, their
+        # feet below the frame: the photo taken among trees, trunks from the bottom edge up
         near = torch.rand(K, generator=gen) < near_share
-        z_min = float(d[torch.isfinite(d) & (d > 0)].min())
-        z = torch.where(near, z_min * r(0.1, 0.9), z)
+        ub = torch.where(near, torch.randint(W, (K,), generator=gen).float(), ub)
+        col_near = torch.where(torch.isfinite(d) & (d > 0), d, torch.full_like(d, math.inf)).amin(0).float().cpu()  # [W]
+        z_col = col_near[ub.long()]
+        z_col = torch.where(torch.isfinite(z_col), z_col, z)
+        z = torch.where(near, z_col * r(0.4, 0.95), z)
         vb = torch.where(near, H * r(1.0, 1.4), vb)
-        ub = torch.where(near, W * r(0.0, 1.0), ub)
         height = r(6.0, 30.0) * fx / z  # px
         trunk_w = (r(0.3, 1.2) * fx / z).clamp_min(1.0)
         crown_w = r(2.5, 9.0) * fx / z
