@@ -129,3 +129,16 @@ def test_lift_graph_matches_eager(monkeypatch):
         # quaternions: q and -q are one rotation
         dot = (a.quats * b.quats).sum(-1).abs()
         assert torch.allclose(dot, torch.ones_like(dot), atol=1e-4)
+
+
+@cuda
+def test_a_function_that_cannot_be_captured_runs_eagerly(capsys):
+    cache = GraphCache()
+
+    def build(static):
+        return lambda: (static[0] * float(static[0].sum()),)  # float(): a synchronisation, not capturable
+
+    x = torch.arange(3.0, device="cuda")
+    assert torch.equal(cache.run("k", [x], build)[0], x * 3.0)
+    assert torch.equal(cache.run("k", [x + 1], build)[0], (x + 1) * 6.0)  # eager again, on the new input
+    assert len(cache) == 0 and "running eagerly" in capsys.readouterr().err

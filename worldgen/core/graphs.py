@@ -14,12 +14,14 @@ input shape and replayed: the CPU then launches one graph.
   (read a tensor's value, build a Camera).
 The first call for a key warms the function up on a side stream (cuDNN picks its algorithms, lazy
 initialisation happens), captures it, and every call copies its inputs into the static ones,
-replays, and returns clones of the outputs (the next replay overwrites them).
+replays, and returns clones of the outputs (the next replay overwrites them). A function that
+cannot be captured (it synchronises) is reported once on stderr and from then on run eagerly.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Callable, Hashable, Sequence
 
 import torch
@@ -45,6 +47,7 @@ class GraphCache:
     def __init__(self, warmup: int = 2, max_graphs: int = 8):
         self.warmup, self.max_graphs = warmup, max_graphs
         self._graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...]]] = {}
+        self._eager: set[Hashable] = set()  # keys whose capture failed: run eagerly from then on
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -53,9 +56,17 @@ class GraphCache:
         """The outputs of `build(inputs)()` (fresh tensors), computed by replaying a CUDA graph.
         All `inputs` must be CUDA tensors on the current device."""
         full_key = (key, tuple((tuple(t.shape), t.dtype, t.device) for t in inputs))
+        if full_key in self._eager:
+            return tuple(build(list(inputs))())
         entry = self._graphs.get(full_key)
         if entry is None:
-            entry = self._capture(inputs, build)
+            try:
+                entry = self._capture(inputs, build)
+            except RuntimeError as e:  # the function cannot be captured (it waits for the GPU): run it eagerly
+                self._eager.add(full_key)
+                print(f"worldgen: CUDA graph capture failed, running eagerly instead ({str(e).splitlines()[0][:160]})",
+                      file=sys.stderr)
+                return tuple(build(list(inputs))())
             if len(self._graphs) >= self.max_graphs:
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[full_key] = entry
