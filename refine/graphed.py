@@ -47,8 +47,8 @@ def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tup
     k_cuda = cam.K.is_cuda
     inputs = ([cam.K] if k_cuda else []) + [cam.c2w, view.rgb, view.alpha, view.depth, view.sky_rgb, view.sky_known]
     inputs += ([view.footprint] if has_fp else []) + list(extra)
-    key = (cam.width, cam.height, has_fp, float(view.horizon_elev_deg),
-           None if k_cuda else tuple(cam.K.flatten().tolist()))
+    key = (cam.width, cam.height, has_fp, float(view.horizon_elev_deg), cam.fx, cam.fy,
+           None if k_cuda else tuple(cam.K.flatten().tolist()))  # fx, fy: the static Camera holds them as floats
 
     def build(static: list[Tensor]):
         s = list(static)

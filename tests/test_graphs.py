@@ -15,11 +15,11 @@ from worldgen.core.graphs import GraphCache
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def _view(seed: int, H: int = 64, W: int = 96, footprint: bool = True) -> RenderedView:
+def _view(seed: int, H: int = 64, W: int = 96, footprint: bool = True, fov: float = 60.0) -> RenderedView:
     g = torch.Generator().manual_seed(seed)
     pos = torch.tensor([0.1 * seed, -0.2, -0.3 * seed])
     c2w = look_at(pos, pos + torch.tensor([0.2 * (seed % 3 - 1), 0.1, 1.0]))
-    cam = Camera.from_fov(60, W, H, c2w).to("cuda")
+    cam = Camera.from_fov(fov, W, H, c2w).to("cuda")
     alpha = torch.rand(H, W, generator=g)
     alpha[: H // 3] *= 0.2  # sky-ish top, holes below
     alpha[H // 2:, W // 4: W // 2] = 0
@@ -114,7 +114,7 @@ def test_lift_graph_matches_eager(monkeypatch):
     g = torch.Generator().manual_seed(0)
     H, W = 48, 80
     for seed in range(3):
-        v = _view(seed, H, W)
+        v = _view(seed, H, W, fov=50.0 + 10 * seed)  # another focal length: another graph
         depth = (torch.rand(H, W, generator=g) * 5 + 2).cuda()
         depth[:10, :20] = 40.0  # a discontinuity
         frame = Frame(torch.rand(H, W, 3, generator=g).cuda(), depth, torch.zeros(H, W, dtype=torch.bool, device="cuda"), v.camera)

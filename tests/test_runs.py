@@ -274,3 +274,28 @@ def test_a_failed_checkpoint_commit_is_not_lost_on_its_thread(photo, tmp_path, m
         run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
                       out=str(tmp_path / "run"), progress=False, checkpoint_every=2))
     assert not (tmp_path / "run" / "state" / "checkpoint.pt").exists()
+
+
+def test_after_a_failed_commit_no_checkpoint_is_taken(photo, tmp_path, monkeypatch):
+    """A commit that failed may have left its sky or chunk files unsynced: later saves refuse (the
+    failure is sticky), so no checkpoint ever names them."""
+    import contextlib
+
+    import worldgen.pipeline.checkpoint as checkpoint
+
+    calls = []
+    real = checkpoint.atomic_write
+
+    @contextlib.contextmanager
+    def flaky(path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 1:  # the first commit fails, later ones would succeed
+            raise OSError(5, "Input/output error")
+        with real(path, *a, **kw) as f:
+            yield f
+
+    monkeypatch.setattr(checkpoint, "atomic_write", flaky)
+    with pytest.raises(OSError, match="Input/output"):
+        run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
+                      out=str(tmp_path / "run"), progress=False, checkpoint_every=2))
+    assert len(calls) == 1 and not (tmp_path / "run" / "state" / "checkpoint.pt").exists()

@@ -15,7 +15,8 @@ input shape and replayed: the CPU then launches one graph.
 The first call for a key warms the function up on a side stream (cuDNN picks its algorithms, lazy
 initialisation happens), captures it, and every call copies its inputs into the static ones,
 replays, and returns clones of the outputs (the next replay overwrites them). A function that
-cannot be captured (it synchronises) is reported once on stderr and from then on run eagerly.
+synchronises (found by its last warm-up, run under `torch.cuda.set_sync_debug_mode("error")`) is
+reported once on stderr and from then on run eagerly. The least recently used graph goes first.
 """
 
 from __future__ import annotations
@@ -58,21 +59,20 @@ class GraphCache:
         full_key = (key, tuple((tuple(t.shape), t.dtype, t.device) for t in inputs))
         if full_key in self._eager:
             return tuple(build(list(inputs))())
-        entry = self._graphs.get(full_key)
+        entry = self._graphs.pop(full_key, None)  # (re-inserted last: the least recently used goes first)
         if entry is None:
             try:
                 entry = self._capture(inputs, build)
-            except RuntimeError as e:  # the function cannot be captured (it waits for the GPU): run it eagerly
+            except _NotCapturable as e:  # it waits for the GPU: run it eagerly from now on
                 self._eager.add(full_key)
-                print(f"worldgen: CUDA graph capture failed, running eagerly instead ({str(e).splitlines()[0][:160]})",
-                      file=sys.stderr)
+                print(f"worldgen: not replayed as a CUDA graph (it synchronises: {e}); running eagerly", file=sys.stderr)
                 return tuple(build(list(inputs))())
             if len(self._graphs) >= self.max_graphs:
                 self._graphs.pop(next(iter(self._graphs)))
-            self._graphs[full_key] = entry
         else:
             for s, t in zip(entry[1], inputs):
                 s.copy_(t)
+        self._graphs[full_key] = entry
         graph, _static, outputs = entry
         graph.replay()
         return tuple(o.clone() for o in outputs)
@@ -83,11 +83,31 @@ class GraphCache:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(self.warmup):
+            for _ in range(max(0, self.warmup - 1)):
                 fn()
+            # the last warm-up under sync debug mode: a function that synchronises raises here, before
+            # any capture (a capture that fails half-way can leave the thread on the capture stream)
+            torch.cuda.synchronize()
+            mode = torch.cuda.get_sync_debug_mode()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                fn()
+            except RuntimeError as e:
+                raise _NotCapturable(str(e).splitlines()[0][:160]) from None
+            finally:
+                torch.cuda.set_sync_debug_mode(mode)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        # thread_local: CUDA work of other threads (a viewer's) during the capture is neither an error nor captured
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            outputs = fn()
+        before = torch.cuda.current_stream()
+        try:
+            # thread_local: CUDA work of other threads (a viewer's) during the capture is neither an error nor captured
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                outputs = fn()
+        except BaseException:
+            torch.cuda.set_stream(before)  # torch leaves the thread on the capture stream when capture_end raises
+            raise
         return graph, static, tuple(outputs)
+
+
+class _NotCapturable(RuntimeError):
+    """The function synchronises with the device (found by a warm-up under sync debug mode)."""

@@ -139,13 +139,17 @@ class Checkpointer:
         self._sky_file: str | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldgen-checkpoint")
         self._commit_pending: Future | None = None
+        self._failed: BaseException | None = None  # a commit that failed: no later checkpoint is taken
 
     def save(self, t: int, extra: dict, then_write: tuple[Path, str] | None = None) -> None:
         """Checkpoint the flight after frame t (every output of frames <= t must be on disk already);
         `extra` is the caller's plain data (numbers, strings, lists, dicts); `then_write` = (path,
         text) is written atomically once the checkpoint is committed (run.json: what it says is then
         always resumable). Returns once the state is taken; the commit runs on the writer thread
-        (`wait` for it). Re-raises a failed earlier commit."""
+        (`wait` for it). Re-raises a failed earlier commit, for good: after one no checkpoint is taken
+        any more (its sky file or chunk files may never have been made durable)."""
+        if self._failed is not None:
+            raise self._failed
         self.wait()
         gen = self.generator
         if gen.t != t:
@@ -189,7 +193,11 @@ class Checkpointer:
         """Wait until the last `save` is committed (re-raises its failure)."""
         pending, self._commit_pending = self._commit_pending, None
         if pending is not None:
-            pending.result()
+            try:
+                pending.result()
+            except BaseException as e:
+                self._failed = e
+                raise
 
     def close(self) -> None:
         """Wait for the last commit (re-raising its failure) and stop the writer thread."""

@@ -196,7 +196,8 @@ def _dense_graphed(frame: Frame, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tenso
     cam = frame.camera
     k_cuda = cam.K.is_cuda
     inputs = ([cam.K] if k_cuda else []) + [cam.c2w, frame.depth]
-    key = ("lift", cfg, cam.width, cam.height, None if k_cuda else tuple(cam.K.flatten().tolist()))
+    # fx, fy: the static Camera reads them once (as Python floats, when `build` makes it), so they key the graph
+    key = ("lift", cfg, cam.width, cam.height, cam.fx, cam.fy, None if k_cuda else tuple(cam.K.flatten().tolist()))
 
     def build(static: list[Tensor]):
         K = static[0] if k_cuda else cam.K
