@@ -129,6 +129,9 @@ def test_lift_graph_matches_eager(monkeypatch):
         # quaternions: q and -q are one rotation
         dot = (a.quats * b.quats).sum(-1).abs()
         assert torch.allclose(dot, torch.ones_like(dot), atol=1e-4)
+    from worldgen.pipeline.lift import _GRAPHS
+
+    assert len(_GRAPHS) >= 3 and not _GRAPHS._eager, "replayed as graphs (one per focal length), not eagerly"
 
 
 @cuda
