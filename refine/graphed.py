@@ -15,9 +15,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from worldgen.core.camera import Camera
 from worldgen.core.frame import Frame, RenderedView
-from worldgen.core.graphs import GraphCache, graphs_enabled
+from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
 
 # core(view, *extra) -> (rgb [H, W, 3], depth [H, W], sky [H, W] bool)
 Core = Callable[..., tuple[Tensor, Tensor, Tensor]]
@@ -33,8 +32,9 @@ def graphs_wanted(view: RenderedView) -> bool:
 
 
 def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tuple[Tensor, ...] = ()) -> Frame:
-    """`core(view, *extra)` replayed from a CUDA graph captured once per (size, footprint or not,
-    horizon, intrinsics when they are on the CPU); returns the refined Frame at view.camera.
+    """`core(view, *extra)` replayed from a CUDA graph captured once per (camera key: size, focal
+    length, intrinsics when on the CPU; footprint or not; horizon); returns the refined Frame at
+    view.camera.
 
     Args:
         cache: the refiner's graphs.
@@ -44,20 +44,17 @@ def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tup
     """
     cam = view.camera
     has_fp = view.footprint is not None
-    k_cuda = cam.K.is_cuda
-    inputs = ([cam.K] if k_cuda else []) + [cam.c2w, view.rgb, view.alpha, view.depth, view.sky_rgb, view.sky_known]
+    cam_inputs, cam_key = camera_inputs(cam)
+    inputs = cam_inputs + [view.rgb, view.alpha, view.depth, view.sky_rgb, view.sky_known]
     inputs += ([view.footprint] if has_fp else []) + list(extra)
-    key = (cam.width, cam.height, has_fp, float(view.horizon_elev_deg), cam.fx, cam.fy,
-           None if k_cuda else tuple(cam.K.flatten().tolist()))  # fx, fy: the static Camera holds them as floats
+    key = (cam_key, has_fp, float(view.horizon_elev_deg))
 
     def build(static: list[Tensor]):
-        s = list(static)
-        K = s.pop(0) if k_cuda else cam.K
-        c2w, rgb, alpha, depth, sky_rgb, sky_known = s[:6]
-        fp = s[6] if has_fp else None
-        ex = s[6 + has_fp:]
-        sv = RenderedView(Camera(K=K, c2w=c2w, width=cam.width, height=cam.height), rgb, alpha, depth, fp,
-                          sky_rgb, sky_known, view.horizon_elev_deg)
+        camera, s = static_camera(cam, static)
+        rgb, alpha, depth, sky_rgb, sky_known = s[:5]
+        fp = s[5] if has_fp else None
+        sv = RenderedView(camera, rgb, alpha, depth, fp, sky_rgb, sky_known, view.horizon_elev_deg)
+        ex = s[5 + has_fp:]
         return lambda: core(sv, *ex)
 
     rgb, depth, sky = cache.run(key, inputs, build)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -53,11 +52,7 @@ def main() -> None:
                     help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     ap.add_argument("--max-resident", type=int, default=None,
                     help="the working set's budget in Gaussians (--pipeline.generator.world.max-resident; default: none)")
-    ap.add_argument("--switch-interval", type=float, default=None,
-                    help="sys.setswitchinterval(S) (Python's GIL hand-over interval; default 0.005)")
     args = ap.parse_args()
-    if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval)
     dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     cuda = dev == "cuda"
     frames = args.frames or (10_000 if cuda else 2_000)
@@ -75,7 +70,7 @@ def main() -> None:
     print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
           f"{machine['cpu_cores']} cores, torch {torch.__version__}, {platform.python_version()})  "
           f"size={size} frames={frames:,} path={args.path} refiner={args.refiner} min_px={min_px} "
-          f"max_resident={max_resident} stage_times={args.stage_times} switch_interval={sys.getswitchinterval()}", flush=True)
+          f"max_resident={max_resident} stage_times={args.stage_times}", flush=True)
 
     rows: list[dict] = []
     mark = {"t": 0, "wall": time.perf_counter(), "stages": {}, "moves": (0, 0)}

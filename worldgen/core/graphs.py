@@ -28,6 +28,9 @@ from typing import Callable, Hashable, Sequence
 import torch
 from torch import Tensor
 
+from worldgen.core.camera import Camera
+
+
 def graphs_enabled() -> bool:
     """Whether stages may replay CUDA graphs: False when the environment sets WORLDGEN_CUDA_GRAPHS=0
     (to compare with eager runs, or to debug)."""
@@ -35,6 +38,24 @@ def graphs_enabled() -> bool:
 
 
 Build = Callable[[list[Tensor]], Callable[[], tuple[Tensor, ...]]]
+
+
+def camera_inputs(cam: Camera) -> tuple[list[Tensor], tuple]:
+    """What a graph needs of a Camera: (its tensors to pass as inputs, the part of the key for what
+    a graph bakes in). K [3, 3] is an input when on CUDA, else its values key the graph; c2w [4, 4]
+    is always an input; the size and fx, fy (Python floats a Camera reads once) always key it.
+    `static_camera` makes the graph's Camera from the static copies."""
+    k_cuda = cam.K.is_cuda
+    inputs = ([cam.K] if k_cuda else []) + [cam.c2w]
+    return inputs, (cam.width, cam.height, cam.fx, cam.fy, None if k_cuda else tuple(cam.K.flatten().tolist()))
+
+
+def static_camera(cam: Camera, static: list[Tensor]) -> tuple[Camera, list[Tensor]]:
+    """(the Camera over the static copies of `camera_inputs(cam)`, which lead `static`; the rest of `static`)."""
+    k_cuda = cam.K.is_cuda
+    K = static[0] if k_cuda else cam.K
+    c2w = static[1 if k_cuda else 0]
+    return Camera(K=K, c2w=c2w, width=cam.width, height=cam.height), list(static[2 if k_cuda else 1:])
 
 
 class GraphCache:

@@ -176,16 +176,13 @@ class Checkpointer:
         if sky is not None:
             save_npy(self.dir / sky[0], sky[1])
         if chunks is not None:
-            store, unsynced, _refs, _serial = chunks
+            store, unsynced, refs, serial = chunks
             store.sync_files(unsynced)
         with atomic_write(self.dir / CHECKPOINT_FILE) as f:
             torch.save(_to_saved(blob), f)
         if chunks is not None:
-            store, _unsynced, refs, serial = chunks
             store.retain(refs, upto=serial)  # files made after this checkpoint was taken stay
-        for p in self.dir.glob("sky-*.npy"):
-            if p.name != keep_sky:
-                p.unlink(missing_ok=True)
+        self._delete_skies_but(keep_sky)
         if then_write is not None:
             atomic_write_text(*then_write)
 
@@ -209,8 +206,11 @@ class Checkpointer:
     def _collect(self, keep_sky: str) -> None:
         if isinstance(self.generator.world, PagedWorld):
             self.generator.world.collect_garbage()
+        self._delete_skies_but(keep_sky)
+
+    def _delete_skies_but(self, keep: str) -> None:
         for p in self.dir.glob("sky-*.npy"):
-            if p.name != keep_sky:
+            if p.name != keep:
                 p.unlink(missing_ok=True)
 
     def restore(self, blob: dict) -> int:

@@ -50,7 +50,7 @@ class MemoryStore:
         return sum(a.nbytes for a in self._rows.values())
 
 
-_CHUNK_FILE = re.compile(r"^[0-9a-f]{16}-\d{8}\.npy$")
+_CHUNK_FILE = re.compile(r"^[0-9a-f]{16}-(\d{8})\.npy$")  # KEY-SERIAL.npy
 
 
 class DiskStore:
@@ -121,13 +121,13 @@ class DiskStore:
         `upto`, only chunk files of serial <= upto (no temp files, no store state): what a checkpoint
         taken at serial `upto` no longer needs, safe on another thread while newer files are written."""
         for path in self.folder.iterdir():
-            name = path.name
-            if name in refs:
+            if path.name in refs:
                 continue
+            chunk = _CHUNK_FILE.match(path.name)
             if upto is None:
-                if _CHUNK_FILE.match(name) or name.startswith("."):
+                if chunk or path.name.startswith("."):
                     path.unlink(missing_ok=True)
-            elif _CHUNK_FILE.match(name) and int(name[17:25]) <= upto:
+            elif chunk and int(chunk.group(1)) <= upto:
                 path.unlink(missing_ok=True)
         if upto is None:
             self._unsynced = [p for p in self._unsynced if p.name in refs]

@@ -20,7 +20,7 @@ from torch import Tensor
 from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
 from worldgen.core.config import bad
 from worldgen.core.frame import Frame
-from worldgen.core.graphs import GraphCache, graphs_enabled
+from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
 from worldgen.core.scene import GaussianScene, inverse_sigmoid
 
 
@@ -141,16 +141,15 @@ def _surface_steps(points: Tensor, depth: Tensor, edges: Tensor) -> tuple[Tensor
     return pick(fx, bx, zfx, zbx), pick(fy, by, zfy, zby)
 
 
-def _pixel_surfaces(frame: Frame, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Per pixel of `frame`: (points [H, W, 3] keeping the autograd path to frame.depth, the same
-    points detached, their depth [H, W] (1 where not finite), du, dv [H, W, 3] steps to the
-    neighbours on the same surface, edges [H, W] bool)."""
-    cam = frame.camera
-    finite_depth = torch.where(torch.isfinite(frame.depth) & (frame.depth > 0), frame.depth, torch.ones_like(frame.depth))
+def _pixel_surfaces(cam: Camera, depth: Tensor, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Per pixel of a z-depth map [H, W] seen by `cam`: (points [H, W, 3] keeping the autograd path to
+    `depth`, the same points detached, their depth [H, W] (1 where not finite), du, dv [H, W, 3]
+    steps to the neighbours on the same surface, edges [H, W] bool)."""
+    finite_depth = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.ones_like(depth))
     P = cam.unproject(finite_depth)
     # Orientation and size are derived quantities: computed without gradients.
     Pd, fd = P.detach(), finite_depth.detach()
-    edges = depth_edges(frame.depth.detach(), cfg.edge_ratio)
+    edges = depth_edges(depth.detach(), cfg.edge_ratio)
     du, dv = _surface_steps(Pd, fd, edges)
     return P, Pd, fd, du, dv, edges
 
@@ -193,28 +192,22 @@ _GRAPHS = GraphCache()
 def _dense_graphed(frame: Frame, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tensor]:
     """(means [H W, 3], quats [H W, 4], log_scales [H W, 3]) of a Gaussian at every pixel of `frame`
     (on CUDA, no autograd), replayed from a CUDA graph (worldgen/core/graphs.py)."""
-    cam = frame.camera
-    k_cuda = cam.K.is_cuda
-    inputs = ([cam.K] if k_cuda else []) + [cam.c2w, frame.depth]
-    # fx, fy: the static Camera reads them once (as Python floats, when `build` makes it), so they key the graph
-    key = ("lift", cfg, cam.width, cam.height, cam.fx, cam.fy, None if k_cuda else tuple(cam.K.flatten().tolist()))
+    cam_inputs, cam_key = camera_inputs(frame.camera)
+    key = ("lift", cfg, cam_key)
 
     def build(static: list[Tensor]):
-        K = static[0] if k_cuda else cam.K
-        c2w, depth = static[-2:]
-        f = Frame(rgb=torch.zeros(cam.height, cam.width, 3, device=depth.device), depth=depth,
-                  sky=torch.zeros_like(depth, dtype=torch.bool), camera=Camera(K=K, c2w=c2w, width=cam.width, height=cam.height))
+        cam, (depth,) = static_camera(frame.camera, static)
 
         def run() -> tuple[Tensor, Tensor, Tensor]:
-            P, _Pd, fd, du, dv, edges = _pixel_surfaces(f, cfg)
+            P, _Pd, fd, du, dv, edges = _pixel_surfaces(cam, depth, cfg)
             pts = P.reshape(-1, 3)
-            quats, log_scales = _shapes(f.camera, pts, fd.reshape(-1), du.reshape(-1, 3), dv.reshape(-1, 3),
+            quats, log_scales = _shapes(cam, pts, fd.reshape(-1), du.reshape(-1, 3), dv.reshape(-1, 3),
                                         edges.reshape(-1), cfg)
             return pts, quats, log_scales
 
         return run
 
-    return _GRAPHS.run(key, inputs, build)
+    return _GRAPHS.run(key, cam_inputs + [frame.depth], build)
 
 
 def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
@@ -234,7 +227,7 @@ def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
     if frame.depth.is_cuda and not grad and graphs_enabled():
         means, quats, log_scales = (x[idx] for x in _dense_graphed(frame, cfg))
     else:
-        P, Pd, fd, du, dv, edges = _pixel_surfaces(frame, cfg)
+        P, Pd, fd, du, dv, edges = _pixel_surfaces(cam, frame.depth, cfg)
         means = P.reshape(-1, 3)[idx]  # the only geometry that keeps an autograd path to the frame's depth
         quats, log_scales = _shapes(cam, Pd.reshape(-1, 3)[idx], fd.reshape(-1)[idx], du.reshape(-1, 3)[idx],
                                     dv.reshape(-1, 3)[idx], edges.reshape(-1)[idx], cfg)
