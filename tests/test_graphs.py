@@ -145,3 +145,29 @@ def test_a_function_that_cannot_be_captured_runs_eagerly(capsys):
     assert torch.equal(cache.run("k", [x], build)[0], x * 3.0)
     assert torch.equal(cache.run("k", [x + 1], build)[0], (x + 1) * 6.0)  # eager again, on the new input
     assert len(cache) == 0 and "running eagerly" in capsys.readouterr().err
+
+
+
+@cuda
+def test_a_checkpoint_commit_does_no_device_work():
+    """The checkpoint's writer thread gets a host copy (`host_copy`, taken on the flight's thread), so its
+    `torch.save` does no device-to-host copy: such a copy synchronises, and fails while the flight warms up
+    a CUDA graph under the process-wide sync debug mode (it did, 2026-12-01: the autopilot's state was on
+    the GPU and the commit thread raised "called a synchronizing CUDA operation")."""
+    import copy
+    import io
+
+    import numpy as np
+
+    from worldgen.pipeline.checkpoint import _to_saved, host_copy
+
+    state = {"path": {"c2w": torch.eye(4, device="cuda")}, "rows": [np.zeros(3, np.float32)], "t": 3}
+    blob = host_copy(state)
+    mode = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")  # what another thread's graph warm-up does meanwhile
+    try:
+        torch.save(_to_saved(blob), io.BytesIO())
+        with pytest.raises(RuntimeError, match="synchroniz"):  # the old deep copy kept the GPU tensor
+            torch.save(_to_saved(copy.deepcopy(state)), io.BytesIO())
+    finally:
+        torch.cuda.set_sync_debug_mode(mode)

@@ -299,3 +299,19 @@ def test_after_a_failed_commit_no_checkpoint_is_taken(photo, tmp_path, monkeypat
         run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
                       out=str(tmp_path / "run"), progress=False, checkpoint_every=2))
     assert len(calls) == 1 and not (tmp_path / "run" / "state" / "checkpoint.pt").exists()
+
+
+def test_a_checkpoint_is_a_host_copy_that_shares_nothing():
+    """The writer thread gets copies on the host: changing the flight's tensors and arrays afterwards does not
+    reach them (and on CUDA no device tensor reaches that thread: tests/test_graphs.py)."""
+    from worldgen.pipeline.checkpoint import host_copy
+
+    t, a = torch.arange(4.0, requires_grad=True), np.zeros(3)
+    src = {"t": t, "nested": [a, (t * 2, 7)], "name": "x", "n": 3}
+    c = host_copy(src)
+    with torch.no_grad():
+        t += 1
+    a += 1
+    assert c["t"].tolist() == [0, 1, 2, 3] and not c["t"].requires_grad and c["t"].device.type == "cpu"
+    assert c["nested"][0].tolist() == [0, 0, 0] and isinstance(c["nested"][1], tuple)
+    assert c["nested"][1][0].tolist() == [0, 2, 4, 6] and c["name"] == "x" and c["n"] == 3

@@ -17,6 +17,9 @@ initialisation happens), captures it, and every call copies its inputs into the 
 replays, and returns clones of the outputs (the next replay overwrites them). A function that
 synchronises (found by its last warm-up, run under `torch.cuda.set_sync_debug_mode("error")`) is
 reported once on stderr and from then on run eagerly. The least recently used graph goes first.
+That mode is process-wide: during a warm-up a synchronising CUDA call on *another* thread fails too,
+so the threads beside a flight (frame writers, the checkpoint's writer: `checkpoint.host_copy`)
+never touch the device.
 """
 
 from __future__ import annotations

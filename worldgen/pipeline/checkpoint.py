@@ -89,6 +89,21 @@ def set_rng_state(state: dict, refiner: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- plain data <-> torch.save
+def host_copy(x: Any) -> Any:
+    """A copy of plain data that shares nothing with `x` and holds no device memory: tensors (any device)
+    -> detached CPU copies, numpy arrays copied, dicts / lists / tuples recursively, anything else
+    deep-copied."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", copy=True)
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if isinstance(x, dict):
+        return {k: host_copy(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(host_copy(v) for v in x)
+    return copy.deepcopy(x)
+
+
 def _to_saved(x: Any) -> Any:
     """numpy arrays -> tensors, recursively (torch.load(weights_only=True) reads tensors, not numpy)."""
     if isinstance(x, np.ndarray):
@@ -162,9 +177,12 @@ class Checkpointer:
         world = gen.world
         paged = isinstance(world, PagedWorld) and isinstance(world.store, DiskStore)
         state = gen.checkpoint(durable=not paged)
-        blob = copy.deepcopy({"format": FORMAT, "t": t, "frame0": self.digest, "generator": state,
-                              "sky_file": self._sky_file, "path": self.path.state_dict(), "rng": rng_state(self.refiner),
-                              "extra": extra})  # the flight may change anything it shares once we return
+        # a host copy, taken here: the flight may change anything it shares once we return, and the writer
+        # thread must never touch the device (a device-to-host copy there synchronises, which fails while the
+        # flight warms up a CUDA graph under the process-wide sync debug mode: worldgen/core/graphs.py)
+        blob = host_copy({"format": FORMAT, "t": t, "frame0": self.digest, "generator": state,
+                          "sky_file": self._sky_file, "path": self.path.state_dict(), "rng": rng_state(self.refiner),
+                          "extra": extra})
         chunks = None
         if paged:
             chunks = (world.store, world.store.take_unsynced(), {r for r in world.ref if r is not None}, world.store.serial)
