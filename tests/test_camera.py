@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from worldgen.core.camera import Camera, look_at, quat_to_rotmat, rigid_inverse, rotmat_to_quat
@@ -63,3 +65,26 @@ def test_resized_keeps_field_of_view_and_dict_roundtrip():
     assert math.isclose(small.fov_x_deg, 70.0, rel_tol=1e-5)
     back = Camera.from_dict(cam.to_dict())
     assert torch.allclose(back.K, cam.K) and torch.allclose(back.c2w, cam.c2w) and back.width == 64
+
+
+def test_a_camera_on_the_device_is_read_back_at_most_once():
+    """`Camera.host()` keeps K and c2w on the host: a pose given on the host (the paths compute there) goes to
+    the device with `with_pose` and is never read back, however often the page test, the autopilot's
+    coarse view or cameras.jsonl ask for it. The "device" here is PyTorch's meta device, whose values
+    cannot be read at all: any read back would raise."""
+    from worldgen.pipeline.world import boxes_in_view
+
+    cam = Camera.from_fov(60.0, 32, 24, look_at(torch.tensor([0.0, -1.0, 0.0]), torch.tensor([0.3, -0.8, 5.0])))
+    dev = cam.to("meta")
+    pose = look_at(torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.0, -1.0, 6.0]))
+    moved = dev.with_pose(pose)
+    assert moved.c2w.device.type == "meta" and moved.fx == cam.fx and moved.fy == cam.fy
+    K, c2w = moved.host()
+    assert np.array_equal(c2w, pose.numpy().astype(np.float64)) and np.array_equal(K, cam.K.numpy())
+    back = moved.to("cpu")  # made from the host copy
+    assert torch.equal(back.c2w, pose) and torch.equal(back.K, cam.K)
+    assert moved.to_dict() == cam.with_pose(pose).to_dict()
+    lo = np.array([[-1.0, -3.0, 2.0], [20.0, -3.0, 2.0], [-1.0, -3.0, -9.0]])
+    assert boxes_in_view(lo, lo + 1.0, moved).tolist() == boxes_in_view(lo, lo + 1.0, cam.with_pose(pose)).tolist() == [True, False, False]
+    with pytest.raises(Exception):  # without a host copy the values are needed, and the meta device has none
+        Camera(K=dev.K, c2w=pose.to("meta"), width=32, height=24).host()

@@ -97,7 +97,7 @@ class PhotoSource:
                 path = LoopPath(cam, scale, L, speed=speed, width=width)
             else:
                 path = ForwardPath(cam, scale, L, speed=speed)
-            c2w.append(path.poses())
+            c2w.append(path.poses().to(self.device))
             K.append(cam.K)
             rgb.append(photos[i].permute(1, 2, 0)[None].expand(L, -1, -1, -1))
             depth.append(d[None].expand(L, -1, -1))

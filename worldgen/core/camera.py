@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,9 +41,24 @@ class Camera:
             raise ValueError(f"Camera needs K [3,3] and c2w [4,4], got {tuple(self.K.shape)} and {tuple(self.c2w.shape)}")
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"Camera size must be positive, got {self.width}x{self.height}")
-        # The focal lengths as Python floats, read once (on a GPU each read would wait for the device).
-        fx, fy = self.K.detach()[[0, 1], [0, 1]].tolist()
-        object.__setattr__(self, "_fxy", (fx, fy))
+
+    def host(self) -> tuple[np.ndarray, np.ndarray]:
+        """(K [3, 3], c2w [4, 4]) as float64 numpy arrays on the host: the camera's own float32 values.
+
+        Read from the device at most once per camera (one copy for both; on a GPU every read waits for
+        the device) and kept; a camera made by `with_pose` from a pose on the host, or by `to` from a
+        camera that has them, gets them without any read. Cameras are values: their K and c2w are not
+        changed in place, so the copy stays true. Read-only arrays."""
+        h = self.__dict__.get("_host")
+        if h is None:
+            both = torch.cat([self.K.detach().reshape(-1), self.c2w.detach().reshape(-1)]).to("cpu", torch.float64)
+            h = _host_pair(both[:9].numpy().reshape(3, 3), both[9:].numpy().reshape(4, 4))
+            object.__setattr__(self, "_host", h)
+        return h
+
+    def _given_host(self, K: np.ndarray, c2w: np.ndarray) -> "Camera":
+        object.__setattr__(self, "_host", _host_pair(K, c2w))
+        return self
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -59,11 +75,11 @@ class Camera:
     # ------------------------------------------------------------------ properties
     @property
     def fx(self) -> float:
-        return self._fxy[0]
+        return float(self.host()[0][0, 0])
 
     @property
     def fy(self) -> float:
-        return self._fxy[1]
+        return float(self.host()[0][1, 1])
 
     @property
     def w2c(self) -> Tensor:
@@ -90,11 +106,30 @@ class Camera:
 
     # ------------------------------------------------------------------ transforms
     def to(self, device: torch.device | str) -> "Camera":
-        return Camera(K=self.K.to(device), c2w=self.c2w.to(device), width=self.width, height=self.height)
+        """The same camera on `device` (its `host()` copy comes along; to the CPU it is made from that copy,
+        without reading the device, unless the pose or intrinsics carry gradients)."""
+        h = self.__dict__.get("_host")
+        if h is None and self.K.device.type == "cpu" and self.c2w.device.type == "cpu":
+            h = self.host()  # free on the host
+        if (h is not None and torch.device(device).type == "cpu" and self.K.device.type != "cpu"
+                and not (self.K.requires_grad or self.c2w.requires_grad)):
+            K, c2w = (torch.from_numpy(a.astype(np.float32)) for a in h)
+        else:
+            K, c2w = self.K.to(device), self.c2w.to(device)
+        cam = Camera(K=K, c2w=c2w, width=self.width, height=self.height)
+        return cam if h is None else cam._given_host(*h)
 
     def with_pose(self, c2w: Tensor) -> "Camera":
-        """Same intrinsics and size, another camera-to-world pose [4, 4]."""
-        return Camera(K=self.K, c2w=c2w.to(self.K.device, torch.float32), width=self.width, height=self.height)
+        """Same intrinsics and size, another camera-to-world pose [4, 4]. A pose given on the host (as
+        the paths compute them) is kept as the new camera's `host()` copy, so the flight's page test,
+        checks and records never wait for the device to read it back."""
+        pose = c2w.to(self.K.device, torch.float32)
+        cam = Camera(K=self.K, c2w=pose, width=self.width, height=self.height)
+        if c2w.device.type == "cpu" and not c2w.requires_grad:
+            K = self.host()[0] if self.K.device.type == "cpu" or "_host" in self.__dict__ else None
+            if K is not None:
+                cam._given_host(K, c2w.detach().to(torch.float32).to(torch.float64).numpy())
+        return cam
 
     def resized(self, width: int, height: int) -> "Camera":
         """Same pose and field of view at another resolution (intrinsics scaled per axis)."""
@@ -157,14 +192,15 @@ class Camera:
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
         """JSON-ready: width, height, fx, fy, cx, cy, c2w (row-major 4x4 list)."""
+        K, c2w = self.host()
         return {
             "width": self.width,
             "height": self.height,
-            "fx": float(self.K[0, 0]),
-            "fy": float(self.K[1, 1]),
-            "cx": float(self.K[0, 2]),
-            "cy": float(self.K[1, 2]),
-            "c2w": [[float(x) for x in row] for row in self.c2w.cpu().tolist()],
+            "fx": float(K[0, 0]),
+            "fy": float(K[1, 1]),
+            "cx": float(K[0, 2]),
+            "cy": float(K[1, 2]),
+            "c2w": c2w.tolist(),
         }
 
     @staticmethod
@@ -339,3 +375,10 @@ def quat_slerp(p: Tensor, q: Tensor, u: float) -> Tensor:
     if (p * q).sum() < 0:
         q = -q
     return quat_multiply(p, quat_exp(u * quat_log(quat_multiply(quat_conjugate(p), q))))
+
+
+def _host_pair(K: np.ndarray, c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only float64 copies of (K, c2w), for `Camera.host`."""
+    K, c2w = np.array(K, np.float64), np.array(c2w, np.float64)
+    K.flags.writeable = c2w.flags.writeable = False
+    return K, c2w

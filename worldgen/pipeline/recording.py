@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -121,7 +122,7 @@ def record_flight(mode: str, source: Source, pilot: Pilot, num_frames: int, *, r
         for step in tqdm(steps, total=num_frames, desc=f"compare: {mode}", unit="frame", disable=not progress,
                          dynamic_ncols=True):
             t, frame = step.t, step.frame
-            rec.poses[t] = step.camera.c2w.detach().cpu()
+            rec.poses[t] = torch.from_numpy(step.camera.host()[1].astype(np.float32))  # read once per camera
             rec.frames.append(to_uint8(frame.rgb))
             pair = tracker(rec.frames[-1], step.camera) if tracker is not None else None
             rec.tsed_sed.append(pair.median_sed if pair is not None else nan)

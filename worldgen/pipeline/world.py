@@ -130,8 +130,10 @@ def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: flo
     """
     if lo.shape[0] == 0:
         return np.zeros(0, bool)
-    K = camera.K.detach().cpu().double().numpy()
-    w2c = camera.w2c.detach().cpu().double().numpy()
+    K, c2w = camera.host()  # no read from the device per call (Camera.host)
+    R, p = c2w[:3, :3], c2w[:3, 3]
+    w2c = np.eye(4)
+    w2c[:3, :3], w2c[:3, 3] = R.T, -R.T @ p
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     W, H = camera.width, camera.height
     mx, my = frac * 0.5 * W / fx, frac * 0.5 * H / fy
@@ -285,7 +287,7 @@ class PagedWorld(World):
         camera's distance to each box (0 inside), world units."""
         grow = self.ext[rows, None]
         lo, hi = self.lo[rows] - grow, self.hi[rows] + grow
-        p = camera.position.detach().cpu().double().numpy()
+        p = camera.host()[1][:3, 3]
         return lo, hi, np.linalg.norm(np.maximum(np.maximum(lo - p, p - hi), 0.0), axis=1)
 
     def _within_budget(self, rows: np.ndarray, camera: Camera, budget: int) -> np.ndarray:
@@ -295,7 +297,7 @@ class PagedWorld(World):
         if int(self.count[rows].sum()) <= budget:
             return rows
         _, _, dist = self._boxes(rows, camera)
-        px = float(camera.K[0, 0]) * self.ext[rows] / np.maximum(dist, 1e-12)
+        px = camera.fx * self.ext[rows] / np.maximum(dist, 1e-12)
         order = np.argsort(-px, kind="stable")
         n = max(1, int(np.searchsorted(np.cumsum(self.count[rows[order]]), budget, side="right")))
         return np.sort(rows[order[:n]])
@@ -307,7 +309,7 @@ class PagedWorld(World):
         need = dist <= cfg.keep_radius * self.unit * h
         test = ~need
         if cfg.min_px > 0:  # level of detail: Gaussians that would reach under min_px pixels are not drawn
-            fx = float(camera.K[0, 0])
+            fx = camera.fx
             test &= fx * self.ext[rows] >= (cfg.min_px / h) * dist
         far = np.nonzero(test)[0]  # the frustum test only for what distance and size leave in question
         if far.size:

@@ -135,7 +135,7 @@ class AutopilotPath(CameraPath):
         self._turn = 0.0  # yaw change per frame
         self._move_yaw = 0.0  # heading of motion
         self._gamma = 0.0  # flight path angle, climb > 0
-        self._last = self.start.c2w.detach().clone().to(torch.float32)
+        self._last = self._start32()
 
     def _heading(self, yaw: float) -> Tensor:
         return math.cos(yaw) * self._f + math.sin(yaw) * self._r

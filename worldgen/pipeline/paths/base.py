@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -44,7 +45,7 @@ class CameraPath(ABC):
             raise ValueError(f"scale must be a positive finite length, got {scale}")
         if isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames < min_frames:
             raise UserInputError(f"{type(self).__name__} needs at least {min_frames} frames, got {num_frames}")
-        if not bool(torch.isfinite(start.c2w).all()):
+        if not np.isfinite(start.host()[1]).all():
             raise ValueError("start camera pose has non-finite entries")
         self.start = start
         self.scale = scale
@@ -52,7 +53,8 @@ class CameraPath(ABC):
 
     @abstractmethod
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
-        """[4, 4] float32 camera-to-world pose (OpenCV axes) of frame t, on the start camera's device.
+        """[4, 4] float32 camera-to-world pose (OpenCV axes) of frame t, on the host (CPU): paths compute
+        on the host, and `Camera.with_pose` takes the pose to the camera's device (keeping the host copy).
 
         Args:
             t: frame index, 0 <= t < num_frames. Reactive paths must be called for t = 0, 1, 2, ...
@@ -95,8 +97,13 @@ class CameraPath(ABC):
         return int(t)
 
     def _out(self, T: Tensor) -> Tensor:
-        """float64 [4, 4] -> float32 on the start camera's device."""
-        return T.to(device=self.start.device, dtype=torch.float32)
+        """float64 [4, 4] -> float32, on the host."""
+        return T.to(device="cpu", dtype=torch.float32)
 
     def _start64(self) -> Tensor:
-        return self.start.c2w.detach().to("cpu", F64)
+        """[4, 4] float64 start pose, on the host."""
+        return torch.from_numpy(self.start.host()[1].copy())
+
+    def _start32(self) -> Tensor:
+        """[4, 4] float32 start pose (the start camera's own values), on the host: frame 0's pose."""
+        return torch.from_numpy(self.start.host()[1].astype(np.float32))

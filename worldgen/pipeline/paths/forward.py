@@ -35,7 +35,7 @@ class ForwardPath(CameraPath):
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
         t = self._check_t(t)
         if t == 0:
-            return self.start.c2w.detach().clone().to(torch.float32)
+            return self._start32()
         T = self._start64()
         T[:3, 3] = T[:3, 3] + (t * self.speed * self.scale) * T[:3, 2]
         return self._out(T)

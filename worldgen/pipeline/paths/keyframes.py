@@ -163,7 +163,7 @@ class KeyframePath(CameraPath):
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
         t = self._check_t(t)
         if t == 0:
-            return self.start.c2w.detach().clone().to(torch.float32)
+            return self._start32()
         k = max(j for j in range(len(self.frames) - 1) if self.frames[j] <= t)
         t0, t1 = self.frames[k], self.frames[k + 1]
         if t == t1:

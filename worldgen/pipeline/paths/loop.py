@@ -105,5 +105,5 @@ class LoopPath(CameraPath):
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
         t = self._check_t(t)
         if t == 0 or t == self.num_frames - 1:  # closure: the start pose exactly (not merely to rounding)
-            return self.start.c2w.detach().clone().to(torch.float32)
+            return self._start32()
         return self._retraced.pose(t) if self.retrace else self._ellipse_pose(t)

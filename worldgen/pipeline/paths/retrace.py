@@ -29,7 +29,7 @@ class RetracePath(CameraPath):
         if base.num_frames < self.turn_frame + 1:
             raise ValueError(f"retrace over {num_frames} frames needs a base of >= {self.turn_frame + 1} frames")
         self.base = base
-        self._recorded: list[Tensor] = [base.start.c2w.detach().clone().to(torch.float32)]  # outbound poses
+        self._recorded: list[Tensor] = [base._start32()]  # outbound poses
 
     def state_dict(self) -> dict:
         return {"base": self.base.state_dict(), "recorded": [p.clone() for p in self._recorded]}
