@@ -276,3 +276,36 @@ def test_a_working_set_budget_keeps_the_most_visible_chunks_and_loses_nothing():
     assert w.size == len(strip) and len(w.full_scene()) == len(strip)  # nothing lost, only paged out
     with pytest.raises(Exception, match="max_resident"):
         WorldConfig(max_resident=-1).validate()
+
+
+def test_a_budget_below_what_the_view_needs_does_not_make_the_world_run_away(tmp_path):
+    """With a working-set budget below what the view holds, the chunks left out draw as holes; the lift must
+    not fill them (`PagedWorld.left_out`), or every left-out chunk is lifted again, paged back in by its new
+    Gaussians and the world runs away (before: 3,000 against ~10,000 needed grew the bundled example's
+    300-frame autopilot world to 798 k Gaussians instead of 20 k, the working set to 170 k)."""
+    from dataclasses import replace
+
+    from tests.flights import EXAMPLE
+    from worldgen.commands.fly import FlyConfig, run
+    from worldgen.pipeline.config import PhotoConfig, PipelineConfig
+
+    def fly(budget: int) -> tuple[int, int]:
+        pipeline = PipelineConfig(size="96x64", device="cpu")
+        world = replace(pipeline.generator.world, max_resident=budget)
+        pipeline = replace(pipeline, generator=replace(pipeline.generator, world=world))
+        peak = [0]
+
+        def on_frame(t, frame, gen):
+            if t >= 2:  # frame 0 lifts the whole photo before any budget applies
+                peak[0] = max(peak[0], len(gen.scene))
+
+        info = run(FlyConfig(image=str(EXAMPLE / "example.png"), pipeline=pipeline, path="autopilot", frames=120,
+                             photo=PhotoConfig(depth=str(EXAMPLE / "example_depth.npy"), camera=str(EXAMPLE / "example.json")),
+                             out=str(tmp_path / f"b{budget}"), video=False, progress=False), on_frame=on_frame)
+        return info["gaussians"], peak[0]
+
+    free_world, free_peak = fly(0)
+    world, peak = fly(3000)
+    assert free_peak > 2 * 3000, free_peak  # the view needs more than the budget
+    assert world <= free_world, (world, free_world)
+    assert peak <= 3000 + 1500, peak  # the budget, plus what one frame lifts before the next prepare

@@ -179,6 +179,10 @@ class Generator:
         with self._time("lift"):
             mask = lift_mask(frame, None if view is None else view.alpha, None if view is None else view.footprint, cfg.lift,
                              None if view is None else view.rgb)
+            if view is not None:
+                left_out = self.world.left_out(frame.camera)  # the world is there, only not drawn (a budget)
+                if left_out is not None:
+                    mask = mask & ~left_out
             n_new = int(mask.sum())
             if n_new:
                 self.world.add(lift(frame, mask, cfg.lift), self.t)

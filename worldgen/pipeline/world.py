@@ -94,10 +94,12 @@ class WorldConfig:
     least visible of them (smallest reach in pixels at their distance) are left out until the rest fit,
     and resident chunks not needed this frame leave at once instead of after `linger` frames, so GPU
     memory stays bounded whatever the flight (the renderer's and lift's own buffers aside). What is left
-    out draws as holes that the refiner fills and the lift adds to the world: set it above what a flight
-    normally needs (the 10,000-frame H200 soak peaked at 0.70 M with min_px 0.5). Below it the world
-    runs away (CPU, 96x64, 300 frames: a budget of 3,000 against the ~6,000 the view needed grew the
-    world to 982 k Gaussians instead of 29 k), and one chunk is always kept, however large."""
+    out draws as holes that the refiner paints; the lift leaves their screen rectangles alone
+    (`left_out`), so the world does not lift them again (before it did, and ran away: CPU, 96x64, 300
+    frames, a budget of 3,000 against the ~10,000 the view needed grew the world to 798 k Gaussians
+    instead of 20 k; now 10.7 k, the working set at most 3.8 k). Far chunks then look painted, not
+    drawn: set it near what a flight needs (the 10,000-frame H200 soak with the learned refiner:
+    1.2-3.0 M). One chunk is always kept, however large."""
 
     def validate(self) -> None:
         for name in ("chunk_size", "keep_radius", "view_margin_px", "min_px"):
@@ -170,6 +172,11 @@ class World:
     def prepare(self, camera: Camera, t: int) -> None:
         """Make the working set hold everything `camera` (frame t's) may see."""
 
+    def left_out(self, camera: Camera) -> Tensor | None:
+        """[H, W] bool on the world's device: pixels of `camera`'s view where the world holds Gaussians that the
+        working set leaves out (a budget), so the view shows a hole there that is not one; None: nowhere."""
+        return None
+
     def reset(self) -> None:
         self.scene = GaussianScene.empty(self.device)
 
@@ -229,6 +236,7 @@ class PagedWorld(World):
         self.key_format = 2  # chunk keys: cell and size level (1: cell only, checkpoints made before levels)
         self._last_trim = 0
         self.paged_in = self.paged_out = 0  # chunk moves so far
+        self._left_out = np.zeros(0, np.int64)  # chunks the last prepare left out for the budget
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -358,8 +366,11 @@ class PagedWorld(World):
         keep = np.nonzero(self.needed(camera, wide=True))[0]  # (contains the bring-in criterion's chunks)
         away = keep[~self.resident[keep]]
         bring = away[self._needed(away, camera, 1.0)] if h > 1 else away
+        self._left_out = np.zeros(0, np.int64)
         if budget:  # the most visible chunks that fit; the rest of the working set leaves first
-            keep = self._within_budget(np.union1d(keep[self.resident[keep]], bring), camera, budget)
+            wanted = np.union1d(keep[self.resident[keep]], bring)
+            keep = self._within_budget(wanted, camera, budget)
+            self._left_out = np.setdiff1d(wanted, keep)
             bring = keep[~self.resident[keep]]
             if not self._graph():
                 out = np.setdiff1d(np.nonzero(self.resident)[0], keep)
@@ -374,6 +385,37 @@ class PagedWorld(World):
             leave = np.nonzero(self.resident & (t - self.seen >= self.config.linger))[0]
             if leave.size:
                 self._page_out(leave)
+
+    def left_out(self, camera: Camera) -> Tensor | None:
+        """The screen rectangles of the chunks the last `prepare` left out for the budget (their boxes, grown by
+        their Gaussians' reach, projected; a box reaching behind the camera is skipped): the lift does not
+        fill them, or each left-out chunk would be lifted again as new Gaussians, paged in by them, left out
+        again, and the world would run away. Rectangles cover more than the chunk draws: holes inside them
+        wait until the chunk is back in the working set."""
+        rows = getattr(self, "_left_out", np.zeros(0, np.int64))
+        if rows.size == 0:
+            return None
+        K, c2w = camera.host()
+        R, p = c2w[:3, :3], c2w[:3, 3]
+        lo, hi, _ = self._boxes(rows, camera)
+        corners = np.stack([np.where(np.array([(i >> k) & 1 for k in range(3)], bool), hi, lo) for i in range(8)], 1)
+        cam = (corners - p) @ R  # [C, 8, 3] camera coordinates (OpenCV axes)
+        z = cam[..., 2]
+        front = (z > NEAR).all(1)
+        if not front.any():
+            return None
+        cam, z = cam[front], z[front]
+        u = K[0, 0] * cam[..., 0] / z + K[0, 2]
+        v = K[1, 1] * cam[..., 1] / z + K[1, 2]
+        W, H = camera.width, camera.height
+        u0 = np.clip(np.floor(u.min(1)), 0, W).astype(int)
+        u1 = np.clip(np.ceil(u.max(1)), 0, W).astype(int)
+        v0 = np.clip(np.floor(v.min(1)), 0, H).astype(int)
+        v1 = np.clip(np.ceil(v.max(1)), 0, H).astype(int)
+        mask = np.zeros((H, W), bool)
+        for a, b, c, d in zip(v0.tolist(), v1.tolist(), u0.tolist(), u1.tolist()):
+            mask[a:b, c:d] = True
+        return torch.from_numpy(mask).to(self.device) if mask.any() else None
 
     def _page_in(self, rows: np.ndarray) -> None:
         """Append paged-out chunks `rows` to the working set (each in its stored order)."""
