@@ -69,8 +69,11 @@ TRAIN_PRESETS: dict[str, Preset] = {
                     replay=ReplayConfig(capacity=768, batch=16, refill_every=6),
                     # with --photos.folder: a photo step unrolls with gradients (~6x a replay step's time);
                     # one in 3 (steps 3180-3800: 0.9 steps/s per process on 2 x H200) leans on the photos, and
-                    # the photo critic, at chance with one update per photo step, takes 4
-                    photos=StillPhotoConfig(every=3, critic_steps=4)),
+                    # the photo critic, at chance with one update per photo step, takes 4; it stayed at chance
+                    # with 4 as well (3800 -> 4212, one H200, 2026-12-01): its fakes were 11 steps from the
+                    # photo, so forward flights now grow to 60 frames over 1,500 steps from step 3,200
+                    photos=StillPhotoConfig(every=3, critic_steps=4, forward_frames_max=60, grow_from=3200,
+                                            grow_steps=1500)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "

@@ -411,3 +411,23 @@ def test_logged_means_over_processes_that_log_different_keys():
         assert p.exitcode == 0
     want = {"loss": 1.5, "photo_l1": 0.5, "photo_adversarial": 2.0}
     assert got[0] == got[1] == (want, {})
+
+
+def test_forward_photo_flights_grow_progressively(tmp_path):
+    """InfiniteNature-Zero's progressive trajectory growth: forward flights over a photo lengthen from
+    `forward_frames` to `forward_frames_max` over `grow_steps` steps from `grow_from`, and the clips have that
+    many frames."""
+    from refine.train.config import StillPhotoConfig
+    from refine.train.photos import PhotoSource
+
+    cfg = StillPhotoConfig(folder=str(_fake_photos(tmp_path / "p")), batch=1, forward_frames=4, forward_grad=1,
+                           forward_frames_max=10, grow_from=100, grow_steps=60)
+    lengths = [cfg.forward_frames_at(s) for s in (0, 100, 130, 160, 999)]
+    assert lengths == [4, 4, 7, 10, 10], lengths
+    assert StillPhotoConfig().forward_frames_at(10**6) == StillPhotoConfig().forward_frames  # no growth by default
+    src = PhotoSource(cfg, 32, 24, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    assert src.clips("forward", gen, 130)[0].depth.shape[1] == 7
+    assert src.clips("cycle", gen, 130)[0].depth.shape[1] == cfg.cycle_frames
+    with pytest.raises(ValueError, match="forward_frames_max"):
+        StillPhotoConfig(forward_frames_max=3).validate()

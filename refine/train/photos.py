@@ -10,8 +10,8 @@ ground depth = 10 units, the refiner is scale-invariant) and an assumed field of
   matching). (In persistent mode the world would hand the photo back untouched.)
 - forward: a long straight flight (persistent or per-frame) whose first steps run without gradients
   and whose last few must fool the photo critic: the far frames of a long flight must look like
-  real photos (InfiniteNature-Zero's adversarial loss over long paths; its progressive trajectory
-  growth becomes the `forward_steps` knob).
+  real photos (InfiniteNature-Zero's adversarial loss over long paths, with its progressive trajectory
+  growth: `forward_frames_max`, `grow_from`, `grow_steps`).
 Every generated frame of a photo step is judged by a critic of its own (RGB only: photos have no
 true depth) against real photo crops.
 
@@ -73,15 +73,16 @@ class PhotoSource:
             sky = ~ground
         return metric_depth(log_d, sky), sky
 
-    def clips(self, kind: str, gen: torch.Generator) -> tuple[ClipBatch, Tensor]:
-        """`batch` clips along `kind` ("cycle" | "forward") paths: (ClipBatch, photos [B, 3, H, W]).
+    def clips(self, kind: str, gen: torch.Generator, step: int = 0) -> tuple[ClipBatch, Tensor]:
+        """`batch` clips along `kind` ("cycle" | "forward") paths: (ClipBatch, photos [B, 3, H, W]); forward
+        flights are `forward_frames_at(step)` frames long (training `step`: progressive growth).
 
         The ClipBatch holds the photo (and its depth) as every frame: only frame 0 is an input and,
         for cycles, the last frame (the photo's pose again) a target."""
         from worldgen.pipeline.paths import ForwardPath, LoopPath
 
         cfg = self.cfg
-        L = cfg.cycle_frames if kind == "cycle" else cfg.forward_frames
+        L = cfg.cycle_frames if kind == "cycle" else cfg.forward_frames_at(step)
         photos = self.crops(cfg.batch, gen)
         rgb, depth, c2w, K = [], [], [], []
         for i in range(cfg.batch):

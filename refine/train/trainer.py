@@ -249,7 +249,7 @@ def train(cfg: TrainConfig) -> dict:
         photo = is_photo(step)
         if photo:  # ---- a still-photo step (refine/train/photos.py)
             kind = "cycle" if float(torch.rand((), generator=gen)) < P.cycle_share else "forward"
-            clips, photos = photo_src.clips(kind, gen)
+            clips, photos = photo_src.clips(kind, gen, step)
             L_ = clips.depth.shape[1]
             warm, steps_ = (0, L_ - 1) if kind == "cycle" else (L_ - 1 - P.forward_grad, P.forward_grad)
             modes = ["per-frame" if kind == "cycle" or float(torch.rand((), generator=gen)) < cfg.unroll.per_frame
