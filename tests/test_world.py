@@ -309,3 +309,15 @@ def test_a_budget_below_what_the_view_needs_does_not_make_the_world_run_away(tmp
     assert free_peak > 2 * 3000, free_peak  # the view needs more than the budget
     assert world <= free_world, (world, free_world)
     assert peak <= 3000 + 1500, peak  # the budget, plus what one frame lifts before the next prepare
+
+
+def test_to_host_copies_every_tensor_in_one_go():
+    """`to_host`: detached CPU tensors, shapes and dtypes kept (on CUDA: one wait for the device in all)."""
+    from worldgen.core.device import to_host
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.arange(6, dtype=torch.int64, device=dev).reshape(2, 3) + (1 << 60)  # keys float64 would round
+    b = torch.linspace(0, 1, 5, device=dev, requires_grad=True)
+    ha, hb = to_host(a, b)
+    assert ha.device.type == hb.device.type == "cpu" and not hb.requires_grad
+    assert ha.dtype == torch.int64 and ha.tolist() == a.cpu().tolist() and torch.equal(hb, b.detach().cpu())

@@ -58,3 +58,15 @@ def rss_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def to_host(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """CPU copies of `tensors` (any shapes and dtypes, detached), read from a GPU with one wait for the
+    device in all (each `.cpu()` waits on its own): the copies are queued without blocking, then the
+    stream is synchronised once. CPU tensors come back as they are."""
+    dev = next((t.device for t in tensors if t.device.type == "cuda"), None)
+    if dev is None:
+        return tuple(t.detach() for t in tensors)
+    out = tuple(t.detach().to("cpu", non_blocking=True) for t in tensors)
+    torch.cuda.current_stream(dev).synchronize()
+    return out

@@ -183,9 +183,10 @@ class Generator:
                 left_out = self.world.left_out(frame.camera)  # the world is there, only not drawn (a budget)
                 if left_out is not None:
                     mask = mask & ~left_out
-            n_new = int(mask.sum())
+            new = lift(frame, mask, cfg.lift)  # its size is read once, there
+            n_new = len(new)
             if n_new:
-                self.world.add(lift(frame, mask, cfg.lift), self.t)
+                self.world.add(new, self.t)
                 self._fit_colours(frame, mask, len(self.scene) - n_new, fit_iters)  # the new ones are last
         self.last_added = n_new
         with self._time("sky"):

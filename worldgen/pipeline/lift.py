@@ -223,6 +223,8 @@ def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:
     cam = frame.camera
     idx = mask.reshape(-1).nonzero().squeeze(1)  # [M]
     m = idx.shape[0]
+    if m == 0:
+        return GaussianScene.empty(frame.depth.device)
     grad = torch.is_grad_enabled() and (frame.depth.requires_grad or frame.rgb.requires_grad)
     if frame.depth.is_cuda and not grad and graphs_enabled():
         means, quats, log_scales = (x[idx] for x in _dense_graphed(frame, cfg))

@@ -44,6 +44,7 @@ from torch import Tensor
 
 from worldgen.core.camera import Camera
 from worldgen.core.config import bad
+from worldgen.core.device import to_host
 from worldgen.core.frame import Frame
 from worldgen.core.scene import GaussianScene
 
@@ -344,8 +345,9 @@ class PagedWorld(World):
         reach = EXTENT_SIGMAS * gaussians.log_scales.detach().double().amax(1).exp()
         ext = torch.zeros(U, dtype=torch.float64, device=m.device).scatter_reduce(0, inv, reach, "amax")
         cnt = torch.bincount(inv, minlength=U).double()
-        table = torch.cat([lo, hi, ext[:, None], cnt[:, None]], 1).cpu().numpy()  # [U, 8], one copy
-        rows = self._grow(uniq.cpu().numpy())
+        table, uniq_h = to_host(torch.cat([lo, hi, ext[:, None], cnt[:, None]], 1), uniq)  # [U, 8], [U]: one wait
+        table = table.numpy()
+        rows = self._grow(uniq_h.numpy())
         away = rows[~self.resident[rows]]
         if away.size:  # new Gaussians in a paged-out chunk: bring it in first
             self._page_in(away)
