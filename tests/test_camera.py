@@ -88,3 +88,17 @@ def test_a_camera_on_the_device_is_read_back_at_most_once():
     assert boxes_in_view(lo, lo + 1.0, moved).tolist() == boxes_in_view(lo, lo + 1.0, cam.with_pose(pose)).tolist() == [True, False, False]
     with pytest.raises(Exception):  # without a host copy the values are needed, and the meta device has none
         Camera(K=dev.K, c2w=pose.to("meta"), width=32, height=24).host()
+
+
+def test_a_graphs_static_camera_reads_nothing_from_the_device():
+    """The Camera a CUDA graph is built over (`static_camera`) knows fx and fy without reading the device:
+    read inside the capture's warm-up they would synchronise, and the graph would run eagerly ever after.
+    (The meta device has no values to read: any read raises.)"""
+    from worldgen.core.graphs import camera_inputs, static_camera
+
+    cam = Camera.from_fov(70.0, 32, 24).to("meta").with_pose(torch.eye(4))
+    inputs, key = camera_inputs(cam)
+    static = [torch.empty_like(t) for t in inputs] + [torch.empty(24, 32, device="meta")]
+    graph_cam, rest = static_camera(cam, static)
+    assert graph_cam.fx == cam.fx == key[2] and graph_cam.fy == cam.fy and len(rest) == 1
+    assert graph_cam.c2w is static[len(inputs) - 1]  # the pose comes from the static tensors

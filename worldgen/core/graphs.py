@@ -50,15 +50,19 @@ def camera_inputs(cam: Camera) -> tuple[list[Tensor], tuple]:
     `static_camera` makes the graph's Camera from the static copies."""
     k_cuda = cam.K.is_cuda
     inputs = ([cam.K] if k_cuda else []) + [cam.c2w]
-    return inputs, (cam.width, cam.height, cam.fx, cam.fy, None if k_cuda else tuple(cam.K.flatten().tolist()))
+    return inputs, (cam.width, cam.height, cam.fx, cam.fy, None if k_cuda else tuple(cam.host()[0].flatten().tolist()))
 
 
 def static_camera(cam: Camera, static: list[Tensor]) -> tuple[Camera, list[Tensor]]:
-    """(the Camera over the static copies of `camera_inputs(cam)`, which lead `static`; the rest of `static`)."""
+    """(the Camera over the static copies of `camera_inputs(cam)`, which lead `static`; the rest of `static`).
+
+    Its `host()` copy is `cam`'s, given without reading the device (a read inside the capture's warm-up
+    would synchronise, and the graph would fall back to eager runs): inside a graph only fx and fy, which
+    key it, may be read from the host copy; the pose must come from the tensors, which later calls refill."""
     k_cuda = cam.K.is_cuda
     K = static[0] if k_cuda else cam.K
     c2w = static[1 if k_cuda else 0]
-    return Camera(K=K, c2w=c2w, width=cam.width, height=cam.height), list(static[2 if k_cuda else 1:])
+    return Camera(K=K, c2w=c2w, width=cam.width, height=cam.height)._given_host(*cam.host()), list(static[2 if k_cuda else 1:])
 
 
 class GraphCache:
