@@ -5,13 +5,22 @@
 # (scripts/bench_synth.py) and the learned refiner against the classical one on held-out seeds
 # (scripts/eval_refiner.py). Figures go to $OUT.
 #
-#   BUDGET=520 SOAK_ARGS='--min-px 0.5' [SOAK2_ARGS=...] bash scripts/gpu_soak.sh   (carry .whl and .carry)
+#   BUDGET=520 [PROFILE=1] SOAK_ARGS='--refiner learned --max-resident 2000000' [SOAK2_ARGS=...] bash scripts/gpu_soak.sh
+#   (carry .whl and .carry)
 set -u
 BUDGET=${BUDGET:-520}
 source scripts/gpu_env.sh || exit 1  # T0, el, OUT
 left() { echo $((BUDGET - 20 - $(date +%s) + T0)); }
 NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader
+# the CUDA-only tests first (graphs, checkpoints beside a graph warm-up), then (PROFILE=1) where a frame's
+# time goes: synchronisations, copies and launches per stage (scripts/profile_generate.py)
+CUDA_VISIBLE_DEVICES=0 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_graphs.py tests/test_camera.py \
+  > "$OUT/tests.txt" 2>&1; tail -n 3 "$OUT/tests.txt"
+if [ -n "${PROFILE:-}" ]; then
+  CUDA_VISIBLE_DEVICES=0 timeout 120 python3 scripts/profile_generate.py --device cuda --size 512x512 --refiner learned \
+    --frames 400 --window 300 360 --top 5 > "$OUT/profile.txt" 2>&1; grep "^#" "$OUT/profile.txt" | tail -n 14
+fi
 (
   export CUDA_VISIBLE_DEVICES=0
   timeout $(left) python3 scripts/soak.py --device cuda --no-video ${SOAK_ARGS:-} \
