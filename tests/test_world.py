@@ -321,3 +321,35 @@ def test_to_host_copies_every_tensor_in_one_go():
     ha, hb = to_host(a, b)
     assert ha.device.type == hb.device.type == "cpu" and not hb.requires_grad
     assert ha.dtype == torch.int64 and ha.tolist() == a.cpu().tolist() and torch.equal(hb, b.detach().cpu())
+
+
+def test_left_out_covers_the_screen_rectangle_of_each_left_out_chunk():
+    """`PagedWorld.left_out`: a chunk in front covers its projected box; one reaching behind the camera covers
+    at least the part in front (its far side out to the frame's edge); one with the camera inside covers the
+    whole frame; one wholly behind, nothing."""
+    def world_with(*boxes):
+        w = PagedWorld(WorldConfig(chunk_size=100.0, max_resident=1), 1.0, "cpu")
+        for lo, hi in boxes:
+            pts = torch.tensor([lo, hi], dtype=torch.float32) + 50  # inside one chunk: cell [0, 100)^3
+            w.add(GaussianScene(pts, torch.tensor([[1.0, 0, 0, 0]]).repeat(2, 1), torch.full((2, 3), -20.0),
+                                torch.zeros(2), torch.zeros(2, 3)), 0)
+        return w
+
+    pose = torch.eye(4)
+    pose[:3, 3] = 50.0
+    cam = Camera.from_fov(90.0, 40, 30, pose)  # at (50, 50, 50), looking along +z; fx = 20, centre (20, 15)
+    for box, want in [
+        (([-1.0, -1.0, 10.0], [1.0, 1.0, 10.5]), (slice(13, 17), slice(18, 22))),  # |x|, |y| <= 1 at z >= 10
+        (([2.0, -1.0, -5.0], [3.0, 1.0, 4.0]), (slice(0, 30), slice(30, 40))),  # from x / z = 2 / 4 (u = 30) to the right edge
+        (([-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]), (slice(0, 30), slice(0, 40))),  # the camera inside
+    ]:
+        w = world_with(box)
+        w._left_out = np.arange(w.chunks)  # as `prepare` leaves it for a budget (white box: any rows will do)
+        m = w.left_out(cam)
+        assert m is not None and bool(m[want].all()), (box, m.int())
+        near = torch.zeros_like(m)  # what it covers beyond: at most a pixel (rounded outwards)
+        near[max(0, want[0].start - 1):want[0].stop + 1, max(0, want[1].start - 1):want[1].stop + 1] = True
+        assert not bool((m & ~near).any()), (box, m.int())
+    w = world_with(([-1.0, -1.0, -9.0], [1.0, 1.0, -2.0]))
+    w._left_out = np.arange(w.chunks)
+    assert w.left_out(cam) is None

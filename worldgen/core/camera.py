@@ -51,8 +51,11 @@ class Camera:
         changed in place, so the copy stays true. Read-only arrays."""
         h = self.__dict__.get("_host")
         if h is None:
-            both = torch.cat([self.K.detach().reshape(-1), self.c2w.detach().reshape(-1)]).to("cpu", torch.float64)
-            h = _host_pair(both[:9].numpy().reshape(3, 3), both[9:].numpy().reshape(4, 4))
+            if self.K.device == self.c2w.device:
+                both = torch.cat([self.K.detach().reshape(-1), self.c2w.detach().reshape(-1)]).to("cpu", torch.float64)
+                h = _host_pair(both[:9].numpy().reshape(3, 3), both[9:].numpy().reshape(4, 4))
+            else:  # (a graph's camera may keep K on the host and c2w on the GPU)
+                h = _host_pair(*(t.detach().to("cpu", torch.float64).numpy() for t in (self.K, self.c2w)))
             object.__setattr__(self, "_host", h)
         return h
 

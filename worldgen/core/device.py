@@ -61,12 +61,11 @@ def rss_mb() -> float:
 
 
 def to_host(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """CPU copies of `tensors` (any shapes and dtypes, detached), read from a GPU with one wait for the
-    device in all (each `.cpu()` waits on its own): the copies are queued without blocking, then the
-    stream is synchronised once. CPU tensors come back as they are."""
-    dev = next((t.device for t in tensors if t.device.type == "cuda"), None)
-    if dev is None:
-        return tuple(t.detach() for t in tensors)
-    out = tuple(t.detach().to("cpu", non_blocking=True) for t in tensors)
-    torch.cuda.current_stream(dev).synchronize()
+    """`tensors` on the CPU (any shapes and dtypes, detached), read from GPUs with one wait per device in
+    all (each `.cpu()` waits on its own): the copies are queued without blocking on each device's current
+    stream, then those streams are synchronised. Tensors already on the CPU come back detached, not copied."""
+    devices = {t.device for t in tensors if t.device.type == "cuda"}
+    out = tuple(t.detach().to("cpu", non_blocking=True) if t.device.type == "cuda" else t.detach() for t in tensors)
+    for dev in devices:
+        torch.cuda.current_stream(dev).synchronize()
     return out

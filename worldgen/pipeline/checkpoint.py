@@ -99,6 +99,8 @@ def host_copy(x: Any) -> Any:
         return x.copy()
     if isinstance(x, dict):
         return {k: host_copy(v) for k, v in x.items()}
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # a named tuple
+        return type(x)(*(host_copy(v) for v in x))
     if isinstance(x, (list, tuple)):
         return type(x)(host_copy(v) for v in x)
     return copy.deepcopy(x)

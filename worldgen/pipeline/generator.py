@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from worldgen.core.camera import Camera
@@ -288,7 +289,7 @@ class Generator:
         p = self.prev
         return {"mode": self.mode, "t": self.t, "sky_version": self.sky_version,
                 "prev": {"rgb": p.rgb.detach().cpu().numpy(), "depth": p.depth.detach().cpu().numpy(),
-                         "sky": p.sky.cpu().numpy(), "c2w": p.camera.c2w.detach().cpu().numpy()},
+                         "sky": p.sky.cpu().numpy(), "c2w": p.camera.host()[1].astype(np.float32)},
                 "world": self.world.checkpoint(durable), "stage_totals": dict(self.stage_totals),
                 "last_added": self.last_added}
 

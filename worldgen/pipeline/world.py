@@ -382,6 +382,7 @@ class PagedWorld(World):
         self.seen[bring] = t
         if bring.size:
             self._page_in(bring)
+        self._left_out = self._left_out[~self.resident[self._left_out]]  # (kept when no page-out may happen)
         if t - self._last_trim >= self.config.linger and not self._graph():
             self._last_trim = t
             leave = np.nonzero(self.resident & (t - self.seen >= self.config.linger))[0]
@@ -399,25 +400,36 @@ class PagedWorld(World):
             return None
         K, c2w = camera.host()
         R, p = c2w[:3, :3], c2w[:3, 3]
-        lo, hi, _ = self._boxes(rows, camera)
+        W, H = camera.width, camera.height
+        lo, hi, dist = self._boxes(rows, camera)
+        if (dist <= 0).any():  # the camera inside a left-out box: it may cover any pixel
+            return torch.ones(H, W, dtype=torch.bool, device=self.device)
         corners = np.stack([np.where(np.array([(i >> k) & 1 for k in range(3)], bool), hi, lo) for i in range(8)], 1)
         cam = (corners - p) @ R  # [C, 8, 3] camera coordinates (OpenCV axes)
         z = cam[..., 2]
-        front = (z > NEAR).all(1)
-        if not front.any():
+        seen = (z > NEAR).any(1)  # wholly behind the near plane: nothing to cover
+        if not seen.any():
             return None
-        cam, z = cam[front], z[front]
+        # corners behind the near plane are projected from it: their side of the box reaches far out of
+        # the frame that way, which the clip to the frame then bounds (covering more, never less)
+        cam, z = cam[seen], np.maximum(z[seen], NEAR)
         u = K[0, 0] * cam[..., 0] / z + K[0, 2]
         v = K[1, 1] * cam[..., 1] / z + K[1, 2]
-        W, H = camera.width, camera.height
         u0 = np.clip(np.floor(u.min(1)), 0, W).astype(int)
         u1 = np.clip(np.ceil(u.max(1)), 0, W).astype(int)
         v0 = np.clip(np.floor(v.min(1)), 0, H).astype(int)
         v1 = np.clip(np.ceil(v.max(1)), 0, H).astype(int)
-        mask = np.zeros((H, W), bool)
-        for a, b, c, d in zip(v0.tolist(), v1.tolist(), u0.tolist(), u1.tolist()):
-            mask[a:b, c:d] = True
-        return torch.from_numpy(mask).to(self.device) if mask.any() else None
+        # every rectangle at once: +1 / -1 at its corners, summed along both axes
+        diff = np.zeros((H + 1, W + 1), np.int32)
+        for a, b, sign in ((v0, u0, 1), (v0, u1, -1), (v1, u0, -1), (v1, u1, 1)):
+            np.add.at(diff, (a, b), sign)
+        mask = diff.cumsum(0).cumsum(1)[:H, :W] > 0
+        if not mask.any():
+            return None
+        out = torch.from_numpy(mask)
+        if self.device.type == "cuda":  # from pinned memory, without waiting for the device
+            return out.pin_memory().to(self.device, non_blocking=True)
+        return out.to(self.device)
 
     def _page_in(self, rows: np.ndarray) -> None:
         """Append paged-out chunks `rows` to the working set (each in its stored order)."""

@@ -8,7 +8,8 @@ The generator drives a path one frame at a time::
         prev = generator.step(start_camera.with_pose(c2w))
 
 Conventions (those of `worldgen.core.camera`): OpenCV camera axes (+x right, +y down, +z forward), world
-up is -y, poses are camera-to-world 4x4 float32 on the start camera's device. Lengths are measured
+up is -y, poses are camera-to-world 4x4 float32 on the host (CPU; `Camera.with_pose` takes them to the
+device and keeps the host copy). Lengths are measured
 in *scene units*: one unit is `scale` world units, where `scale` is a length the generator takes from
 the first frame (the lower quartile of its non-sky depths). So `speed=0.02` moves 0.02 * scale world
 units per frame, and a flight of 500 frames at that speed covers about ten "typical depths" of the

@@ -1,7 +1,7 @@
 """The `CameraPath` interface: where the camera is at frame t of a flight.
 
 Conventions (those of worldgen/core/camera.py): OpenCV camera axes (+x right, +y down, +z forward),
-world up is -y, poses are camera-to-world 4x4 float32 on the start camera's device. Lengths are in
+world up is -y, poses are camera-to-world 4x4 float32 on the host (CPU). Lengths are in
 *scene units*: one unit is `scale` world units, a length taken from the first frame (the lower
 quartile of its non-sky depths), so speeds mean the same whatever the photo's metric scale. Path
 maths runs in float64 on the CPU.
