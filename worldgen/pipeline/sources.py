@@ -140,7 +140,8 @@ class GroundTruth:
         """The exact Frame (rgb [H, W, 3], z-depth [H, W], sky [H, W]) of `camera`, on the CPU."""
         from refine.synth import render_frame
 
-        key = camera.c2w.detach().cpu().numpy().astype(np.float32).tobytes() + camera.K.detach().cpu().numpy().tobytes()
+        K, c2w = camera.host()  # (no read from the device per call)
+        key = c2w.astype(np.float32).tobytes() + K.astype(np.float32).tobytes()
         if key not in self._cache:
             self._cache[key] = render_frame(self.world, camera.to(self.world.device)).to("cpu")
         return self._cache[key]

@@ -106,7 +106,7 @@ def keyframe_poses(data: Any, start_camera: Camera, scale: float, *, source: str
     if len(items) < 2:
         raise UserInputError(f"{source}: needs at least 2 keyframes, got {len(items)}")
 
-    S = start_camera.c2w.detach().to("cpu", F64)
+    S = torch.from_numpy(start_camera.host()[1].copy())  # float64, on the host
     R0, p0 = S[:3, :3], S[:3, 3]
     to_world = (lambda x: p0 + R0 @ (float(scale) * x)) if units == "scene" else (lambda x: x)
     poses = []
