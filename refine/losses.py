@@ -16,6 +16,7 @@ Images are `[B, C, H, W]` float.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -106,19 +107,34 @@ class PatchDiscriminator(nn.Module):
 class MultiScaleDiscriminator(nn.Module):
     """PatchGANs at full and half resolution (and more with `scales`).
 
-    `forward(x) -> [features of scale 0, features of scale 1, ...]`, each a list ending in logits."""
+    `forward(x) -> [features of scale 0, features of scale 1, ...]`, each a list ending in logits.
+    With `detail_gain` > 0 each scale also sees its image's detail, `detail_gain * (x - box3(x))`, as
+    channels of their own: the amount of fine detail is what tells a smeared or stretched generated frame
+    from a photo, and a critic given only the image learns it far too slowly for this project's budget
+    (on the CPU, photo crops against the same crops blurred: a logit gap of 0.03-0.13 after 100 updates
+    with or without spectral norm, against 2.5-4.4 with the detail channels)."""
 
-    def __init__(self, in_channels: int = 4, width: int = 48, scales: int = 2, layers: int = 3):
+    def __init__(self, in_channels: int = 4, width: int = 48, scales: int = 2, layers: int = 3,
+                 detail_gain: float = 0.0):
         super().__init__()
-        self.nets = nn.ModuleList([PatchDiscriminator(in_channels, width, layers) for _ in range(scales)])
+        self.detail_gain = float(detail_gain)
+        c = in_channels * (2 if self.detail_gain > 0 else 1)
+        self.nets = nn.ModuleList([PatchDiscriminator(c, width, layers) for _ in range(scales)])
 
     def forward(self, x: Tensor) -> list[list[Tensor]]:
         outs = []
         for i, net in enumerate(self.nets):
             if i:
                 x = _blur_down(x)
-            outs.append(net(x))
+            outs.append(net(self._with_detail(x)))
         return outs
+
+    def _with_detail(self, x: Tensor) -> Tensor:
+        """[B, C, H, W] -> [B, 2C, H, W] (x and its gained 3x3 high-pass), or x when detail_gain is 0."""
+        if self.detail_gain <= 0:
+            return x
+        box = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        return torch.cat([x, self.detail_gain * (x - box)], 1)
 
 
 def d_hinge_loss(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:

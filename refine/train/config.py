@@ -183,6 +183,10 @@ class StillPhotoConfig:
     (refine/losses.py band_energy_l1): a flight over a photo keeps the photo's amount of texture."""
     critic_steps: int = 1
     """Updates of the photo critic per photo step (each with fresh real crops against the step's frames)."""
+    critic_detail: float = 8.0
+    """Gain of the photo critic's detail channels (refine/losses.py MultiScaleDiscriminator; 0: the image
+    only, as before 2026-12-01, when the critic never left chance). A checkpoint's critic of the other
+    kind is not loaded: the run starts a new one."""
     depth_weights: str | None = None
     """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
 

@@ -136,7 +136,8 @@ def train(cfg: TrainConfig) -> dict:
         if init_net.config != cfg.net:
             raise ValueError(f"--init {cfg.init} holds a network of another shape ({init_net.config})")
         net.load_state_dict(init_net.state_dict())
-    disc_photo = MultiScaleDiscriminator(in_channels=3).to(dev)  # the still-photo steps' critic (RGB only)
+    # the still-photo steps' critic (RGB only, and the RGB's detail: StillPhotoConfig.critic_detail)
+    disc_photo = MultiScaleDiscriminator(in_channels=3, detail_gain=cfg.photos.critic_detail).to(dev)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
     opt_dp = torch.optim.Adam(disc_photo.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
@@ -147,11 +148,16 @@ def train(cfg: TrainConfig) -> dict:
         blob = load_checkpoint(resume_from)  # optimiser moments are cast back to float32 on load
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["refiner"]["state_dict"].items()})
         disc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc"].items()})
-        if blob.get("disc_photo") is not None:
+        mine = disc_photo.state_dict()
+        theirs = blob.get("disc_photo")
+        same_critic = theirs is not None and theirs.keys() == mine.keys() and all(v.shape == mine[k].shape for k, v in theirs.items())
+        if same_critic:
             disc_photo.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc_photo"].items()})
+        elif blob.get("disc_photo") is not None and dd.rank == 0:
+            print("photo critic: the checkpoint's sees other inputs (--photos.critic-detail); starting a new one", flush=True)
         # A checkpoint cut down to travel may lack the optimiser moments: new ones, with a short warm-up.
         for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (opt_dp, "opt_dp")):
-            if blob.get(key) is not None:
+            if blob.get(key) is not None and (key != "opt_dp" or same_critic):
                 opt.load_state_dict(blob[key])
         start, cursor, history = blob["step"], blob["cursor"], blob["history"]
         rewarm = start if blob["opt_g"] is None else None
