@@ -1,0 +1,79 @@
+"""Can a photo critic tell photos from blurred photos, and how fast? (BENCHMARKS.md, "Why the photo critic never
+left chance".)
+
+    .venv/bin/python scripts/critic_check.py [--detail 8] [--lr 2e-4] [--updates 100] [--weights RUN/checkpoint.pt]
+
+Trains `refine.losses.MultiScaleDiscriminator` (RGB, the still-photo critic's design; `--detail G` adds its
+detail channels) with the hinge loss on random crops of ../shared/data/photos against other crops blurred
+(5x5 box, twice), and prints every 25 updates the logit gap real - blur at each scale on a fixed held-out batch
+(the hinge margin is 1). `--weights` starts from a training checkpoint's photo critic instead, and with
+`--updates 0` only measures it (also on crops upsampled 4x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from refine.losses import MultiScaleDiscriminator, d_hinge_loss  # noqa: E402
+from refine.train.config import StillPhotoConfig  # noqa: E402
+from refine.train.photos import PhotoSource  # noqa: E402
+
+
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] -> the same, 5x5 box blur twice (replicate padding)."""
+    for _ in range(2):
+        x = F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    return x
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", default="../shared/data/photos")
+    ap.add_argument("--detail", type=float, default=0.0, help="detail-channel gain (0: the image only)")
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--updates", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--weights", default=None, help="a refiner training checkpoint whose photo critic to start from")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    src = PhotoSource(StillPhotoConfig(folder=args.photos), args.size, args.size, torch.device("cpu"))
+    d = MultiScaleDiscriminator(in_channels=3, detail_gain=args.detail)
+    if args.weights:
+        blob = torch.load(args.weights, map_location="cpu", weights_only=False)
+        d.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc_photo"].items()})
+        print(f"critic of {args.weights} (step {blob['step']})")
+    opt = torch.optim.Adam(d.parameters(), lr=args.lr, betas=(0.5, 0.99))
+    held = src.crops(2 * args.batch, torch.Generator().manual_seed(99))
+
+    def report(it: int, loss: float | None) -> None:
+        with torch.no_grad():
+            real, soft = d(held), d(blur(held))
+            up = d(F.interpolate(F.interpolate(held, scale_factor=0.25, mode="area"), size=held.shape[-2:], mode="bilinear"))
+        gap = [round(float(r[-1].mean() - b[-1].mean()), 3) for r, b in zip(real, soft)]
+        gap_up = [round(float(r[-1].mean() - u[-1].mean()), 3) for r, u in zip(real, up)]
+        extra = "" if loss is None else f"  hinge {loss:.3f}"
+        print(f"update {it:4d}{extra}  gap real-blur per scale {gap}  real-upsampled {gap_up}  ({time.time() - t0:.0f} s)", flush=True)
+
+    g = torch.Generator().manual_seed(3)
+    t0 = time.time()
+    report(0, None)
+    for it in range(1, args.updates + 1):
+        loss = d_hinge_loss(d(src.crops(args.batch, g)), d(blur(src.crops(args.batch, g))))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if it % 25 == 0 or it == args.updates:
+            report(it, float(loss.detach()))
+
+
+if __name__ == "__main__":
+    main()
