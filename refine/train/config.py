@@ -156,13 +156,6 @@ class StillPhotoConfig:
     """Training step at which forward flights start to grow."""
     grow_steps: int = 1000
     """Training steps over which forward flights grow to `forward_frames_max`."""
-
-    def forward_frames_at(self, step: int) -> int:
-        """Frames of a forward flight at training `step` (the photo included)."""
-        if self.forward_frames_max <= self.forward_frames:
-            return self.forward_frames
-        u = min(1.0, max(0.0, (step - self.grow_from) / max(1, self.grow_steps)))
-        return self.forward_frames + round(u * (self.forward_frames_max - self.forward_frames))
     speed: tuple[float, float] = (0.01, 0.04)
     """Camera speed per step (log-uniform), as a fraction of the crop's lower-quartile depth."""
     fov: tuple[float, float] = (50.0, 75.0)
@@ -189,6 +182,13 @@ class StillPhotoConfig:
     kind is not loaded: the run starts a new one."""
     depth_weights: str | None = None
     """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
+
+    def forward_frames_at(self, step: int) -> int:
+        """Frames of a forward flight at training `step` (the photo included)."""
+        if self.forward_frames_max <= self.forward_frames:
+            return self.forward_frames
+        u = min(1.0, max(0.0, (step - self.grow_from) / max(1, self.grow_steps)))
+        return self.forward_frames + round(u * (self.forward_frames_max - self.forward_frames))
 
     def validate(self) -> None:
         if self.every < 1 or self.batch < 1 or self.critic_steps < 1 or self.cycle_frames < 3 or self.forward_frames < 2:

@@ -59,6 +59,13 @@ class Camera:
             object.__setattr__(self, "_host", h)
         return h
 
+    def _host_if_free(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """`host()` when it needs no read from a device (kept already, or the tensors are on the CPU), else None."""
+        h = self.__dict__.get("_host")
+        if h is None and self.K.device.type == "cpu" and self.c2w.device.type == "cpu":
+            h = self.host()
+        return h
+
     def _given_host(self, K: np.ndarray, c2w: np.ndarray) -> "Camera":
         object.__setattr__(self, "_host", _host_pair(K, c2w))
         return self
@@ -111,9 +118,7 @@ class Camera:
     def to(self, device: torch.device | str) -> "Camera":
         """The same camera on `device` (its `host()` copy comes along; to the CPU it is made from that copy,
         without reading the device, unless the pose or intrinsics carry gradients)."""
-        h = self.__dict__.get("_host")
-        if h is None and self.K.device.type == "cpu" and self.c2w.device.type == "cpu":
-            h = self.host()  # free on the host
+        h = self._host_if_free()
         if (h is not None and torch.device(device).type == "cpu" and self.K.device.type != "cpu"
                 and not (self.K.requires_grad or self.c2w.requires_grad)):
             K, c2w = (torch.from_numpy(a.astype(np.float32)) for a in h)
@@ -128,10 +133,9 @@ class Camera:
         checks and records never wait for the device to read it back."""
         pose = c2w.to(self.K.device, torch.float32)
         cam = Camera(K=self.K, c2w=pose, width=self.width, height=self.height)
-        if c2w.device.type == "cpu" and not c2w.requires_grad:
-            K = self.host()[0] if self.K.device.type == "cpu" or "_host" in self.__dict__ else None
-            if K is not None:
-                cam._given_host(K, c2w.detach().to(torch.float32).to(torch.float64).numpy())
+        h = self._host_if_free() if c2w.device.type == "cpu" and not c2w.requires_grad else None
+        if h is not None:
+            cam._given_host(h[0], c2w.detach().to(torch.float32).to(torch.float64).numpy())
         return cam
 
     def resized(self, width: int, height: int) -> "Camera":

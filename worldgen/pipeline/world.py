@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldgen.core.camera import Camera
+from worldgen.core.camera import Camera, rigid_inverse
 from worldgen.core.config import bad
 from worldgen.core.device import to_host
 from worldgen.core.frame import Frame
@@ -123,6 +123,11 @@ def scene_unit(frame: Frame) -> float:
     return float(torch.quantile(d.float().cpu(), 0.25)) if d.numel() else 1.0
 
 
+def _host_w2c(camera: Camera) -> np.ndarray:
+    """float64 [4, 4] world-to-camera of `camera`, from its host copy (no read from the device)."""
+    return rigid_inverse(torch.from_numpy(camera.host()[1])).numpy()
+
+
 def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: float = 0.0,
                   frac: float = FRUSTUM_MARGIN) -> np.ndarray:
     """bool [C]: which axis-aligned world boxes (corners lo, hi [C, 3]) may be seen by `camera`.
@@ -133,10 +138,7 @@ def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: flo
     """
     if lo.shape[0] == 0:
         return np.zeros(0, bool)
-    K, c2w = camera.host()  # no read from the device per call (Camera.host)
-    R, p = c2w[:3, :3], c2w[:3, 3]
-    w2c = np.eye(4)
-    w2c[:3, :3], w2c[:3, 3] = R.T, -R.T @ p
+    K, w2c = camera.host()[0], _host_w2c(camera)
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     W, H = camera.width, camera.height
     mx, my = frac * 0.5 * W / fx, frac * 0.5 * H / fy
@@ -391,21 +393,20 @@ class PagedWorld(World):
 
     def left_out(self, camera: Camera) -> Tensor | None:
         """The screen rectangles of the chunks the last `prepare` left out for the budget (their boxes, grown by
-        their Gaussians' reach, projected; a box reaching behind the camera is skipped): the lift does not
+        their Gaussians' reach, projected; see below for boxes reaching behind the camera): the lift does not
         fill them, or each left-out chunk would be lifted again as new Gaussians, paged in by them, left out
         again, and the world would run away. Rectangles cover more than the chunk draws: holes inside them
         wait until the chunk is back in the working set."""
-        rows = getattr(self, "_left_out", np.zeros(0, np.int64))
+        rows = self._left_out
         if rows.size == 0:
             return None
-        K, c2w = camera.host()
-        R, p = c2w[:3, :3], c2w[:3, 3]
+        K, w2c = camera.host()[0], _host_w2c(camera)
         W, H = camera.width, camera.height
         lo, hi, dist = self._boxes(rows, camera)
         if (dist <= 0).any():  # the camera inside a left-out box: it may cover any pixel
             return torch.ones(H, W, dtype=torch.bool, device=self.device)
         corners = np.stack([np.where(np.array([(i >> k) & 1 for k in range(3)], bool), hi, lo) for i in range(8)], 1)
-        cam = (corners - p) @ R  # [C, 8, 3] camera coordinates (OpenCV axes)
+        cam = corners @ w2c[:3, :3].T + w2c[:3, 3]  # [C, 8, 3] camera coordinates (OpenCV axes)
         z = cam[..., 2]
         seen = (z > NEAR).any(1)  # wholly behind the near plane: nothing to cover
         if not seen.any():
