@@ -125,7 +125,7 @@ def scene_unit(frame: Frame) -> float:
 
 def _host_w2c(camera: Camera) -> np.ndarray:
     """float64 [4, 4] world-to-camera of `camera`, from its host copy (no read from the device)."""
-    return rigid_inverse(torch.from_numpy(camera.host()[1])).numpy()
+    return rigid_inverse(torch.from_numpy(camera.host()[1].copy())).numpy()  # (host() is read-only)
 
 
 def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: float = 0.0,
