@@ -5,7 +5,7 @@
 # (scripts/bench_synth.py) and the learned refiner against the classical one on held-out seeds
 # (scripts/eval_refiner.py). Figures go to $OUT.
 #
-#   BUDGET=520 [PROFILE=1] SOAK_ARGS='--refiner learned --max-resident 2000000' [SOAK2_ARGS=...] bash scripts/gpu_soak.sh
+#   BUDGET=520 [PROFILE=1] [RESUME=0] SOAK_ARGS='--refiner learned --max-resident 2000000' [SOAK2_ARGS=...] bash scripts/gpu_soak.sh
 #   (carry .whl and .carry)
 set -u
 BUDGET=${BUDGET:-520}
@@ -19,15 +19,17 @@ CUDA_VISIBLE_DEVICES=0 timeout 120 python3 -m pytest -q -p no:cacheprovider test
   > "$OUT/tests.txt" 2>&1; tail -n 3 "$OUT/tests.txt"
 if [ -n "${PROFILE:-}" ]; then
   CUDA_VISIBLE_DEVICES=0 timeout 120 python3 scripts/profile_generate.py --device cuda --size 512x512 --refiner learned \
-    --frames 400 --window 300 360 --top 5 > "$OUT/profile.txt" 2>&1; grep "^#" "$OUT/profile.txt" | tail -n 14
+    --frames 400 --window 300 360 --top 8 --stage-ops other > "$OUT/profile.txt" 2>&1; grep "^#" "$OUT/profile.txt" | tail -n 26
 fi
 (
   export CUDA_VISIBLE_DEVICES=0
   timeout $(left) python3 scripts/soak.py --device cuda --no-video ${SOAK_ARGS:-} \
     --json "$OUT/soak.json" > "$OUT/soak.txt" 2>&1
   el "soak done"
-  timeout $(left) python3 scripts/resume_check.py --device cuda > "$OUT/resume_check.txt" 2>&1
-  el "resume check done"
+  if [ "${RESUME:-1}" != 0 ]; then  # RESUME=0: skip it
+    timeout $(left) python3 scripts/resume_check.py --device cuda > "$OUT/resume_check.txt" 2>&1
+    el "resume check done"
+  fi
   if [ -n "${SOAK2_ARGS:-}" ]; then  # a second soak, to compare settings
     timeout $(left) python3 scripts/soak.py --device cuda --no-video $SOAK2_ARGS \
       --json "$OUT/soak2.json" > "$OUT/soak2.txt" 2>&1

@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--stage-times", action="store_true", help="fly with the stage timers (a sync around each stage)")
     ap.add_argument("--switch-interval", type=float, default=None,
                     help="sys.setswitchinterval(S): how long a thread waiting for the GIL waits before it asks for it")
+    ap.add_argument("--stage-ops", default=None, metavar="STAGE",
+                    help="also list the operators run directly in this stage (e.g. other), most frequent first")
     ap.add_argument("--no-png", action="store_true", help="do not encode the frames (isolates the writer threads' cost)")
     args = ap.parse_args()
     if args.switch_interval is not None:
@@ -96,6 +98,7 @@ def main() -> None:
     # kernel launches, synchronisations and self CPU time per frame; and the operators that synchronise
     per: dict = {}
     sync_ops: dict = {}
+    names: dict = {}
     for e in prof.events():
         if e.name.startswith("stage:"):
             continue
@@ -111,6 +114,8 @@ def main() -> None:
         top_op = e.cpu_parent is None or e.cpu_parent.name.startswith("stage:")
         if top_op and not e.name.startswith("cuda"):
             d["ops"] += 1
+            if stage == args.stage_ops:
+                names[e.name] = names.get(e.name, 0) + 1
         if e.name in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"):
             d["launch"] += 1
         if e.name in SYNC_NAMES:
@@ -126,6 +131,10 @@ def main() -> None:
         print("# synchronising operators (stage, outermost aten op): count per frame")
         for (stage, op), c in sorted(sync_ops.items(), key=lambda kv: -kv[1])[:args.top]:
             print(f"#   {stage:<10} {op:<40} {c / n:6.2f}")
+    if names:
+        print(f"# operators run directly in stage {args.stage_ops}: count per frame")
+        for name, c in sorted(names.items(), key=lambda kv: -kv[1])[:args.top]:
+            print(f"#   {name:<50} {c / n:8.2f}")
     if args.trace:
         prof.export_chrome_trace(args.trace)
 

@@ -25,6 +25,12 @@ class SceneFileError(ValueError):
     """A PLY file that is missing, unreadable or not a 3D Gaussian Splatting layout."""
 
 
+def _as_index(keep: Tensor | slice) -> Tensor | slice:
+    """[M] int64 indices of a [N] bool mask (one read from the device; indexing each of a scene's five
+    tensors with the mask itself would read the count back five times); an index tensor or a slice as is."""
+    return keep.nonzero().squeeze(1) if isinstance(keep, Tensor) and keep.dtype == torch.bool else keep
+
+
 @dataclass
 class GaussianScene:
     """N Gaussians (all tensors on one device, float32 unless noted).
@@ -90,12 +96,15 @@ class GaussianScene:
             setattr(self, f.name, torch.cat([getattr(self, f.name), getattr(other, f.name).to(self.device)]))
 
     def subset(self, keep: Tensor) -> "GaussianScene":
-        """A new scene with the Gaussians selected by a [N] bool mask or index tensor."""
+        """A new scene with the Gaussians selected by a [N] bool mask, an int64 index tensor or a slice."""
+        keep = _as_index(keep)
         return GaussianScene(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
     def prune(self, keep: Tensor) -> int:
-        """Keep only the Gaussians selected by a [N] bool mask, in place; returns how many were removed."""
+        """Keep only the Gaussians selected by a [N] bool mask (or an increasing int64 index tensor), in place;
+        returns how many were removed."""
         before = len(self)
+        keep = _as_index(keep)
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name)[keep])
         return before - len(self)

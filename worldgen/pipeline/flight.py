@@ -59,7 +59,9 @@ class FlightStep:
         t: frame index (0 is the photo).
         camera: the camera every generator rendered from at this step.
         frames: each generator's refined frame, in the order the generators were given.
-        seconds: each generator's step time, wall clock, CUDA synchronised (0 at t = 0).
+        seconds: each generator's step time, wall clock (0 at t = 0); on CUDA synchronised around the
+            step only when the generators time their stages (`Generator.timed`); else the time to
+            issue the step's work, which the GPU may still be running.
         stage_seconds: each generator's time per stage in this step ("render", "sky", "refine",
             "lift", "fit"; from its own stage timers; empty at t = 0).
         pilot_seconds: time the pilot took to choose this step's pose (0 at t = 0).
@@ -103,7 +105,9 @@ class Flight(Iterator[FlightStep]):
         self.frame0 = self.generators[0].first
         self.t = 0  # the next step to produce
         self._prev = self.frame0
-        self._cuda = self.frame0.rgb.device.type == "cuda"
+        # synchronise around each step only to time it: the waits keep the CPU from preparing the next
+        # frame while the GPU finishes this one (2 of the ~16 waits per frame of an untimed flight)
+        self._cuda = self.frame0.rgb.device.type == "cuda" and any(g.timed for g in self.generators)
 
     def restore(self, t: int, prev: Frame) -> None:
         """Continue after frame `t` (the next step is t + 1): the generators and the pilot must already

@@ -151,6 +151,11 @@ class Generator:
         self._absorb(first, None, config.fit_iters_first)
         self._complete_sky()
 
+    @property
+    def timed(self) -> bool:
+        """Whether the stage timers are on (on CUDA they synchronise around each stage)."""
+        return self._time.enabled
+
     def _make_world(self, first: Frame) -> World:
         return World(self.device)
 
@@ -313,6 +318,11 @@ class PersistentGenerator(Generator):
     """Keeps the world: each refined frame adds only what the world lacks (holes, finer detail)."""
 
     mode = "persistent"
+
+    @property
+    def timed(self) -> bool:
+        """Whether the stage timers are on (on CUDA they synchronise around each stage)."""
+        return self._time.enabled
 
     def _make_world(self, first: Frame) -> World:
         return PagedWorld(self.config.world, scene_unit(first), self.device)

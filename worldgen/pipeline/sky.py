@@ -21,6 +21,7 @@ from torch import Tensor
 
 from worldgen.core.camera import Camera
 from worldgen.core.fill import box_mean, push_pull
+from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
 
 
 class SkyDome:
@@ -39,6 +40,7 @@ class SkyDome:
         # the weight) and weight, with one wrap-around column on each side (azimuth is periodic).
         self._tex = torch.zeros(1, 4, self.height, self.width + 2, device=self.device)
         self._dirs: Tensor | None = None  # cached texel directions [Hs, Ws, 3]
+        self._graphs = GraphCache(max_graphs=2)  # `render` on CUDA
 
     @property
     def color(self) -> Tensor:
@@ -198,8 +200,25 @@ class SkyDome:
         """Sky seen by `camera` (rotation only): (rgb [H, W, 3], known [H, W] in [0, 1]).
 
         Bilinear lookup with normalised weights: `known` is the interpolated observed-weight; rgb is
-        meaningful where known > 0 (0 elsewhere).
+        meaningful where known > 0 (0 elsewhere). On CUDA it is replayed from a CUDA graph (one launch
+        instead of ~40; worldgen/core/graphs.py) that reads the texture in place, so later writes
+        into the dome are seen; WORLDGEN_CUDA_GRAPHS=0 runs it eagerly.
         """
+        if self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled() and not camera.c2w.requires_grad:
+            cam_inputs, cam_key = camera_inputs(camera)
+            # the texture's address keys the graph: a dome given a new texture gets a new graph
+            key = ("sky", cam_key, self._tex.data_ptr(), tuple(self._tex.shape))
+
+            def build(static: list[Tensor]):
+                cam, _rest = static_camera(camera, static)
+                return lambda: self._render(cam)
+
+            rgb, known = self._graphs.run(key, cam_inputs, build)
+            return rgb, known
+        return self._render(camera)
+
+    def _render(self, camera: Camera) -> tuple[Tensor, Tensor]:
+        """`render` computed eagerly (it never waits for the device, so it can be captured)."""
         xy = self._texcoords(camera.rays_world())
         gx = (xy[..., 0] + 1) / (self.width + 2) * 2 - 1  # +1: the wrap column on the left
         gy = xy[..., 1] / self.height * 2 - 1

@@ -346,7 +346,8 @@ class PagedWorld(World):
         hi = hi.scatter_reduce(0, inv[:, None].expand(-1, 3), m, "amax")
         reach = EXTENT_SIGMAS * gaussians.log_scales.detach().double().amax(1).exp()
         ext = torch.zeros(U, dtype=torch.float64, device=m.device).scatter_reduce(0, inv, reach, "amax")
-        cnt = torch.bincount(inv, minlength=U).double()
+        # (not bincount: it reads the largest index back from the device; U is known already)
+        cnt = torch.zeros(U, dtype=torch.float64, device=m.device).index_add_(0, inv, torch.ones_like(inv, dtype=torch.float64))
         table, uniq_h = to_host(torch.cat([lo, hi, ext[:, None], cnt[:, None]], 1), uniq)  # [U, 8], [U]: one wait
         table = table.numpy()
         rows = self._grow(uniq_h.numpy())
@@ -480,7 +481,7 @@ class PagedWorld(World):
         """Move chunks `rows` out of the working set into the store (unchanged ones are stored already)."""
         mask, chunks = self._select(rows)
         self._store(chunks)
-        keep = ~mask
+        keep = (~mask).nonzero().squeeze(1)  # one read from the device for the scene's fields and the slots
         self.scene.prune(keep)
         self.slot = self.slot[keep]
         self.resident[rows] = False
