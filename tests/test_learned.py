@@ -285,6 +285,7 @@ def test_still_photo_steps_run_and_resume(tmp_path):
     samples = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
     assert "step_000003.png" in samples, samples  # the flight step after the multiple (step 2 was a photo step)
     assert any(n.startswith("step_000002_photo_") for n in samples), samples
+    assert (tmp_path / "run" / "photo.png").stat().st_size > 1000  # the photo critic's curve, for a person to look at
     blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert blob["step"] == 4 and blob["disc_photo"] is not None and blob["opt_dp"] is not None
     # two photo steps (2 and 4), three critic updates each

@@ -146,8 +146,9 @@ def save_png(path: Path, img) -> None:
 
 
 def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ...]) -> None:
-    """loss.png (the logged terms `keys`) and, when logged, psnr.png (learned and classical refiner vs truth)
-    and detail.png (their finest-band detail over the truth's where the network may change the colour)."""
+    """loss.png (the logged terms `keys`) and, when logged, psnr.png (learned and classical refiner vs truth),
+    detail.png (their finest-band detail over the truth's where the network may change the colour) and
+    photo.png (the still-photo steps' terms: the photo critic's hinge loss, 2 = chance, and the refiner's)."""
     from worldgen.core.plots import Series, line_plot
 
     if not history:
@@ -158,6 +159,12 @@ def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ..
     line_plot(out / "loss.png", title, "step", "loss",
               [Series(k, xs, [h.get(k, float("nan")) for h in history], colors[i % len(colors)]) for i, k in enumerate(keys)],
               ymin=0.0)
+    photo = [h for h in history if "photo_disc" in h]
+    if photo:
+        names = ("photo_disc", "photo_adversarial", "photo_l1", "photo_colour", "photo_band_energy")
+        line_plot(out / "photo.png", "still-photo steps (photo_disc: the critic's hinge loss, 2 = chance)", "step", "loss",
+                  [Series(k, [h["step"] for h in photo], [h.get(k, float("nan")) for h in photo], colors[i])
+                   for i, k in enumerate(names)])
     if "psnr_refined" not in history[-1]:
         return
     line_plot(out / "psnr.png", "last supervised step vs truth", "step", "PSNR (dB)",
