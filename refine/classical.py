@@ -46,10 +46,14 @@ class ClassicalResult:
         frame: the refined Frame.
         far_disparity: [H, W] disparity of covered pixels, and of the far side of the hole elsewhere
             (what holes' depth continues; 1e-3 everywhere when nothing is covered).
+        ground_rgb: [H, W, 3] in [0, 1]: what a hole gets (the background side's push-pull fill, or the sky's
+            when nothing is covered) at every pixel, sky included: the colour for an uncovered pixel that
+            another judge (the learned refiner's sky mask) calls ground where this refiner says sky.
     """
 
     frame: Frame
     far_disparity: torch.Tensor
+    ground_rgb: torch.Tensor
 
 
 class ClassicalRefiner:
@@ -108,4 +112,4 @@ class ClassicalRefiner:
         rgb = torch.where(holes[..., None], hole_fill, rgb)
         disp_f = torch.where(any_covered, disp_f, torch.full_like(disp_f, 1e-3))
         frame = Frame(rgb=rgb.clamp(0, 1), depth=depth, sky=sky, camera=view.camera)
-        return ClassicalResult(frame, disp_f)
+        return ClassicalResult(frame, disp_f, hole_fill.clamp(0, 1))

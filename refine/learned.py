@@ -102,6 +102,7 @@ class ViewBatch:
         ref: [B, 1, 1, 1] reference log-disparity (alpha-weighted mean over covered pixels).
         keep_a, keep: [B, 1, H, W] coverage weight and coverage x sharpness weight (see module doc).
         base_rgb: [B, 3, H, W] the classical refiner's colour.
+        ground_rgb: [B, 3, H, W] the classical refiner's hole fill at every pixel (ClassicalResult.ground_rgb).
         base_ld: [B, 1, H, W] the classical log-disparity (far side of the hole where uncovered).
         base_sky: [B, 1, H, W] bool, the classical sky.
         sky_known: [B, 1, H, W] the dome's known-mask.
@@ -114,6 +115,7 @@ class ViewBatch:
     keep_a: Tensor
     keep: Tensor
     base_rgb: Tensor
+    ground_rgb: Tensor
     base_ld: Tensor
     base_sky: Tensor
     sky_known: Tensor
@@ -178,6 +180,7 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     horizon = torch.cat([torch.full((1, 1, 1, 1), float(v.horizon_elev_deg), device=alpha.device, dtype=alpha.dtype)
                          for v in views])
     base_rgb = torch.stack([cf(f.frame.rgb) for f in base])
+    ground_rgb = torch.stack([cf(f.ground_rgb) for f in base])
     base_sky = torch.stack([f.frame.sky for f in base])[:, None]
     far_disp = torch.stack([f.far_disparity for f in base])[:, None]
 
@@ -207,7 +210,7 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
         keep_f = torch.cat([keep_f[i:i + 1] if v.footprint is not None else torch.ones_like(fp[i:i + 1])
                             for i, v in enumerate(views)])
     batch = ViewBatch(scene_rgb=scene_rgb, alpha=alpha, ld_in=ld_in, ref=ref, keep_a=keep_a, keep=keep_a * keep_f,
-                      base_rgb=base_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known)
+                      base_rgb=base_rgb, ground_rgb=ground_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known)
     return x, batch
 
 
@@ -240,7 +243,10 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     sky_logit = out[:, 4:5] + config.sky_prior * (2 * b.base_sky.float() - 1)
     dome = b.sky_known > 0.5
     sky = ((sky_logit > 0) | dome) & (b.alpha < config.hole_alpha)
-    rgb = b.keep * b.scene_rgb + (1 - b.keep) * (b.base_rgb + bounded_residual(out[:, 0:3], config, b.keep_a))
+    # Uncovered pixels the network calls ground where the classical refiner says sky start from the classical
+    # hole fill, not from its sky colour (ground painted sky-blue would be lifted into the world and kept).
+    base = torch.where(b.base_sky & ~sky, b.ground_rgb, b.base_rgb)
+    rgb = b.keep * b.scene_rgb + (1 - b.keep) * (base + bounded_residual(out[:, 0:3], config, b.keep_a))
     # Sky colour is the sky component's (the dome where it knows the direction, else the classical
     # horizon fill): the network decides where sky is, not what it looks like. (A residual there made
     # the sky at the dome's edge 12 dB worse on held-out flights: docs/refiner.md.)

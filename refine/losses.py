@@ -171,18 +171,23 @@ def colour_moments(x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Ten
     return mean, (var + 1e-6).sqrt()
 
 
-def colour_moments_l1(a: Tensor, b: Tensor, weight: Tensor | None = None, min_share: float = 0.02) -> Tensor:
+def colour_moments_l1(a: Tensor, b: Tensor, weight: Tensor | None = None, min_share: float = 0.02,
+                      b_weight: Tensor | None = None) -> Tensor:
     """L1 between the Lab means and spreads (`colour_moments`, units of 100) of a and b [B, 3, H, W],
-    both taken over weight [B, 1, H, W] (None: whole images), averaged over images whose weighted
-    share of the frame is at least `min_share` (0 if none). Phase-free: it asks a generated region to
-    have the truth's colour statistics, not its pixels, so pushing saturation or a cast is not free
-    the way it is under a critic that has not learnt colour yet."""
+    taken over weight [B, 1, H, W] (None: whole images; b over `b_weight` [B, 1, H, W] when given),
+    averaged over images whose weighted share of the frame is at least `min_share` (in both, with
+    `b_weight`; 0 if none). Phase-free: it asks a generated region to have the truth's colour
+    statistics, not its pixels, so pushing saturation or a cast is not free the way it is under a
+    critic that has not learnt colour yet."""
     ma, sa = colour_moments(a, weight)
-    mb, sb = colour_moments(b, weight)
+    mb, sb = colour_moments(b, weight if b_weight is None else b_weight)
     per_image = ((ma - mb).abs() + (sa - sb).abs()).mean(1)
-    if weight is None:
+    if weight is None and b_weight is None:
         return per_image.mean()
-    ok = (weight.float().mean(dim=(1, 2, 3)) >= min_share).to(per_image.dtype)
+    ok = torch.ones_like(per_image)
+    for w in (weight, b_weight):
+        if w is not None:
+            ok = ok * (w.float().mean(dim=(1, 2, 3)) >= min_share).to(per_image.dtype)
     return (per_image * ok).sum() / ok.sum().clamp_min(1.0)
 
 

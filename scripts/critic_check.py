@@ -7,7 +7,9 @@ Trains `refine.losses.MultiScaleDiscriminator` (RGB, the still-photo critic's de
 detail channels) with the hinge loss on random crops of ../shared/data/photos against other crops blurred
 (5x5 box, twice), and prints every 25 updates the logit gap real - blur at each scale on a fixed held-out batch
 (the hinge margin is 1). `--weights` starts from a training checkpoint's photo critic instead, and with
-`--updates 0` only measures it (also on crops upsampled 4x).
+`--updates 0` only measures it (also on crops upsampled 4x); `--casts` then also prints its mean logit per scale on
+the held-out crops with colour changes (casts, exposure, saturation, grey) beside photo and blur: does it judge
+colour or only detail?
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--weights", default=None, help="a refiner training checkpoint whose photo critic to start from")
+    ap.add_argument("--casts", action="store_true", help="after training, the logits of colour-changed crops")
     args = ap.parse_args()
     torch.manual_seed(0)
     src = PhotoSource(StillPhotoConfig(folder=args.photos), args.size, args.size, torch.device("cpu"))
@@ -73,6 +76,16 @@ def main() -> None:
         opt.step()
         if it % 25 == 0 or it == args.updates:
             report(it, float(loss.detach()))
+    if args.casts:
+        grey = held.mean(1, keepdim=True)
+        shift = lambda r, g, b: (held + torch.tensor([r, g, b])[None, :, None, None]).clamp(0, 1)  # noqa: E731
+        variants = {"photo": held, "blur": blur(held), "blue +0.1": shift(-0.05, 0.0, 0.1),
+                    "yellow +0.1": shift(0.05, 0.05, -0.1), "darker x0.7": held * 0.7,
+                    "brighter x1.3": (held * 1.3).clamp(0, 1), "saturation 50%": grey + (held - grey) * 0.5,
+                    "saturation 150%": (grey + (held - grey) * 1.5).clamp(0, 1), "grey": grey.expand_as(held)}
+        with torch.no_grad():
+            for name, x in variants.items():
+                print(f"{name:16s} mean logit per scale {[round(float(s[-1].mean()), 3) for s in d(x)]}")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,32 @@ def test_sky_colour_is_the_sky_components_even_where_the_dome_has_not_seen_it():
     assert torch.allclose(rgb[hole], (base.rgb[hole] + 0.3).clamp(0, 1), atol=1e-6)
 
 
+def test_ground_the_network_takes_from_the_sky_gets_the_hole_fill_not_the_sky_colour():
+    """Uncovered pixels above the horizon (classical: sky, coloured from the dome) that the network calls
+    ground start from the classical hole fill. (Before: from the sky colour; over real photos that ground
+    was lifted sky-blue, kept by the world, and grew into saturated blue and green fields.)"""
+    from refine.classical import ClassicalRefiner
+
+    v = make_view()  # the dome knows the top 4 rows (blue)
+    alpha = v.alpha.clone()
+    alpha[4:6] = 0.0  # open rows under them, above the horizon, that the dome has not seen
+    view = RenderedView(v.camera, v.rgb * alpha[..., None], alpha, v.depth * (alpha > 0), v.footprint, v.sky_rgb,
+                        v.sky_known, v.horizon_elev_deg)
+    cfg = LearnedRefinerConfig(noise=False)
+    _, vb = view_inputs([view], cfg)
+    base = ClassicalRefiner().refine(view)
+    assert base.frame.sky[4:6].all()  # the classical refiner calls them sky, coloured like the dome
+    sky_blue = torch.tensor([0.4, 0.6, 0.9])
+    assert torch.allclose(base.frame.rgb[4:6], sky_blue.expand(2, 32, 3), atol=0.02)
+    out = torch.zeros(1, OUT_CHANNELS, 24, 32)
+    out[:, 4] = -20.0  # the network: no sky (the dome still rules where it knows)
+    c = compose(vb, out, cfg)
+    rgb = c.rgb[0].permute(1, 2, 0)
+    assert c.sky[0, 0, :4].all() and not c.sky[0, 0, 4:6].any()
+    assert torch.allclose(rgb[4:6], base.ground_rgb[4:6], atol=1e-6)
+    assert (rgb[4:6] - sky_blue).abs().mean() > 0.1  # not sky-blue ground
+
+
 def test_refiner_roundtrip_and_bad_files(tmp_path):
     net = RefinerNet(TINY)
     with torch.no_grad():
@@ -281,6 +307,7 @@ def test_still_photo_steps_run_and_resume(tmp_path):
     hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("photo_adversarial" in h for h in hist) and any("psnr_refined" in h for h in hist)
     assert any("photo_colour" in h and "photo_band_energy" in h for h in hist) and any("colour" in h for h in hist)
+    assert any(h.get("photo_colour_generated", -1.0) >= 0 for h in hist)
     # one photo step in two: each due sample grid still comes for both kinds of step
     samples = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
     assert "step_000003.png" in samples, samples  # the flight step after the multiple (step 2 was a photo step)

@@ -38,6 +38,25 @@ def test_colour_term_sees_a_cast_and_pulls_it_back():
     assert float(colour_moments_l1(green, truth, w)) > 0.05
 
 
+def test_colour_term_with_its_own_weights_compares_a_generated_strip_with_the_photos_ground():
+    """b_weight: a's region (a generated strip) against b's own region (the photo's ground): a blue strip over
+    green ground is a cast however small a share of the frame it is; a strip in the ground's colours is not."""
+    g = torch.Generator().manual_seed(4)
+    photo = torch.zeros(2, 3, 32, 32)
+    photo[:, :, :12] = torch.tensor([0.5, 0.7, 0.95])[None, :, None, None]  # sky
+    photo[:, :, 12:] = torch.tensor([0.2, 0.45, 0.15])[None, :, None, None] + 0.1 * torch.rand(2, 3, 20, 32, generator=g)
+    ground = torch.zeros(2, 1, 32, 32)
+    ground[:, :, 12:] = 1
+    strip = torch.zeros(2, 1, 32, 32)
+    strip[:, :, 20:, :4] = 1  # 12 x 4 pixels: 5 % of the frame
+    frame = photo.clone()
+    assert float(colour_moments_l1(frame, photo, strip, b_weight=ground)) < 0.05  # the strip has the ground's colours
+    frame[:, :, 20:, :4] = torch.tensor([0.15, 0.4, 0.95])[None, :, None, None]
+    blue = float(colour_moments_l1(frame, photo, strip, b_weight=ground))
+    assert blue > 0.2
+    assert float(colour_moments_l1(frame, photo)) < blue / 4  # the whole frame's statistics hardly see it
+
+
 def test_band_energy_asks_for_the_amount_of_detail_not_its_layout():
     sharp = _texture(2)
     other = _texture(3)  # different texture, same statistics

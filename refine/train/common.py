@@ -161,7 +161,7 @@ def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ..
               ymin=0.0)
     photo = [h for h in history if "photo_disc" in h]
     if photo:
-        names = ("photo_disc", "photo_adversarial", "photo_l1", "photo_colour", "photo_band_energy")
+        names = ("photo_disc", "photo_adversarial", "photo_l1", "photo_colour", "photo_colour_generated", "photo_band_energy")
         line_plot(out / "photo.png", "still-photo steps (photo_disc: the critic's hinge loss, 2 = chance)", "step", "loss",
                   [Series(k, [h["step"] for h in photo], [h.get(k, float("nan")) for h in photo], colors[i])
                    for i, k in enumerate(names)])

@@ -171,6 +171,10 @@ class StillPhotoConfig:
     colour: float = 1.0
     """Weight of the colour-statistics term of every generated frame against its photo (Lab mean and
     spread, refine/losses.py colour_moments_l1): a flight over a photo stays in the photo's colours."""
+    colour_generated: float = 1.0
+    """Weight of the colour-statistics term of what each generated frame's refiner changed (not sky) against
+    the photo's ground (non-sky pixels): the casts that grow over real photos start in generated strips,
+    too small a share of the frame for `colour` to see (docs/refiner.md, "The saturated fields"). 0: off."""
     band_energy: float = 0.5
     """Weight of the per-band detail-amount term of every generated frame against its photo
     (refine/losses.py band_energy_l1): a flight over a photo keeps the photo's amount of texture."""

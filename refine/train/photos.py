@@ -128,6 +128,13 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
     terms["photo_colour"] = colour_moments_l1(fake, source)
     terms["photo_band_energy"] = band_energy_l1(fake, source)
     loss = loss + cfg.colour * terms["photo_colour"] + cfg.band_energy * terms["photo_band_energy"]
+    if cfg.colour_generated > 0:
+        # what the refiner generated (it may change the colour there, and it is not sky) against the photo's
+        # ground: over real photos the casts grow in generated strips, a small share of the whole frame
+        gen = torch.cat([(1 - r.views.keep.float()) * (~r.out.sky).float() for r in results])
+        ground = torch.cat([(~r.gt_sky).float() for r in results])
+        terms["photo_colour_generated"] = colour_moments_l1(fake, source, gen, b_weight=ground)
+        loss = loss + cfg.colour_generated * terms["photo_colour_generated"]
     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
         if kind == "cycle":
             back = results[-1].out.rgb

@@ -29,7 +29,7 @@ from torch import Tensor
 from refine.learned import ViewBatch
 from refine.train.unroll import StepResult
 
-_VIEW_FIELDS = ("scene_rgb", "alpha", "ld_in", "keep_a", "keep", "base_rgb", "base_ld", "base_sky", "sky_known")
+_VIEW_FIELDS = ("scene_rgb", "alpha", "ld_in", "keep_a", "keep", "base_rgb", "ground_rgb", "base_ld", "base_sky", "sky_known")
 
 
 class ReplayBuffer:
