@@ -83,6 +83,7 @@ def test_world_checkpoint_restores_the_working_set_in_order(tmp_path):
     w.add(random_scene(500, seed=4), 5)  # changes after the checkpoint (files written, then "killed")
     w.prepare(camera_at([0, 0, -30], [0, 0, 0]), 9)
     w.prepare(camera_at([0, 0, 40], [0, 0, 60]), 20)
+    w.store.flush()  # those files are on disk when the process dies (its chunk writer dies with it)
 
     back = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=1, min_px=0), 1.0, "cpu", store=DiskStore(tmp_path / "c"))
     back.restore(state)
@@ -91,6 +92,55 @@ def test_world_checkpoint_restores_the_working_set_in_order(tmp_path):
     np.testing.assert_array_equal(rows_set(back.full_scene()), world_at_ckpt)
     referenced = {r for r in back.ref if r is not None}
     assert {p.name for p in (tmp_path / "c").iterdir()} == referenced  # files made after it are gone
+
+
+def test_chunk_files_are_written_off_the_flight_and_read_back_exactly(tmp_path, monkeypatch):
+    """DiskStore writes on its own thread: `put` returns before the file exists, a chunk being written is
+    read back from memory, `sync_files` waits for its files before making them durable, and the memory
+    kept for chunks stays within the cache's size (plus what is being written)."""
+    import time
+
+    import worldgen.pipeline.chunkstore as cs
+
+    slow = cs._write_rows
+
+    def late(path, rows):
+        time.sleep(0.01)
+        slow(path, rows)
+
+    monkeypatch.setattr(cs, "_write_rows", late)
+    st = DiskStore(tmp_path / "c", cache_mb=0.05)
+    rng = np.random.default_rng(0)
+    rows = {}
+    for k in range(20):
+        r = rng.random((100, 14), dtype=np.float32)
+        rows[st.put(k, r)] = r
+    assert len(list((tmp_path / "c").iterdir())) < 20  # the puts did not wait for the disk (10 ms a file)
+    for ref, r in rows.items():
+        np.testing.assert_array_equal(st.read(ref), r)  # written or not yet
+    st.sync_files(st.take_unsynced())  # waits for every file it names
+    for ref, r in rows.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "c" / ref), r)
+    st.flush()  # (the cache shrinks on the flight's thread: put, read, flush)
+    assert st.bytes <= 0.05 * 2**20  # the cache keeps at most 0.05 MB once nothing is being written
+    st.close()
+
+
+def test_a_failed_chunk_write_is_raised_not_lost(tmp_path, monkeypatch):
+    import worldgen.pipeline.chunkstore as cs
+
+    def full(path, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cs, "_write_rows", full)
+    st = DiskStore(tmp_path / "c")
+    ref = st.put(1, np.zeros((4, 14), np.float32))
+    with pytest.raises(OSError, match="writing a chunk file .* failed: .*No space left"):
+        st.flush()
+    with pytest.raises(OSError, match="No space left"):
+        st.put(2, np.zeros((4, 14), np.float32))
+    with pytest.raises(OSError, match="No space left"):
+        st.sync_files([tmp_path / "c" / ref])  # a checkpoint naming it fails too
 
 
 def test_a_deferred_checkpoint_keeps_files_made_after_it(tmp_path):
@@ -111,6 +161,7 @@ def test_a_deferred_checkpoint_keeps_files_made_after_it(tmp_path):
     stale.write_bytes(b"")
     w.add(random_scene(500, seed=4), 5)  # the flight goes on: new chunk files
     w.prepare(camera_at([0, 0, 40], [0, 0, 60]), 20)
+    st.flush()  # (chunk files are written on the store's own thread)
     newer = {p.name for p in (tmp_path / "c").iterdir() if int(p.name[17:25]) > serial}
     assert newer
     st.sync_files(unsynced)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -56,51 +59,111 @@ _CHUNK_FILE = re.compile(r"^[0-9a-f]{16}-(\d{8})\.npy$")  # KEY-SERIAL.npy
 class DiskStore:
     """Chunks as .npy files in `folder` (created if needed): `KEY-SERIAL.npy`, float32 [n, 14].
 
-    Files are written without fsync when a chunk leaves (cheap); `sync()` makes every file written
-    since the last call durable, and is called before a checkpoint that names them is committed.
-    `persistent` is True: a chunk read back into the working set keeps its file, so a chunk that
-    leaves again unchanged costs no write.
+    Files are written without fsync when a chunk leaves (cheap), on a writer thread of their own: the
+    flight never waits for the disk while it pages (`background`; a chunk being written is read back
+    from memory). The chunks written or read last stay in memory too, up to `cache_mb` (so a chunk
+    that comes back soon after it left is not read from disk). `sync_files` (the checkpoint's commit, on
+    its own thread) waits for the files it is given to be written, then makes them durable; a failed
+    write is raised by the next `put`, `flush`, `sync_files` or `read` of it. `persistent` is True: a
+    chunk read back into the working set keeps its file, so a chunk that leaves again unchanged costs
+    no write.
     """
 
     persistent = True
+    MAX_PENDING = 256
+    """Writes queued at most; `put` waits for the oldest beyond that (bounds the memory they hold)."""
 
-    def __init__(self, folder: str | os.PathLike, serial: int = 0) -> None:
+    def __init__(self, folder: str | os.PathLike, serial: int = 0, cache_mb: float = 256.0,
+                 background: bool = True) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.serial = int(serial)
         self._unsynced: list[Path] = []
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()  # name -> rows, least recently used first
+        self._cache_bytes, self._cache_cap = 0, int(cache_mb * 2**20)
+        self._lock = threading.Lock()  # guards _writing and _error (the writer and commit threads read them)
+        self._writing: dict[str, Future] = {}  # name -> its write, until done
+        self._error: BaseException | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worldgen-chunks") if background else None
 
     def put(self, key: int, rows: np.ndarray) -> str:
+        self._raise_failed()
         self.serial += 1
         name = f"{key:016x}-{self.serial:08d}.npy"
         path = self.folder / name
-        with open(path, "wb") as f:
-            np.save(f, np.ascontiguousarray(rows, dtype=np.float32))
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if self._pool is None:
+            _write_rows(path, rows)
+        else:
+            oldest = self._oldest_write() if len(self._writing) >= self.MAX_PENDING else None
+            if oldest is not None:
+                oldest.exception()  # wait; a failure is raised below
+                self._raise_failed()
+            fut = self._pool.submit(_write_rows, path, rows)
+            with self._lock:
+                self._writing[name] = fut
+            fut.add_done_callback(lambda f, name=name: self._written(name, f))
+        self._remember(name, rows)
         self._unsynced.append(path)
         return name
 
     def read(self, ref: str) -> np.ndarray:
+        """The rows of chunk `ref` (read-only: from memory when it is there)."""
+        rows = self._cache.get(ref)
+        if rows is not None:
+            self._cache.move_to_end(ref)
+            self._trim(keep=ref)
+            return rows
+        with self._lock:
+            fut = self._writing.get(ref)
+        if fut is not None:
+            fut.exception()  # (written from memory, so a chunk being written is in the cache: not reached)
+            self._raise_failed()
         rows = np.load(self.folder / ref, allow_pickle=False)
         if rows.ndim != 2 or rows.shape[1] != PACKED_COLUMNS or rows.dtype != np.float32:
             raise ValueError(f"chunk file {self.folder / ref} is not float32 [n, {PACKED_COLUMNS}]")
+        self._remember(ref, rows)
         return rows
 
     def release(self, ref: str) -> None:
         pass  # files go only in `retain`: the last checkpoint may still name this one
+
+    def flush(self) -> None:
+        """Wait until every chunk file put so far is written (re-raises a failed write)."""
+        with self._lock:
+            pending = list(self._writing.values())
+        for fut in pending:
+            fut.exception()  # wait; a failure is raised below
+        self._raise_failed()
+        self._trim()
+
+    def close(self) -> None:
+        """`flush`, then stop the writer thread."""
+        try:
+            self.flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
     def sync(self) -> None:
         """fsync every chunk file written since the last call, and the folder."""
         self.sync_files(self.take_unsynced())
 
     def take_unsynced(self) -> list[Path]:
-        """The chunk files written since the last `sync` or `take_unsynced` (the caller makes them
-        durable with `sync_files`, e.g. on another thread while the flight goes on)."""
+        """The chunk files put since the last `sync` or `take_unsynced` (the caller makes them durable
+        with `sync_files`, e.g. on another thread while the flight goes on)."""
         taken, self._unsynced = self._unsynced, []
         return taken
 
     def sync_files(self, paths: list[Path]) -> None:
-        """fsync `paths` (those still there) and the folder. Touches no state of the store: safe on
+        """Wait for `paths` to be written, then fsync them (those still there) and the folder. Safe on
         another thread while the store is in use."""
+        with self._lock:
+            pending = [self._writing.get(p.name) for p in paths]
+        for fut in pending:
+            if fut is not None:
+                fut.exception()  # wait
+        self._raise_failed()  # a failed write (of these files or any other) fails the checkpoint
         for path in paths:
             try:
                 fd = os.open(path, os.O_RDONLY)
@@ -120,6 +183,13 @@ class DiskStore:
         """Delete every chunk file (and stray temp file) in the folder that `refs` does not name. With
         `upto`, only chunk files of serial <= upto (no temp files, no store state): what a checkpoint
         taken at serial `upto` no longer needs, safe on another thread while newer files are written."""
+        if upto is None:
+            self.flush()
+        else:  # a file of serial <= upto still being written would appear after the deletion
+            with self._lock:
+                pending = [f for n, f in self._writing.items() if int(n[17:25]) <= upto]
+            for fut in pending:
+                fut.exception()
         for path in self.folder.iterdir():
             if path.name in refs:
                 continue
@@ -131,8 +201,53 @@ class DiskStore:
                 path.unlink(missing_ok=True)
         if upto is None:
             self._unsynced = [p for p in self._unsynced if p.name in refs]
+            for name in [n for n in self._cache if n not in refs]:
+                self._cache_bytes -= self._cache.pop(name).nbytes
 
     @property
     def bytes(self) -> int:
-        """Host memory held by stored chunks (none: they are on disk)."""
-        return 0
+        """Host memory held by chunks kept in memory (the cache, and those being written)."""
+        return self._cache_bytes
+
+    # ------------------------------------------------------------------ internals
+    def _remember(self, name: str, rows: np.ndarray) -> None:
+        """Keep `rows` in memory (then `_trim`)."""
+        if name not in self._cache:
+            self._cache[name] = rows
+            self._cache_bytes += rows.nbytes
+        self._trim(keep=name)
+
+    def _trim(self, keep: str | None = None) -> None:
+        """Forget the least recently used chunks beyond `cache_mb`, never one being written (`read` serves
+        those from here) nor `keep`. On the flight's thread only (put, read, flush)."""
+        if self._cache_bytes <= self._cache_cap:
+            return
+        with self._lock:
+            busy = set(self._writing)
+        for old in list(self._cache):
+            if self._cache_bytes <= self._cache_cap:
+                break
+            if old not in busy and old != keep:
+                self._cache_bytes -= self._cache.pop(old).nbytes
+
+    def _written(self, name: str, fut: Future) -> None:
+        """On the writer thread, when `name` is written (or failed)."""
+        with self._lock:
+            self._writing.pop(name, None)
+            if fut.exception() is not None and self._error is None:
+                self._error = fut.exception()
+
+    def _oldest_write(self) -> Future | None:
+        with self._lock:
+            return next(iter(self._writing.values()), None)
+
+    def _raise_failed(self) -> None:
+        with self._lock:
+            err = self._error
+        if err is not None:
+            raise OSError(f"writing a chunk file in {self.folder} failed: {err}") from err
+
+
+def _write_rows(path: Path, rows: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, rows)
