@@ -198,3 +198,25 @@ def test_a_checkpoint_commit_does_no_device_work():
             torch.save(_to_saved(copy.deepcopy(state)), io.BytesIO())
     finally:
         torch.cuda.set_sync_debug_mode(mode)
+
+
+@cuda
+def test_uploads_from_the_host_do_not_wait_for_the_device():
+    """A path's host pose, the world's chunk rows and its masks go to the GPU through pinned memory
+    (`core.device.to_device`): a copy from pageable memory would wait for all queued work, every frame."""
+    import numpy as np
+
+    from worldgen.core.device import to_device
+
+    cam = Camera.from_fov(60.0, 64, 48).to("cuda")
+    pose = look_at(torch.tensor([0.0, -1.0, 0.0]), torch.tensor([0.0, -1.0, 5.0]))
+    mode = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        moved = cam.with_pose(pose)
+        rows = to_device(np.arange(7), "cuda")
+        mask = to_device(np.ones((4, 4), bool), "cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode(mode)
+    assert torch.equal(moved.c2w.cpu(), pose.float()) and moved.c2w.is_cuda
+    assert rows.tolist() == list(range(7)) and bool(mask.all())

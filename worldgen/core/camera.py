@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worldgen.core.device import to_device
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -131,7 +133,7 @@ class Camera:
         """Same intrinsics and size, another camera-to-world pose [4, 4]. A pose given on the host (as
         the paths compute them) is kept as the new camera's `host()` copy, so the flight's page test,
         checks and records never wait for the device to read it back."""
-        pose = c2w.to(self.K.device, torch.float32)
+        pose = to_device(c2w, self.K.device, torch.float32)  # from the host: without waiting for the device
         cam = Camera(K=self.K, c2w=pose, width=self.width, height=self.height)
         h = self._host_if_free() if c2w.device.type == "cpu" and not c2w.requires_grad else None
         if h is not None:

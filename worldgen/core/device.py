@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 
+import numpy as np
 import torch
 
 from worldgen.core.io import UserInputError
@@ -69,3 +70,17 @@ def to_host(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     for dev in devices:
         torch.cuda.current_stream(dev).synchronize()
     return out
+
+
+def to_device(t: torch.Tensor | np.ndarray, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`t` (a host tensor or numpy array, any shape) as a tensor on `device` (cast to `dtype` if given). To a GPU
+    it goes through pinned memory without waiting: a copy from ordinary (pageable) host memory first waits for
+    everything already queued on the device, one stall of the flight per small upload. Tensors that need a
+    gradient, or already on a device, take the plain `.to`."""
+    x = torch.as_tensor(t)
+    if dtype is not None:
+        x = x.to(dtype)
+    device = torch.device(device)
+    if device.type == "cuda" and x.device.type == "cpu" and not x.requires_grad:
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)

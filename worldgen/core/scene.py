@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worldgen.core.device import to_device
+
 SH_C0 = 0.28209479177387814  # the degree-0 spherical harmonic, Y_0^0
 _PLY_BASE = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
 _PLY_TAIL = ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
@@ -128,7 +130,7 @@ class GaussianScene:
     @staticmethod
     def unpack(rows: np.ndarray | Tensor, device: torch.device | str = "cpu") -> "GaussianScene":
         """The scene of `pack`'s rows [N, PACKED_COLUMNS] (exactly the packed values), on `device`."""
-        t = torch.as_tensor(rows, dtype=torch.float32).reshape(-1, PACKED_COLUMNS).to(device)
+        t = to_device(torch.as_tensor(rows, dtype=torch.float32).reshape(-1, PACKED_COLUMNS), device)
         return GaussianScene(t[:, 0:3].contiguous(), t[:, 3:7].contiguous(), t[:, 7:10].contiguous(),
                              t[:, 10].contiguous(), t[:, 11:14].contiguous())
 

@@ -44,7 +44,7 @@ from torch import Tensor
 
 from worldgen.core.camera import Camera, rigid_inverse
 from worldgen.core.config import bad
-from worldgen.core.device import to_host
+from worldgen.core.device import to_device, to_host
 from worldgen.core.frame import Frame
 from worldgen.core.scene import GaussianScene
 
@@ -361,7 +361,7 @@ class PagedWorld(World):
         self.dirty[rows] = True
         self.seen[rows] = t
         self.scene.append(gaussians)
-        self.slot = torch.cat([self.slot, torch.as_tensor(rows, device=self.device)[inv]])
+        self.slot = torch.cat([self.slot, to_device(rows, self.device)[inv]])
         self.total += n
 
     def prepare(self, camera: Camera, t: int) -> None:
@@ -428,17 +428,14 @@ class PagedWorld(World):
         mask = diff.cumsum(0).cumsum(1)[:H, :W] > 0
         if not mask.any():
             return None
-        out = torch.from_numpy(mask)
-        if self.device.type == "cuda":  # from pinned memory, without waiting for the device
-            return out.pin_memory().to(self.device, non_blocking=True)
-        return out.to(self.device)
+        return to_device(mask, self.device)  # (from pinned memory, without waiting for the device)
 
     def _page_in(self, rows: np.ndarray) -> None:
         """Append paged-out chunks `rows` to the working set (each in its stored order)."""
         parts = [self.store.read(self.ref[r]) for r in rows.tolist()]
         counts = np.array([p.shape[0] for p in parts], np.int64)
         self.scene.append(GaussianScene.unpack(np.concatenate(parts), self.device))
-        self.slot = torch.cat([self.slot, torch.as_tensor(np.repeat(rows, counts), device=self.device)])
+        self.slot = torch.cat([self.slot, to_device(np.repeat(rows, counts), self.device)])
         self.resident[rows] = True
         if not self.store.persistent:
             for r in rows.tolist():
@@ -450,7 +447,7 @@ class PagedWorld(World):
     def _member(self, rows: np.ndarray) -> Tensor:
         """bool [N]: which Gaussians of the working set belong to chunks `rows`."""
         flag = torch.zeros(self.chunks, dtype=torch.bool, device=self.device)
-        flag[torch.as_tensor(rows, device=self.device)] = True
+        flag[to_device(rows, self.device)] = True
         return flag[self.slot]
 
     def _select(self, rows: np.ndarray) -> tuple[Tensor, dict[int, np.ndarray]]:
