@@ -123,6 +123,13 @@ def test_chunk_files_are_written_off_the_flight_and_read_back_exactly(tmp_path, 
         np.testing.assert_array_equal(np.load(tmp_path / "c" / ref), r)
     st.flush()  # (the cache shrinks on the flight's thread: put, read, flush)
     assert st.bytes <= 0.05 * 2**20  # the cache keeps at most 0.05 MB once nothing is being written
+    # a chunk given as a slice of a larger array is stored as a copy of its own (the cache must not keep the
+    # larger array alive, and the caller may reuse it), and what `read` hands out cannot be changed
+    big = rng.random((1000, 14), dtype=np.float32)
+    ref = st.put(99, big[10:20])
+    big[10:20] = -1.0
+    got = st.read(ref)
+    assert got.base is None and (got >= 0).all() and not got.flags.writeable
     st.close()
 
 

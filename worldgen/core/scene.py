@@ -130,6 +130,8 @@ class GaussianScene:
     @staticmethod
     def unpack(rows: np.ndarray | Tensor, device: torch.device | str = "cpu") -> "GaussianScene":
         """The scene of `pack`'s rows [N, PACKED_COLUMNS] (exactly the packed values), on `device`."""
+        if isinstance(rows, np.ndarray) and not rows.flags.writeable:  # (a chunk store's cached rows)
+            rows = rows.copy()
         t = to_device(torch.as_tensor(rows, dtype=torch.float32).reshape(-1, PACKED_COLUMNS), device)
         return GaussianScene(t[:, 0:3].contiguous(), t[:, 3:7].contiguous(), t[:, 7:10].contiguous(),
                              t[:, 10].contiguous(), t[:, 11:14].contiguous())

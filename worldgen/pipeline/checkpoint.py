@@ -217,11 +217,15 @@ class Checkpointer:
                 raise
 
     def close(self) -> None:
-        """Wait for the last commit (re-raising its failure) and stop the writer thread."""
+        """Wait for the last commit (re-raising its failure), stop the writer thread, and let the world's
+        chunk store finish its writes (a run must not leave a thread writing into its folder)."""
         try:
             self.wait()
         finally:
             self._writer.shutdown(wait=True)
+            store = getattr(self.generator.world, "store", None)
+            if isinstance(store, DiskStore):
+                store.close()
 
     def _collect(self, keep_sky: str) -> None:
         if isinstance(self.generator.world, PagedWorld):

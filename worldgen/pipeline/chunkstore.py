@@ -91,14 +91,16 @@ class DiskStore:
         self.serial += 1
         name = f"{key:016x}-{self.serial:08d}.npy"
         path = self.folder / name
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        # a copy of its own: the caller's array may be a slice of a far larger one (which the cache would keep
+        # alive) or be reused; read-only, since `read` hands out this very array
+        rows = np.array(rows, dtype=np.float32, order="C", copy=True)
+        rows.flags.writeable = False
         if self._pool is None:
             _write_rows(path, rows)
         else:
             oldest = self._oldest_write() if len(self._writing) >= self.MAX_PENDING else None
             if oldest is not None:
-                oldest.exception()  # wait; a failure is raised below
-                self._raise_failed()
+                self._raise_failed(oldest)  # waits for it
             fut = self._pool.submit(_write_rows, path, rows)
             with self._lock:
                 self._writing[name] = fut
@@ -116,12 +118,12 @@ class DiskStore:
             return rows
         with self._lock:
             fut = self._writing.get(ref)
-        if fut is not None:
-            fut.exception()  # (written from memory, so a chunk being written is in the cache: not reached)
-            self._raise_failed()
+        if fut is not None:  # (a chunk being written is in the cache: not reached)
+            self._raise_failed(fut)
         rows = np.load(self.folder / ref, allow_pickle=False)
         if rows.ndim != 2 or rows.shape[1] != PACKED_COLUMNS or rows.dtype != np.float32:
             raise ValueError(f"chunk file {self.folder / ref} is not float32 [n, {PACKED_COLUMNS}]")
+        rows.flags.writeable = False
         self._remember(ref, rows)
         return rows
 
@@ -133,17 +135,18 @@ class DiskStore:
         with self._lock:
             pending = list(self._writing.values())
         for fut in pending:
-            fut.exception()  # wait; a failure is raised below
+            self._raise_failed(fut)  # waits for it
         self._raise_failed()
         self._trim()
 
     def close(self) -> None:
-        """`flush`, then stop the writer thread."""
+        """`flush`, then stop the writer thread (a later `put` writes on the caller's thread)."""
         try:
             self.flush()
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
+                self._pool = None
 
     def sync(self) -> None:
         """fsync every chunk file written since the last call, and the folder."""
@@ -162,8 +165,8 @@ class DiskStore:
             pending = [self._writing.get(p.name) for p in paths]
         for fut in pending:
             if fut is not None:
-                fut.exception()  # wait
-        self._raise_failed()  # a failed write (of these files or any other) fails the checkpoint
+                self._raise_failed(fut)  # waits for it: a failed write fails the checkpoint that names it
+        self._raise_failed()  # (or any earlier failed write)
         for path in paths:
             try:
                 fd = os.open(path, os.O_RDONLY)
@@ -241,8 +244,13 @@ class DiskStore:
         with self._lock:
             return next(iter(self._writing.values()), None)
 
-    def _raise_failed(self) -> None:
+    def _raise_failed(self, fut: Future | None = None) -> None:
+        """Raise OSError if a write failed: `fut` (waited for) or any earlier one. (A future's waiters wake
+        before its done-callbacks run, so `fut`'s own failure is read from it, not from `_error`.)"""
+        err = fut.exception() if fut is not None else None
         with self._lock:
+            if err is not None and self._error is None:
+                self._error = err
             err = self._error
         if err is not None:
             raise OSError(f"writing a chunk file in {self.folder} failed: {err}") from err

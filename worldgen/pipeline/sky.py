@@ -24,6 +24,13 @@ from worldgen.core.fill import box_mean, push_pull
 from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
 
 
+# The sky renders of every dome, as CUDA graphs (keyed by the texture's address and shape). Only domes that have
+# rendered `_GRAPH_AFTER` times use them: training unrolls build new domes for every clip, whose few renders
+# would not pay for a capture (warm-ups, a synchronisation and a memory pool each).
+_GRAPHS = GraphCache(max_graphs=4)
+_GRAPH_AFTER = 16
+
+
 class SkyDome:
     """Equirectangular sky memory.
 
@@ -40,7 +47,7 @@ class SkyDome:
         # the weight) and weight, with one wrap-around column on each side (azimuth is periodic).
         self._tex = torch.zeros(1, 4, self.height, self.width + 2, device=self.device)
         self._dirs: Tensor | None = None  # cached texel directions [Hs, Ws, 3]
-        self._graphs = GraphCache(max_graphs=2)  # `render` on CUDA
+        self._renders = 0  # `render` calls so far: a dome is replayed as a graph only once it has lived a while
 
     @property
     def color(self) -> Tensor:
@@ -204,7 +211,9 @@ class SkyDome:
         instead of ~40; worldgen/core/graphs.py) that reads the texture in place, so later writes
         into the dome are seen; WORLDGEN_CUDA_GRAPHS=0 runs it eagerly.
         """
-        if self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled() and not camera.c2w.requires_grad:
+        self._renders += 1
+        if (self._renders > _GRAPH_AFTER and self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled()
+                and not camera.c2w.requires_grad):
             cam_inputs, cam_key = camera_inputs(camera)
             # the texture's address keys the graph: a dome given a new texture gets a new graph
             key = ("sky", cam_key, self._tex.data_ptr(), tuple(self._tex.shape))
@@ -213,7 +222,7 @@ class SkyDome:
                 cam, _rest = static_camera(camera, static)
                 return lambda: self._render(cam)
 
-            rgb, known = self._graphs.run(key, cam_inputs, build)
+            rgb, known = _GRAPHS.run(key, cam_inputs, build)
             return rgb, known
         return self._render(camera)
 
