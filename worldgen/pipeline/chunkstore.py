@@ -110,16 +110,12 @@ class DiskStore:
         return name
 
     def read(self, ref: str) -> np.ndarray:
-        """The rows of chunk `ref` (read-only: from memory when it is there)."""
+        """The rows of chunk `ref` (read-only: from memory when it is there, as it always is while being written)."""
         rows = self._cache.get(ref)
         if rows is not None:
             self._cache.move_to_end(ref)
             self._trim(keep=ref)
             return rows
-        with self._lock:
-            fut = self._writing.get(ref)
-        if fut is not None:  # (a chunk being written is in the cache: not reached)
-            self._raise_failed(fut)
         rows = np.load(self.folder / ref, allow_pickle=False)
         if rows.ndim != 2 or rows.shape[1] != PACKED_COLUMNS or rows.dtype != np.float32:
             raise ValueError(f"chunk file {self.folder / ref} is not float32 [n, {PACKED_COLUMNS}]")

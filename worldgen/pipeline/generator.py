@@ -319,11 +319,6 @@ class PersistentGenerator(Generator):
 
     mode = "persistent"
 
-    @property
-    def timed(self) -> bool:
-        """Whether the stage timers are on (on CUDA they synchronise around each stage)."""
-        return self._time.enabled
-
     def _make_world(self, first: Frame) -> World:
         return PagedWorld(self.config.world, scene_unit(first), self.device)
 
