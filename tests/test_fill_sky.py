@@ -153,3 +153,36 @@ def test_sky_completion_is_not_set_by_a_few_texels_at_the_edge_of_the_seen_sky()
     dome.complete(horizon_elev_deg=2.0)
     zenith = dome.color[:, el > 60]
     assert float(zenith.mean()) > 0.7, float(zenith.mean())  # the seen sky's colour, not the edge's
+
+
+def test_sky_writes_visit_every_texel_the_view_reaches():
+    """`update` visits only a window of texels computed on the host from the camera (no read from the
+    device); it must write exactly what a write over the whole dome writes, for views across the azimuth
+    seam, at the zenith and the nadir, rolled, and wide or narrow."""
+    import math
+
+    from worldgen.core.camera import pose_matrix
+
+    g = torch.Generator().manual_seed(3)
+    views = [(0.0, 0.0, 0.0, 60), (math.pi, 0.1, 0.0, 60), (-math.pi + 0.05, -0.2, 0.3, 90), (0.7, 1.45, 0.0, 60),
+             (2.0, -1.5, 0.2, 60), (1.0, 0.9, 0.4, 110), (-2.5, 0.4, -0.6, 30), (3.1, 1.2, 1.0, 75)]
+    for yaw, pitch, roll, fov in views:
+        # yaw about world down (+y), then pitch up (about the camera's x), then roll (about its z)
+        cy, sy, cp, sp, cr, sr = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch), math.cos(roll), math.sin(roll)
+        Ry = torch.tensor([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]], dtype=torch.float64)
+        Rx = torch.tensor([[1, 0, 0], [0, cp, sp], [0, -sp, cp]], dtype=torch.float64)
+        Rz = torch.tensor([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]], dtype=torch.float64)
+        R = (Ry @ Rx @ Rz).float()
+        cam = Camera.from_fov(fov, 40, 30, pose_matrix(R, torch.zeros(3)))
+        rgb = torch.rand(30, 40, 3, generator=g)
+        mask = torch.rand(30, 40, generator=g) > 0.2
+        a = SkyDome(texels_per_degree=1.0)
+        a._tex[0, 3, ::7, 1:-1:5] = 1.0  # some texels observed already: they stay
+        b = SkyDome(texels_per_degree=1.0)
+        b._tex.copy_(a._tex)
+        n = a.update(cam, rgb, mask)
+        m = b._write(cam, rgb, mask, torch.zeros(2, dtype=torch.int64), b.height, b.width)  # the whole dome
+        assert int(m) > 0 and int(n) == int(m), (yaw, pitch, roll, fov, int(n), int(m))
+        assert torch.equal(a._tex, b._tex), (yaw, pitch, roll, fov)
+        y0, x0, h, w = a._view_window(cam)
+        assert 0 <= y0 and y0 + h <= a.height and 0 <= x0 < a.width and 0 < w <= a.width

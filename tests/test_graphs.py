@@ -166,6 +166,30 @@ def test_sky_render_graph_matches_eager_and_sees_later_writes(monkeypatch):
 
 
 @cuda
+def test_sky_write_graphs_write_what_eager_writes(monkeypatch):
+    """The dome's writes replayed as CUDA graphs (one per texel window shape) leave the texture exactly as
+    eager writes do, view after view (the capture's warm-ups write too: a repeated write adds nothing)."""
+    import worldgen.pipeline.sky as sky_module
+    from worldgen.pipeline.sky import SkyDome
+
+    views = [_view(s, 48, 80) for s in range(6)]
+    a, b = SkyDome.for_camera(views[0].camera), SkyDome.for_camera(views[0].camera)
+    a._renders = b._renders = sky_module._GRAPH_AFTER + 1  # domes that have lived a while
+    n0 = len(sky_module._WRITE_GRAPHS)
+    g = torch.Generator().manual_seed(2)
+    for i, v in enumerate(views):
+        rgb = torch.rand(48, 80, 3, generator=g).cuda()
+        sky = (torch.rand(48, 80, generator=g) > 0.3).cuda()
+        monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")
+        n_a = a.update(v.camera, rgb, sky)
+        monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "1")
+        b.update(v.camera, rgb, sky)
+        assert int(n_a) > 0 and torch.equal(a._tex, b._tex), i
+    graphs = sky_module._WRITE_GRAPHS
+    assert len(graphs) > min(n0, graphs.max_graphs - 1) and not graphs._eager, "replayed as graphs, not eagerly"
+
+
+@cuda
 def test_a_function_that_cannot_be_captured_runs_eagerly(capsys):
     cache = GraphCache()
 

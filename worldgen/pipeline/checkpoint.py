@@ -172,10 +172,11 @@ class Checkpointer:
         if gen.t != t:
             raise ValueError(f"checkpoint at frame {t}, but the generator is at frame {gen.t}")
         sky = None
-        if self._sky_version != gen.sky_version or self._sky_file is None:
-            name = f"sky-{gen.sky_version:08d}.npy"
+        version = gen.sky_version  # (one read from the device)
+        if self._sky_version != version or self._sky_file is None:
+            name = f"sky-{version:08d}.npy"
             sky = (name, gen.sky.state())
-            self._sky_version, self._sky_file = gen.sky_version, name
+            self._sky_version, self._sky_file = version, name
         world = gen.world
         paged = isinstance(world, PagedWorld) and isinstance(world.store, DiskStore)
         state = gen.checkpoint(durable=not paged)

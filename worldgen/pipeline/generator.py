@@ -29,6 +29,7 @@ from worldgen.pipeline.lift import LiftConfig, footprint_px, lift, lift_mask
 from worldgen.pipeline.sky import SkyDome
 from worldgen.pipeline.world import PagedWorld, World, WorldConfig, scene_unit
 
+_SKY_EPOCH = 10**10  # sky_version = rebuilds * _SKY_EPOCH + observed texels (a dome has at most 4096 x 2048)
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -139,7 +140,7 @@ class Generator:
         self.device = first.rgb.device
         self.world = self._make_world(first)
         self.sky = SkyDome.for_camera(first.camera)
-        self.sky_version = 0  # counts the steps that wrote into the sky dome
+        self._sky_rebuilds = 0  # (sky_version)
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.stage_totals: dict[str, float] = defaultdict(float)
         self._time = _Timer(self.timings, self.device, enabled=time_stages)
@@ -150,6 +151,13 @@ class Generator:
         self.horizon_elev_deg = horizon_elevation_deg(first, config.horizon_quantile)
         self._absorb(first, None, config.fit_iters_first)
         self._complete_sky()
+
+    @property
+    def sky_version(self) -> int:
+        """A number that names the sky dome's content (checkpoints rewrite the dome's file only when it
+        changes): the rebuilds so far and the texels observed; between rebuilds texels are only ever
+        added, never changed. Reading it waits for the device (a checkpoint's business, not a step's)."""
+        return self._sky_rebuilds * _SKY_EPOCH + self.sky.observed_texels
 
     @property
     def timed(self) -> bool:
@@ -197,8 +205,7 @@ class Generator:
         self.last_added = n_new
         with self._time("sky"):
             write = frame.sky if view is None else frame.sky & (view.alpha < cfg.sky_write_alpha)
-            if self.sky.update(frame.camera, frame.rgb.detach(), write):  # the dome is memory, not a gradient path
-                self.sky_version += 1
+            self.sky.update(frame.camera, frame.rgb.detach(), write)  # the dome is memory, not a gradient path
         return n_new
 
     def _fit_colours(self, frame: Frame, mask: torch.Tensor, start: int, iters: int) -> None:
@@ -227,7 +234,7 @@ class Generator:
     def _rebuild_from(self, frame: Frame, fit_iters: int) -> None:
         self.world.reset()
         self.sky.reset()
-        self.sky_version += 1
+        self._sky_rebuilds += 1
         self._absorb(frame, None, fit_iters)
         self._complete_sky()
 
@@ -307,7 +314,8 @@ class Generator:
         camera = self.first.camera.with_pose(torch.as_tensor(p["c2w"]).to(dev))
         self.prev = Frame(torch.as_tensor(p["rgb"]).to(dev), torch.as_tensor(p["depth"]).to(dev),
                           torch.as_tensor(p["sky"]).to(dev), camera)
-        self.t, self.sky_version, self.last_added = int(state["t"]), int(state["sky_version"]), int(state["last_added"])
+        self.t, self.last_added = int(state["t"]), int(state["last_added"])
+        self._sky_rebuilds = int(state["sky_version"]) // _SKY_EPOCH
         self.world.restore(state["world"])
         self.sky.load_state(sky)
         self.timings.clear()

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from worldgen.core.camera import Camera
+from worldgen.core.device import to_device
 from worldgen.core.fill import box_mean, push_pull
 from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
 
@@ -29,6 +31,9 @@ from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, stat
 # would not pay for a capture (warm-ups, a synchronisation and a memory pool each).
 _GRAPHS = GraphCache(max_graphs=4)
 _GRAPH_AFTER = 16
+# The dome's writes (`update`), as CUDA graphs: one per texel window shape (keyed as above).
+_WRITE_GRAPHS = GraphCache(max_graphs=6)
+_WINDOW_STEP = 128  # window sides are multiples of this many texels
 
 
 class SkyDome:
@@ -46,7 +51,6 @@ class SkyDome:
         # One buffer in the layout the renderer samples: [1, 4, Hs, Ws + 2] = colour (premultiplied by
         # the weight) and weight, with one wrap-around column on each side (azimuth is periodic).
         self._tex = torch.zeros(1, 4, self.height, self.width + 2, device=self.device)
-        self._dirs: Tensor | None = None  # cached texel directions [Hs, Ws, 3]
         self._renders = 0  # `render` calls so far: a dome is replayed as a graph only once it has lived a while
 
     @property
@@ -80,6 +84,11 @@ class SkyDome:
         self._tex[0].copy_(t.to(self.device))
 
     @property
+    def observed_texels(self) -> int:
+        """Texels observed (or completed) so far (reading it waits for the device)."""
+        return int((self.weight > 0).sum())
+
+    @property
     def observed_fraction(self) -> float:
         return float((self.weight > 0).float().mean())
 
@@ -91,42 +100,91 @@ class SkyDome:
         y = (0.5 - el / math.pi) * self.height
         return torch.stack([x, y], dim=-1)
 
-    def _texel_dirs(self) -> Tensor:
-        """[Hs, Ws, 3] unit world directions of the texel centres (cached)."""
-        if self._dirs is None:
-            x = (torch.arange(self.width, device=self.device) + 0.5) / self.width
-            y = (torch.arange(self.height, device=self.device) + 0.5) / self.height
-            az = (x - 0.5) * 2 * math.pi
-            el = (0.5 - y) * math.pi
-            el, az = torch.meshgrid(el, az, indexing="ij")
-            self._dirs = torch.stack([el.cos() * az.sin(), -el.sin(), el.cos() * az.cos()], dim=-1)
-        return self._dirs
-
-    def update(self, camera: Camera, rgb: Tensor, mask: Tensor) -> int:
+    def update(self, camera: Camera, rgb: Tensor, mask: Tensor) -> Tensor:
         """Write the sky seen in rgb [H, W, 3] where mask [H, W] is True into texels not yet observed.
 
         Each unobserved texel inside the view looks up the image bilinearly (inverse mapping, so the
         texture has no gaps however fine it is), using only texels whose four neighbouring pixels
-        are all sky. Returns the number of texels written.
+        are all sky. Returns the number of texels written: a 0-dim int64 tensor on the dome's device
+        (reading it waits for the device; the update itself never does).
+
+        Only a window of texels around the view is visited (`_view_window`, from the camera's host
+        copy). On CUDA, once the dome has lived a while (as `render`), the write is replayed from a
+        CUDA graph per window shape (one launch instead of ~60); WORLDGEN_CUDA_GRAPHS=0 runs it eagerly.
         """
-        # Only texels near the sky pixels' own texture rows/columns can be written: bound them first.
-        # Two reads from the device in all (the box, the count written): the texels are picked by
-        # masks over the box, never compacted (each compaction would wait for the GPU).
-        xy = self._texcoords(camera.rays_world())  # [H, W, 2]
-        inf = torch.full_like(xy[..., 0], math.inf)
-        lo = torch.where(mask[..., None], xy, inf[..., None]).flatten(0, 1).amin(0)
-        hi = torch.where(mask[..., None], xy, -inf[..., None]).flatten(0, 1).amax(0)
-        xmin, ymin, xmax, ymax = torch.cat([lo, hi]).tolist()
-        if not math.isfinite(ymin):  # no sky pixel
-            return 0
-        y0 = max(0, int(ymin) - 2)
-        y1 = min(self.height, int(ymax) + 3)
-        x0, x1 = int(xmin) - 2, int(xmax) + 3
-        if x1 - x0 >= self.width // 2:  # the view spans the seam (or most of the circle): whole rows
-            x0, x1 = 0, self.width
-        x0, x1 = max(0, x0), min(self.width, x1)
-        dirs = self._texel_dirs()[y0:y1, x0:x1]  # [h, w, 3]
-        free = self.weight[y0:y1, x0:x1] == 0  # [h, w]
+        y0, x0, h, w = self._view_window(camera)
+        origin = to_device(np.array([y0, x0], np.int64), self.device)  # (pinned: no wait for the device)
+        if (self._renders > _GRAPH_AFTER and self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled()
+                and not (camera.c2w.requires_grad or rgb.requires_grad)):
+            cam_inputs, cam_key = camera_inputs(camera)
+            key = ("sky-write", cam_key, self._tex.data_ptr(), tuple(self._tex.shape), h, w)
+
+            def build(static: list[Tensor]):
+                cam, (rgb_s, mask_s, origin_s) = static_camera(camera, static)
+                return lambda: (self._write(cam, rgb_s, mask_s, origin_s, h, w),)
+
+            # (the capture's warm-ups write too: a second write of the same view finds its texels
+            # observed and writes nothing, so the dome is as after one write)
+            return _WRITE_GRAPHS.run(key, [*cam_inputs, rgb, mask, origin], build)[0]
+        return self._write(camera, rgb, mask, origin, h, w)
+
+    def _view_window(self, camera: Camera) -> tuple[int, int, int, int]:
+        """(y0, x0, h, w): texel rows y0 .. y0 + h - 1 and columns x0 .. x0 + w - 1 (modulo the width)
+        holding every texel whose direction projects within the view's pixel centres (with 2 texels
+        to spare), from the camera's host copy (no read from the device). The view's border is
+        sampled: without a pole in view, elevation and azimuth are extreme on the border; a pole in
+        view (or a view spanning most of the circle) takes whole rows. h and w are rounded up to
+        multiples of `_WINDOW_STEP` (few shapes, few graphs), within the dome."""
+        K, c2w = camera.host()
+        R = c2w[:3, :3]
+        H, W, Hs, Ws = camera.height, camera.width, self.height, self.width
+        n = 65
+        u, v = np.linspace(0.5, W - 0.5, n), np.linspace(0.5, H - 0.5, n)
+        bu = np.concatenate([u, u, np.full(n, 0.5), np.full(n, W - 0.5), [W / 2]])
+        bv = np.concatenate([np.full(n, 0.5), np.full(n, H - 0.5), v, v, [H / 2]])
+        d = np.stack([(bu - K[0, 2]) / K[0, 0], (bv - K[1, 2]) / K[1, 1], np.ones_like(bu)], 1) @ R.T
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        az = np.arctan2(d[:, 0], d[:, 2])
+        ys = (0.5 - np.arcsin(np.clip(-d[:, 1], -1.0, 1.0)) / math.pi) * Hs
+        ymin, ymax = float(ys.min()), float(ys.max())
+        rel = np.mod(az[:-1] - az[-1] + math.pi, 2 * math.pi) - math.pi  # azimuth from the view's centre
+        whole = float(rel.max() - rel.min()) > 0.45 * 2 * math.pi
+        for sign in (-1.0, 1.0):  # the zenith (world -y) and the nadir in view?
+            pc = R.T @ np.array([0.0, sign, 0.0])
+            if pc[2] > 1e-9:
+                pu, pv = K[0, 0] * pc[0] / pc[2] + K[0, 2], K[1, 1] * pc[1] / pc[2] + K[1, 2]
+                if 0.5 <= pu <= W - 0.5 and 0.5 <= pv <= H - 0.5:
+                    whole = True
+                    ymin, ymax = (0.0, ymax) if sign < 0 else (ymin, float(Hs))
+        y0, y1 = max(0, int(ymin) - 2), min(Hs, int(ymax) + 3)
+        step = _WINDOW_STEP
+        h = min(Hs, -(-(y1 - y0) // step) * step)
+        y0 = min(y0, Hs - h)
+        if whole:
+            return y0, 0, h, Ws
+        xs = (az[-1] + rel.min()) / (2 * math.pi) + 0.5  # the left edge, in turns (may leave 0..1)
+        x0 = math.floor(xs * Ws) - 2
+        w = math.ceil(float(rel.max() - rel.min()) / (2 * math.pi) * Ws) + 5
+        w = -(-w // step) * step
+        if w >= Ws:
+            return y0, 0, h, Ws
+        return y0, x0 % Ws, h, w
+
+    def _write(self, camera: Camera, rgb: Tensor, mask: Tensor, origin: Tensor, h: int, w: int) -> Tensor:
+        """`update` over the texel window at origin [2] int64 (row, column; device) of h x w texels
+        (columns wrap around): eager, never waits for the device, so it can be captured."""
+        Hs, Ws = self.height, self.width
+        dev = self._tex.device
+        iy = origin[0] + torch.arange(h, device=dev)  # [h] rows
+        ix = torch.remainder(origin[1] + torch.arange(w, device=dev), Ws)  # [w] columns
+        el = (0.5 - (iy.float() + 0.5) / Hs) * math.pi
+        az = ((ix.float() + 0.5) / Ws - 0.5) * 2 * math.pi
+        el, az = torch.meshgrid(el, az, indexing="ij")
+        dirs = torch.stack([el.cos() * az.sin(), -el.sin(), el.cos() * az.cos()], dim=-1)  # [h, w, 3] (texel centres)
+        tex = self._tex[0]  # [4, Hs, Ws + 2]
+        at = (iy[:, None], ix[None, :] + 1)  # +1: the wrap column
+        old = tex[:, at[0], at[1]]  # [4, h, w]
+        free = old[3] == 0
         d_cam = dirs @ camera.rotation  # [h, w, 3] camera-space directions
         z = d_cam[..., 2]
         zs = z.clamp_min(1e-3)
@@ -138,17 +196,13 @@ class SkyDome:
         j0, i0 = u.floor().clamp(0, W - 1).long(), v.floor().clamp(0, H - 1).long()
         j1, i1 = (j0 + 1).clamp(max=W - 1), (i0 + 1).clamp(max=H - 1)
         write = inside & mask[i0, j0] & mask[i0, j1] & mask[i1, j0] & mask[i1, j1]  # all four neighbours sky
-        n = int(write.sum())
-        if n == 0:
-            return 0
         fu, fv = (u - j0)[..., None], (v - i0)[..., None]
         col = (rgb[i0, j0] * (1 - fu) * (1 - fv) + rgb[i0, j1] * fu * (1 - fv) + rgb[i1, j0] * (1 - fu) * fv + rgb[i1, j1] * fu * fv)
-        box = self._tex[0, :, y0:y1, x0 + 1:x1 + 1]  # +1: the wrap column
         new = torch.cat([col.permute(2, 0, 1), torch.ones_like(col[None, ..., 0])], 0)
-        box.copy_(torch.where(write[None], new, box))
-        self._tex[..., 0] = self._tex[..., self.width]  # refresh the wrap-around columns
-        self._tex[..., self.width + 1] = self._tex[..., 1]
-        return n
+        tex[:, at[0], at[1]] = torch.where(write[None], new, old)
+        self._tex[..., 0] = self._tex[..., Ws]  # refresh the wrap-around columns
+        self._tex[..., Ws + 1] = self._tex[..., 1]
+        return write.sum()
 
     def complete(self, horizon_elev_deg: float, fade_deg: float = 25.0, profile_deg: float = 6.0) -> int:
         """Fill the unobserved texels above `horizon_elev_deg` with a sky fitted to the observed ones.
@@ -243,7 +297,6 @@ class SkyDome:
         """Write the dome as `sky.png`, atomically: an 8-bit RGBA equirectangular image [Hs, Ws, 4] in
         the texture layout above (column = azimuth atan2(x, z) from -pi to pi, row = elevation from
         +90, world -y, to -90 degrees); alpha 255 where a texel was observed, 0 (and RGB 0) elsewhere."""
-        import numpy as np
         from PIL import Image
 
         from worldgen.core.io import atomic_write
@@ -258,7 +311,6 @@ class SkyDome:
         """A SkyDome from an equirectangular image written by `save_png` (RGBA; alpha > 127 = observed)
         or any 2:1 RGB panorama in the same layout (all texels observed). Width 64..4096.
         Raises UserInputError with a one-line reason for a missing, unreadable or wrongly shaped file."""
-        import numpy as np
         from PIL import Image, UnidentifiedImageError
 
         from worldgen.core.io import UserInputError
