@@ -33,7 +33,7 @@ def graphs_wanted(view: RenderedView) -> bool:
 
 def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tuple[Tensor, ...] = ()) -> Frame:
     """`core(view, *extra)` replayed from a CUDA graph captured once per (camera key: size, focal
-    length, intrinsics when on the CPU; footprint or not; horizon); returns the refined Frame at
+    length, intrinsics when on the CPU; footprint or not; ground anchor or not; horizon); returns the refined Frame at
     view.camera.
 
     Args:
@@ -43,18 +43,19 @@ def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tup
         extra: further CUDA inputs of `core` (e.g. the noise channel [1, 1, H, W]).
     """
     cam = view.camera
-    has_fp = view.footprint is not None
+    has_fp, has_anchor = view.footprint is not None, view.ground_anchor is not None
     cam_inputs, cam_key = camera_inputs(cam)
     inputs = cam_inputs + [view.rgb, view.alpha, view.depth, view.sky_rgb, view.sky_known]
-    inputs += ([view.footprint] if has_fp else []) + list(extra)
-    key = (cam_key, has_fp, float(view.horizon_elev_deg))
+    inputs += ([view.footprint] if has_fp else []) + ([view.ground_anchor] if has_anchor else []) + list(extra)
+    key = (cam_key, has_fp, has_anchor, float(view.horizon_elev_deg))
 
     def build(static: list[Tensor]):
         camera, s = static_camera(cam, static)
         rgb, alpha, depth, sky_rgb, sky_known = s[:5]
         fp = s[5] if has_fp else None
-        sv = RenderedView(camera, rgb, alpha, depth, fp, sky_rgb, sky_known, view.horizon_elev_deg)
-        ex = s[5 + has_fp:]
+        anchor = s[5 + has_fp] if has_anchor else None
+        sv = RenderedView(camera, rgb, alpha, depth, fp, sky_rgb, sky_known, view.horizon_elev_deg, anchor)
+        ex = s[5 + has_fp + has_anchor:]
         return lambda: core(sv, *ex)
 
     rgb, depth, sky = cache.run(key, inputs, build)

@@ -32,6 +32,10 @@ Composition (`compose`, the same in training and inference), with
   the classical refiner also calls sky take its colour (the dome's where it knows the direction,
   rotation-only so the sky stays put; else its fill above the horizon): the sky is the sky
   component's, the network only moves its boundary (and colours sky it adds elsewhere).
+- colour anchor (`anchor` > 0 and a view with `ground_anchor`): on generated ground (weight (1 - k_a),
+  not sky) the colour's local mean (a ~24-pixel window over generated ground only) moves `anchor` of the
+  way towards the photo's ground colour at the pixel's elevation relative to the horizon; detail is
+  untouched. It bounds the colour drift of ground generated from ground generated before.
 - depth (log-disparity): k_a * rendered + (1 - k_a) * (classical + min(residual, log max_nearer)):
   generated pixels continue the far side of their hole and may come at most `max_nearer` times
   nearer, so new content never becomes a wall in front of the camera that the world would keep.
@@ -52,6 +56,7 @@ from torch import Tensor
 from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from refine.graphed import graphs_wanted, refine_graphed
 from refine.net import IN_CHANNELS, RefinerNet, load_net_blob, save_net_blob
+from worldgen.core.anchor import anchor_colour
 from worldgen.core.frame import Frame, RenderedView
 from worldgen.core.graphs import GraphCache
 
@@ -89,6 +94,14 @@ class LearnedRefinerConfig:
     max_detail: float = 0.0
     """Bound on the residual's high-frequency part (what is left after the block mean), soft-clipped
     with tanh; 0 = unbounded."""
+    anchor: float = 0.3
+    """Colour anchor, 0..1: the low frequencies of generated ground (uncovered, not sky) move this
+    fraction of the way towards the photo's ground colour at the pixel's elevation relative to the
+    horizon (`RenderedView.ground_anchor`, worldgen/core/anchor.py) every time they are generated, so
+    a small colour bias per generated strip stays bounded (about bias / anchor) instead of adding up
+    strip after strip. 0 = off. Steps up to 3609 were trained without it; with step 3180, 0.3 took
+    200-frame flights over the 14 real photos from colour dE median 17.3 to 10.3 and hf_ratio median
+    0.18 to 0.26 (BENCHMARKS.md, 2026-12-01 night); `--refiner-anchor` overrides it."""
 
 
 @dataclass
@@ -106,6 +119,8 @@ class ViewBatch:
         base_ld: [B, 1, H, W] the classical log-disparity (far side of the hole where uncovered).
         base_sky: [B, 1, H, W] bool, the classical sky.
         sky_known: [B, 1, H, W] the dome's known-mask.
+        anchor_rgb: [B, 3, H, W] the photo's ground colour at each pixel's elevation (`ground_anchor`),
+            or None when a view has no anchor.
     """
 
     scene_rgb: Tensor
@@ -119,6 +134,7 @@ class ViewBatch:
     base_ld: Tensor
     base_sky: Tensor
     sky_known: Tensor
+    anchor_rgb: Tensor | None = None
 
 
 @dataclass
@@ -209,8 +225,13 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     if any(v.footprint is None for v in views):  # no footprint: nothing is too blurry to keep
         keep_f = torch.cat([keep_f[i:i + 1] if v.footprint is not None else torch.ones_like(fp[i:i + 1])
                             for i, v in enumerate(views)])
+    anchor_rgb = None
+    if cfg.anchor > 0 and all(v.ground_anchor is not None for v in views):
+        anchor_rgb = torch.stack([anchor_colour(v.ground_anchor, e[0] - float(v.horizon_elev_deg)).permute(2, 0, 1)
+                                  for v, e in zip(views, elev)])
     batch = ViewBatch(scene_rgb=scene_rgb, alpha=alpha, ld_in=ld_in, ref=ref, keep_a=keep_a, keep=keep_a * keep_f,
-                      base_rgb=base_rgb, ground_rgb=ground_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known)
+                      base_rgb=base_rgb, ground_rgb=ground_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known,
+                      anchor_rgb=anchor_rgb)
     return x, batch
 
 
@@ -236,6 +257,21 @@ def bounded_residual(res: Tensor, config: LearnedRefinerConfig, covered: Tensor 
     return low + soft(high, config.max_detail)
 
 
+def anchor_pull(rgb: Tensor, anchor: Tensor, weight: Tensor) -> Tensor:
+    """weight * (anchor - the local mean of rgb), [B, 3, H, W]: the local mean is over `weight` [B, 1, H, W]
+    (generated ground) in a window of about 24 pixels (means of 8 x 8 blocks, a 3 x 3 box over them,
+    upsampled bilinearly), so only low frequencies move and neither sky nor the world's own pixels bias
+    it; 0 where the window holds no weight. Never reads the device."""
+    F = torch.nn.functional
+    H, W = rgb.shape[-2:]
+    cells = (max(1, H // 8), max(1, W // 8))
+    num = F.avg_pool2d(F.adaptive_avg_pool2d(rgb * weight, cells), 3, 1, 1, count_include_pad=False)
+    den = F.avg_pool2d(F.adaptive_avg_pool2d(weight, cells), 3, 1, 1, count_include_pad=False)
+    low = F.interpolate(num / den.clamp_min(1e-4), size=(H, W), mode="bilinear", align_corners=False)
+    have = (F.interpolate(den, size=(H, W), mode="bilinear", align_corners=False) > 1e-3).float()
+    return weight * have * (anchor - low)
+
+
 def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = LearnedRefinerConfig()) -> Composed:
     """Combine the network's output [B, 5, H, W] with the views (see the module docstring)."""
     b = batch
@@ -247,6 +283,9 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     # hole fill, not from its sky colour (ground painted sky-blue would be lifted into the world and kept).
     base = torch.where(b.base_sky & ~sky, b.ground_rgb, b.base_rgb)
     rgb = b.keep * b.scene_rgb + (1 - b.keep) * (base + bounded_residual(out[:, 0:3], config, b.keep_a))
+    if config.anchor > 0 and b.anchor_rgb is not None:  # generated ground: its low frequencies towards the photo's
+        gen = (1 - b.keep_a) * (~sky).float()
+        rgb = rgb + config.anchor * anchor_pull(rgb, b.anchor_rgb, gen)
     # Sky colour is the sky component's (the dome where it knows the direction, else the classical
     # horizon fill): the network decides where sky is, not what it looks like. (A residual there made
     # the sky at the dome's edge 12 dB worse on held-out flights: docs/refiner.md.)

@@ -176,13 +176,15 @@ def test_sky_writes_visit_every_texel_the_view_reaches():
         cam = Camera.from_fov(fov, 40, 30, pose_matrix(R, torch.zeros(3)))
         rgb = torch.rand(30, 40, 3, generator=g)
         mask = torch.rand(30, 40, generator=g) > 0.2
-        a = SkyDome(texels_per_degree=1.0)
-        a._tex[0, 3, ::7, 1:-1:5] = 1.0  # some texels observed already: they stay
-        b = SkyDome(texels_per_degree=1.0)
-        b._tex.copy_(a._tex)
-        n = a.update(cam, rgb, mask)
-        m = b._write(cam, rgb, mask, torch.zeros(2, dtype=torch.int64), b.height, b.width)  # the whole dome
-        assert int(m) > 0 and int(n) == int(m), (yaw, pitch, roll, fov, int(n), int(m))
-        assert torch.equal(a._tex, b._tex), (yaw, pitch, roll, fov)
-        y0, x0, h, w = a._view_window(cam)
-        assert 0 <= y0 and y0 + h <= a.height and 0 <= x0 < a.width and 0 < w <= a.width
+        domes = [SkyDome(texels_per_degree=1.0) for _ in range(3)]
+        domes[0]._tex[0, 3, ::7, 1:-1:5] = 1.0  # some texels observed already: they stay
+        for d in domes[1:]:
+            d._tex.copy_(domes[0]._tex)
+        y0, x0, h, w = domes[0]._view_window(cam)
+        assert 0 <= y0 and y0 + h <= domes[0].height and 0 <= x0 < domes[0].width and 0 < w <= domes[0].width
+        rows, cols = torch.arange(y0, y0 + h), torch.remainder(torch.arange(x0, x0 + w), domes[0].width)
+        n_window = domes[0]._write(cam, rgb, mask, rows, cols)  # the window (as the CUDA graph writes)
+        n_box = domes[1].update(cam, rgb, mask)  # the sky pixels' box (as eager writes)
+        n_all = domes[2]._write(cam, rgb, mask, slice(0, domes[2].height), slice(0, domes[2].width))  # everything
+        assert int(n_all) > 0 and int(n_window) == int(n_all) == int(n_box), (yaw, pitch, roll, fov)
+        assert torch.equal(domes[0]._tex, domes[2]._tex) and torch.equal(domes[1]._tex, domes[2]._tex), (yaw, pitch, roll, fov)

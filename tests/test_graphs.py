@@ -57,13 +57,25 @@ def test_classical_graph_replays_match_eager(monkeypatch, footprint):
 
 
 @cuda
-def test_learned_graph_replays_match_eager(monkeypatch):
-    views = [_view(s) for s in range(4)]
+@pytest.mark.parametrize("anchor", [0.0, 0.5])
+def test_learned_graph_replays_match_eager(monkeypatch, anchor):
+    import dataclasses
+
+    from worldgen.core.anchor import ANCHOR_BANDS
+
+    table = torch.rand(ANCHOR_BANDS, 3, generator=torch.Generator().manual_seed(5)).cuda()
+    views = [dataclasses.replace(_view(s), ground_anchor=table * (1 + 0.1 * s)) for s in range(4)]
+
+    def load():
+        r = LearnedRefiner.load(device="cuda", seed=3)  # (the same noise each time)
+        r.config = dataclasses.replace(r.config, anchor=anchor)
+        return r
+
     monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")
-    r = LearnedRefiner.load(device="cuda", seed=3)
+    r = load()
     eager = [r(v) for v in views]
     monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "1")
-    r = LearnedRefiner.load(device="cuda", seed=3)  # the same noise again
+    r = load()
     graphed = [r(v) for v in views]
     assert len(r._graphs) == 1
     for a, b in zip(eager, graphed):

@@ -475,3 +475,65 @@ def test_a_run_resumed_with_another_photo_critic_starts_a_new_one(tmp_path, caps
     assert "starting a new one" in capsys.readouterr().out
     blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert blob["disc_photo"]["nets.0.blocks.0.parametrizations.weight.original"].shape[1] == 6  # RGB and its detail
+
+
+def test_the_ground_anchor_is_the_photos_ground_colour_by_elevation():
+    """`ground_anchor`: mean ground colour per band of elevation relative to the horizon; bands without ground
+    take the nearest bands' colours; `anchor_colour` reads it back at any elevation."""
+    from worldgen.core.anchor import ANCHOR_BANDS, ANCHOR_STEP_DEG, ANCHOR_TOP_DEG, anchor_colour, ground_anchor
+    from worldgen.core.frame import Frame
+
+    H, W = 60, 40
+    cam = Camera.from_fov(60.0, W, H)  # level: rows map to elevations +-~34 degrees
+    elev = cam.ray_elevation_deg()
+    sky = elev > 0.0
+    rgb = torch.zeros(H, W, 3)
+    rgb[..., 0] = (elev < -15).float()  # red near ground far below the horizon,
+    rgb[..., 2] = ((elev >= -15) & ~sky).float()  # blue ground near the horizon
+    depth = torch.where(sky, torch.full((H, W), math.inf), torch.full((H, W), 10.0))
+    table = ground_anchor(Frame(rgb, depth, sky, cam), horizon_elev_deg=0.0)
+    assert table.shape == (ANCHOR_BANDS, 3)
+    band = lambda rel: int(round((ANCHOR_TOP_DEG - rel) / ANCHOR_STEP_DEG))  # noqa: E731
+    assert torch.allclose(table[band(-28)], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(table[band(-4)], torch.tensor([0.0, 0.0, 1.0]))
+    assert torch.allclose(table[band(12)], table[band(-4)])  # above the horizon: no ground, the nearest band's
+    assert torch.allclose(table[-1], table[band(-28)])  # below the view: held
+    at = anchor_colour(table, torch.tensor([[-28.0, -4.0]]))
+    assert at.shape == (1, 2, 3) and torch.allclose(at[0, 0], table[band(-28)]) and torch.allclose(at[0, 1], table[band(-4)])
+    assert ground_anchor(Frame(rgb, torch.full((H, W), math.inf), torch.ones(H, W, dtype=torch.bool), cam), 0.0) is None
+
+
+def test_the_anchor_pulls_only_generated_ground_towards_the_photos_colour():
+    """`anchor` > 0: generated ground (the hole) moves that fraction of the way from its local mean towards
+    the anchor colour; covered pixels and the sky do not move; 0 leaves the composition as it was."""
+    from worldgen.core.anchor import ANCHOR_BANDS
+
+    v = make_view()
+    grey = torch.full((ANCHOR_BANDS, 3), 0.5)
+    view = dataclasses.replace(v, ground_anchor=grey)
+    out = torch.zeros(1, OUT_CHANNELS, 24, 32)
+    out[:, 0:3] = 0.2  # the network brightens what it generates
+    out[:, 4] = -20.0
+    off = LearnedRefinerConfig(noise=False, anchor=0.0)
+    plain = compose(view_inputs([view], off)[1], out, off)
+    cfg = LearnedRefinerConfig(noise=False, anchor=0.5)
+    _, vb = view_inputs([view], cfg)
+    assert vb.anchor_rgb is not None and torch.allclose(vb.anchor_rgb, torch.full((1, 3, 24, 32), 0.5))
+    pulled = compose(vb, out, cfg)
+    a, b = plain.rgb[0].permute(1, 2, 0), pulled.rgb[0].permute(1, 2, 0)
+    hole = (slice(10, 14), slice(12, 18))  # inside the hole, away from its edges
+    before = a[hole].mean()
+    assert torch.allclose(b[hole].mean(), before + 0.5 * (0.5 - before), atol=0.03)
+    covered = (view.alpha > 0.99) & (view.footprint < 1.0)
+    assert torch.equal(a[covered], b[covered])
+    assert torch.equal(a[:4], b[:4])  # the sky
+    none = compose(view_inputs([v], cfg)[1], out, cfg)  # a view without an anchor: as before
+    assert torch.equal(none.rgb, plain.rgb)
+
+
+def test_the_anchor_can_be_set_for_the_shipped_weights():
+    """`--refiner-anchor K` (PipelineConfig.refiner_anchor) reaches the learned refiner; None keeps the weights' own."""
+    from worldgen.pipeline.refiners import make_refiner
+
+    assert make_refiner("learned").config.anchor == load_weights(DEFAULT_WEIGHTS)[1].anchor
+    assert make_refiner("learned", anchor=0.4).config.anchor == 0.4

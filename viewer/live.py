@@ -130,10 +130,11 @@ class LiveEngine:
         p = cfg.pipeline
         device = resolve_device(p.device)
         frame0 = first_frame(cfg.image, cfg.photo, p.size, device, p.auto_side)
-        persistent = PersistentGenerator(frame0, get_renderer(device.type),
-                                         make_refiner(p.refiner, device, classical=p.classical_refiner), p.generator)
-        baseline = PerFrameGenerator(frame0, get_renderer(device.type),
-                                     make_refiner(p.refiner, device, classical=p.classical_refiner), p.generator)
+        def refiner():
+            return make_refiner(p.refiner, device, classical=p.classical_refiner, anchor=p.refiner_anchor)
+
+        persistent = PersistentGenerator(frame0, get_renderer(device.type), refiner(), p.generator)
+        baseline = PerFrameGenerator(frame0, get_renderer(device.type), refiner(), p.generator)
         return LiveEngine(frame0, persistent, baseline, scene_scale(frame0), mode=cfg.path, speed=p.speed,
                           loop_frames=cfg.loop_frames, autopilot=p.autopilot)
 

@@ -56,6 +56,8 @@ class RenderedView:
         sky_known: [H, W] in [0, 1], how much of the sky dome was observed in that direction.
         horizon_elev_deg: world elevation (degrees) above which uncovered pixels may be taken for
             sky even where the dome is blank (from the first frame's sky; 90 = never).
+        ground_anchor: [ANCHOR_BANDS, 3] the first frame's ground colour by elevation relative to
+            the horizon (worldgen/core/anchor.py), or None.
     """
 
     camera: Camera
@@ -66,3 +68,4 @@ class RenderedView:
     sky_rgb: Tensor
     sky_known: Tensor
     horizon_elev_deg: float = 90.0
+    ground_anchor: Tensor | None = None

@@ -63,6 +63,9 @@ class PipelineConfig:
     """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
     refiner: str = "classical"
     """Which refiner completes each rendered view: classical (no weights)."""
+    refiner_anchor: float | None = None
+    """The learned refiner's colour anchor, 0..1 (how far generated ground is pulled towards the photo's
+    ground colour at its elevation each time it is generated; refine/learned.py); None: the weights' own."""
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     """How the generators render, lift and remember."""
     classical_refiner: ClassicalRefinerConfig = field(default_factory=ClassicalRefinerConfig)
@@ -80,3 +83,5 @@ class PipelineConfig:
         problem = refiner_spec_problem(self.refiner)
         if problem:
             raise bad("refiner", problem, self.refiner)
+        if self.refiner_anchor is not None and not 0 <= self.refiner_anchor <= 1:
+            raise bad("refiner_anchor", "must be between 0 and 1", self.refiner_anchor)

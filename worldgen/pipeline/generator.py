@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from worldgen.core.anchor import ground_anchor
 from worldgen.core.camera import Camera
 from worldgen.core.config import bad
 from worldgen.core.frame import Frame, RenderedView
@@ -149,6 +150,7 @@ class Generator:
         self.prev = first
         self.last_added = 0
         self.horizon_elev_deg = horizon_elevation_deg(first, config.horizon_quantile)
+        self.ground_anchor = ground_anchor(first, self.horizon_elev_deg)  # the photo's ground colour by elevation
         self._absorb(first, None, config.fit_iters_first)
         self._complete_sky()
 
@@ -185,7 +187,8 @@ class Generator:
             footprint = r.features[..., 0] / r.alpha.clamp_min(1e-6) if r.features is not None else None
         with self._time("sky"):
             sky_rgb, sky_known = self.sky.render(camera)
-        return RenderedView(camera, r.rgb, r.alpha, r.depth, footprint, sky_rgb, sky_known, self.horizon_elev_deg)
+        return RenderedView(camera, r.rgb, r.alpha, r.depth, footprint, sky_rgb, sky_known, self.horizon_elev_deg,
+                            self.ground_anchor)
 
     def _absorb(self, frame: Frame, view: RenderedView | None, fit_iters: int) -> int:
         """Lift what the world lacks from `frame` and write its new sky; returns Gaussians added."""

@@ -29,7 +29,7 @@ def refiner_spec_problem(spec: str) -> str | None:
 
 
 def make_refiner(spec: str, device: torch.device | str = "cpu", *,
-                 classical: ClassicalRefinerConfig | None = None) -> Refiner:
+                 classical: ClassicalRefinerConfig | None = None, anchor: float | None = None) -> Refiner:
     """The refiner named by `spec`, ready to run on `device`.
 
     Args:
@@ -37,6 +37,8 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
             refine/weights/refiner.pt) or the path of a weights file / training checkpoint.
         device: where it runs (the classical refiner runs wherever its input is).
         classical: settings of the classical refiner (default: ClassicalRefinerConfig()).
+        anchor: the learned refiner's colour anchor (`LearnedRefinerConfig.anchor`), instead of the one
+            saved with its weights (None: the saved one); not used by the classical refiner.
 
     Raises UserInputError (one line) for an unknown spec or an unreadable weights file.
     """
@@ -48,6 +50,11 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     from refine.learned import DEFAULT_WEIGHTS, LearnedRefiner
 
     try:
-        return LearnedRefiner.load(DEFAULT_WEIGHTS if spec == "learned" else spec, device)
+        refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if spec == "learned" else spec, device)
     except ValueError as e:
         raise UserInputError(str(e)) from None
+    if anchor is not None:
+        import dataclasses
+
+        refiner.config = dataclasses.replace(refiner.config, anchor=float(anchor))
+    return refiner

@@ -51,6 +51,7 @@ class SkyDome:
         # One buffer in the layout the renderer samples: [1, 4, Hs, Ws + 2] = colour (premultiplied by
         # the weight) and weight, with one wrap-around column on each side (azimuth is periodic).
         self._tex = torch.zeros(1, 4, self.height, self.width + 2, device=self.device)
+        self._dirs: Tensor | None = None  # cached texel directions [Hs, Ws, 3]
         self._renders = 0  # `render` calls so far: a dome is replayed as a graph only once it has lived a while
 
     @property
@@ -105,28 +106,56 @@ class SkyDome:
 
         Each unobserved texel inside the view looks up the image bilinearly (inverse mapping, so the
         texture has no gaps however fine it is), using only texels whose four neighbouring pixels
-        are all sky. Returns the number of texels written: a 0-dim int64 tensor on the dome's device
-        (reading it waits for the device; the update itself never does).
+        are all sky. Returns the number of texels written: a 0-dim int64 tensor on the dome's device.
 
-        Only a window of texels around the view is visited (`_view_window`, from the camera's host
-        copy). On CUDA, once the dome has lived a while (as `render`), the write is replayed from a
-        CUDA graph per window shape (one launch instead of ~60); WORLDGEN_CUDA_GRAPHS=0 runs it eagerly.
+        Eagerly (the CPU, young domes, autograd, WORLDGEN_CUDA_GRAPHS=0) only the box of texels around
+        the sky pixels is visited: one read of the box from the device. On CUDA, once the dome has lived
+        a while (as `render`), the write never reads the device: it visits a window of texels that holds
+        the whole view, computed on the host from the camera (`_view_window`), replayed from a CUDA graph
+        per window shape (one launch instead of ~60). Both write the same texels.
         """
-        y0, x0, h, w = self._view_window(camera)
-        origin = to_device(np.array([y0, x0], np.int64), self.device)  # (pinned: no wait for the device)
         if (self._renders > _GRAPH_AFTER and self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled()
                 and not (camera.c2w.requires_grad or rgb.requires_grad)):
+            y0, x0, h, w = self._view_window(camera)
+            origin = to_device(np.array([y0, x0], np.int64), self.device)  # (pinned: no wait for the device)
             cam_inputs, cam_key = camera_inputs(camera)
             key = ("sky-write", cam_key, self._tex.data_ptr(), tuple(self._tex.shape), h, w)
 
             def build(static: list[Tensor]):
                 cam, (rgb_s, mask_s, origin_s) = static_camera(camera, static)
-                return lambda: (self._write(cam, rgb_s, mask_s, origin_s, h, w),)
+                dev = origin_s.device
+
+                def run() -> tuple[Tensor]:
+                    rows = origin_s[0] + torch.arange(h, device=dev)
+                    cols = torch.remainder(origin_s[1] + torch.arange(w, device=dev), self.width)
+                    return (self._write(cam, rgb_s, mask_s, rows, cols),)
+
+                return run
 
             # (the capture's warm-ups write too: a second write of the same view finds its texels
             # observed and writes nothing, so the dome is as after one write)
             return _WRITE_GRAPHS.run(key, [*cam_inputs, rgb, mask, origin], build)[0]
-        return self._write(camera, rgb, mask, origin, h, w)
+        box = self._sky_box(camera, mask)
+        if box is None:
+            return torch.zeros((), dtype=torch.int64, device=self.device)
+        return self._write(camera, rgb, mask, *box)
+
+    def _sky_box(self, camera: Camera, mask: Tensor) -> tuple[slice, slice] | None:
+        """(rows, columns) of the texels near the sky pixels' own texture coordinates (whole rows when
+        they span the azimuth seam or most of the circle), None without sky pixels: one read from the
+        device."""
+        xy = self._texcoords(camera.rays_world())  # [H, W, 2]
+        inf = torch.full_like(xy[..., 0], math.inf)
+        lo = torch.where(mask[..., None], xy, inf[..., None]).flatten(0, 1).amin(0)
+        hi = torch.where(mask[..., None], xy, -inf[..., None]).flatten(0, 1).amax(0)
+        xmin, ymin, xmax, ymax = torch.cat([lo, hi]).tolist()
+        if not math.isfinite(ymin):
+            return None
+        y0, y1 = max(0, int(ymin) - 2), min(self.height, int(ymax) + 3)
+        x0, x1 = int(xmin) - 2, int(xmax) + 3
+        if x1 - x0 >= self.width // 2:
+            x0, x1 = 0, self.width
+        return slice(y0, y1), slice(max(0, x0), min(self.width, x1))
 
     def _view_window(self, camera: Camera) -> tuple[int, int, int, int]:
         """(y0, x0, h, w): texel rows y0 .. y0 + h - 1 and columns x0 .. x0 + w - 1 (modulo the width)
@@ -170,20 +199,20 @@ class SkyDome:
             return y0, 0, h, Ws
         return y0, x0 % Ws, h, w
 
-    def _write(self, camera: Camera, rgb: Tensor, mask: Tensor, origin: Tensor, h: int, w: int) -> Tensor:
-        """`update` over the texel window at origin [2] int64 (row, column; device) of h x w texels
-        (columns wrap around): eager, never waits for the device, so it can be captured."""
-        Hs, Ws = self.height, self.width
-        dev = self._tex.device
-        iy = origin[0] + torch.arange(h, device=dev)  # [h] rows
-        ix = torch.remainder(origin[1] + torch.arange(w, device=dev), Ws)  # [w] columns
-        el = (0.5 - (iy.float() + 0.5) / Hs) * math.pi
-        az = ((ix.float() + 0.5) / Ws - 0.5) * 2 * math.pi
-        el, az = torch.meshgrid(el, az, indexing="ij")
-        dirs = torch.stack([el.cos() * az.sin(), -el.sin(), el.cos() * az.cos()], dim=-1)  # [h, w, 3] (texel centres)
+    def _write(self, camera: Camera, rgb: Tensor, mask: Tensor, rows: slice | Tensor, cols: slice | Tensor) -> Tensor:
+        """`update` over the texels `rows` x `cols` of the texture: slices (a box, eager) or int64 index
+        tensors [h] and [w] (a window whose columns may wrap around; never reads the device, so it can be
+        captured; eagerly, a view with nothing to write stops after one read). Returns the number of texels
+        written (0-dim int64)."""
+        Ws = self.width
         tex = self._tex[0]  # [4, Hs, Ws + 2]
-        at = (iy[:, None], ix[None, :] + 1)  # +1: the wrap column
-        old = tex[:, at[0], at[1]]  # [4, h, w]
+        if isinstance(rows, slice):
+            at = (slice(None), rows, slice(cols.start + 1, cols.stop + 1))  # +1: the wrap column
+            dirs = self._texel_dirs()[rows, cols]  # [h, w, 3]
+        else:
+            at = (slice(None), rows[:, None], cols[None, :] + 1)
+            dirs = self._texel_dirs()[rows[:, None], cols[None, :]]
+        old = tex[at]  # [4, h, w]
         free = old[3] == 0
         d_cam = dirs @ camera.rotation  # [h, w, 3] camera-space directions
         z = d_cam[..., 2]
@@ -196,13 +225,28 @@ class SkyDome:
         j0, i0 = u.floor().clamp(0, W - 1).long(), v.floor().clamp(0, H - 1).long()
         j1, i1 = (j0 + 1).clamp(max=W - 1), (i0 + 1).clamp(max=H - 1)
         write = inside & mask[i0, j0] & mask[i0, j1] & mask[i1, j0] & mask[i1, j1]  # all four neighbours sky
+        n = write.sum()
+        if isinstance(rows, slice) and not bool(n):  # (eager: nothing new in view, nothing more to do)
+            return n
         fu, fv = (u - j0)[..., None], (v - i0)[..., None]
-        col = (rgb[i0, j0] * (1 - fu) * (1 - fv) + rgb[i0, j1] * fu * (1 - fv) + rgb[i1, j0] * (1 - fu) * fv + rgb[i1, j1] * fu * fv)
+        col = (rgb[i0, j0] * (1 - fu) * (1 - fv) + rgb[i0, j1] * fu * (1 - fv) + rgb[i1, j0] * (1 - fu) * fv
+               + rgb[i1, j1] * fu * fv)
         new = torch.cat([col.permute(2, 0, 1), torch.ones_like(col[None, ..., 0])], 0)
-        tex[:, at[0], at[1]] = torch.where(write[None], new, old)
+        tex[at] = torch.where(write[None], new, old)
         self._tex[..., 0] = self._tex[..., Ws]  # refresh the wrap-around columns
         self._tex[..., Ws + 1] = self._tex[..., 1]
-        return write.sum()
+        return n
+
+    def _texel_dirs(self) -> Tensor:
+        """[Hs, Ws, 3] unit world directions of the texel centres (cached)."""
+        if self._dirs is None:
+            x = (torch.arange(self.width, device=self.device) + 0.5) / self.width
+            y = (torch.arange(self.height, device=self.device) + 0.5) / self.height
+            az = (x - 0.5) * 2 * math.pi
+            el = (0.5 - y) * math.pi
+            el, az = torch.meshgrid(el, az, indexing="ij")
+            self._dirs = torch.stack([el.cos() * az.sin(), -el.sin(), el.cos() * az.cos()], dim=-1)
+        return self._dirs
 
     def complete(self, horizon_elev_deg: float, fade_deg: float = 25.0, profile_deg: float = 6.0) -> int:
         """Fill the unobserved texels above `horizon_elev_deg` with a sky fitted to the observed ones.
