@@ -100,8 +100,9 @@ class LearnedRefinerConfig:
     horizon (`RenderedView.ground_anchor`, worldgen/core/anchor.py) every time they are generated, so
     a small colour bias per generated strip stays bounded (about bias / anchor) instead of adding up
     strip after strip. 0 = off. Steps up to 3609 were trained without it; with step 3180, 0.3 took
-    200-frame flights over the 14 real photos from colour dE median 17.3 to 10.3 and hf_ratio median
-    0.18 to 0.26 (BENCHMARKS.md, 2026-12-01 night); `--refiner-anchor` overrides it."""
+    200-frame flights over the 14 real photos from colour dE median 17.3 to 10.2 (hf_ratio 0.18 to 0.25,
+    mostly the world's Gaussians seen up close, not new detail; BENCHMARKS.md, 2026-12-01 night);
+    `--refiner-anchor` overrides it."""
 
 
 @dataclass
