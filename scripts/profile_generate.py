@@ -23,6 +23,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from worldgen.commands.fly import FlyConfig, run
+from worldgen.core.device import dispatch_us
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
 EX = "worldgen/examples/example"
@@ -65,6 +66,7 @@ def main() -> None:
             if cuda:
                 torch.cuda.synchronize()
             now = time.perf_counter()
+            print(f"# host: {dispatch_us(torch.device(args.device))} us per small op (worldgen.core.device.dispatch_us)")
             print(f"# frames 1..{a - 1} unprofiled: {(a - 1) / (now - state['t_first']):.1f} frames/s, "
                   f"working set {len(gen.scene):,} of {gen.world.size:,} Gaussians", flush=True)
             state["prof"] = profile(activities=acts, record_shapes=False)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from worldgen.commands.fly import FlyConfig, run
-from worldgen.core.device import machine_description, rss_mb
+from worldgen.core.device import dispatch_us, machine_description, rss_mb
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
 EX = "worldgen/examples/example"
@@ -67,10 +67,11 @@ def main() -> None:
     pipeline = replace(pipeline, generator=replace(pipeline.generator, world=world))
     min_px, max_resident = world.min_px, world.max_resident
     machine = machine_description(torch.device(dev))
+    machine["dispatch_us"] = dispatch_us(torch.device(dev))  # the host's speed at small ops (the loop's bound)
     print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
           f"{machine['cpu_cores']} cores, torch {torch.__version__}, {platform.python_version()})  "
           f"size={size} frames={frames:,} path={args.path} refiner={args.refiner} min_px={min_px} "
-          f"max_resident={max_resident} stage_times={args.stage_times}", flush=True)
+          f"max_resident={max_resident} stage_times={args.stage_times} dispatch_us={machine['dispatch_us']}", flush=True)
 
     rows: list[dict] = []
     mark = {"t": 0, "wall": time.perf_counter(), "stages": {}, "moves": (0, 0)}

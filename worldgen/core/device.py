@@ -44,6 +44,26 @@ def machine_description(device: torch.device) -> dict:
     return d
 
 
+def dispatch_us(device: torch.device, ops: int = 3000) -> float:
+    """Microseconds the host spends per small PyTorch operation on `device` (median of 5 runs of `ops`
+    in-place adds on a one-element tensor, then one wait): what a loop of many small kernels is bound by
+    when the GPU is mostly idle. Benchmarks print it beside frames/s, so that runs on hosts of different
+    speed can be compared (about 2 ms of host time; not for timed tests)."""
+    import statistics
+    import time
+
+    x = torch.zeros(1, device=device)
+    runs = []
+    for _ in range(6):
+        t0 = time.perf_counter()
+        for _ in range(ops // 6):
+            x.add_(1.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        runs.append((time.perf_counter() - t0) / (ops // 6) * 1e6)
+    return round(statistics.median(runs[1:]), 2)  # (the first run warms up)
+
+
 def peak_memory() -> dict:
     """JSON-ready peak memory of this process so far: resident set (MB) and, with CUDA, allocated (MB)."""
     out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
