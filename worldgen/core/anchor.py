@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from worldgen.core.fill import fill_between
 from worldgen.core.frame import Frame
 
 ANCHOR_TOP_DEG = 20.0
@@ -40,16 +41,8 @@ def ground_anchor(frame: Frame, horizon_elev_deg: float) -> Tensor | None:
     rgb = frame.rgb.reshape(-1, 3)[ok].float()
     sums = torch.zeros(ANCHOR_BANDS, 3, device=rgb.device).index_add_(0, band, rgb)
     counts = torch.zeros(ANCHOR_BANDS, device=rgb.device).index_add_(0, band, torch.ones_like(band, dtype=torch.float32))
-    have = torch.nonzero(counts > 0).squeeze(1)  # (at least one: ok.any())
-    means = sums[have] / counts[have, None]
     # bands without ground: linear between the nearest bands that have some, held beyond them
-    idx = torch.arange(ANCHOR_BANDS, device=rgb.device)
-    hi = torch.searchsorted(have, idx).clamp(max=len(have) - 1)
-    lo = (hi - 1).clamp(min=0)
-    lo = torch.where(have[hi] <= idx, hi, lo)  # an exact hit, or the band past the last one with ground
-    span = (have[hi] - have[lo]).clamp_min(1).float()
-    t = ((idx - have[lo]).float() / span).clamp(0, 1)[:, None]
-    return (means[lo] * (1 - t) + means[hi] * t).contiguous()
+    return fill_between(sums / counts.clamp_min(1)[:, None], counts > 0).contiguous()
 
 
 def anchor_colour(table: Tensor, rel_elev_deg: Tensor) -> Tensor:

@@ -45,8 +45,9 @@ def machine_description(device: torch.device) -> dict:
 
 
 def dispatch_us(device: torch.device, ops: int = 3000) -> float:
-    """Microseconds the host spends per small PyTorch operation on `device` (median of 5 runs of `ops`
-    in-place adds on a one-element tensor, then one wait): what a loop of many small kernels is bound by
+    """Microseconds the host spends per small PyTorch operation on `device`: `ops` in-place adds on a
+    one-element tensor in 6 batches, each ended by one wait; the median of the last 5 batches (the first
+    warms up). What a loop of many small kernels is bound by
     when the GPU is mostly idle. Benchmarks print it beside frames/s, so that runs on hosts of different
     speed can be compared (about 2 ms of host time; not for timed tests)."""
     import statistics

@@ -1,4 +1,5 @@
-"""Hole filling with image pyramids (push-pull), used by the classical refiner, depth and sky.
+"""Hole filling with image pyramids (push-pull), used by the classical refiner, depth and sky; and
+`fill_between` for rows of a table (the sky's colour profile, the ground colour anchor).
 
 Push-pull: average the known values down a pyramid (weighted by their confidence), then fill each
 level's unknown pixels from the coarser level on the way up. Known pixels keep their values exactly.
@@ -90,3 +91,16 @@ def box_mean(x: Tensor, radius: int) -> Tensor:
     s = F.pad(p.cumsum(0).cumsum(1), (1, 0, 1, 0))  # [H + 2r + 1, W + 2r + 1], s[i, j] = sum p[:i, :j]
     win = s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]
     return (win / (k * k)).to(x.dtype)
+
+
+def fill_between(values: Tensor, known: Tensor) -> Tensor:
+    """values [N, C] with every row replaced by the linear interpolation between the nearest rows where
+    known [N] (bool) is True, before and after it (held constant beyond the first and last known row;
+    known rows come back exactly). Needs at least one known row; reads their indices from the device."""
+    idx = torch.nonzero(known).flatten()
+    r = torch.arange(known.shape[0], device=values.device)
+    pos = torch.searchsorted(idx, r).clamp(1, max(len(idx) - 1, 1))
+    lo, hi = idx[(pos - 1).clamp(min=0)], idx[pos.clamp(max=len(idx) - 1)]
+    span = (hi - lo).clamp_min(1).float()
+    t = ((r - lo).float() / span).clamp(0, 1)[:, None]
+    return values[lo] * (1 - t) + values[hi] * t

@@ -32,6 +32,7 @@ from worldgen.pipeline.world import PagedWorld, World, WorldConfig, scene_unit
 
 _SKY_EPOCH = 10**10  # sky_version = rebuilds * _SKY_EPOCH + observed texels (a dome has at most 4096 x 2048)
 
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """How the generators render, lift and remember (worldgen/pipeline/generator.py)."""

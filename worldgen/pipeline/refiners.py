@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
@@ -54,7 +56,5 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     except ValueError as e:
         raise UserInputError(str(e)) from None
     if anchor is not None:
-        import dataclasses
-
         refiner.config = dataclasses.replace(refiner.config, anchor=float(anchor))
     return refiner

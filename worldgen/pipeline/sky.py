@@ -22,7 +22,7 @@ from torch import Tensor
 
 from worldgen.core.camera import Camera
 from worldgen.core.device import to_device
-from worldgen.core.fill import box_mean, push_pull
+from worldgen.core.fill import box_mean, fill_between, push_pull
 from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
 
 
@@ -114,8 +114,7 @@ class SkyDome:
         the whole view, computed on the host from the camera (`_view_window`), replayed from a CUDA graph
         per window shape (one launch instead of ~60). Both write the same texels.
         """
-        if (self._renders > _GRAPH_AFTER and self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled()
-                and not (camera.c2w.requires_grad or rgb.requires_grad)):
+        if self._graphable(camera, rgb):
             y0, x0, h, w = self._view_window(camera)
             origin = to_device(np.array([y0, x0], np.int64), self.device)  # (pinned: no wait for the device)
             cam_inputs, cam_key = camera_inputs(camera)
@@ -139,6 +138,12 @@ class SkyDome:
         if box is None:
             return torch.zeros((), dtype=torch.int64, device=self.device)
         return self._write(camera, rgb, mask, *box)
+
+    def _graphable(self, camera: Camera, *tensors: Tensor) -> bool:
+        """Whether this dome's render or write at `camera` (with `tensors`) runs as a CUDA graph: on CUDA,
+        graphs enabled, no gradient wanted, and the dome has rendered more than `_GRAPH_AFTER` times."""
+        return (self._renders > _GRAPH_AFTER and self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled()
+                and not any(t.requires_grad for t in (camera.c2w, *tensors)))
 
     def _sky_box(self, camera: Camera, mask: Tensor) -> tuple[slice, slice] | None:
         """(rows, columns) of the texels near the sky pixels' own texture coordinates (whole rows when
@@ -273,14 +278,8 @@ class SkyDome:
         sums = torch.cat([(col * obs).sum(2), obs.sum(1, dtype=col.dtype)[None]])  # [4, Hs]
         sums = F.avg_pool1d(F.pad(sums[None], (kp, kp)), 2 * kp + 1, stride=1)[0]
         prof = sums[:3] / sums[3:].clamp_min(1e-6)  # [3, Hs]
-        idx = torch.nonzero(rows_obs).flatten()
-        r = torch.arange(Hs, device=self.device)
         # per row: the nearest observed rows above and below, linearly interpolated (constant outside)
-        pos = torch.searchsorted(idx, r).clamp(1, max(len(idx) - 1, 1))
-        lo, hi = idx[(pos - 1).clamp(min=0)], idx[pos.clamp(max=len(idx) - 1)]
-        span = (hi - lo).clamp_min(1).float()
-        t = ((r - lo).float() / span).clamp(0, 1)
-        prof = prof[:, lo] * (1 - t) + prof[:, hi] * t  # [3, Hs]
+        prof = fill_between(prof.T, rows_obs).T  # [3, Hs]
         k = max(1, int(round(3.0 / 180.0 * Hs)))
         prof = F.avg_pool1d(F.pad(prof[None], (k, k), mode="replicate"), 2 * k + 1, stride=1)[0]
         resid = torch.where(obs[None], col - prof[:, :, None], torch.zeros_like(col))  # [3, Hs, Ws]
@@ -310,8 +309,7 @@ class SkyDome:
         into the dome are seen; WORLDGEN_CUDA_GRAPHS=0 runs it eagerly.
         """
         self._renders += 1
-        if (self._renders > _GRAPH_AFTER and self._tex.is_cuda and camera.c2w.is_cuda and graphs_enabled()
-                and not camera.c2w.requires_grad):
+        if self._graphable(camera):
             cam_inputs, cam_key = camera_inputs(camera)
             # the texture's address keys the graph: a dome given a new texture gets a new graph
             key = ("sky", cam_key, self._tex.data_ptr(), tuple(self._tex.shape))
