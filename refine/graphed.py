@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from worldgen.core.frame import Frame, RenderedView
+from worldgen.core.frame import Frame, GroundTexture, RenderedView
 from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
 
 # core(view, *extra) -> (rgb [H, W, 3], depth [H, W], sky [H, W] bool)
@@ -33,7 +33,7 @@ def graphs_wanted(view: RenderedView) -> bool:
 
 def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tuple[Tensor, ...] = ()) -> Frame:
     """`core(view, *extra)` replayed from a CUDA graph captured once per (camera key: size, focal
-    length, intrinsics when on the CPU; footprint or not; ground anchor or not; horizon); returns the refined Frame at
+    length, intrinsics when on the CPU; footprint or not; ground anchor or not; ground texture's size or none; horizon); returns the refined Frame at
     view.camera.
 
     Args:
@@ -44,18 +44,25 @@ def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tup
     """
     cam = view.camera
     has_fp, has_anchor = view.footprint is not None, view.ground_anchor is not None
+    tex = view.ground_texture
     cam_inputs, cam_key = camera_inputs(cam)
     inputs = cam_inputs + [view.rgb, view.alpha, view.depth, view.sky_rgb, view.sky_known]
-    inputs += ([view.footprint] if has_fp else []) + ([view.ground_anchor] if has_anchor else []) + list(extra)
-    key = (cam_key, has_fp, has_anchor, float(view.horizon_elev_deg))
+    inputs += ([view.footprint] if has_fp else []) + ([view.ground_anchor] if has_anchor else [])
+    inputs += (tex.tensors() if tex is not None else []) + list(extra)
+    key = (cam_key, has_fp, has_anchor, None if tex is None else tuple(tex.detail.shape), float(view.horizon_elev_deg))
 
     def build(static: list[Tensor]):
         camera, s = static_camera(cam, static)
         rgb, alpha, depth, sky_rgb, sky_known = s[:5]
-        fp = s[5] if has_fp else None
-        anchor = s[5 + has_fp] if has_anchor else None
-        sv = RenderedView(camera, rgb, alpha, depth, fp, sky_rgb, sky_known, view.horizon_elev_deg, anchor)
-        ex = s[5 + has_fp + has_anchor:]
+        i = 5
+        fp = s[i] if has_fp else None
+        i += has_fp
+        anchor = s[i] if has_anchor else None
+        i += has_anchor
+        st = GroundTexture(*s[i:i + 3]) if tex is not None else None
+        i += 3 if tex is not None else 0
+        sv = RenderedView(camera, rgb, alpha, depth, fp, sky_rgb, sky_known, view.horizon_elev_deg, anchor, st)
+        ex = s[i:]
         return lambda: core(sv, *ex)
 
     rgb, depth, sky = cache.run(key, inputs, build)

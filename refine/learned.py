@@ -26,7 +26,9 @@ Composition (`compose`, the same in training and inference), with
     keep = k_a * k_f
 - colour: keep * scene colour + (1 - keep) * (classical colour + residual). Covered, well-resolved
   pixels are returned exactly (the world is not repainted: loop closure); holes and blurry
-  close-ups (footprint > sharp_px) are the classical answer corrected by the network.
+  close-ups (footprint > sharp_px) are the classical answer corrected by the network; on covered
+  blurry pixels only the residual's detail counts (`pin_covered`: its 8x8-block mean is dropped, the
+  world's mean colour stays).
 - sky: uncovered pixels whose logit (network + 4 for classical sky, - 4 otherwise) is positive,
   and every uncovered pixel the sky dome has already seen (the dome stores only sky). Sky pixels
   the classical refiner also calls sky take its colour (the dome's where it knows the direction,
@@ -36,6 +38,9 @@ Composition (`compose`, the same in training and inference), with
   not sky) the colour's local mean (a ~24-pixel window over generated ground only) moves `anchor` of the
   way towards the photo's ground colour at the pixel's elevation relative to the horizon; detail is
   untouched. It bounds the colour drift of ground generated from ground generated before.
+- detail anchor (`texture` > 0 and a view with `ground_texture`): generated ground (weight (1 - keep),
+  not sky) whose local detail falls short of the photo's at its elevation gets the photo's own detail,
+  copied in 16-pixel patches from frame 0's ground at that elevation, for the missing share.
 - depth (log-disparity): k_a * rendered + (1 - k_a) * (classical + min(residual, log max_nearer)):
   generated pixels continue the far side of their hole and may come at most `max_nearer` times
   nearer, so new content never becomes a wall in front of the camera that the world would keep.
@@ -56,7 +61,7 @@ from torch import Tensor
 from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from refine.graphed import graphs_wanted, refine_graphed
 from refine.net import IN_CHANNELS, RefinerNet, load_net_blob, save_net_blob
-from worldgen.core.anchor import anchor_colour
+from worldgen.core.anchor import anchor_colour, detail_layer, texture_transfer
 from worldgen.core.frame import Frame, RenderedView
 from worldgen.core.graphs import GraphCache
 
@@ -91,6 +96,12 @@ class LearnedRefinerConfig:
     pinned (how the weights up to step 2818 were trained). Why: over real photos the unbounded
     network shifted the colour of blurry close-ups a little every frame, the world kept each shift,
     and within 50 frames snow had become neon green (docs/refiner.md)."""
+    pin_covered: bool = True
+    """Covered pixels (re-synthesised because they are blurry) take only the residual's high frequencies:
+    the low-frequency part (the 8x8-block mean) is dropped there even when `max_shift` is 0, so the
+    world's mean colour is never repainted, only sharpened. With step 3180 on held-out flights (CPU,
+    128^2, 32 steps, 2026-12-01): +1.5 dB forward and +0.9 dB autopilot on the smooth seed 1,000,002,
+    within 0.03 dB on the two others (BENCHMARKS.md). False: how every step up to 3609 was trained."""
     max_detail: float = 0.0
     """Bound on the residual's high-frequency part (what is left after the block mean), soft-clipped
     with tanh; 0 = unbounded."""
@@ -103,6 +114,16 @@ class LearnedRefinerConfig:
     200-frame flights over the 14 real photos from colour dE median 17.3 to 10.2 (hf_ratio 0.18 to 0.25,
     mostly the world's Gaussians seen up close, not new detail; BENCHMARKS.md, 2026-12-01 night);
     `--refiner-anchor` overrides it."""
+    texture: float = 1.0
+    """Detail anchor, >= 0: generated ground (uncovered or blurry, not sky) whose local detail (mean
+    |grey - blur|, about 15 pixels wide) is below the photo's at the same elevation gets the photo's own
+    detail, copied patch by patch (16 pixels) from frame 0's ground at that elevation
+    (`RenderedView.ground_texture`, worldgen/core/anchor.py), times this and times the missing share
+    (1 - local / photo's). Not learned: it keeps the world from smoothing out where the network does not
+    invent detail. 200-frame flights over the 14 real photos with step 3180 (2026-12-01): hf_ratio median
+    0.31 -> 0.61 (every photo >= 0.51), colour dE median 7.0 -> 7.8; held-out procedural -0.0 to -0.04 dB on
+    textured worlds, -0.6 to -0.75 dB on the smooth one (BENCHMARKS.md). Steps up to 3822 were trained
+    without it. 0 = off; `--refiner-texture` overrides it."""
 
 
 @dataclass
@@ -122,6 +143,9 @@ class ViewBatch:
         sky_known: [B, 1, H, W] the dome's known-mask.
         anchor_rgb: [B, 3, H, W] the photo's ground colour at each pixel's elevation (`ground_anchor`),
             or None when a view has no anchor.
+        texture, texture_energy: [B, 3, H, W] the photo's detail laid over the view and [B, 1, H, W] its
+            energy at each pixel's elevation (`texture_transfer`), or None (config.texture 0, or a view
+            without `ground_texture`).
     """
 
     scene_rgb: Tensor
@@ -136,6 +160,8 @@ class ViewBatch:
     base_sky: Tensor
     sky_known: Tensor
     anchor_rgb: Tensor | None = None
+    texture: Tensor | None = None
+    texture_energy: Tensor | None = None
 
 
 @dataclass
@@ -230,9 +256,15 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
     if cfg.anchor > 0 and all(v.ground_anchor is not None for v in views):
         anchor_rgb = torch.stack([anchor_colour(v.ground_anchor, e[0] - float(v.horizon_elev_deg)).permute(2, 0, 1)
                                   for v, e in zip(views, elev)])
+    texture = texture_energy = None
+    if cfg.texture > 0 and all(v.ground_texture is not None for v in views):
+        laid = [texture_transfer(v.ground_texture, e[0] - float(v.horizon_elev_deg), n[0])
+                for v, e, n in zip(views, elev, noise)]
+        texture = torch.stack([d.permute(2, 0, 1) for d, _ in laid])
+        texture_energy = torch.stack([en for _, en in laid])[:, None]
     batch = ViewBatch(scene_rgb=scene_rgb, alpha=alpha, ld_in=ld_in, ref=ref, keep_a=keep_a, keep=keep_a * keep_f,
                       base_rgb=base_rgb, ground_rgb=ground_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known,
-                      anchor_rgb=anchor_rgb)
+                      anchor_rgb=anchor_rgb, texture=texture, texture_energy=texture_energy)
     return x, batch
 
 
@@ -240,9 +272,10 @@ def bounded_residual(res: Tensor, config: LearnedRefinerConfig, covered: Tensor 
     """The colour residual [B, 3, H, W] with its low-frequency part (8x8-block means, bilinearly
     upsampled) soft-clipped to +-`max_shift` and the rest to +-`max_detail` (tanh; 0 = no bound).
     `covered` [B, 1, H, W] in [0, 1] (the coverage weight keep_a) scales the low-frequency part by
-    1 - covered when `max_shift` > 0. Identity when both bounds are 0; near-identity for residuals
-    well inside the bounds on uncovered pixels."""
-    if config.max_shift <= 0 and config.max_detail <= 0:
+    1 - covered when `max_shift` > 0 or `pin_covered`. Identity when both bounds are 0 and nothing is
+    pinned; near-identity for residuals well inside the bounds on uncovered pixels."""
+    pin = covered is not None and (config.max_shift > 0 or config.pin_covered)
+    if config.max_shift <= 0 and config.max_detail <= 0 and not pin:
         return res
     H, W = res.shape[-2:]
     low = torch.nn.functional.adaptive_avg_pool2d(res, (max(1, H // 8), max(1, W // 8)))
@@ -253,7 +286,7 @@ def bounded_residual(res: Tensor, config: LearnedRefinerConfig, covered: Tensor 
         return bound * torch.tanh(x / bound) if bound > 0 else x
 
     low = soft(low, config.max_shift)
-    if covered is not None and config.max_shift > 0:
+    if pin:
         low = low * (1 - covered)
     return low + soft(high, config.max_detail)
 
@@ -273,6 +306,14 @@ def anchor_pull(rgb: Tensor, anchor: Tensor, weight: Tensor) -> Tensor:
     return weight * have * (anchor - low)
 
 
+def local_detail(rgb: Tensor) -> Tensor:
+    """[B, 3, H, W] -> [B, 1, H, W]: the mean |grey detail| (`detail_layer` of the channel mean) in a
+    15-pixel window (edges not padded in)."""
+    grey = rgb.mean(1, keepdim=True)
+    d = detail_layer(grey.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).abs()
+    return torch.nn.functional.avg_pool2d(d, 15, 1, 7, count_include_pad=False)
+
+
 def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = LearnedRefinerConfig()) -> Composed:
     """Combine the network's output [B, 5, H, W] with the views (see the module docstring)."""
     b = batch
@@ -287,6 +328,9 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     if config.anchor > 0 and b.anchor_rgb is not None:  # generated ground: its low frequencies towards the photo's
         gen = (1 - b.keep_a) * (~sky).float()
         rgb = rgb + config.anchor * anchor_pull(rgb, b.anchor_rgb, gen)
+    if config.texture > 0 and b.texture is not None:  # generated ground short of the photo's detail: the photo's
+        missing = (1 - local_detail(rgb) / b.texture_energy.clamp_min(1e-4)).clamp(0, 1)
+        rgb = rgb + config.texture * (1 - b.keep) * (~sky).float() * missing * b.texture
     # Sky colour is the sky component's (the dome where it knows the direction, else the classical
     # horizon fill): the network decides where sky is, not what it looks like. (A residual there made
     # the sky at the dome's edge 12 dB worse on held-out flights: docs/refiner.md.)

@@ -41,6 +41,12 @@ if [ ! -f .carry/gsplat_cuda.so ] && [ -f $TORCH_EXTENSIONS_DIR/gsplat_cuda/gspl
   split -b 15M -d $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so "$OUT/gsplat_cuda.so.part"
 fi
 el "gsplat ready"
+# TESTS="tests/test_graphs.py ...": CUDA tests written since the last GPU call, beside the training (same GPU).
+TESTS_PID=""
+if [ -n "${TESTS:-}" ]; then
+  timeout 240 python3 -m pytest -q -p no:cacheprovider $TESTS > runs/gpu/tests.log 2>&1 &
+  TESTS_PID=$!
+fi
 [ -n "${BENCH:-}" ] && python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
 
 # Still-photo steps (one in three) when the photos travelled with the call (PHOTO_STEPS=0: flight steps only).
@@ -68,6 +74,7 @@ if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/
     --frames 301 --size 256x256 --marks 0 50 100 200 300 --device cuda --out runs/gpu/real_flights.json \
     --sheet runs/gpu/real_flights.png 2>&1 | grep -v -i warn | tee runs/gpu/real_flights.txt | tail -n 30
 fi
+if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 el "packing"
 for k in refiner depth; do

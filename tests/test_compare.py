@@ -109,7 +109,7 @@ def test_compare_versus_refiner_flies_the_same_poses(small_photo, tmp_path, caps
     weights = tiny_refiner_weights(tmp_path / "tiny.pt")
     out = tmp_path / "v"
     entrypoint(["compare", str(small_photo), "--size", "48x32", "--frames", "5", "--path", "autopilot",
-                "--versus-refiner", weights, "--out", str(out), "--no-video", "--no-progress"])
+                "--refiner", "classical", "--versus-refiner", weights, "--out", str(out), "--no-video", "--no-progress"])
     printed = capsys.readouterr().out
     # The main refiner's persistent flight steers the autopilot; the second refiner's flights replay its poses.
     (given0, main), (given1, versus) = calls
@@ -140,9 +140,9 @@ def test_compare_versus_refiner_flies_the_same_poses(small_photo, tmp_path, caps
 
 
 def test_versus_refiner_must_be_another_refiner(small_photo, tmp_path, capsys):
-    same = "--versus-refiner must name another refiner than --refiner, got 'classical'"
+    same = "--versus-refiner must name another refiner than --refiner, got 'learned'"  # (learned: the default)
     unknown = "--versus-refiner must be one of classical, learned or a weights FILE.pt, got 'magic'"
-    for args, message in [(["--versus-refiner", "classical"], same), (["--versus-refiner", "magic"], unknown)]:
+    for args, message in [(["--versus-refiner", "learned"], same), (["--versus-refiner", "magic"], unknown)]:
         with pytest.raises(SystemExit) as e:
             entrypoint(["compare", str(small_photo), *args, "--out", str(tmp_path / "x"), "--no-progress"])
         err = capsys.readouterr().err.strip().splitlines()

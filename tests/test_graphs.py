@@ -57,18 +57,24 @@ def test_classical_graph_replays_match_eager(monkeypatch, footprint):
 
 
 @cuda
-@pytest.mark.parametrize("anchor", [0.0, 0.5])
-def test_learned_graph_replays_match_eager(monkeypatch, anchor):
+@pytest.mark.parametrize("anchor,texture", [(0.0, 0.0), (0.5, 0.0), (0.5, 1.0)])
+def test_learned_graph_replays_match_eager(monkeypatch, anchor, texture):
     import dataclasses
 
     from worldgen.core.anchor import ANCHOR_BANDS
+    from worldgen.core.frame import GroundTexture
 
-    table = torch.rand(ANCHOR_BANDS, 3, generator=torch.Generator().manual_seed(5)).cuda()
-    views = [dataclasses.replace(_view(s), ground_anchor=table * (1 + 0.1 * s)) for s in range(4)]
+    g = torch.Generator().manual_seed(5)
+    table = torch.rand(ANCHOR_BANDS, 3, generator=g).cuda()
+    H0, W0 = 40, 56  # the texture's photo need not have the view's size
+    tex = GroundTexture(detail=(torch.rand(H0, W0, 3, generator=g) - 0.5).cuda() * 0.2,
+                        index=torch.randint(H0 * W0, (32, 64), generator=g).cuda(), energy=torch.full((32,), 0.05).cuda())
+    views = [dataclasses.replace(_view(s), ground_anchor=table * (1 + 0.1 * s),
+                                 ground_texture=tex if texture > 0 else None) for s in range(4)]
 
     def load():
         r = LearnedRefiner.load(device="cuda", seed=3)  # (the same noise each time)
-        r.config = dataclasses.replace(r.config, anchor=anchor)
+        r.config = dataclasses.replace(r.config, anchor=anchor, texture=texture)
         return r
 
     monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")

@@ -13,7 +13,7 @@ from refine.learned import (DEFAULT_WEIGHTS, LearnedRefiner, LearnedRefinerConfi
                             view_inputs)
 from refine.net import IN_CHANNELS, OUT_CHANNELS, RefinerNet, RefinerNetConfig
 from worldgen.core.camera import Camera
-from worldgen.core.frame import RenderedView
+from worldgen.core.frame import Frame, RenderedView
 
 TINY = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=8)
 
@@ -79,8 +79,11 @@ def test_composition_keeps_covered_sharp_pixels_and_corrects_the_rest():
     covered = (view.alpha > 0.99) & (view.footprint < 1.0)
     assert torch.equal(rgb[covered], view.rgb[covered].clamp(0, 1))  # the world is not repainted
     assert torch.allclose(depth[covered], view.depth[covered], rtol=1e-5)
-    blurry = view.footprint > 2.0  # re-synthesised: scene colour + residual
-    assert torch.allclose(rgb[blurry], (view.rgb[blurry] + 0.1).clamp(0, 1), atol=1e-6)
+    blurry = view.footprint > 2.0  # re-synthesised: scene colour + the residual's detail; a flat shift is
+    assert torch.allclose(rgb[blurry], view.rgb[blurry].clamp(0, 1), atol=1e-6)  # colour: dropped (pin_covered)
+    c_unpinned = compose(vb, out, LearnedRefinerConfig(noise=False, pin_covered=False))
+    rgb_unpinned = c_unpinned.rgb[0].permute(1, 2, 0)
+    assert torch.allclose(rgb_unpinned[blurry], (view.rgb[blurry] + 0.1).clamp(0, 1), atol=1e-6)
     assert c.sky[0, 0, :4].all() and not c.sky[0, 0, 4:].any()
     assert torch.allclose(rgb[:4], base.rgb[:4], atol=1e-6)  # dome colour where the dome knows
     hole = (slice(8, 16), slice(10, 20))
@@ -277,6 +280,31 @@ def _fake_photos(folder):
     return folder
 
 
+def test_a_step_with_a_non_finite_loss_is_dropped(tmp_path, monkeypatch):
+    """One NaN loss must not reach the weights (on the H200 one did, and every later checkpoint was NaN): the
+    step is dropped, logged as skipped, and training goes on with finite weights."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train import trainer
+
+    real, calls = trainer.flight_step_terms, []
+
+    def poisoned(*args, **kwargs):
+        loss, terms, fake, real_ = real(*args, **kwargs)
+        calls.append(1)
+        return (loss * math.nan if len(calls) == 2 else loss), terms, fake, real_
+
+    monkeypatch.setattr(trainer, "flight_step_terms", poisoned)
+    cfg = dataclasses.replace(TRAIN_PRESETS["train-refiner-tiny"].config, steps=4, log_every=4, checkpoint_every=4,
+                              sample_every=0, out=str(tmp_path / "run"))
+    trainer.train(cfg)
+    assert len(calls) == 4
+    (rec,) = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert rec["skipped"] == 0.25 and math.isfinite(rec["loss"]) and math.isfinite(rec["grad_norm"])
+    assert rec["nonfinite_grad_norm"] == 0.0  # the loss was NaN, the step dropped before its gradient
+    net, _, _ = load_weights(tmp_path / "run" / "refiner.pt")
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
 def test_replay_with_photo_steps_resumes_at_a_photo_step(tmp_path):
     """The replay buffer is rebuilt at checkpoint steps even when that step is a still-photo step,
     so a run resumed there continues (instead of finding an empty buffer)."""
@@ -405,6 +433,23 @@ def test_bounded_residual_pins_the_colour_of_covered_pixels():
     assert torch.allclose(out[..., 8:], torch.full_like(out[..., 8:], 0.1 * math.tanh(5.0)))
 
 
+def test_default_composition_sharpens_covered_pixels_without_repainting_them():
+    """By default (no bounds, `pin_covered`) a covered pixel takes the residual's detail but not its colour
+    shift, a hole takes the residual whole; with `pin_covered` off the residual passes unchanged."""
+    from refine.learned import bounded_residual
+
+    res = torch.full((1, 3, 16, 16), 0.2)
+    res[..., ::2] += 0.1  # stripes (detail) on a shift
+    covered = torch.zeros(1, 1, 16, 16)
+    covered[..., :8] = 1.0
+    out = bounded_residual(res, LearnedRefinerConfig(), covered)
+    assert torch.equal(out[..., 8:][..., 4:], res[..., 8:][..., 4:])  # holes (away from the blend): untouched
+    left = out[..., :8]
+    assert left.mean().abs() < 0.01  # the shift of 0.25 is gone on covered pixels ...
+    assert (left[..., ::2].mean() - left[..., 1::2].mean() - 0.1).abs() < 1e-5  # ... the stripes are kept
+    assert torch.equal(bounded_residual(res, LearnedRefinerConfig(pin_covered=False), covered), res)
+
+
 def _mean_worker(rank: int, port: int, queue) -> None:
     import os
 
@@ -481,7 +526,6 @@ def test_the_ground_anchor_is_the_photos_ground_colour_by_elevation():
     """`ground_anchor`: mean ground colour per band of elevation relative to the horizon; bands without ground
     take the nearest bands' colours; `anchor_colour` reads it back at any elevation."""
     from worldgen.core.anchor import ANCHOR_BANDS, ANCHOR_STEP_DEG, ANCHOR_TOP_DEG, anchor_colour, ground_anchor
-    from worldgen.core.frame import Frame
 
     H, W = 60, 40
     cam = Camera.from_fov(60.0, W, H)  # level: rows map to elevations +-~34 degrees
@@ -531,9 +575,78 @@ def test_the_anchor_pulls_only_generated_ground_towards_the_photos_colour():
     assert torch.equal(none.rgb, plain.rgb)
 
 
+def _textured_photo(H=64, W=96):
+    """A photo frame: sky on the top quarter, below it ground of a flat colour with a fine checker (detail)."""
+    cam = Camera.from_fov(60.0, W, H)
+    rgb = torch.full((H, W, 3), 0.5)
+    checker = ((torch.arange(H)[:, None] + torch.arange(W)[None]) % 2).float()
+    rgb += 0.2 * (checker[..., None] - 0.5)
+    sky = torch.zeros(H, W, dtype=torch.bool)
+    sky[: H // 4] = True
+    rgb[sky] = torch.tensor([0.4, 0.6, 0.9])
+    depth = torch.where(sky, torch.full((H, W), math.inf), torch.full((H, W), 10.0))
+    return Frame(rgb, depth, sky, cam)
+
+
+def test_ground_texture_samples_only_ground_and_copies_whole_patches():
+    """Frame 0's detail: source pixels are ground (never sky), the energy is the ground's, and a view's
+    tile is an exact copy of the source patch around its pick (mirrored only at the photo's borders)."""
+    from worldgen.core.anchor import TEXTURE_TILE, ground_texture, texture_transfer
+
+    photo = _textured_photo()
+    tex = ground_texture(photo, 0.0)
+    flat = photo.sky.reshape(-1)
+    assert not flat[tex.index.reshape(-1)].any()
+    assert torch.allclose(tex.energy, torch.full_like(tex.energy, 0.1), atol=0.02)  # |+-0.1| checker, blurred away
+    rel = photo.camera.ray_elevation_deg()
+    detail, energy = texture_transfer(tex, rel, torch.zeros_like(rel))
+    assert detail.shape == (64, 96, 3) and energy.shape == (64, 96)
+    T = TEXTURE_TILE
+    r0, c0 = 2 * T, 3 * T  # one tile of the view, inside the photo's ground
+    src = int(tex.index[int(((20.0 - rel[r0 + T // 2, c0 + T // 2]) / 2.0).round().clamp(0, 31)), 32])
+    sr, sc = src // 96 - T // 2, src % 96 - T // 2
+    assert 0 <= sr and sr + T <= 64 and 0 <= sc and sc + T <= 96  # (seed 0 picks an inner source)
+    assert torch.equal(detail[r0:r0 + T, c0:c0 + T], tex.detail[sr:sr + T, sc:sc + T])
+    assert ground_texture(Frame(photo.rgb, torch.full((64, 96), math.inf), torch.ones(64, 96, dtype=torch.bool),
+                                photo.camera), 0.0) is None
+
+
+def test_the_texture_lays_the_photos_detail_only_on_smooth_generated_ground():
+    """`texture` > 0: a flat hole gets detail up to about the photo's; covered sharp pixels and the sky do not
+    change; 0, or a view without a texture, leaves the composition as it was."""
+    from worldgen.core.anchor import ground_texture
+
+    v = make_view(H=48, W=64)
+    v = dataclasses.replace(v, alpha=v.alpha.clone())
+    v.alpha[12:40, 16:48] = 0.0  # a large hole
+    photo = _textured_photo(48, 64)
+    view = dataclasses.replace(v, ground_texture=ground_texture(photo, 0.0), camera=photo.camera)
+    out = torch.zeros(1, OUT_CHANNELS, 48, 64)
+    out[:, 4] = -20.0
+    off = LearnedRefinerConfig(noise=False, anchor=0.0, texture=0.0)
+    plain = compose(view_inputs([view], off)[1], out, off)
+    cfg = LearnedRefinerConfig(noise=False, anchor=0.0, texture=1.0)
+    vb = view_inputs([view], cfg)[1]
+    laid = compose(vb, out, cfg)
+    hole = (slice(0, 3), slice(20, 36), slice(24, 40))  # channels, rows, columns: inside the hole
+    grey = lambda c: c.rgb[0].mean(0, keepdim=True)[None]  # noqa: E731
+    from refine.learned import local_detail
+
+    before, after = local_detail(grey(plain).expand(1, 3, -1, -1)), local_detail(grey(laid).expand(1, 3, -1, -1))
+    assert before[0, 0, 20:36, 24:40].mean() < 0.03 and after[0, 0, 20:36, 24:40].mean() > 0.06  # photo's: 0.1
+    assert not torch.equal(plain.rgb[0][hole], laid.rgb[0][hole])
+    covered = ((view.alpha > 0.99) & (view.footprint < 1.0))[None].expand(3, -1, -1)
+    assert torch.equal(plain.rgb[0][covered], laid.rgb[0][covered])
+    assert torch.equal(plain.rgb[0][:, :4], laid.rgb[0][:, :4])  # the sky
+    none = compose(view_inputs([v], cfg)[1], out, cfg)
+    assert torch.equal(none.rgb, compose(view_inputs([v], off)[1], out, off).rgb)
+
+
 def test_the_anchor_can_be_set_for_the_shipped_weights():
     """`--refiner-anchor K` (PipelineConfig.refiner_anchor) reaches the learned refiner; None keeps the weights' own."""
     from worldgen.pipeline.refiners import make_refiner
 
     assert make_refiner("learned").config.anchor == load_weights(DEFAULT_WEIGHTS)[1].anchor
     assert make_refiner("learned", anchor=0.4).config.anchor == 0.4
+    assert make_refiner("learned").config.texture == load_weights(DEFAULT_WEIGHTS)[1].texture
+    assert make_refiner("learned", texture=1.5).config.texture == 1.5

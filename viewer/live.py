@@ -131,7 +131,8 @@ class LiveEngine:
         device = resolve_device(p.device)
         frame0 = first_frame(cfg.image, cfg.photo, p.size, device, p.auto_side)
         def refiner():
-            return make_refiner(p.refiner, device, classical=p.classical_refiner, anchor=p.refiner_anchor)
+            return make_refiner(p.refiner, device, classical=p.classical_refiner, anchor=p.refiner_anchor,
+                                texture=p.refiner_texture)
 
         persistent = PersistentGenerator(frame0, get_renderer(device.type), refiner(), p.generator)
         baseline = PerFrameGenerator(frame0, get_renderer(device.type), refiner(), p.generator)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -232,6 +233,7 @@ def train(cfg: TrainConfig) -> dict:
                          grad_through_world=cfg.unroll.grad_through_world, train=train)
         return results, tick("unroll", t0)
 
+    bad_run = 0  # steps dropped in a row (below)
     while step < cfg.steps:
         t0 = time.perf_counter()
         seed = step_seed(cfg.seed, dd.rank, step)
@@ -281,12 +283,27 @@ def train(cfg: TrainConfig) -> dict:
             results, t0 = flight_unroll(gen, True, t0)
             loss, terms, fake, real = flight_step_terms(results, disc, cfg, step, cuda)
             critic, critic_params = (disc, d_params) if fake is not None else (None, [])
+        # A step whose loss or (all-reduced) gradient is not finite is dropped, on every process alike: one
+        # such step made every weight NaN on the H200 (2026-12-01 night, between steps 3650 and 3700) and
+        # the checkpoints after it were NaN too.
         opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        dd.mean_grads(g_params)
-        gnorm = torch.nn.utils.clip_grad_norm_(g_params, cfg.optim.grad_clip)
-        opt_g.step()
+        skipped = dd.any(not math.isfinite(float(loss.detach())))
+        gnorm = torch.zeros(())
+        if not skipped:
+            loss.backward()
+            dd.mean_grads(g_params)
+            gnorm = torch.nn.utils.clip_grad_norm_(g_params, cfg.optim.grad_clip)
+            skipped = not bool(torch.isfinite(gnorm))  # the same on every process (the same gradients)
+            if skipped:
+                opt_g.zero_grad(set_to_none=True)
+            else:
+                opt_g.step()
+        bad_run = bad_run + 1 if skipped else 0
+        if bad_run >= 50:
+            raise RuntimeError(f"training diverged: 50 steps in a row with a non-finite loss or gradient (step {step})")
         t0 = tick("backward", t0)
+        if skipped:
+            critic = None  # its fakes are not finite either
         if critic is not None:
             # the photo critic takes `critic_steps` updates per photo step (fresh real crops each, the same
             # generated frames): photo steps are rare, and one update each left it at chance (hinge 2.00)
@@ -298,16 +315,26 @@ def train(cfg: TrainConfig) -> dict:
                     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
                         d_loss = d_hinge_loss(critic(real.detach()), critic(fake.detach()))
                 opt_c.zero_grad(set_to_none=True)
+                if dd.any(not math.isfinite(float(d_loss.detach()))):
+                    continue
                 d_loss.backward()
                 dd.mean_grads(critic_params)
-                opt_c.step()
+                if bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(critic_params, math.inf))):
+                    opt_c.step()
+                else:
+                    opt_c.zero_grad(set_to_none=True)
             terms[key] = d_loss
         t0 = tick("disc", t0)
 
         # ---- bookkeeping
         last, v = results[-1], results[-1].views
         logged = {**{k: float(t.detach()) for k, t in terms.items()}, "grad_norm": float(gnorm)}
-        if photo:
+        logged["skipped"] = 0.0
+        if skipped:  # logged as the share of skipped steps; the terms of a dropped step are not averaged in, but
+            # which of them were not finite is (`nonfinite_<term>`: the share of dropped steps it was in)
+            logged = {"skipped": 1.0, **{f"nonfinite_{k}": float(not math.isfinite(v)) for k, v in logged.items()
+                                         if k != "skipped"}}
+        elif photo:
             logged["photo_loss"] = float(loss.detach())
         else:
             logged.update({"loss": float(loss.detach()), "psnr_refined": psnr(last.out.rgb, last.gt_rgb),

@@ -10,6 +10,8 @@ refine/train/trainer.py and refine/train/depth.py for what a run writes.
 
 from __future__ import annotations
 
+import os
+
 from refine.train.config import TrainConfig
 from refine.train.depth import DepthTrainConfig, train_depth
 from refine.train.trainer import train
@@ -22,6 +24,8 @@ def _run(fn, cfg) -> None:
         summary = fn(cfg)
     except ValueError as e:  # bad --init / --photos / checkpoint files, or a split violation
         raise UserInputError(str(e)) from None
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process writes the run folder
+        return
     print(f"wrote {cfg.out}: {summary['steps_done']} of {summary['steps_target']} steps, "
           f"{summary['seconds_this_run']:.0f} s in this run")
 

@@ -43,6 +43,30 @@ class Frame:
 
 
 @dataclass
+class GroundTexture:
+    """The first frame's ground detail by elevation (worldgen/core/anchor.py: `ground_texture` builds it,
+    `texture_transfer` lays it over a view).
+
+    Attributes:
+        detail: [H0, W0, 3] float32, the frame's high-frequency layer (`detail_layer`), 0 off the ground
+            (sky, no depth).
+        index: [bins, samples] int64 (anchor.TEXTURE_BINS, TEXTURE_SAMPLES), flat pixel indices
+            (row * W0 + col) of ground pixels whose elevation relative to the horizon falls in each bin
+            (bin i centred at anchor.ANCHOR_TOP_DEG - i * anchor.TEXTURE_STEP_DEG; bins without ground
+            borrow the nearest bin's).
+        energy: [bins] float32, the mean absolute grey detail of the ground in each bin (the same
+            borrowing).
+    """
+
+    detail: Tensor
+    index: Tensor
+    energy: Tensor
+
+    def tensors(self) -> list[Tensor]:
+        return [self.detail, self.index, self.energy]
+
+
+@dataclass
 class RenderedView:
     """What the refiner sees at a new pose: the scene's render and the sky dome's, unrefined.
 
@@ -58,6 +82,8 @@ class RenderedView:
             sky even where the dome is blank (from the first frame's sky; 90 = never).
         ground_anchor: [ANCHOR_BANDS, 3] the first frame's ground colour by elevation relative to
             the horizon (worldgen/core/anchor.py), or None.
+        ground_texture: the first frame's ground detail by elevation (`GroundTexture`,
+            worldgen/core/anchor.py), or None.
     """
 
     camera: Camera
@@ -69,3 +95,4 @@ class RenderedView:
     sky_known: Tensor
     horizon_elev_deg: float = 90.0
     ground_anchor: Tensor | None = None
+    ground_texture: GroundTexture | None = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from worldgen.core.anchor import ground_anchor
+from worldgen.core.anchor import ground_anchor, ground_texture
 from worldgen.core.camera import Camera
 from worldgen.core.config import bad
 from worldgen.core.frame import Frame, RenderedView
@@ -152,6 +152,7 @@ class Generator:
         self.last_added = 0
         self.horizon_elev_deg = horizon_elevation_deg(first, config.horizon_quantile)
         self.ground_anchor = ground_anchor(first, self.horizon_elev_deg)  # the photo's ground colour by elevation
+        self.ground_texture = ground_texture(first, self.horizon_elev_deg)  # ... and its detail
         self._absorb(first, None, config.fit_iters_first)
         self._complete_sky()
 
@@ -189,7 +190,7 @@ class Generator:
         with self._time("sky"):
             sky_rgb, sky_known = self.sky.render(camera)
         return RenderedView(camera, r.rgb, r.alpha, r.depth, footprint, sky_rgb, sky_known, self.horizon_elev_deg,
-                            self.ground_anchor)
+                            self.ground_anchor, self.ground_texture)
 
     def _absorb(self, frame: Frame, view: RenderedView | None, fit_iters: int) -> int:
         """Lift what the world lacks from `frame` and write its new sky; returns Gaussians added."""

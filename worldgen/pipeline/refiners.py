@@ -31,7 +31,8 @@ def refiner_spec_problem(spec: str) -> str | None:
 
 
 def make_refiner(spec: str, device: torch.device | str = "cpu", *,
-                 classical: ClassicalRefinerConfig | None = None, anchor: float | None = None) -> Refiner:
+                 classical: ClassicalRefinerConfig | None = None, anchor: float | None = None,
+                 texture: float | None = None) -> Refiner:
     """The refiner named by `spec`, ready to run on `device`.
 
     Args:
@@ -41,6 +42,7 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
         classical: settings of the classical refiner (default: ClassicalRefinerConfig()).
         anchor: the learned refiner's colour anchor (`LearnedRefinerConfig.anchor`), instead of the one
             saved with its weights (None: the saved one); not used by the classical refiner.
+        texture: the learned refiner's detail anchor (`LearnedRefinerConfig.texture`), likewise.
 
     Raises UserInputError (one line) for an unknown spec or an unreadable weights file.
     """
@@ -57,4 +59,6 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
         raise UserInputError(str(e)) from None
     if anchor is not None:
         refiner.config = dataclasses.replace(refiner.config, anchor=float(anchor))
+    if texture is not None:
+        refiner.config = dataclasses.replace(refiner.config, texture=float(texture))
     return refiner

@@ -272,7 +272,8 @@ def evaluate(source: Source, pipeline: PipelineConfig = PipelineConfig(), *, pat
     frame0 = source.frame0
     dev = frame0.rgb.device
     renderer = get_renderer(dev.type)
-    refiner = make_refiner(pipeline.refiner, dev, classical=pipeline.classical_refiner, anchor=pipeline.refiner_anchor)
+    refiner = make_refiner(pipeline.refiner, dev, classical=pipeline.classical_refiner, anchor=pipeline.refiner_anchor,
+                           texture=pipeline.refiner_texture)
     scale = scene_scale(frame0)
     cam_path = Replay(poses) if poses is not None else make_path(
         path, frame0.camera, scale, frames, speed=pipeline.speed, retrace=retrace, autopilot=pipeline.autopilot)

@@ -210,7 +210,8 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     scale = scene_scale(frame0)
     path = make_path(cfg.path, frame0.camera, scale, cfg.frames, speed=p.speed, autopilot=p.autopilot)
     renderer = get_renderer(device.type)
-    refiner = make_refiner(p.refiner, device, classical=p.classical_refiner, anchor=p.refiner_anchor)
+    refiner = make_refiner(p.refiner, device, classical=p.classical_refiner, anchor=p.refiner_anchor,
+                           texture=p.refiner_texture)
     gen = make_generator(cfg.mode, frame0, renderer, refiner, p.generator, time_stages=cfg.stage_times)
     _check_fits(cfg, frame0.camera.width, frame0.camera.height, out, 0)
     made = make_out_dir(out)
