@@ -4,7 +4,7 @@
                                                   [--out docs/depth_world.png]
 
 For each photo and `--depth-model` (learned, prior), flies `--frames` frames as `worldgen fly PHOTO
---fov F --size WxH --frames N` does by default (autopilot, persistent, classical refiner), then draws
+--fov F --size WxH --frames N --refiner classical` does (autopilot, persistent), then draws
 the Gaussian centres of the world it kept with their colours in two orthographic views: from above
 (x right, forward z up the picture; higher points drawn over lower ones) and from the side (forward
 z to the right, up up; nearer-to-the-path points drawn over farther ones). Extents are per panel:
