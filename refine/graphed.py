@@ -33,8 +33,8 @@ def graphs_wanted(view: RenderedView) -> bool:
 
 def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tuple[Tensor, ...] = ()) -> Frame:
     """`core(view, *extra)` replayed from a CUDA graph captured once per (camera key: size, focal
-    length, intrinsics when on the CPU; footprint or not; ground anchor or not; ground texture's size or none; horizon); returns the refined Frame at
-    view.camera.
+    length, intrinsics when on the CPU; footprint or not; ground anchor or not; the ground texture's
+    size or none; horizon); returns the refined Frame at view.camera.
 
     Args:
         cache: the refiner's graphs.
@@ -53,16 +53,13 @@ def refine_graphed(cache: GraphCache, view: RenderedView, core: Core, extra: tup
 
     def build(static: list[Tensor]):
         camera, s = static_camera(cam, static)
-        rgb, alpha, depth, sky_rgb, sky_known = s[:5]
-        i = 5
-        fp = s[i] if has_fp else None
-        i += has_fp
-        anchor = s[i] if has_anchor else None
-        i += has_anchor
-        st = GroundTexture(*s[i:i + 3]) if tex is not None else None
-        i += 3 if tex is not None else 0
+        it = iter(s)  # in the order of `inputs` above
+        rgb, alpha, depth, sky_rgb, sky_known = (next(it) for _ in range(5))
+        fp = next(it) if has_fp else None
+        anchor = next(it) if has_anchor else None
+        st = GroundTexture(next(it), next(it), next(it)) if tex is not None else None
         sv = RenderedView(camera, rgb, alpha, depth, fp, sky_rgb, sky_known, view.horizon_elev_deg, anchor, st)
-        ex = s[i:]
+        ex = list(it)
         return lambda: core(sv, *ex)
 
     rgb, depth, sky = cache.run(key, inputs, build)

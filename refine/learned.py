@@ -325,12 +325,12 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     # hole fill, not from its sky colour (ground painted sky-blue would be lifted into the world and kept).
     base = torch.where(b.base_sky & ~sky, b.ground_rgb, b.base_rgb)
     rgb = b.keep * b.scene_rgb + (1 - b.keep) * (base + bounded_residual(out[:, 0:3], config, b.keep_a))
+    ground = (~sky).float()
     if config.anchor > 0 and b.anchor_rgb is not None:  # generated ground: its low frequencies towards the photo's
-        gen = (1 - b.keep_a) * (~sky).float()
-        rgb = rgb + config.anchor * anchor_pull(rgb, b.anchor_rgb, gen)
+        rgb = rgb + config.anchor * anchor_pull(rgb, b.anchor_rgb, (1 - b.keep_a) * ground)
     if config.texture > 0 and b.texture is not None:  # generated ground short of the photo's detail: the photo's
         missing = (1 - local_detail(rgb) / b.texture_energy.clamp_min(1e-4)).clamp(0, 1)
-        rgb = rgb + config.texture * (1 - b.keep) * (~sky).float() * missing * b.texture
+        rgb = rgb + config.texture * (1 - b.keep) * ground * missing * b.texture
     # Sky colour is the sky component's (the dome where it knows the direction, else the classical
     # horizon fill): the network decides where sky is, not what it looks like. (A residual there made
     # the sky at the dome's edge 12 dB worse on held-out flights: docs/refiner.md.)

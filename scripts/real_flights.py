@@ -32,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from worldgen.core.anchor import detail_layer  # noqa: E402
 
 
 def grey(rgb: torch.Tensor) -> torch.Tensor:
@@ -45,11 +46,7 @@ def grey(rgb: torch.Tensor) -> torch.Tensor:
 
 def hf_energy(rgb: torch.Tensor) -> float:
     """mean |I - blur(I)| over the lower half of the grey image (blur: 5x5 box, twice, replicate padding)."""
-    g = grey(rgb)[None, None]
-    b = g
-    for _ in range(2):
-        b = F.avg_pool2d(F.pad(b, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
-    d = (g - b)[0, 0].abs()
+    d = detail_layer(grey(rgb)[..., None])[..., 0].abs()
     return float(d[d.shape[0] // 2:].mean())
 
 

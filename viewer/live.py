@@ -123,7 +123,7 @@ class LiveEngine:
         from renderers import get_renderer
         from worldgen.core.device import resolve_device
         from worldgen.pipeline.generator import PerFrameGenerator, PersistentGenerator
-        from worldgen.pipeline.refiners import make_refiner
+        from worldgen.pipeline.refiners import pipeline_refiner
         from worldgen.pipeline.sources import first_frame, scene_scale
 
         check(cfg)
@@ -131,8 +131,7 @@ class LiveEngine:
         device = resolve_device(p.device)
         frame0 = first_frame(cfg.image, cfg.photo, p.size, device, p.auto_side)
         def refiner():
-            return make_refiner(p.refiner, device, classical=p.classical_refiner, anchor=p.refiner_anchor,
-                                texture=p.refiner_texture)
+            return pipeline_refiner(p, device)
 
         persistent = PersistentGenerator(frame0, get_renderer(device.type), refiner(), p.generator)
         baseline = PerFrameGenerator(frame0, get_renderer(device.type), refiner(), p.generator)

@@ -64,8 +64,8 @@ class PipelineConfig:
     refiner: str = "learned"
     """Which refiner completes each rendered view: learned (the shipped network, refine/weights/refiner.pt,
     with its colour and detail anchors), classical (push-pull, no weights: the baseline) or a weights
-    FILE.pt. Learned since 2026-12-01: over 200-frame flights on real photos it keeps 0.61 of the photo's
-    detail where the classical refiner keeps 0.01; on held-out procedural flights it is 0.4-0.5 dB behind
+    FILE.pt. Learned since 2026-12-01: over 200-frame flights on real photos it keeps 0.65 of the photo's
+    detail where the classical refiner keeps 0.01; on held-out procedural flights it is 0.4-0.6 dB behind
     it (BENCHMARKS.md, docs/refiner.md)."""
     refiner_anchor: float | None = None
     """The learned refiner's colour anchor, 0..1 (how far generated ground is pulled towards the photo's

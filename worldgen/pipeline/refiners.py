@@ -57,8 +57,14 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
         refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if spec == "learned" else spec, device)
     except ValueError as e:
         raise UserInputError(str(e)) from None
-    if anchor is not None:
-        refiner.config = dataclasses.replace(refiner.config, anchor=float(anchor))
-    if texture is not None:
-        refiner.config = dataclasses.replace(refiner.config, texture=float(texture))
+    overrides = {k: float(v) for k, v in (("anchor", anchor), ("texture", texture)) if v is not None}
+    if overrides:
+        refiner.config = dataclasses.replace(refiner.config, **overrides)
     return refiner
+
+
+def pipeline_refiner(pipeline, device: torch.device | str = "cpu") -> Refiner:
+    """`make_refiner` with the settings of a `PipelineConfig` (worldgen/pipeline/config.py): --refiner,
+    --classical-refiner.*, --refiner-anchor and --refiner-texture."""
+    return make_refiner(pipeline.refiner, device, classical=pipeline.classical_refiner, anchor=pipeline.refiner_anchor,
+                        texture=pipeline.refiner_texture)

@@ -34,7 +34,7 @@ from worldgen.pipeline.config import PipelineConfig
 from worldgen.pipeline.flight import Replay
 from worldgen.pipeline.paths import make_path
 from worldgen.pipeline.recording import FlightRecord, record_flight
-from worldgen.pipeline.refiners import make_refiner
+from worldgen.pipeline.refiners import pipeline_refiner
 from worldgen.pipeline.sources import GroundTruth, Source, scene_scale
 
 MODES = ("persistent", "per-frame")
@@ -272,8 +272,7 @@ def evaluate(source: Source, pipeline: PipelineConfig = PipelineConfig(), *, pat
     frame0 = source.frame0
     dev = frame0.rgb.device
     renderer = get_renderer(dev.type)
-    refiner = make_refiner(pipeline.refiner, dev, classical=pipeline.classical_refiner, anchor=pipeline.refiner_anchor,
-                           texture=pipeline.refiner_texture)
+    refiner = pipeline_refiner(pipeline, dev)
     scale = scene_scale(frame0)
     cam_path = Replay(poses) if poses is not None else make_path(
         path, frame0.camera, scale, frames, speed=pipeline.speed, retrace=retrace, autopilot=pipeline.autopilot)

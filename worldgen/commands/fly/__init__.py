@@ -45,7 +45,7 @@ from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 from worldgen.pipeline.flight import Flight
 from worldgen.pipeline.generator import make_generator
 from worldgen.pipeline.paths import make_path
-from worldgen.pipeline.refiners import make_refiner
+from worldgen.pipeline.refiners import pipeline_refiner
 from worldgen.pipeline.sources import first_frame, scene_scale
 
 _FLAT = tyro.conf.arg(name="")  # nested settings whose options carry no prefix
@@ -210,8 +210,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     scale = scene_scale(frame0)
     path = make_path(cfg.path, frame0.camera, scale, cfg.frames, speed=p.speed, autopilot=p.autopilot)
     renderer = get_renderer(device.type)
-    refiner = make_refiner(p.refiner, device, classical=p.classical_refiner, anchor=p.refiner_anchor,
-                           texture=p.refiner_texture)
+    refiner = pipeline_refiner(p, device)
     gen = make_generator(cfg.mode, frame0, renderer, refiner, p.generator, time_stages=cfg.stage_times)
     _check_fits(cfg, frame0.camera.width, frame0.camera.height, out, 0)
     made = make_out_dir(out)
