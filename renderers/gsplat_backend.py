@@ -14,6 +14,30 @@ from worldgen.core.camera import Camera
 from worldgen.core.scene import GaussianScene
 
 
+class _ZeroNonFiniteRows(torch.autograd.Function):
+    """Identity forward; backward zeroes the rows of the gradient that are not finite and adds their count
+    to `counter` (a 0-dim int64 tensor on the same device; no synchronisation)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, counter: Tensor) -> Tensor:
+        ctx.counter = counter
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        bad = ~torch.isfinite(g).all(dim=-1)  # [N]
+        ctx.counter.add_(bad.sum())
+        return torch.where(bad[:, None], torch.zeros_like(g), g), None
+
+
+def zero_nonfinite_grad_rows(x: Tensor, counter: Tensor) -> Tensor:
+    """x [N, C] unchanged; in the backward pass a row whose gradient is not finite gets none (zeros) and
+    is counted in `counter` (0-dim int64, same device). gsplat's rasterizer backward returns NaN for a few
+    Gaussians now and then (gsplat issues #248, #455); training over gsplat renders (still-photo steps,
+    refine/train/photos.py) would otherwise drop the whole step."""
+    return _ZeroNonFiniteRows.apply(x, counter)
+
+
 class GsplatRenderer:
     """`gsplat.rasterization` (packed=False, eps2d=0.3, classic mode, render_mode="RGB+ED").
 
@@ -25,6 +49,14 @@ class GsplatRenderer:
 
     def __init__(self, eps2d: float = 0.3) -> None:
         self.eps2d = eps2d
+        self._zeroed: Tensor | None = None  # Gaussians whose non-finite gradient was zeroed (training)
+
+    def take_zeroed_grad_rows(self) -> int:
+        """Gaussians (counted once per render they were in) whose gradient from gsplat was not finite and was
+        zeroed since the last call (`zero_nonfinite_grad_rows`); reading it waits for the device."""
+        n = 0 if self._zeroed is None else int(self._zeroed)
+        self._zeroed = None
+        return n
 
     def render(
         self,
@@ -57,8 +89,14 @@ class GsplatRenderer:
         from gsplat import rasterization  # lazy: importing is fine anywhere, calling needs CUDA
 
         colors = scene.colors if features is None else torch.cat([scene.colors, features.to(scene.colors)], dim=1)
+        means = scene.means
+        if torch.is_grad_enabled() and (means.requires_grad or colors.requires_grad):
+            if self._zeroed is None:
+                self._zeroed = torch.zeros((), dtype=torch.int64, device=dev)
+            means = zero_nonfinite_grad_rows(means, self._zeroed) if means.requires_grad else means
+            colors = zero_nonfinite_grad_rows(colors, self._zeroed) if colors.requires_grad else colors
         out, alpha, _ = rasterization(
-            means=scene.means,  # [N, 3] world
+            means=means,  # [N, 3] world
             quats=scene.quats,  # [N, 4] wxyz (gsplat normalises)
             scales=scene.scales(),  # [N, 3]
             opacities=scene.opacities(),  # [N]

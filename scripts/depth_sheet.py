@@ -1,6 +1,7 @@
 """Contact sheet of the photo's depth backends on real photos: photo | learned disparity | prior disparity.
 
     .venv/bin/python scripts/depth_sheet.py [--photos ../shared/data/real] [--out docs/depth_real.png]
+    .venv/bin/python scripts/depth_sheet.py --models learned runs/x/depth.pt prior --out /tmp/cmp.png  (weights side by side)
 
 Every image of the folder goes through `first_frame` exactly as `worldgen fly PHOTO --fov 90` would
 (working size: longer side `--side`), once with `--depth-model learned` and once with `--depth-model
@@ -27,15 +28,15 @@ from worldgen.pipeline.sources import first_frame  # noqa: E402
 EXTS = (".jpg", ".jpeg", ".png", ".webp")
 
 
-def triplet(path: Path, side: int, thumb: int, fov: float) -> np.ndarray:
-    """uint8 [h + 18, 3 w + 2 gaps, 3]: photo | learned | prior, labelled."""
+def triplet(path: Path, side: int, thumb: int, fov: float, models: list[str]) -> np.ndarray:
+    """uint8 [h + 18, (1 + len(models)) w + gaps, 3]: photo | one disparity per depth model, labelled."""
     cpu = torch.device("cpu")
-    frames = {m: first_frame(str(path), PhotoConfig(depth_model=m, fov=fov), "auto", cpu, side)
-              for m in ("learned", "prior")}
-    photo = thumbnail(to_uint8(frames["learned"].rgb), thumb)
-    maps = [thumbnail(disparity_colors(frames[m].depth), thumb) for m in ("learned", "prior")]
+    frames = {m: first_frame(str(path), PhotoConfig(depth_model=m, fov=fov), "auto", cpu, side) for m in models}
+    photo = thumbnail(to_uint8(frames[models[0]].rgb), thumb)
+    maps = [thumbnail(disparity_colors(frames[m].depth), thumb) for m in models]
     name = path.stem.replace("polyhaven_", "").replace("humus_", "")[:24]
-    return side_by_side([photo, *maps], labels=[name, "learned", "prior"], gap=3)
+    labels = [Path(m).stem if m.endswith(".pt") else m for m in models]
+    return side_by_side([photo, *maps], labels=[name, *labels], gap=3)
 
 
 def main() -> None:
@@ -46,12 +47,14 @@ def main() -> None:
     ap.add_argument("--thumb", type=int, default=176, help="longer side of each picture on the sheet")
     ap.add_argument("--fov", type=float, default=90.0, help="horizontal field of view of the photos (cube faces: 90)")
     ap.add_argument("--cols", type=int, default=2)
+    ap.add_argument("--models", nargs="+", default=["learned", "prior"],
+                    help="depth models to show side by side (learned, prior, a weights FILE.pt, transformers:NAME)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     paths = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in EXTS)
     if not paths:
         sys.exit(f"no photos in {args.photos}")
-    tiles = [triplet(p, args.side, args.thumb, args.fov) for p in paths]
+    tiles = [triplet(p, args.side, args.thumb, args.fov, args.models) for p in paths]
     h, w = max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)
     tiles = [np.pad(t, ((0, h - t.shape[0]), (0, w - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
     tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % args.cols)

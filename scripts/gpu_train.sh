@@ -5,6 +5,7 @@
 #
 #   bash scripts/gpu_prepare.sh                            (here, once: wheels, photos, the carry's size)
 #   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (there; carry .whl and .carry)
+#   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so (gsplat's kernels, built by an earlier call),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
@@ -21,6 +22,12 @@ nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --
 el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"
 
 mkdir -p runs/gpu/refiner runs/gpu/depth
+# The logs come back even when the call is killed before packing (a BUDGET longer than the call's real limit:
+# a cold start or a short device budget shortens it): copied into $OUT every 20 s while the call runs.
+( while sleep 20; do for k in refiner depth; do
+    [ -f runs/gpu/$k/log.jsonl ] && cp runs/gpu/$k/log.jsonl "$OUT/$k.log.jsonl.part" && mv "$OUT/$k.log.jsonl.part" "$OUT/$k.log.jsonl"
+  done; done ) &
+LOGS_PID=$!
 # Continue from this session's last call (.carry/), else from the committed weights (they are compact
 # training checkpoints: float16 weights, step, data cursor, history).
 for k in refiner depth; do
@@ -30,6 +37,15 @@ done
 PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
 
+# SOAK_FIRST=N: first, on the idle GPU, where a frame's time goes (scripts/profile_generate.py) and an N-frame
+# soak at 512x512 with the default (learned) refiner (scripts/soak.py); the trainings start after it.
+if [ -n "${SOAK_FIRST:-}" ]; then
+  timeout 120 python3 scripts/profile_generate.py --device cuda --size 512x512 --refiner learned --frames 400 \
+    --window 300 360 --top 8 > "$OUT/profile.txt" 2>&1; grep "^#" "$OUT/profile.txt" | tail -n 30
+  timeout ${SOAK_S:-200} python3 scripts/soak.py --device cuda --no-video --refiner learned --frames "$SOAK_FIRST" \
+    ${SOAK_ARGS:-} --json "$OUT/soak.json" > "$OUT/soak.txt" 2>&1; grep -v -i -E "warn|package metadata" "$OUT/soak.txt" | tail -n 25
+  el "profile and soak done"
+fi
 # The depth network needs no gsplat: start it at once on the last GPU (DEPTH=0: refiner only).
 DEPTH_PID=""
 [ "${DEPTH:-1}" != 0 ] && CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset train-depth-h200 \
@@ -77,6 +93,7 @@ fi
 if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 el "packing"
+kill $LOGS_PID 2>/dev/null
 for k in refiner depth; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
 done

@@ -100,9 +100,12 @@ def main() -> None:
     # kernel launches, synchronisations and self CPU time per frame; and the operators that synchronise
     per: dict = {}
     sync_ops: dict = {}
+    waits: dict = {}
     names: dict = {}
     for e in prof.events():
-        if e.name.startswith("stage:"):
+        if e.name.startswith("stage:"):  # the stage's own Python and numpy time (outside any operator)
+            d = per.setdefault(e.name[6:], {"ops": 0, "launch": 0, "sync": 0, "cpu_us": 0.0, "wait_us": 0.0})
+            d["cpu_us"] += e.self_cpu_time_total
             continue
         stage, p, op = "other", e.cpu_parent, None
         while p is not None:
@@ -112,7 +115,7 @@ def main() -> None:
             if p.name.startswith("aten::") or p.name.startswith("gsplat"):
                 op = p.name
             p = p.cpu_parent
-        d = per.setdefault(stage, {"ops": 0, "launch": 0, "sync": 0, "cpu_us": 0.0})
+        d = per.setdefault(stage, {"ops": 0, "launch": 0, "sync": 0, "cpu_us": 0.0, "wait_us": 0.0})
         top_op = e.cpu_parent is None or e.cpu_parent.name.startswith("stage:")
         if top_op and not e.name.startswith("cuda"):
             d["ops"] += 1
@@ -124,15 +127,21 @@ def main() -> None:
             d["sync"] += 1
             key = (stage, op or "?")
             sync_ops[key] = sync_ops.get(key, 0) + 1
+            waits[key] = waits.get(key, 0.0) + e.cpu_time_total
+        if e.name in SYNC_NAMES or e.name in ("cudaMemcpyAsync", "cudaMemcpy"):
+            d["wait_us"] += e.cpu_time_total  # the host blocked until the GPU got there (or the copy ran)
         d["cpu_us"] += e.self_cpu_time_total
-    print(f"# per stage and frame: {'stage':<10} {'top ops':>8} {'launches':>9} {'syncs':>6} {'self CPU ms':>11}")
+    # (self CPU: the stage's operators and its own Python and numpy time; it includes the time blocked in
+    # synchronisations and copies: `waits` is that share, the time the host could spend preparing other
+    # work if the GPU were not behind at that point)
+    print(f"# per stage and frame: {'stage':<10} {'top ops':>8} {'launches':>9} {'syncs':>6} {'self CPU ms':>11} {'waits ms':>9}")
     for stage, d in sorted(per.items(), key=lambda kv: -kv[1]["cpu_us"]):
         print(f"#                      {stage:<10} {d['ops'] / n:8.0f} {d['launch'] / n:9.0f} {d['sync'] / n:6.1f} "
-              f"{d['cpu_us'] / 1000 / n:11.2f}")
+              f"{d['cpu_us'] / 1000 / n:11.2f} {d['wait_us'] / 1000 / n:9.2f}")
     if sync_ops:
-        print("# synchronising operators (stage, outermost aten op): count per frame")
+        print("# synchronising operators (stage, outermost aten op): count and ms blocked per frame")
         for (stage, op), c in sorted(sync_ops.items(), key=lambda kv: -kv[1])[:args.top]:
-            print(f"#   {stage:<10} {op:<40} {c / n:6.2f}")
+            print(f"#   {stage:<10} {op:<40} {c / n:6.2f} {waits[(stage, op)] / 1000 / n:7.2f}")
     if names:
         print(f"# operators run directly in stage {args.stage_ops}: count per frame")
         for name, c in sorted(names.items(), key=lambda kv: -kv[1])[:args.top]:

@@ -52,13 +52,15 @@ def main() -> None:
                     help="the world's level of detail (--pipeline.generator.world.min-px; default: its default)")
     ap.add_argument("--max-resident", type=int, default=None,
                     help="the working set's budget in Gaussians (--pipeline.generator.world.max-resident; default: none)")
+    ap.add_argument("--refiner-texture", type=float, default=None,
+                    help="the learned refiner's detail anchor (--pipeline.refiner-texture; default: the weights' own, 1)")
     args = ap.parse_args()
     dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     cuda = dev == "cuda"
     frames = args.frames or (10_000 if cuda else 2_000)
     size = args.size or ("512x512" if cuda else "128x128")
     tenth = max(1, -(-(frames - 1) // 10))  # frames 1..frames-1 in ten rows (the last may be shorter)
-    pipeline = PipelineConfig(size=size, device=dev, refiner=args.refiner)
+    pipeline = PipelineConfig(size=size, device=dev, refiner=args.refiner, refiner_texture=args.refiner_texture)
     world = pipeline.generator.world
     if args.min_px is not None:
         world = replace(world, min_px=args.min_px)
@@ -71,7 +73,8 @@ def main() -> None:
     print(f"# soak {time.strftime('%Y-%m-%d')}  device={dev} ({machine.get('gpu', machine['cpu'])}, "
           f"{machine['cpu_cores']} cores, torch {torch.__version__}, {platform.python_version()})  "
           f"size={size} frames={frames:,} path={args.path} refiner={args.refiner} min_px={min_px} "
-          f"max_resident={max_resident} stage_times={args.stage_times} dispatch_us={machine['dispatch_us']}", flush=True)
+          f"max_resident={max_resident} refiner_texture={args.refiner_texture} stage_times={args.stage_times} "
+          f"dispatch_us={machine['dispatch_us']}", flush=True)
 
     rows: list[dict] = []
     mark = {"t": 0, "wall": time.perf_counter(), "stages": {}, "moves": (0, 0)}
@@ -135,7 +138,8 @@ def main() -> None:
             print(f"# sustained frames/s while flying: {flying_fps:.1f} (goal >= 60: {'met' if flying_fps >= 60 else 'NOT met'})")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "size": size, "frames": frames,
-                                               "refiner": args.refiner, "min_px": min_px, "max_resident": max_resident,
+                                               "refiner": args.refiner, "refiner_texture": args.refiner_texture,
+                                               "min_px": min_px, "max_resident": max_resident,
                                                "stage_times": args.stage_times, "flying_frames_per_second": flying_fps,
                                                "rows": rows, "run": info}, indent=1))
 

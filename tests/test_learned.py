@@ -301,6 +301,35 @@ def test_a_step_with_a_non_finite_loss_is_dropped(tmp_path, monkeypatch):
     (rec,) = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert rec["skipped"] == 0.25 and math.isfinite(rec["loss"]) and math.isfinite(rec["grad_norm"])
     assert rec["nonfinite_grad_norm"] == 0.0  # the loss was NaN, the step dropped before its gradient
+    # where it came from: not the rendered input, the network's output or the critic (the loss was poisoned)
+    assert (rec["nonfinite_origin_input"], rec["nonfinite_origin_output"], rec["nonfinite_origin_critic"]) == (0, 0, 0)
+    net, _, _ = load_weights(tmp_path / "run" / "refiner.pt")
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_the_gradient_probe_names_where_a_non_finite_gradient_entered(tmp_path, monkeypatch):
+    """A finite loss whose gradient is not finite (sqrt at 0: how the H200's photo steps failed, loss finite,
+    gradient norm not) is dropped, and the probe logs the stages the bad gradient reached."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train import trainer
+
+    real, calls = trainer.flight_step_terms, []
+
+    def poisoned(results, *args, **kwargs):
+        loss, terms, fake, real_ = real(results, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:  # value 0, gradient inf * 0 = NaN into the composed frame
+            loss = loss + (results[-1].out.rgb.mean() * 0).sqrt()
+        return loss, terms, fake, real_
+
+    monkeypatch.setattr(trainer, "flight_step_terms", poisoned)
+    cfg = dataclasses.replace(TRAIN_PRESETS["train-refiner-tiny"].config, steps=3, log_every=3, checkpoint_every=3,
+                              sample_every=0, out=str(tmp_path / "run"), grad_probe=True)
+    trainer.train(cfg)
+    (rec,) = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert rec["skipped"] == pytest.approx(1 / 3, abs=1e-4) and math.isfinite(rec["loss"])
+    assert rec["nonfinite_grad_norm"] == 1.0 and rec["nonfinite_rgb"] == 0.0  # the terms were finite
+    assert rec["nonfinite_grad_at_composed"] == 1.0 and rec["nonfinite_grad_at_net_out"] == 1.0
     net, _, _ = load_weights(tmp_path / "run" / "refiner.pt")
     assert all(torch.isfinite(p).all() for p in net.parameters())
 

@@ -224,6 +224,23 @@ def test_gradients_match_finite_differences():
 
 
 # ---------------------------------------------------------------------------------- selection
+def test_a_non_finite_gradient_row_into_gsplat_is_zeroed_and_counted():
+    """gsplat's backward sometimes returns NaN for a few Gaussians: those rows get no gradient (and are
+    counted), the others keep theirs exactly; the forward value is unchanged. (The wrapper itself is
+    plain PyTorch, so it is tested here on the CPU; GsplatRenderer applies it only with autograd on.)"""
+    from renderers.gsplat_backend import zero_nonfinite_grad_rows
+
+    x = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]], requires_grad=True)
+    counter = torch.zeros((), dtype=torch.int64)
+    y = zero_nonfinite_grad_rows(x, counter)
+    assert torch.equal(y, x)
+    # row 0: d sqrt(u)/du at u = 0 is inf (a NaN after the chain rule's 0 * inf); rows 1, 2: finite
+    (y[:, 0].sqrt().sum() * 0 + y[:, 0].sqrt().sum() + (y ** 2).sum()).backward()
+    assert int(counter) == 1
+    assert torch.equal(x.grad[0], torch.zeros(2))
+    assert torch.allclose(x.grad[1:], torch.tensor([[4 + 1 / (2 * math.sqrt(2)), 6.0], [8 + 0.25, 10.0]]))
+
+
 def test_get_renderer_picks_by_device():
     assert isinstance(get_renderer("torch"), TorchRenderer)
     assert isinstance(get_renderer("cpu"), TorchRenderer)

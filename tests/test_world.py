@@ -278,6 +278,54 @@ def test_level_of_detail_leaves_out_far_chunks_of_tiny_gaussians_only():
     assert w.size == 150 and len(w.full_scene()) == 150
 
 
+@pytest.mark.parametrize("min_px", [0.5, 0.0])
+def test_grouped_visibility_is_exactly_the_per_chunk_test(tmp_path, min_px):
+    """A large world is tested group by group (cubes of 8 x 8 x 8 cells) before chunk by chunk: the chunks it
+    calls needed must be exactly those the per-chunk test calls needed, from anywhere and looking anywhere,
+    also after the world grows and after a checkpoint is restored."""
+    from worldgen.pipeline import world as world_mod
+
+    g = torch.Generator().manual_seed(5)
+
+    def scatter(n: int, seed: int) -> GaussianScene:
+        sc = random_scene(n, spread=1.0, seed=seed)
+        sc.means = torch.rand(n, 3, generator=g) * torch.tensor([300.0, 20.0, 300.0]) - torch.tensor([150.0, 10.0, 0.0])
+        sc.log_scales = torch.rand(n, 1, generator=g).expand(n, 3) * 8 - 7  # reach 0.003 .. 9 units: many levels
+        return sc
+
+    cfg = WorldConfig(chunk_size=2.0, keep_radius=3.0, linger=4, min_px=min_px)
+    w = PagedWorld(cfg, 1.0, "cpu", store=DiskStore(tmp_path / "c"))
+    w.add(scatter(20000, 1), 0)
+    assert w.chunks >= world_mod._GROUPED_FROM  # grouped from here on
+    rng = np.random.default_rng(0)
+
+    def cameras(k: int):
+        for _ in range(k):
+            pos = rng.uniform([-160, -15, -20], [160, 15, 320])
+            yield camera_at(pos.tolist(), (pos + rng.normal(size=3) * 10).tolist())
+
+    def check(world: PagedWorld) -> None:
+        partial = 0  # cameras that need some chunks but not all (the cases that tell)
+        for cam in cameras(12):
+            for wide in (False, True):
+                h = world.config.hysteresis if wide else 1.0
+                brute = world._needed(np.arange(world.chunks), cam, h)
+                assert np.array_equal(world.needed(cam, wide=wide), brute)
+                partial += bool(brute.any() and not brute.all())
+        assert partial >= 6
+
+    check(w)
+    for t, cam in enumerate(cameras(6), start=1):  # paging moves chunks, boxes grow, new chunks and groups
+        w.prepare(cam, t)
+        w.add(scatter(500, 10 + t), t)
+    check(w)
+    state = w.checkpoint()
+    back = PagedWorld(cfg, 1.0, "cpu", store=DiskStore(tmp_path / "c"))
+    back.restore(state)
+    assert np.array_equal(back.group >= 0, np.ones(back.chunks, bool))
+    check(back)
+
+
 def _flown_strip(length: float, seed: int = 0) -> GaussianScene:
     """Ground flown over (y = 0.3 below the camera's height 0, x in [-1, 1], z in [0, length]) as the
     generator leaves it: every region lifted coarse when first seen from afar and finer as the camera

@@ -228,6 +228,10 @@ class TrainConfig:
     stop_after: int = 0
     """Stop (with a checkpoint) after this many steps in this process; 0 = run to `steps`. The
     schedule still spans `steps`, so a run cut into pieces equals the uninterrupted one."""
+    grad_probe: bool = False
+    """Diagnosis of dropped steps: hooks on the gradients of each unrolled step's world (the Gaussians the
+    renderer draws), render, network input, network output and composed frame log which of them were not
+    finite (`nonfinite_grad_at_<stage>`). Each hook waits for the device, so it is off by default."""
     checkpoint_every: int = 200
     """Steps between checkpoints (and one at the end / on the time limit)."""
     log_every: int = 10

@@ -37,6 +37,7 @@ from refine.train.data import FlightCache
 from refine.train.photos import PhotoSource, photo_critic_loss, photo_step_terms
 from refine.train.replay import ReplayBuffer
 from refine.train.unroll import (
+    GradProbe,
     critic_input,
     detail_ratio,
     log_disparity,
@@ -54,6 +55,17 @@ def _weights_blob(net: RefinerNet, cfg: TrainConfig, half: bool = False) -> dict
     return {"format": WEIGHTS_FORMAT, "net_config": dataclasses.asdict(net.config),
             "refiner_config": dataclasses.asdict(cfg.refiner),
             "state_dict": _state(net, half), "meta": {}}
+
+
+def nonfinite_origin(results, critic) -> dict[str, float]:
+    """Where a dropped step's non-finite value first appears (logged as the share of dropped steps):
+    the network's input (the renderer's views), its composed output, or the critic's own weights."""
+    def bad(ts) -> float:
+        return float(any(t is not None and not bool(torch.isfinite(t.detach()).all()) for t in ts))
+
+    return {"nonfinite_origin_input": bad([r.x for r in results]),
+            "nonfinite_origin_output": bad([r.out.rgb for r in results] + [r.out.net_log_disp for r in results]),
+            "nonfinite_origin_critic": bad(list(critic.parameters()))}
 
 
 def _state(module: torch.nn.Module, half: bool) -> dict:
@@ -101,7 +113,7 @@ def flight_step_terms(results, disc, cfg: TrainConfig, step: int, cuda: bool):
     if step < L.gan_start // 2:
         return loss, terms, None, None
     ref = torch.cat([r.views.ref for r in results])
-    fake = critic_input(torch.cat([r.out.rgb for r in results]), torch.cat([r.out.log_disp for r in results]),
+    fake = critic_input(torch.cat([r.out.rgb for r in results]), torch.cat([r.out.net_log_disp for r in results]),
                         torch.cat([r.out.sky for r in results]), ref)
     real = critic_input(torch.cat([r.gt_rgb for r in results]), torch.cat([log_disparity(r.gt_depth) for r in results]),
                         torch.cat([r.gt_sky for r in results]), ref)
@@ -230,11 +242,13 @@ def train(cfg: TrainConfig) -> dict:
                  for _ in range(cfg.batch)]
         t0 = tick("data", t0)
         results = unroll(net, clips, modes, warm, T, renderer, cfg.refiner, autocast=cuda,
-                         grad_through_world=cfg.unroll.grad_through_world, train=train)
+                         grad_through_world=cfg.unroll.grad_through_world, train=train, probe=probe if train else None)
         return results, tick("unroll", t0)
 
     bad_run = 0  # steps dropped in a row (below)
+    probe = None
     while step < cfg.steps:
+        probe = GradProbe() if cfg.grad_probe else None
         t0 = time.perf_counter()
         seed = step_seed(cfg.seed, dd.rank, step)
         torch.manual_seed(seed)
@@ -264,7 +278,7 @@ def train(cfg: TrainConfig) -> dict:
                      else "persistent" for _ in range(P.batch)]
             t0 = tick("data", t0)
             results = unroll(net, clips, modes, warm, steps_, renderer, cfg.refiner, autocast=cuda,
-                             grad_through_world=cfg.unroll.grad_through_world)
+                             grad_through_world=cfg.unroll.grad_through_world, probe=probe)
             t0 = tick("unroll", t0)
             loss, terms, fake = photo_step_terms(results, photos, disc_photo, kind, P, cuda)
             critic, critic_params, real = disc_photo, list(disc_photo.parameters()), None
@@ -298,6 +312,7 @@ def train(cfg: TrainConfig) -> dict:
                 opt_g.zero_grad(set_to_none=True)
             else:
                 opt_g.step()
+        zeroed = renderer.take_zeroed_grad_rows() if hasattr(renderer, "take_zeroed_grad_rows") else None
         bad_run = bad_run + 1 if skipped else 0
         if bad_run >= 50:
             raise RuntimeError(f"training diverged: 50 steps in a row with a non-finite loss or gradient (step {step})")
@@ -333,7 +348,11 @@ def train(cfg: TrainConfig) -> dict:
         if skipped:  # logged as the share of skipped steps; the terms of a dropped step are not averaged in, but
             # which of them were not finite is (`nonfinite_<term>`: the share of dropped steps it was in)
             logged = {"skipped": 1.0, **{f"nonfinite_{k}": float(not math.isfinite(v)) for k, v in logged.items()
-                                         if k != "skipped"}}
+                                         if k != "skipped"}, **nonfinite_origin(results, disc_photo if photo else disc)}
+            if probe is not None:  # where the backward pass first met a non-finite gradient (GradProbe)
+                logged.update({f"nonfinite_grad_at_{k}": float(k in probe.bad) for k in GradProbe.STAGES})
+            if photo:
+                logged["skipped_photo_forward"] = float(kind == "forward")  # (the kind is drawn per process)
         elif photo:
             logged["photo_loss"] = float(loss.detach())
         else:
@@ -341,6 +360,8 @@ def train(cfg: TrainConfig) -> dict:
                            "psnr_classical": psnr(v.base_rgb, last.gt_rgb),
                            "detail_refined": detail_ratio(last.out.rgb, last.gt_rgb, 1 - v.keep),
                            "detail_classical": detail_ratio(v.base_rgb, last.gt_rgb, 1 - v.keep)})
+        if zeroed is not None:  # Gaussians whose non-finite gradient from gsplat was zeroed (renderers/gsplat_backend.py)
+            logged["render_grad_rows_zeroed"] = float(zeroed)
         for k, x in logged.items():
             acc[k] = acc.get(k, 0.0) + x
             counts[k] = counts.get(k, 0) + 1

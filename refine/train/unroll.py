@@ -45,9 +45,28 @@ class StepResult:
     x: Tensor | None = None
 
 
+class GradProbe:
+    """Which stages of an unroll received non-finite gradients in the backward pass (diagnosis).
+
+    `watch(stage, tensor)` hooks a tensor that requires grad; after `backward`, `bad` holds the stages
+    ("world", "render", "input", "net_out", "composed") where some gradient was not finite. Reading
+    the gradient's finiteness waits for the device at every hook: for diagnosis only."""
+
+    STAGES = ("world", "render", "input", "net_out", "composed")
+
+    def __init__(self):
+        self.bad: set[str] = set()
+
+    def watch(self, stage: str, *tensors: Tensor | None) -> None:
+        for t in tensors:
+            if t is not None and t.requires_grad:
+                t.register_hook(lambda g, s=stage: self.bad.add(s) if not bool(torch.isfinite(g).all()) else None)
+
+
 def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, renderer,
            refiner_cfg: LearnedRefinerConfig, gen_cfg: GeneratorConfig = GeneratorConfig(),
-           autocast: bool = False, grad_through_world: bool = True, train: bool = True) -> list[StepResult]:
+           autocast: bool = False, grad_through_world: bool = True, train: bool = True,
+           probe: GradProbe | None = None) -> list[StepResult]:
     """Run the generators over `clips` (L >= warm + steps + 1 frames) and return the T supervised steps.
 
     Args:
@@ -61,6 +80,7 @@ def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, rende
             only that step's network pass).
         train: False runs everything without gradients (the replay buffer's fills,
             refine/train/replay.py); the results then carry no graph.
+        probe: a GradProbe to hook the supervised steps' tensors into (None: no hooks).
     """
     B, L, H, W = clips.depth.shape
     if L < warm + steps + 1:
@@ -78,11 +98,20 @@ def unroll(net, clips: ClipBatch, modes: list[str], warm: int, steps: int, rende
         grad = t > warm and train
         with torch.set_grad_enabled(grad and grad_through_world):
             views = [g.begin_step(cams[b][t]) for b, g in enumerate(gens)]
+            if probe is not None and grad:
+                for g in gens:  # the Gaussians this step's render drew
+                    probe.watch("world", g.scene.means, g.scene.colors)
             x, vb = view_inputs(views, refiner_cfg)
         with torch.set_grad_enabled(grad):
             with amp:
                 y = net(x)
             out = compose(vb, y, refiner_cfg)
+        if probe is not None and grad:
+            for v in views:
+                probe.watch("render", v.rgb, v.alpha, v.depth)
+            probe.watch("input", x)
+            probe.watch("net_out", y)
+            probe.watch("composed", out.rgb, out.log_disp)
         with torch.set_grad_enabled(grad and grad_through_world):
             frames = out.frames(views)
             for g, f, v in zip(gens, frames if grad_through_world else [_detached(f) for f in frames], views):
