@@ -68,6 +68,46 @@ def test_finer_gaussians_only_where_the_refiner_added_detail():
     assert torch.equal(lift_mask(f, alpha, footprint, LiftConfig(detail_change=0.0), rendered), ~f.sky)  # the old rule
 
 
+def test_a_pixel_mostly_drawn_by_fine_gaussians_is_not_lifted_again():
+    """Fine Gaussians lifted over a coarse one draw most of the pixel but not all of it, so the pixel's mean
+    footprint stays above detail_px: judged by it, the same pixels were lifted again every frame (a real-photo
+    flight re-lifted up to 27,000 of 65,536 pixels a frame). Judged by the share drawn by fine Gaussians, only
+    pixels the fine ones do not yet draw are lifted. The renderer's share is checked on a real render."""
+    from renderers import TorchRenderer
+    from worldgen.core.scene import GaussianScene, inverse_sigmoid
+    from worldgen.pipeline.generator import GeneratorConfig, make_generator
+
+    f = frame_with_step()
+    alpha = torch.ones(24, 32)
+    changed = Frame((f.rgb + 0.1).clamp(0, 1), f.depth, f.sky, f.camera)  # the refiner changed every pixel
+    footprint = torch.full((24, 32), 5.0)  # mean footprint: 80 % at 1 px in front of 20 % at 21 px
+    fine = torch.full((24, 32), 0.8)
+    fine[:, 24:] = 0.3  # here the fine Gaussians draw less than half
+    m = lift_mask(changed, alpha, footprint, LiftConfig(), f.rgb, fine)
+    assert torch.equal(m, ~f.sky & (torch.arange(32) >= 24))
+    assert torch.equal(lift_mask(changed, alpha, footprint, LiftConfig(), f.rgb), ~f.sky)  # the mean footprint's rule
+
+    # RenderedView.fine_share from a render: a 40-px Gaussian behind a layer of pixel-sized ones
+    cam = Camera.from_fov(60, 32, 24)
+    gen = make_generator("persistent", f, TorchRenderer(), refiner=lambda v: None, config=GeneratorConfig(),
+                         time_stages=False)
+    n = 24 * 32
+    front = cam.unproject(torch.full((24, 32), 5.0))  # one Gaussian per pixel, at depth 5
+    px = 5.0 / cam.fx  # one pixel at depth 5, world units
+    fine_g = GaussianScene(front.reshape(n, 3), torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+                           torch.full((n, 3), math.log(0.45 * px)), torch.full((n,), float(inverse_sigmoid(0.6))),
+                           torch.rand(n, 3))
+    big = GaussianScene(cam.unproject(torch.full((24, 32), 6.0))[12:13, 16].reshape(1, 3),
+                        torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), math.log(40 * 6.0 / cam.fx)),
+                        torch.full((1,), float(inverse_sigmoid(0.98))), torch.rand(1, 3))
+    gen.scene = GaussianScene.empty()  # (only rendered here)
+    gen.scene.append(big)
+    gen.scene.append(fine_g)
+    v = gen.render_view(cam)
+    centre = v.fine_share[6:18, 8:24]
+    assert (centre > 0.5).all() and (v.footprint[6:18, 8:24] > 2.0).all()  # fine by share, coarse by the mean
+
+
 def view_from(frame: Frame, alpha: torch.Tensor, sky_known: torch.Tensor, horizon=90.0) -> RenderedView:
     rgb = frame.rgb * alpha[..., None]
     depth = torch.where(torch.isfinite(frame.depth), frame.depth, torch.zeros_like(frame.depth))

@@ -84,6 +84,8 @@ class RenderedView:
             the horizon (worldgen/core/anchor.py), or None.
         ground_texture: the first frame's ground detail by elevation (`GroundTexture`,
             worldgen/core/anchor.py), or None.
+        fine_share: [H, W] in [0, 1], the share of the pixel's opacity drawn by Gaussians no larger than the
+            lift's `detail_px` (worldgen/pipeline/lift.py), or None.
     """
 
     camera: Camera
@@ -96,3 +98,4 @@ class RenderedView:
     horizon_elev_deg: float = 90.0
     ground_anchor: Tensor | None = None
     ground_texture: GroundTexture | None = None
+    fine_share: Tensor | None = None

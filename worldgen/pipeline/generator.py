@@ -184,20 +184,25 @@ class Generator:
     def render_view(self, camera: Camera) -> RenderedView:
         """Render the world (scene + sky) at `camera`, unrefined."""
         with self._time("render"):
-            fp = footprint_px(self.scene, camera)
-            r = self.renderer.render(self.scene, camera, features=fp, eps2d=self.config.eps2d)
-            footprint = r.features[..., 0] / r.alpha.clamp_min(1e-6) if r.features is not None else None
+            fp = footprint_px(self.scene, camera)  # [N, 1]
+            # (the size, and whether it is fine enough for the lift: its mean alone is dominated by the coarse
+            # Gaussians behind a layer of fine ones, and the lift would lift the same pixels again every frame)
+            features = torch.cat([fp, (fp <= self.config.lift.detail_px).to(fp.dtype)], 1)
+            r = self.renderer.render(self.scene, camera, features=features, eps2d=self.config.eps2d)
+            a = r.alpha.clamp_min(1e-6)
+            footprint = r.features[..., 0] / a if r.features is not None else None
+            fine = (r.features[..., 1] / a).clamp(0, 1) if r.features is not None else None
         with self._time("sky"):
             sky_rgb, sky_known = self.sky.render(camera)
         return RenderedView(camera, r.rgb, r.alpha, r.depth, footprint, sky_rgb, sky_known, self.horizon_elev_deg,
-                            self.ground_anchor, self.ground_texture)
+                            self.ground_anchor, self.ground_texture, fine)
 
     def _absorb(self, frame: Frame, view: RenderedView | None, fit_iters: int) -> int:
         """Lift what the world lacks from `frame` and write its new sky; returns Gaussians added."""
         cfg = self.config
         with self._time("lift"):
             mask = lift_mask(frame, None if view is None else view.alpha, None if view is None else view.footprint, cfg.lift,
-                             None if view is None else view.rgb)
+                             None if view is None else view.rgb, None if view is None else view.fine_share)
             if view is not None:
                 left_out = self.world.left_out(frame.camera)  # the world is there, only not drawn (a budget)
                 if left_out is not None:

@@ -1,7 +1,7 @@
 """Lifting: turn a refined RGBD frame into new Gaussians, only where the scene lacks them.
 
 A pixel becomes a Gaussian when it is not sky, has a finite depth, and either the scene does not
-cover it (rendered alpha below `hole_alpha`) or the scene's Gaussians there are coarser than
+cover it (rendered alpha below `hole_alpha`) or less than half of it is drawn by Gaussians of at most
 `detail_px` pixels (the camera came closer than they were made for) and the refined frame holds detail
 the render lacks (its colour differs from the render by more than `detail_change`). Each new Gaussian is a flat disc on the local surface, centred on the pixel's unprojected
 point, spanning `sigma_px` times the pixel's footprint on that surface: its size follows its pixel
@@ -39,7 +39,7 @@ class LiftConfig:
     hole_alpha: float = 0.5
     """Pixels the scene covers with less than this rendered alpha are lifted."""
     detail_px: float = 2.0
-    """Pixels where the scene's Gaussians are larger than this (std, in pixels) get finer Gaussians ..."""
+    """Pixels drawn less than half by Gaussians of at most this size (std, in pixels) get finer Gaussians ..."""
     detail_change: float = 0.02
     """... where the refined colour differs from the scene's own render by more than this (largest
     channel, 0..1): a refiner that returns the render (the classical one on covered pixels) adds no
@@ -87,7 +87,7 @@ def footprint_px(scene: GaussianScene, camera: Camera) -> Tensor:
 
 
 def lift_mask(frame: Frame, alpha: Tensor | None, footprint: Tensor | None, cfg: LiftConfig,
-              rendered: Tensor | None = None) -> Tensor:
+              rendered: Tensor | None = None, fine_share: Tensor | None = None) -> Tensor:
     """[H, W] bool: the pixels of `frame` to turn into Gaussians.
 
     Args:
@@ -97,13 +97,17 @@ def lift_mask(frame: Frame, alpha: Tensor | None, footprint: Tensor | None, cfg:
         rendered: [H, W, 3] the scene's render at this view, premultiplied by alpha (None: every pixel
             with coarse Gaussians gets finer ones; else only those whose refined colour differs from
             the render by more than `cfg.detail_change`).
+        fine_share: [H, W] the share of the pixel's alpha drawn by Gaussians of at most `cfg.detail_px`
+            (`RenderedView.fine_share`). Given, a pixel is coarse where that share is below one half, not
+            where the mean footprint exceeds detail_px: a pixel drawn 80 % by fine Gaussians in front of a
+            20-px one has a mean footprint of ~5 px, and was lifted again every frame.
     """
     ok = ~frame.sky & torch.isfinite(frame.depth) & (frame.depth > 0)
     if alpha is None:
         return ok
     need = alpha < cfg.hole_alpha
     if footprint is not None:
-        coarse = footprint > cfg.detail_px
+        coarse = footprint > cfg.detail_px if fine_share is None else fine_share < 0.5
         if rendered is not None and cfg.detail_change > 0:
             shown = rendered / alpha.clamp_min(1e-6)[..., None]
             coarse &= (frame.rgb.detach() - shown).abs().amax(-1) > cfg.detail_change
