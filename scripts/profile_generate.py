@@ -99,12 +99,16 @@ def main() -> None:
     # per stage (the `stage:NAME` ranges of the generator, the pilot and the outputs): operators,
     # kernel launches, synchronisations and self CPU time per frame; and the operators that synchronise
     per: dict = {}
+
+    def empty() -> dict:
+        return {"ops": 0, "launch": 0, "sync": 0, "cpu_us": 0.0, "wait_us": 0.0}
+
     sync_ops: dict = {}
     waits: dict = {}
     names: dict = {}
     for e in prof.events():
         if e.name.startswith("stage:"):  # the stage's own Python and numpy time (outside any operator)
-            d = per.setdefault(e.name[6:], {"ops": 0, "launch": 0, "sync": 0, "cpu_us": 0.0, "wait_us": 0.0})
+            d = per.setdefault(e.name[6:], empty())
             d["cpu_us"] += e.self_cpu_time_total
             continue
         stage, p, op = "other", e.cpu_parent, None
@@ -115,7 +119,7 @@ def main() -> None:
             if p.name.startswith("aten::") or p.name.startswith("gsplat"):
                 op = p.name
             p = p.cpu_parent
-        d = per.setdefault(stage, {"ops": 0, "launch": 0, "sync": 0, "cpu_us": 0.0, "wait_us": 0.0})
+        d = per.setdefault(stage, empty())
         top_op = e.cpu_parent is None or e.cpu_parent.name.startswith("stage:")
         if top_op and not e.name.startswith("cuda"):
             d["ops"] += 1

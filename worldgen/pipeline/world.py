@@ -130,10 +130,10 @@ def _host_w2c(camera: Camera) -> np.ndarray:
     return rigid_inverse(torch.from_numpy(camera.host()[1].copy())).numpy()  # (host() is read-only)
 
 
-def _with_distance(lo: np.ndarray, hi: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lo, hi, dist [R]): boxes lo, hi [R, 3] and the distance from `camera` to each (0 inside), world units."""
+def _box_distance(lo: np.ndarray, hi: np.ndarray, camera: Camera) -> np.ndarray:
+    """[R]: the distance from `camera` to each box lo, hi [R, 3] (0 inside), world units."""
     p = camera.host()[1][:3, 3]
-    return lo, hi, np.linalg.norm(np.maximum(np.maximum(lo - p, p - hi), 0.0), axis=1)
+    return np.linalg.norm(np.maximum(np.maximum(lo - p, p - hi), 0.0), axis=1)
 
 
 def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: float = 0.0,
@@ -362,7 +362,8 @@ class PagedWorld(World):
         """(lo [R, 3], hi [R, 3], dist [R]): chunk rows' boxes grown by their Gaussians' reach, and the
         camera's distance to each box (0 inside), world units."""
         grow = self.ext[rows, None]
-        return _with_distance(self.lo[rows] - grow, self.hi[rows] + grow, camera)
+        lo, hi = self.lo[rows] - grow, self.hi[rows] + grow
+        return lo, hi, _box_distance(lo, hi, camera)
 
     def _within_budget(self, rows: np.ndarray, camera: Camera, budget: int) -> np.ndarray:
         """The chunk rows of `rows` kept under a budget of `budget` Gaussians: the most visible first (reach
@@ -385,7 +386,7 @@ class PagedWorld(World):
         """bool [R]: the `needed` criterion (factor h) for boxes lo, hi [R, 3] (already grown by the reach)
         holding Gaussians that reach at most ext [R]."""
         cfg = self.config
-        lo, hi, dist = _with_distance(lo, hi, camera)
+        dist = _box_distance(lo, hi, camera)
         need = dist <= cfg.keep_radius * self.unit * h
         test = ~need
         if cfg.min_px > 0:  # level of detail: Gaussians that would reach under min_px pixels are not drawn
