@@ -29,8 +29,10 @@ Composition (`compose`, the same in training and inference), with
   close-ups (footprint > sharp_px) are the classical answer corrected by the network; on covered
   blurry pixels only the residual's detail counts (`pin_covered`: its 8x8-block mean is dropped, the
   world's mean colour stays).
-- sky: uncovered pixels whose logit (network + 4 for classical sky, - 4 otherwise) is positive,
-  and every uncovered pixel the sky dome has already seen (the dome stores only sky). Sky pixels
+- sky: uncovered pixels above the photo's horizon elevation whose logit (network + 4 for classical sky,
+  - 4 otherwise) is positive, and every uncovered pixel the sky dome has already seen (the dome stores
+  only sky; until 2026-12-02 the network could add sky below the horizon too, and such sky, once in the
+  dome, stayed sky for good). Sky pixels
   the classical refiner also calls sky take its colour (the dome's where it knows the direction,
   rotation-only so the sky stays put; else its fill above the horizon): the sky is the sky
   component's, the network only moves its boundary (and colours sky it adds elsewhere).
@@ -40,7 +42,8 @@ Composition (`compose`, the same in training and inference), with
   untouched. It bounds the colour drift of ground generated from ground generated before.
 - detail anchor (`texture` > 0 and a view with `ground_texture`): generated ground (weight (1 - keep),
   not sky) whose local detail falls short of the photo's at its elevation gets the photo's own detail,
-  copied in 16-pixel patches from frame 0's ground at that elevation, for the missing share.
+  copied in 16-pixel patches from frame 0's ground at that elevation, for the missing share (in
+  quadrature: sqrt(1 - (local / photo's)^2)).
 - depth (log-disparity): k_a * rendered + (1 - k_a) * (classical + min(residual, log max_nearer)):
   generated pixels continue the far side of their hole and may come at most `max_nearer` times
   nearer, so new content never becomes a wall in front of the camera that the world would keep.
@@ -119,11 +122,14 @@ class LearnedRefinerConfig:
     |grey - blur|, about 15 pixels wide) is below the photo's at the same elevation gets the photo's own
     detail, copied patch by patch (16 pixels) from frame 0's ground at that elevation
     (`RenderedView.ground_texture`, worldgen/core/anchor.py), times this and times the missing share
-    (1 - local / photo's). Not learned: it keeps the world from smoothing out where the network does not
-    invent detail. 200-frame flights over the 14 real photos with step 3180 (2026-12-01): hf_ratio median
-    0.31 -> 0.61 (every photo >= 0.51), colour dE median 7.0 -> 7.8; held-out procedural -0.0 to -0.04 dB on
-    textured worlds, -0.6 to -0.75 dB on the smooth one (BENCHMARKS.md). Steps up to 3822 were trained
-    without it. 0 = off; `--refiner-texture` overrides it."""
+    sqrt(1 - (local / photo's)^2): independent detail adds in quadrature, so that share brings the local
+    detail up to the photo's (the share 1 - local / photo's, until 2026-12-02, reached about 0.8 of it). Not
+    learned: it keeps the world from smoothing out where the network does not invent detail. 200-frame
+    flights over the 14 real photos with step 3180 (2026-12-01, linear share): hf_ratio median 0.31 -> 0.61;
+    300-frame flights (2026-12-02): linear 0.68 -> quadrature 0.90 (10 of 14 >= 0.8), colour dE median 11.6
+    -> 10.1; held-out procedural (128x128, forward, steps 1-8 / 9-32) 35.30 / 31.69 -> 34.86 / 31.24 dB,
+    nearly all on the smooth seed (BENCHMARKS.md). Steps up to 3822 were trained without it. 0 = off;
+    `--refiner-texture` overrides it."""
 
 
 @dataclass
@@ -146,6 +152,8 @@ class ViewBatch:
         texture, texture_energy: [B, 3, H, W] the photo's detail laid over the view and [B, 1, H, W] its
             energy at each pixel's elevation (`texture_transfer`), or None (config.texture 0, or a view
             without `ground_texture`).
+        above_horizon: [B, 1, H, W] bool, the pixel's ray above the photo's horizon elevation (input channel
+            9 > 0): the only place the network may add sky (None: anywhere).
     """
 
     scene_rgb: Tensor
@@ -162,6 +170,7 @@ class ViewBatch:
     anchor_rgb: Tensor | None = None
     texture: Tensor | None = None
     texture_energy: Tensor | None = None
+    above_horizon: Tensor | None = None
 
 
 @dataclass
@@ -264,7 +273,8 @@ def view_inputs(views: Sequence[RenderedView], config: LearnedRefinerConfig = Le
         texture_energy = torch.stack([en for _, en in laid])[:, None]
     batch = ViewBatch(scene_rgb=scene_rgb, alpha=alpha, ld_in=ld_in, ref=ref, keep_a=keep_a, keep=keep_a * keep_f,
                       base_rgb=base_rgb, ground_rgb=ground_rgb, base_ld=base_ld, base_sky=base_sky, sky_known=sky_known,
-                      anchor_rgb=anchor_rgb, texture=texture, texture_energy=texture_energy)
+                      anchor_rgb=anchor_rgb, texture=texture, texture_energy=texture_energy,
+                      above_horizon=elev > horizon)
     return x, batch
 
 
@@ -320,7 +330,10 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     out = out.float()
     sky_logit = out[:, 4:5] + config.sky_prior * (2 * b.base_sky.float() - 1)
     dome = b.sky_known > 0.5
-    sky = ((sky_logit > 0) | dome) & (b.alpha < config.hole_alpha)
+    net_sky = sky_logit > 0
+    if b.above_horizon is not None:  # new sky only above the photo's horizon, as the classical refiner's (below it, a
+        net_sky = net_sky & b.above_horizon  # hole the network took for sky went into the dome and stayed sky for good)
+    sky = (net_sky | dome) & (b.alpha < config.hole_alpha)
     # Uncovered pixels the network calls ground where the classical refiner says sky start from the classical
     # hole fill, not from its sky colour (ground painted sky-blue would be lifted into the world and kept).
     base = torch.where(b.base_sky & ~sky, b.ground_rgb, b.base_rgb)
@@ -329,7 +342,10 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     if config.anchor > 0 and b.anchor_rgb is not None:  # generated ground: its low frequencies towards the photo's
         rgb = rgb + config.anchor * anchor_pull(rgb, b.anchor_rgb, (1 - b.keep_a) * ground)
     if config.texture > 0 and b.texture is not None:  # generated ground short of the photo's detail: the photo's
-        missing = (1 - local_detail(rgb) / b.texture_energy.clamp_min(1e-4)).clamp(0, 1)
+        # independent detail adds in quadrature (mean |detail| goes with its standard deviation): the share of the
+        # photo's detail that brings local detail l up to the photo's E is sqrt(1 - (l / E)^2), not 1 - l / E
+        short = local_detail(rgb) / b.texture_energy.clamp_min(1e-4)
+        missing = (1 - short.square()).clamp(1e-6, 1).sqrt()
         rgb = rgb + config.texture * (1 - b.keep) * ground * missing * b.texture
     # Sky colour is the sky component's (the dome where it knows the direction, else the classical
     # horizon fill): the network decides where sky is, not what it looks like. (A residual there made

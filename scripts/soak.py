@@ -101,6 +101,8 @@ def main() -> None:
                "gen_ms": round(1000 * gen_s / n, 3) if totals else None,  # None: stage times off
                "working_set": len(gen.scene), "working_set_peak": mark.pop("ws_peak"), "world": w.size,
                "paged_in": moves[0] - mark["moves"][0], "paged_out": moves[1] - mark["moves"][1], "host_mb": rss_mb()}
+        if totals:  # each stage's ms per frame over the tenth (stage times on)
+            row["stage_ms"] = {k: round(1000 * (v - mark["stages"].get(k, 0.0)) / n, 3) for k, v in sorted(totals.items())}
         if cuda:
             torch.cuda.synchronize()
             row["gpu_mb"] = torch.cuda.memory_allocated() / 2**20
@@ -110,7 +112,8 @@ def main() -> None:
         gen_ms = "-" if row["gen_ms"] is None else f"{row['gen_ms']:.1f}"
         print(f"{row['first']:>6,}-{t:<6,} {row['wall_ms']:9.1f} {gen_ms:>8} {row['working_set']:>12,} {row['working_set_peak']:>10,} "
               f"{row['world']:>12,} {row['paged_in']:>5,}/{row['paged_out']:<5,} {row['host_mb']:8.0f}"
-              + (f" {row['gpu_mb']:8.0f} {row['gpu_peak_mb']:8.0f}" if cuda else ""), flush=True)
+              + (f" {row['gpu_mb']:8.0f} {row['gpu_peak_mb']:8.0f}" if cuda else "")
+              + ("  " + " ".join(f"{k} {v:.2f}" for k, v in row["stage_ms"].items()) if "stage_ms" in row else ""), flush=True)
         mark.update(t=t, wall=now, stages=totals, moves=moves)
 
     photo = PhotoConfig(depth=f"{EX}_depth.npy", camera=f"{EX}.json")

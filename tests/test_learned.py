@@ -115,6 +115,25 @@ def test_sky_colour_is_the_sky_components_even_where_the_dome_has_not_seen_it():
     assert torch.allclose(rgb[hole], (base.rgb[hole] + 0.3).clamp(0, 1), atol=1e-6)
 
 
+def test_the_network_adds_sky_only_above_the_photos_horizon():
+    """A hole the network calls sky below the photo's horizon stays ground (the classical rule): before, such
+    holes went into the sky dome and, known to the dome, stayed sky in every later view (a real-photo flight
+    with no sky in the photo filled a third of its frames with sky painted from generated ground)."""
+    v = make_view(H=48, W=64, sky_known=False)
+    alpha = torch.ones(48, 64)
+    alpha[:, 20:40] = 0.0  # a hole from the top of the frame to the bottom
+    view = RenderedView(v.camera, v.rgb * alpha[..., None], alpha, v.depth * (alpha > 0), v.footprint, v.sky_rgb,
+                        v.sky_known, 5.0)  # the horizon 5 degrees up: rows above about 20 of 48
+    cfg = LearnedRefinerConfig(noise=False)
+    _, vb = view_inputs([view], cfg)
+    out = torch.zeros(1, OUT_CHANNELS, 48, 64)
+    out[:, 4] = 20.0  # the network: sky everywhere
+    sky = compose(vb, out, cfg).sky[0, 0]
+    above = vb.above_horizon[0, 0]
+    assert above[:10].all() and not above[30:].any()
+    assert torch.equal(sky, above & (alpha < 0.5))  # uncovered and above the horizon: sky; below it: ground
+
+
 def test_ground_the_network_takes_from_the_sky_gets_the_hole_fill_not_the_sky_colour():
     """Uncovered pixels above the horizon (classical: sky, coloured from the dome) that the network calls
     ground start from the classical hole fill. (Before: from the sky colour; over real photos that ground
@@ -426,7 +445,9 @@ def test_replay_training_learns_and_resumes_bit_exactly(tmp_path):
     assert hist[-1]["replay_entries_added"] > 12 and "detail_refined" in hist[-1]
     trained, _, _ = load_weights(tmp_path / "a" / "refiner.pt")
     torch.manual_seed(base.seed)
-    assert _held_loss(base, trained) < 0.985 * _held_loss(base, RefinerNet(base.net))
+    # (16 tiny steps: -1.4 % with the detail anchor's quadrature share, which adds detail no training removes;
+    # an untrained or diverging network gives >= 1.0)
+    assert _held_loss(base, trained) < 0.99 * _held_loss(base, RefinerNet(base.net))
     assert s1["steps_done"] == 16 and (tmp_path / "a" / "samples" / "step_000016.png").is_file()
 
 
@@ -662,7 +683,10 @@ def test_the_texture_lays_the_photos_detail_only_on_smooth_generated_ground():
     from refine.learned import local_detail
 
     before, after = local_detail(grey(plain).expand(1, 3, -1, -1)), local_detail(grey(laid).expand(1, 3, -1, -1))
-    assert before[0, 0, 20:36, 24:40].mean() < 0.03 and after[0, 0, 20:36, 24:40].mean() > 0.06  # photo's: 0.1
+    photo_energy = vb.texture_energy[0, 0, 20:36, 24:40].mean()
+    assert before[0, 0, 20:36, 24:40].mean() < 0.3 * photo_energy
+    # the missing share comes in quadrature (independent detail adds as standard deviations): about the photo's
+    assert after[0, 0, 20:36, 24:40].mean() == pytest.approx(float(photo_energy), rel=0.05)  # (1 - l / E: 0.88 of it)
     assert not torch.equal(plain.rgb[0][hole], laid.rgb[0][hole])
     covered = ((view.alpha > 0.99) & (view.footprint < 1.0))[None].expand(3, -1, -1)
     assert torch.equal(plain.rgb[0][covered], laid.rgb[0][covered])

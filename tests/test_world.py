@@ -90,7 +90,7 @@ def test_world_checkpoint_restores_the_working_set_in_order(tmp_path):
     np.testing.assert_array_equal(back.scene.pack(), at_ckpt)  # the working set, bit for bit and in order
     assert torch.equal(back.slot, slot)
     np.testing.assert_array_equal(rows_set(back.full_scene()), world_at_ckpt)
-    referenced = {r for r in back.ref if r is not None}
+    referenced = {r.split(":")[0] for r in back.ref if r is not None}  # (FILE:START:STOP: a chunk of a shared file)
     assert {p.name for p in (tmp_path / "c").iterdir()} == referenced  # files made after it are gone
 
 
@@ -130,7 +130,17 @@ def test_chunk_files_are_written_off_the_flight_and_read_back_exactly(tmp_path, 
     big[10:20] = -1.0
     got = st.read(ref)
     assert got.base is None and (got >= 0).all() and not got.flags.writeable
+    # chunks that leave together go to one file; each reads back exactly, from memory and from the file alone
+    parts = [(k, rng.random((n, 14), dtype=np.float32)) for k, n in ((5, 3), (6, 0), (7, 40))]
+    refs = st.put_many(parts)
+    assert len({r.split(":")[0] for r in refs}) == 1 and len(refs) == 3
     st.close()
+    fresh = DiskStore(tmp_path / "c")  # (nothing in its memory)
+    for r, (_, rows_k) in zip(refs, parts):
+        np.testing.assert_array_equal(fresh.read(r), rows_k)
+    with pytest.raises(ValueError, match="rows"):
+        fresh.read(refs[2].rsplit(":", 1)[0] + ":999")
+    fresh.close()
 
 
 def test_a_failed_chunk_write_is_raised_not_lost(tmp_path, monkeypatch):
@@ -161,7 +171,8 @@ def test_a_deferred_checkpoint_keeps_files_made_after_it(tmp_path):
     w.checkpoint(durable=False)
     unsynced = st.take_unsynced()
     assert unsynced and st.take_unsynced() == []
-    refs, serial = {r for r in w.ref if r is not None}, st.serial
+    refs, serial = {r.split(":")[0] for r in w.ref if r is not None}, st.serial  # the files the chunks are in
+    assert len(refs) == 1  # (the chunks that left together went to one file)
     stale = tmp_path / "c" / f"{0:016x}-{1:08d}.npy"
     if stale.name in refs:  # make sure one old file is unnamed
         stale = tmp_path / "c" / f"{0:016x}-{0:08d}.npy"
@@ -382,6 +393,26 @@ def test_a_working_set_budget_keeps_the_most_visible_chunks_and_loses_nothing():
     assert w.size == len(strip) and len(w.full_scene()) == len(strip)  # nothing lost, only paged out
     with pytest.raises(Exception, match="max_resident"):
         WorldConfig(max_resident=-1).validate()
+
+
+def test_under_the_budget_chunks_leave_in_batches_and_over_it_at_once():
+    """`max_resident`: while the working set fits the budget, chunks the camera no longer needs leave with the
+    trim every `linger` frames (one page-out per batch: each costs a read from the device on the GPU), not
+    the frame they leave the view; over the budget they leave at once."""
+    scene = random_scene(4000)
+    away = camera_at([0, 0, -40], [0, 0, -60])  # far away, looking away from almost everything
+    for budget, first_out in ((10**6, 8), (1000, 1)):
+        w = PagedWorld(WorldConfig(chunk_size=2.0, keep_radius=1.0, linger=8, min_px=0, max_resident=budget), 1.0, "cpu")
+        w.add(scene, 0)
+        outs = []
+        for t in range(1, 10):
+            w.prepare(away, t)
+            outs.append(w.paged_out)
+        first = next(o for o in outs if o > 0)
+        assert outs.index(first) + 1 == first_out and outs[-1] == first, (budget, outs)  # one batch, at that frame
+        assert len(w.scene) < 0.2 * len(scene) and len(w.full_scene()) == len(scene)  # nothing lost
+        counts = np.bincount(w.slot.numpy(), minlength=w.chunks)
+        np.testing.assert_array_equal(counts[w.resident], w.count[w.resident])
 
 
 def test_a_budget_below_what_the_view_needs_does_not_make_the_world_run_away(tmp_path):

@@ -86,7 +86,7 @@ class ReplayBuffer:
         if noise:
             x = x.clone()
             x[:, -1:] = (torch.rand(x[:, -1:].shape, generator=gen) * 2 - 1).to(dev)
-        views = ViewBatch(ref=pick["ref"], base_sky=pick["base_sky"] > 0.5,
+        views = ViewBatch(ref=pick["ref"], base_sky=pick["base_sky"] > 0.5, above_horizon=x[:, 9:10] > 0,
                           **{k: pick[k] for k in _VIEW_FIELDS if k != "base_sky"})
         d = pick["gt_depth"]
         return StepResult(out=None, views=views, gt_rgb=pick["gt_rgb"], gt_depth=d, gt_sky=~torch.isfinite(d), x=x)

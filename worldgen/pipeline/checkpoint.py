@@ -11,7 +11,7 @@ Files, in a run folder's `state/` (`STATE_DIR`):
     checkpoint.pt          the checkpoint (torch.save of plain data; written to a temp file and renamed,
                            so it is always the last complete one)
     sky-VERSION.npy        the sky dome (rewritten only when the dome changed since the last checkpoint)
-    chunks/KEY-SERIAL.npy  the world's chunks (`worldgen.pipeline.chunkstore.DiskStore`)
+    chunks/KEY-SERIAL.npy  the world's chunks (`worldgen.pipeline.chunkstore.DiskStore`; one file per page-out)
 Files the committed checkpoint does not name are deleted after each commit, and when resuming.
 """
 

@@ -95,8 +95,9 @@ class WorldConfig:
     max_resident: int = 0
     """Budget of the working set, in Gaussians (0: none). Where the chunks the camera needs hold more, the
     least visible of them (smallest reach in pixels at their distance) are left out until the rest fit,
-    and resident chunks not needed this frame leave at once instead of after `linger` frames, so GPU
-    memory stays bounded whatever the flight (the renderer's and lift's own buffers aside). What is left
+    and, while the resident and incoming chunks hold more than the budget, resident chunks not needed this
+    frame leave at once instead of after `linger` frames (under it they leave with the trim, in batches:
+    one page-out every `linger` frames instead of one nearly every frame), so GPU memory stays bounded whatever the flight (the renderer's and lift's own buffers aside). What is left
     out draws as holes that the refiner paints; the lift leaves their screen rectangles alone
     (`left_out`), so the world does not lift them again (before it did, and ran away: CPU, 96x64, 300
     frames, a budget of 3,000 against the ~10,000 the view needed grew the world to 798 k Gaussians
@@ -451,7 +452,8 @@ class PagedWorld(World):
             keep = self._within_budget(wanted, camera, budget)
             self._left_out = np.setdiff1d(wanted, keep)
             bring = keep[~self.resident[keep]]
-            if not self._graph():
+            over = int(self.count[self.resident].sum()) + int(self.count[bring].sum()) > budget
+            if over and not self._graph():  # (under the budget, chunks not needed leave with the next trim)
                 kept = np.zeros(self.chunks, bool)
                 kept[keep] = True
                 out = np.nonzero(self.resident & ~kept)[0]  # (a mask, not setdiff1d: no sort of every resident chunk)
@@ -528,33 +530,42 @@ class PagedWorld(World):
 
     def _select(self, rows: np.ndarray) -> tuple[Tensor, dict[int, np.ndarray]]:
         """(mask [N] of the working set's Gaussians in chunks `rows`, {row: packed Gaussians of that
-        chunk in working-set order} for those of `rows` that are dirty or unstored)."""
+        chunk in working-set order} for those of `rows` that are dirty or unstored). One read from the
+        device (the packed rows), none when every chunk is stored already: the table's counts give the
+        sizes (`_indices`), so nothing else has to be read back."""
         mask = self._member(rows)
-        write = rows[self.dirty[rows] | np.array([self.ref[r] is None for r in rows.tolist()], bool)]
+        write = np.sort(rows[self.dirty[rows] | np.array([self.ref[r] is None for r in rows.tolist()], bool)])
         out: dict[int, np.ndarray] = {}
         if write.size:
-            idx = (mask if write.size == rows.size else self._member(write)).nonzero().squeeze(1)
-            order = torch.argsort(self.slot[idx], stable=True)
-            idx = idx[order]
-            which = self.slot[idx].cpu().numpy()
+            idx = self._indices(mask if write.size == rows.size else self._member(write), int(self.count[write].sum()))
+            idx = idx[torch.argsort(self.slot[idx], stable=True)]  # by chunk (rows ascending), each in working-set order
             packed = self.scene.subset(idx).pack()
-            starts = np.searchsorted(which, write, side="left")
-            ends = np.searchsorted(which, write, side="right")
-            out = {int(r): packed[a:b] for r, a, b in zip(write.tolist(), starts, ends)}
+            ends = np.cumsum(self.count[write])
+            out = {int(r): packed[b - int(c):b] for r, b, c in zip(write.tolist(), ends, self.count[write])}
         return mask, out
 
+    @staticmethod
+    def _indices(mask: Tensor, n: int) -> Tensor:
+        """int64 [n]: the indices of mask's n True entries, ascending, without reading the device (the
+        chunk table knows n; `torch.nonzero` would wait for the device to learn it)."""
+        return torch.nonzero_static(mask, size=n).squeeze(1)
+
     def _store(self, chunks: dict[int, np.ndarray]) -> None:
-        for r, packed in chunks.items():
+        """Store chunks {row: packed rows} (all in one `put_many`: one file on disk), replacing older copies."""
+        rows = list(chunks)
+        for r in rows:
             if self.ref[r] is not None:
                 self.store.release(self.ref[r])
-            self.ref[r] = self.store.put(int(self.key[r]), packed)
+        refs = self.store.put_many([(int(self.key[r]), chunks[r]) for r in rows])
+        for r, ref in zip(rows, refs):
+            self.ref[r] = ref
             self.dirty[r] = False
 
     def _page_out(self, rows: np.ndarray) -> None:
         """Move chunks `rows` out of the working set into the store (unchanged ones are stored already)."""
         mask, chunks = self._select(rows)
         self._store(chunks)
-        keep = (~mask).nonzero().squeeze(1)  # one read from the device for the scene's fields and the slots
+        keep = self._indices(~mask, len(self.scene) - int(self.count[rows].sum()))
         self.scene.prune(keep)
         self.slot = self.slot[keep]
         self.resident[rows] = False
