@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -504,3 +505,22 @@ def test_autopilot_steers_from_a_conservative_coarse_view():
     assert sky[:10].all() and not sky[10:].any()
     assert d[25, 2] == 2.0 and torch.isfinite(d[10:]).all()
     assert torch.isposinf(d[:10]).all()
+
+
+def test_the_autopilots_numpy_view_is_the_coarse_cameras():
+    """The steering reads the coarse view as numpy (no torch operations per frame): the same intrinsics, pose and
+    rays as `_coarse_view`'s camera, to the bit, and the same maps."""
+    from worldgen.pipeline.paths.autopilot import _coarse_maps, _coarse_view, _rays_cam
+
+    cam = Camera.from_fov(73.0, 250, 130)  # (not a multiple of the factor: the maps are cropped)
+    depth = 5.0 + torch.rand(130, 250) * 40
+    depth[:30] = math.inf
+    frame = Frame(torch.zeros(130, 250, 3), depth, torch.isinf(depth), cam)
+    for width in (64, 250):
+        small, sky, d = _coarse_view(frame, width)
+        K, c2w, sky2, d2 = _coarse_maps(frame, width)
+        np.testing.assert_array_equal(K, small.K.numpy().astype(np.float64))
+        np.testing.assert_array_equal(c2w, small.c2w.numpy().astype(np.float64))
+        assert torch.equal(sky, sky2) and torch.equal(d, d2)
+        np.testing.assert_array_equal(_rays_cam(K, small.height, small.width),
+                                      small.rays_cam().numpy().astype(np.float64))

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldgen.core.camera import Camera, horizontal_basis, pose_matrix, world_down, world_up
+from worldgen.core.camera import Camera, horizontal_basis, world_up
 from worldgen.core.config import bad, check
 from worldgen.core.frame import Frame
 from worldgen.core.io import UserInputError
@@ -121,14 +121,15 @@ class AutopilotPath(CameraPath):
         check(config, prefix="autopilot.")
         self.speed, self.config = float(speed), config
         S = self._start64()
-        self._f, self._r = horizontal_basis(S[:3, :3])  # heading 0 and its right, [3] each
+        f, r = horizontal_basis(S[:3, :3])  # heading 0 and its right, [3] each
+        self._f, self._r = f.numpy().copy(), r.numpy().copy()
         self._reset()
 
     # ------------------------------------------------------------------ state
     def _reset(self) -> None:
         S = self._start64()
         self._t = 0
-        self._p = S[:3, 3].clone()  # [3] world position
+        self._p = S[:3, 3].clone()  # [3] world position (float64 tensor: the checkpointed state)
         self._yaw = 0.0  # look heading, radians from the start heading, right > 0
         self._pitch = math.asin(max(-1.0, min(1.0, float(S[:3, 2] @ world_up(F64)))))  # look elevation, up > 0
         self._pitch = max(-math.radians(89.0), min(math.radians(89.0), self._pitch))
@@ -137,15 +138,18 @@ class AutopilotPath(CameraPath):
         self._gamma = 0.0  # flight path angle, climb > 0
         self._last = self._start32()
 
-    def _heading(self, yaw: float) -> Tensor:
+    # The path's arithmetic is on a few numbers a frame: numpy, not torch, whose per-operation dispatch (about
+    # 10 us on the GPU machines' hosts, over 150 operations a frame) made the path a tenth of a 512x512 frame.
+    def _heading(self, yaw: float) -> np.ndarray:
+        """float64 [3] horizontal unit direction of `yaw` (radians from the start heading, right > 0)."""
         return math.cos(yaw) * self._f + math.sin(yaw) * self._r
 
-    def _rotation(self) -> Tensor:
-        """[3, 3] roll-free camera-to-world rotation of the current look yaw and pitch."""
-        z = math.cos(self._pitch) * self._heading(self._yaw) + math.sin(self._pitch) * world_up(F64)
+    def _rotation(self) -> np.ndarray:
+        """float64 [3, 3] roll-free camera-to-world rotation of the current look yaw and pitch."""
+        z = math.cos(self._pitch) * self._heading(self._yaw) + math.sin(self._pitch) * _UP
         x = math.cos(self._yaw) * self._r - math.sin(self._yaw) * self._f  # horizontal right
-        y = torch.linalg.cross(z, x)
-        return torch.stack([x, y, z], dim=1)
+        y = np.cross(z, x)
+        return np.stack([x, y, z], axis=1)
 
     # ------------------------------------------------------------------ stepping
     def pose(self, t: int, prev: Frame | None = None) -> Tensor:
@@ -164,24 +168,27 @@ class AutopilotPath(CameraPath):
         self._yaw += self._turn
         self._move_yaw = s * self._move_yaw + (1 - s) * self._yaw
         step = self.speed * self.scale
-        move = math.cos(self._gamma) * self._heading(self._move_yaw) + math.sin(self._gamma) * world_up(F64)  # [3] unit
-        self._p = self._p + step * move
+        move = math.cos(self._gamma) * self._heading(self._move_yaw) + math.sin(self._gamma) * _UP  # [3] unit
+        p = self._p.numpy() + step * move
+        self._p = torch.from_numpy(p)
         self._t = t
-        self._last = self._out(pose_matrix(self._rotation(), self._p))
+        T = np.eye(4)
+        T[:3, :3] = self._rotation()
+        T[:3, 3] = p
+        self._last = torch.from_numpy(T.astype(np.float32))
         return self._last.clone()
 
     def _steer(self, prev: Frame) -> None:
         """Update turn rate, look pitch and flight path angle from frame t-1."""
         c, s = self.config, self.config.smoothing
-        cam, sky_t, depth_t = _coarse_view(prev, c.steer_width)
-        H, W = cam.height, cam.width
+        K, c2w, sky_t, depth_t = _coarse_maps(prev, c.steer_width)
+        H, W = sky_t.shape
         # The rest is small-array arithmetic: numpy avoids torch's per-op thread start-up, which on
         # many-core machines costs more than the arithmetic itself.
         # One copy from the device for both maps (each copy waits for the GPU).
         both = torch.stack([sky_t.detach().to(depth_t.dtype), depth_t.detach()]).cpu().numpy()
         sky = both[0] > 0.5
         depth = both[1].astype(np.float64)
-        K = cam.K.detach().numpy().astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             valid = np.isfinite(depth) & (depth > 0) & ~sky  # ground/objects with a usable depth
             disp = np.where(valid, self.scale / np.maximum(depth, 1e-12), 0.0)  # [H, W] scene units
@@ -211,14 +218,13 @@ class AutopilotPath(CameraPath):
         # Climb: pass every point of the corridor ahead `altitude` above it.
         gamma_target = -math.radians(c.max_descent_deg)
         if valid.any():
-            rays = cam.rays_cam().detach().numpy().astype(np.float64)  # [H, W, 3], z = 1
+            rays = _rays_cam(K, H, W)  # [H, W, 3], z = 1
             pts_cam = rays[valid] * depth[valid][:, None]  # [M, 3]
-            c2w = cam.c2w.detach().numpy().astype(np.float64)
             rel = pts_cam @ c2w[:3, :3].T + (c2w[:3, 3] - self._p.numpy())  # [M, 3] relative to the camera now
-            height = rel @ world_up(F64).numpy()  # [M] above the camera
-            hd = self._heading(self._move_yaw).numpy()
+            height = rel @ _UP  # [M] above the camera
+            hd = self._heading(self._move_yaw)
             ahead = rel @ hd
-            side = rel @ np.cross(world_down(F64).numpy(), hd)
+            side = rel @ np.cross(-_UP, hd)
             inside = (ahead > 1e-3 * self.scale) & (ahead < c.lookahead * self.scale)
             inside &= np.abs(side) < c.corridor * self.scale
             if inside.any():
@@ -227,6 +233,51 @@ class AutopilotPath(CameraPath):
         gamma_target = max(-math.radians(c.max_descent_deg), min(math.radians(c.max_climb_deg), gamma_target))
         k = (1 - s) * 2 if gamma_target > self._gamma else (1 - s)
         self._gamma += min(1.0, k) * (gamma_target - self._gamma)
+
+
+_UP = np.array([0.0, -1.0, 0.0])  # world up (-y), float64
+
+
+def _coarse_maps(frame: Frame, max_width: int) -> tuple[np.ndarray, np.ndarray, Tensor, Tensor]:
+    """`_coarse_view` as the steering uses it: (K [3, 3] and c2w [4, 4] float64 numpy of the coarse view, from the
+    camera's host copy: no read from the device, no torch operations; sky [h, w] bool; depth [h, w])."""
+    K, c2w = frame.camera.host()
+    W0, H0 = frame.camera.width, frame.camera.height
+    f = max(1, math.ceil(W0 / max(1, max_width)))
+    if f == 1:
+        return K, c2w, frame.sky, frame.depth
+    h, w = H0 // f, W0 // f
+    sky, depth = _pool_maps(frame, f, h, w)
+    # `Camera.resized` of the (w * f) x (h * f) camera to w x h, in float32 as it computes
+    Ks = K.astype(np.float32)
+    Ks[0] *= np.float32(w / (w * f))
+    Ks[1] *= np.float32(h / (h * f))
+    Ks[2] = (0.0, 0.0, 1.0)
+    return Ks.astype(np.float64), c2w, sky, depth
+
+
+def _rays_cam(K: np.ndarray, H: int, W: int) -> np.ndarray:
+    """[H, W, 3] float64 camera-space rays with z = 1 through the pixel centres (`Camera.rays_cam`, float32 as
+    it computes)."""
+    K32 = K.astype(np.float32)
+    v, u = np.meshgrid(np.arange(H, dtype=np.float32) + np.float32(0.5), np.arange(W, dtype=np.float32) + np.float32(0.5),
+                       indexing="ij")
+    x = (u - K32[0, 2]) / K32[0, 0]
+    y = (v - K32[1, 2]) / K32[1, 1]
+    return np.stack([x, y, np.ones_like(x)], axis=-1).astype(np.float64)
+
+
+def _pool_maps(frame: Frame, f: int, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """(sky [h, w] bool, depth [h, w]) of `frame` in f x f blocks: a block is sky if most of it is, and keeps
+    its nearest depth (on the frame's device)."""
+    sky = frame.sky[: h * f, : w * f]
+    depth = frame.depth[: h * f, : w * f]
+    valid = torch.isfinite(depth) & (depth > 0) & ~sky
+    disp = torch.where(valid, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
+    disp = torch.nn.functional.max_pool2d(disp[None, None], f)[0, 0]
+    sky_s = torch.nn.functional.avg_pool2d(sky[None, None].float(), f)[0, 0] > 0.5
+    depth_s = torch.where(disp > 0, 1.0 / disp.clamp_min(1e-12), torch.full_like(disp, math.inf))
+    return sky_s, depth_s
 
 
 def _coarse_view(frame: Frame, max_width: int) -> tuple[Camera, Tensor, Tensor]:
@@ -238,12 +289,6 @@ def _coarse_view(frame: Frame, max_width: int) -> tuple[Camera, Tensor, Tensor]:
     if f == 1:
         return cam, frame.sky, frame.depth
     h, w = cam.height // f, cam.width // f
-    sky = frame.sky[: h * f, : w * f]
-    depth = frame.depth[: h * f, : w * f]
-    valid = torch.isfinite(depth) & (depth > 0) & ~sky
-    disp = torch.where(valid, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
-    disp = torch.nn.functional.max_pool2d(disp[None, None], f)[0, 0]
-    sky_s = torch.nn.functional.avg_pool2d(sky[None, None].float(), f)[0, 0] > 0.5
-    depth_s = torch.where(disp > 0, 1.0 / disp.clamp_min(1e-12), torch.full_like(disp, math.inf))
+    sky_s, depth_s = _pool_maps(frame, f, h, w)
     small = Camera(K=cam.K, c2w=cam.c2w, width=w * f, height=h * f).resized(w, h)
     return small, sky_s, depth_s
