@@ -344,8 +344,9 @@ def compose(batch: ViewBatch, out: Tensor, config: LearnedRefinerConfig = Learne
     if config.texture > 0 and b.texture is not None:  # generated ground short of the photo's detail: the photo's
         # independent detail adds in quadrature (mean |detail| goes with its standard deviation): the share of the
         # photo's detail that brings local detail l up to the photo's E is sqrt(1 - (l / E)^2), not 1 - l / E
-        short = local_detail(rgb) / b.texture_energy.clamp_min(1e-4)
-        missing = (1 - short.square()).clamp(1e-6, 1).sqrt()
+        # (a rule, not learned: no gradient through the share, whose slope is unbounded where l reaches E)
+        short = (local_detail(rgb) / b.texture_energy.clamp_min(1e-4)).detach()
+        missing = (1 - short.square()).clamp(0, 1).sqrt()
         rgb = rgb + config.texture * (1 - b.keep) * ground * missing * b.texture
     # Sky colour is the sky component's (the dome where it knows the direction, else the classical
     # horizon fill): the network decides where sky is, not what it looks like. (A residual there made

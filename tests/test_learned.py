@@ -130,6 +130,8 @@ def test_the_network_adds_sky_only_above_the_photos_horizon():
     out[:, 4] = 20.0  # the network: sky everywhere
     sky = compose(vb, out, cfg).sky[0, 0]
     above = vb.above_horizon[0, 0]
+    x, _ = view_inputs([view], cfg)
+    assert torch.equal(x[:, 9:10] > 0, vb.above_horizon)  # what replayed entries derive it from (refine/train/replay.py)
     assert above[:10].all() and not above[30:].any()
     assert torch.equal(sky, above & (alpha < 0.5))  # uncovered and above the horizon: sky; below it: ground
 

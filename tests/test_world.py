@@ -134,6 +134,12 @@ def test_chunk_files_are_written_off_the_flight_and_read_back_exactly(tmp_path, 
     parts = [(k, rng.random((n, 14), dtype=np.float32)) for k, n in ((5, 3), (6, 0), (7, 40))]
     refs = st.put_many(parts)
     assert len({r.split(":")[0] for r in refs}) == 1 and len(refs) == 3
+    assert not (tmp_path / "c" / refs[0].split(":")[0]).exists()  # (the writer is slow) ...
+    for r, (_, rows_k) in zip(refs, parts):  # ... so these come from memory, kept while their file is written
+        np.testing.assert_array_equal(st.read(r), rows_k)
+        assert st.read(r).base is None  # a copy of its own: the cache does not keep the whole file's rows
+    st.retain(set(refs))  # the file its chunks are in stays, and is still to be made durable
+    assert tmp_path / "c" / refs[0].split(":")[0] in st.take_unsynced()
     st.close()
     fresh = DiskStore(tmp_path / "c")  # (nothing in its memory)
     for r, (_, rows_k) in zip(refs, parts):

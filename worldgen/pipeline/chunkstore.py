@@ -82,7 +82,8 @@ class DiskStore:
 
     persistent = True
     MAX_PENDING = 256
-    """Writes queued at most; `put` waits for the oldest beyond that (bounds the memory they hold)."""
+    """File writes queued at most (a `put` or a `put_many` each); `put` waits for the oldest beyond that (bounds
+    the memory they hold, together with the page-outs' sizes: the working set at most)."""
 
     def __init__(self, folder: str | os.PathLike, serial: int = 0, cache_mb: float = 256.0,
                  background: bool = True) -> None:
@@ -112,13 +113,17 @@ class DiskStore:
         flight's bottleneck (up to 9 ms per frame at 512x512 on an H200 late in a 10,000-frame flight)."""
         if not items:
             return []
-        rows = np.concatenate([np.asarray(r, dtype=np.float32).reshape(-1, PACKED_COLUMNS) for _, r in items])
-        name = self._submit(items[0][0], rows)
+        # each chunk a copy of its own for the memory cache (a view would keep the whole file's rows alive, beyond
+        # what `cache_mb` counts), and their concatenation for the file (held only until it is written)
+        parts = [np.array(np.asarray(r, dtype=np.float32).reshape(-1, PACKED_COLUMNS), order="C", copy=True)
+                 for _, r in items]
+        name = self._submit(items[0][0], np.concatenate(parts))
         refs, start = [], 0
-        for _, r in items:
-            stop = start + len(r)
+        for part in parts:
+            stop = start + len(part)
             ref = f"{name}:{start}:{stop}"
-            self._remember(ref, rows[start:stop])
+            part.flags.writeable = False
+            self._remember(ref, part)
             refs.append(ref)
             start = stop
         return refs
@@ -241,7 +246,7 @@ class DiskStore:
             elif chunk and int(chunk.group(1)) <= upto:
                 path.unlink(missing_ok=True)
         if upto is None:
-            self._unsynced = [p for p in self._unsynced if p.name in refs]
+            self._unsynced = [p for p in self._unsynced if p.name in files]
             for name in [n for n in self._cache if n not in refs]:
                 self._cache_bytes -= self._cache.pop(name).nbytes
 

@@ -544,19 +544,25 @@ class PagedWorld(World):
             out = {int(r): packed[b - int(c):b] for r, b, c in zip(write.tolist(), ends, self.count[write])}
         return mask, out
 
-    @staticmethod
-    def _indices(mask: Tensor, n: int) -> Tensor:
+    def _indices(self, mask: Tensor, n: int) -> Tensor:
         """int64 [n]: the indices of mask's n True entries, ascending, without reading the device (the
-        chunk table knows n; `torch.nonzero` would wait for the device to learn it)."""
+        chunk table knows n; `torch.nonzero` would wait for the device to learn it). The table must count the
+        working set exactly (checked on the host: a wrong n would pad or drop Gaussians silently)."""
+        if len(self.scene) != int(self.count[self.resident].sum()):
+            raise RuntimeError(f"the chunk table counts {int(self.count[self.resident].sum())} resident Gaussians, "
+                               f"the working set holds {len(self.scene)}")
         return torch.nonzero_static(mask, size=n).squeeze(1)
 
-    def _store(self, chunks: dict[int, np.ndarray]) -> None:
-        """Store chunks {row: packed rows} (all in one `put_many`: one file on disk), replacing older copies."""
+    def _store(self, chunks: dict[int, np.ndarray], together: bool = True) -> None:
+        """Store chunks {row: packed rows}, replacing older copies: `together`, all in one `put_many` (one file on
+        disk: chunks that leave the working set together), else each on its own (`put`: a checkpoint's resident
+        chunks, which will change again — in a shared file their stale rows would keep the file alive)."""
         rows = list(chunks)
         for r in rows:
             if self.ref[r] is not None:
                 self.store.release(self.ref[r])
-        refs = self.store.put_many([(int(self.key[r]), chunks[r]) for r in rows])
+        items = [(int(self.key[r]), chunks[r]) for r in rows]
+        refs = self.store.put_many(items) if together else [self.store.put(k, p) for k, p in items]
         for r, ref in zip(rows, refs):
             self.ref[r] = ref
             self.dirty[r] = False
@@ -598,7 +604,7 @@ class PagedWorld(World):
             raise RuntimeError("checkpoints of a paged world need a DiskStore")
         res = np.nonzero(self.resident)[0]
         _, chunks = self._select(res)
-        self._store(chunks)
+        self._store(chunks, together=False)
         if durable:
             self.store.sync()
         table = {f: getattr(self, f).copy() for f in self._FIELDS}
