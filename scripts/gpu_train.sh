@@ -94,7 +94,9 @@ if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 el "packing"
 kill $LOGS_PID 2>/dev/null
-for k in refiner depth; do
+TRAINED="refiner"
+[ "${DEPTH:-1}" != 0 ] && TRAINED="refiner depth"  # (DEPTH=0: the depth checkpoint is the one carried in, unchanged)
+for k in $TRAINED; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
 done
 tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/real_flights.png runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
