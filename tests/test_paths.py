@@ -491,9 +491,21 @@ def test_docs_keyframe_example_parses(tmp_path):
     _assert_rigid_roll_free(path.poses())
 
 
-def test_autopilot_steers_from_a_conservative_coarse_view():
-    from worldgen.pipeline.paths.autopilot import _coarse_view
+def _coarse_view(frame: Frame, max_width: int) -> tuple[Camera, torch.Tensor, torch.Tensor]:
+    """The steering's coarse view with the camera as a Camera (the reference the autopilot's numpy one,
+    `_coarse_maps`, is checked against): `frame` reduced by an integer factor to at most `max_width` pixels."""
+    from worldgen.pipeline.paths.autopilot import _pool_maps
 
+    cam = frame.camera.to("cpu")
+    f = max(1, math.ceil(cam.width / max(1, max_width)))
+    if f == 1:
+        return cam, frame.sky, frame.depth
+    h, w = cam.height // f, cam.width // f
+    sky_s, depth_s = _pool_maps(frame, f, h, w)
+    return Camera(K=cam.K, c2w=cam.c2w, width=w * f, height=h * f).resized(w, h), sky_s, depth_s
+
+
+def test_autopilot_steers_from_a_conservative_coarse_view():
     cam = Camera.from_fov(60.0, 256, 128)
     depth = torch.full((128, 256), 50.0)
     depth[:40] = math.inf
@@ -510,7 +522,7 @@ def test_autopilot_steers_from_a_conservative_coarse_view():
 def test_the_autopilots_numpy_view_is_the_coarse_cameras():
     """The steering reads the coarse view as numpy (no torch operations per frame): the same intrinsics, pose and
     rays as `_coarse_view`'s camera, to the bit, and the same maps."""
-    from worldgen.pipeline.paths.autopilot import _coarse_maps, _coarse_view, _rays_cam
+    from worldgen.pipeline.paths.autopilot import _coarse_maps, _rays_cam
 
     cam = Camera.from_fov(73.0, 250, 130)  # (not a multiple of the factor: the maps are cropped)
     depth = 5.0 + torch.rand(130, 250) * 40

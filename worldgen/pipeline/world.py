@@ -97,7 +97,8 @@ class WorldConfig:
     least visible of them (smallest reach in pixels at their distance) are left out until the rest fit,
     and, while the resident and incoming chunks hold more than the budget, resident chunks not needed this
     frame leave at once instead of after `linger` frames (under it they leave with the trim, in batches:
-    one page-out every `linger` frames instead of one nearly every frame), so GPU memory stays bounded whatever the flight (the renderer's and lift's own buffers aside). What is left
+    one page-out every `linger` frames instead of one nearly every frame), so GPU memory stays bounded
+    whatever the flight (the renderer's and lift's own buffers aside). What is left
     out draws as holes that the refiner paints; the lift leaves their screen rectangles alone
     (`left_out`), so the world does not lift them again (before it did, and ran away: CPU, 96x64, 300
     frames, a budget of 3,000 against the ~10,000 the view needed grew the world to 798 k Gaussians
@@ -548,9 +549,9 @@ class PagedWorld(World):
         """int64 [n]: the indices of mask's n True entries, ascending, without reading the device (the
         chunk table knows n; `torch.nonzero` would wait for the device to learn it). The table must count the
         working set exactly (checked on the host: a wrong n would pad or drop Gaussians silently)."""
-        if len(self.scene) != int(self.count[self.resident].sum()):
-            raise RuntimeError(f"the chunk table counts {int(self.count[self.resident].sum())} resident Gaussians, "
-                               f"the working set holds {len(self.scene)}")
+        counted = int(self.count[self.resident].sum())
+        if len(self.scene) != counted:
+            raise RuntimeError(f"the chunk table counts {counted} resident Gaussians, the working set holds {len(self.scene)}")
         return torch.nonzero_static(mask, size=n).squeeze(1)
 
     def _store(self, chunks: dict[int, np.ndarray], together: bool = True) -> None:

@@ -239,8 +239,10 @@ _UP = np.array([0.0, -1.0, 0.0])  # world up (-y), float64
 
 
 def _coarse_maps(frame: Frame, max_width: int) -> tuple[np.ndarray, np.ndarray, Tensor, Tensor]:
-    """`_coarse_view` as the steering uses it: (K [3, 3] and c2w [4, 4] float64 numpy of the coarse view, from the
-    camera's host copy: no read from the device, no torch operations; sky [h, w] bool; depth [h, w])."""
+    """`frame` reduced by an integer factor to at most `max_width` pixels across, as the steering reads it: (K
+    [3, 3] and c2w [4, 4] float64 numpy of the coarse view, from the camera's host copy: no read from the device,
+    no torch operations; sky [h, w] bool and depth [h, w] from `_pool_maps`, on the frame's device). K is that of
+    `Camera.resized` (tests/test_paths.py checks it bit for bit)."""
     K, c2w = frame.camera.host()
     W0, H0 = frame.camera.width, frame.camera.height
     f = max(1, math.ceil(W0 / max(1, max_width)))
@@ -278,17 +280,3 @@ def _pool_maps(frame: Frame, f: int, h: int, w: int) -> tuple[Tensor, Tensor]:
     sky_s = torch.nn.functional.avg_pool2d(sky[None, None].float(), f)[0, 0] > 0.5
     depth_s = torch.where(disp > 0, 1.0 / disp.clamp_min(1e-12), torch.full_like(disp, math.inf))
     return sky_s, depth_s
-
-
-def _coarse_view(frame: Frame, max_width: int) -> tuple[Camera, Tensor, Tensor]:
-    """(camera, sky [h, w] bool, depth [h, w]) of `frame` reduced by an integer factor to at most
-    `max_width` pixels across: a block is sky if most of it is, and keeps its nearest depth. The maps
-    stay on the frame's device, the camera is on the CPU (the steering's arithmetic is there)."""
-    cam = frame.camera.to("cpu")
-    f = max(1, math.ceil(cam.width / max(1, max_width)))
-    if f == 1:
-        return cam, frame.sky, frame.depth
-    h, w = cam.height // f, cam.width // f
-    sky_s, depth_s = _pool_maps(frame, f, h, w)
-    small = Camera(K=cam.K, c2w=cam.c2w, width=w * f, height=h * f).resized(w, h)
-    return small, sky_s, depth_s
