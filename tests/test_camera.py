@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldgen.core.camera import Camera, look_at, quat_to_rotmat, rigid_inverse, rotmat_to_quat
+from worldgen.core.camera import Camera, look_at, quat_to_rotmat, quat_z_axes, rigid_inverse, rotmat_to_quat
 
 
 def random_pose(seed: int) -> torch.Tensor:
@@ -48,6 +48,13 @@ def test_rigid_inverse_and_quaternions():
     q = rotmat_to_quat(T[:3, :3])
     assert torch.allclose(quat_to_rotmat(q), T[:3, :3], atol=1e-5)
     assert q[0] >= 0
+
+
+def test_quat_z_axes_are_the_rotations_third_column():
+    q = torch.randn(500, 4, generator=torch.Generator().manual_seed(3)) * 3  # not unit: scaled by |q|^2
+    axes, q2 = quat_z_axes(q)
+    assert torch.allclose(q2, (q * q).sum(-1), rtol=1e-5)
+    assert torch.allclose(axes / q2[:, None], quat_to_rotmat(q)[:, :, 2], atol=1e-5)
 
 
 def test_look_at_is_level_and_faces_target():

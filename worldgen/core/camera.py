@@ -61,6 +61,18 @@ class Camera:
             object.__setattr__(self, "_host", h)
         return h
 
+    def host_w2c(self) -> np.ndarray:
+        """float64 [4, 4] world-to-camera from the `host()` copy (kept: computed once per camera). Read-only."""
+        w2c = self.__dict__.get("_host_w2c")
+        if w2c is None:
+            R, t = self.host()[1][:3, :3], self.host()[1][:3, 3]
+            w2c = np.eye(4)
+            w2c[:3, :3] = R.T
+            w2c[:3, 3] = -R.T @ t
+            w2c.flags.writeable = False
+            object.__setattr__(self, "_host_w2c", w2c)
+        return w2c
+
     def _host_if_free(self) -> tuple[np.ndarray, np.ndarray] | None:
         """`host()` when it needs no read from a device (kept already, or the tensors are on the CPU), else None."""
         h = self.__dict__.get("_host")
@@ -95,8 +107,10 @@ class Camera:
 
     @property
     def w2c(self) -> Tensor:
-        """[4, 4] world-to-camera (gsplat's `viewmats`)."""
-        return rigid_inverse(self.c2w)
+        """[4, 4] world-to-camera (gsplat's `viewmats`); a camera made by `with_pose` from a pose on the host
+        has it already (inverted on the host, uploaded with the pose)."""
+        w2c = self.__dict__.get("_w2c")
+        return rigid_inverse(self.c2w) if w2c is None else w2c
 
     @property
     def position(self) -> Tensor:
@@ -133,11 +147,16 @@ class Camera:
         """Same intrinsics and size, another camera-to-world pose [4, 4]. A pose given on the host (as
         the paths compute them) is kept as the new camera's `host()` copy, so the flight's page test,
         checks and records never wait for the device to read it back."""
-        pose = to_device(c2w, self.K.device, torch.float32)  # from the host: without waiting for the device
-        cam = Camera(K=self.K, c2w=pose, width=self.width, height=self.height)
         h = self._host_if_free() if c2w.device.type == "cpu" and not c2w.requires_grad else None
-        if h is not None:
-            cam._given_host(h[0], c2w.detach().to(torch.float32).to(torch.float64).numpy())
+        if h is None:
+            pose = to_device(c2w, self.K.device, torch.float32)  # from the host: without waiting for the device
+            return Camera(K=self.K, c2w=pose, width=self.width, height=self.height)
+        # from the host: the pose and its inverse in one upload (the renderer and the page test read w2c every frame)
+        c2w64 = c2w.detach().to(torch.float32).to(torch.float64).numpy()
+        cam = Camera(K=self.K, c2w=c2w, width=self.width, height=self.height)._given_host(h[0], c2w64)
+        both = to_device(np.stack([c2w64, cam.host_w2c()]).astype(np.float32), self.K.device)
+        object.__setattr__(cam, "c2w", both[0])
+        object.__setattr__(cam, "_w2c", both[1])
         return cam
 
     def resized(self, width: int, height: int) -> "Camera":
@@ -316,6 +335,36 @@ def quat_to_rotmat(q: Tensor) -> Tensor:
         ],
         dim=-1,
     ).reshape(q.shape[:-1] + (3, 3))
+
+
+def _normal_form(q: Tensor) -> Tensor:
+    """[16, 4]: the outer product q q^T [..., 4, 4] of a wxyz quaternion, flattened and multiplied by this, gives
+    the rotation's third column (the local z axis) times |q|^2 and, last, |q|^2 itself."""
+    f = torch.zeros(4, 4, 4, dtype=q.dtype, device=q.device)  # [i, j, out]: the coefficient of q_i q_j
+    w, x, y, z = range(4)
+    for i, j in ((x, z), (z, x), (w, y), (y, w)):
+        f[i, j, 0] = 1  # 2 (xz + wy)
+    for i, j, c in ((y, z, 1), (z, y, 1), (w, x, -1), (x, w, -1)):
+        f[i, j, 1] = c  # 2 (yz - wx)
+    for i, c in ((w, 1), (x, -1), (y, -1), (z, 1)):
+        f[i, i, 2] = c  # w^2 - x^2 - y^2 + z^2
+        f[i, i, 3] = 1  # |q|^2
+    return f.reshape(16, 4)
+
+
+_NORMAL_FORMS: dict[tuple, Tensor] = {}
+
+
+def quat_z_axes(q: Tensor) -> tuple[Tensor, Tensor]:
+    """(the local z axis [N, 3] of quaternions q [N, 4] (wxyz, not necessarily unit) times |q|^2, and |q|^2 [N]):
+    `quat_to_rotmat(q)[:, :, 2] * |q|^2`, in four operations instead of some forty (a frame's footprint
+    test reads the axes of every Gaussian in view: on the GPU its cost is the operations' dispatch)."""
+    key = (q.dtype, q.device)
+    form = _NORMAL_FORMS.get(key)
+    if form is None:
+        form = _NORMAL_FORMS[key] = _normal_form(q)
+    out = (q[:, :, None] * q[:, None, :]).reshape(-1, 16) @ form  # [N, 4]
+    return out[:, :3], out[:, 3]
 
 
 def rotmat_to_quat(R: Tensor) -> Tensor:

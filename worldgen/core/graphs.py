@@ -81,10 +81,12 @@ class GraphCache:
     def __len__(self) -> int:
         return len(self._graphs)
 
-    def run(self, key: Hashable, inputs: Sequence[Tensor], build: Build) -> tuple[Tensor, ...]:
-        """The outputs of `build(inputs)()` (fresh tensors), computed by replaying a CUDA graph.
-        All `inputs` must be CUDA tensors on the current device."""
-        full_key = (key, tuple((tuple(t.shape), t.dtype, t.device) for t in inputs))
+    def run(self, key: Hashable, inputs: Sequence[Tensor], build: Build, fresh: bool = True) -> tuple[Tensor, ...]:
+        """The outputs of `build(inputs)()`, computed by replaying a CUDA graph. All `inputs` must be CUDA tensors
+        on the current device. `fresh`: the outputs are new tensors; else they are the graph's own, which its next
+        replay overwrites (for a caller that only reads them into new tensors at once: one copy fewer each)."""
+        # (inference mode keys it too: a graph's static inputs made in inference mode may not be refilled outside it)
+        full_key = (key, torch.is_inference_mode_enabled(), tuple((tuple(t.shape), t.dtype, t.device) for t in inputs))
         if full_key in self._eager:
             return tuple(build(list(inputs))())
         entry = self._graphs.pop(full_key, None)  # (re-inserted last: the least recently used goes first)
@@ -103,7 +105,7 @@ class GraphCache:
         self._graphs[full_key] = entry
         graph, _static, outputs = entry
         graph.replay()
-        return tuple(o.clone() for o in outputs)
+        return tuple(o.clone() for o in outputs) if fresh else outputs
 
     def _capture(self, inputs: Sequence[Tensor], build: Build):
         static = [t.detach().clone() for t in inputs]

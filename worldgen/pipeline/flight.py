@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -132,7 +133,8 @@ class Flight(Iterator[FlightStep]):
         t0 = time.perf_counter()
         with torch.profiler.record_function("stage:path"):
             pose = self.pilot.pose(t, self._prev)
-        if not bool(torch.isfinite(pose).all()):
+        on_host = pose.device.type == "cpu" and not pose.requires_grad  # (numpy: no torch dispatch a frame)
+        if not (np.isfinite(pose.numpy()).all() if on_host else bool(torch.isfinite(pose).all())):
             raise RuntimeError(f"camera path produced a non-finite pose at frame {t}")
         camera = self.frame0.camera.with_pose(pose)
         pilot_s = time.perf_counter() - t0

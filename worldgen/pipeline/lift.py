@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldgen.core.camera import Camera, quat_to_rotmat, rotmat_to_quat
+from worldgen.core.camera import Camera, quat_z_axes, rotmat_to_quat
 from worldgen.core.config import bad
 from worldgen.core.frame import Frame
 from worldgen.core.graphs import GraphCache, camera_inputs, graphs_enabled, static_camera
@@ -74,16 +74,19 @@ def footprint_px(scene: GaussianScene, camera: Camera) -> Tensor:
     The size is the geometric mean of the projected in-plane standard deviations of the (flat)
     Gaussian: sqrt(s_x s_y |cos theta| / cos alpha) fx / z, with theta between its normal (local z)
     and the view ray, alpha between the view ray and the optical axis (a pinhole's area
-    foreshortening; fronto-parallel discs project at s fx / z anywhere in the image).
+    foreshortening; fronto-parallel discs project at s fx / z anywhere in the image). Every frame
+    computes it for the whole working set, so it is written in few operations (about 25; the loop is
+    bound by their dispatch on the GPU).
     """
-    rel = scene.means - camera.position
+    c2w = camera.c2w
+    rel = scene.means - c2w[:3, 3]  # [N, 3]
+    z = rel @ c2w[:3, 2]  # [N] along the optical axis
     dist = rel.norm(dim=-1).clamp_min(1e-12)
-    z = rel @ camera.rotation[:, 2]
-    normal = quat_to_rotmat(scene.quats)[:, :, 2]
-    cos_t = ((normal * rel).sum(-1) / dist).abs().clamp_min(0.05)
+    n_q2, q2 = quat_z_axes(scene.quats)  # the normal times |q|^2, |q|^2
+    cos_t = (torch.linalg.vecdot(n_q2, rel) / (q2.clamp_min(1e-24) * dist)).abs().clamp_min(0.05)
     cos_a = (z / dist).clamp_min(0.05)
-    s = scene.log_scales[:, :2].sum(-1).mul(0.5).exp() * (cos_t / cos_a).sqrt()
-    return torch.where(z > 1e-6, s * camera.fx / z.clamp_min(1e-6), torch.zeros_like(z))[:, None]
+    s = (scene.log_scales[:, :2].sum(-1) * 0.5).exp() * (cos_t / cos_a).sqrt()
+    return torch.where(z > 1e-6, s * camera.fx / z.clamp_min(1e-6), 0.0)[:, None]
 
 
 def lift_mask(frame: Frame, alpha: Tensor | None, footprint: Tensor | None, cfg: LiftConfig,
@@ -195,7 +198,8 @@ _GRAPHS = GraphCache()
 
 def _dense_graphed(frame: Frame, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tensor]:
     """(means [H W, 3], quats [H W, 4], log_scales [H W, 3]) of a Gaussian at every pixel of `frame`
-    (on CUDA, no autograd), replayed from a CUDA graph (worldgen/core/graphs.py)."""
+    (on CUDA, no autograd), replayed from a CUDA graph (worldgen/core/graphs.py): the graph's own outputs,
+    which the next replay overwrites (the caller picks its pixels from them at once)."""
     cam_inputs, cam_key = camera_inputs(frame.camera)
     key = ("lift", cfg, cam_key)
 
@@ -211,7 +215,7 @@ def _dense_graphed(frame: Frame, cfg: LiftConfig) -> tuple[Tensor, Tensor, Tenso
 
         return run
 
-    return _GRAPHS.run(key, cam_inputs + [frame.depth], build)
+    return _GRAPHS.run(key, cam_inputs + [frame.depth], build, fresh=False)
 
 
 def lift(frame: Frame, mask: Tensor, cfg: LiftConfig) -> GaussianScene:

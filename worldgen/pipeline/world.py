@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldgen.core.camera import Camera, rigid_inverse
+from worldgen.core.camera import Camera
 from worldgen.core.config import bad
 from worldgen.core.device import to_device, to_host
 from worldgen.core.frame import Frame
@@ -127,11 +127,6 @@ def scene_unit(frame: Frame) -> float:
     return float(torch.quantile(d.float().cpu(), 0.25)) if d.numel() else 1.0
 
 
-def _host_w2c(camera: Camera) -> np.ndarray:
-    """float64 [4, 4] world-to-camera of `camera`, from its host copy (no read from the device)."""
-    return rigid_inverse(torch.from_numpy(camera.host()[1].copy())).numpy()  # (host() is read-only)
-
-
 def _box_distance(lo: np.ndarray, hi: np.ndarray, camera: Camera) -> np.ndarray:
     """[R]: the distance from `camera` to each box lo, hi [R, 3] (0 inside), world units."""
     p = camera.host()[1][:3, 3]
@@ -148,7 +143,7 @@ def boxes_in_view(lo: np.ndarray, hi: np.ndarray, camera: Camera, margin_px: flo
     """
     if lo.shape[0] == 0:
         return np.zeros(0, bool)
-    K, w2c = camera.host()[0], _host_w2c(camera)
+    K, w2c = camera.host()[0], camera.host_w2c()
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     W, H = camera.width, camera.height
     mx, my = frac * 0.5 * W / fx, frac * 0.5 * H / fy
@@ -248,6 +243,7 @@ class PagedWorld(World):
         self._reset_groups()
         self.total = 0
         self.key_format = 2  # chunk keys: cell and size level (1: cell only, checkpoints made before levels)
+        self._shifts: dict[tuple, Tensor] = {}  # the key fields' multipliers, per format and device
         self._last_trim = 0
         self.paged_in = self.paged_out = 0  # chunk moves so far
         self._left_out = np.zeros(0, np.int64)  # chunks the last prepare left out for the budget
@@ -267,19 +263,23 @@ class PagedWorld(World):
                 "chunks_paged_out": self.paged_out, "store_host_mb": round(self.store.bytes / 2**20, 1)}
 
     # ------------------------------------------------------------------ chunk table
-    def _keys(self, gaussians: GaussianScene) -> Tensor:
-        """[N] int64 chunk key of each Gaussian: its centre's cell (three clamped indices, 19 bits each)
-        and its size level (5 bits: floor(log2(reach / cell)) + 24, clamped to 0..31), so that a chunk
-        holds Gaussians of one size within a factor of 2 and the level-of-detail test suits all of them."""
-        means = torch.nan_to_num(gaussians.means.detach().double(), 0.0, 1e300, -1e300)
+    def _keys(self, means: Tensor, reach: Tensor) -> Tensor:
+        """[N] int64 chunk key of each Gaussian (centres `means` [N, 3] and reaches `reach` [N], float64): its
+        centre's cell (three clamped indices, 19 bits each) and its size level (5 bits: floor(log2(reach / cell))
+        + 24, clamped to 0..31), so that a chunk holds Gaussians of one size within a factor of 2 and the
+        level-of-detail test suits all of them. (The fields do not overlap: a sum of shifted fields is their OR.)"""
+        means = torch.nan_to_num(means, 0.0, 1e300, -1e300)
+        limit, fields = (2**20, (42, 21, 0)) if self.key_format == 1 else (_CELL_LIMIT, (43, 24, 5))
+        shifts = self._shifts.get((fields, means.device))
+        if shifts is None:
+            shifts = self._shifts[(fields, means.device)] = torch.tensor([2**f for f in fields], dtype=torch.int64,
+                                                                          device=means.device)
+        idx = torch.floor(means / self.cell).clamp(-limit, limit - 1).long() + limit
+        keys = (idx * shifts).sum(1)
         if self.key_format == 1:  # a world restored from a checkpoint made before size levels
-            idx = torch.floor(means / self.cell).clamp(-2**20, 2**20 - 1).long() + 2**20
-            return (idx[:, 0] << 42) | (idx[:, 1] << 21) | idx[:, 2]
-        idx = torch.floor(means / self.cell).clamp(-_CELL_LIMIT, _CELL_LIMIT - 1).long() + _CELL_LIMIT
-        reach = EXTENT_SIGMAS * gaussians.log_scales.detach().double().amax(1).exp()
+            return keys
         level = torch.nan_to_num(torch.floor(torch.log2(reach / self.cell)), 0.0, 1e9, -1e9) + _LEVEL_BIAS
-        level = level.clamp(0, _LEVELS - 1).long()
-        return (idx[:, 0] << 43) | (idx[:, 1] << 24) | (idx[:, 2] << 5) | level
+        return keys + level.clamp(0, _LEVELS - 1).long()
 
     def _grow(self, keys: np.ndarray) -> np.ndarray:
         """Table rows of chunk `keys` [U], new (empty, resident) rows for keys not seen before."""
@@ -408,20 +408,17 @@ class PagedWorld(World):
         n = len(gaussians)
         if n == 0:
             return
-        keys = self._keys(gaussians)
-        uniq, inv = torch.unique(keys, return_inverse=True)
-        U = uniq.shape[0]
         m = gaussians.means.detach().double()
-        lo = torch.full((U, 3), math.inf, dtype=torch.float64, device=m.device)
-        lo = lo.scatter_reduce(0, inv[:, None].expand(-1, 3), m, "amin")
-        hi = torch.full((U, 3), -math.inf, dtype=torch.float64, device=m.device)
-        hi = hi.scatter_reduce(0, inv[:, None].expand(-1, 3), m, "amax")
         reach = EXTENT_SIGMAS * gaussians.log_scales.detach().double().amax(1).exp()
-        ext = torch.zeros(U, dtype=torch.float64, device=m.device).scatter_reduce(0, inv, reach, "amax")
-        # (not bincount: it reads the largest index back from the device; U is known already)
-        cnt = torch.zeros(U, dtype=torch.float64, device=m.device).index_add_(0, inv, torch.ones_like(inv, dtype=torch.float64))
-        table, uniq_h = to_host(torch.cat([lo, hi, ext[:, None], cnt[:, None]], 1), uniq)  # [U, 8], [U]: one wait
+        uniq, inv, cnt = torch.unique(self._keys(m, reach), return_inverse=True, return_counts=True)
+        U = uniq.shape[0]
+        # per chunk in one reduction: -lo, hi and the largest reach (every chunk has a member: no -inf is left)
+        v = torch.cat([-m, m, reach[:, None]], 1)  # [N, 7]
+        mx = torch.full((U, 7), -math.inf, dtype=torch.float64, device=m.device).scatter_reduce(
+            0, inv[:, None].expand(-1, 7), v, "amax")
+        table, uniq_h = to_host(torch.cat([mx, cnt[:, None].double()], 1), uniq)  # [U, 8], [U]: one wait
         table = table.numpy()
+        table[:, 0:3] *= -1  # lo
         rows = self._grow(uniq_h.numpy())
         away = rows[~self.resident[rows]]
         if away.size:  # new Gaussians in a paged-out chunk: bring it in first
@@ -480,7 +477,7 @@ class PagedWorld(World):
         rows = self._left_out
         if rows.size == 0:
             return None
-        K, w2c = camera.host()[0], _host_w2c(camera)
+        K, w2c = camera.host()[0], camera.host_w2c()
         W, H = camera.width, camera.height
         lo, hi, dist = self._boxes(rows, camera)
         if (dist <= 0).any():  # the camera inside a left-out box: it may cover any pixel

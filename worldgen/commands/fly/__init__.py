@@ -191,8 +191,6 @@ def _check_fits(cfg: FlyConfig, width: int, height: int, out: Path, start: int) 
 def run(cfg: FlyConfig, on_frame=None) -> dict:
     """Run (or, with `cfg.resume`, continue) a flight; returns run.json's content. `on_frame(t, frame,
     generator)` is called per frame. Bad input raises UserInputError before anything is written."""
-    from renderers import get_renderer
-
     check(cfg)
     p = cfg.pipeline
     out = check_out_dir(cfg.out)
@@ -204,6 +202,19 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
                              "or choose another --out")
     elif cfg.overwrite:
         check_clearable(out)
+    import torch
+
+    # A flight computes no gradients: in inference mode each torch operation also skips autograd's version
+    # and view bookkeeping, about 15 % of its host cost, and the loop is bound by the host (BENCHMARKS.md).
+    with torch.inference_mode():
+        return _run(cfg, out, on_frame)
+
+
+def _run(cfg: FlyConfig, out: Path, on_frame) -> dict:
+    """`run` from its first tensor on (in inference mode)."""
+    from renderers import get_renderer
+
+    p = cfg.pipeline
     device = resolve_device(p.device)
     t_start = time.perf_counter()
     frame0 = first_frame(cfg.image, cfg.photo, p.size, device, p.auto_side)

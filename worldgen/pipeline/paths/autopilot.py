@@ -13,6 +13,7 @@ from torch import Tensor
 from worldgen.core.camera import Camera, horizontal_basis, world_up
 from worldgen.core.config import bad, check
 from worldgen.core.frame import Frame
+from worldgen.core.graphs import GraphCache, graphs_enabled
 from worldgen.core.io import UserInputError
 from worldgen.pipeline.paths.base import F64, CameraPath
 
@@ -181,14 +182,10 @@ class AutopilotPath(CameraPath):
     def _steer(self, prev: Frame) -> None:
         """Update turn rate, look pitch and flight path angle from frame t-1."""
         c, s = self.config, self.config.smoothing
-        K, c2w, sky_t, depth_t = _coarse_maps(prev, c.steer_width)
-        H, W = sky_t.shape
+        K, c2w, sky, depth = _coarse_maps(prev, c.steer_width)
+        H, W = sky.shape
         # The rest is small-array arithmetic: numpy avoids torch's per-op thread start-up, which on
         # many-core machines costs more than the arithmetic itself.
-        # One copy from the device for both maps (each copy waits for the GPU).
-        both = torch.stack([sky_t.detach().to(depth_t.dtype), depth_t.detach()]).cpu().numpy()
-        sky = both[0] > 0.5
-        depth = both[1].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             valid = np.isfinite(depth) & (depth > 0) & ~sky  # ground/objects with a usable depth
             disp = np.where(valid, self.scale / np.maximum(depth, 1e-12), 0.0)  # [H, W] scene units
@@ -238,24 +235,24 @@ class AutopilotPath(CameraPath):
 _UP = np.array([0.0, -1.0, 0.0])  # world up (-y), float64
 
 
-def _coarse_maps(frame: Frame, max_width: int) -> tuple[np.ndarray, np.ndarray, Tensor, Tensor]:
-    """`frame` reduced by an integer factor to at most `max_width` pixels across, as the steering reads it: (K
-    [3, 3] and c2w [4, 4] float64 numpy of the coarse view, from the camera's host copy: no read from the device,
-    no torch operations; sky [h, w] bool and depth [h, w] from `_pool_maps`, on the frame's device). K is that of
+def _coarse_maps(frame: Frame, max_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`frame` reduced by an integer factor to at most `max_width` pixels across, as the steering reads it, all
+    float64 numpy on the host: K [3, 3] and c2w [4, 4] of the coarse view (from the camera's host copy), sky
+    [h, w] bool and depth [h, w] (`_pool_maps`, read from the device in one copy: one wait). K is that of
     `Camera.resized` (tests/test_paths.py checks it bit for bit)."""
     K, c2w = frame.camera.host()
     W0, H0 = frame.camera.width, frame.camera.height
     f = max(1, math.ceil(W0 / max(1, max_width)))
-    if f == 1:
-        return K, c2w, frame.sky, frame.depth
     h, w = H0 // f, W0 // f
-    sky, depth = _pool_maps(frame, f, h, w)
+    both = _pool_maps(frame, f, h, w).cpu().numpy()
+    if f == 1:
+        return K, c2w, both[0] > 0.5, both[1].astype(np.float64)
     # `Camera.resized` of the (w * f) x (h * f) camera to w x h, in float32 as it computes
     Ks = K.astype(np.float32)
     Ks[0] *= np.float32(w / (w * f))
     Ks[1] *= np.float32(h / (h * f))
     Ks[2] = (0.0, 0.0, 1.0)
-    return Ks.astype(np.float64), c2w, sky, depth
+    return Ks.astype(np.float64), c2w, both[0] > 0.5, both[1].astype(np.float64)
 
 
 def _rays_cam(K: np.ndarray, H: int, W: int) -> np.ndarray:
@@ -269,14 +266,25 @@ def _rays_cam(K: np.ndarray, H: int, W: int) -> np.ndarray:
     return np.stack([x, y, np.ones_like(x)], axis=-1).astype(np.float64)
 
 
-def _pool_maps(frame: Frame, f: int, h: int, w: int) -> tuple[Tensor, Tensor]:
-    """(sky [h, w] bool, depth [h, w]) of `frame` in f x f blocks: a block is sky if most of it is, and keeps
-    its nearest depth (on the frame's device)."""
-    sky = frame.sky[: h * f, : w * f]
-    depth = frame.depth[: h * f, : w * f]
-    valid = torch.isfinite(depth) & (depth > 0) & ~sky
-    disp = torch.where(valid, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
-    disp = torch.nn.functional.max_pool2d(disp[None, None], f)[0, 0]
-    sky_s = torch.nn.functional.avg_pool2d(sky[None, None].float(), f)[0, 0] > 0.5
-    depth_s = torch.where(disp > 0, 1.0 / disp.clamp_min(1e-12), torch.full_like(disp, math.inf))
-    return sky_s, depth_s
+_GRAPHS = GraphCache(max_graphs=2)
+
+
+def _pool_maps(frame: Frame, f: int, h: int, w: int) -> Tensor:
+    """[2, h, w] float32 on the frame's device: `frame` in f x f blocks, sky (1 where most of the block is sky, else
+    0) and z-depth (the block's nearest; inf where it has none). On CUDA one graph replay (worldgen/core/graphs.py)
+    instead of some twenty operations a frame."""
+    def pool(sky: Tensor, depth: Tensor) -> Tensor:
+        if f == 1:
+            return torch.stack([sky.to(depth.dtype), depth])
+        sky, depth = sky[: h * f, : w * f], depth[: h * f, : w * f]
+        valid = torch.isfinite(depth) & (depth > 0) & ~sky
+        disp = torch.where(valid, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
+        disp = torch.nn.functional.max_pool2d(disp[None, None], f)[0, 0]
+        sky_s = torch.nn.functional.avg_pool2d(sky[None, None].to(depth.dtype), f)[0, 0] > 0.5
+        depth_s = torch.where(disp > 0, 1.0 / disp.clamp_min(1e-12), torch.full_like(disp, math.inf))
+        return torch.stack([sky_s.to(depth.dtype), depth_s])
+
+    sky, depth = frame.sky.detach(), frame.depth.detach()
+    if depth.is_cuda and graphs_enabled():
+        return _GRAPHS.run(("autopilot", f, h, w), [sky, depth], lambda st: lambda: (pool(*st),))[0]
+    return pool(sky, depth)
