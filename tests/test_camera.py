@@ -57,6 +57,16 @@ def test_quat_z_axes_are_the_rotations_third_column():
     assert torch.allclose(axes / q2[:, None], quat_to_rotmat(q)[:, :, 2], atol=1e-5)
 
 
+def test_a_pose_from_the_host_brings_its_inverse_along():
+    cam = Camera.from_fov(70.0, 64, 48)
+    pose = random_pose(4)
+    moved = cam.with_pose(pose.double())  # (the paths' poses may be float64)
+    assert moved.c2w.dtype == torch.float32 and torch.equal(moved.c2w, pose)
+    assert torch.allclose(moved.w2c, rigid_inverse(pose), atol=1e-6)
+    np.testing.assert_allclose(moved.host_w2c(), np.linalg.inv(pose.double().numpy()), atol=1e-6)  # (R^T: float32 R is orthonormal to ~1e-7)
+    assert torch.allclose(moved.w2c @ moved.c2w, torch.eye(4), atol=1e-6)
+
+
 def test_look_at_is_level_and_faces_target():
     pos, tgt = torch.tensor([0.0, -2.0, 0.0]), torch.tensor([3.0, -1.0, 10.0])
     c2w = look_at(pos, tgt)

@@ -3,13 +3,15 @@ never wait for the GPU. Needs CUDA (skipped on the CPU-only CI machine)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from refine.classical import ClassicalRefiner
 from refine.learned import LearnedRefiner
 from worldgen.core.camera import Camera, look_at
-from worldgen.core.frame import RenderedView
+from worldgen.core.frame import Frame, RenderedView
 from worldgen.core.graphs import GraphCache
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -122,6 +124,32 @@ def test_graph_cache_keys_and_eviction():
     cache.run("a", [torch.ones(3, device="cuda")], build)  # another shape: another graph
     cache.run("b", [x], build)
     assert len(cache) == 2 and len(calls) == 3
+
+
+@cuda
+def test_graphs_made_in_inference_mode_are_not_refilled_outside_it():
+    cache = GraphCache()
+    build = lambda static: lambda: (static[0] + 1,)  # noqa: E731
+    x = torch.arange(4.0, device="cuda")
+    with torch.inference_mode():  # (a flight's: static inputs that only inference mode may write)
+        assert torch.equal(cache.run("a", [x], build)[0], x + 1)
+    assert torch.equal(cache.run("a", [x * 2], build)[0], x * 2 + 1)  # another graph, not an error
+    assert len(cache) == 2
+
+
+@cuda
+def test_autopilot_view_graph_matches_eager(monkeypatch):
+    from worldgen.pipeline.paths.autopilot import _pool_maps
+
+    depth = 5.0 + torch.rand(130, 250, device="cuda") * 40
+    depth[:30] = math.inf
+    depth[100, 7] = 1.0  # a near pixel its block keeps
+    frame = Frame(torch.zeros(130, 250, 3, device="cuda"), depth, torch.isinf(depth),
+                  Camera.from_fov(73.0, 250, 130).to("cuda"))
+    replayed = [_pool_maps(frame, 4, 32, 62).clone() for _ in range(3)]  # capture, then replays
+    monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")
+    eager = _pool_maps(frame, 4, 32, 62)
+    assert all(torch.equal(r, eager) for r in replayed) and eager[1, 25, 1] == 1.0
 
 
 @cuda
