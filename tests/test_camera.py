@@ -57,6 +57,17 @@ def test_quat_z_axes_are_the_rotations_third_column():
     assert torch.allclose(axes / q2[:, None], quat_to_rotmat(q)[:, :, 2], atol=1e-5)
 
 
+def test_quat_z_axes_made_first_in_inference_mode_still_carry_gradients():
+    import worldgen.core.camera as camera_module
+
+    camera_module._NORMAL_FORMS.clear()  # (its form is made by the first call: here, inside a flight's mode)
+    with torch.inference_mode():
+        quat_z_axes(torch.randn(3, 4))
+    q = torch.randn(3, 4, requires_grad=True)
+    quat_z_axes(q)[0].sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+
+
 def test_a_pose_from_the_host_brings_its_inverse_along():
     cam = Camera.from_fov(70.0, 64, 48)
     pose = random_pose(4)

@@ -358,11 +358,13 @@ _NORMAL_FORMS: dict[tuple, Tensor] = {}
 def quat_z_axes(q: Tensor) -> tuple[Tensor, Tensor]:
     """(the local z axis [N, 3] of quaternions q [N, 4] (wxyz, not necessarily unit) times |q|^2, and |q|^2 [N]):
     `quat_to_rotmat(q)[:, :, 2] * |q|^2`, in four operations instead of some forty (a frame's footprint
-    test reads the axes of every Gaussian in view: on the GPU its cost is the operations' dispatch)."""
+    test reads the axes of every Gaussian in view: on the GPU its cost is the operations' dispatch). For
+    quaternions of ordinary size (float32: |q| well within 1e-10..1e10); a zero quaternion has no axis (zeros)."""
     key = (q.dtype, q.device)
     form = _NORMAL_FORMS.get(key)
     if form is None:
-        form = _NORMAL_FORMS[key] = _normal_form(q)
+        with torch.inference_mode(False):  # a normal tensor, usable in autograd later, whatever mode made it
+            form = _NORMAL_FORMS[key] = _normal_form(q)
     out = (q[:, :, None] * q[:, None, :]).reshape(-1, 16) @ form  # [N, 4]
     return out[:, :3], out[:, 3]
 

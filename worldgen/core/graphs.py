@@ -14,7 +14,10 @@ input shape and replayed: the CPU then launches one graph.
   (read a tensor's value, build a Camera).
 The first call for a key warms the function up on a side stream (cuDNN picks its algorithms, lazy
 initialisation happens), captures it, and every call copies its inputs into the static ones,
-replays, and returns clones of the outputs (the next replay overwrites them). A function that
+replays, and returns clones of the outputs (the next replay overwrites them; `fresh=False` returns the graph's own
+outputs, for a caller that reads them into new tensors at once). Graphs are keyed by the caller's key, the inputs'
+shapes and dtypes, and whether inference mode is on (static inputs made in inference mode may not be refilled
+outside it). A function that
 synchronises (found by its last warm-up, run under `torch.cuda.set_sync_debug_mode("error")`) is
 reported once on stderr and from then on run eagerly. The least recently used graph goes first.
 That mode is process-wide: during a warm-up a synchronising CUDA call on *another* thread fails too,
@@ -66,7 +69,7 @@ def static_camera(cam: Camera, static: list[Tensor]) -> tuple[Camera, list[Tenso
 
 
 class GraphCache:
-    """CUDA graphs keyed by the caller's key plus the inputs' shapes and dtypes (see the module doc).
+    """CUDA graphs keyed by the caller's key, the inputs' shapes and dtypes and the inference mode (see the module doc).
 
     Args:
         warmup: eager runs on a side stream before the capture.

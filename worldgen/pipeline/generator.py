@@ -321,7 +321,9 @@ class Generator:
         if state["mode"] != self.mode:
             raise ValueError(f"checkpoint is of a {state['mode']} generator, not {self.mode}")
         p, dev = state["prev"], self.device
-        camera = self.first.camera.with_pose(torch.as_tensor(p["c2w"]).to(dev))
+        # the pose from the host, as the flight gave it: the camera then inverts it on the host as the flight's did (an
+        # inverse computed on the device differs in the last bits, and the per-frame generator renders at that camera)
+        camera = self.first.camera.with_pose(torch.as_tensor(p["c2w"]).cpu())
         self.prev = Frame(torch.as_tensor(p["rgb"]).to(dev), torch.as_tensor(p["depth"]).to(dev),
                           torch.as_tensor(p["sky"]).to(dev), camera)
         self.t, self.last_added = int(state["t"]), int(state["last_added"])

@@ -190,7 +190,9 @@ def _check_fits(cfg: FlyConfig, width: int, height: int, out: Path, start: int) 
 
 def run(cfg: FlyConfig, on_frame=None) -> dict:
     """Run (or, with `cfg.resume`, continue) a flight; returns run.json's content. `on_frame(t, frame,
-    generator)` is called per frame. Bad input raises UserInputError before anything is written."""
+    generator)` is called per frame, inside the flight's `torch.inference_mode()`: its tensors may be read and
+    copied, but not changed in place or used in autograd outside that mode. Bad input raises UserInputError
+    before anything is written."""
     check(cfg)
     p = cfg.pipeline
     out = check_out_dir(cfg.out)

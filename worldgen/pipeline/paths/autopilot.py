@@ -270,7 +270,7 @@ _GRAPHS = GraphCache(max_graphs=2)
 
 
 def _pool_maps(frame: Frame, f: int, h: int, w: int) -> Tensor:
-    """[2, h, w] float32 on the frame's device: `frame` in f x f blocks, sky (1 where most of the block is sky, else
+    """[2, h, w] in the depth's dtype on the frame's device: `frame` in f x f blocks, sky (1 where most of the block is sky, else
     0) and z-depth (the block's nearest; inf where it has none). On CUDA one graph replay (worldgen/core/graphs.py)
     instead of some twenty operations a frame."""
     def pool(sky: Tensor, depth: Tensor) -> Tensor:
