@@ -65,11 +65,7 @@ class Camera:
         """float64 [4, 4] world-to-camera from the `host()` copy (kept: computed once per camera). Read-only."""
         w2c = self.__dict__.get("_host_w2c")
         if w2c is None:
-            R, t = self.host()[1][:3, :3], self.host()[1][:3, 3]
-            w2c = np.eye(4)
-            w2c[:3, :3] = R.T
-            w2c[:3, 3] = -R.T @ t
-            w2c.flags.writeable = False
+            w2c = _rigid_inverse_host(self.host()[1])
             object.__setattr__(self, "_host_w2c", w2c)
         return w2c
 
@@ -153,9 +149,10 @@ class Camera:
             return Camera(K=self.K, c2w=pose, width=self.width, height=self.height)
         # from the host: the pose and its inverse in one upload (the renderer and the page test read w2c every frame)
         c2w64 = c2w.detach().to(torch.float32).to(torch.float64).numpy()
-        cam = Camera(K=self.K, c2w=c2w, width=self.width, height=self.height)._given_host(h[0], c2w64)
-        both = to_device(np.stack([c2w64, cam.host_w2c()]).astype(np.float32), self.K.device)
-        object.__setattr__(cam, "c2w", both[0])
+        w2c64 = _rigid_inverse_host(c2w64)
+        both = to_device(np.stack([c2w64, w2c64]).astype(np.float32), self.K.device)
+        cam = Camera(K=self.K, c2w=both[0], width=self.width, height=self.height)._given_host(h[0], c2w64)
+        object.__setattr__(cam, "_host_w2c", w2c64)
         object.__setattr__(cam, "_w2c", both[1])
         return cam
 
@@ -235,6 +232,15 @@ class Camera:
     def from_dict(d: dict) -> "Camera":
         K = torch.tensor([[d["fx"], 0.0, d["cx"]], [0.0, d["fy"], d["cy"]], [0.0, 0.0, 1.0]], dtype=torch.float32)
         return Camera(K=K, c2w=torch.tensor(d["c2w"], dtype=torch.float32), width=int(d["width"]), height=int(d["height"]))
+
+
+def _rigid_inverse_host(T: np.ndarray) -> np.ndarray:
+    """float64 [4, 4] read-only inverse of a rigid transform T [4, 4] (numpy: R^T, -R^T t)."""
+    inv = np.eye(4)
+    inv[:3, :3] = T[:3, :3].T
+    inv[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    inv.flags.writeable = False
+    return inv
 
 
 def rigid_inverse(T: Tensor) -> Tensor:

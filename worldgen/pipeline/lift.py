@@ -75,7 +75,7 @@ def footprint_px(scene: GaussianScene, camera: Camera) -> Tensor:
     Gaussian: sqrt(s_x s_y |cos theta| / cos alpha) fx / z, with theta between its normal (local z)
     and the view ray, alpha between the view ray and the optical axis (a pinhole's area
     foreshortening; fronto-parallel discs project at s fx / z anywhere in the image). Every frame
-    computes it for the whole working set, so it is written in few operations (about 25; the loop is
+    computes it for the whole working set, so it is written in few operations (about 35; the loop is
     bound by their dispatch on the GPU).
     """
     c2w = camera.c2w
