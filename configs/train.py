@@ -8,7 +8,10 @@ config classes live with the training code; this table only names instances of t
 
 from __future__ import annotations
 
+import dataclasses
+
 from configs.base import Preset
+from refine.learned import LearnedRefinerConfig
 from refine.net import RefinerNetConfig
 from refine.train.config import (
                                  DataConfig,
@@ -24,6 +27,12 @@ from refine.train.depth import DepthTrainConfig
 _TINY_NET = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=16)
 _TINY_DATA = DataConfig(width=32, height=32, flights=2, frames=10, flights_per_world=2, refresh_every=0,
                         world_grid=128, quality="fast", render_batch=16)
+
+# The replay runs on the H200 (train-refiner-h200 and its fidelity continuation) share these.
+_H200_REPLAY = TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=1000,
+                           log_every=50, sample_every=500,
+                           data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
+                           replay=ReplayConfig(capacity=768, batch=16, refill_every=6))
 
 TRAIN_PRESETS: dict[str, Preset] = {
     "train-refiner-tiny": Preset(
@@ -58,22 +67,30 @@ TRAIN_PRESETS: dict[str, Preset] = {
         ),
     ),
     "train-refiner-h200": Preset(
-        "The shipped refiner's run (steps 243 on): replay training: per process, 256x256 flights rendered on the "
+        "The refiner's run from step 243 to 3180: replay training: per process, 256x256 flights rendered on the "
         "GPU, unrolled 8 clips x 4 supervised steps at a time without gradients into a buffer of 768 steps, and "
         "batches of 16 drawn from it (scripts/gpu_train.sh runs 3 processes per GPU).",
-        TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=1000,
-                    log_every=50, sample_every=500,
-                    data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
-                    loss=LossConfig(detail=10.0, adversarial=0.1),  # the shipped run's values since step 2000
-                    optim=OptimConfig(lr_disc=4e-4),
-                    replay=ReplayConfig(capacity=768, batch=16, refill_every=6),
-                    # with --photos.folder: a photo step unrolls with gradients (~6x a replay step's time);
-                    # one in 3 (steps 3180-3800: 0.9 steps/s per process on 2 x H200) leans on the photos, and
-                    # the photo critic, at chance with one update per photo step, takes 4; it stayed at chance
-                    # with 4 as well (3800 -> 4212, one H200, 2026-12-01): its fakes were 11 steps from the
-                    # photo, so forward flights now grow to 60 frames over 1,500 steps from step 3,200
-                    photos=StillPhotoConfig(every=3, critic_steps=4, forward_frames_max=60, grow_from=3200,
-                                            grow_steps=1500)),
+        dataclasses.replace(
+            _H200_REPLAY,
+            loss=LossConfig(detail=10.0, adversarial=0.1),  # the run's values since step 2000
+            optim=OptimConfig(lr_disc=4e-4),
+            # with --photos.folder: a photo step unrolls with gradients (~6x a replay step's time);
+            # one in 3 (steps 3180-3800: 0.9 steps/s per process on 2 x H200) leans on the photos, and
+            # the photo critic, at chance with one update per photo step, takes 4; it stayed at chance
+            # with 4 as well (3800 -> 4212, one H200, 2026-12-01): its fakes were 11 steps from the
+            # photo, so forward flights now grow to 60 frames over 1,500 steps from step 3,200
+            photos=StillPhotoConfig(every=3, critic_steps=4, forward_frames_max=60, grow_from=3200, grow_steps=1500)),
+    ),
+    "train-refiner-h200-fidelity": Preset(
+        "The shipped refiner's run since step 3180 (2026-12-02; its start: step 3180 with the colour residual's "
+        "head rows zeroed by scripts/reset_colour_residual.py): replay training as train-refiner-h200 on procedural "
+        "flights only, composed without the anchors (steps 3180-4404 ran with the colour anchor 0.3), with losses "
+        "that reward being right on average (L1 + 10 x MSE, Laplacian L1, depth and sky; no detail-energy, "
+        "colour-spread, adversarial or feature-matching terms, which pay for texture with PSNR).",
+        dataclasses.replace(
+            _H200_REPLAY,
+            refiner=LearnedRefinerConfig(anchor=0.0, texture=0.0),
+            loss=LossConfig(mse=10.0, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0, gan_start=10**9)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "

@@ -70,6 +70,13 @@ from worldgen.core.graphs import GraphCache
 
 WEIGHTS_FORMAT = "worldgen-refiner/2"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
+FIDELITY = {"anchor": 0.0, "texture": 0.0}
+"""The composition of `--refiner learned-fidelity` (worldgen/pipeline/refiners.py): the shipped network without the
+colour and detail anchors. The anchors pull generated ground towards the photo's statistics, which keeps long flights
+over real photos detailed and in the photo's colours but costs PSNR against ground truth: detail that is not the
+truth's adds its energy to the error (the perception-distortion trade-off). Since 2026-12-02 the network itself is
+trained for fidelity (configs/train.py `train-refiner-h200-fidelity`), so this is its own estimate, the closest to
+the truth; `learned` (the weights' saved composition, with the anchors) is the default for flights over photos."""
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@
 #   .carry/photos/   the still-photo training set downscaled to <= 512 px (full size does not fit the call)
 #   .carry/real/     the 14 photos for trying flights (../shared/data/real), as 256x256 JPEG, for REAL_EVAL=1 in
 #                    scripts/gpu_train.sh (300-frame flights on the GPU instead of 40 CPU minutes); never trained on
-# then print what the call will send against its 64 MiB limit. gsplat's kernels (.carry/gsplat_cuda.so, ~15 MB)
-# come back from the first call. To continue a run from the last call's compact checkpoint, copy it over
+# then print what the call will send against its 64 MiB limit. gsplat's kernels come back from the first call
+# compressed; carry them as .carry/gsplat_cuda.so.xz (2.0 MB; an uncompressed .carry/gsplat_cuda.so from before
+# is compressed here). To continue a run from the last call's compact checkpoint, copy it over
 # refine/weights/refiner.pt in the working tree (gpu_train.sh starts from it when .carry/refiner/ is absent):
 # the tracked file travels anyway, while .carry/refiner/ would add ~12 MB and break the limit.
 #
@@ -38,11 +39,14 @@ def shrink(src: Path, dst: Path, fit: int, exact: bool) -> None:
 shrink(Path(sys.argv[1]), Path(".carry/photos"), 512, exact=False)
 shrink(Path(sys.argv[2]), Path(".carry/real"), 256, exact=True)
 PY
+if [ -f .carry/gsplat_cuda.so ] && [ ! -f .carry/gsplat_cuda.so.xz ]; then
+  .venv/bin/python -c "import lzma, shutil; shutil.copyfileobj(open('.carry/gsplat_cuda.so', 'rb'), lzma.open('.carry/gsplat_cuda.so.xz', 'wb'))"
+fi
 # The limit counts the disk blocks the files take (4 KiB each; what du says), not their bytes: 63.8 MiB of
 # bytes in 64.6 MiB of blocks was refused (2026-12-01).
 blocks() { awk '{s += int(($1 + 4095) / 4096) * 4096} END {printf "%.1f", s / 1048576}'; }
 TRACKED=$(git ls-files -z | xargs -0 stat -c %s | blocks)
-for part in .whl .carry/gsplat_cuda.so .carry/photos .carry/real; do
+for part in .whl .carry/gsplat_cuda.so.xz .carry/photos .carry/real; do
   [ -e "$part" ] && echo "  $part: $(find "$part" -type f -exec stat -c %s {} \; | blocks) MiB"
 done
 echo "tracked files: $TRACKED MiB; a call sends these plus what it carries (limit 64 MiB, in disk blocks)"

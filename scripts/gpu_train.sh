@@ -5,9 +5,10 @@
 #
 #   bash scripts/gpu_prepare.sh                            (here, once: wheels, photos, the carry's size)
 #   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (there; carry .whl and .carry)
+#   PRESET=train-refiner-h200-fidelity DEPTH=0 ...           (the fidelity run that made the shipped refiner.pt)
 #   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
 #
-# .carry/ (ignored by git) may hold: gsplat_cuda.so (gsplat's kernels, built by an earlier call),
+# .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
 # checkpoints of the runs to continue). Everything the call makes stays under runs/gpu/.
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
@@ -29,10 +30,13 @@ mkdir -p runs/gpu/refiner runs/gpu/depth
   done; done ) &
 LOGS_PID=$!
 # Continue from this session's last call (.carry/), else from the committed weights (they are compact
-# training checkpoints: float16 weights, step, data cursor, history).
+# training checkpoints: float16 weights, step, data cursor, history); FROM=FILE.pt starts the refiner from another
+# compact checkpoint in the working tree (e.g. one made by scripts/reset_colour_residual.py).
 for k in refiner depth; do
+  from=refine/weights/$k.pt
+  [ "$k" = refiner ] && [ -n "${FROM:-}" ] && from=$FROM
   if [ -f .carry/$k/checkpoint-compact.pt ]; then cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/
-  elif [ -f refine/weights/$k.pt ]; then cp refine/weights/$k.pt runs/gpu/$k/checkpoint-compact.pt; fi
+  elif [ -f "$from" ]; then cp "$from" runs/gpu/$k/checkpoint-compact.pt; fi
 done
 PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
@@ -53,8 +57,9 @@ DEPTH_PID=""
 [ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
 
 if [ ! -f .carry/gsplat_cuda.so ] && [ -f $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so ]; then
-  ls -la $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so
-  split -b 15M -d $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so "$OUT/gsplat_cuda.so.part"
+  ls -la $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so  # (comes back compressed: carry it as .carry/gsplat_cuda.so.xz)
+  python3 -c "import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), lzma.open(sys.argv[2], 'wb'))" \
+    $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so "$OUT/gsplat_cuda.so.xz"
 fi
 el "gsplat ready"
 # TESTS="tests/test_graphs.py ...": CUDA tests written since the last GPU call, beside the training (same GPU).
@@ -69,7 +74,7 @@ fi
 [ -d .carry/photos ] && [ "${PHOTO_STEPS:-1}" != 0 ] && REFINER_ARGS="--photos.folder .carry/photos $REFINER_ARGS"
 el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"
 timeout -s KILL $((BUDGET - 15 - $(date +%s) + T0)) torchrun --standalone --nproc_per_node $((NGPU * PER_GPU)) \
-  -m worldgen.cli train --preset train-refiner-h200 --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
+  -m worldgen.cli train --preset ${PRESET:-train-refiner-h200} --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
   > runs/gpu/refiner.log 2>&1
 grep -v '^{' runs/gpu/refiner.log | grep -v -i warn | tail -n 12
 grep '^{' runs/gpu/refiner.log | tail -n 3

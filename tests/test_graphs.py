@@ -236,6 +236,44 @@ def test_sky_write_graphs_write_what_eager_writes(monkeypatch):
 
 
 @cuda
+def test_a_cached_graph_keeps_what_it_reads_alive(monkeypatch):
+    """A dome dropped while its write graph is cached stays alive (the graph's kernels read its texel directions):
+    a dome made for the next flight can then never take its texture's address, match its key and replay the old
+    graph over freed memory (an illegal memory access on the H200, 2026-12-02). The next dome writes as eager
+    writes do; once the graph is evicted the old dome is freed."""
+    import gc
+    import weakref
+
+    import worldgen.pipeline.sky as sky_module
+    from worldgen.pipeline.sky import SkyDome
+
+    views = [_view(s, 48, 80) for s in range(4)]
+    g = torch.Generator().manual_seed(3)
+    frames = [(torch.rand(48, 80, 3, generator=g).cuda(), (torch.rand(48, 80, generator=g) > 0.3).cuda())
+              for _ in views]
+    old = SkyDome.for_camera(views[0].camera)
+    old._renders = sky_module._GRAPH_AFTER + 1
+    old.update(views[0].camera, *frames[0])  # (its count is 0: the capture's warm-ups wrote the texels first)
+    assert bool((old._tex[0, 3] > 0).any())
+    gone, ptr = weakref.ref(old), old._tex.data_ptr()
+    del old
+    gc.collect()
+    assert gone() is not None, "the cached write graph keeps the dome it reads alive"
+    new, eager = SkyDome.for_camera(views[0].camera), SkyDome.for_camera(views[0].camera)
+    new._renders = eager._renders = sky_module._GRAPH_AFTER + 1
+    assert new._tex.data_ptr() != ptr
+    for v, (rgb, sky) in zip(views, frames):
+        new.update(v.camera, rgb, sky)
+        monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "0")
+        eager.update(v.camera, rgb, sky)
+        monkeypatch.setenv("WORLDGEN_CUDA_GRAPHS", "1")
+        assert torch.equal(new._tex, eager._tex)
+    sky_module._WRITE_GRAPHS._graphs.clear()
+    gc.collect()
+    assert gone() is None, "an evicted graph lets go of what it read"
+
+
+@cuda
 def test_a_function_that_cannot_be_captured_runs_eagerly(capsys):
     cache = GraphCache()
 

@@ -241,9 +241,13 @@ def _held_loss(cfg, net) -> float:
     torch.manual_seed(0)
     with torch.no_grad():
         res = unroll(net, clips, ["persistent", "per-frame"] * 2, 0, 2, TorchRenderer(), cfg.refiner, train=False)
+    from refine.train.unroll import psnr
+
     total = 0.0
     for r in res:
-        total += sum(getattr(cfg.loss, k) * float(v) for k, v in reconstruction_losses(r, cfg.refiner).items())
+        terms = reconstruction_losses(r, cfg.refiner)
+        assert float(terms["neg_psnr"]) == pytest.approx(-psnr(r.out.rgb, r.gt_rgb), abs=1e-3)  # the logged score
+        total += sum(getattr(cfg.loss, k) * float(v) for k, v in terms.items())
     return total / len(res)
 
 
@@ -276,13 +280,14 @@ def test_training_resumes_bit_exactly(tiny_runs):
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights yet")
 def test_shipped_weights_refine_a_frame():
-    ref = LearnedRefiner.load()
+    weights = DEFAULT_WEIGHTS
+    ref = LearnedRefiner.load(weights)
     frame = ref(make_view(H=64, W=96))
     assert frame.rgb.shape == (64, 96, 3)
     assert torch.isfinite(frame.rgb).all()
-    meta = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+    meta = json.loads(weights.with_suffix(".json").read_text())
     assert meta["history"] and all(h["steps"] > 0 and h["command"] and h["hardware"] for h in meta["history"])
-    blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=False)
+    blob = torch.load(weights, map_location="cpu", weights_only=False)
     assert blob["step"] == meta["history"][-1]["steps"]  # the JSON describes the file it sits beside
 
 
@@ -705,3 +710,10 @@ def test_the_anchor_can_be_set_for_the_shipped_weights():
     assert make_refiner("learned", anchor=0.4).config.anchor == 0.4
     assert make_refiner("learned").config.texture == load_weights(DEFAULT_WEIGHTS)[1].texture
     assert make_refiner("learned", texture=1.5).config.texture == 1.5
+    fid, shipped = make_refiner("learned-fidelity"), make_refiner("learned")
+    assert (fid.config.anchor, fid.config.texture) == (0.0, 0.0)  # the network's own estimate, no anchors
+    assert shipped.config.anchor > 0 and shipped.config.texture > 0  # the default: anchored to the photo
+    same = dataclasses.replace(fid.config, anchor=shipped.config.anchor, texture=shipped.config.texture)
+    assert same == shipped.config
+    assert all(torch.equal(a, b) for a, b in zip(fid.net.state_dict().values(), shipped.net.state_dict().values()))
+    assert make_refiner("learned-fidelity", texture=0.5).config.texture == 0.5

@@ -54,6 +54,14 @@ class LossConfig:
 
     rgb: float = 1.0
     """L1 on the refined colour."""
+    mse: float = 0.0
+    """Mean squared error of the refined colour (what PSNR measures; the fidelity run of 2026-12-02 weighs
+    it 10: the L1's gradient is the error's sign, which rewards the median, not the mean)."""
+    neg_psnr: float = 0.0
+    """Weight of minus the mean PSNR (dB) of the refined frames, each frame's MSE floored at 1e-6 (60 dB): the held-out
+    score itself. Unlike the MSE summed over a batch it weighs a smooth, nearly perfect frame as much as a
+    textured one: a small error there costs many dB (the fidelity run's network lost 0.3 dB to push-pull on
+    the smooth eval seed while gaining on the textured ones; BENCHMARKS.md, 2026-12-02 fourth)."""
     laplacian: float = 1.0
     """L1 between Laplacian pyramids (detail)."""
     detail: float = 1.0

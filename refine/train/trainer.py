@@ -413,7 +413,7 @@ def train(cfg: TrainConfig) -> dict:
     if dd.main:
         save_weights(out / "refiner.pt", net, cfg.refiner, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "refiner training losses",
-                     ("rgb", "laplacian", "detail", "disparity", "net_disparity", "sky", "feature_matching"))
+                     ("rgb", "mse", "laplacian", "detail", "disparity", "net_disparity", "sky", "feature_matching"))
         from worldgen.core.io import atomic_write_text
 
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2))

@@ -13,6 +13,7 @@ network's previous outputs).
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -139,8 +140,8 @@ def critic_input(rgb: Tensor, log_disp: Tensor, sky: Tensor, ref: Tensor) -> Ten
 
 
 def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> dict[str, Tensor]:
-    """Per-step supervised terms (see LossConfig): rgb, laplacian, detail, colour, disparity,
-    net_disparity, sky.
+    """Per-step supervised terms (see LossConfig): rgb, mse, neg_psnr (minus the mean PSNR, dB), laplacian, detail,
+    colour, disparity, net_disparity, sky.
 
     `detail` and `colour` count where the composition lets the network change the colour (1 - keep)."""
     from refine.losses import colour_moments_l1, detail_energy_l1, laplacian_l1, masked_mean
@@ -151,6 +152,8 @@ def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> d
     uncovered = r.views.alpha < refiner_cfg.hole_alpha
     return {
         "rgb": (o.rgb - r.gt_rgb).abs().mean(),
+        "mse": (o.rgb - r.gt_rgb).square().mean(),
+        "neg_psnr": (10 / math.log(10)) * (o.rgb - r.gt_rgb).square().flatten(1).mean(1).clamp_min(1e-6).log().mean(),
         "laplacian": laplacian_l1(o.rgb, r.gt_rgb),
         "detail": detail_energy_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),
         "colour": colour_moments_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),

@@ -17,7 +17,12 @@ initialisation happens), captures it, and every call copies its inputs into the 
 replays, and returns clones of the outputs (the next replay overwrites them; `fresh=False` returns the graph's own
 outputs, for a caller that reads them into new tensors at once). Graphs are keyed by the caller's key, the inputs'
 shapes and dtypes, and whether inference mode is on (static inputs made in inference mode may not be refilled
-outside it). A function that
+outside it). A graph's kernels hold the raw addresses of every tensor they read, its static inputs' and
+also those the function reaches through its closure (a sky dome's texture and cached texel directions), so each
+entry keeps `build`'s function, and with it everything it reads, alive as long as the graph is kept: a
+graph is never replayed over freed memory (until 2026-12-02 it was dropped after the capture; a dome made
+for the next flight at the freed texture's address then matched the old dome's key, and its write graph
+read the old dome's freed directions: an illegal memory access on the H200). A function that
 synchronises (found by its last warm-up, run under `torch.cuda.set_sync_debug_mode("error")`) is
 reported once on stderr and from then on run eagerly. The least recently used graph goes first.
 That mode is process-wide: during a warm-up a synchronising CUDA call on *another* thread fails too,
@@ -78,7 +83,8 @@ class GraphCache:
 
     def __init__(self, warmup: int = 2, max_graphs: int = 8):
         self.warmup, self.max_graphs = warmup, max_graphs
-        self._graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...]]] = {}
+        # key -> (graph, static inputs, outputs, the captured function: kept so that what it reads stays alive)
+        self._graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...], Callable]] = {}
         self._eager: set[Hashable] = set()  # keys whose capture failed: run eagerly from then on
 
     def __len__(self) -> int:
@@ -106,7 +112,7 @@ class GraphCache:
             for s, t in zip(entry[1], inputs):
                 s.copy_(t)
         self._graphs[full_key] = entry
-        graph, _static, outputs = entry
+        graph, _static, outputs, _fn = entry
         graph.replay()
         return tuple(o.clone() for o in outputs) if fresh else outputs
 
@@ -139,7 +145,7 @@ class GraphCache:
         except BaseException:
             torch.cuda.set_stream(before)  # torch leaves the thread on the capture stream when capture_end raises
             raise
-        return graph, static, tuple(outputs)
+        return graph, static, tuple(outputs), fn
 
 
 class _NotCapturable(RuntimeError):

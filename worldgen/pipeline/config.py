@@ -63,10 +63,12 @@ class PipelineConfig:
     """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
     refiner: str = "learned"
     """Which refiner completes each rendered view: learned (the shipped network, refine/weights/refiner.pt,
-    with its colour and detail anchors), classical (push-pull, no weights: the baseline) or a weights
-    FILE.pt. Learned since 2026-12-01: over 200-frame flights on real photos it keeps 0.65 of the photo's
-    detail where the classical refiner keeps 0.01; on held-out procedural flights it is 0.4-0.6 dB behind
-    it (BENCHMARKS.md, docs/refiner.md)."""
+    with its colour and detail anchors), learned-fidelity (the same network without the anchors: closest to
+    ground truth, less detail over long flights), classical (push-pull, no weights: the baseline) or a weights
+    FILE.pt. Learned since 2026-12-01: over 300-frame flights on real photos it keeps 0.875 of the photo's
+    detail (median) where the classical refiner lets it fade; on held-out procedural flights learned-fidelity
+    leads the classical refiner in 8 of 12 PSNR cells and learned is 0.2-0.5 dB behind it (BENCHMARKS.md,
+    docs/refiner.md)."""
     refiner_anchor: float | None = None
     """The learned refiner's colour anchor, 0..1 (how far generated ground is pulled towards the photo's
     ground colour at its elevation each time it is generated; refine/learned.py); None: the weights' own."""

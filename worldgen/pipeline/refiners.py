@@ -10,7 +10,7 @@ from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from worldgen.core.interfaces import Refiner
 from worldgen.core.io import UserInputError
 
-REFINERS = ("classical", "learned")
+REFINERS = ("classical", "learned", "learned-fidelity")
 """Refiner names `make_refiner` knows (besides a weights file's path)."""
 
 
@@ -21,8 +21,8 @@ def refiner_spec_problem(spec: str) -> str | None:
 
     from refine.learned import DEFAULT_WEIGHTS
 
-    if spec == "learned" and not DEFAULT_WEIGHTS.is_file():
-        return f"learned needs the shipped weights {DEFAULT_WEIGHTS}, which are missing"
+    if spec in ("learned", "learned-fidelity") and not DEFAULT_WEIGHTS.is_file():
+        return f"{spec} needs the shipped weights {DEFAULT_WEIGHTS}, which are missing"
     if spec in REFINERS:
         return None
     if spec.endswith(".pt"):
@@ -37,7 +37,9 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
 
     Args:
         spec: "classical" (push-pull hole filling, no weights), "learned" (the shipped network,
-            refine/weights/refiner.pt) or the path of a weights file / training checkpoint.
+            refine/weights/refiner.pt, composed as saved with it: colour and detail anchors on, for flights
+            over photos), "learned-fidelity" (the same network without the anchors, `refine.learned.FIDELITY`:
+            closest to ground truth) or the path of a weights file / training checkpoint.
         device: where it runs (the classical refiner runs wherever its input is).
         classical: settings of the classical refiner (default: ClassicalRefinerConfig()).
         anchor: the learned refiner's colour anchor (`LearnedRefinerConfig.anchor`), instead of the one
@@ -51,13 +53,14 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     problem = refiner_spec_problem(spec)
     if problem is not None:
         raise UserInputError(f"--refiner {problem}, got {spec!r}")
-    from refine.learned import DEFAULT_WEIGHTS, LearnedRefiner
+    from refine.learned import DEFAULT_WEIGHTS, FIDELITY, LearnedRefiner
 
     try:
-        refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if spec == "learned" else spec, device)
+        refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if spec in ("learned", "learned-fidelity") else spec, device)
     except ValueError as e:
         raise UserInputError(str(e)) from None
-    overrides = {k: float(v) for k, v in (("anchor", anchor), ("texture", texture)) if v is not None}
+    overrides = dict(FIDELITY) if spec == "learned-fidelity" else {}
+    overrides.update({k: float(v) for k, v in (("anchor", anchor), ("texture", texture)) if v is not None})
     if overrides:
         refiner.config = dataclasses.replace(refiner.config, **overrides)
     return refiner
