@@ -61,7 +61,7 @@ class ClassicalRefiner:
 
     def __init__(self, config: ClassicalRefinerConfig = ClassicalRefinerConfig()):
         self.config = config
-        self._graphs = GraphCache()
+        self._graphs = GraphCache(keep_functions=False)  # its graphs read only this refiner's state
 
     def __call__(self, view: RenderedView) -> Frame:
         """The refined Frame of `view` (on CUDA without autograd: replayed as a CUDA graph, refine/graphed.py)."""

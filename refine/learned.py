@@ -384,7 +384,7 @@ class LearnedRefiner:
         self.name = name
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(seed)
-        self._graphs = GraphCache()
+        self._graphs = GraphCache(keep_functions=False)  # its graphs read only this refiner's state
 
     @staticmethod
     def load(path: str | Path = DEFAULT_WEIGHTS, device: torch.device | str = "cpu", seed: int = 0) -> "LearnedRefiner":

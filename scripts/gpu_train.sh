@@ -5,7 +5,7 @@
 #
 #   bash scripts/gpu_prepare.sh                            (here, once: wheels, photos, the carry's size)
 #   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (there; carry .whl and .carry)
-#   PRESET=train-refiner-h200-fidelity DEPTH=0 ...           (the fidelity run that made the shipped refiner.pt)
+#   PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...   (the fidelity run that made the shipped refiner.pt)
 #   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
@@ -34,7 +34,11 @@ LOGS_PID=$!
 # compact checkpoint in the working tree (e.g. one made by scripts/reset_colour_residual.py).
 for k in refiner depth; do
   from=refine/weights/$k.pt
-  [ "$k" = refiner ] && [ -n "${FROM:-}" ] && from=$FROM
+  if [ "$k" = refiner ] && [ -n "${FROM:-}" ]; then
+    [ -f "$FROM" ] || { echo "gpu_train.sh: FROM=$FROM is not a file"; exit 1; }
+    [ -f .carry/refiner/checkpoint-compact.pt ] && { echo "gpu_train.sh: FROM and .carry/refiner/ both given"; exit 1; }
+    from=$FROM
+  fi
   if [ -f .carry/$k/checkpoint-compact.pt ]; then cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/
   elif [ -f "$from" ]; then cp "$from" runs/gpu/$k/checkpoint-compact.pt; fi
 done

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     before = float(w[RGB_ROWS].abs().sum() + b[RGB_ROWS].abs().sum())
     w[RGB_ROWS] = 0
     b[RGB_ROWS] = 0
+    if blob.get("opt_g") is not None:  # a full checkpoint: its Adam moments would move the rows off zero at once
+        blob["opt_g"] = None
     a.dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(a.dst) as f:
         torch.save(blob, f)

@@ -712,6 +712,7 @@ def test_the_anchor_can_be_set_for_the_shipped_weights():
     assert make_refiner("learned", texture=1.5).config.texture == 1.5
     fid, shipped = make_refiner("learned-fidelity"), make_refiner("learned")
     assert (fid.config.anchor, fid.config.texture) == (0.0, 0.0)  # the network's own estimate, no anchors
+    assert (fid.name, shipped.name) == ("learned-fidelity", "learned")
     assert shipped.config.anchor > 0 and shipped.config.texture > 0  # the default: anchored to the photo
     same = dataclasses.replace(fid.config, anchor=shipped.config.anchor, texture=shipped.config.texture)
     assert same == shipped.config

@@ -79,12 +79,16 @@ class GraphCache:
     Args:
         warmup: eager runs on a side stream before the capture.
         max_graphs: graphs kept (each holds its own memory pool); the oldest goes first.
+        keep_functions: keep each captured function (and all it reads) alive with its graph (module doc). False
+            for a cache owned by the object its functions read (a refiner's own): they live as long as it, and
+            keeping them would tie the owner into a reference cycle that only the cyclic collector frees.
     """
 
-    def __init__(self, warmup: int = 2, max_graphs: int = 8):
-        self.warmup, self.max_graphs = warmup, max_graphs
+    def __init__(self, warmup: int = 2, max_graphs: int = 8, keep_functions: bool = True):
+        self.warmup, self.max_graphs, self.keep_functions = warmup, max_graphs, keep_functions
         # key -> (graph, static inputs, outputs, the captured function: kept so that what it reads stays alive)
-        self._graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...], Callable]] = {}
+        Entry = tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...], Callable | None]
+        self._graphs: dict[Hashable, Entry] = {}
         self._eager: set[Hashable] = set()  # keys whose capture failed: run eagerly from then on
 
     def __len__(self) -> int:
@@ -145,7 +149,7 @@ class GraphCache:
         except BaseException:
             torch.cuda.set_stream(before)  # torch leaves the thread on the capture stream when capture_end raises
             raise
-        return graph, static, tuple(outputs), fn
+        return graph, static, tuple(outputs), fn if self.keep_functions else None
 
 
 class _NotCapturable(RuntimeError):

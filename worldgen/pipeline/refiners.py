@@ -60,6 +60,8 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     except ValueError as e:
         raise UserInputError(str(e)) from None
     overrides = dict(FIDELITY) if spec == "learned-fidelity" else {}
+    if spec == "learned-fidelity":
+        refiner.name = spec  # (reports and run.json tell the two compositions apart)
     overrides.update({k: float(v) for k, v in (("anchor", anchor), ("texture", texture)) if v is not None})
     if overrides:
         refiner.config = dataclasses.replace(refiner.config, **overrides)
