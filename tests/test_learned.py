@@ -63,6 +63,39 @@ def test_a_fresh_network_is_the_classical_refiner():
         assert torch.allclose(frame.depth, ref.depth, rtol=1e-5)  # inf == inf for sky
 
 
+def test_reset_colour_residual_gives_the_classical_colour_and_keeps_the_rest(tmp_path):
+    """scripts/reset_colour_residual.py (the fidelity run's start): the shipped weights with the colour residual's head
+    rows zeroed compose (without anchors) to the classical refiner's colour wherever both call the same pixels sky,
+    while the network's depth and sky outputs, the step and everything else in the checkpoint stay."""
+    import subprocess
+    import sys
+
+    from refine.classical import ClassicalRefiner
+
+    out = tmp_path / "reset.pt"
+    r = subprocess.run([sys.executable, "scripts/reset_colour_residual.py", str(DEFAULT_WEIGHTS), str(out)],
+                       capture_output=True, text=True, cwd=DEFAULT_WEIGHTS.parents[2])
+    assert r.returncode == 0, r.stderr
+    before, after = (torch.load(f, map_location="cpu", weights_only=False) for f in (DEFAULT_WEIGHTS, out))
+    assert after["step"] == before["step"] and after["history"] == before["history"]
+    w0, w1 = before["refiner"]["state_dict"], after["refiner"]["state_dict"]
+    assert torch.count_nonzero(w1["head.weight"][:3]) == 0 and torch.count_nonzero(w1["head.bias"][:3]) == 0
+    assert torch.equal(w1["head.weight"][3:], w0["head.weight"][3:])  # depth and sky rows kept
+    assert all(torch.equal(v, w0[k]) for k, v in w1.items() if not k.startswith("head."))
+    net, cfg, _ = load_weights(out)
+    cfg = dataclasses.replace(cfg, anchor=0.0, texture=0.0)
+    for view in (make_view(), make_view(sky_known=False, seed=3)):
+        x, vb = view_inputs([view], cfg)
+        with torch.no_grad():
+            frame = compose(vb, net(x), cfg).frames([view])[0]
+        ref = ClassicalRefiner()(view)
+        same = frame.sky == ref.sky
+        assert same.float().mean() > 0.9
+        assert torch.allclose(frame.rgb[same], ref.rgb[same], atol=1e-6)
+    assert subprocess.run([sys.executable, "scripts/reset_colour_residual.py", str(tmp_path / "none.pt"), str(out)],
+                          capture_output=True, text=True, cwd=DEFAULT_WEIGHTS.parents[2]).returncode == 1
+
+
 def test_composition_keeps_covered_sharp_pixels_and_corrects_the_rest():
     from refine.classical import ClassicalRefiner
 
