@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from refine.net import OUT_CHANNELS  # noqa: E402
 from worldgen.core.io import atomic_write  # noqa: E402
 
 RGB_ROWS = slice(0, 3)  # refine/net.py: outputs 0-2 are the RGB residual, 3 log-disparity, 4 sky logit
@@ -36,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, KeyError, TypeError) as e:
         print(f"error: {a.src} is not a refiner weights file or checkpoint ({e})", file=sys.stderr)
         return 1
-    if w.shape[0] != 5:
-        print(f"error: {a.src}: the head has {w.shape[0]} outputs, 5 expected (RGB, log-disparity, sky)",
+    if w.shape[0] != OUT_CHANNELS:
+        print(f"error: {a.src}: the head has {w.shape[0]} outputs, {OUT_CHANNELS} expected (RGB, log-disparity, sky)",
               file=sys.stderr)
         return 1
     before = float(w[RGB_ROWS].abs().sum() + b[RGB_ROWS].abs().sum())

@@ -150,10 +150,12 @@ def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> d
     gt_ld = log_disparity(r.gt_depth)
     solid = ~r.gt_sky
     uncovered = r.views.alpha < refiner_cfg.hole_alpha
+    err = o.rgb - r.gt_rgb
+    mse = err.square().flatten(1).mean(1)  # [B] per frame
     return {
-        "rgb": (o.rgb - r.gt_rgb).abs().mean(),
-        "mse": (o.rgb - r.gt_rgb).square().mean(),
-        "neg_psnr": (10 / math.log(10)) * (o.rgb - r.gt_rgb).square().flatten(1).mean(1).clamp_min(1e-6).log().mean(),
+        "rgb": err.abs().mean(),
+        "mse": mse.mean(),
+        "neg_psnr": (10 / math.log(10)) * mse.clamp_min(1e-6).log().mean(),
         "laplacian": laplacian_l1(o.rgb, r.gt_rgb),
         "detail": detail_energy_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),
         "colour": colour_moments_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),

@@ -10,7 +10,9 @@ from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from worldgen.core.interfaces import Refiner
 from worldgen.core.io import UserInputError
 
-REFINERS = ("classical", "learned", "learned-fidelity")
+SHIPPED = ("learned", "learned-fidelity")
+"""The names of the shipped weights (refine/weights/refiner.pt): as composed in the file, and without its anchors."""
+REFINERS = ("classical", *SHIPPED)
 """Refiner names `make_refiner` knows (besides a weights file's path)."""
 
 
@@ -21,7 +23,7 @@ def refiner_spec_problem(spec: str) -> str | None:
 
     from refine.learned import DEFAULT_WEIGHTS
 
-    if spec in ("learned", "learned-fidelity") and not DEFAULT_WEIGHTS.is_file():
+    if spec in SHIPPED and not DEFAULT_WEIGHTS.is_file():
         return f"{spec} needs the shipped weights {DEFAULT_WEIGHTS}, which are missing"
     if spec in REFINERS:
         return None
@@ -56,12 +58,13 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     from refine.learned import DEFAULT_WEIGHTS, FIDELITY, LearnedRefiner
 
     try:
-        refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if spec in ("learned", "learned-fidelity") else spec, device)
+        refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if spec in SHIPPED else spec, device)
     except ValueError as e:
         raise UserInputError(str(e)) from None
-    overrides = dict(FIDELITY) if spec == "learned-fidelity" else {}
+    overrides = {}
     if spec == "learned-fidelity":
         refiner.name = spec  # (reports and run.json tell the two compositions apart)
+        overrides.update(FIDELITY)
     overrides.update({k: float(v) for k, v in (("anchor", anchor), ("texture", texture)) if v is not None})
     if overrides:
         refiner.config = dataclasses.replace(refiner.config, **overrides)
