@@ -86,11 +86,13 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "head rows zeroed by scripts/reset_colour_residual.py): replay training as train-refiner-h200 on procedural "
         "flights only, composed without the anchors (steps 3180-4404 ran with the colour anchor 0.3), with losses "
         "that reward being right on average (L1 + 10 x MSE, Laplacian L1, depth and sky; no detail-energy, "
-        "colour-spread, adversarial or feature-matching terms, which pay for texture with PSNR).",
+        "colour-spread, adversarial or feature-matching terms, which pay for texture with PSNR); since step 4957 "
+        "also 0.01 x minus the mean PSNR (steps 3180-4957 ran without it: --loss.neg-psnr 0).",
         dataclasses.replace(
             _H200_REPLAY,
             refiner=LearnedRefinerConfig(anchor=0.0, texture=0.0),
-            loss=LossConfig(mse=10.0, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0, gan_start=10**9)),
+            loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
+                            gan_start=10**9)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "

@@ -70,13 +70,20 @@ from worldgen.core.graphs import GraphCache
 
 WEIGHTS_FORMAT = "worldgen-refiner/2"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
+"""The default refiner's weights (`--refiner learned`), composed with the colour and detail anchors saved in them:
+the operating point for flights over photos."""
+FIDELITY_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner-fidelity.pt"
+"""The weights of `--refiner learned-fidelity` (since 2026-12-02, fifth session): the same network trained further for
+fidelity to ground truth (minus the mean PSNR added to its loss), always composed as `FIDELITY`. Closest to the truth
+on procedural flights; over long flights on real photos its anchored composition drifts in colour and speckles, so it
+is not the default (refine/weights/refiner-fidelity.json)."""
 FIDELITY = {"anchor": 0.0, "texture": 0.0}
-"""The composition of `--refiner learned-fidelity` (worldgen/pipeline/refiners.py): the shipped network without the
-colour and detail anchors. The anchors pull generated ground towards the photo's statistics, which keeps long flights
-over real photos detailed and in the photo's colours but costs PSNR against ground truth: detail that is not the
-truth's adds its energy to the error (the perception-distortion trade-off). Since 2026-12-02 the network itself is
-trained for fidelity (configs/train.py `train-refiner-h200-fidelity`), so this is its own estimate, the closest to
-the truth; `learned` (the weights' saved composition, with the anchors) is the default for flights over photos."""
+"""The composition of `--refiner learned-fidelity` (worldgen/pipeline/refiners.py): no colour and detail anchors.
+The anchors pull generated ground towards the photo's statistics, which keeps long flights over real photos detailed
+and in the photo's colours but costs PSNR against ground truth: detail that is not the truth's adds its energy to the
+error (the perception-distortion trade-off). Without them the output is the network's own estimate, the closest to
+the truth; `learned` (the default weights' saved composition, with the anchors) is the default for flights over
+photos."""
 
 
 @dataclass(frozen=True)
@@ -391,7 +398,8 @@ class LearnedRefiner:
         """Load weights written by `save_weights` (or a training checkpoint). ValueError with a
         one-line reason for a missing or foreign file."""
         net, cfg, _meta = load_weights(path)
-        name = "learned" if Path(path).resolve() == DEFAULT_WEIGHTS else f"learned:{Path(path).name}"
+        shipped = {DEFAULT_WEIGHTS: "learned", FIDELITY_WEIGHTS: "learned-fidelity"}
+        name = shipped.get(Path(path).resolve(), f"learned:{Path(path).name}")
         return LearnedRefiner(net, cfg, device, seed=seed, name=name)
 
     @torch.no_grad()

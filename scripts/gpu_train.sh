@@ -5,7 +5,8 @@
 #
 #   bash scripts/gpu_prepare.sh                            (here, once: wheels, photos, the carry's size)
 #   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (there; carry .whl and .carry)
-#   PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...   (the fidelity run that made the shipped refiner.pt)
+#   PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...   (the fidelity run that made refiner.pt, step 4957)
+#   FROM=refine/weights/refiner-fidelity.pt PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...  (its continuation)
 #   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),

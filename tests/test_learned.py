@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from refine.learned import (DEFAULT_WEIGHTS, LearnedRefiner, LearnedRefinerConfig, compose, load_weights, save_weights,
-                            view_inputs)
+from refine.learned import (DEFAULT_WEIGHTS, FIDELITY_WEIGHTS, LearnedRefiner, LearnedRefinerConfig, compose,
+                            load_weights, save_weights, view_inputs)
 from refine.net import IN_CHANNELS, OUT_CHANNELS, RefinerNet, RefinerNetConfig
 from worldgen.core.camera import Camera
 from worldgen.core.frame import Frame, RenderedView
@@ -275,11 +275,14 @@ def _held_loss(cfg, net) -> float:
     with torch.no_grad():
         res = unroll(net, clips, ["persistent", "per-frame"] * 2, 0, 2, TorchRenderer(), cfg.refiner, train=False)
     from refine.train.unroll import psnr
+    from worldgen.core.metrics import ssim
 
     total = 0.0
     for r in res:
         terms = reconstruction_losses(r, cfg.refiner)
         assert float(terms["neg_psnr"]) == pytest.approx(-psnr(r.out.rgb, r.gt_rgb), abs=1e-3)  # the logged score
+        held_ssim = [ssim(a.permute(1, 2, 0), b.permute(1, 2, 0)) for a, b in zip(r.out.rgb, r.gt_rgb)]
+        assert float(terms["ssim"]) == pytest.approx(1 - sum(held_ssim) / len(held_ssim), abs=1e-5)  # the eval's SSIM
         total += sum(getattr(cfg.loss, k) * float(v) for k, v in terms.items())
     return total / len(res)
 
@@ -311,9 +314,8 @@ def test_training_resumes_bit_exactly(tiny_runs):
         assert torch.equal(v, b["disc"][k]), k
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights yet")
-def test_shipped_weights_refine_a_frame():
-    weights = DEFAULT_WEIGHTS
+@pytest.mark.parametrize("weights", [DEFAULT_WEIGHTS, FIDELITY_WEIGHTS], ids=["learned", "learned-fidelity"])
+def test_shipped_weights_refine_a_frame(weights):
     ref = LearnedRefiner.load(weights)
     frame = ref(make_view(H=64, W=96))
     assert frame.rgb.shape == (64, 96, 3)
@@ -748,6 +750,9 @@ def test_the_anchor_can_be_set_for_the_shipped_weights():
     assert (fid.name, shipped.name) == ("learned-fidelity", "learned")
     assert shipped.config.anchor > 0 and shipped.config.texture > 0  # the default: anchored to the photo
     same = dataclasses.replace(fid.config, anchor=shipped.config.anchor, texture=shipped.config.texture)
-    assert same == shipped.config
-    assert all(torch.equal(a, b) for a, b in zip(fid.net.state_dict().values(), shipped.net.state_dict().values()))
+    assert same == shipped.config  # the other composition rules are the default's
+    # two files: the fidelity weights are the default's network trained further (same architecture, other weights)
+    fid_sd, sd = fid.net.state_dict(), shipped.net.state_dict()
+    assert fid_sd.keys() == sd.keys() and not all(torch.equal(fid_sd[k], sd[k]) for k in sd)
+    assert load_weights(FIDELITY_WEIGHTS)[2]["composition_note"].startswith("saved with the fidelity composition")
     assert make_refiner("learned-fidelity", texture=0.5).config.texture == 0.5

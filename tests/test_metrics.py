@@ -18,6 +18,7 @@ from worldgen.core.metrics import (
     revisit_pairs,
     same_pose,
     ssim,
+    ssim_map,
 )
 from worldgen.pipeline.paths import make_path
 
@@ -52,6 +53,23 @@ def test_known_offset_and_noise_give_the_expected_error():
     n2 = textured() + 0.2 * torch.randn(32, 48, 3, generator=g)
     assert ssim(a, n1) == pytest.approx(ssim(n1, a), abs=1e-6)
     assert 1.0 > ssim(a, n1) > ssim(a, n2)
+
+
+def test_ssim_map_is_batched_and_differentiable():
+    """The training loss's SSIM map: one image of a batch scores as `ssim` scores it alone, and its gradient
+    moves a noisy image toward the clean one."""
+    g = torch.Generator().manual_seed(5)
+    a = torch.stack([textured(seed=1), textured(seed=2)]).permute(0, 3, 1, 2)  # [2, 3, 32, 48]
+    b = (a + 0.1 * torch.randn(a.shape, generator=g)).clamp(0, 1).requires_grad_(True)
+    m = ssim_map(b, a)
+    assert m.shape == a.shape
+    for i in range(2):
+        assert float(m[i].mean()) == pytest.approx(ssim(b[i].detach().permute(1, 2, 0), a[i].permute(1, 2, 0)), abs=1e-6)
+    (1 - m.mean()).backward()
+    stepped = (b - 0.5 * b.grad / b.grad.abs().max()).detach()
+    assert float(ssim_map(stepped, a).mean()) > float(m.mean())
+    with pytest.raises(ValueError):
+        ssim_map(a[0], a[0])
 
 
 def test_masked_scores_and_capped_mean():

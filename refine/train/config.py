@@ -62,6 +62,9 @@ class LossConfig:
     score itself. Unlike the MSE summed over a batch it weighs a smooth, nearly perfect frame as much as a
     textured one: a small error there costs many dB (the fidelity run's network lost 0.3 dB to push-pull on
     the smooth eval seed while gaining on the textured ones; BENCHMARKS.md, 2026-12-02 fourth)."""
+    ssim: float = 0.0
+    """Weight of 1 - SSIM of the refined colour (worldgen/core/metrics.py ssim_map, the held-out score's own formula;
+    structure where the MSE weighs only the error's energy)."""
     laplacian: float = 1.0
     """L1 between Laplacian pyramids (detail)."""
     detail: float = 1.0

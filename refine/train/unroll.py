@@ -140,11 +140,12 @@ def critic_input(rgb: Tensor, log_disp: Tensor, sky: Tensor, ref: Tensor) -> Ten
 
 
 def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> dict[str, Tensor]:
-    """Per-step supervised terms (see LossConfig): rgb, mse, neg_psnr (minus the mean PSNR, dB), laplacian, detail,
-    colour, disparity, net_disparity, sky.
+    """Per-step supervised terms (see LossConfig): rgb, mse, neg_psnr (minus the mean PSNR, dB), ssim (1 - SSIM),
+    laplacian, detail, colour, disparity, net_disparity, sky.
 
     `detail` and `colour` count where the composition lets the network change the colour (1 - keep)."""
     from refine.losses import colour_moments_l1, detail_energy_l1, laplacian_l1, masked_mean
+    from worldgen.core.metrics import ssim_map
 
     o = r.out
     gt_ld = log_disparity(r.gt_depth)
@@ -152,10 +153,13 @@ def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> d
     uncovered = r.views.alpha < refiner_cfg.hole_alpha
     err = o.rgb - r.gt_rgb
     mse = err.square().flatten(1).mean(1)  # [B] per frame
+    with torch.autocast(o.rgb.device.type, enabled=False):  # SSIM's variances cancel: float32, not bf16
+        ssim = ssim_map(o.rgb.float(), r.gt_rgb.float()).mean()
     return {
         "rgb": err.abs().mean(),
         "mse": mse.mean(),
         "neg_psnr": (10 / math.log(10)) * mse.clamp_min(1e-6).log().mean(),
+        "ssim": 1 - ssim,
         "laplacian": laplacian_l1(o.rgb, r.gt_rgb),
         "detail": detail_energy_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),
         "colour": colour_moments_l1(o.rgb, r.gt_rgb, 1 - r.views.keep),

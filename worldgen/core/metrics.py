@@ -3,7 +3,8 @@
 Images are float [H, W, 3] in [0, 1]; masks are bool [H, W]. Camera conventions are worldgen's
 (worldgen/core/camera.py): OpenCV axes, camera-to-world poses, pixel centres at +0.5, z-depth with sky = +inf.
 
-- `psnr`, `ssim`, `mae`: the usual per-image scores (PSNR is +inf for identical images).
+- `psnr`, `ssim`, `mae`: the usual per-image scores (PSNR is +inf for identical images); `ssim_map` is SSIM's
+  batched, differentiable per-pixel map (the refiner's training loss uses it).
 - `reproject`, `flicker`: temporal consistency. Frame t-1 is forward-warped into frame t's camera with
   its own depth and the known poses (z-buffered, nearest pixel; sky, at infinity, moves with the
   rotation only), then compared with frame t where the warp lands. A perfectly consistent flight
@@ -60,24 +61,33 @@ def mae(a: Tensor, b: Tensor, mask: Tensor | None = None) -> float:
     return float(d[mask].mean() if mask is not None else d.mean())
 
 
-def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> float:
-    """Structural similarity (Wang et al. 2004, Gaussian window, C1=0.01^2, C2=0.03^2) of a, b [H, W, 3].
+def ssim_map(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Per-pixel structural similarity [B, C, H, W] of images x, y [B, C, H, W] in [0, 1], differentiable.
 
-    1 for identical images. The window shrinks (keeping it odd) for images smaller than it.
+    Wang et al. 2004: Gaussian window (reflect-padded, so the map keeps the image's size), C1=0.01^2, C2=0.03^2,
+    each channel on its own. The window shrinks (keeping it odd) for images smaller than it.
     """
-    _check_pair(a, b)
-    window = max(3, min(window, 2 * (min(a.shape[0], a.shape[1]) // 2) - 1))
-    x, y = a.float().permute(2, 0, 1)[:, None], b.float().permute(2, 0, 1)[:, None]  # [3, 1, H, W]
-    r = torch.arange(window, dtype=torch.float32) - (window - 1) / 2
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"images must both be [B, C, H, W], got {tuple(x.shape)} and {tuple(y.shape)}")
+    b, c, h, w = x.shape
+    window = max(3, min(window, 2 * (min(h, w) // 2) - 1))
+    r = torch.arange(window, dtype=torch.float32, device=x.device) - (window - 1) / 2
     g = torch.exp(-(r**2) / (2 * sigma**2))
-    g = (g / g.sum()).to(x.device)
+    g = (g / g.sum()).to(x.dtype)
     k = (g[:, None] * g[None, :])[None, None]
-    blur = lambda t: F.conv2d(F.pad(t, [window // 2] * 4, mode="reflect"), k)  # noqa: E731
+    blur = lambda t: F.conv2d(F.pad(t.reshape(b * c, 1, h, w), [window // 2] * 4, mode="reflect"), k)  # noqa: E731
     mx, my = blur(x), blur(y)
     vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return float(s.mean())
+    return s.reshape(b, c, h, w)
+
+
+def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> float:
+    """Structural similarity (ssim_map's mean) of a, b [H, W, 3] in [0, 1]: 1 for identical images."""
+    _check_pair(a, b)
+    x, y = a.float().permute(2, 0, 1)[None], b.float().permute(2, 0, 1)[None]  # [1, 3, H, W]
+    return float(ssim_map(x, y, window, sigma).mean())
 
 
 def capped_mean_psnr(values: list[float]) -> float:

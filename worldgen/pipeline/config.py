@@ -63,12 +63,13 @@ class PipelineConfig:
     """Camera speed per frame, as a fraction of the photo's lower-quartile scene depth."""
     refiner: str = "learned"
     """Which refiner completes each rendered view: learned (the shipped network, refine/weights/refiner.pt,
-    with its colour and detail anchors), learned-fidelity (the same network without the anchors: closest to
-    ground truth, less detail over long flights), classical (push-pull, no weights: the baseline) or a weights
-    FILE.pt. Learned since 2026-12-01: over 300-frame flights on real photos it keeps 0.875 of the photo's
-    detail (median) where the classical refiner lets it fade; on held-out procedural flights learned-fidelity
-    leads the classical refiner in 8 of 12 PSNR cells and learned is 0.2-0.5 dB behind it (BENCHMARKS.md,
-    docs/refiner.md)."""
+    with its colour and detail anchors), learned-fidelity (refine/weights/refiner-fidelity.pt: the network
+    trained further for fidelity, without the anchors: closest to procedural ground truth; over long flights on
+    photos its detail fades and its generated ground drifts in colour),
+    classical (push-pull, no weights: the baseline) or a weights FILE.pt. Learned since 2026-12-01: over
+    300-frame flights on real photos it keeps 0.875 of the photo's detail (median) where the classical refiner
+    lets it fade; on held-out procedural flights learned-fidelity leads the classical refiner in all 12 PSNR
+    cells and learned is 0.2-0.5 dB behind the classical one (BENCHMARKS.md, docs/refiner.md)."""
     refiner_anchor: float | None = None
     """The learned refiner's colour anchor, 0..1 (how far generated ground is pulled towards the photo's
     ground colour at its elevation each time it is generated; refine/learned.py); None: the weights' own."""

@@ -11,9 +11,17 @@ from worldgen.core.interfaces import Refiner
 from worldgen.core.io import UserInputError
 
 SHIPPED = ("learned", "learned-fidelity")
-"""The names of the shipped weights (refine/weights/refiner.pt): as composed in the file, and without its anchors."""
+"""The names of the shipped weights: refine/weights/refiner.pt as composed in the file (the default), and
+refine/weights/refiner-fidelity.pt without anchors (`shipped_weights`)."""
 REFINERS = ("classical", *SHIPPED)
 """Refiner names `make_refiner` knows (besides a weights file's path)."""
+
+
+def shipped_weights(spec: str):
+    """The weights file (Path) of a shipped refiner name (one of SHIPPED)."""
+    from refine.learned import DEFAULT_WEIGHTS, FIDELITY_WEIGHTS
+
+    return {"learned": DEFAULT_WEIGHTS, "learned-fidelity": FIDELITY_WEIGHTS}[spec]
 
 
 def refiner_spec_problem(spec: str) -> str | None:
@@ -21,10 +29,8 @@ def refiner_spec_problem(spec: str) -> str | None:
     config is validated, so a bad --refiner fails before anything is written."""
     from pathlib import Path
 
-    from refine.learned import DEFAULT_WEIGHTS
-
-    if spec in SHIPPED and not DEFAULT_WEIGHTS.is_file():
-        return f"{spec} needs the shipped weights {DEFAULT_WEIGHTS}, which are missing"
+    if spec in SHIPPED and not shipped_weights(spec).is_file():
+        return f"{spec} needs the shipped weights {shipped_weights(spec)}, which are missing"
     if spec in REFINERS:
         return None
     if spec.endswith(".pt"):
@@ -40,8 +46,9 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     Args:
         spec: "classical" (push-pull hole filling, no weights), "learned" (the shipped network,
             refine/weights/refiner.pt, composed as saved with it: colour and detail anchors on, for flights
-            over photos), "learned-fidelity" (the same network without the anchors, `refine.learned.FIDELITY`:
-            closest to ground truth) or the path of a weights file / training checkpoint.
+            over photos), "learned-fidelity" (refine/weights/refiner-fidelity.pt, the network trained further for
+            fidelity, without the anchors, `refine.learned.FIDELITY`: closest to ground truth) or the path of a
+            weights file / training checkpoint.
         device: where it runs (the classical refiner runs wherever its input is).
         classical: settings of the classical refiner (default: ClassicalRefinerConfig()).
         anchor: the learned refiner's colour anchor (`LearnedRefinerConfig.anchor`), instead of the one
@@ -55,15 +62,14 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     problem = refiner_spec_problem(spec)
     if problem is not None:
         raise UserInputError(f"--refiner {problem}, got {spec!r}")
-    from refine.learned import DEFAULT_WEIGHTS, FIDELITY, LearnedRefiner
+    from refine.learned import FIDELITY, LearnedRefiner
 
     try:
-        refiner = LearnedRefiner.load(DEFAULT_WEIGHTS if spec in SHIPPED else spec, device)
+        refiner = LearnedRefiner.load(shipped_weights(spec) if spec in SHIPPED else spec, device)
     except ValueError as e:
         raise UserInputError(str(e)) from None
     overrides = {}
     if spec == "learned-fidelity":
-        refiner.name = spec  # (reports and run.json tell the two compositions apart)
         overrides.update(FIDELITY)
     overrides.update({k: float(v) for k, v in (("anchor", anchor), ("texture", texture)) if v is not None})
     if overrides:
