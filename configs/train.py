@@ -28,8 +28,10 @@ _TINY_NET = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_cod
 _TINY_DATA = DataConfig(width=32, height=32, flights=2, frames=10, flights_per_world=2, refresh_every=0,
                         world_grid=128, quality="fast", render_batch=16)
 
-# The replay runs on the H200 (train-refiner-h200 and its fidelity continuation) share these.
-_H200_REPLAY = TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=1000,
+# The replay runs on the H200 (train-refiner-h200 and its fidelity continuation) share these. A checkpoint every 250
+# steps (about 90 s at 2.7 steps/s): scripts/gpu_train.sh sends each back as it is written, so a call killed before it
+# packs loses at most that.
+_H200_REPLAY = TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=250,
                            log_every=50, sample_every=500,
                            data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
                            replay=ReplayConfig(capacity=768, batch=16, refill_every=6))

@@ -24,10 +24,19 @@ nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --
 el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"
 
 mkdir -p runs/gpu/refiner runs/gpu/depth
-# The logs come back even when the call is killed before packing (a BUDGET longer than the call's real limit:
-# a cold start or a short device budget shortens it): copied into $OUT every 20 s while the call runs.
+# The logs and the last checkpoint come back even when the call is killed before packing (a BUDGET longer than the
+# call's real limit: a cold start or a short device budget shortens it; the fifth session of 2026-12-02 lost 475 steps
+# so): every 20 s the logs, and each compact checkpoint the training writes after the call's start (every
+# checkpoint_every steps), are copied into $OUT (each file whole, then renamed: a checkpoint of one part, < 15 MB,
+# is never half there).
+STAMP=/tmp/gpu_train.$$.start
 ( while sleep 20; do for k in refiner depth; do
     [ -f runs/gpu/$k/log.jsonl ] && cp runs/gpu/$k/log.jsonl "$OUT/$k.log.jsonl.part" && mv "$OUT/$k.log.jsonl.part" "$OUT/$k.log.jsonl"
+    c=runs/gpu/$k/checkpoint-compact.pt
+    if [ -f $STAMP ] && [ -f $c ] && [ $c -nt $STAMP ] && { [ ! -f $STAMP.$k ] || [ $c -nt $STAMP.$k ]; }; then
+      touch -r $c $STAMP.$k; rm -rf /tmp/snap.$k; mkdir -p /tmp/snap.$k && split -b 15M -d $c /tmp/snap.$k/p
+      for f in /tmp/snap.$k/p*; do cp "$f" "$OUT/tmp-$k" && mv "$OUT/tmp-$k" "$OUT/$k.ckpt.part${f##*/p}"; done
+    fi
   done; done ) &
 LOGS_PID=$!
 # Continue from this session's last call (.carry/), else from the committed weights (they are compact
@@ -43,6 +52,7 @@ for k in refiner depth; do
   if [ -f .carry/$k/checkpoint-compact.pt ]; then cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/
   elif [ -f "$from" ]; then cp "$from" runs/gpu/$k/checkpoint-compact.pt; fi
 done
+sleep 1; touch $STAMP  # (checkpoints newer than the ones carried in go back as they are written)
 PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
 
