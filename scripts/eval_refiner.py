@@ -2,6 +2,8 @@
 
     python scripts/eval_refiner.py --refiners classical learned [FILE.pt ...] --seeds 1000000 1000001
         [--paths forward autopilot] [--frames 65] [--size 256x256] [--device cpu|cuda] [--out FILE.json]
+        [--baseline FILE.json] [--baseline-refiner classical]
+    python scripts/eval_refiner.py --compare RUN.json --baseline FILE.json   (no flights: compare two result files)
 
 For each eval seed (refine/synth/splits.py: 1,000,000..1,000,999; never trained on), path, refiner and
 mode (persistent, per-frame), the generator flies `frames` frames from the world's first frame (exact
@@ -12,6 +14,12 @@ depth) and every generated frame is scored against the world rendered at the sam
 Figures are averaged over the step ranges 1-8, 9-32, 33-64 (and all). Prints a markdown table and
 writes the per-step series to --out. Autopilot paths depend on the frames, so each refiner and mode
 flies (and is scored on) its own poses.
+
+Against a baseline (the `--baseline-refiner` of this run, else of `--baseline FILE.json`, e.g. the committed
+docs/eval/classical_256x256_65.json, so a GPU call need not fly the classical refiner again): for every other
+refiner, per path x mode x step range, the mean over the seeds both have, to four decimals, and how many cells
+it wins (PSNR and SSIM higher, AbsRel lower: the learned-refiner issue's criterion), then the PSNR difference
+per seed.
 """
 
 from __future__ import annotations
@@ -82,6 +90,55 @@ def summarise(series: dict) -> dict:
     return out
 
 
+def cell_means(results: list[dict], spec: str, seeds: set[int]) -> dict:
+    """{(path, mode, range): {psnr, ssim, absrel}} of refiner `spec`, each the mean over `seeds` of the range's mean."""
+    out = {}
+    for path_kind in ("forward", "autopilot"):
+        for mode in ("persistent", "per-frame"):
+            rows = [r for r in results if (r["path"], r["mode"], r["refiner"]) == (path_kind, mode, spec)
+                    and r["seed"] in seeds]
+            for lo, hi in RANGES:
+                vals = [r["summary"][f"{lo}-{hi}"] for r in rows if f"{lo}-{hi}" in r["summary"]]
+                if vals:
+                    out[(path_kind, mode, f"{lo}-{hi}")] = {q: sum(v[q] for v in vals) / len(vals)
+                                                            for q in ("psnr", "ssim", "absrel")}
+    return out
+
+
+def compare(results: list[dict], base: list[dict], base_spec: str) -> list[str]:
+    """Lines comparing every refiner of `results` but `base_spec` with `base_spec`'s results in `base`, on the
+    (seed, path, mode) flights both have: per cell both means and the wins (PSNR and SSIM higher, AbsRel lower)."""
+    lines = []
+    for spec in dict.fromkeys(r["refiner"] for r in results if r["refiner"] != base_spec):
+        mine = {(r["seed"], r["path"], r["mode"]) for r in results if r["refiner"] == spec}
+        theirs = {(r["seed"], r["path"], r["mode"]) for r in base if r["refiner"] == base_spec}
+        shared = mine & theirs
+        if not shared:
+            lines.append(f"{spec}: no flight in common with the baseline {base_spec}")
+            continue
+        seeds = {k[0] for k in shared}
+        a, b = cell_means(results, spec, seeds), cell_means(base, base_spec, seeds)
+        wins = {"psnr": 0, "ssim": 0, "absrel": 0}
+        cells = sorted(set(a) & set(b), key=lambda k: (k[0] != "forward", k[1] != "persistent", RANGES.index(
+            tuple(int(x) for x in k[2].split("-")))))
+        lines.append(f"\n{spec} against {base_spec} (seeds {sorted(seeds)}; PSNR / SSIM / AbsRel, * = {spec} better)")
+        for k in cells:
+            better = {"psnr": a[k]["psnr"] > b[k]["psnr"], "ssim": a[k]["ssim"] > b[k]["ssim"],
+                      "absrel": a[k]["absrel"] < b[k]["absrel"]}
+            for q, w in better.items():
+                wins[q] += w
+            mark = lambda q, v, f: f"{v:{f}}{'*' if better[q] else ' '}"  # noqa: E731
+            lines.append(f"  {k[0]:9s} {k[1]:10s} {k[2]:>5s}  " + " / ".join(
+                mark(q, a[k][q], f) for q, f in (("psnr", ".2f"), ("ssim", ".4f"), ("absrel", ".4f")))
+                + f"   vs {b[k]['psnr']:.2f} / {b[k]['ssim']:.4f} / {b[k]['absrel']:.4f}")
+        lines.append(f"  wins of {len(cells)} cells: PSNR {wins['psnr']}, SSIM {wins['ssim']}, AbsRel {wins['absrel']}")
+        for seed in sorted(seeds):
+            a1, b1 = cell_means(results, spec, {seed}), cell_means(base, base_spec, {seed})
+            lines.append(f"  seed {seed} PSNR difference: " + "  ".join(
+                f"{k[0][:4]}/{k[1][:4]}/{k[2]} {a1[k]['psnr'] - b1[k]['psnr']:+.2f}" for k in cells if k in a1 and k in b1))
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--refiners", nargs="+", default=["classical", "learned"])
@@ -92,8 +149,24 @@ def main() -> None:
     ap.add_argument("--size", default="256x256")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default="runs/eval_refiner.json")
+    ap.add_argument("--baseline", default=None, help="a result file of this script holding the baseline refiner")
+    ap.add_argument("--baseline-refiner", default="classical")
+    ap.add_argument("--compare", default=None, metavar="RUN.json", help="compare this result file with --baseline; no flights")
     a = ap.parse_args()
     from refine.synth.splits import split_of
+
+    def read(path: str) -> list[dict]:
+        try:
+            return json.loads(Path(path).read_text())["results"]
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit(f"eval_refiner: cannot read results from {path}: {e}")
+
+    base = read(a.baseline) if a.baseline else None
+    if a.compare:
+        if base is None:
+            sys.exit("eval_refiner: --compare needs --baseline FILE.json")
+        print("\n".join(compare(read(a.compare), base, a.baseline_refiner)))
+        return
 
     bad = [s for s in a.seeds if split_of(s) != "eval"]
     if bad:
@@ -132,6 +205,8 @@ def main() -> None:
                     m = {q: sum(v[q] for v in vals) / len(vals) for q in ("psnr", "ssim", "absrel")}
                     cells.append(f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['absrel']:.3f}")
                 print(f"| {path_kind} | {mode} | {spec} | " + " | ".join(cells) + " |")
+    if a.baseline_refiner in a.refiners or base is not None:
+        print("\n".join(compare(results, results if a.baseline_refiner in a.refiners else base, a.baseline_refiner)))
 
 
 if __name__ == "__main__":

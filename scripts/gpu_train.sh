@@ -101,9 +101,11 @@ if [ -n "${GEN_BENCH:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then
   done
 fi
 if [ -n "${EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then  # learned against classical, held-out seeds
-  timeout 150 python3 scripts/eval_refiner.py --device cuda --refiners classical runs/gpu/refiner/refiner.pt \
+  # (the classical refiner's flights are the committed docs/eval/ baseline: only the trained refiner flies, ~90 s)
+  timeout 150 python3 scripts/eval_refiner.py --device cuda --refiners runs/gpu/refiner/refiner.pt \
     --seeds 1000000 1000001 1000002 --paths forward autopilot --frames 65 --size 256x256 \
-    --out runs/gpu/eval_refiner.json 2>&1 | grep -v -i warn | tail -n 14 | tee runs/gpu/eval_refiner.txt
+    --baseline docs/eval/classical_256x256_65.json \
+    --out runs/gpu/eval_refiner.json 2>&1 | grep -v -i warn | tail -n 24 | tee runs/gpu/eval_refiner.txt
 fi
 if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/real ]; then  # real photos, 300 frames
   timeout ${REAL_EVAL_S:-240} python3 scripts/real_flights.py .carry/real/* --refiners classical runs/gpu/refiner/refiner.pt \

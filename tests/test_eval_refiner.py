@@ -1,0 +1,61 @@
+"""scripts/eval_refiner.py's comparison against a baseline (the learned-refiner issue's every-cell criterion)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("eval_refiner", ROOT / "scripts" / "eval_refiner.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _result(seed, path, mode, refiner, psnr, ssim, absrel):
+    summary = {r: {"psnr": psnr, "ssim": ssim, "absrel": absrel, "sky_agree": 1.0} for r in ("1-8", "9-32", "33-64")}
+    return {"seed": seed, "path": path, "mode": mode, "refiner": refiner, "series": {}, "summary": summary}
+
+
+def test_compare_counts_the_cells_each_refiner_wins(tmp_path):
+    ev = _module()
+    base = [_result(s, p, m, "classical", 30.0, 0.80, 0.020) for s in (1, 2) for p in ("forward", "autopilot")
+            for m in ("persistent", "per-frame")]
+    run = [_result(s, p, m, "net", 30.5 if s == 1 else 29.9, 0.79 if m == "persistent" else 0.81, 0.019)
+           for s in (1, 2) for p in ("forward", "autopilot") for m in ("persistent", "per-frame")]
+    run += [_result(3, "forward", "persistent", "net", 10.0, 0.1, 1.0)]  # a seed the baseline lacks: left out
+    lines = ev.compare(run, base, "classical")
+    # mean PSNR over seeds 1, 2: 30.2 > 30 in every cell; SSIM only per-frame; AbsRel everywhere
+    assert "  wins of 12 cells: PSNR 12, SSIM 6, AbsRel 12" in lines
+    assert any("seeds [1, 2]" in line for line in lines)
+    seed2 = next(line for line in lines if line.startswith("  seed 2 "))
+    assert seed2.count("-0.10") == 12
+    # the same through the command line, from two files
+    (tmp_path / "base.json").write_text(json.dumps({"results": base}))
+    (tmp_path / "run.json").write_text(json.dumps({"results": run}))
+    r = subprocess.run([sys.executable, "scripts/eval_refiner.py", "--compare", str(tmp_path / "run.json"),
+                        "--baseline", str(tmp_path / "base.json")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "wins of 12 cells: PSNR 12, SSIM 6, AbsRel 12" in r.stdout, r.stderr
+
+
+def test_compare_refuses_unreadable_files(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    r = subprocess.run([sys.executable, "scripts/eval_refiner.py", "--compare", str(tmp_path / "bad.json"),
+                        "--baseline", str(tmp_path / "bad.json")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "cannot read results" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks():
+    """docs/eval/: the classical baseline and learned-fidelity step 7040 (BENCHMARKS.md, 2026-12-02 fifth)."""
+    ev = _module()
+    base = json.loads((ROOT / "docs/eval/classical_256x256_65.json").read_text())["results"]
+    fid = json.loads((ROOT / "docs/eval/learned-fidelity_7040_256x256_65.json").read_text())["results"]
+    assert len(base) == len(fid) == 12
+    assert "  wins of 12 cells: PSNR 12, SSIM 10, AbsRel 12" in ev.compare(fid, base, "classical")
