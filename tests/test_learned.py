@@ -756,3 +756,20 @@ def test_the_anchor_can_be_set_for_the_shipped_weights():
     assert fid_sd.keys() == sd.keys() and not all(torch.equal(fid_sd[k], sd[k]) for k in sd)
     assert load_weights(FIDELITY_WEIGHTS)[2]["composition_note"].startswith("saved with the fidelity composition")
     assert make_refiner("learned-fidelity", texture=0.5).config.texture == 0.5
+
+
+def test_a_missing_shipped_weights_file_is_one_clear_line(tmp_path, monkeypatch):
+    """Each shipped name checks its own file: with refiner-fidelity.pt gone, learned-fidelity is refused with one
+    line naming the file (before anything is written) and learned still works."""
+    import refine.learned as learned_mod
+    from worldgen.core.io import UserInputError
+    from worldgen.pipeline.refiners import make_refiner, refiner_spec_problem, shipped_weights
+
+    assert shipped_weights("learned") == DEFAULT_WEIGHTS and shipped_weights("learned-fidelity") == FIDELITY_WEIGHTS
+    gone = tmp_path / "refiner-fidelity.pt"
+    monkeypatch.setattr(learned_mod, "FIDELITY_WEIGHTS", gone)
+    assert refiner_spec_problem("learned-fidelity") == f"learned-fidelity needs the shipped weights {gone}, which are missing"
+    assert refiner_spec_problem("learned") is None
+    with pytest.raises(UserInputError, match="needs the shipped weights") as e:
+        make_refiner("learned-fidelity")
+    assert "\n" not in str(e.value)
