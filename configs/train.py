@@ -28,10 +28,11 @@ _TINY_NET = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_cod
 _TINY_DATA = DataConfig(width=32, height=32, flights=2, frames=10, flights_per_world=2, refresh_every=0,
                         world_grid=128, quality="fast", render_batch=16)
 
-# The replay runs on the H200 (train-refiner-h200 and its fidelity continuation) share these. A checkpoint every 250
-# steps (about 90 s at 2.7 steps/s): scripts/gpu_train.sh sends each back as it is written, so a call killed before it
-# packs loses at most that.
-_H200_REPLAY = TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=250,
+# The replay runs on the H200 (train-refiner-h200 and its fidelity continuation) share these. A compact checkpoint
+# every 250 steps (about 90 s at 2.7 steps/s; the full one, which also rebuilds the replay buffer, ~35 s, every 1000):
+# scripts/gpu_train.sh sends each back as it is written, so a call killed before it packs loses at most that.
+_H200_REPLAY = TrainConfig(out="runs/train-refiner", steps=20000, batch=8, device="cuda", checkpoint_every=1000,
+                           compact_every=250,
                            log_every=50, sample_every=500,
                            data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
                            replay=ReplayConfig(capacity=768, batch=16, refill_every=6))
@@ -84,8 +85,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
             photos=StillPhotoConfig(every=3, critic_steps=4, forward_frames_max=60, grow_from=3200, grow_steps=1500)),
     ),
     "train-refiner-h200-fidelity": Preset(
-        "The shipped refiner's run since step 3180 (2026-12-02; its start: step 3180 with the colour residual's "
-        "head rows zeroed by scripts/reset_colour_residual.py): replay training as train-refiner-h200 on procedural "
+        "The run of refiner.pt from step 3180 to 4957 and of refiner-fidelity.pt since (2026-12-02; its start: "
+        "step 3180 with the colour residual's head rows zeroed by scripts/reset_colour_residual.py): replay training as train-refiner-h200 on procedural "
         "flights only, composed without the anchors (steps 3180-4404 ran with the colour anchor 0.3), with losses "
         "that reward being right on average (L1 + 10 x MSE, Laplacian L1, depth and sky; no detail-energy, "
         "colour-spread, adversarial or feature-matching terms, which pay for texture with PSNR); since step 4957 "

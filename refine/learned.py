@@ -74,7 +74,8 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner.pt"
 the operating point for flights over photos."""
 FIDELITY_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner-fidelity.pt"
 """The weights of `--refiner learned-fidelity` (since 2026-12-02, fifth session): the same network trained further for
-fidelity to ground truth (minus the mean PSNR added to its loss), always composed as `FIDELITY`. Closest to the truth
+fidelity to ground truth (minus the mean PSNR added to its loss), composed as `FIDELITY` (unless --refiner-anchor or
+--refiner-texture say otherwise). Closest to the truth
 on procedural flights; over long flights on real photos its anchored composition drifts in colour and speckles, so it
 is not the default (refine/weights/refiner-fidelity.json)."""
 FIDELITY = {"anchor": 0.0, "texture": 0.0}
@@ -381,6 +382,9 @@ class LearnedRefiner:
         device: where it runs (the views' device).
         seed: seed of the noise channel (the same flight gives the same frames).
         name: shown in run.json.
+
+    `weights` is the file it was loaded from (None when built from a network in memory), recorded beside the name in
+    run.json and the compare report's metrics (a name's weights change when new ones ship).
     """
 
     def __init__(self, net: RefinerNet, config: LearnedRefinerConfig = LearnedRefinerConfig(),
@@ -389,6 +393,7 @@ class LearnedRefiner:
         self.net = net.to(self.device).eval()
         self.config = config
         self.name = name
+        self.weights: str | None = None
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(seed)
         self._graphs = GraphCache(keep_functions=False)  # its graphs read only this refiner's state
@@ -400,7 +405,9 @@ class LearnedRefiner:
         net, cfg, _meta = load_weights(path)
         shipped = {DEFAULT_WEIGHTS: "learned", FIDELITY_WEIGHTS: "learned-fidelity"}
         name = shipped.get(Path(path).resolve(), f"learned:{Path(path).name}")
-        return LearnedRefiner(net, cfg, device, seed=seed, name=name)
+        refiner = LearnedRefiner(net, cfg, device, seed=seed, name=name)
+        refiner.weights = str(path)
+        return refiner
 
     @torch.no_grad()
     def __call__(self, view: RenderedView) -> Frame:

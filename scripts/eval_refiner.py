@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,13 +91,14 @@ def summarise(series: dict) -> dict:
     return out
 
 
-def cell_means(results: list[dict], spec: str, seeds: set[int]) -> dict:
-    """{(path, mode, range): {psnr, ssim, absrel}} of refiner `spec`, each the mean over `seeds` of the range's mean."""
+def cell_means(results: list[dict], spec: str, flights: set[tuple]) -> dict:
+    """{(path, mode, range): {psnr, ssim, absrel}} of refiner `spec` over the (seed, path, mode) `flights`: per cell
+    the mean over its flights of the range's mean."""
     out = {}
     for path_kind in ("forward", "autopilot"):
         for mode in ("persistent", "per-frame"):
             rows = [r for r in results if (r["path"], r["mode"], r["refiner"]) == (path_kind, mode, spec)
-                    and r["seed"] in seeds]
+                    and (r["seed"], r["path"], r["mode"]) in flights]
             for lo, hi in RANGES:
                 vals = [r["summary"][f"{lo}-{hi}"] for r in rows if f"{lo}-{hi}" in r["summary"]]
                 if vals:
@@ -116,12 +118,13 @@ def compare(results: list[dict], base: list[dict], base_spec: str) -> list[str]:
         if not shared:
             lines.append(f"{spec}: no flight in common with the baseline {base_spec}")
             continue
-        seeds = {k[0] for k in shared}
-        a, b = cell_means(results, spec, seeds), cell_means(base, base_spec, seeds)
+        seeds = sorted({k[0] for k in shared})
+        a, b = cell_means(results, spec, shared), cell_means(base, base_spec, shared)
         wins = {"psnr": 0, "ssim": 0, "absrel": 0}
         cells = sorted(set(a) & set(b), key=lambda k: (k[0] != "forward", k[1] != "persistent", RANGES.index(
             tuple(int(x) for x in k[2].split("-")))))
-        lines.append(f"\n{spec} against {base_spec} (seeds {sorted(seeds)}; PSNR / SSIM / AbsRel, * = {spec} better)")
+        lines.append(f"\n{spec} against {base_spec} ({len(shared)} flights in common, seeds {seeds}; "
+                     f"PSNR / SSIM / AbsRel, * = {spec} better)")
         for k in cells:
             better = {"psnr": a[k]["psnr"] > b[k]["psnr"], "ssim": a[k]["ssim"] > b[k]["ssim"],
                       "absrel": a[k]["absrel"] < b[k]["absrel"]}
@@ -132,10 +135,12 @@ def compare(results: list[dict], base: list[dict], base_spec: str) -> list[str]:
                 mark(q, a[k][q], f) for q, f in (("psnr", ".2f"), ("ssim", ".4f"), ("absrel", ".4f")))
                 + f"   vs {b[k]['psnr']:.2f} / {b[k]['ssim']:.4f} / {b[k]['absrel']:.4f}")
         lines.append(f"  wins of {len(cells)} cells: PSNR {wins['psnr']}, SSIM {wins['ssim']}, AbsRel {wins['absrel']}")
-        for seed in sorted(seeds):
-            a1, b1 = cell_means(results, spec, {seed}), cell_means(base, base_spec, {seed})
+        for seed in seeds:
+            own = {k for k in shared if k[0] == seed}
+            a1, b1 = cell_means(results, spec, own), cell_means(base, base_spec, own)
             lines.append(f"  seed {seed} PSNR difference: " + "  ".join(
-                f"{k[0][:4]}/{k[1][:4]}/{k[2]} {a1[k]['psnr'] - b1[k]['psnr']:+.2f}" for k in cells if k in a1 and k in b1))
+                f"{k[0][:4]}/{k[1][:4]}/{k[2]} {a1[k]['psnr'] - b1[k]['psnr']:+.2f}"
+                for k in cells if k in a1 and k in b1))
     return lines
 
 
@@ -151,27 +156,43 @@ def main() -> None:
     ap.add_argument("--out", default="runs/eval_refiner.json")
     ap.add_argument("--baseline", default=None, help="a result file of this script holding the baseline refiner")
     ap.add_argument("--baseline-refiner", default="classical")
-    ap.add_argument("--compare", default=None, metavar="RUN.json", help="compare this result file with --baseline; no flights")
+    ap.add_argument("--compare", default=None, metavar="RUN.json",
+                    help="compare this result file with --baseline; no flights")
     a = ap.parse_args()
     from refine.synth.splits import split_of
 
-    def read(path: str) -> list[dict]:
+    W, H = (int(x) for x in a.size.lower().split("x"))
+
+    def read(path: str) -> dict:
         try:
-            return json.loads(Path(path).read_text())["results"]
-        except (OSError, ValueError, KeyError) as e:
+            blob = json.loads(Path(path).read_text())
+            if not isinstance(blob, dict) or not isinstance(blob["results"], list):
+                raise ValueError("not a result file of this script")
+            return blob
+        except (OSError, ValueError, KeyError, TypeError) as e:
             sys.exit(f"eval_refiner: cannot read results from {path}: {e}")
 
-    base = read(a.baseline) if a.baseline else None
+    def same_setting(blob: dict, other: dict, name: str) -> None:
+        """Exit with one line unless `blob` was flown at `other`'s size and frames (missing keys are not checked)."""
+        for key in ("size", "frames"):
+            if key in blob and key in other and list(np.atleast_1d(blob[key])) != list(np.atleast_1d(other[key])):
+                sys.exit(f"eval_refiner: {name} has {key} {blob[key]}, the results compared have {other[key]}")
+
+    base_blob = read(a.baseline) if a.baseline else None
+    base = base_blob["results"] if base_blob else None
     if a.compare:
         if base is None:
             sys.exit("eval_refiner: --compare needs --baseline FILE.json")
-        print("\n".join(compare(read(a.compare), base, a.baseline_refiner)))
+        run = read(a.compare)
+        same_setting(base_blob, run, a.baseline)
+        print("\n".join(compare(run["results"], base, a.baseline_refiner)))
         return
+    if base_blob is not None:
+        same_setting(base_blob, {"size": [W, H], "frames": a.frames}, a.baseline)
 
     bad = [s for s in a.seeds if split_of(s) != "eval"]
     if bad:
         sys.exit(f"eval_refiner: seeds {bad} are not evaluation seeds (1000000..1000999)")
-    W, H = (int(x) for x in a.size.lower().split("x"))
     device = torch.device(a.device)
     results, gt_cache = [], {}
     for seed in a.seeds:

@@ -7,9 +7,10 @@
 #                    scripts/gpu_train.sh (300-frame flights on the GPU instead of 40 CPU minutes); never trained on
 # then print what the call will send against its 64 MiB limit. gsplat's kernels come back from the first call
 # compressed; carry them as .carry/gsplat_cuda.so.xz (2.0 MB; an uncompressed .carry/gsplat_cuda.so from before
-# is compressed here). To continue a run from the last call's compact checkpoint, copy it over
-# refine/weights/refiner.pt in the working tree (gpu_train.sh starts from it when .carry/refiner/ is absent):
-# the tracked file travels anyway, while .carry/refiner/ would add ~12 MB and break the limit.
+# is compressed here). To continue a run from the last call's compact checkpoint, copy it over the tracked file the
+# run starts from (refine/weights/refiner.pt, or refine/weights/refiner-fidelity.pt with FROM=that file): the
+# tracked files travel anyway (48 MiB since the second refiner's weights), while .carry/refiner/ (9.5 MiB more)
+# would break the limit beside the wheels and the kernels (56.5 MiB).
 #
 #   bash scripts/gpu_prepare.sh [PHOTOS_DIR]        (default ../shared/data/photos)
 set -euo pipefail

@@ -5,7 +5,8 @@
 #
 #   bash scripts/gpu_prepare.sh                            (here, once: wheels, photos, the carry's size)
 #   BUDGET=560 PER_GPU=3 bash scripts/gpu_train.sh        (there; carry .whl and .carry)
-#   PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...   (the fidelity run that made refiner.pt, step 4957)
+#   PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 REFINER_ARGS='--loss.neg-psnr 0' ...   (the fidelity run
+#     that made refiner.pt, step 4957)
 #   FROM=refine/weights/refiner-fidelity.pt PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...  (its continuation)
 #   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
 #
@@ -25,20 +26,25 @@ el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.
 
 mkdir -p runs/gpu/refiner runs/gpu/depth
 # The logs and the last checkpoint come back even when the call is killed before packing (a BUDGET longer than the
-# call's real limit: a cold start or a short device budget shortens it; the fifth session of 2026-12-02 lost 475 steps
+# call's real limit: a cold start or a short device budget shortens it; the fifth session of 2026-12-02 lost 485 steps
 # so): every 20 s the logs, and each compact checkpoint the training writes after the call's start (every
-# checkpoint_every steps), are copied into $OUT (each file whole, then renamed: a checkpoint of one part, < 15 MB,
+# compact_every steps), are copied into $OUT (each file whole, then renamed: a checkpoint of one part, < 15 MB,
 # is never half there).
 STAMP=/tmp/gpu_train.$$.start
+send_checkpoint() {  # $1 = refiner | depth: its compact checkpoint into $OUT as $1.ckpt.partNN (<= 15 MB each; the
+  # checkpoints are one part: the refiner's 9.9 MB, the depth network's 14.6; each part is copied whole, then renamed)
+  rm -rf /tmp/snap.$1 && mkdir -p /tmp/snap.$1 && split -b 15M -d runs/gpu/$1/checkpoint-compact.pt /tmp/snap.$1/p &&
+  for f in /tmp/snap.$1/p*; do cp "$f" "$OUT/tmp-$1" && mv "$OUT/tmp-$1" "$OUT/$1.ckpt.part${f##*/p}"; done
+}
 ( while sleep 20; do for k in refiner depth; do
     [ -f runs/gpu/$k/log.jsonl ] && cp runs/gpu/$k/log.jsonl "$OUT/$k.log.jsonl.part" && mv "$OUT/$k.log.jsonl.part" "$OUT/$k.log.jsonl"
     c=runs/gpu/$k/checkpoint-compact.pt
     if [ -f $STAMP ] && [ -f $c ] && [ $c -nt $STAMP ] && { [ ! -f $STAMP.$k ] || [ $c -nt $STAMP.$k ]; }; then
-      touch -r $c $STAMP.$k; rm -rf /tmp/snap.$k; mkdir -p /tmp/snap.$k && split -b 15M -d $c /tmp/snap.$k/p
-      for f in /tmp/snap.$k/p*; do cp "$f" "$OUT/tmp-$k" && mv "$OUT/tmp-$k" "$OUT/$k.ckpt.part${f##*/p}"; done
+      touch -r $c $STAMP.$k; send_checkpoint $k
     fi
   done; done ) &
 LOGS_PID=$!
+trap 'kill $LOGS_PID 2>/dev/null' EXIT  # (an early exit below must not leave the loop running)
 # Continue from this session's last call (.carry/), else from the committed weights (they are compact
 # training checkpoints: float16 weights, step, data cursor, history); FROM=FILE.pt starts the refiner from another
 # compact checkpoint in the working tree (e.g. one made by scripts/reset_colour_residual.py).
@@ -115,11 +121,11 @@ fi
 if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 el "packing"
-kill $LOGS_PID 2>/dev/null
+kill $LOGS_PID 2>/dev/null; wait $LOGS_PID 2>/dev/null
 TRAINED="refiner"
 [ "${DEPTH:-1}" != 0 ] && TRAINED="refiner depth"  # (DEPTH=0: the depth checkpoint is the one carried in, unchanged)
 for k in $TRAINED; do
-  [ -f runs/gpu/$k/checkpoint-compact.pt ] && split -b 15M -d runs/gpu/$k/checkpoint-compact.pt "$OUT/$k.ckpt.part"
+  [ -f runs/gpu/$k/checkpoint-compact.pt ] && send_checkpoint $k
 done
 tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/real_flights.png runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
   $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null

@@ -12,7 +12,8 @@ and the classical refiner's frames, and renders the next --steps poses. Printed 
 the two renders where both cover (alpha > 0.5), the share of those pixels whose colours differ by more than 0.1,
 and each render's PSNR against the truth there. DIR/clip_K.png: per step a row torch render | gsplat render |
 4 x |difference| | truth | the clip's first frame (the world's source: stripes already there would come from the
-procedural renderer, not from the Gaussian renderers). Without CUDA only the torch renderer runs (a smoke test: its columns repeat).
+procedural renderer, not from the Gaussian renderers). Without CUDA only the torch renderer runs (a smoke test:
+its columns repeat).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def main() -> None:
     renderers = {"torch": TorchRenderer(), "gsplat": GsplatRenderer() if cuda else TorchRenderer()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{'clip':>4} {'flight':>6} {'step':>4} {'torch~gsplat dB':>15} {'differ>0.1':>10} {'torch dB':>8} {'gsplat dB':>9}")
+    print(f"{'clip':>4} {'flight':>6} {'step':>4} {'torch~gsplat dB':>15} {'differ>0.1':>10} {'torch dB':>8} "
+          f"{'gsplat dB':>9}")
     for b in range(args.clips):
         with torch.no_grad():
             views = {k: unroll_views(clips, b, args.steps, r) for k, r in renderers.items()}
@@ -92,7 +94,8 @@ def main() -> None:
             print(f"{b:>4} {clips.info[b]['flight']:>6} {t + 1:>4} {psnr_where(ra, rb, both):>15.2f} {differ:>10.4f} "
                   f"{psnr_where(ra, truth, both):>8.2f} {psnr_where(rb, truth, both):>9.2f}")
             diff = ((ra - rb).abs() * 4).clamp(0, 1)
-            rows.append(torch.cat([ra * aa[..., None], rb * ab[..., None], diff, truth, clips.rgb[b, 0].float()], dim=1))
+            first = clips.rgb[b, 0].float()
+            rows.append(torch.cat([ra * aa[..., None], rb * ab[..., None], diff, truth, first], dim=1))
         img = (torch.cat(rows, dim=0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         Image.fromarray(img).save(out / f"clip_{b}.png")
     print(f"grids in {out}/ (per step: torch | gsplat | 4 x |difference| | truth | first frame)")

@@ -44,12 +44,37 @@ def test_compare_counts_the_cells_each_refiner_wins(tmp_path):
     assert r.returncode == 0 and "wins of 12 cells: PSNR 12, SSIM 6, AbsRel 12" in r.stdout, r.stderr
 
 
-def test_compare_refuses_unreadable_files(tmp_path):
-    (tmp_path / "bad.json").write_text("{not json")
-    r = subprocess.run([sys.executable, "scripts/eval_refiner.py", "--compare", str(tmp_path / "bad.json"),
-                        "--baseline", str(tmp_path / "bad.json")], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "cannot read results" in r.stderr
+def test_compare_uses_only_the_flights_both_have():
+    """A partial result file (the evaluation was cut off): each side is averaged over the same flights, so a
+    refiner 1 dB ahead on every flight it flew is ahead in every cell it has."""
+    ev = _module()
+    base = [_result(s, p, "persistent", "classical", 30.0 + s, 0.8, 0.02)
+            for s in (1, 2) for p in ("forward", "autopilot")]
+    run = [_result(1, "forward", "persistent", "net", 32.0, 0.8, 0.02),
+           _result(2, "autopilot", "persistent", "net", 33.0, 0.8, 0.02)]
+    lines = ev.compare(run, base, "classical")
+    assert "  wins of 6 cells: PSNR 6, SSIM 0, AbsRel 0" in lines
+    assert any(line.strip().startswith("forward   persistent   1-8  32.00*") and "vs 31.00" in line for line in lines)
+    assert any(line.strip().startswith("autopilot persistent   1-8  33.00*") and "vs 32.00" in line for line in lines)
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "scripts/eval_refiner.py", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_compare_refuses_unreadable_or_mismatched_files(tmp_path):
+    for bad in ("{not json", "[1, 2]", '{"results": 3}'):
+        (tmp_path / "bad.json").write_text(bad)
+        r = _run("--compare", str(tmp_path / "bad.json"), "--baseline", str(tmp_path / "bad.json"))
+        assert r.returncode != 0 and "cannot read results" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # a baseline flown at another size is not compared with
+    (tmp_path / "a.json").write_text(json.dumps({"size": [256, 256], "frames": 65, "results": []}))
+    (tmp_path / "b.json").write_text(json.dumps({"size": [128, 128], "frames": 65, "results": []}))
+    r = _run("--compare", str(tmp_path / "b.json"), "--baseline", str(tmp_path / "a.json"))
+    assert r.returncode != 0 and "has size [256, 256], the results compared have [128, 128]" in r.stderr
     assert "Traceback" not in r.stderr
+    r = _run("--baseline", str(tmp_path / "a.json"), "--refiners", "learned", "--frames", "33")
+    assert r.returncode != 0 and "has frames 65, the results compared have 33" in r.stderr
 
 
 def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks():

@@ -748,6 +748,7 @@ def test_the_anchor_can_be_set_for_the_shipped_weights():
     fid, shipped = make_refiner("learned-fidelity"), make_refiner("learned")
     assert (fid.config.anchor, fid.config.texture) == (0.0, 0.0)  # the network's own estimate, no anchors
     assert (fid.name, shipped.name) == ("learned-fidelity", "learned")
+    assert (fid.weights, shipped.weights) == (str(FIDELITY_WEIGHTS), str(DEFAULT_WEIGHTS))  # recorded in run.json
     assert shipped.config.anchor > 0 and shipped.config.texture > 0  # the default: anchored to the photo
     same = dataclasses.replace(fid.config, anchor=shipped.config.anchor, texture=shipped.config.texture)
     assert same == shipped.config  # the other composition rules are the default's
@@ -773,3 +774,32 @@ def test_a_missing_shipped_weights_file_is_one_clear_line(tmp_path, monkeypatch)
     with pytest.raises(UserInputError, match="needs the shipped weights") as e:
         make_refiner("learned-fidelity")
     assert "\n" not in str(e.value)
+
+
+def test_compact_checkpoints_between_full_ones(tmp_path, monkeypatch):
+    """`compact_every` writes checkpoint-compact.pt alone between the full checkpoints (for calls that may be killed
+    before their last one), and the replay buffer is rebuilt only at the full ones."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train import trainer
+    from refine.train.config import ReplayConfig
+
+    saved, rebuilt = [], []
+    real_save, real_clear = trainer.save_checkpoint, trainer.ReplayBuffer.clear
+
+    def save(path, step, *args, **kwargs):
+        saved.append((path.name, step))
+        return real_save(path, step, *args, **kwargs)
+
+    def clear(self):
+        rebuilt.append(1)
+        return real_clear(self)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
+    monkeypatch.setattr(trainer.ReplayBuffer, "clear", clear)
+    cfg = dataclasses.replace(TRAIN_PRESETS["train-refiner-tiny"].config, steps=6, log_every=6, checkpoint_every=4,
+                              compact_every=2, sample_every=0, out=str(tmp_path / "run"),
+                              replay=ReplayConfig(capacity=4, batch=2, refill_every=2))
+    trainer.train(cfg)
+    assert saved == [("checkpoint-compact.pt", 2), ("checkpoint.pt", 4), ("checkpoint-compact.pt", 4),
+                     ("checkpoint.pt", 6), ("checkpoint-compact.pt", 6)]
+    assert len(rebuilt) == 2  # at the start and at step 4, not at the compact-only step 2

@@ -244,7 +244,12 @@ class TrainConfig:
     renderer draws), render, network input, network output and composed frame log which of them were not
     finite (`nonfinite_grad_at_<stage>`). Each hook waits for the device, so it is off by default."""
     checkpoint_every: int = 200
-    """Steps between checkpoints (and one at the end / on the time limit)."""
+    """Steps between checkpoints (and one at the end / on the time limit); a replay run also rebuilds its buffer
+    at each (so a run resumed there is exact)."""
+    compact_every: int = 0
+    """Steps between extra compact checkpoints (checkpoint-compact.pt only: weights, step, cursor; no optimiser
+    moments, no replay rebuild), for runs on borrowed machines that may be killed before their last checkpoint
+    (scripts/gpu_train.sh sends each back as it is written); a run continued from one is not bit-exact. 0: none."""
     log_every: int = 10
     sample_every: int = 200
     """Steps between sample grids (samples/step_NNNNNN.png)."""

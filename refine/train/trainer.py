@@ -10,7 +10,8 @@ others (one all-reduce of all gradients per step, as DistributedDataParallel doe
 Determinism and resumption: every step seeds its random generators from (seed, rank, step), and
 the flight cache is a function of the data cursor, so a run resumed from `checkpoint.pt` (model,
 discriminator, both optimisers, step, cursor, loss history) continues exactly as the uninterrupted
-run would have (bit for bit on CPU). A killed run loses at most `checkpoint_every` steps.
+run would have (bit for bit on CPU). A killed run loses at most `checkpoint_every` steps (`compact_every`, if
+set: from a compact checkpoint, not bit-exactly).
 
 Files in the run folder (rank 0 writes): checkpoint.pt, refiner.pt (weights, float16), log.jsonl
 (one line per logged step), loss.png, psnr.png, samples/step_NNNNNN.png (rendered input | refined |
@@ -107,7 +108,7 @@ def flight_step_terms(results, disc, cfg: TrainConfig, step: int, cuda: bool):
     T = len(results)
     terms: dict[str, torch.Tensor] = {}
     for r in results:
-        for k, v in reconstruction_losses(r, cfg.refiner).items():
+        for k, v in reconstruction_losses(r, cfg.refiner, ssim_grad=L.ssim > 0).items():
             terms[k] = terms.get(k, 0.0) + v / T
     loss = sum(getattr(L, k) * v for k, v in terms.items())
     if step < L.gan_start // 2:
@@ -395,9 +396,10 @@ def train(cfg: TrainConfig) -> dict:
                 print(json.dumps(rec), flush=True)
             acc, counts, n_acc, t_log = {}, {}, 0, now
         over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or over:
+        full = step % cfg.checkpoint_every == 0 or step == cfg.steps or over
+        if full or (cfg.compact_every and step % cfg.compact_every == 0):
             if dd.main:
-                for path, compact in ((ckpt_path, False), (out / "checkpoint-compact.pt", True)):
+                for path, compact in ((ckpt_path, False), (out / "checkpoint-compact.pt", True))[0 if full else 1:]:
                     save_checkpoint(path, step, net, disc, opt_g, opt_d, cache, history, cfg,
                                     elapsed0 + time.perf_counter() - t_run, compact=compact,
                                     disc_photo=disc_photo if photo_src is not None else None, opt_dp=opt_dp)

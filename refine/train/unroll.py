@@ -139,9 +139,11 @@ def critic_input(rgb: Tensor, log_disp: Tensor, sky: Tensor, ref: Tensor) -> Ten
     return torch.cat([rgb, torch.where(sky, -torch.ones_like(d), d)], dim=1)
 
 
-def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> dict[str, Tensor]:
+def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig,
+                          ssim_grad: bool = True) -> dict[str, Tensor]:
     """Per-step supervised terms (see LossConfig): rgb, mse, neg_psnr (minus the mean PSNR, dB), ssim (1 - SSIM),
-    laplacian, detail, colour, disparity, net_disparity, sky.
+    laplacian, detail, colour, disparity, net_disparity, sky. `ssim_grad` False computes ssim without a graph (for the
+    log only, when its weight is 0: its eleven-tap convolutions are not free).
 
     `detail` and `colour` count where the composition lets the network change the colour (1 - keep)."""
     from refine.losses import colour_moments_l1, detail_energy_l1, laplacian_l1, masked_mean
@@ -153,8 +155,9 @@ def reconstruction_losses(r: StepResult, refiner_cfg: LearnedRefinerConfig) -> d
     uncovered = r.views.alpha < refiner_cfg.hole_alpha
     err = o.rgb - r.gt_rgb
     mse = err.square().flatten(1).mean(1)  # [B] per frame
-    with torch.autocast(o.rgb.device.type, enabled=False):  # SSIM's variances cancel: float32, not bf16
-        ssim = ssim_map(o.rgb.float(), r.gt_rgb.float()).mean()
+    grad = ssim_grad and torch.is_grad_enabled()
+    with torch.autocast(o.rgb.device.type, enabled=False), torch.set_grad_enabled(grad):
+        ssim = ssim_map(o.rgb.float(), r.gt_rgb.float()).mean()  # (float32: SSIM's variances cancel in bf16)
     return {
         "rgb": err.abs().mean(),
         "mse": mse.mean(),

@@ -291,7 +291,8 @@ def evaluate(source: Source, pipeline: PipelineConfig = PipelineConfig(), *, pat
     W, H = frame0.camera.width, frame0.camera.height
     tsed = {"threshold_px": error_threshold(W, H), "min_matches": MIN_MATCHES, "max_features": MAX_FEATURES,
             "ratio": RATIO, "mutual": True}
-    metrics = {"renderer": renderer.name, "refiner": refiner.name, "scene_scale": scale, "pairs": pairs,
+    metrics = {"renderer": renderer.name, "refiner": refiner.name, "refiner_weights": getattr(refiner, "weights", None),
+               "scene_scale": scale, "pairs": pairs,
                "lpips": lpips_note, "tsed": tsed, **scores, "ground_truth_flicker_psnr": floor,
                "ground_truth_tsed": ground_truth_tsed(gt, poses, frame0.camera.to("cpu")) if gt is not None else None,
                "wins": wins, "verdicts": lines}

@@ -285,7 +285,7 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
         sessions[-1].update(last_frame=last, status=state)
         return {
             "status": state, "mode": cfg.mode, "renderer": renderer.name, "refiner": refiner.name,
-            "device": str(frame0.rgb.device), "frames": last + 1, "frames_requested": cfg.frames,
+            "refiner_weights": getattr(refiner, "weights", None), "device": str(frame0.rgb.device), "frames": last + 1, "frames_requested": cfg.frames,
             "size": [frame0.camera.width, frame0.camera.height], "scene_scale": scale,
             "setup_seconds": round(setup_s, 3), "loop_seconds": round(loop_s, 3),
             "frames_per_second": round(n / max(loop_s, 1e-9), 3),
