@@ -9,6 +9,7 @@
 #     that made refiner.pt, step 4957)
 #   FROM=refine/weights/refiner-fidelity.pt PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...  (its continuation)
 #   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
+#   PROBE=1 ...                                            (scripts/probe_renderers.py first, GPU idle)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
@@ -90,6 +91,13 @@ if [ -n "${TESTS:-}" ]; then
   TESTS_PID=$!
 fi
 [ -n "${BENCH:-}" ] && python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
+# PROBE=1: the same persistent worlds through the PyTorch renderer and gsplat (the stripes of the training samples),
+# on the idle GPU before training; its grids come back in logs.tar.gz (runs/gpu/probe/).
+if [ -n "${PROBE:-}" ]; then
+  timeout 150 python3 scripts/probe_renderers.py --flights 6 --clips 6 --steps 4 --out runs/gpu/probe 2>&1 \
+    | grep -v -i warn | tee runs/gpu/probe.txt | tail -n 30
+  el "probe done"
+fi
 
 # Still-photo steps (one in three) when the photos travelled with the call (PHOTO_STEPS=0: flight steps only).
 [ -d .carry/photos ] && [ "${PHOTO_STEPS:-1}" != 0 ] && REFINER_ARGS="--photos.folder .carry/photos $REFINER_ARGS"
@@ -127,7 +135,7 @@ TRAINED="refiner"
 for k in $TRAINED; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && send_checkpoint $k
 done
-tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/real_flights.png runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/*/train.json \
+tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/real_flights.png runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/probe/*.jpg runs/gpu/*/train.json \
   $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null
 ls -la "$OUT"
 el "done"

@@ -10,7 +10,7 @@ Procedural training flights (train seeds: the fidelity preset's data settings at
 when there is one. For each clip, each renderer builds a persistent world from the clip's first frame (true RGBD)
 and the classical refiner's frames, and renders the next --steps poses. Printed per clip and step: PSNR between
 the two renders where both cover (alpha > 0.5), the share of those pixels whose colours differ by more than 0.1,
-and each render's PSNR against the truth there. DIR/clip_K.png: per step a row torch render | gsplat render |
+and each render's PSNR against the truth there. DIR/clip_K.jpg: per step a row torch render | gsplat render |
 4 x |difference| | truth | the clip's first frame (the world's source: stripes already there would come from the
 procedural renderer, not from the Gaussian renderers). Without CUDA only the torch renderer runs (a smoke test:
 its columns repeat).
@@ -97,7 +97,7 @@ def main() -> None:
             first = clips.rgb[b, 0].float()
             rows.append(torch.cat([ra * aa[..., None], rb * ab[..., None], diff, truth, first], dim=1))
         img = (torch.cat(rows, dim=0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        Image.fromarray(img).save(out / f"clip_{b}.png")
+        Image.fromarray(img).save(out / f"clip_{b}.jpg", quality=90)
     print(f"grids in {out}/ (per step: torch | gsplat | 4 x |difference| | truth | first frame)")
 
 
