@@ -97,6 +97,19 @@ TRAIN_PRESETS: dict[str, Preset] = {
             loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
                             gan_start=10**9)),
     ),
+    "train-refiner-h200-fidelity-photos": Preset(
+        "Planned (not yet run): the fidelity run with still-photo steps of image statistics and no critic, so one "
+        "network can be both right on procedural truth and in the photo's colours over long flights (step 7040 "
+        "drifted there: BENCHMARKS.md, 2026-12-02 fifth): one photo step in three (cycles and forward flights over "
+        "crops of --photos.folder with the shipped depth network's depth), Lab colour and band-energy terms on every "
+        "generated frame, L1 + Laplacian on the cycle's return; no adversarial or feature-matching term.",
+        dataclasses.replace(
+            _H200_REPLAY,
+            refiner=LearnedRefinerConfig(anchor=0.0, texture=0.0),
+            loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
+                            gan_start=10**9),
+            photos=StillPhotoConfig(every=3, adversarial=0.0, feature_matching=0.0, critic_steps=0)),
+    ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
         "process and step; 0.3 steps/s per process on 2 x H200).",

@@ -803,3 +803,24 @@ def test_compact_checkpoints_between_full_ones(tmp_path, monkeypatch):
     assert saved == [("checkpoint-compact.pt", 2), ("checkpoint.pt", 4), ("checkpoint-compact.pt", 4),
                      ("checkpoint.pt", 6), ("checkpoint-compact.pt", 6)]
     assert len(rebuilt) == 2  # at the start and at step 4, not at the compact-only step 2
+
+
+def test_photo_steps_can_run_without_a_critic(tmp_path):
+    """critic_steps 0 with no adversarial or feature-matching weight (the planned train-refiner-h200-fidelity-photos):
+    photo steps train on image statistics and the cycle's reconstruction only, and the photo critic never moves."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train.trainer import train
+
+    photos = _fake_photos(tmp_path / "photos")
+    base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4,
+                               sample_every=0, log_every=1)
+    base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos), critic_steps=0,
+                                                                adversarial=0.0, feature_matching=0.0, cycle_share=1.0))
+    assert train(base)["steps_done"] == 4
+    hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    photo = [h for h in hist if "photo_colour" in h]
+    assert photo and all("photo_disc" not in h and "photo_adversarial" not in h and "photo_fm" not in h for h in photo)
+    assert all(h["photo_l1"] > 0 for h in photo)  # the cycles' return is supervised by the photo
+    assert (tmp_path / "run" / "photo.png").is_file()
+    blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert not blob["opt_dp"]["state"]  # the critic's optimiser never stepped

@@ -159,9 +159,10 @@ def write_curves(out: Path, history: list[dict], title: str, keys: tuple[str, ..
     line_plot(out / "loss.png", title, "step", "loss",
               [Series(k, xs, [h.get(k, float("nan")) for h in history], colors[i % len(colors)]) for i, k in enumerate(keys)],
               ymin=0.0)
-    photo = [h for h in history if "photo_disc" in h]
+    photo = [h for h in history if "photo_disc" in h or "photo_colour" in h]  # (photo steps may run without a critic)
     if photo:
-        names = ("photo_disc", "photo_adversarial", "photo_l1", "photo_colour", "photo_colour_generated", "photo_band_energy")
+        names = [k for k in ("photo_disc", "photo_adversarial", "photo_l1", "photo_colour", "photo_colour_generated",
+                             "photo_band_energy") if any(k in h for h in photo)]
         line_plot(out / "photo.png", "still-photo steps (photo_disc: the critic's hinge loss, 2 = chance)", "step", "loss",
                   [Series(k, [h["step"] for h in photo], [h.get(k, float("nan")) for h in photo], colors[i])
                    for i, k in enumerate(names)])

@@ -190,7 +190,8 @@ class StillPhotoConfig:
     """Weight of the per-band detail-amount term of every generated frame against its photo
     (refine/losses.py band_energy_l1): a flight over a photo keeps the photo's amount of texture."""
     critic_steps: int = 1
-    """Updates of the photo critic per photo step (each with fresh real crops against the step's frames)."""
+    """Updates of the photo critic per photo step (each with fresh real crops against the step's frames); 0 with
+    `adversarial` and `feature_matching` 0: photo steps of image statistics (and the cycle's reconstruction) only."""
     critic_detail: float = 8.0
     """Gain of the photo critic's detail channels (refine/losses.py MultiScaleDiscriminator; 0: the image
     only, as before 2026-12-01, when the critic never left chance). A checkpoint's critic of the other
@@ -206,8 +207,12 @@ class StillPhotoConfig:
         return self.forward_frames + round(u * (self.forward_frames_max - self.forward_frames))
 
     def validate(self) -> None:
-        if self.every < 1 or self.batch < 1 or self.critic_steps < 1 or self.cycle_frames < 3 or self.forward_frames < 2:
-            raise ValueError("still-photo settings: every, batch, critic_steps >= 1; cycle_frames >= 3; forward_frames >= 2")
+        if self.every < 1 or self.batch < 1 or self.critic_steps < 0 or self.cycle_frames < 3 or self.forward_frames < 2:
+            raise ValueError("still-photo settings: every, batch >= 1; critic_steps >= 0; cycle_frames >= 3; "
+                             "forward_frames >= 2")
+        if self.critic_steps == 0 and (self.adversarial > 0 or self.feature_matching > 0):
+            raise ValueError("still-photo settings: critic_steps 0 (no photo critic) needs adversarial and "
+                             "feature_matching 0")
         if not 1 <= self.forward_grad <= self.forward_frames - 1:
             raise ValueError("still-photo settings: forward_grad must be in 1 .. forward_frames - 1")
         if self.forward_frames_max and (self.forward_frames_max < self.forward_frames or self.grow_steps < 1):

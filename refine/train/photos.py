@@ -119,10 +119,12 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
     dev = photos.device
     for p in disc.parameters():
         p.requires_grad_(False)
-    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
-        d_fake = disc(fake)
-        terms = {"photo_adversarial": g_hinge_loss(d_fake)}
-        loss = cfg.adversarial * terms["photo_adversarial"]
+    terms: dict[str, Tensor] = {}
+    loss = fake.new_zeros(())
+    if cfg.adversarial > 0:  # (0: photo steps of image statistics only; the critic is not run)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
+            terms["photo_adversarial"] = g_hinge_loss(disc(fake))
+            loss = loss + cfg.adversarial * terms["photo_adversarial"]
     # Image statistics every generated frame shares with its photo (float32, outside autocast): the
     # Lab mean and spread, and the amount of detail per band.
     terms["photo_colour"] = colour_moments_l1(fake, source)
@@ -140,9 +142,10 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
             back = results[-1].out.rgb
             terms["photo_l1"] = (back - photos).abs().mean()
             terms["photo_laplacian"] = laplacian_l1(back, photos)
-            terms["photo_fm"] = feature_matching_loss(disc(back), disc(photos))
-            loss = loss + cfg.reconstruction * (terms["photo_l1"] + terms["photo_laplacian"]) \
-                + cfg.feature_matching * terms["photo_fm"]
+            loss = loss + cfg.reconstruction * (terms["photo_l1"] + terms["photo_laplacian"])
+            if cfg.feature_matching > 0:
+                terms["photo_fm"] = feature_matching_loss(disc(back), disc(photos))
+                loss = loss + cfg.feature_matching * terms["photo_fm"]
     for p in disc.parameters():
         p.requires_grad_(True)
     return loss, terms, fake.detach()

@@ -339,7 +339,8 @@ def train(cfg: TrainConfig) -> dict:
                     opt_c.step()
                 else:
                     opt_c.zero_grad(set_to_none=True)
-            terms[key] = d_loss
+            if updates > 0:  # (critic_steps 0: photo steps without a critic)
+                terms[key] = d_loss
         t0 = tick("disc", t0)
 
         # ---- bookkeeping
