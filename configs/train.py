@@ -36,6 +36,13 @@ _H200_REPLAY = TrainConfig(out="runs/train-refiner", steps=20000, batch=8, devic
                            log_every=50, sample_every=500,
                            data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
                            replay=ReplayConfig(capacity=768, batch=16, refill_every=6))
+# The fidelity runs (refiner.pt 3180-4957, refiner-fidelity.pt since): composed without anchors, losses that reward
+# being right on average.
+_H200_FIDELITY = dataclasses.replace(
+    _H200_REPLAY,
+    refiner=LearnedRefinerConfig(anchor=0.0, texture=0.0),
+    loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
+                    gan_start=10**9))
 
 TRAIN_PRESETS: dict[str, Preset] = {
     "train-refiner-tiny": Preset(
@@ -86,16 +93,12 @@ TRAIN_PRESETS: dict[str, Preset] = {
     ),
     "train-refiner-h200-fidelity": Preset(
         "The run of refiner.pt from step 3180 to 4957 and of refiner-fidelity.pt since (2026-12-02; its start: "
-        "step 3180 with the colour residual's head rows zeroed by scripts/reset_colour_residual.py): replay training as train-refiner-h200 on procedural "
-        "flights only, composed without the anchors (steps 3180-4404 ran with the colour anchor 0.3), with losses "
+        "step 3180 with the colour residual's head rows zeroed by scripts/reset_colour_residual.py): replay training "
+        "as train-refiner-h200 on procedural flights only, composed without the anchors (steps 3180-4404 ran with the colour anchor 0.3), with losses "
         "that reward being right on average (L1 + 10 x MSE, Laplacian L1, depth and sky; no detail-energy, "
         "colour-spread, adversarial or feature-matching terms, which pay for texture with PSNR); since step 4957 "
         "also 0.01 x minus the mean PSNR (steps 3180-4957 ran without it: --loss.neg-psnr 0).",
-        dataclasses.replace(
-            _H200_REPLAY,
-            refiner=LearnedRefinerConfig(anchor=0.0, texture=0.0),
-            loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
-                            gan_start=10**9)),
+        _H200_FIDELITY,
     ),
     "train-refiner-h200-fidelity-photos": Preset(
         "Planned (not yet run): the fidelity run with still-photo steps of image statistics and no critic, so one "
@@ -103,12 +106,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "drifted there: BENCHMARKS.md, 2026-12-02 fifth): one photo step in three (cycles and forward flights over "
         "crops of --photos.folder with the shipped depth network's depth), Lab colour and band-energy terms on every "
         "generated frame, L1 + Laplacian on the cycle's return; no adversarial or feature-matching term.",
-        dataclasses.replace(
-            _H200_REPLAY,
-            refiner=LearnedRefinerConfig(anchor=0.0, texture=0.0),
-            loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
-                            gan_start=10**9),
-            photos=StillPhotoConfig(every=3, adversarial=0.0, feature_matching=0.0, critic_steps=0)),
+        dataclasses.replace(_H200_FIDELITY,
+                            photos=StillPhotoConfig(every=3, adversarial=0.0, feature_matching=0.0, critic_steps=0)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
