@@ -78,6 +78,8 @@ fidelity to ground truth (minus the mean PSNR added to its loss), composed as `F
 --refiner-texture say otherwise). Closest to the truth
 on procedural flights; over long flights on real photos its anchored composition drifts in colour and speckles, so it
 is not the default (refine/weights/refiner-fidelity.json)."""
+SHIPPED_WEIGHTS = {"learned": DEFAULT_WEIGHTS, "learned-fidelity": FIDELITY_WEIGHTS}
+"""The shipped refiner names and their weights files (worldgen/pipeline/refiners.py turns a --refiner name into one)."""
 FIDELITY = {"anchor": 0.0, "texture": 0.0}
 """The composition of `--refiner learned-fidelity` (worldgen/pipeline/refiners.py): no colour and detail anchors.
 The anchors pull generated ground towards the photo's statistics, which keeps long flights over real photos detailed
@@ -403,7 +405,7 @@ class LearnedRefiner:
         """Load weights written by `save_weights` (or a training checkpoint). ValueError with a
         one-line reason for a missing or foreign file."""
         net, cfg, _meta = load_weights(path)
-        shipped = {DEFAULT_WEIGHTS: "learned", FIDELITY_WEIGHTS: "learned-fidelity"}
+        shipped = {file: name for name, file in SHIPPED_WEIGHTS.items()}
         name = shipped.get(Path(path).resolve(), f"learned:{Path(path).name}")
         refiner = LearnedRefiner(net, cfg, device, seed=seed, name=name)
         refiner.weights = str(path)

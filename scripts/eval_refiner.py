@@ -31,7 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,19 +90,18 @@ def summarise(series: dict) -> dict:
     return out
 
 
-def cell_means(results: list[dict], spec: str, flights: set[tuple]) -> dict:
-    """{(path, mode, range): {psnr, ssim, absrel}} of refiner `spec` over the (seed, path, mode) `flights`: per cell
-    the mean over its flights of the range's mean."""
+def cell_means(results: list[dict], spec: str, flights: set[tuple] | None = None) -> dict:
+    """{(path, mode, range): {psnr, ssim, absrel}} of refiner `spec` over the (seed, path, mode) `flights` (None: all
+    its flights): per cell the mean over its flights of the range's mean, in the order the results were flown."""
+    rows = [r for r in results
+            if r["refiner"] == spec and (flights is None or (r["seed"], r["path"], r["mode"]) in flights)]
     out = {}
-    for path_kind in ("forward", "autopilot"):
-        for mode in ("persistent", "per-frame"):
-            rows = [r for r in results if (r["path"], r["mode"], r["refiner"]) == (path_kind, mode, spec)
-                    and (r["seed"], r["path"], r["mode"]) in flights]
-            for lo, hi in RANGES:
-                vals = [r["summary"][f"{lo}-{hi}"] for r in rows if f"{lo}-{hi}" in r["summary"]]
-                if vals:
-                    out[(path_kind, mode, f"{lo}-{hi}")] = {q: sum(v[q] for v in vals) / len(vals)
-                                                            for q in ("psnr", "ssim", "absrel")}
+    for path_kind, mode in dict.fromkeys((r["path"], r["mode"]) for r in rows):
+        for lo, hi in RANGES:
+            k = f"{lo}-{hi}"
+            vals = [r["summary"][k] for r in rows if (r["path"], r["mode"]) == (path_kind, mode) and k in r["summary"]]
+            if vals:
+                out[(path_kind, mode, k)] = {q: sum(v[q] for v in vals) / len(vals) for q in ("psnr", "ssim", "absrel")}
     return out
 
 
@@ -121,8 +119,7 @@ def compare(results: list[dict], base: list[dict], base_spec: str) -> list[str]:
         seeds = sorted({k[0] for k in shared})
         a, b = cell_means(results, spec, shared), cell_means(base, base_spec, shared)
         wins = {"psnr": 0, "ssim": 0, "absrel": 0}
-        cells = sorted(set(a) & set(b), key=lambda k: (k[0] != "forward", k[1] != "persistent", RANGES.index(
-            tuple(int(x) for x in k[2].split("-")))))
+        cells = [k for k in a if k in b]
         lines.append(f"\n{spec} against {base_spec} ({len(shared)} flights in common, seeds {seeds}; "
                      f"PSNR / SSIM / AbsRel, * = {spec} better)")
         for k in cells:
@@ -175,7 +172,7 @@ def main() -> None:
     def same_setting(blob: dict, other: dict, name: str) -> None:
         """Exit with one line unless `blob` was flown at `other`'s size and frames (missing keys are not checked)."""
         for key in ("size", "frames"):
-            if key in blob and key in other and list(np.atleast_1d(blob[key])) != list(np.atleast_1d(other[key])):
+            if key in blob and key in other and blob[key] != other[key]:
                 sys.exit(f"eval_refiner: {name} has {key} {blob[key]}, the results compared have {other[key]}")
 
     base_blob = read(a.baseline) if a.baseline else None
@@ -212,19 +209,12 @@ def main() -> None:
     # markdown: mean over seeds per (path, mode, refiner, range)
     print("\n| path | mode | refiner | " + " | ".join(f"steps {lo}-{hi} PSNR / SSIM / AbsRel" for lo, hi in RANGES) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in RANGES) + " |")
+    means = {spec: cell_means(results, spec) for spec in a.refiners}
     for path_kind in a.paths:
         for mode in a.modes:
             for spec in a.refiners:
-                rows = [r for r in results if (r["path"], r["mode"], r["refiner"]) == (path_kind, mode, spec)]
-                cells = []
-                for lo, hi in RANGES:
-                    k = f"{lo}-{hi}"
-                    vals = [r["summary"][k] for r in rows if k in r["summary"]]
-                    if not vals:
-                        cells.append("-")
-                        continue
-                    m = {q: sum(v[q] for v in vals) / len(vals) for q in ("psnr", "ssim", "absrel")}
-                    cells.append(f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['absrel']:.3f}")
+                ms = [means[spec].get((path_kind, mode, f"{lo}-{hi}")) for lo, hi in RANGES]
+                cells = ["-" if m is None else f"{m['psnr']:.2f} / {m['ssim']:.3f} / {m['absrel']:.3f}" for m in ms]
                 print(f"| {path_kind} | {mode} | {spec} | " + " | ".join(cells) + " |")
     if a.baseline_refiner in a.refiners or base is not None:
         print("\n".join(compare(results, results if a.baseline_refiner in a.refiners else base, a.baseline_refiner)))

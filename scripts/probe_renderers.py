@@ -32,6 +32,7 @@ from refine.train.data import FlightCache
 from renderers import GsplatRenderer, TorchRenderer
 from worldgen.core.camera import Camera
 from worldgen.core.frame import Frame
+from worldgen.core.metrics import psnr
 from worldgen.pipeline.generator import make_generator
 
 
@@ -51,14 +52,6 @@ def unroll_views(clips, b: int, steps: int, renderer) -> list[tuple[torch.Tensor
         out.append(((view.rgb.float() / alpha.clamp_min(1e-6)[..., None]).clamp(0, 1), alpha))
         gen.end_step(refiner(view), view)
     return out
-
-
-def psnr_where(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> float:
-    """PSNR (dB) of a, b [H, W, 3] over mask m [H, W] (nan if empty)."""
-    if not bool(m.any()):
-        return float("nan")
-    mse = float((a - b).square().mean(-1)[m].mean())
-    return 99.0 if mse == 0 else -10 * float(np.log10(mse))
 
 
 def main() -> None:
@@ -91,8 +84,8 @@ def main() -> None:
             truth = clips.rgb[b, t + 1].float()
             both = (aa > 0.5) & (ab > 0.5)
             differ = float(((ra - rb).abs().amax(-1) > 0.1)[both].float().mean()) if bool(both.any()) else float("nan")
-            print(f"{b:>4} {clips.info[b]['flight']:>6} {t + 1:>4} {psnr_where(ra, rb, both):>15.2f} {differ:>10.4f} "
-                  f"{psnr_where(ra, truth, both):>8.2f} {psnr_where(rb, truth, both):>9.2f}")
+            print(f"{b:>4} {clips.info[b]['flight']:>6} {t + 1:>4} {psnr(ra, rb, both):>15.2f} {differ:>10.4f} "
+                  f"{psnr(ra, truth, both):>8.2f} {psnr(rb, truth, both):>9.2f}")
             diff = ((ra - rb).abs() * 4).clamp(0, 1)
             first = clips.rgb[b, 0].float()
             rows.append(torch.cat([ra * aa[..., None], rb * ab[..., None], diff, truth, first], dim=1))

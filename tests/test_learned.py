@@ -768,7 +768,7 @@ def test_a_missing_shipped_weights_file_is_one_clear_line(tmp_path, monkeypatch)
 
     assert shipped_weights("learned") == DEFAULT_WEIGHTS and shipped_weights("learned-fidelity") == FIDELITY_WEIGHTS
     gone = tmp_path / "refiner-fidelity.pt"
-    monkeypatch.setattr(learned_mod, "FIDELITY_WEIGHTS", gone)
+    monkeypatch.setitem(learned_mod.SHIPPED_WEIGHTS, "learned-fidelity", gone)
     assert refiner_spec_problem("learned-fidelity") == f"learned-fidelity needs the shipped weights {gone}, which are missing"
     assert refiner_spec_problem("learned") is None
     with pytest.raises(UserInputError, match="needs the shipped weights") as e:

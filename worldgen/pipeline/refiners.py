@@ -19,9 +19,9 @@ REFINERS = ("classical", *SHIPPED)
 
 def shipped_weights(spec: str):
     """The weights file (Path) of a shipped refiner name (one of SHIPPED)."""
-    from refine.learned import DEFAULT_WEIGHTS, FIDELITY_WEIGHTS
+    from refine.learned import SHIPPED_WEIGHTS
 
-    return {"learned": DEFAULT_WEIGHTS, "learned-fidelity": FIDELITY_WEIGHTS}[spec]
+    return SHIPPED_WEIGHTS[spec]
 
 
 def refiner_spec_problem(spec: str) -> str | None:
