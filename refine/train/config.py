@@ -191,7 +191,8 @@ class StillPhotoConfig:
     (refine/losses.py band_energy_l1): a flight over a photo keeps the photo's amount of texture."""
     critic_steps: int = 1
     """Updates of the photo critic per photo step (each with fresh real crops against the step's frames); 0 with
-    `adversarial` and `feature_matching` 0: photo steps of image statistics (and the cycle's reconstruction) only."""
+    `adversarial` and `feature_matching` 0: photo steps of image statistics (and the cycle's reconstruction) only, and
+    no critic is saved with the checkpoints."""
     critic_detail: float = 8.0
     """Gain of the photo critic's detail channels (refine/losses.py MultiScaleDiscriminator; 0: the image
     only, as before 2026-12-01, when the critic never left chance). A checkpoint's critic of the other

@@ -403,7 +403,8 @@ def train(cfg: TrainConfig) -> dict:
                 for path, compact in ((ckpt_path, False), (out / "checkpoint-compact.pt", True))[0 if full else 1:]:
                     save_checkpoint(path, step, net, disc, opt_g, opt_d, cache, history, cfg,
                                     elapsed0 + time.perf_counter() - t_run, compact=compact,
-                                    disc_photo=disc_photo if photo_src is not None else None, opt_dp=opt_dp)
+                                    disc_photo=disc_photo if photo_src is not None and cfg.photos.critic_steps else None,
+                                    opt_dp=opt_dp if cfg.photos.critic_steps else None)
         if over:
             break
 
