@@ -5,6 +5,8 @@
 Why: the H200 training samples of 2026-12-02 (docs/training/refiner_fidelity_samples_step4500.jpg,
 refiner_negpsnr_samples_step7000.jpg) show black-and-white wavy stripes in the rendered input at far forests and
 shores, where the truth has none; the same kind of clips unrolled on the CPU (pure-PyTorch renderer) show none.
+Answer (2026-12-02, sixth session, one H200): the two renderers draw the same worlds to 63-128 dB where both cover, and
+score the same against the truth: the stripes are the lifted world's own aliasing at grazing angles, not gsplat's.
 
 Procedural training flights (train seeds: the fidelity preset's data settings at --size) are rendered on the GPU
 when there is one. For each clip, each renderer builds a persistent world from the clip's first frame (true RGBD)

@@ -219,7 +219,10 @@ class SkyDome:
             dirs = self._texel_dirs()[rows[:, None], cols[None, :]]
         old = tex[at]  # [4, h, w]
         free = old[3] == 0
-        d_cam = dirs @ camera.rotation  # [h, w, 3] camera-space directions
+        # [h, w, 3] camera-space directions, element by element in a fixed order: a matmul's rounding depends on the
+        # batch's shape (torch 2.14's CPU kernels), and the box, the window and the whole dome must write the same bits
+        Rc = camera.rotation
+        d_cam = dirs[..., 0:1] * Rc[0] + dirs[..., 1:2] * Rc[1] + dirs[..., 2:3] * Rc[2]
         z = d_cam[..., 2]
         zs = z.clamp_min(1e-3)
         u = camera.K[0, 0] * d_cam[..., 0] / zs + camera.K[0, 2]
