@@ -75,9 +75,8 @@ the operating point for flights over photos."""
 FIDELITY_WEIGHTS = Path(__file__).resolve().parent / "weights" / "refiner-fidelity.pt"
 """The weights of `--refiner learned-fidelity` (since 2026-12-02, fifth session): the same network trained further for
 fidelity to ground truth (minus the mean PSNR added to its loss), composed as `FIDELITY` (unless --refiner-anchor or
---refiner-texture say otherwise). Closest to the truth
-on procedural flights; over long flights on real photos its anchored composition drifts in colour and speckles, so it
-is not the default (refine/weights/refiner-fidelity.json)."""
+--refiner-texture say otherwise). Closest to the truth on procedural flights; over long flights on real photos its
+anchored composition drifts in colour and speckles, so it is not the default (refine/weights/refiner-fidelity.json)."""
 SHIPPED_WEIGHTS = {"learned": DEFAULT_WEIGHTS, "learned-fidelity": FIDELITY_WEIGHTS}
 """The shipped refiner names and their weights files (worldgen/pipeline/refiners.py turns a --refiner name into one)."""
 FIDELITY = {"anchor": 0.0, "texture": 0.0, "sharp_px": 2.0, "detail_px": 4.0}
