@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import textwrap
 import sys
 import threading
 import time
@@ -501,6 +502,36 @@ def test_exposed_viewers_warn_and_print_the_real_url(tmp_path):
     line, err = _serve(["live", str(photo), "--depth", str(depth), "--size", "48x32", "--port", "0",
                         "--read-only", "--frames", "1"], tmp_path)
     assert "read-only" in line and "http://127.0.0.1:" in line and "warning" not in err
+
+
+def test_ctrl_c_received_by_another_thread_still_stops_a_server():
+    """The kernel may hand a process's SIGINT to any thread; the serving main thread must still stop
+    (and stop the app and the server) within a moment, not after its next long sleep."""
+    script = textwrap.dedent("""
+        import signal, threading, time
+        from viewer.cli import _serve_until_interrupted
+
+        class Server:
+            def stop(self):
+                print("server stopped", flush=True)
+
+        def ctrl_c_from_this_thread():
+            time.sleep(0.5)
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # delivered to this thread, not main
+
+        threading.Thread(target=ctrl_c_from_this_thread, daemon=True).start()
+        t0 = time.time()
+        try:
+            _serve_until_interrupted(Server(), "http://x", "testing", before_stop=lambda: print("app stopped"))
+        except KeyboardInterrupt:
+            print(f"interrupted after {time.time() - t0:.1f} s", flush=True)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[1:3] == ["app stopped", "server stopped"] and lines[3].startswith("interrupted after"), lines
+    assert float(lines[3].split()[2]) < 5.0, lines
 
 
 def test_read_only_live_panel_has_no_controls(tmp_path):

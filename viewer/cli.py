@@ -101,7 +101,10 @@ def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> N
     """Print the URL, serve until Ctrl+C, SIGTERM (or any exception), then stop `before_stop()` and the server.
 
     SIGINT and SIGTERM are set here to raise KeyboardInterrupt: a process started in the background
-    by a shell inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt."""
+    by a shell inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt. The
+    main thread waits in short sleeps: the kernel may hand the signal to another thread (the
+    generator's, viser's, torch's), and Python then runs the handler only when the main thread next
+    wakes; one long sleep left a Ctrl+C unanswered for up to an hour (seen once in CI)."""
     import signal
 
     def interrupt(signum, frame):
@@ -112,7 +115,7 @@ def _serve_until_interrupted(server, url: str, what: str, before_stop=None) -> N
         signal.signal(signal.SIGTERM, interrupt)
         print(f"worldgen: {what} at {url}  (Ctrl+C to stop)", flush=True)
         while True:
-            time.sleep(3600)
+            time.sleep(0.2)
     finally:
         if before_stop is not None:
             before_stop()
