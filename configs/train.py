@@ -131,4 +131,13 @@ TRAIN_PRESETS: dict[str, Preset] = {
                          data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
                                          refresh_flights=1, seed_start=500_000)),
     ),
+    "train-depth-h200-walks": Preset(
+        "Planned (not yet run): the shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
+        "flights walks on the forest floor among standing trees (refine/synth/trees.py: trunks upright at one "
+        "depth, crowns overhead, sky between them), the training signal for issue 10's leaning trees that drone "
+        "flights over height-field crowns never gave.",
+        DepthTrainConfig(out="runs/train-depth", steps=9000, batch=24, device="cuda", standing_trees=0.0,
+                         data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
+                                         refresh_flights=1, seed_start=500_000, walks=0.35)),
+    ),
 }

@@ -72,9 +72,10 @@ if [ -n "${SOAK_FIRST:-}" ]; then
     ${SOAK_ARGS:-} --json "$OUT/soak.json" > "$OUT/soak.txt" 2>&1; grep -v -i -E "warn|package metadata" "$OUT/soak.txt" | tail -n 25
   el "profile and soak done"
 fi
-# The depth network needs no gsplat: start it at once on the last GPU (DEPTH=0: refiner only).
+# The depth network needs no gsplat: start it at once on the last GPU (DEPTH=0: refiner only; DEPTH_PRESET=NAME
+# another depth preset, e.g. train-depth-h200-walks).
 DEPTH_PID=""
-[ "${DEPTH:-1}" != 0 ] && CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset train-depth-h200 \
+[ "${DEPTH:-1}" != 0 ] && CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset ${DEPTH_PRESET:-train-depth-h200} \
   --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
 [ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
 

@@ -11,9 +11,10 @@ Conventions are worldgen's (worldgen/core/camera.py): OpenCV camera axes, world 
 poses, pixel intrinsics with pixel centres at +0.5, float32 z-depth with sky = +inf.
 """
 
-from refine.synth.flights import Flight, make_flight
+from refine.synth.flights import Flight, make_flight, make_walk
 from refine.synth.render import RenderSettings, SynthRender, render_frame, render_views
 from refine.synth.terrain import CLIMATES, World, make_world
+from refine.synth.trees import standing_world
 
 __all__ = [
     "CLIMATES",
@@ -22,7 +23,9 @@ __all__ = [
     "SynthRender",
     "World",
     "make_flight",
+    "make_walk",
     "make_world",
     "render_frame",
     "render_views",
+    "standing_world",
 ]

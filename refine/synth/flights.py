@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from refine.synth.march import Field
 from refine.synth.render import surface_height
 from refine.synth.terrain import World
+from refine.synth.trees import tree_spec, trees_at
 from worldgen.core.camera import Camera
 
 
@@ -71,15 +73,20 @@ def poses_from_angles(pos: Tensor, yaw: Tensor, pitch: Tensor, roll: Tensor) -> 
     return c2w
 
 
-def _ring_max(world: World, x: Tensor, z: Tensor, radius: float) -> Tensor:
-    """Max surface height [T] over the centre and 16 points on 2 rings of `radius` around (x, z) [T]."""
+def _ring_max(world: World, x: Tensor, z: Tensor, radius: float, trees: bool = True) -> Tensor:
+    """Max surface height [T] over the centre and 16 points on 2 rings of `radius` around (x, z) [T]
+    (with standing trees and `trees`: plus the tallest tree where the forest density is not 0)."""
     xs, zs = [x], [z]
     for rr in (0.5 * radius, radius):
         for k in range(8):
             a = 2 * math.pi * k / 8 + (0.4 if rr == radius else 0.0)
             xs.append(x + rr * math.cos(a))
             zs.append(z + rr * math.sin(a))
-    h = surface_height(world, torch.stack(xs).to(world.device), torch.stack(zs).to(world.device))
+    X, Z = torch.stack(xs).to(world.device), torch.stack(zs).to(world.device)
+    h = surface_height(world, X, Z)
+    if world.standing and trees:
+        forest = Field(world).parts(X.reshape(-1), Z.reshape(-1))[1].reshape(X.shape)
+        h = h + tree_spec(world).top_max * (forest > 1e-3)
     return h.max(0).values.cpu()
 
 
@@ -168,5 +175,90 @@ def make_flight(world: World, frames: int, width: int, height: int, seed: int | 
         "speed_m_per_frame": round(speed, 3),
         "fov_x_deg": round(fov, 2),
         "pitch_deg": round(math.degrees(pitch0), 2),
+    }
+    return Flight(c2w=c2w, K=cam.K, width=width, height=height, params=params)
+
+
+def _walk_blocked(world: World, field: Field, x: Tensor, z: Tensor, eye: Tensor) -> Tensor:
+    """[T] bool: a camera at (x, z) [T], altitude eye [T], is within 0.5 m of a trunk or 0.4 m of a
+    crown (the 3 x 3 tree cells around each point)."""
+    spec = tree_spec(world)
+    ix0 = torch.floor(x / spec.cell).long()
+    iz0 = torch.floor(z / spec.cell).long()
+    hit = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            tr = trees_at(spec, field, ix0 + di, iz0 + dj)
+            rho = torch.sqrt((x - tr.x) ** 2 + (z - tr.z) ** 2)
+            trunk = rho < tr.r + 0.5
+            crown = (rho < tr.rx + 0.4) & (eye > tr.cy - tr.ry - 0.4)
+            hit |= tr.present & (trunk | crown)
+    return hit
+
+
+def make_walk(world: World, frames: int, width: int, height: int, seed: int | None = None) -> Flight:
+    """A seeded walk on the forest floor of a standing-tree world (`refine.synth.trees.standing_world`):
+    the camera 1.2-2.4 m above the ground (smoothed), 0.1-0.5 m per frame, looking level to 20 degrees
+    up, along a gently turning line that passes no closer than 0.5 m to a trunk and stays under the
+    crowns. Starts in forest where it can (density > 0.3), elsewhere on open ground. Returns poses on the
+    CPU, like `make_flight` (params: eye height, speed, fov, pitch; `walk`: True)."""
+    if not world.standing:
+        raise ValueError("make_walk needs a world with standing trees (refine.synth.trees.standing_world)")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    seed = world.seed if seed is None else seed
+    rng = random.Random(f"worldgen-walk-{seed}")
+    field = Field(world)
+    dev = world.device
+    speed = rng.uniform(0.1, 0.5)
+    eye = rng.uniform(1.2, 2.4)
+    fov = rng.uniform(50.0, 78.0)
+    pitch0 = math.radians(rng.uniform(-20.0, 4.0))  # positive looks down
+    extent = world.coarse.shape[0] * world.cell
+    i = torch.arange(frames, dtype=torch.float64)
+    best = None
+    for attempt in range(48):
+        cand = torch.rand(64, 2, generator=torch.Generator().manual_seed(rng.randrange(2**31))) * extent
+        parts = field.parts(cand[:, 0].to(dev), cand[:, 1].to(dev))
+        ground = field.ground(cand[:, 0].to(dev), cand[:, 1].to(dev)).cpu()
+        forest = parts[1].cpu()
+        good = ground > 0.5 if world.water else torch.ones_like(ground, dtype=torch.bool)
+        if attempt < 32:
+            good &= forest > 0.3
+        ids = good.nonzero().squeeze(1)
+        if not len(ids):
+            continue
+        j = int(ids[rng.randrange(len(ids))])
+        yaw = rng.uniform(0, 2 * math.pi) + math.radians(rng.uniform(2.0, 12.0)) * torch.sin(
+            2 * math.pi * i / rng.uniform(40.0, 160.0) + rng.uniform(0, 6.3))
+        step = torch.stack([torch.sin(yaw), torch.cos(yaw)], -1) * speed
+        xz = torch.cumsum(step, 0) - step[0] + cand[j].double()
+        x, z = xz[:, 0].float().to(dev), xz[:, 1].float().to(dev)
+        g = _ring_max(world, x, z, 0.6, trees=False).to(dev)  # the ground within 0.6 m
+        kr = 6
+        gpad = torch.cat([g[:1].expand(kr), g, g[-1:].expand(kr)])
+        smooth = torch.nn.functional.avg_pool1d(gpad[None, None], 2 * kr + 1, stride=1)[0, 0]
+        alt = torch.maximum(smooth + eye, g + 0.8)
+        blocked = int(_walk_blocked(world, field, x, z, alt).sum())
+        if best is None or blocked < best[0]:
+            best = (blocked, x.cpu(), z.cpu(), alt.cpu(), yaw)
+        if blocked == 0:
+            break
+    if best is None:
+        raise ValueError(f"world {world.seed}: no place to walk (all water?)")
+    _, x, z, alt, yaw = best
+    pitch = pitch0 + math.radians(1.0) * torch.sin(2 * math.pi * i / rng.uniform(30.0, 90.0))
+    roll = torch.full((frames,), math.radians(rng.uniform(-1.5, 1.5)), dtype=torch.float64)
+    pos = torch.stack([x.double(), -alt.double(), z.double()], -1).float()
+    c2w = poses_from_angles(pos, yaw.float(), pitch.float(), roll.float())
+    cam = Camera.from_fov(fov, width, height)
+    params = {
+        "seed": seed,
+        "walk": True,
+        "eye_height_m": round(eye, 2),
+        "speed_m_per_frame": round(speed, 3),
+        "fov_x_deg": round(fov, 2),
+        "pitch_deg": round(math.degrees(pitch0), 2),
+        "near_trees": best[0],
     }
     return Flight(c2w=c2w, K=cam.K, width=width, height=height, params=params)

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from refine.synth.march import Field, MarchParams, const, march, soft_shadow
 from refine.synth.terrain import World
+from refine.synth.trees import TreeHit, occluded, trace, tree_spec
 from worldgen.core.camera import Camera
 from worldgen.core.frame import Frame
 
@@ -358,6 +359,12 @@ def _shade_ground(
                 vis[idx] = soft_shadow(field, p[idx] + 0.3 * n[idx], sun, shadows, use_compile)
     if a.cloud_cover > 0:
         vis = vis * (1 - 0.75 * _cloud_density(w, nz[6], nz[7]))
+    if w.standing:  # the standing trees' shadows (crowns let a little light through)
+        with clock.stage("shadows"):
+            idx = (ndl > 0).nonzero().squeeze(1)
+            if idx.numel():
+                sun_d = sun_v.expand(idx.numel(), 3)
+                vis[idx] = vis[idx] * torch.where(occluded(tree_spec(w), field, p[idx], sun_d), 0.12, 1.0)
     sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
     amb = sky_amb * ((0.55 + 0.45 * n_up) * ao)[:, None] * 1.1
     bounce = V(a.sun_color) * V(pal.grass) * (0.5 * (1 - n_up) * max(-sun[1], 0.0))[:, None]
@@ -441,6 +448,53 @@ def _shade_water(field: Field, o: Tensor, p: Tensor, d: Tensor, fp: Tensor, s: R
     return torch.lerp(refr, refl, fres[:, None]) + _vec(a.sun_color, dev) * spec[:, None]
 
 
+def _shade_trees(field: Field, p: Tensor, d: Tensor, hit: TreeHit, clock: _Clock) -> Tensor:
+    """Radiance [M, 3] of standing-tree points p [M, 3] seen along d [M, 3]; `hit` the TreeHit of
+    these M rays (bark on trunks, clumped foliage on crowns, sun with the trees' shadows, sky light
+    dimmed under the canopy)."""
+    w = field.w
+    pal, a = w.palette, w.atmosphere
+    dev = p.device
+    V = lambda c: _vec(c, dev)  # noqa: E731
+    n, part, tint, loc = hit.normal, hit.part, hit.tint, hit.local
+    trunk = (part == 1)[:, None]
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    nz = field.noise([
+        (loc[:, 0], loc[:, 1] * 0.12, 0.1, 21.0),  # bark: vertical streaks
+        (loc[:, 0], loc[:, 1], 0.35, 23.0),  # bark: patches
+        (x + 0.6 * y, z - 0.6 * y, 0.45, 31.0),  # foliage: leaf clumps
+        (x - y, z + 0.3 * y, 1.8, 37.0),  # foliage: larger clumps
+        (z + 0.6 * y, x - 0.6 * y, 0.45, 41.0),  # foliage: the clumps' tilt (lighting)
+    ])
+    bark = torch.lerp(V(pal.dirt) * 0.55, V(pal.rock) * 0.45, tint[:, None])
+    bark = bark * (0.75 + 0.35 * nz[0] + 0.2 * nz[1])[:, None]
+    leaf = torch.lerp(V(pal.forest), V(pal.forest_alt), _smooth(0.2, 0.8, tint + 0.3 * nz[3])[:, None])
+    clump = 0.5 + 1.1 * nz[2] + 0.6 * nz[3]
+    leaf = leaf * (0.3 + 0.9 * clump.clamp(0, 1.3))[:, None]
+    if w.conifer:  # whorls of branches: bands down the cone
+        leaf = leaf * (0.8 + 0.2 * torch.sin(loc[:, 1] * (2 * math.pi / 1.2) + 2.0 * nz[3]))[:, None]
+    col = torch.where(trunk, bark, leaf)
+    # leaf clumps face every way: tilt the crown's normal by the clump pattern
+    tilt = torch.stack([nz[2], 0.5 * nz[3], nz[4]], -1) * 1.2
+    n = torch.where(trunk, n, n + tilt)
+    n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    n_up = -n[:, 1]
+    sun_v = V(a.sun_dir)
+    ndl = n @ sun_v
+    # foliage scatters light round its edge (wrapped diffuse); bark is plain Lambert
+    diffuse = torch.where(trunk[:, 0], ndl.clamp_min(0), ((ndl + 0.45) / 1.45).clamp_min(0))
+    vis = torch.ones_like(ndl)
+    with clock.stage("shadows"):
+        idx = (diffuse > 0).nonzero().squeeze(1)
+        if idx.numel():
+            blocked = occluded(tree_spec(w), field, p[idx] + 0.05 * n[idx], sun_v.expand(idx.numel(), 3))
+            vis[idx] = torch.where(blocked, 0.15, 1.0)
+    inner = torch.where(trunk[:, 0], torch.full_like(n_up, 0.6), 0.45 + 0.35 * (0.5 + 0.5 * n_up))
+    sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
+    light = V(a.sun_color) * (diffuse * vis)[:, None] + sky_amb * (inner * 0.9)[:, None]
+    return col * light
+
+
 def _tonemap(x: Tensor) -> Tensor:
     """ACES filmic curve (Narkowicz fit), then sRGB-like gamma; [..., 3] -> [0, 1]."""
     x = x.clamp_min(0)
@@ -452,16 +506,27 @@ def _tonemap(x: Tensor) -> Tensor:
 # public API
 
 
-def _shade(field: Field, o: Tensor, d: Tensor, t: Tensor, pix: Tensor, s: RenderSettings, clock: _Clock) -> Tensor:
-    """Linear radiance [R, 3] of rays o, d [R, 3] that met the surface at t [R] (inf = sky); pix [R] rad/pixel."""
+def _shade(field: Field, o: Tensor, d: Tensor, t: Tensor, pix: Tensor, s: RenderSettings, clock: _Clock,
+           trees: TreeHit | None = None) -> Tensor:
+    """Linear radiance [R, 3] of rays o, d [R, 3] that met the surface at t [R] (inf = sky); pix [R] rad/pixel.
+    `trees`: where rays met a standing tree first (its t replaces the ground's)."""
     world = field.w
     dev = o.device
-    sky = ~torch.isfinite(t)
     rad = torch.zeros(o.shape[0], 3, device=dev)
+    if trees is not None:
+        on = (trees.part > 0).nonzero().squeeze(1)
+        if on.numel():
+            sub = TreeHit(*(getattr(trees, k)[on] for k in ("t", "part", "normal", "tint", "local")))
+            oh, dh = o[on], d[on]
+            col = _shade_trees(field, torch.addcmul(oh, sub.t[:, None], dh), dh, sub, clock)
+            rad[on] = _fog(world, oh, dh, sub.t, col)
+            t = t.clone()
+            t[on] = math.nan  # neither sky nor ground below
+    sky = torch.isinf(t)
     sky_ids = sky.nonzero().squeeze(1)
     if sky_ids.numel():
         rad[sky_ids] = _sky(field, o[sky_ids], d[sky_ids])
-    hit_ids = (~sky).nonzero().squeeze(1)
+    hit_ids = torch.isfinite(t).nonzero().squeeze(1)
     if hit_ids.numel():
         th = t[hit_ids]
         oh, dh = o[hit_ids], d[hit_ids]
@@ -553,9 +618,14 @@ def _render_chunk(
         o = c2w[:, None, None, :3, 3].expand(B, height, width, 3).reshape(-1, 3).contiguous()
     with clock.stage("march"):
         t = march(field, o, d, s.march_params(), 0.3, s.far, stats)
+    trees = None
+    if field.w.standing:
+        with clock.stage("trees"):
+            trees = trace(tree_spec(field.w), field, o, d, torch.where(torch.isfinite(t), t, s.far))
+            t = torch.where(trees.part > 0, trees.t, t)
     with clock.stage("shading"):
         pix = (1.0 / K[:, 0, 0])[:, None, None].expand(B, height, width).reshape(-1)  # radians per pixel
-        rad = _shade(field, o, d, t, pix, s, clock)
+        rad = _shade(field, o, d, t, pix, s, clock, trees)
         rgb = _tonemap(rad * field.w.atmosphere.exposure).reshape(B, height, width, 3)
         sky = ~torch.isfinite(t).reshape(B, height, width)
         depth = torch.where(sky, math.inf, t.reshape(B, height, width) / norm)
@@ -566,11 +636,18 @@ def _render_chunk(
 def march_rays(world: World, o: Tensor, d: Tensor, settings: RenderSettings | None = None) -> Tensor:
     """Distance [R] along unit world rays d [R, 3] from origins o [R, 3] to the surface (+inf: sky).
 
-    The primary-ray march of `render_views`, exposed for arbitrary (e.g. sub-pixel) rays.
+    The primary-ray march of `render_views` (standing trees included), exposed for arbitrary (e.g.
+    sub-pixel) rays.
     """
     s = settings or RenderSettings()
     dev = world.device
-    return march(Field(world), o.to(dev, torch.float32), d.to(dev, torch.float32), s.march_params(), 0.3, s.far)
+    field = Field(world)
+    o, d = o.to(dev, torch.float32), d.to(dev, torch.float32)
+    t = march(field, o, d, s.march_params(), 0.3, s.far)
+    if world.standing:
+        trees = trace(tree_spec(world), field, o, d, torch.where(torch.isfinite(t), t, s.far))
+        t = torch.where(trees.part > 0, trees.t, t)
+    return t
 
 
 def render_frame(world: World, camera: Camera, settings: RenderSettings | None = None) -> Frame:

@@ -105,6 +105,8 @@ class World:
         conifer: crowns are cones (True) or domes (False).
         atmosphere: sun, sky, haze.
         palette: materials.
+        standing: the trees stand as 3D trunks and crowns (refine/synth/trees.py, `standing_world`)
+            instead of crown bumps of the height field (fine[..., 1] is then 0).
     """
 
     seed: int
@@ -120,6 +122,7 @@ class World:
     conifer: bool
     atmosphere: Atmosphere
     palette: Palette
+    standing: bool = False
 
     @property
     def device(self) -> torch.device:
@@ -142,6 +145,7 @@ class World:
             "cloud_cover": round(a.cloud_cover, 3),
             "terrain_cell_m": self.cell,
             "height_range_m": [round(self.h_min, 1), round(self.h_max, 1)],
+            **({"standing_trees": True} if self.standing else {}),
         }
 
 

@@ -46,6 +46,11 @@ class DataConfig:
     """Largest frame stride within a flight."""
     flip: bool = True
     """Mirror half of the clips left-right (image and world together)."""
+    walks: float = 0.0
+    """Share of the flights that are walks on the forest floor among standing trees (refine/synth
+    `standing_world`, `make_walk`: trunks upright at one depth, crowns overhead, sky between them;
+    what forest photos show and drone flights never do); the rest are drone flights. 0 = none (how
+    every run up to 2026-12-02 was trained)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ rank, world_size, i), so the cache at any training step is known from the number
 far (the data cursor): a resumed run rebuilds exactly the cache it had. Every `refresh_every` steps
 the oldest `refresh_flights` flights are replaced by new ones.
 
-Worlds come from the train split only (refine/synth/splits.py); a seed outside it is refused.
+Worlds come from the train split only (refine/synth/splits.py); a seed outside it is refused. A share
+`walks` of the flights (which ones: a hash of the flight number) are walks on the forest floor of the
+same world with standing trees (refine/synth/trees.py) instead of drone flights.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from refine.synth import RenderSettings, make_flight, make_world, render_views
+from refine.synth import RenderSettings, make_flight, make_walk, make_world, render_views, standing_world
 from refine.synth.splits import split_of
 from refine.train.config import DataConfig
 
@@ -73,7 +75,7 @@ class FlightCache:
         self.frames_rendered = 0
         self.render_seconds = 0.0
         self.world_seconds = 0.0
-        self._world: tuple[int, object] | None = None
+        self._world: tuple[int, object, object] | None = None  # (seed, world, its standing-tree twin)
 
     # ------------------------------------------------------------------ making flights
     def world_seed(self, flight: int) -> int:
@@ -83,13 +85,25 @@ class FlightCache:
             raise ValueError(f"training world seed {seed} is outside the train split (refine/synth/splits.py)")
         return seed
 
-    def _world_for(self, seed: int):
+    def is_walk(self, flight: int) -> bool:
+        """Flight number `flight` is a forest-floor walk (a share DataConfig.walks of them, by a hash)."""
+        if self.cfg.walks <= 0:
+            return False
+        h = (flight * 2654435761 + self.rank * 40503 + self.cfg.seed_start * 97) & 0xFFFFFFFF
+        h = ((h >> 16) ^ h) * 0x45D9F3B & 0xFFFFFFFF
+        return ((h >> 16) ^ h) % 10000 < self.cfg.walks * 10000
+
+    def _world_for(self, seed: int, standing: bool = False):
         if self._world is None or self._world[0] != seed:
             t0 = time.perf_counter()
-            self._world = (seed, make_world(seed, grid=self.cfg.world_grid, device=self.device))
+            self._world = (seed, make_world(seed, grid=self.cfg.world_grid, device=self.device), None)
             self._sync()
             self.world_seconds += time.perf_counter() - t0
-        return self._world[1]
+        if not standing:
+            return self._world[1]
+        if self._world[2] is None:  # the same world with standing trees (made once, when a walk needs it)
+            self._world = (*self._world[:2], standing_world(self._world[1]))
+        return self._world[2]
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -99,9 +113,10 @@ class FlightCache:
         """Render flight number `flight` into its slot (flight % flights)."""
         cfg = self.cfg
         seed = self.world_seed(flight)
-        world = self._world_for(seed)
+        walk = self.is_walk(flight)
+        world = self._world_for(seed, standing=walk)
         k = flight % cfg.flights_per_world
-        fl = make_flight(world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
+        fl = (make_walk if walk else make_flight)(world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
         slot = flight % cfg.flights
         t0 = time.perf_counter()
         settings = settings_for(cfg.quality)
