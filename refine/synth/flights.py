@@ -20,7 +20,7 @@ from torch import Tensor
 from refine.synth.march import Field
 from refine.synth.render import surface_height
 from refine.synth.terrain import World
-from refine.synth.trees import tree_spec, trees_at
+from refine.synth.trees import tree_specs, trees_at
 from worldgen.core.camera import Camera
 
 
@@ -86,7 +86,7 @@ def _ring_max(world: World, x: Tensor, z: Tensor, radius: float, trees: bool = T
     h = surface_height(world, X, Z)
     if world.standing and trees:
         forest = Field(world).parts(X.reshape(-1), Z.reshape(-1))[1].reshape(X.shape)
-        h = h + tree_spec(world).top_max * (forest > 1e-3)
+        h = h + max(sp.top_max for sp in tree_specs(world)) * (forest > 1e-3)
     return h.max(0).values.cpu()
 
 
@@ -181,18 +181,18 @@ def make_flight(world: World, frames: int, width: int, height: int, seed: int | 
 
 def _walk_blocked(world: World, field: Field, x: Tensor, z: Tensor, eye: Tensor) -> Tensor:
     """[T] bool: a camera at (x, z) [T], altitude eye [T], is within 0.5 m of a trunk or 0.4 m of a
-    crown (the 3 x 3 tree cells around each point)."""
-    spec = tree_spec(world)
-    ix0 = torch.floor(x / spec.cell).long()
-    iz0 = torch.floor(z / spec.cell).long()
+    crown (the 3 x 3 tree cells around each point, in every layer)."""
     hit = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            tr = trees_at(spec, field, ix0 + di, iz0 + dj)
-            rho = torch.sqrt((x - tr.x) ** 2 + (z - tr.z) ** 2)
-            trunk = rho < tr.r + 0.5
-            crown = (rho < tr.rx + 0.4) & (eye > tr.cy - tr.ry - 0.4)
-            hit |= tr.present & (trunk | crown)
+    for spec in tree_specs(world):
+        ix0 = torch.floor((x - spec.offset) / spec.cell).long()
+        iz0 = torch.floor((z - spec.offset) / spec.cell).long()
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                tr = trees_at(spec, field, ix0 + di, iz0 + dj)
+                rho = torch.sqrt((x - tr.x) ** 2 + (z - tr.z) ** 2)
+                trunk = rho < tr.r + 0.5
+                crown = (rho < tr.rx + 0.4) & (eye > tr.cy - tr.ry - 0.4)
+                hit |= tr.present & (trunk | crown)
     return hit
 
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from refine.synth.march import Field, MarchParams, const, march, soft_shadow
 from refine.synth.terrain import World
-from refine.synth.trees import TreeHit, occluded, trace, tree_spec
+from refine.synth.trees import TreeHit, occluded, trace, tree_specs
 from worldgen.core.camera import Camera
 from worldgen.core.frame import Frame
 
@@ -342,6 +342,10 @@ def _shade_ground(
     tcol = torch.lerp(V(pal.forest), V(pal.forest_alt), mixc)
     tcol = tcol * (0.8 + 0.35 * tn + 0.2 * n1)[:, None]
     col = torch.lerp(col, tcol, tree)
+    if w.standing:  # the forest floor under standing trees: leaf litter, needles and moss in patches
+        litter = torch.lerp(V(pal.dirt), V(pal.forest_alt) * 0.8, _smooth(-0.3, 0.5, n15 + 0.5 * n2)[:, None])
+        litter = litter * (0.7 + 0.45 * n1 + 0.25 * n15)[:, None]
+        col = torch.lerp(col, litter, (_smooth(0.15, 0.6, forest) * _smooth(-0.6, 0.2, n3 + 0.4 * n2))[:, None])
     # occlusion: low in the canopy and the floor between crowns are dark
     top = 8.0 + 10.0 * forest
     ao = 1 - forest * (1 - (canopy / top).clamp(0, 1)) * 0.7
@@ -364,7 +368,7 @@ def _shade_ground(
             idx = (ndl > 0).nonzero().squeeze(1)
             if idx.numel():
                 sun_d = sun_v.expand(idx.numel(), 3)
-                vis[idx] = vis[idx] * torch.where(occluded(tree_spec(w), field, p[idx], sun_d), 0.12, 1.0)
+                vis[idx] = vis[idx] * torch.where(occluded(tree_specs(w), field, p[idx], sun_d), 0.12, 1.0)
     sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
     amb = sky_amb * ((0.55 + 0.45 * n_up) * ao)[:, None] * 1.1
     bounce = V(a.sun_color) * V(pal.grass) * (0.5 * (1 - n_up) * max(-sun[1], 0.0))[:, None]
@@ -487,7 +491,7 @@ def _shade_trees(field: Field, p: Tensor, d: Tensor, hit: TreeHit, clock: _Clock
     with clock.stage("shadows"):
         idx = (diffuse > 0).nonzero().squeeze(1)
         if idx.numel():
-            blocked = occluded(tree_spec(w), field, p[idx] + 0.05 * n[idx], sun_v.expand(idx.numel(), 3))
+            blocked = occluded(tree_specs(w), field, p[idx] + 0.05 * n[idx], sun_v.expand(idx.numel(), 3))
             vis[idx] = torch.where(blocked, 0.15, 1.0)
     inner = torch.where(trunk[:, 0], torch.full_like(n_up, 0.6), 0.45 + 0.35 * (0.5 + 0.5 * n_up))
     sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
@@ -621,7 +625,7 @@ def _render_chunk(
     trees = None
     if field.w.standing:
         with clock.stage("trees"):
-            trees = trace(tree_spec(field.w), field, o, d, torch.where(torch.isfinite(t), t, s.far))
+            trees = trace(tree_specs(field.w), field, o, d, torch.where(torch.isfinite(t), t, s.far))
             t = torch.where(trees.part > 0, trees.t, t)
     with clock.stage("shading"):
         pix = (1.0 / K[:, 0, 0])[:, None, None].expand(B, height, width).reshape(-1)  # radians per pixel
@@ -645,7 +649,7 @@ def march_rays(world: World, o: Tensor, d: Tensor, settings: RenderSettings | No
     o, d = o.to(dev, torch.float32), d.to(dev, torch.float32)
     t = march(field, o, d, s.march_params(), 0.3, s.far)
     if world.standing:
-        trees = trace(tree_spec(world), field, o, d, torch.where(torch.isfinite(t), t, s.far))
+        trees = trace(tree_specs(world), field, o, d, torch.where(torch.isfinite(t), t, s.far))
         t = torch.where(trees.part > 0, trees.t, t)
     return t
 

@@ -13,7 +13,9 @@ vertical cylinder (the trunk, from 1 m below its ground point up into the crown)
 (the crown: a cone with its base disc in conifer worlds, an ellipsoid in broadleaf ones). Each tree lies inside
 its own cell (the jitter keeps a crown radius from the cell's sides), so a ray meets trees cell by
 cell in the order it crosses cells (a 2D DDA over the grid) and the first hit found is the nearest:
-`trace` is exact for this geometry, with no marching. Every tree property is a function of its
+`trace` is exact for this geometry, with no marching. Two layers of trees on grids offset from
+each other (the canopy, and younger trees on a finer grid) let crowns overlap and trunks stand at
+every distance. Every tree property is a function of its
 cell's integer coordinates and the world's seed (an integer hash), so a tree is the same in every
 view, batch and device, and depth stays exact for multi-view tests and training targets.
 
@@ -45,8 +47,9 @@ class TreeSpec:
         trunk: range of trunk radii.
         crown_r: crown radius as a share of the tree height (capped by the cell: see `crown_cap`).
         crown_h: crown half-height as a share of the tree height (a cone is twice this tall).
-        conifer: narrow, tall crowns (True) or round ones.
+        conifer: cone crowns (True) or ellipsoids.
         salt: seed of the hash (from the world's seed).
+        offset: the grid's origin (metres, along x and z), so that layers' cells do not line up.
     """
 
     cell: float
@@ -57,6 +60,7 @@ class TreeSpec:
     crown_h: tuple[float, float]
     conifer: bool
     salt: int
+    offset: float = 0.0
 
     @property
     def crown_cap(self) -> float:
@@ -68,19 +72,25 @@ class TreeSpec:
         return self.height[1]
 
 
-def tree_spec(world: World) -> TreeSpec:
-    """The trees `standing_world` puts in `world` (a function of its seed and climate)."""
+def tree_specs(world: World) -> tuple[TreeSpec, TreeSpec]:
+    """The two layers of trees `standing_world` puts in `world` (a function of its seed and climate):
+    the canopy, and younger trees on a finer grid offset from it, so crowns overlap and trunks stand
+    at every distance."""
     import random
 
     rng = random.Random(f"worldgen-trees-{world.seed}")
     con = world.conifer
     cell = rng.uniform(5.0, 8.0) if con else rng.uniform(6.0, 9.5)
     h = (rng.uniform(9.0, 14.0), rng.uniform(18.0, 28.0)) if con else (rng.uniform(7.0, 11.0), rng.uniform(14.0, 22.0))
-    return TreeSpec(
+    canopy = TreeSpec(
         cell=cell, density=rng.uniform(0.65, 0.95), height=h, trunk=(0.12, rng.uniform(0.3, 0.5)),
         crown_r=(0.14, 0.22) if con else (0.24, 0.34), crown_h=(0.33, 0.42) if con else (0.2, 0.28),
         conifer=con, salt=rng.randrange(1 << 30),
     )
+    young = replace(canopy, cell=cell * rng.uniform(0.6, 0.8), density=canopy.density * rng.uniform(0.35, 0.7),
+                    height=(0.4 * h[0], 0.65 * h[1]), trunk=(0.06, 0.2), salt=rng.randrange(1 << 30),
+                    offset=cell * rng.uniform(0.3, 0.7))
+    return canopy, young
 
 
 def standing_world(world: World) -> World:
@@ -136,8 +146,8 @@ def trees_at(spec: TreeSpec, field: Field, ix: Tensor, iz: Tensor) -> Trees:
     rx = (lerp(spec.crown_r, u[4]) * height).clamp(max=spec.crown_cap)
     ry = lerp(spec.crown_h, u[5]) * height
     m = rx + 0.05  # the crown stays inside the cell
-    x = (ix.to(torch.float32) * spec.cell) + m + (spec.cell - 2 * m) * u[1]
-    z = (iz.to(torch.float32) * spec.cell) + m + (spec.cell - 2 * m) * u[2]
+    x = spec.offset + (ix.to(torch.float32) * spec.cell) + m + (spec.cell - 2 * m) * u[1]
+    z = spec.offset + (iz.to(torch.float32) * spec.cell) + m + (spec.cell - 2 * m) * u[2]
     c, _ = field.sample(torch.stack([x, z], -1))
     forest = c[2]
     ground = field.ground(x, z)
@@ -238,26 +248,26 @@ def _hit_cells(spec: TreeSpec, field: Field, o: Tensor, d: Tensor, ix: Tensor, i
     return t, part, tr
 
 
-def trace(spec: TreeSpec, field: Field, o: Tensor, d: Tensor, t_max: Tensor, cells: int = 64,
-          t_min: float = 0.0) -> TreeHit:
-    """First standing tree along rays o, d [R, 3] (d unit) between t_min and t_max [R] (+inf allowed).
+def trace_layer(spec: TreeSpec, field: Field, o: Tensor, d: Tensor, t_max: Tensor, cells: int = 64,
+                t_min: float = 0.0) -> TreeHit:
+    """First tree of one layer along rays o, d [R, 3] (d unit) between t_min and t_max [R] (+inf allowed).
 
-    Walks the tree grid cell by cell along each ray's horizontal projection (at most `cells` cells:
-    trees farther away along the ground are not drawn; 64 cells are 320-600 m). Exact: the first hit
+    Walks the layer's grid cell by cell along each ray's horizontal projection (at most `cells` cells:
+    trees farther away along the ground are not drawn; 64 cells are 250-600 m). Exact: the first hit
     found is the nearest, because a tree never leaves its cell. Returns TreeHit ([R] each)."""
     R = o.shape[0]
     dev = o.device
     s = spec.cell
-    ix = torch.floor(o[:, 0] / s).long()
-    iz = torch.floor(o[:, 2] / s).long()
+    ix = torch.floor((o[:, 0] - spec.offset) / s).long()
+    iz = torch.floor((o[:, 2] - spec.offset) / s).long()
     dx, dz = d[:, 0], d[:, 2]
     step_x = torch.where(dx >= 0, 1, -1)
     step_z = torch.where(dz >= 0, 1, -1)
     big = torch.full_like(dx, math.inf)
     safe_dx = torch.where(dx.abs() > 1e-9, dx, torch.ones_like(dx))
     safe_dz = torch.where(dz.abs() > 1e-9, dz, torch.ones_like(dz))
-    next_x = (ix + (step_x > 0).long()).to(torch.float32) * s
-    next_z = (iz + (step_z > 0).long()).to(torch.float32) * s
+    next_x = (ix + (step_x > 0).long()).to(torch.float32) * s + spec.offset
+    next_z = (iz + (step_z > 0).long()).to(torch.float32) * s + spec.offset
     tmx = torch.where(dx.abs() > 1e-9, (next_x - o[:, 0]) / safe_dx, big)
     tmz = torch.where(dz.abs() > 1e-9, (next_z - o[:, 2]) / safe_dz, big)
     tdx = torch.where(dx.abs() > 1e-9, s / safe_dx.abs(), big)
@@ -315,8 +325,24 @@ def trace(spec: TreeSpec, field: Field, o: Tensor, d: Tensor, t_max: Tensor, cel
     return TreeHit(t=best_t, part=best_part, normal=normal, tint=tint, local=local)
 
 
-def occluded(spec: TreeSpec, field: Field, p: Tensor, d: Tensor, cells: int = 12) -> Tensor:
+def trace(specs: tuple[TreeSpec, ...], field: Field, o: Tensor, d: Tensor, t_max: Tensor, cells: int = 64,
+          t_min: float = 0.0) -> TreeHit:
+    """The nearest standing tree of any layer (`trace_layer` each) along rays o, d [R, 3]; TreeHit ([R] each)."""
+    best = None
+    for spec in specs:
+        hit = trace_layer(spec, field, o, d, t_max, cells, t_min)
+        if best is None:
+            best = hit
+            continue
+        near = hit.t < best.t
+        best = TreeHit(t=torch.where(near, hit.t, best.t), part=torch.where(near, hit.part, best.part),
+                       normal=torch.where(near[:, None], hit.normal, best.normal),
+                       tint=torch.where(near, hit.tint, best.tint), local=torch.where(near[:, None], hit.local, best.local))
+    return best
+
+
+def occluded(specs: tuple[TreeSpec, ...], field: Field, p: Tensor, d: Tensor, cells: int = 12) -> Tensor:
     """[R] bool: the ray from points p [R, 3] along unit d [R, 3] (e.g. towards the sun) meets a tree
-    within `cells` grid cells (the trees' shadows)."""
+    within `cells` grid cells of any layer (the trees' shadows)."""
     t_max = torch.full((p.shape[0],), math.inf, device=p.device)
-    return trace(spec, field, p, d, t_max, cells=cells, t_min=0.05).part > 0
+    return trace(specs, field, p, d, t_max, cells=cells, t_min=0.05).part > 0
