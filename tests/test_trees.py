@@ -194,3 +194,18 @@ def test_flight_cache_mixes_walks_and_flights_reproducibly():
         eye = (-pos[:, 1] - surface_height(world, pos[:, 0], pos[:, 2])).min()
         assert (eye < 3.5) == walk, (i, walk, float(eye))
     assert not any(FlightCache(DataConfig(walks=0.0), torch.device("cpu")).is_walk(i) for i in range(50))
+
+
+def test_synth_cli_writes_forest_floor_walks(tmp_path):
+    import json
+
+    from refine.synth.acid import list_sequences
+    from worldgen.commands.synth import SynthConfig, main
+
+    out = tmp_path / "walks"
+    main(SynthConfig(sequences=1, frames=2, size="32x24", seed=5, out=out, device="cpu", walk=True))
+    seq = list_sequences(out)[0]
+    meta = json.loads((out / "synth_00000005" / "meta.json").read_text())
+    assert meta["flight"]["walk"] and meta["world"]["standing_trees"]
+    frame, has_depth = seq.frame(0)
+    assert has_depth and float(frame.depth[torch.isfinite(frame.depth)].median()) < 200  # among things, not over them

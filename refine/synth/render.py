@@ -348,7 +348,8 @@ def _shade_ground(
         col = torch.lerp(col, litter, (_smooth(0.15, 0.6, forest) * _smooth(-0.6, 0.2, n3 + 0.4 * n2))[:, None])
     # occlusion: low in the canopy and the floor between crowns are dark
     top = 8.0 + 10.0 * forest
-    ao = 1 - forest * (1 - (canopy / top).clamp(0, 1)) * 0.7
+    # (under standing trees the sky is seen between crowns, and cameras down there expose for the shade)
+    ao = 1 - forest * (1 - (canopy / top).clamp(0, 1)) * (0.35 if w.standing else 0.7)
     # under water the floor is wet and dark
     if w.water:
         col = col * torch.where(alt < 0, 0.6, 1.0)[:, None]
@@ -368,7 +369,7 @@ def _shade_ground(
             idx = (ndl > 0).nonzero().squeeze(1)
             if idx.numel():
                 sun_d = sun_v.expand(idx.numel(), 3)
-                vis[idx] = vis[idx] * torch.where(occluded(tree_specs(w), field, p[idx], sun_d), 0.12, 1.0)
+                vis[idx] = vis[idx] * torch.where(occluded(tree_specs(w), field, p[idx], sun_d), 0.2, 1.0)
     sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
     amb = sky_amb * ((0.55 + 0.45 * n_up) * ao)[:, None] * 1.1
     bounce = V(a.sun_color) * V(pal.grass) * (0.5 * (1 - n_up) * max(-sun[1], 0.0))[:, None]
@@ -463,23 +464,25 @@ def _shade_trees(field: Field, p: Tensor, d: Tensor, hit: TreeHit, clock: _Clock
     n, part, tint, loc = hit.normal, hit.part, hit.tint, hit.local
     trunk = (part == 1)[:, None]
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    # (the texture's features are about 100 texels wide: a scale of 0.005 m per texel gives 0.5-m clumps)
     nz = field.noise([
-        (loc[:, 0], loc[:, 1] * 0.12, 0.1, 21.0),  # bark: vertical streaks
-        (loc[:, 0], loc[:, 1], 0.35, 23.0),  # bark: patches
-        (x + 0.6 * y, z - 0.6 * y, 0.45, 31.0),  # foliage: leaf clumps
-        (x - y, z + 0.3 * y, 1.8, 37.0),  # foliage: larger clumps
-        (z + 0.6 * y, x - 0.6 * y, 0.45, 41.0),  # foliage: the clumps' tilt (lighting)
+        (loc[:, 0], loc[:, 1] * 0.1, 0.0015, 21.0),  # bark: vertical streaks
+        (loc[:, 0], loc[:, 1], 0.006, 23.0),  # bark: patches
+        # foliage: leaf clumps, the sum of three planar projections (no direction is special)
+        (x, z, 0.004, 31.0), (x, y, 0.004, 33.0), (z, y, 0.004, 35.0),
+        (x - y, z + 0.3 * y, 0.025, 37.0),  # foliage: larger clumps
+        (x, y, 0.005, 41.0), (z, y, 0.005, 43.0), (x, z, 0.005, 45.0),  # the clumps' tilt (lighting)
     ])
     bark = torch.lerp(V(pal.dirt) * 0.55, V(pal.rock) * 0.45, tint[:, None])
     bark = bark * (0.75 + 0.35 * nz[0] + 0.2 * nz[1])[:, None]
-    leaf = torch.lerp(V(pal.forest), V(pal.forest_alt), _smooth(0.2, 0.8, tint + 0.3 * nz[3])[:, None])
-    clump = 0.5 + 1.1 * nz[2] + 0.6 * nz[3]
+    leaf = torch.lerp(V(pal.forest), V(pal.forest_alt), _smooth(0.2, 0.8, tint + 0.3 * nz[5])[:, None])
+    clump = 0.5 + 0.8 * (nz[2] + nz[3] + nz[4]) + 0.5 * nz[5]
     leaf = leaf * (0.3 + 0.9 * clump.clamp(0, 1.3))[:, None]
     if w.conifer:  # whorls of branches: bands down the cone
-        leaf = leaf * (0.8 + 0.2 * torch.sin(loc[:, 1] * (2 * math.pi / 1.2) + 2.0 * nz[3]))[:, None]
+        leaf = leaf * (0.85 + 0.15 * torch.sin(loc[:, 1] * (2 * math.pi / 1.2) + 2.0 * nz[5]))[:, None]
     col = torch.where(trunk, bark, leaf)
     # leaf clumps face every way: tilt the crown's normal by the clump pattern
-    tilt = torch.stack([nz[2], 0.5 * nz[3], nz[4]], -1) * 1.2
+    tilt = torch.stack([nz[6], nz[7], nz[8]], -1) * 1.5
     n = torch.where(trunk, n, n + tilt)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     n_up = -n[:, 1]
@@ -492,8 +495,8 @@ def _shade_trees(field: Field, p: Tensor, d: Tensor, hit: TreeHit, clock: _Clock
         idx = (diffuse > 0).nonzero().squeeze(1)
         if idx.numel():
             blocked = occluded(tree_specs(w), field, p[idx] + 0.05 * n[idx], sun_v.expand(idx.numel(), 3))
-            vis[idx] = torch.where(blocked, 0.15, 1.0)
-    inner = torch.where(trunk[:, 0], torch.full_like(n_up, 0.6), 0.45 + 0.35 * (0.5 + 0.5 * n_up))
+            vis[idx] = torch.where(blocked, 0.2, 1.0)
+    inner = torch.where(trunk[:, 0], torch.full_like(n_up, 0.75), 0.5 + 0.4 * (0.5 + 0.5 * n_up))
     sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
     light = V(a.sun_color) * (diffuse * vis)[:, None] + sky_amb * (inner * 0.9)[:, None]
     return col * light

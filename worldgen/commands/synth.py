@@ -1,6 +1,8 @@
 """`worldgen synth`: render procedural drone flights with exact depth and poses (ACID layout).
 
-    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview]
+    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview] [--walk]
+
+`--walk`: walks on the forest floor among standing trees (refine/synth/trees.py) instead of drone flights.
 
 Sequence i is the world and flight of seed S + i (see refine/synth/splits.py for which seeds are
 for training, evaluation and demos). Output layout: refine/synth/acid.py.
@@ -41,6 +43,9 @@ class SynthConfig:
     """Also write OUT/preview.png, a contact sheet of every sequence's first frame."""
     device: str = "auto"
     """Torch device for rendering: auto (CUDA when available), cpu, cuda, cuda:1, ..."""
+    walk: bool = False
+    """Walks on the forest floor (eye height, among standing trees: trunks and crowns as 3D objects)
+    instead of drone flights over the same worlds."""
 
     def validate(self) -> None:
         parse_size(self.size, min_side=8)  # raises its own one-line UserInputError
@@ -77,7 +82,7 @@ def main(cfg: SynthConfig) -> None:
     """Render cfg.sequences flights into cfg.out (ACID layout), with a progress bar."""
     from tqdm import tqdm
 
-    from refine.synth import make_flight, make_world, render_views
+    from refine.synth import make_flight, make_walk, make_world, render_views, standing_world
     from refine.synth.acid import format_camera_file, frame_timestamps, write_frame_files
     from refine.synth.splits import check_range
 
@@ -100,7 +105,9 @@ def main(cfg: SynthConfig) -> None:
         seed = cfg.seed + k
         name = sequence_name(seed)
         world = make_world(seed, device=dev)
-        flight = make_flight(world, cfg.frames, W, H)
+        if cfg.walk:
+            world = standing_world(world)
+        flight = (make_walk if cfg.walk else make_flight)(world, cfg.frames, W, H)
         ts = frame_timestamps(cfg.frames)
         for a in range(0, cfg.frames, batch):
             b = min(cfg.frames, a + batch)
