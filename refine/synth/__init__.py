@@ -3,7 +3,9 @@
 Modules:
     terrain  -- `make_world(seed)`: fractal height fields, climates, materials, water, sky, haze.
     render   -- `render_views(world, c2w, K, W, H)`: batched torch ray marching -> rgb, z-depth, sky mask.
-    flights  -- `make_flight(world, T, W, H, seed)`: drone-like camera paths that never touch the ground.
+    flights  -- `make_flight(world, T, W, H, seed)`: drone-like camera paths that never touch the ground;
+                `make_walk`: walks on the forest floor of a standing-tree world.
+    trees    -- `standing_world(world)`: trees as 3D trunks and crowns (traced exactly), for views from the ground.
     acid     -- the ACID / RealEstate10K camera-file layout, writer and the one training loader.
     splits   -- fixed seed ranges: evaluation seeds are never used for training.
 

@@ -116,8 +116,12 @@ class Field:
 
     def ground_xz(self, xz: Tensor) -> Tensor:
         """Ground height [R] (m above water, water not clamped) at world xz [R, 2]."""
+        return self.ground_forest_xz(xz)[0]
+
+    def ground_forest_xz(self, xz: Tensor) -> tuple[Tensor, Tensor]:
+        """(ground height [R] as `ground_xz`, forest density [R] 0..1) at world xz [R, 2], one lookup."""
         c, f = self.sample(xz)
-        return torch.addcmul(torch.addcmul(c[0], c[1], f[0]), c[2], f[1])
+        return torch.addcmul(torch.addcmul(c[0], c[1], f[0]), c[2], f[1]), c[2]
 
     def ground(self, x: Tensor, z: Tensor) -> Tensor:
         """Ground height [R] at world (x, z) [R]: terrain + relief + tree crowns (water not clamped)."""

@@ -148,9 +148,7 @@ def trees_at(spec: TreeSpec, field: Field, ix: Tensor, iz: Tensor) -> Trees:
     m = rx + 0.05  # the crown stays inside the cell
     x = spec.offset + (ix.to(torch.float32) * spec.cell) + m + (spec.cell - 2 * m) * u[1]
     z = spec.offset + (iz.to(torch.float32) * spec.cell) + m + (spec.cell - 2 * m) * u[2]
-    c, _ = field.sample(torch.stack([x, z], -1))
-    forest = c[2]
-    ground = field.ground(x, z)
+    ground, forest = field.ground_forest_xz(torch.stack([x, z], -1))
     present = (u[0] < spec.density * forest) & (ground > 0.5 if field.water else torch.ones_like(forest, dtype=torch.bool))
     r = lerp(spec.trunk, u[6]) * (0.6 + 0.4 * height / spec.height[1])
     return Trees(present=present, x=x, z=z, ground=ground, r=r, cy=ground + height - ry, rx=rx, ry=ry,
