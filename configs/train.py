@@ -44,6 +44,9 @@ _H200_FIDELITY = dataclasses.replace(
     loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
                     gan_start=10**9))
 
+_DEPTH_H200 = DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, device="cuda", standing_trees=0.0,
+                               data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
+                                               refresh_flights=1, seed_start=500_000))
 TRAIN_PRESETS: dict[str, Preset] = {
     "train-refiner-tiny": Preset(
         "CPU smoke test (CI): a tiny refiner on 32x32 flights of one small world, a few dozen steps.",
@@ -127,17 +130,13 @@ TRAIN_PRESETS: dict[str, Preset] = {
         " Upright trees (--standing-trees 0.5) were tried from step 3,111 to 5,310 (2026-12-01): better procedural"
         " figures, but no tree stood up on the real photos and their sky masks got worse, so they are off again"
         " (a continuation without them tells which of the two came from the trees).",
-        DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, device="cuda", standing_trees=0.0,
-                         data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
-                                         refresh_flights=1, seed_start=500_000)),
+        _DEPTH_H200,
     ),
     "train-depth-h200-walks": Preset(
         "Planned (not yet run): the shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
         "flights walks on the forest floor among standing trees (refine/synth/trees.py: trunks upright at one "
         "depth, crowns overhead, sky between them), the training signal for issue 10's leaning trees that drone "
         "flights over height-field crowns never gave.",
-        DepthTrainConfig(out="runs/train-depth", steps=9000, batch=24, device="cuda", standing_trees=0.0,
-                         data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
-                                         refresh_flights=1, seed_start=500_000, walks=0.35)),
+        dataclasses.replace(_DEPTH_H200, steps=9000, data=dataclasses.replace(_DEPTH_H200.data, walks=0.35)),
     ),
 }
