@@ -106,14 +106,18 @@ def standing_world(world: World) -> World:
 # ------------------------------------------------------------------------------------ the trees
 
 
-def _hash(ix: Tensor, iz: Tensor, salt: int, k: int) -> Tensor:
-    """Uniform [0, 1) float32 of int64 cell coordinates (any shape), the same on every device."""
-    h = (ix * 73856093) ^ (iz * 19349663) ^ ((salt * 83492791 + k * 2654435761) & _MASK)
-    h = h & _MASK
-    for _ in range(3):  # xorshift-multiply rounds in 32 bits
+def _hashes(ix: Tensor, iz: Tensor, salt: int, n: int) -> list[Tensor]:
+    """n uniform [0, 1) float32 tensors of int64 cell coordinates (any shape), the same on every device:
+    one full mix of (ix, iz, salt), then one xorshift-multiply round per output."""
+    h = ((ix * 73856093) ^ (iz * 19349663) ^ ((salt * 83492791) & _MASK)) & _MASK
+    for _ in range(2):
         h = ((h >> 16) ^ h) * 0x45D9F3B & _MASK
-    h = (h >> 16) ^ h
-    return (h & 0xFFFFFF).to(torch.float32) / float(1 << 24)
+    out = []
+    for k in range(n):
+        g = (h ^ ((k + 1) * 0x9E3779B9 & _MASK)) * 0x45D9F3B & _MASK
+        g = (g >> 16) ^ g
+        out.append((g & 0xFFFFFF).to(torch.float32) / float(1 << 24))
+    return out
 
 
 @dataclass
@@ -140,7 +144,7 @@ class Trees:
 
 def trees_at(spec: TreeSpec, field: Field, ix: Tensor, iz: Tensor) -> Trees:
     """The tree of each cell (ix, iz) [R] int64 (present or not)."""
-    u = [_hash(ix, iz, spec.salt, k) for k in range(7)]
+    u = _hashes(ix, iz, spec.salt, 8)
     lerp = lambda r, t: r[0] + (r[1] - r[0]) * t  # noqa: E731
     height = lerp(spec.height, u[3])
     rx = (lerp(spec.crown_r, u[4]) * height).clamp(max=spec.crown_cap)
@@ -151,8 +155,7 @@ def trees_at(spec: TreeSpec, field: Field, ix: Tensor, iz: Tensor) -> Trees:
     ground, forest = field.ground_forest_xz(torch.stack([x, z], -1))
     present = (u[0] < spec.density * forest) & (ground > 0.5 if field.water else torch.ones_like(forest, dtype=torch.bool))
     r = lerp(spec.trunk, u[6]) * (0.6 + 0.4 * height / spec.height[1])
-    return Trees(present=present, x=x, z=z, ground=ground, r=r, cy=ground + height - ry, rx=rx, ry=ry,
-                 tint=_hash(ix, iz, spec.salt, 7))
+    return Trees(present=present, x=x, z=z, ground=ground, r=r, cy=ground + height - ry, rx=rx, ry=ry, tint=u[7])
 
 
 @dataclass
@@ -270,30 +273,32 @@ def trace_layer(spec: TreeSpec, field: Field, o: Tensor, d: Tensor, t_max: Tenso
     tmz = torch.where(dz.abs() > 1e-9, (next_z - o[:, 2]) / safe_dz, big)
     tdx = torch.where(dx.abs() > 1e-9, s / safe_dx.abs(), big)
     tdz = torch.where(dz.abs() > 1e-9, s / safe_dz.abs(), big)
-    t_enter = torch.zeros_like(dx)
-    t_lo = torch.full_like(dx, float(t_min))
     best_t = torch.full((R,), math.inf, device=dev)
     best_part = torch.zeros(R, dtype=torch.long, device=dev)
     best_ix, best_iz = ix.clone(), iz.clone()
-    active = torch.arange(R, device=dev)
+    # the rays still walking, compacted: float columns (o 0-2, d 3-5, tmx 6, tmz 7, tdx 8, tdz 9, t_max 10)
+    # and integer columns (ray index 0, ix 1, iz 2, step_x 3, step_z 4); two gathers an iteration
+    F = torch.cat([o, d, torch.stack([tmx, tmz, tdx, tdz, t_max.to(o.dtype)], 1)], 1)
+    L = torch.stack([torch.arange(R, device=dev), ix, iz, step_x.long(), step_z.long()], 1)
+    t_lo = torch.full((R,), float(t_min), device=dev)
     for k in range(cells):
-        if active.numel() == 0:
+        if L.shape[0] == 0:
             break
-        a = active
-        t, part, _ = _hit_cells(spec, field, o[a], d[a], ix[a], iz[a], t_lo[a])
-        hit = (t < t_max[a]) & (part > 0)
-        hi = a[hit]
+        idx = L[:, 0]
+        t, part, _ = _hit_cells(spec, field, F[:, 0:3], F[:, 3:6], L[:, 1], L[:, 2], t_lo[: L.shape[0]])
+        hit = (t < F[:, 10]) & (part > 0)
+        hi = idx[hit]
         best_t[hi], best_part[hi] = t[hit], part[hit]
-        best_ix[hi], best_iz[hi] = ix[hi], iz[hi]
+        best_ix[hi], best_iz[hi] = L[hit, 1], L[hit, 2]
         # step to the next cell
-        gx = tmx[a] < tmz[a]
-        t_enter[a] = torch.where(gx, tmx[a], tmz[a])
-        ix[a] = torch.where(gx, ix[a] + step_x[a], ix[a])
-        iz[a] = torch.where(gx, iz[a], iz[a] + step_z[a])
-        tmx[a] = torch.where(gx, tmx[a] + tdx[a], tmx[a])
-        tmz[a] = torch.where(gx, tmz[a], tmz[a] + tdz[a])
-        go = ~hit & (t_enter[a] < t_max[a]) & torch.isfinite(t_enter[a])
-        active = a[go]
+        gx = F[:, 6] < F[:, 7]
+        t_enter = torch.where(gx, F[:, 6], F[:, 7])
+        L[:, 1] = torch.where(gx, L[:, 1] + L[:, 3], L[:, 1])
+        L[:, 2] = torch.where(gx, L[:, 2], L[:, 2] + L[:, 4])
+        F[:, 6] = torch.where(gx, F[:, 6] + F[:, 8], F[:, 6])
+        F[:, 7] = torch.where(gx, F[:, 7], F[:, 7] + F[:, 9])
+        go = ~hit & (t_enter < F[:, 10]) & torch.isfinite(t_enter)
+        F, L = F[go], L[go]
     # normals and pattern coordinates at the hits
     normal = torch.zeros(R, 3, device=dev)
     local = torch.zeros(R, 2, device=dev)
