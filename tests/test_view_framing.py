@@ -234,7 +234,10 @@ def test_browser_shows_the_sky_dome_behind_the_world(tmp_path, chromium):
     server = start_server(HOST, 0)
     try:
         app = BrowseApp(server, load_world(run))
-        img = snapshot(server, tmp_path / "sky.png", size=(800, 600), settle=4.0, chromium=chromium)
+        for settle in (4.0, 12.0, 30.0):  # the dome's image follows the tab's first camera: slower on a loaded machine
+            img = snapshot(server, tmp_path / "sky.png", size=(800, 600), settle=settle, chromium=chromium)
+            if magenta(img)[:, :150].mean() > 0.6:
+                break
         sent = app.sky.sent
     finally:
         server.stop()
