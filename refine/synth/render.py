@@ -346,6 +346,11 @@ def _shade_ground(
         litter = torch.lerp(V(pal.dirt), V(pal.forest_alt) * 0.8, _smooth(-0.3, 0.5, n15 + 0.5 * n2)[:, None])
         litter = litter * (0.7 + 0.45 * n1 + 0.25 * n15)[:, None]
         col = torch.lerp(col, litter, (_smooth(0.15, 0.6, forest) * _smooth(-0.6, 0.2, n3 + 0.4 * n2))[:, None])
+        # seen from eye height the ground needs detail of leaves and tufts: patterns of about 30 and 8 cm
+        # (the texture's features are ~100 texels wide), faded out where a pixel covers more than that
+        near = field.noise([(x, z, 0.003, 51.0), (x, z, 0.0008, 53.0)])
+        fa, fb = (1 - fp / 0.3).clamp(0, 1), (1 - fp / 0.08).clamp(0, 1)
+        col = col * (1 + 0.5 * near[0] * fa + 0.35 * near[1] * fb).clamp_min(0.2)[:, None]
     # occlusion: low in the canopy and the floor between crowns are dark
     top = 8.0 + 10.0 * forest
     # (under standing trees the sky is seen between crowns, and cameras down there expose for the shade)
