@@ -243,6 +243,12 @@ def _sky(field: Field, o: Tensor, d: Tensor, sun_disk: bool = True) -> Tensor:
     return col
 
 
+def _sky_ambient(world: World, dev) -> Tensor:
+    """[3] the sky's ambient light (a mix of its zenith and horizon colours)."""
+    a = world.atmosphere
+    return _vec(a.zenith, dev) * 0.55 + _vec(a.horizon, dev) * 0.45
+
+
 def _fog(world: World, o: Tensor, d: Tensor, t: Tensor, col: Tensor) -> Tensor:
     """Aerial perspective: radiance [M, 3] of `col` [M, 3] seen through t [M] metres of air."""
     a = world.atmosphere
@@ -369,14 +375,13 @@ def _shade_ground(
                 vis[idx] = soft_shadow(field, p[idx] + 0.3 * n[idx], sun, shadows, use_compile)
     if a.cloud_cover > 0:
         vis = vis * (1 - 0.75 * _cloud_density(w, nz[6], nz[7]))
-    if w.standing:  # the standing trees' shadows (crowns let a little light through)
+    if w.standing and shadows > 0:  # the standing trees' shadows (crowns let a little light through)
         with clock.stage("shadows"):
             idx = (ndl > 0).nonzero().squeeze(1)
             if idx.numel():
                 sun_d = sun_v.expand(idx.numel(), 3)
                 vis[idx] = vis[idx] * torch.where(occluded(tree_specs(w), field, p[idx], sun_d), 0.2, 1.0)
-    sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
-    amb = sky_amb * ((0.55 + 0.45 * n_up) * ao)[:, None] * 1.1
+    amb = _sky_ambient(w, dev) * ((0.55 + 0.45 * n_up) * ao)[:, None] * 1.1
     bounce = V(a.sun_color) * V(pal.grass) * (0.5 * (1 - n_up) * max(-sun[1], 0.0))[:, None]
     light = V(a.sun_color) * (ndl * vis)[:, None] + amb + bounce
     rad = col * light
@@ -458,10 +463,10 @@ def _shade_water(field: Field, o: Tensor, p: Tensor, d: Tensor, fp: Tensor, s: R
     return torch.lerp(refr, refl, fres[:, None]) + _vec(a.sun_color, dev) * spec[:, None]
 
 
-def _shade_trees(field: Field, p: Tensor, d: Tensor, hit: TreeHit, clock: _Clock) -> Tensor:
+def _shade_trees(field: Field, p: Tensor, d: Tensor, hit: TreeHit, shadows: int, clock: _Clock) -> Tensor:
     """Radiance [M, 3] of standing-tree points p [M, 3] seen along d [M, 3]; `hit` the TreeHit of
-    these M rays (bark on trunks, clumped foliage on crowns, sun with the trees' shadows, sky light
-    dimmed under the canopy)."""
+    these M rays (bark on trunks, clumped foliage on crowns, sun with the trees' shadows unless
+    `shadows` is 0, sky light dimmed under the canopy)."""
     w = field.w
     pal, a = w.palette, w.atmosphere
     dev = p.device
@@ -496,14 +501,14 @@ def _shade_trees(field: Field, p: Tensor, d: Tensor, hit: TreeHit, clock: _Clock
     # foliage scatters light round its edge (wrapped diffuse); bark is plain Lambert
     diffuse = torch.where(trunk[:, 0], ndl.clamp_min(0), ((ndl + 0.45) / 1.45).clamp_min(0))
     vis = torch.ones_like(ndl)
-    with clock.stage("shadows"):
-        idx = (diffuse > 0).nonzero().squeeze(1)
-        if idx.numel():
-            blocked = occluded(tree_specs(w), field, p[idx] + 0.05 * n[idx], sun_v.expand(idx.numel(), 3))
-            vis[idx] = torch.where(blocked, 0.2, 1.0)
+    if shadows > 0:
+        with clock.stage("shadows"):
+            idx = (diffuse > 0).nonzero().squeeze(1)
+            if idx.numel():
+                blocked = occluded(tree_specs(w), field, p[idx] + 0.05 * n[idx], sun_v.expand(idx.numel(), 3))
+                vis[idx] = torch.where(blocked, 0.2, 1.0)
     inner = torch.where(trunk[:, 0], torch.full_like(n_up, 0.75), 0.5 + 0.4 * (0.5 + 0.5 * n_up))
-    sky_amb = V(a.zenith) * 0.55 + V(a.horizon) * 0.45
-    light = V(a.sun_color) * (diffuse * vis)[:, None] + sky_amb * (inner * 0.9)[:, None]
+    light = V(a.sun_color) * (diffuse * vis)[:, None] + _sky_ambient(w, dev) * (inner * 0.9)[:, None]
     return col * light
 
 
@@ -530,7 +535,7 @@ def _shade(field: Field, o: Tensor, d: Tensor, t: Tensor, pix: Tensor, s: Render
         if on.numel():
             sub = TreeHit(*(getattr(trees, k)[on] for k in ("t", "part", "normal", "tint", "local")))
             oh, dh = o[on], d[on]
-            col = _shade_trees(field, torch.addcmul(oh, sub.t[:, None], dh), dh, sub, clock)
+            col = _shade_trees(field, torch.addcmul(oh, sub.t[:, None], dh), dh, sub, s.shadow_steps, clock)
             rad[on] = _fog(world, oh, dh, sub.t, col)
             t = t.clone()
             t[on] = math.nan  # neither sky nor ground below
