@@ -32,13 +32,8 @@ def forests():
 def _rays(fl, i: int) -> tuple[torch.Tensor, torch.Tensor]:
     """World rays (o [R, 3], unit d [R, 3]) of frame i's pixel centres, row-major."""
     cam = Camera(K=fl.K, c2w=fl.c2w[i], width=fl.width, height=fl.height)
-    v, u = torch.meshgrid(torch.arange(fl.height) + 0.5, torch.arange(fl.width) + 0.5, indexing="ij")
-    xc = (u - fl.K[0, 2]) / fl.K[0, 0]
-    yc = (v - fl.K[1, 2]) / fl.K[1, 1]
-    dc = torch.stack([xc, yc, torch.ones_like(xc)], -1).reshape(-1, 3)
-    d = dc @ cam.c2w[:3, :3].T
-    d = d / d.norm(dim=-1, keepdim=True)
-    return cam.c2w[:3, 3].expand_as(d).contiguous(), d
+    d = cam.rays_world().reshape(-1, 3)
+    return cam.position.expand_as(d).contiguous(), d
 
 
 def test_standing_world_keeps_the_ground_and_removes_the_crown_bumps(forests):

@@ -330,10 +330,12 @@ def trace_layer(spec: TreeSpec, field: Field, o: Tensor, d: Tensor, t_max: Tenso
 
 def trace(specs: tuple[TreeSpec, ...], field: Field, o: Tensor, d: Tensor, t_max: Tensor, cells: int = 64,
           t_min: float = 0.0) -> TreeHit:
-    """The nearest standing tree of any layer (`trace_layer` each) along rays o, d [R, 3]; TreeHit ([R] each)."""
+    """The nearest standing tree of any layer (`trace_layer` each) along rays o, d [R, 3]; TreeHit ([R] each).
+    Each layer walks only up to the nearest hit of the layers before it."""
     best = None
     for spec in specs:
-        hit = trace_layer(spec, field, o, d, t_max, cells, t_min)
+        limit = t_max if best is None else torch.minimum(t_max, best.t)
+        hit = trace_layer(spec, field, o, d, limit, cells, t_min)
         if best is None:
             best = hit
             continue
