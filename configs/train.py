@@ -47,6 +47,7 @@ _H200_FIDELITY = dataclasses.replace(
 _DEPTH_H200 = DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, device="cuda", standing_trees=0.0,
                                data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
                                                refresh_flights=1, seed_start=500_000))
+_DEPTH_WALKS = dataclasses.replace(_DEPTH_H200, steps=9000, data=dataclasses.replace(_DEPTH_H200.data, walks=0.35))
 TRAIN_PRESETS: dict[str, Preset] = {
     "train-refiner-tiny": Preset(
         "CPU smoke test (CI): a tiny refiner on 32x32 flights of one small world, a few dozen steps.",
@@ -133,10 +134,18 @@ TRAIN_PRESETS: dict[str, Preset] = {
         _DEPTH_H200,
     ),
     "train-depth-h200-walks": Preset(
-        "Planned (not yet run): the shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
+        "The shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
         "flights walks on the forest floor among standing trees (refine/synth/trees.py: trunks upright at one "
         "depth, crowns overhead, sky between them), the training signal for issue 10's leaning trees that drone "
         "flights over height-field crowns never gave.",
-        dataclasses.replace(_DEPTH_H200, steps=9000, data=dataclasses.replace(_DEPTH_H200.data, walks=0.35)),
+        _DEPTH_WALKS,
+    ),
+    "train-depth-h200-walks-layout": Preset(
+        "train-depth-h200-walks with the layout anchor on the real photos: the step-6,000 network (refine/weights/"
+        "depth.pt as of commit 24bc450, which this run also starts from) frozen, and the trained network's log-depth "
+        "averaged over 16-pixel cells of each photo crop held to its own (scale-invariant L1, weight 0.5). The walks "
+        "run without it (6,000 -> 9,000 on one H200, 2026-12-02) stood trees up and found canopy gaps, and drew false "
+        "near/far bands and an inverted ground (crystal_falls) on real photos without trees.",
+        dataclasses.replace(_DEPTH_WALKS, layout_from="refine/weights/depth.pt", layout_weight=0.5, layout_cell=16),
     ),
 }

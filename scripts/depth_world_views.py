@@ -1,9 +1,9 @@
 """The world a flight builds, seen from above and from the side, per depth model (learned vs prior).
 
     .venv/bin/python scripts/depth_world_views.py [PHOTO ...] [--frames 100] [--size 128x96] [--fov 90]
-                                                  [--out docs/depth_world.png]
+                                                  [--models learned prior FILE.pt] [--out docs/depth_world.png]
 
-For each photo and `--depth-model` (learned, prior), flies `--frames` frames as `worldgen fly PHOTO
+For each photo and depth model (`--models`, default learned and prior), flies `--frames` frames as `worldgen fly PHOTO
 --fov F --size WxH --frames N --refiner classical` does (autopilot, persistent), then draws
 the Gaussian centres of the world it kept with their colours in two orthographic views: from above
 (x right, forward z up the picture; higher points drawn over lower ones) and from the side (forward
@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--fov", type=float, default=90.0)
     ap.add_argument("--panel", type=int, default=240)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--models", nargs="+", default=["learned", "prior"],
+                    help="--depth-model specs: learned, prior, a depth weights FILE.pt (labelled by its name)")
     ap.add_argument("--out", default="docs/depth_world.png")
     args = ap.parse_args()
     if args.threads:
@@ -98,12 +100,13 @@ def main() -> None:
     rows = []
     for photo in args.photos:
         panels, labels = [], []
-        for model in ("learned", "prior"):
+        for model in args.models:
             means, colors, cams = fly_world(photo, model, args.frames, args.size, args.fov)
             top, side = views(means, colors, cams, args.panel)
             panels += [top, side]
-            labels += [f"{model}: from above", f"{model}: from the side"]
-            print(f"{Path(photo).stem} {model}: {len(means)} Gaussians", flush=True)
+            name = Path(model).stem if model.endswith(".pt") else model
+            labels += [f"{name}: from above", f"{name}: from the side"]
+            print(f"{Path(photo).stem} {name}: {len(means)} Gaussians", flush=True)
         rows.append(side_by_side(panels, labels=labels, gap=4))
         title = Image.new("RGB", (rows[-1].shape[1], 18), (255, 255, 255))
         ImageDraw.Draw(title).text((4, 2), Path(photo).stem, fill=(0, 0, 0), font=ImageFont.load_default(size=13))

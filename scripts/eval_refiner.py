@@ -4,6 +4,9 @@
         [--paths forward autopilot] [--frames 65] [--size 256x256] [--device cpu|cuda] [--out FILE.json]
         [--baseline FILE.json] [--baseline-refiner classical]
     python scripts/eval_refiner.py --compare RUN.json --baseline FILE.json   (no flights: compare two result files)
+    python scripts/eval_refiner.py --tune --seeds 500101 500202 --refiners learned-fidelity learned-fidelity+texture=0.3
+        (a composition override per refiner, +anchor=X / +texture=X; --tune flies train seeds instead, so a
+        composition is chosen without looking at the eval seeds)
 
 For each eval seed (refine/synth/splits.py: 1,000,000..1,000,999; never trained on), path, refiner and
 mode (persistent, per-frame), the generator flies `frames` frames from the world's first frame (exact
@@ -39,6 +42,22 @@ sys.path.insert(0, str(ROOT))
 RANGES = ((1, 8), (9, 32), (33, 64))
 
 
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """("learned-fidelity", {"texture": 0.2}) from "learned-fidelity+texture=0.2": a refiner and overrides of its
+    composition (anchor, texture: `make_refiner`'s keywords), so one run can score compositions side by side."""
+    name, *parts = spec.split("+")
+    overrides = {}
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key not in ("anchor", "texture") or not value:
+            sys.exit(f"eval_refiner: {spec!r}: overrides are +anchor=X or +texture=X")
+        try:
+            overrides[key] = float(value)
+        except ValueError:
+            sys.exit(f"eval_refiner: {spec!r}: {value!r} is not a number")
+    return name, overrides
+
+
 def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frames: int, size: tuple[int, int],
                   device: torch.device, gt_cache: dict) -> dict:
     from renderers import get_renderer
@@ -58,7 +77,8 @@ def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frame
     src, gt = gt_cache[key]
     p = PipelineConfig()
     path = make_path(path_kind, src.frame0.camera, scene_scale(src.frame0), frames, speed=p.speed, autopilot=p.autopilot)
-    gen = make_generator(mode, src.frame0, get_renderer(device.type), make_refiner(refiner_spec, device), p.generator)
+    name, overrides = parse_spec(refiner_spec)
+    gen = make_generator(mode, src.frame0, get_renderer(device.type), make_refiner(name, device, **overrides), p.generator)
     series = {"psnr": [], "ssim": [], "absrel": [], "sky_agree": []}
     with torch.no_grad():
         for step in Flight(gen, path, frames):
@@ -153,6 +173,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/eval_refiner.json")
     ap.add_argument("--baseline", default=None, help="a result file of this script holding the baseline refiner")
     ap.add_argument("--baseline-refiner", default="classical")
+    ap.add_argument("--tune", action="store_true",
+                    help="allow train seeds (500000..): to choose a composition without looking at the eval seeds")
     ap.add_argument("--compare", default=None, metavar="RUN.json",
                     help="compare this result file with --baseline; no flights")
     a = ap.parse_args()
@@ -187,9 +209,10 @@ def main() -> None:
     if base_blob is not None:
         same_setting(base_blob, {"size": [W, H], "frames": a.frames}, a.baseline)
 
-    bad = [s for s in a.seeds if split_of(s) != "eval"]
+    bad = [s for s in a.seeds if split_of(s) != ("train" if a.tune else "eval")]
     if bad:
-        sys.exit(f"eval_refiner: seeds {bad} are not evaluation seeds (1000000..1000999)")
+        sys.exit(f"eval_refiner: seeds {bad} are not " + ("train seeds (--tune)" if a.tune
+                                                           else "evaluation seeds (1000000..1000999)"))
     device = torch.device(a.device)
     results, gt_cache = [], {}
     for seed in a.seeds:

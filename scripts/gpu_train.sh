@@ -10,6 +10,7 @@
 #   FROM=refine/weights/refiner-fidelity.pt PRESET=train-refiner-h200-fidelity DEPTH=0 PHOTO_STEPS=0 ...  (its continuation)
 #   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
 #   PROBE=1 ...                                            (scripts/probe_renderers.py first, GPU idle)
+#   REFINER=0 DEPTH_PRESET=train-depth-h200-walks ...      (the depth network alone)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
@@ -102,13 +103,16 @@ fi
 
 # Still-photo steps (one in three) when the photos travelled with the call (PHOTO_STEPS=0: flight steps only).
 [ -d .carry/photos ] && [ "${PHOTO_STEPS:-1}" != 0 ] && REFINER_ARGS="--photos.folder .carry/photos $REFINER_ARGS"
-el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"
-timeout -s KILL $((BUDGET - 15 - $(date +%s) + T0)) torchrun --standalone --nproc_per_node $((NGPU * PER_GPU)) \
-  -m worldgen.cli train --preset ${PRESET:-train-refiner-h200} --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
-  > runs/gpu/refiner.log 2>&1
-grep -v '^{' runs/gpu/refiner.log | grep -v -i warn | tail -n 12
-grep '^{' runs/gpu/refiner.log | tail -n 3
-el "refiner done; waiting for depth"
+# REFINER=0: the depth network alone (the GPU to itself: ~5x its steps/s beside three refiner processes).
+if [ "${REFINER:-1}" != 0 ]; then
+  el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"
+  timeout -s KILL $((BUDGET - 15 - $(date +%s) + T0)) torchrun --standalone --nproc_per_node $((NGPU * PER_GPU)) \
+    -m worldgen.cli train --preset ${PRESET:-train-refiner-h200} --out runs/gpu/refiner --deadline "$DEADLINE" $REFINER_ARGS \
+    > runs/gpu/refiner.log 2>&1
+  grep -v '^{' runs/gpu/refiner.log | grep -v -i warn | tail -n 12
+  grep '^{' runs/gpu/refiner.log | tail -n 3
+  el "refiner done; waiting for depth"
+fi
 if [ -n "${GEN_BENCH:-}" ] && [ -f runs/gpu/refiner/refiner.pt ]; then
   for r in runs/gpu/refiner/refiner.pt classical; do
     timeout 60 python3 scripts/bench_generate.py --device cuda --size 512x512 --frames 60 --modes persistent per-frame \
@@ -131,8 +135,9 @@ if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 el "packing"
 kill $LOGS_PID 2>/dev/null; wait $LOGS_PID 2>/dev/null
-TRAINED="refiner"
-[ "${DEPTH:-1}" != 0 ] && TRAINED="refiner depth"  # (DEPTH=0: the depth checkpoint is the one carried in, unchanged)
+TRAINED=""
+[ "${REFINER:-1}" != 0 ] && TRAINED="refiner"
+[ "${DEPTH:-1}" != 0 ] && TRAINED="$TRAINED depth"  # (DEPTH=0: the depth checkpoint is the one carried in, unchanged)
 for k in $TRAINED; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && send_checkpoint $k
 done

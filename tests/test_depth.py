@@ -326,3 +326,50 @@ def test_standing_trees_stand_up_in_front_of_what_they_cover():
     nearest = depth[torch.isfinite(depth)].min()  # every column's nearest ground (the bottom row)
     z = d[d != depth]
     assert (z < nearest).all() and (z >= 0.4 * nearest - 1e-3).all(), "near trees stand just in front of their column's ground"
+
+
+def test_cell_means_average_the_valid_pixels_of_each_cell():
+    from refine.train.depth import cell_means
+
+    log_d = torch.arange(16.0).reshape(1, 4, 4)
+    valid = torch.ones(1, 4, 4, dtype=torch.bool)
+    valid[0, 0, 0] = False  # 3 of 4 valid: the cell's mean is over those 3
+    valid[0, 2:, 2:] = torch.tensor([[True, False], [False, False]])  # 1 of 4: under half, not a valid cell
+    m, ok = cell_means(log_d, valid, 2)
+    assert m.shape == ok.shape == (1, 2, 2)
+    assert torch.allclose(m[0, 0, 0], torch.tensor((1 + 4 + 5) / 3))
+    assert torch.allclose(m[0, 0, 1], torch.tensor((2 + 3 + 6 + 7) / 4))
+    assert ok.tolist() == [[[True, True], [True, False]]]
+
+
+def test_layout_anchor_ignores_scale_and_detail_and_punishes_an_inverted_ground():
+    """The layout term compares cell means up to scale: the anchor's own map shifted by a constant, or with
+    a tree standing in one cell, costs (almost) nothing; the ground turned upside down costs a lot."""
+    from refine.train.depth import cell_means, si_log_l1
+
+    H = W = 64
+    rows = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    anchor = torch.log(2000.0 / (rows + 1))[None]  # ground: far at the top, near at the bottom
+    solid = torch.ones(1, H, W, dtype=torch.bool)
+    a, ok = cell_means(anchor, solid, 16)
+
+    def layout(pred):
+        return float(si_log_l1(cell_means(pred, solid, 16)[0], a, ok))
+
+    tree = anchor.clone()
+    tree[0, 20:44, 30:33] = anchor[0, 43, 0]  # a thin trunk at its foot's depth
+    assert layout(anchor + 3.0) < 1e-5
+    assert layout(tree) < 0.01
+    assert layout(anchor.flip(1)) > 50 * layout(tree)
+
+
+def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
+    _tiny_depth_training(tmp_path, "anchor", steps=8)  # (an untrained net calls everything sky: no layout to keep)
+    anchor = tmp_path / "anchor" / "depth.pt"
+    _, summary = _tiny_depth_training(tmp_path, "run", steps=8, layout_from=str(anchor))
+    last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert summary["steps_done"] == 8 and last["layout"] > 0  # on with the photo term (from step 5)
+    code, _, err = cli(["train-depth", "--preset", "train-depth-tiny", "--out", str(tmp_path / "x"),
+                        "--layout-from", str(anchor)], capsys)
+    assert code not in (0, None) and len(err.strip().splitlines()) == 1 and "--photos" in err
+    assert not (tmp_path / "x" / "checkpoint.pt").exists()

@@ -91,3 +91,20 @@ def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks()
     before, after = ev.cell_means(fid, "learned-fidelity"), ev.cell_means(now, "learned-fidelity")
     assert before.keys() == after.keys() and len(after) == 12
     assert all(after[k]["psnr"] >= before[k]["psnr"] - 0.01 for k in after)  # dB
+
+
+def test_refiner_specs_take_composition_overrides_and_tuning_stays_off_the_eval_seeds():
+    mod = _module()
+    assert mod.parse_spec("learned-fidelity") == ("learned-fidelity", {})
+    assert mod.parse_spec("learned+texture=0.3+anchor=0") == ("learned", {"texture": 0.3, "anchor": 0.0})
+    for bad in ("learned+noise=1", "learned+texture=", "learned+texture=much"):
+        try:
+            mod.parse_spec(bad)
+            raise AssertionError(f"{bad} accepted")
+        except SystemExit as e:
+            assert "eval_refiner:" in str(e.code)
+    # eval seeds are for scoring, train seeds (--tune) for choosing: each refused in the other's place
+    r = _run("--seeds", "1000000", "--tune", "--refiners", "classical")
+    assert r.returncode != 0 and "not train seeds (--tune)" in r.stderr and "Traceback" not in r.stderr
+    r = _run("--seeds", "500101", "--refiners", "classical")
+    assert r.returncode != 0 and "not evaluation seeds" in r.stderr

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from refine.depthnet import DEPTH_FORMAT, DEPTH_NET, predict, save_depth_weights
+from refine.depthnet import DEPTH_FORMAT, DEPTH_NET, load_depth_weights, predict, save_depth_weights
 from refine.net import DepthNet, RefinerNetConfig, count_parameters
 from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, time_is_up, write_curves
 from refine.train.config import DataConfig, OptimConfig
@@ -73,6 +73,18 @@ class DepthTrainConfig:
     every run start from a compact checkpoint; 0: the network itself (how the shipped 3,111 steps
     were trained). A teacher that is the student chases the student's own mistakes on real photos,
     where nothing else anchors it."""
+    layout_from: str | None = None
+    """Depth weights (a weights file or a depth training checkpoint, e.g. refine/weights/depth.pt) whose
+    predictions on the real photos anchor the network's coarse layout there (`layout_weight`); None: off.
+    Why: trained on forest-floor walks, the network learnt upright trunks and canopy gaps, and also drew
+    false near/far bands and whole inversions on real photos without trees (crystal_falls: the ground in
+    front called far), which the consistency term, anchored to nothing but itself, cannot undo
+    (docs/depth.md). The anchor knows only what a drone-trained network knows, and only coarsely."""
+    layout_weight: float = 0.5
+    layout_cell: int = 16
+    """The layout anchor compares the two networks' log-depths averaged over cells of this many pixels (of
+    the photo crop, over the anchor's ground pixels; the global scale removed as in si_log): a tree
+    standing up changes a cell little, a ground called far changes many."""
     standing_trees: float = 0.0
     """Share of the training frames into which upright trees are pasted (`standing_trees`: billboards at
     one depth standing on the ground, which the procedural flights never show from the side); 0 = off
@@ -287,12 +299,25 @@ def depth_losses(net, rgb: Tensor, depth: Tensor, cfg: DepthTrainConfig, autocas
             "sky": F.binary_cross_entropy_with_logits(sky_logit, (~valid).float())}
 
 
-def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool, teacher=None) -> Tensor:
-    """Self-supervised term on real photos [B, 3, H, W]: an augmented (colour, flip) view's prediction
-    must match the teacher's on the clean view (no gradient; `teacher` None: the network itself), up to
-    scale; sky by cross-entropy with the teacher's sky."""
+def cell_means(log_d: Tensor, valid: Tensor, cell: int) -> tuple[Tensor, Tensor]:
+    """Means of log_d [B, H, W] over the valid [B, H, W] pixels of each cell x cell block: (means, cell
+    valid) [B, H // cell, W // cell]; a cell is valid when at least half of its pixels are."""
+    v = valid.float()[:, None]
+    n = F.avg_pool2d(v, cell)
+    m = F.avg_pool2d(log_d[:, None] * v, cell) / n.clamp_min(1e-6)
+    return m[:, 0], n[:, 0] >= 0.5
+
+
+def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool, teacher=None,
+                      layout=None, cell: int = 16) -> dict[str, Tensor]:
+    """Self-supervised terms on real photos [B, 3, H, W]. "photo": an augmented (colour, flip) view's
+    prediction must match the teacher's on the clean view (no gradient; `teacher` None: the network
+    itself), up to scale; sky by cross-entropy with the teacher's sky. "layout" (when `layout`, a frozen
+    depth network, is given): the same prediction's cell means (`cell_means`) must match `layout`'s over
+    its ground pixels, up to scale (scale-invariant L1 of log-depth, as si_log)."""
     with torch.no_grad(), torch.autocast(device_type=photos.device.type, dtype=torch.bfloat16, enabled=autocast):
         t_log, t_sky = predict(net if teacher is None else teacher, photos)
+        a_log, a_sky = predict(layout, photos) if layout is not None else (None, None)
     aug = photometric(photos, gen)
     flip = bool(torch.rand((), generator=gen) < 0.5)
     if flip:
@@ -302,8 +327,13 @@ def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool,
     if flip:
         s_log, s_sky = s_log.flip(-1), s_sky.flip(-1)
     solid = t_sky.float() < 0
-    return si_log_l1(s_log.float(), t_log.float(), solid) + 0.3 * F.binary_cross_entropy_with_logits(
-        s_sky.float(), torch.sigmoid(t_sky.float()))
+    terms = {"photo": si_log_l1(s_log.float(), t_log.float(), solid) + 0.3 * F.binary_cross_entropy_with_logits(
+        s_sky.float(), torch.sigmoid(t_sky.float()))}
+    if layout is not None:
+        s_cells, _ = cell_means(s_log.float(), a_sky.float() < 0, cell)
+        a_cells, ok = cell_means(a_log.float(), a_sky.float() < 0, cell)
+        terms["layout"] = si_log_l1(s_cells, a_cells, ok)
+    return terms
 
 
 def load_photos(folder: str, device: torch.device, max_side: int = 512) -> list[Tensor]:
@@ -346,6 +376,8 @@ def _frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
 
 def train_depth(cfg: DepthTrainConfig) -> dict:
     """Run (or resume) depth training; returns the summary written to train.json."""
+    if cfg.layout_from and not cfg.photos:
+        raise ValueError("--layout-from anchors the layout on the real photos: give --photos DIR too")
     dd = Dist(cfg.device)
     dev = dd.device
     cuda = dev.type == "cuda"
@@ -375,6 +407,9 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     cache.fill(cursor)
     fill_s = time.perf_counter() - t_fill
     photos = load_photos(cfg.photos, dev) if cfg.photos else None
+    layout = None  # the frozen network anchoring the layout on the photos
+    if cfg.layout_from and photos is not None:
+        layout = _frozen_copy(load_depth_weights(cfg.layout_from)[0]).to(dev).eval()
     monitor = GpuMonitor(dev)
     if dd.main:
         print(f"depth net {count_parameters(net):,} parameters; {dd.world} process(es) on {dev}; cache filled in "
@@ -423,8 +458,9 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         if photos is not None and step >= cfg.photo_start:
             if teacher is None and cfg.teacher_ema > 0:
                 teacher = _frozen_copy(net)
-            terms["photo"] = photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda, teacher)
-            loss = loss + cfg.photo_weight * terms["photo"]
+            terms.update(photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda, teacher,
+                                           layout, cfg.layout_cell * cfg.size // 256))
+            loss = loss + cfg.photo_weight * terms["photo"] + cfg.layout_weight * terms.get("layout", 0.0)
         opt.zero_grad(set_to_none=True)
         value = float(loss.detach())
         if dd.any(not (math.isfinite(value) and value <= cfg.skip_loss_above)):
@@ -473,7 +509,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
                "config": dataclasses.asdict(cfg)}
     if dd.main:
         save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
-        write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo"))
+        write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo", "layout"))
         from worldgen.core.io import atomic_write_text
 
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
