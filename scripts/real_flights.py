@@ -18,6 +18,9 @@ Per photo and refiner (persistent mode), it prints:
 - slope_0, slope_T: the spectral slope (worldgen/core/metrics.py spectral_slope) of the lower half of
   frames 0 and T-1: natural images sit near -2; blur makes it steeper, noise flatter. A high hf_ratio
   with a slope far below -2 is fine-grained noise over a blurred frame, not invented scenery.
+- bowl: `horizon_bend` (worldgen/core/metrics.py) of the frames' sky masks, mean over the last 50 frames that
+  show a horizon: the share of sky in the middle third of the columns minus the outer thirds'. 0 for a level
+  horizon, > 0 when the generated ground curves up to the frame's sides (the forest flights' bowls).
 - fps: generated frames per second.
 The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 (or --marks) of every flight, one row per photo and refiner.
 """
@@ -64,10 +67,10 @@ def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
 def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str,
         marks: list[int] | None = None):
     from worldgen.commands.fly import FlyConfig, run
-    from worldgen.core.metrics import colour_distance, lab_stats, spectral_slope
+    from worldgen.core.metrics import colour_distance, horizon_bend, lab_stats, spectral_slope
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
-    kept, hf, streaks, lab, slopes = {}, [], [], {"ref": None, "sum": 0.0, "n": 0}, {}
+    kept, hf, streaks, bends, lab, slopes = {}, [], [], [], {"ref": None, "sum": 0.0, "n": 0}, {}
     marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1} if not marks else {t for t in marks if t < frames}
 
     def on_frame(t, frame, gen):
@@ -81,6 +84,7 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
         elif t >= frames - 100:
             lab["sum"], lab["n"] = lab["sum"] + lab_stats(rgb), lab["n"] + 1
         streaks.append(sky_streaks(rgb, frame.sky.cpu()))
+        bends.append(horizon_bend(frame.sky.cpu()))
         if t in marks:
             kept[t] = (rgb.clamp(0, 1) * 255 + 0.5).byte().numpy()
 
@@ -92,10 +96,12 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
                              video=False, pipeline=PipelineConfig(size=size, refiner=refiner, device=device)),
                    on_frame=on_frame)
     tail = [s for s in streaks[-50:] if s == s]
+    bend = [b for b in bends[-50:] if b == b]
     colour = colour_distance(lab["ref"], lab["sum"] / lab["n"]) if lab["n"] else {}
     return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour,
             "slope_0": slopes.get(0, float("nan")), "slope_T": slopes.get(frames - 1, float("nan")),
             "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
+            "bowl": float(np.mean(bend)) if bend else float("nan"), "bowl_series": bends,
             "fps": info["generate_frames_per_second"], "frames": [kept[t] for t in sorted(kept)], "marks": sorted(kept)}
 
 
@@ -162,7 +168,7 @@ def main() -> None:
         print(f"sheet: {a.sheet}")
         return
     print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'mean_dE':>8} {'drift':>6} "
-          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'frames/s':>9}")
+          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'bowl':>6} {'frames/s':>9}")
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
@@ -177,7 +183,7 @@ def main() -> None:
             c = {"mean_de": float("nan"), "drift": float("nan"), "a": float("nan"), "b": float("nan"), **r["colour"]}
             print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
                   f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
-                  f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} "
+                  f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames, "size": a.size,

@@ -245,3 +245,19 @@ def test_spectral_slope_tells_natural_texture_from_noise_and_blur():
     assert -2.4 < spectral_slope(natural) < -1.6
     assert spectral_slope(blurred[0, 0]) < -3.5
     assert math.isnan(spectral_slope(torch.full((64, 64), 0.5)))
+
+
+def test_horizon_bend_tells_a_bowl_from_a_level_horizon():
+    from worldgen.core.metrics import horizon_bend
+
+    H, W = 60, 90
+    rows = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    cols = torch.arange(W, dtype=torch.float32)[None, :].expand(H, W)
+    for level in (10, 30, 50):
+        assert abs(horizon_bend(rows < level)) < 1e-6  # level, at any height
+    tilted = rows < 20 + 0.2 * cols  # a rolled horizon: the middle is the mean of the sides
+    assert abs(horizon_bend(tilted)) < 0.01
+    bowl = rows < 40 - 0.01 * (cols - W / 2) ** 2  # ground rising to both sides
+    assert horizon_bend(bowl) > 0.1 and horizon_bend(~bowl & (rows < 45)) < -0.1  # and a dome the other way
+    assert math.isnan(horizon_bend(torch.zeros(H, W, dtype=torch.bool)))
+    assert math.isnan(horizon_bend(torch.ones(H, W, dtype=torch.bool)))

@@ -264,6 +264,21 @@ def colour_drift(reference: Tensor, frames: list[Tensor]) -> dict[str, float]:
     return colour_distance(lab_stats(reference), torch.stack([lab_stats(f) for f in frames]).mean(0))
 
 
+def horizon_bend(sky: Tensor) -> float:
+    """How much the ground rises at the frame's sides: the share of sky in the middle third of the columns
+    minus that in the outer thirds, from the sky mask sky [H, W] (bool, True = sky). 0 for a level horizon
+    (at any height), > 0 for a bowl (ground curving up to the sides, sky only above the middle), < 0 for a
+    dome; nan for a frame without sky or all sky (the horizon is not in it)."""
+    share = sky.float().mean(0)  # [W]: the sky's share of each column
+    if not 0 < float(share.mean()) < 1:
+        return math.nan
+    W = share.shape[0]
+    third = W // 3
+    middle = share[third:W - third].mean()
+    sides = torch.cat([share[:third], share[W - third:]]).mean()
+    return float(middle - sides)
+
+
 def spectral_slope(grey: Tensor, f_lo: float = 4.0, f_hi_share: float = 0.25) -> float:
     """Slope of log power against log spatial frequency of grey [H, W] (float): the radially
     averaged power spectrum (mean removed, Hann window) fitted by least squares over frequencies from
