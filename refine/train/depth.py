@@ -7,7 +7,8 @@ only), each step with a random crop, aspect and flip, and the degradations real 
 (exposure, contrast, white balance, saturation, gamma, haze, blur, sensor noise, vignetting, JPEG).
 Optionally, real landscape photos (a folder of images; never evaluated on) add a self-supervised
 term: the network's prediction for an augmented view (colour changes, flip) must agree, up to scale,
-with its own prediction for the clean view (a stop-gradient teacher).
+with its own prediction for the clean view (a stop-gradient teacher); with `layout_from`, also
+with a frozen earlier network's coarse layout (cell means of log-depth, up to scale).
 
 Losses (depth only up to scale: see refine/depthnet.py): scale-invariant L1 on log-depth (the
 per-image mean log ratio removed), a multi-scale gradient-matching term on the same residual (sharp
@@ -459,7 +460,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
             if teacher is None and cfg.teacher_ema > 0:
                 teacher = _frozen_copy(net)
             terms.update(photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda, teacher,
-                                           layout, cfg.layout_cell * cfg.size // 256))
+                                           layout, max(1, cfg.layout_cell * cfg.size // 256)))
             loss = loss + cfg.photo_weight * terms["photo"] + cfg.layout_weight * terms.get("layout", 0.0)
         opt.zero_grad(set_to_none=True)
         value = float(loss.detach())
