@@ -70,7 +70,9 @@ def render_world(seed: int, n_frames: int, spacing: int, W: int, H: int, quality
 def build_eval_set(data: Path, worlds: int, n_frames: int, spacing: int, W: int, H: int, quality: str,
                    render: bool = True, first: int = 0, walks: bool = False) -> list[Path]:
     """Render (or find cached) the eval set; returns one .npz per world (with render=False: the cached ones)."""
-    folder = data / (f"{W}x{H}-{quality}" + ("-walks" if walks else ""))
+    # (walks2: the forest floor with paths and bare patches, 2026-12-02 eighth session; "-walks" holds the
+    # earlier floors, on which the seventh and eighth sessions' walks figures were measured)
+    folder = data / (f"{W}x{H}-{quality}" + ("-walks2" if walks else ""))
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     t0 = time.perf_counter()

@@ -351,7 +351,16 @@ def _shade_ground(
     if w.standing:  # the forest floor under standing trees: leaf litter, needles and moss in patches
         litter = torch.lerp(V(pal.dirt), V(pal.forest_alt) * 0.8, _smooth(-0.3, 0.5, n15 + 0.5 * n2)[:, None])
         litter = litter * (0.7 + 0.45 * n1 + 0.25 * n15)[:, None]
-        col = torch.lerp(col, litter, (_smooth(0.15, 0.6, forest) * _smooth(-0.6, 0.2, n3 + 0.4 * n2))[:, None])
+        under = _smooth(0.15, 0.6, forest)
+        col = torch.lerp(col, litter, (under * _smooth(-0.6, 0.2, n3 + 0.4 * n2))[:, None])
+        # winding paths (~1.5 m wide) and bare patches of light gravel, sand and rock on gentle ground: a real
+        # forest floor is not uniformly dark, and a network that only saw dark floors under trees read a bright
+        # ground at the frame's foot as far (crystal_falls, docs/depth.md)
+        pz = field.noise([(x, z, 0.4, 61.0), (x, z, 0.08, 67.0), (x, z, 0.001, 71.0)])  # ~40 m, ~8 m, ~10 cm
+        bare = torch.maximum(1 - _smooth(0.04, 0.1, pz[0].abs()), _smooth(0.45, 0.7, pz[1] + 0.3 * n3))
+        grain = 1 + 0.35 * pz[2] * (1 - fp / 0.1).clamp(0, 1)
+        gravel = torch.lerp(V(pal.sand), V(pal.rock), _smooth(-0.4, 0.4, pz[1] + n2)[:, None]) * grain[:, None]
+        col = torch.lerp(col, gravel, (bare * under * _smooth(0.75, 0.9, n_up))[:, None])
         # seen from eye height the ground needs detail of leaves and tufts: patterns of about 30 and 8 cm
         # (the texture's features are ~100 texels wide), faded out where a pixel covers more than that
         near = field.noise([(x, z, 0.003, 51.0), (x, z, 0.0008, 53.0)])
