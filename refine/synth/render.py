@@ -356,16 +356,17 @@ def _shade_ground(
         # winding paths (~1.5 m wide) and bare patches of light gravel, sand and rock on gentle ground: a real
         # forest floor is not uniformly dark, and a network that only saw dark floors under trees read a bright
         # ground at the frame's foot as far (crystal_falls, docs/depth.md)
-        pz = field.noise([(x, z, 0.4, 61.0), (x, z, 0.08, 67.0), (x, z, 0.001, 71.0)])  # ~40 m, ~8 m, ~10 cm
+        # one lookup for the floor's patterns: paths ~40 m, patches ~8 m, grain ~10 cm; leaves ~30 and ~8 cm
+        pz = field.noise([(x, z, 0.4, 61.0), (x, z, 0.08, 67.0), (x, z, 0.001, 71.0),
+                          (x, z, 0.003, 51.0), (x, z, 0.0008, 53.0)])
         bare = torch.maximum(1 - _smooth(0.04, 0.1, pz[0].abs()), _smooth(0.45, 0.7, pz[1] + 0.3 * n3))
         grain = 1 + 0.35 * pz[2] * (1 - fp / 0.1).clamp(0, 1)
         gravel = torch.lerp(V(pal.sand), V(pal.rock), _smooth(-0.4, 0.4, pz[1] + n2)[:, None]) * grain[:, None]
         col = torch.lerp(col, gravel, (bare * under * _smooth(0.75, 0.9, n_up))[:, None])
         # seen from eye height the ground needs detail of leaves and tufts: patterns of about 30 and 8 cm
         # (the texture's features are ~100 texels wide), faded out where a pixel covers more than that
-        near = field.noise([(x, z, 0.003, 51.0), (x, z, 0.0008, 53.0)])
         fa, fb = (1 - fp / 0.3).clamp(0, 1), (1 - fp / 0.08).clamp(0, 1)
-        col = col * (1 + 0.5 * near[0] * fa + 0.35 * near[1] * fb).clamp_min(0.2)[:, None]
+        col = col * (1 + 0.5 * pz[3] * fa + 0.35 * pz[4] * fb).clamp_min(0.2)[:, None]
     # occlusion: low in the canopy and the floor between crowns are dark
     top = 8.0 + 10.0 * forest
     # (under standing trees the sky is seen between crowns, and cameras down there expose for the shade)

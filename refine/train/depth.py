@@ -331,8 +331,9 @@ def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool,
     terms = {"photo": si_log_l1(s_log.float(), t_log.float(), solid) + 0.3 * F.binary_cross_entropy_with_logits(
         s_sky.float(), torch.sigmoid(t_sky.float()))}
     if layout is not None:
-        s_cells, _ = cell_means(s_log.float(), a_sky.float() < 0, cell)
-        a_cells, ok = cell_means(a_log.float(), a_sky.float() < 0, cell)
+        ground = a_sky.float() < 0
+        s_cells, _ = cell_means(s_log.float(), ground, cell)
+        a_cells, ok = cell_means(a_log.float(), ground, cell)
         terms["layout"] = si_log_l1(s_cells, a_cells, ok)
     return terms
 
