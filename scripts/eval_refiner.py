@@ -42,20 +42,45 @@ sys.path.insert(0, str(ROOT))
 RANGES = ((1, 8), (9, 32), (33, 64))
 
 
+COMPOSITION = ("anchor", "texture", "sharp_px", "detail_px")  # LearnedRefinerConfig fields a spec may override
+
+
 def parse_spec(spec: str) -> tuple[str, dict]:
     """("learned-fidelity", {"texture": 0.2}) from "learned-fidelity+texture=0.2": a refiner and overrides of its
-    composition (anchor, texture: `make_refiner`'s keywords), so one run can score compositions side by side."""
+    composition (`COMPOSITION`: the anchors and the footprints of `refine.learned`'s keep rule), so one run can
+    score compositions side by side."""
     name, *parts = spec.split("+")
     overrides = {}
     for part in parts:
         key, _, value = part.partition("=")
-        if key not in ("anchor", "texture") or not value:
-            sys.exit(f"eval_refiner: {spec!r}: overrides are +anchor=X or +texture=X")
+        if key not in COMPOSITION or not value:
+            sys.exit(f"eval_refiner: {spec!r}: overrides are " + ", ".join(f"+{k}=X" for k in COMPOSITION))
         try:
             overrides[key] = float(value)
         except ValueError:
             sys.exit(f"eval_refiner: {spec!r}: {value!r} is not a number")
+    sharp, detail = overrides.get("sharp_px"), overrides.get("detail_px")
+    if sharp is not None and detail is not None and not 0 < sharp < detail:
+        sys.exit(f"eval_refiner: {spec!r}: needs 0 < sharp_px < detail_px")
     return name, overrides
+
+
+def composed(name: str, overrides: dict, device: torch.device):
+    """`make_refiner(name)` with `overrides` of its composition (parse_spec's) applied."""
+    import dataclasses
+
+    from worldgen.pipeline.refiners import make_refiner
+
+    refiner = make_refiner(name, device, **{k: v for k, v in overrides.items() if k in ("anchor", "texture")})
+    px = {k: v for k, v in overrides.items() if k in ("sharp_px", "detail_px")}
+    if px:
+        if not hasattr(refiner, "config"):
+            sys.exit(f"eval_refiner: {name}: only a learned refiner has sharp_px / detail_px")
+        cfg = dataclasses.replace(refiner.config, **px)
+        if not 0 < cfg.sharp_px < cfg.detail_px:
+            sys.exit(f"eval_refiner: {name}: needs 0 < sharp_px < detail_px, got {cfg.sharp_px} / {cfg.detail_px}")
+        refiner.config = cfg
+    return refiner
 
 
 def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frames: int, size: tuple[int, int],
@@ -66,7 +91,6 @@ def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frame
     from worldgen.pipeline.flight import Flight
     from worldgen.pipeline.generator import make_generator
     from worldgen.pipeline.paths import make_path
-    from worldgen.pipeline.refiners import make_refiner
     from worldgen.pipeline.sources import GroundTruth, scene_scale, synthetic_source
 
     W, H = size
@@ -78,7 +102,7 @@ def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frame
     p = PipelineConfig()
     path = make_path(path_kind, src.frame0.camera, scene_scale(src.frame0), frames, speed=p.speed, autopilot=p.autopilot)
     name, overrides = parse_spec(refiner_spec)
-    gen = make_generator(mode, src.frame0, get_renderer(device.type), make_refiner(name, device, **overrides), p.generator)
+    gen = make_generator(mode, src.frame0, get_renderer(device.type), composed(name, overrides, device), p.generator)
     series = {"psnr": [], "ssim": [], "absrel": [], "sky_agree": []}
     with torch.no_grad():
         for step in Flight(gen, path, frames):

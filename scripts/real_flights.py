@@ -2,7 +2,7 @@
 
     python scripts/real_flights.py PHOTO [PHOTO ...] [--refiners classical learned] [--frames 201]
         [--size 256x256] [--fov 90] [--depth-model ...] [--sheet docs/real_flights.png] [--marks 0 50 ...]
-        [--out FILE.json]
+        [--out FILE.json] [--autopilot NAME=VALUE ...]
 
 Per photo and refiner (persistent mode), it prints:
 - hf_ratio: high-frequency energy of the lower half of frame T-1 over frame 0's. The energy is
@@ -21,13 +21,17 @@ Per photo and refiner (persistent mode), it prints:
 - bowl: `horizon_bend` (worldgen/core/metrics.py) of the frames' sky masks, mean over the last 50 frames that
   show a horizon: the share of sky in the middle third of the columns minus the outer thirds'. 0 for a level
   horizon, > 0 when the generated ground curves up to the frame's sides (the forest flights' bowls).
+- reach: the straight distance from the first camera position to the last over the length of the way flown
+  (1: straight on; near 0: circling).
 - fps: generated frames per second.
+--autopilot changes AutopilotConfig fields for the flights (e.g. max_clearance=0.5; docs/paths.md).
 The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 (or --marks) of every flight, one row per photo and refiner.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -65,12 +69,15 @@ def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
 
 
 def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str,
-        marks: list[int] | None = None):
+        marks: list[int] | None = None, autopilot: dict | None = None):
     from worldgen.commands.fly import FlyConfig, run
     from worldgen.core.metrics import colour_distance, horizon_bend, lab_stats, spectral_slope
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 
+    from worldgen.pipeline.paths import AutopilotConfig
+
     kept, hf, streaks, bends, lab, slopes = {}, [], [], [], {"ref": None, "sum": 0.0, "n": 0}, {}
+    where = []  # [3] camera positions (world)
     marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1} if not marks else {t for t in marks if t < frames}
 
     def on_frame(t, frame, gen):
@@ -85,6 +92,7 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
             lab["sum"], lab["n"] = lab["sum"] + lab_stats(rgb), lab["n"] + 1
         streaks.append(sky_streaks(rgb, frame.sky.cpu()))
         bends.append(horizon_bend(frame.sky.cpu()))
+        where.append(frame.camera.position.detach().double().cpu())
         if t in marks:
             kept[t] = (rgb.clamp(0, 1) * 255 + 0.5).byte().numpy()
 
@@ -93,15 +101,19 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
 
     with tempfile.TemporaryDirectory() as out:
         info = run(FlyConfig(image=photo, photo=photo_cfg, path="autopilot", frames=frames, out=out, progress=False,
-                             video=False, pipeline=PipelineConfig(size=size, refiner=refiner, device=device)),
+                             video=False, pipeline=PipelineConfig(size=size, refiner=refiner, device=device,
+                                                                   autopilot=AutopilotConfig(**(autopilot or {})))),
                    on_frame=on_frame)
     tail = [s for s in streaks[-50:] if s == s]
     bend = [b for b in bends[-50:] if b == b]
     colour = colour_distance(lab["ref"], lab["sum"] / lab["n"]) if lab["n"] else {}
+    # reach: how far the flight got, as a share of the way it flew (1: straight on; near 0: circling)
+    steps = sum(float((b - a).norm()) for a, b in zip(where[:-1], where[1:]))
+    reach = float((where[-1] - where[0]).norm()) / steps if steps > 0 else float("nan")
     return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour,
             "slope_0": slopes.get(0, float("nan")), "slope_T": slopes.get(frames - 1, float("nan")),
             "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
-            "bowl": float(np.mean(bend)) if bend else float("nan"), "bowl_series": bends,
+            "bowl": float(np.mean(bend)) if bend else float("nan"), "bowl_series": bends, "reach": reach,
             "fps": info["generate_frames_per_second"], "frames": [kept[t] for t in sorted(kept)], "marks": sorted(kept)}
 
 
@@ -145,6 +157,8 @@ def main() -> None:
     ap.add_argument("--sheet", default=None)
     ap.add_argument("--marks", type=int, nargs="+", default=None,
                     help="frames shown on the sheet (default: 0, T/4, T/2, 3T/4 and T-1)")
+    ap.add_argument("--autopilot", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="AutopilotConfig fields to change for these flights (e.g. max_clearance=0)")
     ap.add_argument("--out", default="runs/real_flights.json")
     ap.add_argument("--frames-dir", default=None,
                     help="also keep each flight's sheet frames here (PHOTO_REFINER.npz), so runs split over "
@@ -153,6 +167,19 @@ def main() -> None:
                     help="make --sheet from the frames kept in this folder (for the photos and refiners given) "
                          "and fly nothing")
     a = ap.parse_args()
+    autopilot = {}
+    for item in a.autopilot:
+        name, _, value = item.partition("=")
+        try:
+            autopilot[name] = float(value)
+        except ValueError:
+            raise SystemExit(f"real_flights: --autopilot {item!r}: expected NAME=NUMBER")
+    from worldgen.pipeline.paths import AutopilotConfig
+
+    fields = {f.name for f in dataclasses.fields(AutopilotConfig)}
+    if set(autopilot) - fields:
+        raise SystemExit(f"real_flights: --autopilot: no such option {sorted(set(autopilot) - fields)[0]!r} "
+                         f"(AutopilotConfig has {', '.join(sorted(fields))})")
     rows, results = [], []
     marks = None
     if a.sheet_from:
@@ -168,11 +195,11 @@ def main() -> None:
         print(f"sheet: {a.sheet}")
         return
     print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'mean_dE':>8} {'drift':>6} "
-          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'bowl':>6} {'frames/s':>9}")
+          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'bowl':>6} {'reach':>6} {'frames/s':>9}")
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
-            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device, a.marks)
+            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device, a.marks, autopilot)
             marks = r.pop("marks")
             if a.frames_dir:
                 Path(a.frames_dir).mkdir(parents=True, exist_ok=True)
@@ -183,7 +210,7 @@ def main() -> None:
             c = {"mean_de": float("nan"), "drift": float("nan"), "a": float("nan"), "b": float("nan"), **r["colour"]}
             print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
                   f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
-                  f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} "
+                  f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} {r['reach']:6.2f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames, "size": a.size,

@@ -303,6 +303,38 @@ def test_depth_training_skips_steps_whose_loss_blows_up(tmp_path):
     assert last["step"] == 8 and last["skipped"] == 1.0 and "loss" not in last
 
 
+def test_simulated_jpeg_matches_a_real_encoder_and_leaves_the_rest_alone():
+    """The depth training's JPEG augmentation runs where the batch lives (an 8x8 DCT with the standard's tables);
+    held to torchvision's libjpeg encoder on the bundled photo at an odd size (240 x 300: padding)."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    from refine.train.depth import jpeg
+    from worldgen.core.metrics import psnr
+
+    img = torch.from_numpy(np.asarray(Image.open("worldgen/examples/example.png").convert("RGB"))).permute(2, 0, 1)
+    img = img[:, :240, :300].float() / 255
+    hwc = lambda t: t.permute(1, 2, 0)  # noqa: E731
+    for q in (30, 90):
+        seed = next(s for s in range(10_000) if _jpeg_quality(s) == q)
+        sim = jpeg(img[None], torch.Generator().manual_seed(seed), prob=1.0)[0]
+        real = decode_jpeg(encode_jpeg((img * 255 + 0.5).to(torch.uint8), quality=q)).float() / 255
+        assert abs(psnr(hwc(sim), hwc(img)) - psnr(hwc(real), hwc(img))) < 0.5  # the same loss of detail ...
+        assert psnr(hwc(sim), hwc(real)) > 38.0  # ... in the same places
+    batch = torch.rand(6, 3, 32, 48)
+    a = jpeg(batch, torch.Generator().manual_seed(0), prob=0.5)
+    b = jpeg(batch, torch.Generator().manual_seed(0), prob=0.5)
+    changed = (a != batch).flatten(1).any(1)
+    assert torch.equal(a, b) and 0 < int(changed.sum()) < 6  # seeded, and only the picked images change
+    assert torch.equal(jpeg(batch, torch.Generator().manual_seed(3), prob=0.0), batch)
+
+
+def _jpeg_quality(seed: int) -> int:
+    """The quality `jpeg` draws for a batch of one image from torch.Generator().manual_seed(seed)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.rand(1, generator=g)
+    return int(torch.randint(30, 91, (1,), generator=g))
+
+
 def test_standing_trees_stand_up_in_front_of_what_they_cover():
     """The depth augmentation pastes upright trees: one depth per tree, only nearer than what it covers."""
     from refine.train.depth import standing_trees

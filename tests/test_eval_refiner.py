@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -97,7 +99,11 @@ def test_refiner_specs_take_composition_overrides_and_tuning_stays_off_the_eval_
     mod = _module()
     assert mod.parse_spec("learned-fidelity") == ("learned-fidelity", {})
     assert mod.parse_spec("learned+texture=0.3+anchor=0") == ("learned", {"texture": 0.3, "anchor": 0.0})
-    for bad in ("learned+noise=1", "learned+texture=", "learned+texture=much"):
+    assert mod.parse_spec("learned-fidelity+sharp_px=3+detail_px=6") == ("learned-fidelity",
+                                                                          {"sharp_px": 3.0, "detail_px": 6.0})
+    fid = mod.composed("learned-fidelity", {"detail_px": 6.0}, torch.device("cpu"))
+    assert (fid.config.sharp_px, fid.config.detail_px, fid.config.anchor) == (2.0, 6.0, 0.0)  # the rest as shipped
+    for bad in ("learned+noise=1", "learned+texture=", "learned+texture=much", "learned+sharp_px=4+detail_px=2"):
         try:
             mod.parse_spec(bad)
             raise AssertionError(f"{bad} accepted")

@@ -397,6 +397,60 @@ def test_autopilot_descends_gently_when_too_high_and_keeps_the_horizon():
     assert abs(sum(sky[-30:]) / 30 - 0.35) < 0.1  # horizon framed near 35% from the top
 
 
+_TRUNKS = ((0.05, 1.2), (0.45, 2.6), (-0.5, 3.4), (0.1, 4.6))  # (x, z) of tall trunks, 0.12 wide, on flat ground
+_TRUNK_R, _FLOOR, _CROWNS = 0.06, 0.2, 1.2  # the camera starts 0.2 above the floor (y = +0.2, y down), as a photo
+# taken standing; the crowns are a roof 1.2 above the floor from z = 0.8 on
+
+
+def _render_forest(camera: Camera) -> Frame:
+    """Ray-cast a forest as a photo's depth lifts it: flat ground at y = _FLOOR, trunks, and the crowns as a roof
+    that hides the sky once the camera is under it: z-depth [H, W] (inf where nothing is hit) and sky mask."""
+    d = camera.rays_world()  # [H, W, 3] unit
+    o = camera.position
+    t = torch.where(d[..., 1] > 1e-6, (_FLOOR - o[1]) / d[..., 1].clamp_min(1e-6), torch.full_like(d[..., 0], math.inf))
+    tr = (_FLOOR - _CROWNS - o[1]) / torch.where(d[..., 1] < -1e-6, d[..., 1], torch.full_like(t, -1e-6))
+    roof = (d[..., 1] < -1e-6) & (tr > 0) & (o[2] + tr * d[..., 2] > 0.8)
+    t = torch.where(roof & (tr < t), tr, t)
+    a = (d[..., 0] ** 2 + d[..., 2] ** 2).clamp_min(1e-12)
+    for x0, z0 in _TRUNKS:
+        ox, oz = o[0] - x0, o[2] - z0
+        b = ox * d[..., 0] + oz * d[..., 2]
+        disc = b * b - a * (ox * ox + oz * oz - _TRUNK_R**2)
+        tc = (-b - disc.clamp_min(0).sqrt()) / a
+        y = o[1] + tc * d[..., 1]
+        hit = (disc > 0) & (tc > 0) & (y < _FLOOR) & (y > _FLOOR - _CROWNS)
+        t = torch.where(hit & (tc < t), tc, t)
+    depth = t * (d @ camera.rotation[:, 2])
+    sky = ~torch.isfinite(depth)
+    return Frame(torch.zeros(d.shape[:2] + (3,)), depth, sky, camera)
+
+
+@pytest.mark.parametrize("ceiling", [True, False])
+def test_autopilot_flies_under_and_round_trees_not_over_them(ceiling):
+    """Under trees the climb rule alone ("pass every point ahead `altitude` above it") climbs up to the crowns
+    (over real forest photos: 10 scene units in 180 frames, into a bowl of streaks); with the ceiling
+    (`max_clearance`, off by default) the camera stays within it of the ground and steers round the trunks."""
+    start = _start(look_at(torch.zeros(3), torch.tensor([0.0, 0.0, 1.0])), size=(64, 48))
+    cfg = AutopilotConfig(max_clearance=0.5) if ceiling else AutopilotConfig()  # (the default: no ceiling)
+    T = 260  # 5.2 units of flight: past the last trunk
+    path = AutopilotPath(start, 1.0, T, config=cfg)
+    prev, pos = None, []
+    for t in range(T):
+        cam = start.with_pose(path.pose(t, prev))
+        pos.append(cam.position.clone())
+        prev = _render_forest(cam)
+    pos = torch.stack(pos)  # [T, 3]
+    height = _FLOOR - pos[:, 1]
+    trunk_gap = torch.stack([torch.hypot(pos[:, 0] - x0, pos[:, 2] - z0) for x0, z0 in _TRUNKS]).min(0).values
+    if not ceiling:  # the rule without its ceiling: up into the crowns (the failure this guards against)
+        assert height.max() > _CROWNS - 0.1
+        return
+    assert height.max() < cfg.max_clearance + 0.05, f"climbed to {height.max():.2f}"
+    assert height.min() > 0.05  # never down into the floor
+    assert trunk_gap.min() > _TRUNK_R + 0.02, f"through a trunk: {trunk_gap.min():.3f} from its axis"
+    assert pos[-1, 2] > 3.0  # and on through the forest, not turned back
+
+
 @pytest.mark.parametrize("kind", ["all_sky", "no_sky", "nan_depth", "zero_depth"])
 def test_autopilot_survives_degenerate_frames(kind):
     start = _start()

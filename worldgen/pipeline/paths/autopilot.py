@@ -31,12 +31,22 @@ class AutopilotConfig:
     """Length of the corridor ahead whose terrain sets the climb."""
     corridor: float = 0.3
     """Half-width of that corridor."""
+    max_clearance: float = 0.0
+    """Highest the camera may climb above the ground ahead (the lowest quarter of the points below the camera
+    seen within twice `lookahead` ahead), in scene units; what this ceiling forbids to climb over in the corridor
+    is flown round when a heading within `max_avoid_deg` is free. 0 (the default): no ceiling. Over trunks
+    under a roof of crowns it keeps the camera under them and round the trunks (tests/test_paths.py); over real
+    forest photos, whose trees the depth network lifts as one leaning surface, 0.5 traded the climb over them
+    for flights into that surface or circling inside it (docs/paths.md), so it is off."""
     max_climb_deg: float = 25.0
     """Steepest climb of the flight path."""
     max_descent_deg: float = 4.0
     """Steepest (gentle) descent of the flight path."""
     max_turn_deg: float = 1.5
     """Largest yaw change per frame."""
+    max_avoid_deg: float = 30.0
+    """Widest heading change searched for a free way round what the ceiling (`max_clearance`) forbids to
+    climb over (trees ahead). 0: no search (the openness rule alone steers)."""
     max_pitch_deg: float = 25.0
     """Largest look pitch down."""
     max_pitch_up_deg: float = 10.0
@@ -78,7 +88,10 @@ class AutopilotPath(CameraPath):
       ahead (`lookahead` long, `corridor` half-wide, along the move direction) the flight path angle
       that would pass each point `altitude` above it is atan2(height of point above camera + altitude,
       distance ahead); the flight path takes the largest (climbs early for hills, descends gently at
-      most `max_descent_deg` when everything is far below, or when no ground is seen at all);
+      most `max_descent_deg` when everything is far below, or when no ground is seen at all); with
+      `max_clearance` > 0 (off by default) never more than that above the ground ahead (the lowest quarter of the points below the camera within
+      twice `lookahead`), so trees ahead are flown under, not over, and what that ceiling forbids to climb
+      over in the corridor is flown round: the yaw turns towards the nearest free heading (`_free_heading`);
     - smoothing: turn rate, look pitch, move heading and flight path angle are exponentially smoothed
       (`smoothing`), except that climbing reacts twice as fast as descending (safety first).
     Position advances by exactly `speed * scale` per frame along the move direction. The camera x axis
@@ -210,7 +223,6 @@ class AutopilotPath(CameraPath):
         left, right = float(open_[:, : W // 2].mean()), float(open_[:, W - W // 2 :].mean())
         lim = math.radians(c.max_turn_deg)
         target_turn = lim * math.tanh(c.turn_gain * (right - left))
-        self._turn = s * self._turn + (1 - s) * target_turn
 
         # Climb: pass every point of the corridor ahead `altitude` above it.
         gamma_target = -math.radians(c.max_descent_deg)
@@ -227,12 +239,46 @@ class AutopilotPath(CameraPath):
             if inside.any():
                 need = np.arctan2(height[inside] + c.altitude * self.scale, ahead[inside])
                 gamma_target = float(need.max())
+            near = (ahead > 1e-3 * self.scale) & (ahead < c.lookahead * self.scale)
+            below = (ahead > 1e-3 * self.scale) & (ahead < 2 * c.lookahead * self.scale) & (height < 0)
+            if c.max_clearance > 0 and below.sum() >= 8:  # the ceiling: at most max_clearance over the ground ahead
+                ground = float(np.quantile(height[below], 0.25))
+                ceiling = math.atan2(ground + c.max_clearance * self.scale, c.lookahead * self.scale)
+                gamma_target = min(gamma_target, ceiling)
+                # What the ceiling forbids to pass over is flown round: steer to the nearest free heading.
+                blocked = near & (np.arctan2(height + c.altitude * self.scale, ahead) > ceiling)
+                if blocked.any() and c.max_avoid_deg > 0:
+                    free = _free_heading(ahead[blocked], side[blocked], c.corridor * self.scale, lim, c.max_avoid_deg)
+                    if free is not None:
+                        target_turn = free
+        self._turn = s * self._turn + (1 - s) * target_turn
         gamma_target = max(-math.radians(c.max_descent_deg), min(math.radians(c.max_climb_deg), gamma_target))
         k = (1 - s) * 2 if gamma_target > self._gamma else (1 - s)
         self._gamma += min(1.0, k) * (gamma_target - self._gamma)
 
 
 _UP = np.array([0.0, -1.0, 0.0])  # world up (-y), float64
+
+
+def _free_heading(ahead: np.ndarray, side: np.ndarray, half_width: float, max_turn: float,
+                  max_avoid_deg: float) -> float | None:
+    """Turn rate (radians per frame, right > 0) towards the heading nearest straight on whose corridor is free.
+
+    ahead, side: [M] the blocking points relative to the camera along the move heading and to its right (world
+    units; the points the climb's ceiling forbids to pass over). A candidate heading b (every 2.5 degrees within
+    +-max_avoid_deg) is blocked by any point ahead along it whose distance from its line is < half_width.
+    Returns None when straight on is free (the openness rule steers), and
+    when no heading is free: a wall all round (a forest photo's trees lifted as one surface) is flown through
+    under the ceiling, not circled in; else a full-rate turn towards the free heading nearest straight on."""
+    b = np.radians(np.arange(-max_avoid_deg, max_avoid_deg + 1e-9, 2.5))  # [K]
+    sb, cb = np.sin(b)[:, None], np.cos(b)[:, None]
+    along = ahead[None] * cb + side[None] * sb  # [K, M]
+    off = np.abs(side[None] * cb - ahead[None] * sb)
+    blocked = ((along > 0) & (off < half_width)).any(1)  # [K]
+    if not blocked[len(b) // 2] or blocked.all():
+        return None
+    free = np.flatnonzero(~blocked)
+    return max_turn * math.copysign(1.0, float(b[free[np.argmin(np.abs(b[free]))]]))
 
 
 def _coarse_maps(frame: Frame, max_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
