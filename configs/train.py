@@ -148,4 +148,11 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "near/far bands and an inverted ground (crystal_falls) on real photos without trees.",
         dataclasses.replace(_DEPTH_WALKS, layout_from="refine/weights/depth.pt", layout_weight=0.5, layout_cell=16),
     ),
+    "train-depth-h200-walks-order": Preset(
+        "Planned (not yet run): train-depth-h200-walks-layout with the ground-order term on the real photos "
+        "(weight 1.0: the ground must come nearer going down the photo's lower five eighths), for the inversion every "
+        "walks network drew on crystal_falls (2026-12-02, eighth and ninth sessions).",
+        dataclasses.replace(_DEPTH_WALKS, layout_from="refine/weights/depth.pt", layout_weight=0.5, layout_cell=16,
+                            ground_order_weight=1.0),
+    ),
 }

@@ -395,6 +395,32 @@ def test_layout_anchor_ignores_scale_and_detail_and_punishes_an_inverted_ground(
     assert layout(anchor.flip(1)) > 50 * layout(tree)
 
 
+def test_ground_order_punishes_only_a_ground_called_far():
+    from refine.train.depth import ground_order
+
+    H, W = 32, 8
+    rows = torch.linspace(3.0, 0.0, H)[:, None].expand(H, W)  # log-depth: far at the top, near at the bottom
+    solid = torch.ones(H, W, dtype=torch.bool)
+    assert float(ground_order(rows[None], solid[None])) == 0.0  # a landscape as it should be
+    assert float(ground_order((rows + 5.0)[None], solid[None])) == 0.0  # at any scale
+    upside_down = rows.flip(0)[None]
+    loss = float(ground_order(upside_down, solid[None]))
+    assert 1.0 < loss < 2.0  # rows 12-31 climb ~1.8 in log-depth, less 4 x the 0.1 margin
+    canopy = rows.clone()
+    canopy[:12] = -1.0  # crowns overhead, nearer than everything: the rows above 3/8 are free
+    trees = canopy.clone()
+    trees[8:24, 2:6] = 0.5  # trunks standing near in the middle rows
+    assert float(ground_order(canopy[None], solid[None])) == 0.0 == float(ground_order(trees[None], solid[None]))
+    crystal = rows.clone()
+    crystal[12:20] = 0.2  # the walks networks on crystal_falls: the rock wall near, the ground below it far
+    assert float(ground_order(crystal[None], solid[None])) > 0.5
+    sky_above = solid.clone()
+    sky_above[:28] = False  # one band with ground: nothing to order
+    assert float(ground_order(upside_down, sky_above[None])) == 0.0
+    both = torch.stack([rows, rows.flip(0)])
+    assert abs(float(ground_order(both, solid[None].expand(2, H, W))) - loss / 2) < 1e-6  # mean over the images
+
+
 def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
     _tiny_depth_training(tmp_path, "anchor", steps=8)  # (an untrained net calls everything sky: no layout to keep)
     anchor = tmp_path / "anchor" / "depth.pt"
@@ -405,3 +431,9 @@ def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
                         "--layout-from", str(anchor)], capsys)
     assert code not in (0, None) and len(err.strip().splitlines()) == 1 and "--photos" in err
     assert not (tmp_path / "x" / "checkpoint.pt").exists()
+    _, summary = _tiny_depth_training(tmp_path, "order", steps=8, ground_order_weight=1.0)
+    last = json.loads((tmp_path / "order" / "log.jsonl").read_text().splitlines()[-1])
+    assert summary["steps_done"] == 8 and "order" in last and last["order"] >= 0
+    code, _, err = cli(["train-depth", "--preset", "train-depth-tiny", "--out", str(tmp_path / "y"),
+                        "--ground-order-weight", "1"], capsys)
+    assert code not in (0, None) and len(err.strip().splitlines()) == 1 and "--photos" in err
