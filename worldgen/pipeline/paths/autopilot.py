@@ -89,9 +89,10 @@ class AutopilotPath(CameraPath):
       that would pass each point `altitude` above it is atan2(height of point above camera + altitude,
       distance ahead); the flight path takes the largest (climbs early for hills, descends gently at
       most `max_descent_deg` when everything is far below, or when no ground is seen at all); with
-      `max_clearance` > 0 (off by default) never more than that above the ground ahead (the lowest quarter of the points below the camera within
-      twice `lookahead`), so trees ahead are flown under, not over, and what that ceiling forbids to climb
-      over in the corridor is flown round: the yaw turns towards the nearest free heading (`_free_heading`);
+      `max_clearance` > 0 (off by default) never more than that above the ground ahead (the lowest quarter
+      of the points below the camera within twice `lookahead`), so trees ahead are flown under, not over,
+      and what that ceiling forbids to climb over in the corridor is flown round: the yaw turns towards the
+      nearest free heading (`_free_heading`);
     - smoothing: turn rate, look pitch, move heading and flight path angle are exponentially smoothed
       (`smoothing`), except that climbing reacts twice as fast as descending (safety first).
     Position advances by exactly `speed * scale` per frame along the move direction. The camera x axis
@@ -239,18 +240,21 @@ class AutopilotPath(CameraPath):
             if inside.any():
                 need = np.arctan2(height[inside] + c.altitude * self.scale, ahead[inside])
                 gamma_target = float(need.max())
-            near = (ahead > 1e-3 * self.scale) & (ahead < c.lookahead * self.scale)
-            below = (ahead > 1e-3 * self.scale) & (ahead < 2 * c.lookahead * self.scale) & (height < 0)
-            if c.max_clearance > 0 and below.sum() >= 8:  # the ceiling: at most max_clearance over the ground ahead
-                ground = float(np.quantile(height[below], 0.25))
-                ceiling = math.atan2(ground + c.max_clearance * self.scale, c.lookahead * self.scale)
-                gamma_target = min(gamma_target, ceiling)
-                # What the ceiling forbids to pass over is flown round: steer to the nearest free heading.
-                blocked = near & (np.arctan2(height + c.altitude * self.scale, ahead) > ceiling)
-                if blocked.any() and c.max_avoid_deg > 0:
-                    free = _free_heading(ahead[blocked], side[blocked], c.corridor * self.scale, lim, c.max_avoid_deg)
-                    if free is not None:
-                        target_turn = free
+            if c.max_clearance > 0:  # the ceiling: at most max_clearance over the ground ahead
+                front = ahead > 1e-3 * self.scale
+                below = front & (ahead < 2 * c.lookahead * self.scale) & (height < 0)
+                if below.sum() >= 8:
+                    ground = float(np.quantile(height[below], 0.25))
+                    ceiling = math.atan2(ground + c.max_clearance * self.scale, c.lookahead * self.scale)
+                    gamma_target = min(gamma_target, ceiling)
+                    # What the ceiling forbids to pass over is flown round: steer to the nearest free heading.
+                    blocked = front & (ahead < c.lookahead * self.scale)
+                    blocked &= np.arctan2(height + c.altitude * self.scale, ahead) > ceiling
+                    if blocked.any() and c.max_avoid_deg > 0:
+                        free = _free_heading(ahead[blocked], side[blocked], c.corridor * self.scale, lim,
+                                             c.max_avoid_deg)
+                        if free is not None:
+                            target_turn = free
         self._turn = s * self._turn + (1 - s) * target_turn
         gamma_target = max(-math.radians(c.max_descent_deg), min(math.radians(c.max_climb_deg), gamma_target))
         k = (1 - s) * 2 if gamma_target > self._gamma else (1 - s)
@@ -265,12 +269,14 @@ def _free_heading(ahead: np.ndarray, side: np.ndarray, half_width: float, max_tu
     """Turn rate (radians per frame, right > 0) towards the heading nearest straight on whose corridor is free.
 
     ahead, side: [M] the blocking points relative to the camera along the move heading and to its right (world
-    units; the points the climb's ceiling forbids to pass over). A candidate heading b (every 2.5 degrees within
-    +-max_avoid_deg) is blocked by any point ahead along it whose distance from its line is < half_width.
-    Returns None when straight on is free (the openness rule steers), and
-    when no heading is free: a wall all round (a forest photo's trees lifted as one surface) is flown through
-    under the ceiling, not circled in; else a full-rate turn towards the free heading nearest straight on."""
-    b = np.radians(np.arange(-max_avoid_deg, max_avoid_deg + 1e-9, 2.5))  # [K]
+    units; the points the climb's ceiling forbids to pass over). A candidate heading b (evenly spaced at most
+    2.5 degrees apart over +-max_avoid_deg, straight on among them) is blocked by any point ahead along it whose
+    distance from its line is < half_width. Returns None when straight on is free (the openness rule steers),
+    and when no heading is free: a wall all round (a forest photo's trees lifted as one surface) is flown
+    through under the ceiling, not circled in; else a full-rate turn towards the free heading nearest straight
+    on."""
+    k = math.ceil(max_avoid_deg / 2.5)
+    b = np.radians(np.linspace(-max_avoid_deg, max_avoid_deg, 2 * k + 1))  # [K], b[k] = 0
     sb, cb = np.sin(b)[:, None], np.cos(b)[:, None]
     along = ahead[None] * cb + side[None] * sb  # [K, M]
     off = np.abs(side[None] * cb - ahead[None] * sb)
