@@ -211,7 +211,8 @@ def jpeg(rgb: Tensor, gen: torch.Generator, prob: float = 0.3) -> Tensor:
     if not bool(pick.any()):
         return rgb
     dev, dt = rgb.device, torch.float32
-    x = rgb[pick.to(dev)].to(dt) * 255
+    idx = torch.nonzero(pick).squeeze(1).to(dev)  # (indices made on the host: no wait for the device)
+    x = rgb.index_select(0, idx).to(dt) * 255
     q = quality[pick]
     scale = torch.where(q < 50, 5000 / q, 200 - 2 * q)  # libjpeg's quality -> percent scaling of the tables
     base = torch.tensor([_JPEG_LUMA, _JPEG_CHROMA], dtype=torch.float64)  # [2, 64]
@@ -230,7 +231,7 @@ def jpeg(rgb: Tensor, gen: torch.Generator, prob: float = 0.3) -> Tensor:
     y, cb, cr = y[..., :H, :W], c[:, 0:1, :H, :W], c[:, 1:2, :H, :W]
     back = torch.cat([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], 1)
     out = rgb.clone()
-    out[pick.to(dev)] = (back.round().clamp(0, 255) / 255).to(rgb.dtype)
+    out.index_copy_(0, idx, (back.round().clamp(0, 255) / 255).to(rgb.dtype))
     return out
 
 
