@@ -48,6 +48,8 @@ _DEPTH_H200 = DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, dev
                                data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
                                                refresh_flights=1, seed_start=500_000))
 _DEPTH_WALKS = dataclasses.replace(_DEPTH_H200, steps=9000, data=dataclasses.replace(_DEPTH_H200.data, walks=0.35))
+_DEPTH_WALKS_LAYOUT = dataclasses.replace(_DEPTH_WALKS, layout_from="refine/weights/depth.pt", layout_weight=0.5,
+                                          layout_cell=16)
 TRAIN_PRESETS: dict[str, Preset] = {
     "train-refiner-tiny": Preset(
         "CPU smoke test (CI): a tiny refiner on 32x32 flights of one small world, a few dozen steps.",
@@ -146,13 +148,12 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "averaged over 16-pixel cells of each photo crop held to its own (scale-invariant L1, weight 0.5). The walks "
         "run without it (6,000 -> 9,000 on one H200, 2026-12-02) stood trees up and found canopy gaps, and drew false "
         "near/far bands and an inverted ground (crystal_falls) on real photos without trees.",
-        dataclasses.replace(_DEPTH_WALKS, layout_from="refine/weights/depth.pt", layout_weight=0.5, layout_cell=16),
+        _DEPTH_WALKS_LAYOUT,
     ),
     "train-depth-h200-walks-order": Preset(
         "Planned (not yet run): train-depth-h200-walks-layout with the ground-order term on the real photos "
         "(weight 1.0: the ground must come nearer going down the photo's lower five eighths), for the inversion every "
         "walks network drew on crystal_falls (2026-12-02, eighth and ninth sessions).",
-        dataclasses.replace(_DEPTH_WALKS, layout_from="refine/weights/depth.pt", layout_weight=0.5, layout_cell=16,
-                            ground_order_weight=1.0),
+        dataclasses.replace(_DEPTH_WALKS_LAYOUT, ground_order_weight=1.0),
     ),
 }
