@@ -26,7 +26,10 @@ NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --format=csv
 el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"
 
-mkdir -p runs/gpu/refiner runs/gpu/depth
+# A warm machine keeps the last call's ignored files: its full checkpoint in runs/gpu/refiner would win over FROM and the
+# carried compact one (2026-12-03: a call given FROM=refiner-fidelity.pt at step 7040 went on from the previous
+# call's 7837 instead). Each call starts from what it is given, so runs/gpu starts empty.
+rm -rf runs/gpu && mkdir -p runs/gpu/refiner runs/gpu/depth
 # The logs and the last checkpoint come back even when the call is killed before packing (a BUDGET longer than the
 # call's real limit: a cold start or a short device budget shortens it; the fifth session of 2026-12-02 lost 485 steps
 # so): every 20 s the logs, and each compact checkpoint the training writes after the call's start (every

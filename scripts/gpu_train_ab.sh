@@ -13,7 +13,7 @@ source scripts/gpu_env.sh || exit 1  # T0, el, DEADLINE, OUT
 START=refine/weights/refiner.pt
 [ -f .carry/refiner/checkpoint-compact.pt ] && START=.carry/refiner/checkpoint-compact.pt
 for v in a b; do
-  mkdir -p runs/gpu/$v && cp $START runs/gpu/$v/checkpoint-compact.pt
+  rm -rf runs/gpu/$v && mkdir -p runs/gpu/$v && cp $START runs/gpu/$v/checkpoint-compact.pt
   ARGS=$([ $v = a ] && echo "${A_ARGS:-}" || echo "${B_ARGS:-}")
   GPU=$([ $v = a ] && echo 0 || echo 1)
   el "variant $v on GPU $GPU: $ARGS"

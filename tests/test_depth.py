@@ -421,6 +421,36 @@ def test_ground_order_punishes_only_a_ground_called_far():
     assert abs(float(ground_order(both, solid[None].expand(2, H, W))) - loss / 2) < 1e-6  # mean over the images
 
 
+def test_shading_lights_the_frame_unevenly_and_smoothly():
+    from refine.train.depth import shading
+
+    grey = torch.full((6, 3, 48, 64), 0.1)  # dark enough that even a +3-sigma gain is not clipped
+    assert torch.equal(shading(grey, torch.Generator().manual_seed(0), prob=0.0), grey)  # off: untouched
+    a = shading(grey, torch.Generator().manual_seed(1), prob=1.0, stops=1.0)
+    assert torch.equal(a, shading(grey, torch.Generator().manual_seed(1), prob=1.0, stops=1.0))  # the seed decides
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.allclose(a[:, 0], a[:, 1]) and torch.allclose(a[:, 0], a[:, 2])  # light, not colour
+    stops = torch.log2(a[:, 0] / 0.1)  # [6, 48, 64]: the gain field itself
+    spread = stops.flatten(1).std(dim=1)
+    assert float(spread.max()) > 0.1 and float(spread.max()) <= 1.0 + 1e-4  # uneven, at most `stops` per frame
+    curvature = (stops[:, 2:] - 2 * stops[:, 1:-1] + stops[:, :-2]).abs().mean(dim=(1, 2))
+    assert bool((curvature < 0.05 * spread).all())  # smooth: white noise would give ~2.3 x its spread
+    many = shading(torch.full((200, 3, 8, 8), 0.4), torch.Generator().manual_seed(3), prob=0.5)
+    share = sum(not torch.equal(m, torch.full_like(m, 0.4)) for m in many) / 200
+    assert 0.35 < share < 0.65
+
+
+def test_depth_training_with_shading_runs_and_keeps_the_old_stream(tmp_path):
+    """`shading` 0 (every preset before 2026-12-03) leaves the training exactly as it was; on, it trains."""
+    _, summary = _tiny_depth_training(tmp_path, "lit", steps=4, shading=1.0)
+    assert summary["steps_done"] == 4
+    _tiny_depth_training(tmp_path, "off", steps=4)
+    _tiny_depth_training(tmp_path, "zero", steps=4, shading=0.0, shading_stops=3.0)
+    off, zero, lit = _weights(tmp_path / "off"), _weights(tmp_path / "zero"), _weights(tmp_path / "lit")
+    assert all(torch.equal(off[k], zero[k]) for k in off)
+    assert not all(torch.equal(off[k], lit[k]) for k in off)
+
+
 def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
     _tiny_depth_training(tmp_path, "anchor", steps=8)  # (an untrained net calls everything sky: no layout to keep)
     anchor = tmp_path / "anchor" / "depth.pt"

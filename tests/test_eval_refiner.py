@@ -80,7 +80,8 @@ def test_compare_refuses_unreadable_or_mismatched_files(tmp_path):
 
 
 def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks():
-    """docs/eval/: the classical baseline and learned-fidelity step 7040 (BENCHMARKS.md, 2026-12-02 fifth)."""
+    """docs/eval/: the classical baseline, learned-fidelity step 7040 (BENCHMARKS.md, 2026-12-02 fifth and sixth) and
+    step 8731 (2026-12-03)."""
     ev = _module()
     base = json.loads((ROOT / "docs/eval/classical_256x256_65.json").read_text())["results"]
     fid = json.loads((ROOT / "docs/eval/learned-fidelity_7040_256x256_65.json").read_text())["results"]
@@ -93,6 +94,12 @@ def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks()
     before, after = ev.cell_means(fid, "learned-fidelity"), ev.cell_means(now, "learned-fidelity")
     assert before.keys() == after.keys() and len(after) == 12
     assert all(after[k]["psnr"] >= before[k]["psnr"] - 0.01 for k in after)  # dB
+    # step 8731 (SSIM in the loss; shipped 2026-12-03, BENCHMARKS.md): every SSIM cell, one PSNR cell 0.02 dB short
+    s8731 = json.loads((ROOT / "docs/eval/learned-fidelity_8731_keep2px_256x256_65.json").read_text())["results"]
+    assert "  wins of 12 cells: PSNR 11, SSIM 12, AbsRel 12" in ev.compare(s8731, base, "classical")
+    new = ev.cell_means(s8731, "learned-fidelity")
+    assert sum(new[k]["ssim"] > after[k]["ssim"] for k in new) == 12
+    assert sum(new[k]["psnr"] > after[k]["psnr"] for k in new) == 9
 
 
 def test_refiner_specs_take_composition_overrides_and_tuning_stays_off_the_eval_seeds():

@@ -92,6 +92,15 @@ class DepthTrainConfig:
     photo upside down (every walks network did so on crystal_falls, whose bright water and gravel the walks'
     floors never showed; the layout anchor at 0.5 did not stop it, at 2.0 it leaned the trees back). A hinge only
     on that order, so it costs a correct prediction and standing trees nothing. 0: off."""
+    shading: float = 0.0
+    """Share of the procedural training frames lit by a smooth random gain field (`shading`); 0 = off (how every
+    run before 2026-12-03 was trained: their random streams stay as they were). Why: on forest-floor walks a bright
+    patch between dark trunks is far sky, and every walks network then called crystal_falls' bright pool below its dark
+    rock wall far; lighting the photo unevenly moves that (a probe of 2026-12-03, docs/depth.md: its ground_order
+    0.77 falls to 0.24-0.35 with the lower 40 % darkened or the upper 60 % brightened, and is 0 with the brightness
+    inverted). Light that varies across the frame makes brightness alone no cue for distance."""
+    shading_stops: float = 1.0
+    """Largest standard deviation of the gain field, in stops (each frame draws its own from 0 to this)."""
     standing_trees: float = 0.0
     """Share of the training frames into which upright trees are pasted (`standing_trees`: billboards at
     one depth standing on the ground, which the procedural flights never show from the side); 0 = off
@@ -171,6 +180,24 @@ def photometric(rgb: Tensor, gen: torch.Generator, depth: Tensor | None = None) 
     noise = torch.randn(x.shape, generator=noise_gen, device=dev, dtype=x.dtype) * u(0.0, 0.03, 1, 1, 1)
     x = torch.where(p(0.5), x + noise, x)
     return x.clamp(0, 1)
+
+
+def shading(rgb: Tensor, gen: torch.Generator, prob: float = 0.5, stops: float = 1.0,
+            cells: tuple[int, int] = (2, 5)) -> Tensor:
+    """Uneven light: each image of rgb [B, 3, H, W] in [0, 1] is, with probability `prob`, multiplied by a smooth
+    random gain 2 ** (s * n(y, x)), where n is a normal random field on a c x c grid of nodes (c drawn once a batch
+    from `cells`, inclusive) upsampled bicubically to H x W and scaled to zero mean and unit standard deviation, and
+    s ~ U(0, stops) per image; then clipped to [0, 1]. Its draws come from `gen` (CPU), the arithmetic runs where rgb
+    is. Ramps, bright and dark blotches at the scale of whole objects, never texture (a 2 x 2 grid is a ramp)."""
+    B, _, H, W = rgb.shape
+    c = int(torch.randint(cells[0], cells[1] + 1, (1,), generator=gen))
+    nodes = torch.randn(B, 1, c, c, generator=gen)
+    s = torch.rand(B, 1, 1, 1, generator=gen) * stops
+    on = (torch.rand(B, generator=gen) < prob)[:, None, None, None]
+    field = F.interpolate(nodes.to(rgb.device), size=(H, W), mode="bicubic", align_corners=True)
+    field = (field - field.mean(dim=(2, 3), keepdim=True)) / field.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    gain = torch.exp2(s.to(rgb.device) * field)
+    return torch.where(on.to(rgb.device), (rgb * gain).clamp(0, 1), rgb)
 
 
 # The quantisation tables of the JPEG standard (ITU-T T.81, Annex K), luminance and chrominance, row-major 8 x 8.
@@ -551,7 +578,10 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         rgb, depth = random_crops(rgb, depth, wh, gen)
         if cfg.standing_trees > 0:
             rgb, depth = standing_trees(rgb, depth, gen, prob=cfg.standing_trees)
-        rgb = jpeg(photometric(rgb, gen, depth), gen)
+        rgb = photometric(rgb, gen, depth)
+        if cfg.shading > 0:
+            rgb = shading(rgb, gen, prob=cfg.shading, stops=cfg.shading_stops)
+        rgb = jpeg(rgb, gen)
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, cfg.optim.lr, step)
         terms = depth_losses(net, rgb, depth, cfg, cuda)
