@@ -421,6 +421,30 @@ def test_ground_order_punishes_only_a_ground_called_far():
     assert abs(float(ground_order(both, solid[None].expand(2, H, W))) - loss / 2) < 1e-6  # mean over the images
 
 
+def test_ground_order_script_scores_each_photo_and_refuses_bad_input(tmp_path):
+    """scripts/ground_order.py: one row a photo, one column a network; 0 for a photo the right way up."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    h = np.linspace(0, 1, 64)[:, None, None]
+    sky, ground = np.array([150, 190, 240]), np.array([90, 120, 60]) * (1.2 - h)  # blue above, ground darker downwards
+    img = np.where(h < 0.4, sky, ground) + np.random.default_rng(0).normal(0, 6, (64, 64, 3))
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(tmp_path / "valley.png")
+    run = lambda *a: subprocess.run([sys.executable, "scripts/ground_order.py", *a], capture_output=True,  # noqa: E731
+                                    text=True, cwd=root)
+    r = run(str(tmp_path), "refine/weights/depth.pt", "--bands")
+    assert r.returncode == 0, r.stderr
+    row = [line for line in r.stdout.splitlines() if line.startswith("valley")]
+    assert len(row) == 1 and float(row[0].split()[1]) == 0.0
+    assert "bands" in r.stdout
+    for args, said in (((str(tmp_path), "nope.pt"), "no such weights file: nope.pt"),
+                       ((str(tmp_path / "none"), "refine/weights/depth.pt"), "no such photo or folder")):
+        r = run(*args)
+        assert r.returncode != 0 and said in r.stderr and "Traceback" not in r.stderr
+
+
 def test_shading_lights_the_frame_unevenly_and_smoothly():
     from refine.train.depth import shading
 
