@@ -103,9 +103,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "as train-refiner-h200 on procedural flights only, composed without the anchors (steps 3180-4404 ran with the colour anchor 0.3), with losses "
         "that reward being right on average (L1 + 10 x MSE, Laplacian L1, depth and sky; no detail-energy, "
         "colour-spread, adversarial or feature-matching terms, which pay for texture with PSNR); since step 4957 "
-        "also 0.01 x minus the mean PSNR (steps 3180-4957 ran without it: --loss.neg-psnr 0); steps 7040-8731 "
+        "also 0.01 x minus the mean PSNR (steps 3180-4957 ran without it: --loss.neg-psnr 0); steps 7040-10081 "
         "(2026-12-03) also 0.5 x (1 - SSIM) (--loss.ssim 0.5; 7040-7837 with --refiner.sharp-px 2 "
-        "--refiner.detail-px 4).",
+        "--refiner.detail-px 4); refiner-fidelity.pt is the mean of steps 8731's and 9427's weights "
+        "(scripts/average_weights.py).",
         _H200_FIDELITY,
     ),
     "train-refiner-h200-fidelity-photos": Preset(
@@ -160,10 +161,11 @@ TRAIN_PRESETS: dict[str, Preset] = {
         dataclasses.replace(_DEPTH_WALKS_LAYOUT, ground_order_weight=1.0),
     ),
     "train-depth-h200-walks-shade": Preset(
-        "Planned (not yet run): train-depth-h200-walks-layout with half of the procedural frames lit unevenly (a "
-        "smooth random gain field of up to 1 stop, refine/train/depth.py shading), so that brightness alone stops "
-        "meaning far: the walks networks call crystal_falls' bright pool under its dark wall far, and the "
-        "ground-order term on the training photos did not change that (2026-12-03).",
+        "train-depth-h200-walks-layout with half of the procedural frames lit unevenly (a smooth random gain field "
+        "of up to 1 stop, refine/train/depth.py shading), so that brightness alone stops meaning far. Run once "
+        "(2026-12-03, 6000 -> 9000 on one H200): crystal_falls' ground order 0.77 -> 0.57, still upside down, and "
+        "new faults (sky holes in gray_pier's clouds, the_lost_city's near rocks read far); not shipped "
+        "(refine/weights/depth.json, tried_not_shipped).",
         dataclasses.replace(_DEPTH_WALKS_LAYOUT, shading=0.5, shading_stops=1.0),
     ),
 }

@@ -39,6 +39,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worldgen.core.io import UserInputError, atomic_write  # noqa: E402
+
 RANGES = ((1, 8), (9, 32), (33, 64))
 
 
@@ -238,6 +240,8 @@ def main() -> None:
         sys.exit(f"eval_refiner: seeds {bad} are not " + ("train seeds (--tune)" if a.tune
                                                            else "evaluation seeds (1000000..1000999)"))
     device = torch.device(a.device)
+    for spec in a.refiners:  # every spec resolves (weights exist, overrides fit) before the first flight
+        composed(*parse_spec(spec), device)
     results, gt_cache = [], {}
     for seed in a.seeds:
         for path_kind in a.paths:
@@ -251,8 +255,9 @@ def main() -> None:
                           + "  ".join(f"{r}: {v['psnr']:.2f} dB {v['ssim']:.3f} {v['absrel']:.3f}"
                                       for r, v in results[-1]["summary"].items()), flush=True)
                     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-                    Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "device": str(device),
-                                                       "size": [W, H], "frames": a.frames, "results": results}))
+                    with atomic_write(a.out, "w") as f:  # (rewritten after each flight; never half-written)
+                        json.dump({"date": time.strftime("%Y-%m-%d"), "device": str(device), "size": [W, H],
+                                   "frames": a.frames, "results": results}, f)
     # markdown: mean over seeds per (path, mode, refiner, range)
     print("\n| path | mode | refiner | " + " | ".join(f"steps {lo}-{hi} PSNR / SSIM / AbsRel" for lo, hi in RANGES) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in RANGES) + " |")
@@ -268,4 +273,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserInputError as e:  # e.g. a --refiners FILE that is not a weights file: one line, not a traceback
+        sys.exit(f"eval_refiner: {e}")
