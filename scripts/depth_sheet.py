@@ -1,6 +1,6 @@
 """Contact sheet of the photo's depth backends on real photos: photo | learned disparity | prior disparity.
 
-    .venv/bin/python scripts/depth_sheet.py [--photos ../shared/data/real] [--out docs/depth_real.png]
+    .venv/bin/python scripts/depth_sheet.py [--photos ../shared/data/real] [--out docs/depth_real.jpg]
     .venv/bin/python scripts/depth_sheet.py --models learned runs/x/depth.pt prior --out /tmp/cmp.png  (weights side by side)
 
 Every image of the folder goes through `first_frame` exactly as `worldgen fly PHOTO --fov 90` would
@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worldgen.core.images import disparity_colors, save_png_u8, side_by_side, thumbnail, to_uint8  # noqa: E402
+from worldgen.core.images import disparity_colors, save_figure_u8, side_by_side, thumbnail, to_uint8  # noqa: E402
 from worldgen.pipeline.config import PhotoConfig  # noqa: E402
 from worldgen.pipeline.sources import first_frame  # noqa: E402
 
@@ -42,7 +42,7 @@ def triplet(path: Path, side: int, thumb: int, fov: float, models: list[str]) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", default="../shared/data/real")
-    ap.add_argument("--out", default="docs/depth_real.png")
+    ap.add_argument("--out", default="docs/depth_real.jpg")
     ap.add_argument("--side", type=int, default=256, help="longer side of the working size (as fly's --auto-side)")
     ap.add_argument("--thumb", type=int, default=176, help="longer side of each picture on the sheet")
     ap.add_argument("--fov", type=float, default=90.0, help="horizontal field of view of the photos (cube faces: 90)")
@@ -61,7 +61,7 @@ def main() -> None:
     rows = [np.concatenate(sum(([t, np.full((h, 10, 3), 255, np.uint8)] for t in tiles[i:i + args.cols]), [])[:-1], 1)
             for i in range(0, len(tiles), args.cols)]
     sheet = np.concatenate(sum(([r, np.full((6, r.shape[1], 3), 255, np.uint8)] for r in rows), [])[:-1], 0)
-    save_png_u8(args.out, sheet, optimize=True)
+    save_figure_u8(args.out, sheet)
     print(f"{args.out}: {len(paths)} photos, {sheet.shape[1]}x{sheet.shape[0]}")
 
 

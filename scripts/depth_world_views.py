@@ -1,7 +1,7 @@
 """The world a flight builds, seen from above and from the side, per depth model (learned vs prior).
 
     .venv/bin/python scripts/depth_world_views.py [PHOTO ...] [--frames 100] [--size 128x96] [--fov 90]
-                                                  [--models learned prior FILE.pt] [--out docs/depth_world.png]
+                                                  [--models learned prior FILE.pt] [--out docs/depth_world.jpg]
 
 For each photo and depth model (`--models`, default learned and prior), flies `--frames` frames as `worldgen fly PHOTO
 --fov F --size WxH --frames N --refiner classical` does (autopilot, persistent), then draws
@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from refine.classical import ClassicalRefinerConfig  # noqa: E402
 from renderers import get_renderer  # noqa: E402
-from worldgen.core.images import save_png_u8, side_by_side, to_uint8  # noqa: E402
+from worldgen.core.images import save_figure_u8, side_by_side, to_uint8  # noqa: E402
 from worldgen.pipeline.config import PhotoConfig  # noqa: E402
 from worldgen.pipeline.flight import Flight  # noqa: E402
 from worldgen.pipeline.generator import GeneratorConfig, make_generator  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--models", nargs="+", default=["learned", "prior"],
                     help="--depth-model specs: learned, prior, a depth weights FILE.pt (labelled by its name)")
-    ap.add_argument("--out", default="docs/depth_world.png")
+    ap.add_argument("--out", default="docs/depth_world.jpg")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,7 +111,7 @@ def main() -> None:
         title = Image.new("RGB", (rows[-1].shape[1], 18), (255, 255, 255))
         ImageDraw.Draw(title).text((4, 2), Path(photo).stem, fill=(0, 0, 0), font=ImageFont.load_default(size=13))
         rows[-1] = np.concatenate([np.asarray(title), rows[-1]], 0)
-    save_png_u8(args.out, np.concatenate(rows, 0), optimize=True)
+    save_figure_u8(args.out, np.concatenate(rows, 0))
     print(args.out)
 
 

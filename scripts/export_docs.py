@@ -5,9 +5,9 @@
 1. Flies the bundled example (autopilot, 256x160) into RUN unless RUN/world.ply exists, and saves the
    flight's sky dome as RUN/sky.png (`SkyDome.save_png`; `worldgen fly` does not write it yet).
 2. `worldgen export RUN --mesh RUN/world.glb`.
-3. docs/view_first_camera.png: `worldgen view RUN/world.ply` (cameras.json and sky.png beside it) as a
+3. docs/view_first_camera.jpg: `worldgen view RUN/world.ply` (cameras.json and sky.png beside it) as a
    new tab opens it, 1024x768 headless Chromium.
-4. docs/export_mesh.png: RUN/world.glb loaded by viser's glTF loader (three.js), seen from camera 0
+4. docs/export_mesh.jpg: RUN/world.glb loaded by viser's glTF loader (three.js), seen from camera 0
    (converted to the GLB's +y-up frame).
 Prints the fraction of non-background pixels of each image.
 """
@@ -42,16 +42,30 @@ def coverage(img: np.ndarray, background=(255, 255, 255)) -> float:
     return float((np.abs(img.astype(int) - np.array(background)).max(-1) > 12).mean())
 
 
+def snap(server, out: Path, settle: float) -> np.ndarray:
+    """A 1024x768 screenshot of the viewer `server` serves, written to `out` as its suffix says (Chromium writes
+    PNG; the docs keep JPEG, a fifth of the bytes), returned as uint8 [H, W, 3]."""
+    from viewer.snapshot import snapshot
+    from worldgen.core.images import save_figure_u8
+
+    png = out.with_name(out.stem + ".snapshot.png")
+    try:
+        img = snapshot(server, png, size=(1024, 768), settle=settle)
+        save_figure_u8(out, img)
+    finally:
+        png.unlink(missing_ok=True)
+    return img
+
+
 def view_shot(run: Path, out: Path) -> None:
     from viewer.app import start_server
     from viewer.browse import BrowseApp, load_world
-    from viewer.snapshot import snapshot
 
     server = start_server("127.0.0.1", 0)
     try:
         app = BrowseApp(server, load_world(run / "world.ply"))
         app.wait_streamed(120)
-        img = snapshot(server, out, size=(1024, 768), settle=10.0)
+        img = snap(server, out, settle=10.0)
     finally:
         server.stop()
     print(f"{out}: {coverage(img):.1%} of the view differs from the empty background")
@@ -62,7 +76,6 @@ def mesh_shot(run: Path, glb: Path, out: Path) -> None:
 
     from viewer.app import start_server
     from viewer.framing import view_at_camera
-    from viewer.snapshot import snapshot
     from worldgen.pipeline.export.mesh import WORLD_TO_YUP
     from worldgen.pipeline.export.rundir import RunDir
 
@@ -82,7 +95,7 @@ def mesh_shot(run: Path, glb: Path, out: Path) -> None:
         ic.look_at = tuple(WORLD_TO_YUP @ view.look_at)
         ic.up = tuple(WORLD_TO_YUP @ view.up)
         ic.fov, ic.near, ic.far = view.fov, view.near, view.far
-        img = snapshot(server, out, size=(1024, 768), settle=15.0)
+        img = snap(server, out, settle=15.0)
     finally:
         server.stop()
     print(f"{out}: {coverage(img):.1%} of the view differs from the empty background "
@@ -107,8 +120,8 @@ def main() -> None:
             if e.code:
                 raise
     docs = ROOT / "docs"
-    view_shot(run, docs / "view_first_camera.png")
-    mesh_shot(run, glb, docs / "export_mesh.png")
+    view_shot(run, docs / "view_first_camera.jpg")
+    mesh_shot(run, glb, docs / "export_mesh.jpg")
 
 
 if __name__ == "__main__":

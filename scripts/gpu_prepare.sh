@@ -9,8 +9,8 @@
 # compressed; carry them as .carry/gsplat_cuda.so.xz (2.0 MB; an uncompressed .carry/gsplat_cuda.so from before
 # is compressed here). To continue a run from the last call's compact checkpoint, copy it over the tracked file the
 # run starts from (refine/weights/refiner.pt, or refine/weights/refiner-fidelity.pt with FROM=that file): the
-# tracked files travel anyway (48 MiB since the second refiner's weights), while .carry/refiner/ (9.5 MiB more)
-# would break the limit beside the wheels and the kernels (56.5 MiB).
+# tracked files travel anyway (49 MiB since the docs figures became JPEG, 2026-12-03), while .carry/refiner/ (9.5 MiB more)
+# would break the limit beside the wheels and the kernels (57.6 MiB with them).
 #
 #   bash scripts/gpu_prepare.sh [PHOTOS_DIR]        (default ../shared/data/photos)
 set -euo pipefail

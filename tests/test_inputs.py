@@ -9,7 +9,7 @@ from PIL import Image
 
 from worldgen.pipeline.depth import LandscapePrior, clean_depth, detect_sky
 from worldgen.core.camera import Camera
-from worldgen.core.images import center_crop_resize, load_depth_file, load_image, parse_size
+from worldgen.core.images import center_crop_resize, load_depth_file, load_image, parse_size, save_figure_u8
 from worldgen.core.io import UserInputError, check_writable_dir
 
 
@@ -119,3 +119,18 @@ def test_unwritable_output(tmp_path):
     f.write_text("x")
     with pytest.raises(UserInputError, match="not writable"):
         check_writable_dir(f / "sub")
+
+
+def test_figures_are_written_in_the_format_their_suffix_names(tmp_path):
+    """save_figure_u8: JPEG for .jpg / .jpeg (the docs' figures), the smallest PNG for .png, nothing for another."""
+    y, x = np.mgrid[0:48, 0:64]
+    img = np.stack([x * 4, y * 5, 128 + 100 * np.sin(x / 6.0) * np.cos(y / 5.0)], -1).clip(0, 255).astype(np.uint8)
+    for name, fmt in (("a.jpg", "JPEG"), ("b.JPEG", "JPEG"), ("c.png", "PNG")):
+        save_figure_u8(tmp_path / name, img)
+        with Image.open(tmp_path / name) as im:
+            assert im.format == fmt and im.size == (64, 48)
+            back = np.asarray(im.convert("RGB")).astype(int)
+        assert np.abs(back - img).mean() < (3 if fmt == "JPEG" else 1e-9)  # lossy, but the same picture
+    with pytest.raises(ValueError, match="a figure is"):
+        save_figure_u8(tmp_path / "d.gif", img)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.JPEG", "c.png"]  # no temporary left behind

@@ -255,9 +255,9 @@ def test_snapshot_reports_missing_chromium(server, tmp_path):
 
 
 def test_committed_screenshot_shows_the_world_from_the_first_camera():
-    """docs/view_first_camera.png (scripts/export_docs.py: `worldgen view runs/x/world.ply`, a 100-frame
+    """docs/view_first_camera.jpg (scripts/export_docs.py: `worldgen view runs/x/world.ply`, a 100-frame
     flight with cameras.json and sky.png beside it) is mostly world and sky, not empty background."""
-    img = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "docs" / "view_first_camera.png").convert("RGB"))
+    img = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "docs" / "view_first_camera.jpg").convert("RGB"))
     assert img.shape == (768, 1024, 3)
     assert background_fraction(img) < 0.2
     H, W = img.shape[:2]

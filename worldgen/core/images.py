@@ -74,6 +74,24 @@ def save_png_u8(path: str | os.PathLike, img: np.ndarray, *, colors: int | None 
             im.save(f, format="PNG", compress_level=1)
 
 
+FIGURE_JPEG_QUALITY = 88
+"""JPEG quality of the figures `save_figure_u8` writes (photos and colour maps: a quarter to a third of the PNG's bytes;
+the repository's figures travel with every GPU call, whose limit is 64 MiB)."""
+
+
+def save_figure_u8(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a uint8 figure [H, W, 3] atomically in the format its suffix names: .jpg / .jpeg as JPEG
+    (quality FIGURE_JPEG_QUALITY), .png as the smallest PNG. ValueError for another suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".png":
+        save_png_u8(path, img, optimize=True)
+        return
+    if suffix not in (".jpg", ".jpeg"):
+        raise ValueError(f"{path}: a figure is .png, .jpg or .jpeg")
+    with atomic_write(path) as f:
+        Image.fromarray(img).save(f, format="JPEG", quality=FIGURE_JPEG_QUALITY)
+
+
 def to_uint8(rgb: Tensor | np.ndarray) -> np.ndarray:
     """[H, W, 3] float in [0, 1] (a tensor on any device, or numpy) -> [H, W, 3] uint8 numpy, rounded
     half up (a tensor is converted on its device, then copied). uint8 input is returned as is."""
