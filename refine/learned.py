@@ -79,7 +79,7 @@ fidelity to ground truth (minus the mean PSNR added to its loss), composed as `F
 anchored composition drifts in colour and speckles, so it is not the default (refine/weights/refiner-fidelity.json)."""
 SHIPPED_WEIGHTS = {"learned": DEFAULT_WEIGHTS, "learned-fidelity": FIDELITY_WEIGHTS}
 """The shipped refiner names and their weights files (worldgen/pipeline/refiners.py turns a --refiner name into one)."""
-FIDELITY = {"anchor": 0.0, "texture": 0.0, "sharp_px": 2.0, "detail_px": 4.0}
+FIDELITY = {"anchor": 0.0, "texture": 0.0, "sharp_px": 2.0, "detail_px": 4.0, "flip_average": True}
 """The composition of `--refiner learned-fidelity` (worldgen/pipeline/refiners.py): no colour and detail anchors,
 and covered pixels kept as the world draws them up to a footprint of 2 px (re-synthesised fully from 4 px).
 The anchors pull generated ground towards the photo's statistics, which keeps long flights over real photos detailed
@@ -89,7 +89,10 @@ the truth; `learned` (the default weights' saved composition, with the anchors) 
 photos. Keeping the world's colour up to 2 px instead of 1 (2026-12-02, sixth session; CPU, held-out 256^2, 64 steps)
 raised persistent steps 33-64 from 30.73 / 0.8053 to 30.79 / 0.8082 (forward, PSNR / SSIM) and from 29.85 / 0.7838
 to 29.94 / 0.7865 (autopilot) and changed no other cell by more than 0.01 dB: the network's residual on a slightly
-blurry covered pixel cost more structure than it restored (BENCHMARKS.md)."""
+blurry covered pixel cost more structure than it restored (BENCHMARKS.md). `flip_average` (2026-12-03, second
+session; chosen on train seeds, +0.00 to +0.05 dB there) took held-out autopilot persistent steps 1-8 from 34.41 to
+34.52 dB against the classical 34.44 (PSNR higher in 10 of 12 cells, mean +0.03 dB; the other two -0.001 dB), for
+twice the network: 0.148 s a frame at 256^2 on 2 CPU cores against 0.104 (BENCHMARKS.md)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ class LearnedRefinerConfig:
     -> 10.1; held-out procedural (128x128, forward, steps 1-8 / 9-32) 35.30 / 31.69 -> 34.86 / 31.24 dB,
     nearly all on the smooth seed (BENCHMARKS.md). Steps up to 3822 were trained without it. 0 = off;
     `--refiner-texture` overrides it."""
+    flip_average: bool = False
+    """Run the network on the view and on its mirror image (one batch of two) and average the two outputs,
+    mirrored back, before composing (test-time augmentation: the network's left-right asymmetric errors
+    cancel; twice the network's time). Inference only; training never sets it."""
 
 
 @dataclass
@@ -430,7 +437,11 @@ class LearnedRefiner:
         # no autocast weight cache: a cached cast would be captured as a stale constant
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda",
                             cache_enabled=False):
-            out = self.net(x)
+            if self.config.flip_average:
+                both = self.net(torch.cat([x, x.flip(-1)]))
+                out = (both[:1] + both[1:].flip(-1)) / 2
+            else:
+                out = self.net(x)
         c = compose(batch, out, self.config)
         return c.rgb[0].permute(1, 2, 0), c.depth()[0], c.sky[0, 0]
 

@@ -44,7 +44,8 @@ from worldgen.core.io import UserInputError, atomic_write  # noqa: E402
 RANGES = ((1, 8), (9, 32), (33, 64))
 
 
-COMPOSITION = ("anchor", "texture", "sharp_px", "detail_px")  # LearnedRefinerConfig fields a spec may override
+COMPOSITION = ("anchor", "texture", "sharp_px", "detail_px", "flip_average")  # LearnedRefinerConfig fields a spec
+# may override (flip_average: 0 or 1)
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
@@ -75,6 +76,10 @@ def composed(name: str, overrides: dict, device: torch.device):
 
     refiner = make_refiner(name, device, **{k: v for k, v in overrides.items() if k in ("anchor", "texture")})
     px = {k: v for k, v in overrides.items() if k in ("sharp_px", "detail_px")}
+    if "flip_average" in overrides:
+        if not hasattr(refiner, "config"):
+            sys.exit(f"eval_refiner: {name}: only a learned refiner has flip_average")
+        refiner.config = dataclasses.replace(refiner.config, flip_average=bool(overrides["flip_average"]))
     if px:
         if not hasattr(refiner, "config"):
             sys.exit(f"eval_refiner: {name}: only a learned refiner has sharp_px / detail_px")

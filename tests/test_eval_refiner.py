@@ -76,7 +76,7 @@ def test_compare_refuses_unreadable_or_mismatched_files(tmp_path):
 
 def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks():
     """docs/eval/: the classical baseline, learned-fidelity step 7040 (BENCHMARKS.md, 2026-12-02 fifth and sixth) and
-    step 8731 (2026-12-03) and the mean of 8731 and 9427 (2026-12-03, second session)."""
+    step 8731 (2026-12-03) and the mean of 8731 and 9427 (2026-12-03, second session), without and with flip_average."""
     ev = _module()
     base = json.loads((ROOT / "docs/eval/classical_256x256_65.json").read_text())["results"]
     fid = json.loads((ROOT / "docs/eval/learned-fidelity_7040_256x256_65.json").read_text())["results"]
@@ -102,6 +102,13 @@ def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks()
     mean = ev.cell_means(avg, "learned-fidelity")
     assert sum(mean[k]["psnr"] > new[k]["psnr"] for k in mean) == 9
     assert sum(mean[k]["ssim"] > new[k]["ssim"] for k in mean) == 11
+    # the same weights with the mirror-image average (refine.learned.FIDELITY's flip_average, the shipped
+    # composition since then): every cell of all three measures
+    flip = json.loads((ROOT / "docs/eval/learned-fidelity_avg8731-9427_flip_256x256_65.json").read_text())["results"]
+    assert "  wins of 12 cells: PSNR 12, SSIM 12, AbsRel 12" in ev.compare(flip, base, "classical")
+    both = ev.cell_means(flip, "learned-fidelity")
+    assert sum(both[k]["psnr"] > mean[k]["psnr"] for k in both) == 10
+    assert all(both[k]["psnr"] > mean[k]["psnr"] - 0.005 for k in both)  # dB
 
 
 def test_refiner_specs_take_composition_overrides_and_tuning_stays_off_the_eval_seeds(tmp_path):

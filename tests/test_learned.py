@@ -748,11 +748,13 @@ def test_the_anchor_can_be_set_for_the_shipped_weights():
     fid, shipped = make_refiner("learned-fidelity"), make_refiner("learned")
     assert (fid.config.anchor, fid.config.texture) == (0.0, 0.0)  # the network's own estimate, no anchors
     assert (fid.config.sharp_px, fid.config.detail_px) == (2.0, 4.0)  # keeps the world's colour up to 2 px
+    assert fid.config.flip_average and not shipped.config.flip_average  # the mirror-image average: fidelity only
     assert (fid.name, shipped.name) == ("learned-fidelity", "learned")
     assert (fid.weights, shipped.weights) == (str(FIDELITY_WEIGHTS), str(DEFAULT_WEIGHTS))  # recorded in run.json
     assert shipped.config.anchor > 0 and shipped.config.texture > 0  # the default: anchored to the photo
     same = dataclasses.replace(fid.config, anchor=shipped.config.anchor, texture=shipped.config.texture,
-                               sharp_px=shipped.config.sharp_px, detail_px=shipped.config.detail_px)
+                               sharp_px=shipped.config.sharp_px, detail_px=shipped.config.detail_px,
+                               flip_average=shipped.config.flip_average)
     assert same == shipped.config  # the other composition rules are the default's
     # two files: the fidelity weights are the default's network trained further (same architecture, other weights)
     fid_sd, sd = fid.net.state_dict(), shipped.net.state_dict()
@@ -827,3 +829,46 @@ def test_photo_steps_can_run_without_a_critic(tmp_path):
     blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     # no critic, so none is saved (the fidelity-photos run of 2026-12-02 carried an untrained one: 2.9 MB more)
     assert blob["disc_photo"] is None and blob["opt_dp"] is None
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"data": {"frames": 3}}, "data.frames 3 is too few for clips of up to 1 warm-up \\+ 2 supervised steps"),
+    ({"unroll": {"warm_steps": (2, 1)}}, "unroll settings"),
+    ({"replay": {"capacity": 8, "batch": 0}}, "replay settings"),
+    ({"photos": {"critic_steps": 0}}, "critic_steps 0"),
+])
+def test_training_settings_it_could_not_keep_are_one_line_before_anything_is_written(tmp_path, change, says):
+    """`worldgen train` refuses, in one line and with an empty run folder, settings that used to fail mid-run
+    (data.frames shorter than a clip stopped in torch.randint with a traceback, 2026-12-03)."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train import trainer
+    from worldgen.commands.train import main_refiner
+    from worldgen.core.io import UserInputError
+
+    cfg = dataclasses.replace(TRAIN_PRESETS["train-refiner-tiny"].config, out=str(tmp_path / "run"))
+    for part, fields in change.items():
+        cfg = dataclasses.replace(cfg, **{part: dataclasses.replace(getattr(cfg, part), **fields)})
+    with pytest.raises(UserInputError, match=says):
+        main_refiner(cfg)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match=says):  # the trainer itself, not only the command, checks
+        trainer.train(cfg)
+
+
+def test_flip_average_runs_the_network_on_the_view_and_its_mirror():
+    """LearnedRefinerConfig.flip_average: the composed frame is the one of the mean of net(x) and net(mirror x)
+    mirrored back; a network that is not mirror-symmetric gives another frame than without it."""
+    torch.manual_seed(0)
+    net = RefinerNet(TINY).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.2)  # not the zero-initialised head: a network with something to say
+    cfg = LearnedRefinerConfig(noise=False, anchor=0.0, texture=0.0)
+    view = make_view()
+    plain = LearnedRefiner(net, cfg)(view)
+    flipped = LearnedRefiner(net, dataclasses.replace(cfg, flip_average=True))(view)
+    x, vb = view_inputs([view], cfg)
+    with torch.no_grad():
+        want = compose(vb, (net(x) + net(x.flip(-1)).flip(-1)) / 2, cfg).frames([view])[0]
+    assert torch.allclose(flipped.rgb, want.rgb, atol=1e-5) and torch.allclose(flipped.depth, want.depth, atol=1e-4)
+    assert (flipped.rgb - plain.rgb).abs().max() > 1e-3

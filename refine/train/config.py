@@ -276,3 +276,15 @@ class TrainConfig:
     """Still-photo steps (InfiniteNature-Zero), mixed with the flight steps; off without --photos.folder."""
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     """Replay training (off unless --replay.capacity > 0)."""
+
+    def validate(self) -> None:
+        """ValueError (one line, for `worldgen train`) for settings the run could not keep: a clip of the longest
+        warm-up plus the supervised steps must fit in a flight, the replay and still-photo settings in their ranges."""
+        lo, hi = self.unroll.warm_steps
+        if self.unroll.steps < 1 or not 0 <= lo <= hi:
+            raise ValueError("unroll settings: steps >= 1 and 0 <= warm_steps[0] <= warm_steps[1]")
+        if self.data.frames < hi + self.unroll.steps + 1:
+            raise ValueError(f"data.frames {self.data.frames} is too few for clips of up to {hi} warm-up + "
+                             f"{self.unroll.steps} supervised steps: need at least {hi + self.unroll.steps + 1}")
+        self.replay.validate()
+        self.photos.validate()

@@ -137,6 +137,7 @@ def train(cfg: TrainConfig) -> dict:
     """Run (or resume) training as configured; returns the summary written to train.json."""
     from renderers import get_renderer
 
+    cfg.validate()
     dd = Dist(cfg.device)
     dev = dd.device
     out = Path(cfg.out)
