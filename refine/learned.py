@@ -90,7 +90,7 @@ photos. Keeping the world's colour up to 2 px instead of 1 (2026-12-02, sixth se
 raised persistent steps 33-64 from 30.73 / 0.8053 to 30.79 / 0.8082 (forward, PSNR / SSIM) and from 29.85 / 0.7838
 to 29.94 / 0.7865 (autopilot) and changed no other cell by more than 0.01 dB: the network's residual on a slightly
 blurry covered pixel cost more structure than it restored (BENCHMARKS.md). `flip_average` (2026-12-03, second
-session; chosen on train seeds, +0.00 to +0.05 dB there) took held-out autopilot persistent steps 1-8 from 34.41 to
+session; chosen on train seeds, -0.01 to +0.05 dB there) took held-out autopilot persistent steps 1-8 from 34.41 to
 34.52 dB against the classical 34.44 (PSNR higher in 10 of 12 cells, mean +0.03 dB; the other two -0.001 dB), for
 twice the network: 0.148 s a frame at 256^2 on 2 CPU cores against 0.104 (BENCHMARKS.md)."""
 
