@@ -215,7 +215,12 @@ def test_browser_opens_the_flight_at_its_first_camera(tmp_path, chromium):
     try:
         app = BrowseApp(server, load_world(run / "world.ply"))
         assert app.wait_streamed(30)
-        img = snapshot(server, tmp_path / "first.png", size=(1024, 768), settle=6.0, chromium=chromium)
+        # the Gaussians stream in after the tab opens: slower on a loaded machine (2026-12-03: 3 % covered after 6 s
+        # while two evaluations held both cores of a 2-core machine), so wait longer before calling it a failure
+        for settle in (6.0, 15.0, 30.0):
+            img = snapshot(server, tmp_path / "first.png", size=(1024, 768), settle=settle, chromium=chromium)
+            if 1.0 - background_fraction(img) > 0.6:
+                break
     finally:
         server.stop()
     covered = 1.0 - background_fraction(img)
