@@ -75,15 +75,13 @@ def composed(name: str, overrides: dict, device: torch.device):
     from worldgen.pipeline.refiners import make_refiner
 
     refiner = make_refiner(name, device, **{k: v for k, v in overrides.items() if k in ("anchor", "texture")})
-    px = {k: v for k, v in overrides.items() if k in ("sharp_px", "detail_px")}
-    if "flip_average" in overrides:
+    rest = {k: v for k, v in overrides.items() if k not in ("anchor", "texture")}  # (make_refiner takes those two)
+    if rest:
         if not hasattr(refiner, "config"):
-            sys.exit(f"eval_refiner: {name}: only a learned refiner has flip_average")
-        refiner.config = dataclasses.replace(refiner.config, flip_average=bool(overrides["flip_average"]))
-    if px:
-        if not hasattr(refiner, "config"):
-            sys.exit(f"eval_refiner: {name}: only a learned refiner has sharp_px / detail_px")
-        cfg = dataclasses.replace(refiner.config, **px)
+            sys.exit(f"eval_refiner: {name}: only a learned refiner has {' / '.join(rest)}")
+        if "flip_average" in rest:
+            rest["flip_average"] = bool(rest["flip_average"])
+        cfg = dataclasses.replace(refiner.config, **rest)
         if not 0 < cfg.sharp_px < cfg.detail_px:
             sys.exit(f"eval_refiner: {name}: needs 0 < sharp_px < detail_px, got {cfg.sharp_px} / {cfg.detail_px}")
         refiner.config = cfg

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refine.depthnet import load_depth_weights, predict  # noqa: E402
-from refine.train.depth import ground_order, order_bands  # noqa: E402
+from refine.train.depth import bands_order, order_bands  # noqa: E402
 from worldgen.core.images import load_image  # noqa: E402
 from worldgen.core.io import UserInputError  # noqa: E402
 
@@ -37,8 +37,8 @@ def score(net, path: Path) -> tuple[float, list[float]]:
     with torch.no_grad():
         log_d, sky = predict(net, x)
     solid = sky.float() < 0
-    means, ok = order_bands(log_d.float(), solid)
-    return float(ground_order(log_d.float(), solid)), [float(m) if o else float("nan") for m, o in zip(means[0], ok[0])]
+    means, ok = order_bands(log_d.float(), solid)  # (the bands once: the score is made from them)
+    return float(bands_order(means, ok)), [float(m) if o else float("nan") for m, o in zip(means[0], ok[0])]
 
 
 def main() -> None:

@@ -418,8 +418,13 @@ def ground_order(log_d: Tensor, solid: Tensor, start: float = 0.375, bands: int 
     ground ahead) are free. On the 14 photos of ../shared/data/real (whole, 256x256) the shipped network scores 0
     on all, the walks networks 0.94-1.03 on crystal_falls (its ground called farther than its rock wall) and 0 on
     the rest; on the 66 training photos the shipped network is above 0 on 3 (at most 0.43, a night sky)."""
-    means, ok = order_bands(log_d, solid, start, bands)
-    steps = F.relu(means[:, 1:] - means[:, :-1] - margin) * (ok[:, 1:] & ok[:, :-1]).to(log_d.dtype)
+    return bands_order(*order_bands(log_d, solid, start, bands), margin)
+
+
+def bands_order(means: Tensor, ok: Tensor, margin: float = 0.1) -> Tensor:
+    """`ground_order` from `order_bands`' output (means, ok [B, bands]): the mean over the batch of the summed
+    relu(lower band - upper band - margin) over neighbouring bands that both have solid pixels; a scalar."""
+    steps = F.relu(means[:, 1:] - means[:, :-1] - margin) * (ok[:, 1:] & ok[:, :-1]).to(means.dtype)
     return steps.sum(dim=1).mean()
 
 
