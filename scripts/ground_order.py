@@ -59,7 +59,10 @@ def main() -> None:
         for w in args.weights:
             if not Path(w).is_file():
                 raise UserInputError(f"no such weights file: {w}")
-            nets.append(load_depth_weights(w)[0].eval())
+            try:
+                nets.append(load_depth_weights(w)[0].eval())
+            except ValueError as e:  # a foreign or damaged file: load_net_blob's one-line reason
+                raise UserInputError(str(e)) from None
         print(f"{'photo':32s} " + " ".join(f"{Path(w).stem[:14]:>14s}" for w in args.weights))
         for p in photos:
             rows = [score(n, p) for n in nets]

@@ -439,7 +439,9 @@ def test_ground_order_script_scores_each_photo_and_refuses_bad_input(tmp_path):
     row = [line for line in r.stdout.splitlines() if line.startswith("valley")]
     assert len(row) == 1 and float(row[0].split()[1]) == 0.0
     assert "bands" in r.stdout
+    (tmp_path / "junk.pt").write_text("not weights")
     for args, said in (((str(tmp_path), "nope.pt"), "no such weights file: nope.pt"),
+                       ((str(tmp_path), str(tmp_path / "junk.pt")), "is not a worldgen depth weights file"),
                        ((str(tmp_path / "none"), "refine/weights/depth.pt"), "no such photo or folder")):
         r = run(*args)
         assert r.returncode != 0 and said in r.stderr and "Traceback" not in r.stderr
