@@ -14,6 +14,7 @@ from configs.base import Preset
 from refine.learned import LearnedRefinerConfig
 from refine.net import RefinerNetConfig
 from refine.train.config import (
+                                 ColourJitterConfig,
                                  DataConfig,
                                  LossConfig,
                                  OptimConfig,
@@ -110,13 +111,33 @@ TRAIN_PRESETS: dict[str, Preset] = {
         _H200_FIDELITY,
     ),
     "train-refiner-h200-fidelity-photos": Preset(
-        "Planned (not yet run): the fidelity run with still-photo steps of image statistics and no critic, so one "
+        "Run once (7040 -> 7374, 2026-12-02; not kept: over the real photos its colours got worse, late-frame dE "
+        "median 28 against 12, BENCHMARKS.md): the fidelity run with still-photo steps of image statistics and no "
+        "critic, so one "
         "network can be both right on procedural truth and in the photo's colours over long flights (step 7040 "
         "drifted there: BENCHMARKS.md, 2026-12-02 fifth): one photo step in three (cycles and forward flights over "
         "crops of --photos.folder with the shipped depth network's depth), Lab colour and band-energy terms on every "
         "generated frame, L1 + Laplacian on the cycle's return; no adversarial or feature-matching term.",
         dataclasses.replace(_H200_FIDELITY,
                             photos=StillPhotoConfig(every=3, adversarial=0.0, feature_matching=0.0, critic_steps=0)),
+    ),
+    "train-refiner-h200-fidelity-colour": Preset(
+        "The fidelity run (with 0.5 x (1 - SSIM), as since step 7040) on procedural flights whose colours are "
+        "changed at random, one change per clip for all its frames, in half the clips (DataConfig.colour: hue +-45 "
+        "degrees, saturation 0.6-1.6, white balance +-20 %, gamma 0.7-1.4): a network that cannot rely on the "
+        "procedural palette must take its colours from the frame, where over real photos the fidelity network paints "
+        "the procedural worlds' magenta and blue haze (2026-12-03).",
+        dataclasses.replace(_H200_FIDELITY, loss=dataclasses.replace(_H200_FIDELITY.loss, ssim=0.5),
+                            data=dataclasses.replace(_H200_FIDELITY.data, colour=ColourJitterConfig(share=0.5))),
+    ),
+    "train-refiner-h200-fidelity-anchored": Preset(
+        "Planned (not yet run): the fidelity run (with 0.5 x (1 - SSIM)) composed in the loop as `learned` is shipped, "
+        "with the colour anchor 0.3 and the detail anchor 1, so that one network is trained to be right on procedural "
+        "truth under the composition that keeps photo flights in their colours and detail (the fidelity weights "
+        "composed so, untrained for it: hf median 0.62, dE 9.2 over the 14 real photos; BENCHMARKS.md, 2026-12-03 "
+        "third).",
+        dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
+                            loss=dataclasses.replace(_H200_FIDELITY.loss, ssim=0.5)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "

@@ -40,52 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worldgen.core.io import UserInputError, atomic_write  # noqa: E402
+from worldgen.pipeline.refiners import make_refiner  # noqa: E402
 
 RANGES = ((1, 8), (9, 32), (33, 64))
-
-
-COMPOSITION = ("anchor", "texture", "sharp_px", "detail_px", "flip_average")  # LearnedRefinerConfig fields a spec
-# may override (flip_average: 0 or 1)
-
-
-def parse_spec(spec: str) -> tuple[str, dict]:
-    """("learned-fidelity", {"texture": 0.2}) from "learned-fidelity+texture=0.2": a refiner and overrides of its
-    composition (`COMPOSITION`: the anchors and the footprints of `refine.learned`'s keep rule), so one run can
-    score compositions side by side."""
-    name, *parts = spec.split("+")
-    overrides = {}
-    for part in parts:
-        key, _, value = part.partition("=")
-        if key not in COMPOSITION or not value:
-            sys.exit(f"eval_refiner: {spec!r}: overrides are " + ", ".join(f"+{k}=X" for k in COMPOSITION))
-        try:
-            overrides[key] = float(value)
-        except ValueError:
-            sys.exit(f"eval_refiner: {spec!r}: {value!r} is not a number")
-    sharp, detail = overrides.get("sharp_px"), overrides.get("detail_px")
-    if sharp is not None and detail is not None and not 0 < sharp < detail:
-        sys.exit(f"eval_refiner: {spec!r}: needs 0 < sharp_px < detail_px")
-    return name, overrides
-
-
-def composed(name: str, overrides: dict, device: torch.device):
-    """`make_refiner(name)` with `overrides` of its composition (parse_spec's) applied."""
-    import dataclasses
-
-    from worldgen.pipeline.refiners import make_refiner
-
-    refiner = make_refiner(name, device, **{k: v for k, v in overrides.items() if k in ("anchor", "texture")})
-    rest = {k: v for k, v in overrides.items() if k not in ("anchor", "texture")}  # (make_refiner takes those two)
-    if rest:
-        if not hasattr(refiner, "config"):
-            sys.exit(f"eval_refiner: {name}: only a learned refiner has {' / '.join(rest)}")
-        if "flip_average" in rest:
-            rest["flip_average"] = bool(rest["flip_average"])
-        cfg = dataclasses.replace(refiner.config, **rest)
-        if not 0 < cfg.sharp_px < cfg.detail_px:
-            sys.exit(f"eval_refiner: {name}: needs 0 < sharp_px < detail_px, got {cfg.sharp_px} / {cfg.detail_px}")
-        refiner.config = cfg
-    return refiner
 
 
 def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frames: int, size: tuple[int, int],
@@ -106,8 +63,7 @@ def fly_and_score(seed: int, path_kind: str, refiner_spec: str, mode: str, frame
     src, gt = gt_cache[key]
     p = PipelineConfig()
     path = make_path(path_kind, src.frame0.camera, scene_scale(src.frame0), frames, speed=p.speed, autopilot=p.autopilot)
-    name, overrides = parse_spec(refiner_spec)
-    gen = make_generator(mode, src.frame0, get_renderer(device.type), composed(name, overrides, device), p.generator)
+    gen = make_generator(mode, src.frame0, get_renderer(device.type), make_refiner(refiner_spec, device), p.generator)
     series = {"psnr": [], "ssim": [], "absrel": [], "sky_agree": []}
     with torch.no_grad():
         for step in Flight(gen, path, frames):
@@ -244,7 +200,7 @@ def main() -> None:
                                                            else "evaluation seeds (1000000..1000999)"))
     device = torch.device(a.device)
     for spec in a.refiners:  # every spec resolves (weights exist, overrides fit) before the first flight
-        composed(*parse_spec(spec), device)
+        make_refiner(spec, device)
     results, gt_cache = [], {}
     for seed in a.seeds:
         for path_kind in a.paths:

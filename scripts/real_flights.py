@@ -140,9 +140,16 @@ def sheet(rows: list[tuple[str, list[np.ndarray]]], marks: list[int], path: Path
     img.save(path, optimize=True)
 
 
+def ref_name(ref: str) -> str:
+    """A --refiners entry as a short name: a weights file's stem, composition overrides kept
+    ("runs/x/c.pt+texture=0.5" -> "c+texture=0.5"; a bare stem would cut "learned+texture=0.5" at its dot)."""
+    name, plus, rest = ref.partition("+")
+    return Path(name).stem + plus + rest
+
+
 def _label(photo: str, ref: str, hf: float) -> str:
     """A contact-sheet row's label: photo, refiner and hf_ratio."""
-    return f"{Path(photo).stem[:28]}\n{Path(ref).stem}: hf {hf:.2f}"
+    return f"{Path(photo).stem[:28]}\n{ref_name(ref)}: hf {hf:.2f}"
 
 
 def main() -> None:
@@ -185,7 +192,7 @@ def main() -> None:
     if a.sheet_from:
         for photo in a.photos:
             for ref in a.refiners:
-                f = Path(a.sheet_from) / f"{Path(photo).stem}_{Path(ref).stem}.npz"
+                f = Path(a.sheet_from) / f"{Path(photo).stem}_{ref_name(ref)}.npz"
                 if not f.is_file():
                     raise SystemExit(f"real_flights: no kept frames {f}")
                 z = np.load(f)
@@ -203,12 +210,12 @@ def main() -> None:
             marks = r.pop("marks")
             if a.frames_dir:
                 Path(a.frames_dir).mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(Path(a.frames_dir) / f"{Path(photo).stem}_{Path(ref).stem}.npz",
+                np.savez_compressed(Path(a.frames_dir) / f"{Path(photo).stem}_{ref_name(ref)}.npz",
                                     frames=np.stack(r["frames"]), marks=np.array(marks), hf_ratio=r["hf_ratio"])
             rows.append((_label(photo, ref, r["hf_ratio"]), r.pop("frames")))
             results.append({"photo": Path(photo).name, "refiner": ref, **r})
             c = {"mean_de": float("nan"), "drift": float("nan"), "a": float("nan"), "b": float("nan"), **r["colour"]}
-            print(f"{Path(photo).stem[:32]:<32} {Path(ref).stem:<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
+            print(f"{Path(photo).stem[:32]:<32} {ref_name(ref):<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
                   f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
                   f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} {r['reach']:6.2f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -141,7 +141,8 @@ def test_compare_versus_refiner_flies_the_same_poses(small_photo, tmp_path, caps
 
 def test_versus_refiner_must_be_another_refiner(small_photo, tmp_path, capsys):
     same = "--versus-refiner must name another refiner than --refiner, got 'learned'"  # (learned: the default)
-    unknown = "--versus-refiner must be one of classical, learned, learned-fidelity or a weights FILE.pt, got 'magic'"
+    unknown = ("--versus-refiner must be one of classical, learned, learned-fidelity or a weights FILE.pt (a learned one "
+               "+ KEY=VALUE overrides its composition), got 'magic'")
     for args, message in [(["--versus-refiner", "learned"], same), (["--versus-refiner", "magic"], unknown)]:
         with pytest.raises(SystemExit) as e:
             entrypoint(["compare", str(small_photo), *args, "--out", str(tmp_path / "x"), "--no-progress"])

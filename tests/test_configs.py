@@ -67,7 +67,10 @@ def test_nested_options_reach_the_algorithm(photo, tmp_path, capsys):
 @pytest.mark.parametrize("command, option, value, message", [
     ("fly", "--generator.lift.sigma-px", "-1", "--generator.lift.sigma-px must be positive, got -1.0"),
     ("fly", "--frames", "1", "--frames must be at least 2, got 1"),
-    ("fly", "--refiner", "magic", "--refiner must be one of classical, learned, learned-fidelity or a weights FILE.pt, got 'magic'"),
+    ("fly", "--refiner", "magic", "--refiner must be one of classical, learned, learned-fidelity or a weights FILE.pt "
+     "(a learned one + KEY=VALUE overrides its composition), got 'magic'"),
+    ("fly", "--refiner", "learned+glow=1", "--refiner overrides are +anchor=X, +texture=X, +sharp_px=X, +detail_px=X, "
+     "+flip_average=X, got 'learned+glow=1'"),
     ("fly", "--refiner-anchor", "1.5", "--refiner-anchor must be between 0 and 1, got 1.5"),
     ("compare", "--refiner-texture", "-0.5", "--refiner-texture must be between 0 and 4, got -0.5"),
     ("compare", "--autopilot.smoothing", "1.5", "--autopilot.smoothing must be in [0, 1), got 1.5"),

@@ -113,18 +113,28 @@ def test_the_committed_baseline_and_fidelity_results_agree_with_the_benchmarks()
 
 def test_refiner_specs_take_composition_overrides_and_tuning_stays_off_the_eval_seeds(tmp_path):
     mod = _module()
-    assert mod.parse_spec("learned-fidelity") == ("learned-fidelity", {})
-    assert mod.parse_spec("learned+texture=0.3+anchor=0") == ("learned", {"texture": 0.3, "anchor": 0.0})
-    assert mod.parse_spec("learned-fidelity+sharp_px=3+detail_px=6") == ("learned-fidelity",
-                                                                          {"sharp_px": 3.0, "detail_px": 6.0})
-    fid = mod.composed("learned-fidelity", {"detail_px": 6.0}, torch.device("cpu"))
+    from worldgen.core.io import UserInputError
+    from worldgen.pipeline.refiners import make_refiner, parse_refiner_spec, refiner_spec_problem
+
+    assert parse_refiner_spec("learned-fidelity") == ("learned-fidelity", {})
+    assert parse_refiner_spec("learned+texture=0.3+anchor=0") == ("learned", {"texture": 0.3, "anchor": 0.0})
+    assert parse_refiner_spec("learned-fidelity+sharp_px=3+detail_px=6") == ("learned-fidelity",
+                                                                              {"sharp_px": 3.0, "detail_px": 6.0})
+    fid = make_refiner("learned-fidelity+detail_px=6")
     assert (fid.config.sharp_px, fid.config.detail_px, fid.config.anchor) == (2.0, 6.0, 0.0)  # the rest as shipped
-    for bad in ("learned+noise=1", "learned+texture=", "learned+texture=much", "learned+sharp_px=4+detail_px=2"):
+    assert fid.config.flip_average is True and make_refiner("learned-fidelity+flip_average=0").config.flip_average is False
+    # the same spec reaches every command through --refiner (PipelineConfig checks it before anything is written)
+    assert make_refiner("learned+anchor=0.5", texture=0.25).config.anchor == 0.5  # explicit arguments win over the spec
+    assert make_refiner("learned+anchor=0.5", anchor=0.1).config.anchor == 0.1
+    for bad in ("learned+noise=1", "learned+texture=", "learned+texture=much", "learned+sharp_px=4+detail_px=2",
+                "learned+detail_px=0.5", "classical+anchor=0.3"):
         try:
-            mod.parse_spec(bad)
+            make_refiner(bad)
             raise AssertionError(f"{bad} accepted")
-        except SystemExit as e:
-            assert "eval_refiner:" in str(e.code)
+        except UserInputError as e:
+            assert bad in str(e) and "\n" not in str(e)
+        assert refiner_spec_problem(bad) is not None or bad == "learned+detail_px=0.5"  # (that one: only once loaded)
+    assert mod.make_refiner is make_refiner  # eval_refiner flies what fly/compare fly
     # eval seeds are for scoring, train seeds (--tune) for choosing: each refused in the other's place
     r = _run("--seeds", "1000000", "--tune", "--refiners", "classical")
     assert r.returncode != 0 and "not train seeds (--tune)" in r.stderr and "Traceback" not in r.stderr

@@ -437,6 +437,46 @@ def test_still_photo_steps_run_and_resume(tmp_path):
     assert {int(v["step"]) for v in blob["opt_dp"]["state"].values()} == {6}
 
 
+def test_colour_jitter_changes_whole_clips_alike_and_keeps_greys_grey():
+    from refine.train.config import ColourJitterConfig, DataConfig
+    from refine.train.data import FlightCache, colour_matrix, colour_remap
+
+    assert torch.allclose(colour_matrix(0.0, 1.0, (1.0, 1.0, 1.0)), torch.eye(3), atol=1e-6)
+    M = colour_matrix(120.0, 1.0, (1.0, 1.0, 1.0))  # a third of a turn about the grey axis: red -> green -> blue
+    assert torch.allclose(M @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+    grey = torch.full((3,), 0.4)
+    assert torch.allclose(colour_matrix(-37.0, 1.5, (1.0, 1.0, 1.0)) @ grey, grey, atol=1e-6)
+    # share 0: the clip as it is, and nothing drawn (earlier runs' clips stay the same)
+    gen = torch.Generator().manual_seed(3)
+    rgb = torch.rand(2, 8, 8, 3, generator=gen)
+    state = gen.get_state()
+    out, params = colour_remap(rgb, ColourJitterConfig(share=0.0), gen)
+    assert out is rgb and params is None and torch.equal(gen.get_state(), state)
+    # share 1: one change for every frame of the clip
+    clip = torch.cat([rgb[:1], rgb[:1]])
+    out, params = colour_remap(clip, ColourJitterConfig(share=1.0), gen)
+    assert params is not None and torch.equal(out[0], out[1]) and (out - clip).abs().max() > 0.02
+    assert out.min() >= 0 and out.max() <= 1
+    # in the training cache: about `share` of the clips, reproducible from the step's generator, and each clip
+    # is its flight's frames under the change it reports
+    cfg = DataConfig(width=32, height=32, flights=2, frames=6, flights_per_world=2, refresh_every=0, world_grid=128,
+                     seed_start=500_000, quality="fast", flip=False, colour=ColourJitterConfig(share=0.5))
+    cache = FlightCache(cfg, torch.device("cpu"))
+    cache.fill()
+    a = cache.sample(12, 3, torch.Generator().manual_seed(7))
+    b = cache.sample(12, 3, torch.Generator().manual_seed(7))
+    assert torch.equal(a.rgb, b.rgb)
+    changed = [i for i, inf in enumerate(a.info) if inf["colour"] is not None]
+    assert 0 < len(changed) < 12
+    for i, inf in enumerate(a.info):
+        slot = inf["flight"] % cfg.flights
+        raw = cache.rgb[slot, inf["start"]: inf["start"] + 3 * inf["stride"]: inf["stride"]].float() / 255
+        c = inf["colour"]
+        want = raw if c is None else \
+            (raw @ colour_matrix(c["hue_deg"], c["saturation"], c["gains"]).T).clamp(0, 1) ** c["gamma"]
+        assert torch.allclose(a.rgb[i], want, atol=1e-6), i
+
+
 def test_replay_buffer_stores_samples_and_mirrors_consistently():
     """Entries come back as stored (noise channel aside), a mirrored entry is mirrored in every tensor
     together, and the ring overwrites the oldest entries."""

@@ -13,6 +13,27 @@ from refine.net import RefinerNetConfig
 
 
 @dataclass(frozen=True)
+class ColourJitterConfig:
+    """One random colour change per training clip, the same for all its frames (the truth and the first frame the
+    flight starts from alike): hue rotation about the grey axis, saturation, white balance, gamma. The procedural
+    worlds have one palette (green-brown ground, blue-grey haze); a network that learned it paints it into real
+    photos (the fidelity network: magenta and blue fields over misty_pines, docs/refiner.md), where one that must
+    take its colours from the frame it is given cannot."""
+
+    share: float = 0.0
+    """Share of the clips that are remapped (0: none, how every run up to 2026-12-03 was trained; the draws are
+    then skipped, so the clips of earlier runs are unchanged)."""
+    hue_deg: float = 45.0
+    """Hue rotation, uniform in +-hue_deg degrees."""
+    saturation: tuple[float, float] = (0.6, 1.6)
+    """Saturation factor (log-uniform): grey + s * (rgb - grey)."""
+    white_balance: float = 0.2
+    """Per-channel gain, log-uniform in [1 / (1 + wb), 1 + wb]."""
+    gamma: tuple[float, float] = (0.7, 1.4)
+    """Exponent applied after the matrix (log-uniform): darker or brighter mid-tones."""
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Procedural flights rendered inside the run and held on the training device (a ring cache)."""
 
@@ -51,6 +72,8 @@ class DataConfig:
     `standing_world`, `make_walk`: trunks upright at one depth, crowns overhead, sky between them;
     what forest photos show and drone flights never do); the rest are drone flights. 0 = none (how
     every run up to 2026-12-02 was trained)."""
+    colour: ColourJitterConfig = field(default_factory=ColourJitterConfig)
+    """Random colour changes of whole clips (`refine.train.data.colour_remap`)."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ the oldest `refresh_flights` flights are replaced by new ones.
 
 Worlds come from the train split only (refine/synth/splits.py); a seed outside it is refused. A share
 `walks` of the flights (which ones: a hash of the flight number) are walks on the forest floor of the
-same world with standing trees (refine/synth/trees.py) instead of drone flights.
+same world with standing trees (refine/synth/trees.py) instead of drone flights. A share `colour.share` of
+the clips get one random colour change for all their frames (`colour_remap`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from refine.synth import RenderSettings, make_flight, make_walk, make_world, render_views, standing_world
 from refine.synth.splits import split_of
-from refine.train.config import DataConfig
+from refine.train.config import ColourJitterConfig, DataConfig
 
 _MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
 
@@ -37,7 +38,7 @@ class ClipBatch:
         depth: [B, L, H, W] float32 z-depth, +inf = sky.
         c2w: [B, L, 4, 4] camera-to-world (OpenCV axes).
         K: [B, 3, 3] pixel intrinsics.
-        info: per clip: flight number, start, stride, flipped.
+        info: per clip: flight number, start, stride, flipped, colour change (`colour_remap`'s parameters or None).
     """
 
     rgb: Tensor
@@ -45,6 +46,37 @@ class ClipBatch:
     c2w: Tensor
     K: Tensor
     info: list[dict]
+
+
+def colour_matrix(hue_deg: float, saturation: float, gains: tuple[float, float, float]) -> Tensor:
+    """[3, 3] M with rgb' = M @ rgb: a rotation of the hue by `hue_deg` about the grey axis (1, 1, 1) (greys stay
+    grey), then saturation (grey + s (rgb - grey), grey = the channel mean), then per-channel `gains`."""
+    u = torch.full((3,), 3 ** -0.5, dtype=torch.float64)
+    t = math.radians(hue_deg)
+    cross = torch.tensor([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]], dtype=torch.float64)
+    rot = math.cos(t) * torch.eye(3, dtype=torch.float64) + math.sin(t) * cross + (1 - math.cos(t)) * torch.outer(u, u)
+    sat = saturation * torch.eye(3, dtype=torch.float64) + (1 - saturation) / 3 * torch.ones(3, 3, dtype=torch.float64)
+    return (torch.diag(torch.tensor(gains, dtype=torch.float64)) @ sat @ rot).float()
+
+
+def colour_remap(rgb: Tensor, cfg: ColourJitterConfig, gen: torch.Generator) -> tuple[Tensor, dict | None]:
+    """One clip's random colour change (`ColourJitterConfig`), drawn from the CPU generator `gen`.
+
+    Args:
+        rgb: [..., 3] float in [0, 1] (all frames of one clip: they get the same change).
+    Returns:
+        (rgb' [..., 3] in [0, 1], the parameters drawn), or (rgb itself, None) for a clip left as it is. With
+        cfg.share 0 nothing is drawn from `gen`.
+    """
+    if cfg.share <= 0 or float(torch.rand((), generator=gen)) >= cfg.share:
+        return rgb, None
+    r = torch.rand(6, generator=gen, dtype=torch.float64).tolist()
+    logu = lambda lo, hi, x: math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * x)  # noqa: E731
+    wb = 1 + cfg.white_balance
+    params = {"hue_deg": (2 * r[0] - 1) * cfg.hue_deg, "saturation": logu(*cfg.saturation, r[1]),
+              "gains": tuple(logu(1 / wb, wb, x) for x in r[2:5]), "gamma": logu(*cfg.gamma, r[5])}
+    M = colour_matrix(params["hue_deg"], params["saturation"], params["gains"]).to(rgb.device)
+    return (rgb @ M.T).clamp(0, 1) ** params["gamma"], params
 
 
 def settings_for(quality: str) -> RenderSettings:
@@ -185,10 +217,11 @@ class FlightCache:
                 r, d = r.flip(-2), d.flip(-1)
                 p = M @ p @ M
                 k[0, 2] = cfg.width - k[0, 2]
+            r, colour = colour_remap(r, cfg.colour, gen)
             rgb.append(r)
             depth.append(d)
             c2w.append(p)
             K.append(k)
             info.append({"flight": int(self.cursor - cfg.flights + (slot - self.cursor) % cfg.flights),
-                         "start": start, "stride": stride, "flip": flip})
+                         "start": start, "stride": stride, "flip": flip, "colour": colour})
         return ClipBatch(torch.stack(rgb), torch.stack(depth), torch.stack(c2w), torch.stack(K), info)

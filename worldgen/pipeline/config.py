@@ -66,7 +66,8 @@ class PipelineConfig:
     with its colour and detail anchors), learned-fidelity (refine/weights/refiner-fidelity.pt: the network
     trained further for fidelity, without the anchors: closest to procedural ground truth; over long flights on
     photos its detail fades and its generated ground drifts in colour),
-    classical (push-pull, no weights: the baseline) or a weights FILE.pt. Learned since 2026-12-01: over
+    classical (push-pull, no weights: the baseline) or a weights FILE.pt; a learned one may end in composition
+    overrides, e.g. learned-fidelity+anchor=0.3+texture=1 (worldgen/pipeline/refiners.py COMPOSITION). Learned since 2026-12-01: over
     300-frame flights on real photos it keeps 0.875 of the photo's detail (median) where the classical refiner
     lets it fade; on held-out procedural flights learned-fidelity leads the classical refiner in all 12 PSNR
     cells and learned is 0.2-0.5 dB behind the classical one (BENCHMARKS.md, docs/refiner.md)."""
