@@ -67,9 +67,15 @@ def apply_preset(cls: type, name: str, base: Any) -> Any:
     return table[name].config if field == "" else dataclasses.replace(base, **{field: table[name].config})
 
 
+ONE_SHOT = ("overwrite", "resume")
+"""Fields a config.json records but a replay does not inherit: what that run was told to do to its folder (clear it,
+continue it), not how to fly. `--config FILE --out OTHER` must never clear OTHER because FILE's run was given
+--overwrite; the command line may still give them."""
+
+
 def load_config_file(cls: type, path: str) -> Any:
-    """The `cls` config saved in `path` (a config.json a run wrote); UserInputError (one line) for a
-    missing or malformed file."""
+    """The `cls` config saved in `path` (a config.json a run wrote), with the `ONE_SHOT` fields back at their
+    defaults; UserInputError (one line) for a missing or malformed file."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -78,4 +84,7 @@ def load_config_file(cls: type, path: str) -> Any:
         raise UserInputError(f"cannot read config file {path}: {e}") from None
     except json.JSONDecodeError as e:
         raise UserInputError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    return from_dict(cls, data, where=Path(path).name)
+    cfg = from_dict(cls, data, where=Path(path).name)
+    reset = {f.name: f.default for f in dataclasses.fields(cls) if f.name in ONE_SHOT
+             and f.default is not dataclasses.MISSING}
+    return dataclasses.replace(cfg, **reset) if reset else cfg

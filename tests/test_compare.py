@@ -3,6 +3,7 @@
 import json
 import math
 import re
+from dataclasses import replace as dataclasses_replace
 
 import numpy as np
 import pytest
@@ -184,6 +185,31 @@ def test_bad_input_is_one_line(small_photo, tmp_path, capsys):
         entrypoint(["compare", str(tmp_path / "missing.png"), "--out", str(tmp_path / "y"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and err[-1].startswith("worldgen: error: no such image file")
+
+
+def test_compare_keeps_to_its_own_folder(small_photo, tmp_path):
+    """One writer, no mixing: a folder holding another command's files is refused untouched; a compare folder is
+    replaced whole (no plot of the earlier report left); a failed start leaves no folder."""
+    from worldgen.core.runfolder import RunLock
+
+    cfg = CompareConfig(image=str(small_photo), pipeline=TINY, frames=4, path="forward", retrace=False,
+                        out=str(tmp_path / "c"), video=False, progress=False)
+    run(cfg)
+    stale = tmp_path / "c" / "plots" / "stale.png"
+    stale.write_bytes(b"an earlier report's plot")
+    run(cfg)
+    assert not stale.exists() and (tmp_path / "c" / "report.html").is_file()
+    fly_run = tmp_path / "fly"
+    fly_run.mkdir()
+    (fly_run / "world.ply").write_bytes(b"ply")
+    with pytest.raises(UserInputError, match="world.ply"):
+        run(dataclasses_replace(cfg, out=str(fly_run)))
+    assert sorted(p.name for p in fly_run.iterdir()) == ["world.ply"]
+    with RunLock(tmp_path / "c"), pytest.raises(UserInputError, match="in use"):
+        run(cfg)
+    with pytest.raises(UserInputError):
+        run(dataclasses_replace(cfg, out=str(tmp_path / "new" / "d"), photo=PhotoConfig(depth=str(tmp_path / "no.npy"))))
+    assert not (tmp_path / "new").exists()
 
 
 def test_winner_directions_and_ties():

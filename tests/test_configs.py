@@ -71,6 +71,8 @@ def test_nested_options_reach_the_algorithm(photo, tmp_path, capsys):
      "(a learned one + KEY=VALUE overrides its composition), got 'magic'"),
     ("fly", "--refiner", "learned+glow=1", "--refiner overrides are +anchor=X, +texture=X, +sharp_px=X, +detail_px=X, "
      "+flip_average=X, got 'learned+glow=1'"),
+    ("fly", "--refiner", "learned+anchor=inf", "--refiner override +anchor must be between 0 and 1, got "
+     "'learned+anchor=inf'"),
     ("fly", "--refiner-anchor", "1.5", "--refiner-anchor must be between 0 and 1, got 1.5"),
     ("compare", "--refiner-texture", "-0.5", "--refiner-texture must be between 0 and 4, got -0.5"),
     ("compare", "--autopilot.smoothing", "1.5", "--autopilot.smoothing must be in [0, 1), got 1.5"),

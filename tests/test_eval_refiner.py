@@ -127,7 +127,8 @@ def test_refiner_specs_take_composition_overrides_and_tuning_stays_off_the_eval_
     assert make_refiner("learned+anchor=0.5", texture=0.25).config.anchor == 0.5  # explicit arguments win over the spec
     assert make_refiner("learned+anchor=0.5", anchor=0.1).config.anchor == 0.1
     for bad in ("learned+noise=1", "learned+texture=", "learned+texture=much", "learned+sharp_px=4+detail_px=2",
-                "learned+detail_px=0.5", "classical+anchor=0.3"):
+                "learned+detail_px=0.5", "classical+anchor=0.3", "learned+anchor=inf+texture=-3", "learned+anchor=5",
+                "learned+anchor=nan", "learned+flip_average=7", "learned+sharp_px=0+detail_px=4"):
         try:
             make_refiner(bad)
             raise AssertionError(f"{bad} accepted")

@@ -134,3 +134,21 @@ def test_figures_are_written_in_the_format_their_suffix_names(tmp_path):
     with pytest.raises(ValueError, match="a figure is"):
         save_figure_u8(tmp_path / "d.gif", img)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.JPEG", "c.png"]  # no temporary left behind
+
+
+def test_a_folder_where_a_file_belongs_is_one_line(tmp_path):
+    """A directory given as the camera file, or as the depth command's output, is refused before anything is
+    written (it was a traceback, and `worldgen depth` left FILE.png behind)."""
+    from worldgen.commands.depth import DepthConfig, main as depth_main
+    from worldgen.pipeline.config import PhotoConfig
+    from worldgen.pipeline.sources import load_camera_json
+
+    with pytest.raises(UserInputError, match="cannot read camera file"):
+        load_camera_json(str(tmp_path))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(landscape()).save(photo)
+    (tmp_path / "d.npy").mkdir()
+    with pytest.raises(UserInputError, match="is a directory"):
+        depth_main(DepthConfig(image=str(photo), out=str(tmp_path / "d.npy"), size="32x32", device="cpu",
+                               photo=PhotoConfig(depth_model="prior")))
+    assert not (tmp_path / "d.png").exists()

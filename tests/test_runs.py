@@ -100,6 +100,36 @@ def test_rerun_refuses_a_used_folder_and_overwrite_replaces_it(photo, tmp_path, 
     assert (out / "notes.txt").is_file() and len(frames_of(out)) == 3  # nothing deleted
 
 
+def test_a_replayed_config_never_inherits_overwrite_or_resume(photo, tmp_path, capsys):
+    """config.json records --overwrite; `--config` of it into another used folder must not clear that folder."""
+    first, victim = tmp_path / "first", tmp_path / "victim"
+    base = ["fly", str(photo), *SMALL, "--path", "forward", "--frames", "3"]
+    entrypoint(base + ["--out", str(first)])
+    entrypoint(base + ["--out", str(first), "--overwrite"])
+    assert json.loads((first / "config.json").read_text())["overwrite"] is True
+    entrypoint(base + ["--out", str(victim)])
+    before = (victim / "world.ply").stat().st_mtime_ns
+    code, lines = cli(["fly", "--config", str(first / "config.json"), "--out", str(victim)], capsys)
+    one_line_error(code, lines, "holds a run already")
+    assert (victim / "world.ply").stat().st_mtime_ns == before
+    entrypoint(["fly", "--resume", str(first), "--frames", "4"])  # a saved --overwrite does not block --resume
+    assert_complete_outputs(first, 4)
+
+
+def test_overwrite_deletes_nothing_when_part_of_the_old_run_cannot_be_deleted(photo, tmp_path, capsys, monkeypatch):
+    """A folder this process may not delete from (seen as another user; the suite may run as root, so os.access is
+    told so) is found before anything is deleted: one line, the old run whole."""
+    out = tmp_path / "run"
+    base = ["fly", str(photo), *SMALL, "--path", "forward", "--frames", "3", "--out", str(out)]
+    entrypoint(base)
+    real_access = os.access
+    monkeypatch.setattr("worldgen.core.runfolder.os.access",
+                        lambda p, mode: False if Path(p) == out / "state" else real_access(p, mode))
+    code, lines = cli(base + ["--overwrite"], capsys)
+    one_line_error(code, lines, "no permission to delete", "state")
+    assert_complete_outputs(out, 3)
+
+
 def test_input_errors_leave_no_output_folder(photo, tmp_path, capsys):
     bad_json = tmp_path / "deep.json"
     bad_json.write_text("[" * 100_000 + "]" * 100_000)

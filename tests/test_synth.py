@@ -421,6 +421,20 @@ def test_cli_writes_sequences_and_preview(tmp_path):
     assert cfg["split"] == "train" and cfg["size"] == "32x24"
 
 
+def test_cli_replaces_its_own_output_whole_and_refuses_others(tmp_path):
+    out = tmp_path / "synth"
+    main(SynthConfig(sequences=1, frames=1, size="16x16", seed=5, out=out, device="cpu"))
+    main(SynthConfig(sequences=1, frames=1, size="16x16", seed=7, out=out, device="cpu"))
+    assert [s.name for s in list_sequences(out)] == ["synth_00000007"]  # no stale sequence 5 beside the index
+    assert not (out / "synth_00000005").exists()
+    run = tmp_path / "fly_run"
+    run.mkdir()
+    (run / "world.ply").write_bytes(b"ply")
+    with pytest.raises(UserInputError, match="world.ply"):
+        main(SynthConfig(sequences=1, frames=1, size="16x16", out=run, device="cpu"))
+    assert [p.name for p in run.iterdir()] == ["world.ply"]
+
+
 @pytest.mark.parametrize("bad", ["abc", "64", "64x", "0x64", "64x-3"])
 def test_cli_rejects_bad_size(bad):
     with pytest.raises(UserInputError, match="size"):

@@ -1,17 +1,15 @@
 """The viser viewer: conversions, loading, the server's life cycle, the live engine, and real-browser
 end-to-end checks (Debian's headless chromium with SwiftShader WebGL).
 
-Browser checks take a screenshot with `chromium --headless --screenshot` of a small wrapper page that
-frames the viewer. The wrapper also holds one image whose download our test server delays until the
-viewer's websocket client has connected and had a moment to receive the scene: chromium's virtual
-time (`--virtual-time-budget`) waits for pending downloads but not for websocket traffic, so without
-it the screenshot can be taken before the world arrives. The scene then fades in over a few rendered
-frames, so colour checks compare hues, not exact values.
+Browser checks take a screenshot with viewer/snapshot.py (the one used for the docs' images): `chromium --headless
+--screenshot` of a small wrapper page that frames the viewer and holds one image whose download is delayed until the
+viewer's websocket client has connected and had a moment to receive the scene, so the load event (and the capture) does
+not come before the world. The scene fades in over a few rendered frames, so colour checks compare hues, not exact
+values.
 """
 
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import re
@@ -21,7 +19,6 @@ import socket
 import subprocess
 import textwrap
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,10 +30,11 @@ from PIL import Image
 
 pytest.importorskip("viser")
 
-from viewer.app import SplatDisplay, server_url, start_server  # noqa: E402
+from viewer.app import SplatDisplay, start_server  # noqa: E402
 from viewer.browse import BrowseApp, load_world  # noqa: E402
 from viewer.cli import LiveConfig  # noqa: E402
 from viewer.live import LiveApp, LiveEngine  # noqa: E402
+from viewer.snapshot import snapshot  # noqa: E402
 from viewer.splats import c2w_from_wxyz_position, decimation_mask, frustum_pose, splat_arrays  # noqa: E402
 from worldgen.core.camera import Camera, look_at, quat_to_rotmat  # noqa: E402
 from worldgen.core.images import side_by_side, to_uint8  # noqa: E402
@@ -119,13 +117,6 @@ def live_config(tmp: Path, speed: float = 0.02, **kw) -> LiveConfig:
 
 
 # ---------------------------------------------------------------------------------------- chromium
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--virtual-time-budget=15000",
-]
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's chromium; the suite installs nothing (`make test` does: scripts/system-deps.sh --browser)."""
@@ -135,58 +126,14 @@ def chromium() -> str:
     return exe
 
 
-class WrapperPage:
-    """A page that frames the viewer (full window) and holds a download delayed until a viewer client
-    has connected plus `settle` seconds (see the module docstring)."""
-
-    def __init__(self, viser_server, settle: float = 2.5, connect_timeout: float = 25.0):
-        url = server_url(viser_server)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                if self.path.startswith("/hold"):
-                    t0 = time.monotonic()
-                    while not viser_server.get_clients() and time.monotonic() - t0 < connect_timeout:
-                        time.sleep(0.05)
-                    time.sleep(settle)
-                    body, ctype = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "image/gif"
-                else:
-                    body = (f'<!doctype html><html><body style="margin:0;overflow:hidden">'
-                            f'<iframe src="{url}/" style="border:0;width:100vw;height:100vh;display:block"></iframe>'
-                            f'<img src="/hold" style="position:absolute;left:0;top:0;width:1px;height:1px">'
-                            f'</body></html>').encode()
-                    ctype = "text/html"
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((HOST, 0), Handler)
-        self.url = f"http://{HOST}:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def screenshot(chromium: str, viser_server, out: Path, size=(800, 600)) -> np.ndarray:
-    """uint8 [H, W, 3] screenshot of the viewer served by `viser_server`, by headless chromium."""
-    page = WrapperPage(viser_server)
+    """int32 [H, W, 3] screenshot of the viewer served by `viser_server`: viewer/snapshot.py's wrapper page and
+    headless chromium, captured `settle` seconds after a viewer client has connected."""
     try:
-        profile = out.parent / f"profile_{out.stem}"
-        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
-               f"--screenshot={out}", page.url]
-        subprocess.run(cmd, capture_output=True, timeout=90)
-    finally:
-        page.close()
-    assert out.is_file(), f"chromium wrote no screenshot ({' '.join(cmd)})"
-    return np.asarray(Image.open(out).convert("RGB")).astype(np.int32)
+        img = snapshot(viser_server, out, size=size, settle=2.5, timeout=90.0, chromium=chromium)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    return img.astype(np.int32)
 
 
 def screenshot_until(chromium, viser_server, out: Path, ok, tries: int = 3, size=(800, 600)) -> np.ndarray:

@@ -21,7 +21,7 @@ from worldgen.commands import Command
 from worldgen.core.config import bad, check
 from worldgen.core.device import resolve_device
 from worldgen.core.images import disparity_colors, parse_size, save_png_u8
-from worldgen.core.io import check_writable_dir, save_npy
+from worldgen.core.io import UserInputError, check_writable_dir, save_npy
 from worldgen.pipeline.config import PhotoConfig
 from worldgen.pipeline.sources import first_frame
 
@@ -60,6 +60,9 @@ def main(cfg: DepthConfig) -> None:
     check(cfg)
     out = Path(cfg.out)
     check_writable_dir(out.parent)
+    for target in (out, out.with_suffix(".png")):
+        if target.is_dir():
+            raise UserInputError(f"{target} is a directory; --out must name a file FILE.npy (FILE.png goes beside it)")
     frame0 = first_frame(cfg.image, cfg.photo, cfg.size, resolve_device(cfg.device), cfg.auto_side)
     depth = frame0.depth.detach().float().cpu()
     save_png_u8(out.with_suffix(".png"), disparity_colors(depth))

@@ -22,7 +22,8 @@ from worldgen.commands import Command
 from worldgen.core.config import bad, check
 from worldgen.core.device import resolve_device
 from worldgen.core.images import parse_size, save_png_u8, to_uint8
-from worldgen.core.io import UserInputError, atomic_write_text, check_writable_dir
+from worldgen.core.io import UserInputError, atomic_write_text
+from worldgen.core.runfolder import OutputFolder
 
 
 @dataclass
@@ -79,11 +80,8 @@ def sequence_name(seed: int) -> str:
 
 
 def main(cfg: SynthConfig) -> None:
-    """Render cfg.sequences flights into cfg.out (ACID layout), with a progress bar."""
-    from tqdm import tqdm
-
-    from refine.synth import make_flight, make_walk, make_world, render_views, standing_world
-    from refine.synth.acid import format_camera_file, frame_timestamps, write_frame_files
+    """Render cfg.sequences flights into cfg.out (ACID layout), with a progress bar. --out has one writer and is
+    refused if it holds anything synth does not write; an earlier synth output there is replaced whole."""
     from refine.synth.splits import check_range
 
     check(cfg)
@@ -93,7 +91,23 @@ def main(cfg: SynthConfig) -> None:
     except ValueError as e:
         raise UserInputError(str(e)) from None
     dev = resolve_device(cfg.device)
-    out = check_writable_dir(cfg.out)
+    with OutputFolder(cfg.out, owns=_synth_output, command="synth") as folder:
+        folder.replace_earlier()
+        _render(cfg, folder.path, W, H, split, dev)
+
+
+def _synth_output(name: str) -> bool:
+    """Whether a top-level name in --out is one `worldgen synth` writes (an earlier set it replaces whole)."""
+    return name in ("synth_config.json", "index.json", "preview.png") or name.startswith("synth_")
+
+
+def _render(cfg: SynthConfig, out: Path, W: int, H: int, split: str, dev) -> None:
+    """Render the flights into the locked, emptied folder `out`."""
+    from tqdm import tqdm
+
+    from refine.synth import make_flight, make_walk, make_world, render_views, standing_world
+    from refine.synth.acid import format_camera_file, frame_timestamps, write_frame_files
+
     resolved = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
     atomic_write_text(out / "synth_config.json", json.dumps({**resolved, "split": split, "resolved_device": str(dev)}, indent=1) + "\n")
 

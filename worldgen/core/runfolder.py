@@ -143,18 +143,45 @@ def foreign_entries(path: str | os.PathLike) -> list[str]:
 
 
 def check_clearable(path: str | os.PathLike) -> None:
-    """UserInputError (one line) if run folder `path` holds anything a run does not write."""
+    """UserInputError (one line) if run folder `path` holds anything a run does not write, or anything this
+    process may not delete."""
     foreign = foreign_entries(path)
     if foreign:
         raise UserInputError(f"--overwrite clears only run folders, and {path} holds {foreign[0]!r}, which no run "
                              "writes; remove it yourself or choose another --out")
+    for name in entries(path):
+        blocked = _undeletable(Path(path) / name)
+        if blocked is not None:
+            raise UserInputError(f"--overwrite cannot clear {path}: no permission to delete in {blocked}")
+
+
+def _undeletable(path: Path) -> Path | None:
+    """The first folder under (or at) `path`, or `path`'s own parent, that this process may not delete entries from
+    (write and search permission), or None: what deleting `path` would trip over half-way."""
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return path.parent
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, _files in os.walk(path):
+            if not os.access(root, os.W_OK | os.X_OK):
+                return Path(root)
+            dirs[:] = [d for d in dirs if not Path(root, d).is_symlink()]
+    return None
 
 
 def clear_run(path: str | os.PathLike) -> None:
     """Delete a run's outputs from folder `path` (hold its `RunLock`). UserInputError, deleting
-    nothing, if the folder holds anything a run does not write."""
+    nothing, if the folder holds anything a run does not write or anything this process may not delete; one
+    line, too, if deleting fails half-way all the same (the folder then holds part of the old run, and says so)."""
     path = Path(path)
     check_clearable(path)
+    try:
+        _delete_entries(path)
+    except OSError as e:
+        raise UserInputError(f"--overwrite could not clear {path} (part of the old run is gone, part is left): "
+                             f"{e.strerror or e}: {e.filename}") from None
+
+
+def _delete_entries(path: Path) -> None:
     for name in entries(path):
         p = path / name
         if p.is_dir() and not p.is_symlink():
@@ -173,3 +200,63 @@ def remove_temp_files(path: str | os.PathLike) -> int:
                 Path(root, f).unlink(missing_ok=True)
                 n += 1
     return n
+
+
+class OutputFolder:
+    """The output folder of a command that rewrites its own outputs whole (`worldgen compare`'s report, `worldgen
+    synth`'s flights), under the run-folder rules: one writer (a `RunLock` from construction to `close`), no mixing
+    (a folder holding anything the command does not write is refused, in one line; its own earlier outputs are
+    deleted by `replace_earlier`, called just before the first write, so a new report never sits beside an old
+    one's plots), nothing left by a failed start (a folder this made is removed again if the command fails before
+    `replace_earlier`).
+
+        with OutputFolder(cfg.out, owns=lambda name: ..., command="compare") as out:
+            ...                    # checks, the work: out.path is locked, nothing of it changed yet
+            out.replace_earlier()  # then write into out.path
+    """
+
+    def __init__(self, path: str | os.PathLike, owns, command: str):
+        """owns(name) -> bool: whether a top-level name in the folder is one the command writes."""
+        self.path, self.owns, self.command = check_out_dir(path), owns, command
+        check_not_in_use(self.path)
+        self._check_foreign()
+        self._made = make_out_dir(self.path)
+        try:
+            self._lock = RunLock(self.path)
+            self._check_foreign()  # another writer may have filled it between the first look and the lock
+        except BaseException:
+            remove_made_dir(self._made, self.path)
+            raise
+        self._writing = False
+
+    def _check_foreign(self) -> None:
+        foreign = [n for n in entries(self.path) if not self.owns(n) and not is_temp_file(n)]
+        if foreign:
+            raise UserInputError(f"{self.path} holds {foreign[0]!r}, which `worldgen {self.command}` does not write "
+                                 "(another command's folder?); choose another --out")
+
+    def replace_earlier(self) -> None:
+        """Delete the command's earlier outputs (and stale temp files) from the folder; from now on a failure leaves
+        what was written so far, and the folder is kept."""
+        self._writing = True
+        try:
+            for name in entries(self.path):
+                p = self.path / name
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
+        except OSError as e:
+            raise UserInputError(f"cannot clear the earlier outputs in {self.path}: {e.strerror or e}: "
+                                 f"{e.filename}") from None
+
+    def close(self, failed: bool = False) -> None:
+        if failed and not self._writing:
+            remove_made_dir(self._made, self.path)
+        self._lock.release()
+
+    def __enter__(self) -> "OutputFolder":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(failed=exc_type is not None)

@@ -41,6 +41,8 @@ def load_camera_json(path: str) -> dict:
         return {k: float(d[k]) for k in ("fx", "fy", "cx", "cy", "width", "height")}
     except FileNotFoundError:
         raise UserInputError(f"no such camera file: {path}") from None
+    except (IsADirectoryError, NotADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise UserInputError(f"cannot read camera file {path}: {getattr(e, 'strerror', None) or e}") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserInputError(f"camera file {path} must be JSON with fx, fy, cx, cy, width, height ({type(e).__name__}: {e})") from None
 

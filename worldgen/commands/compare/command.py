@@ -40,7 +40,8 @@ from worldgen.commands.compare.report import write_report
 from worldgen.core.config import bad, check, to_dict
 from worldgen.core.device import machine_description, resolve_device
 from worldgen.core.images import side_by_side, to_uint8, write_video
-from worldgen.core.io import UserInputError, atomic_write_text, check_writable_dir, json_ready
+from worldgen.core.io import UserInputError, atomic_write_text, json_ready
+from worldgen.core.runfolder import OutputFolder
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
 from worldgen.pipeline.recording import FlightRecord
 from worldgen.pipeline.refiners import refiner_spec_problem
@@ -140,11 +141,22 @@ def fly_versus(source: Source, cfg: CompareConfig, poses: Tensor, main: dict) ->
     return {"refiner": metrics["refiner"], **summaries, "verdicts": lines}
 
 
+COMPARE_OUTPUTS = frozenset({"config.json", "metrics.json", "report.html", "video.mp4", "plots"})
+"""The names `worldgen compare` writes at the top of its --out (the module docstring's list)."""
+
+
 def run(cfg: CompareConfig) -> dict:
     """Run the comparison described by `cfg`; writes the files listed in the module docstring and
-    returns metrics.json's content (with inf/nan as in the file: "inf" / null)."""
+    returns metrics.json's content (with inf/nan as in the file: "inf" / null). --out is held by one writer for
+    the whole run, refused if it holds anything compare does not write, and its earlier report replaced whole
+    (worldgen/core/runfolder.py OutputFolder)."""
     check(cfg)
-    out = check_writable_dir(cfg.out)
+    with OutputFolder(cfg.out, owns=COMPARE_OUTPUTS.__contains__, command="compare") as folder:
+        return _run(cfg, folder)
+
+
+def _run(cfg: CompareConfig, folder: OutputFolder) -> dict:
+    out = folder.path
     device = resolve_device(cfg.pipeline.device)
     t_start = time.perf_counter()
     source = source_from_config(cfg, device)
@@ -160,6 +172,7 @@ def run(cfg: CompareConfig) -> dict:
     size = [source.frame0.camera.width, source.frame0.camera.height]
     run_info = {"source": source.info, "frames": cfg.frames, "size": size,
                 "machine": machine_description(device), "device": str(device)}
+    folder.replace_earlier()
     plots = make_plots(out, metrics, records, gt_frames, metrics["ground_truth_flicker_psnr"])
     if cfg.video:
         side_by_side_video(out, records, gt_frames, cfg.fps)
