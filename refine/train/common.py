@@ -1,5 +1,6 @@
-"""Training machinery shared by the refiner and the depth network: processes (torchrun), GPU
-utilisation, the learning-rate schedule, per-step seeds, images and curves."""
+"""Training machinery shared by the refiner and the depth network: processes (torchrun), the run
+folder (one writer, nothing left by a failed start), checkpoints, GPU utilisation, the learning-rate
+schedule, per-step seeds, images and curves."""
 
 from __future__ import annotations
 
@@ -77,6 +78,89 @@ class Dist:
             return flag
         t = self._reduce(torch.tensor([1.0 if flag else 0.0], device=self.device))
         return bool(t.item() > 0)
+
+
+TRAIN_OUTPUTS = ("log.jsonl", "samples", "loss.png", "psnr.png", "detail.png", "photo.png")
+"""What a training run writes in its folder before its first checkpoint (removed again when the run fails
+before that checkpoint in a folder it made)."""
+
+
+class TrainingFolder:
+    """The run folder `out` of a training run, for the run's duration (a `with` block): checked and made
+    (`worldgen.core.runfolder` check_out_dir / make_out_dir: one line for a file or an unwritable place) and
+    locked (RunLock: a second writer fails at once with one line) by the process that writes it (`main`;
+    other torchrun processes only read it). A run that fails before `saved()` (its first checkpoint) in a
+    folder it made removes what it wrote and the folder again (remove_made_dir)."""
+
+    def __init__(self, out: str | os.PathLike, main: bool):
+        self.out, self.main = Path(out), main
+        self.made = None
+        self.lock = None
+        self._saved = False
+
+    def __enter__(self) -> "TrainingFolder":
+        if not self.main:
+            return self
+        from worldgen.core.runfolder import RunLock, check_out_dir, make_out_dir, remove_made_dir
+
+        check_out_dir(self.out)
+        self.made = make_out_dir(self.out)
+        try:
+            self.lock = RunLock(self.out)
+        except BaseException:
+            remove_made_dir(self.made, self.out)
+            raise
+        return self
+
+    def saved(self) -> None:
+        """Mark the run's first checkpoint written: from now on a failure leaves the folder as it is."""
+        self._saved = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.lock is None:
+            return
+        try:
+            if exc_type is not None and not self._saved and self.made is not None:
+                self._remove_outputs()
+        finally:
+            self.lock.release()
+
+    def _remove_outputs(self) -> None:
+        import shutil
+
+        from worldgen.core.runfolder import is_temp_file, remove_made_dir
+
+        for name in TRAIN_OUTPUTS:
+            p = self.out / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists() or p.is_symlink():
+                p.unlink(missing_ok=True)
+        for p in self.out.iterdir() if self.out.is_dir() else ():
+            if is_temp_file(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+        remove_made_dir(self.made, self.out)
+
+
+def load_training_checkpoint(path: Path, fmt: str) -> dict:
+    """The training checkpoint at `path` (a dict of format `fmt`); ValueError (one line naming the file)
+    for anything else: not a torch file, another format, cut short."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001  (pickle, zip and torch errors alike)
+        text = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"{path} is not a worldgen training checkpoint: {text[:200]}") from None
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
+        raise ValueError(f"{path} is not a worldgen training checkpoint: format {found!r}, {fmt!r} expected")
+    return blob
+
+
+def other_network(path: Path, detail: str = "") -> ValueError:
+    """The error (one line) for the checkpoint at `path` whose network does not fit the configured one (--net)."""
+    detail = f" ({' '.join(detail.split())[:160]})" if detail else ""
+    return ValueError(f"the checkpoint in {path.parent} ({path.name}) was trained with other network settings"
+                      f"{detail}; choose another --out or the same --net settings")
 
 
 class GpuMonitor:

@@ -5,11 +5,42 @@ Presets for real runs live in `configs/`; the defaults here are the GPU run's va
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from refine.learned import LearnedRefinerConfig
 from refine.net import RefinerNetConfig
+from worldgen.core.config import bad
+
+
+def at_least(cfg, names: str, low: float) -> None:
+    """`bad` (one line naming the option) unless each field of `cfg` in `names` (space-separated, dotted
+    for nested ones: "net.widths") is a finite number >= `low` (a tuple: each of its numbers)."""
+    for name in names.split():
+        v = cfg
+        for part in name.split("."):
+            v = getattr(v, part)
+        xs = v if isinstance(v, (tuple, list)) else (v,)
+        if not xs or not all(isinstance(x, (int, float)) and math.isfinite(x) and x >= low for x in xs):
+            finite = all(isinstance(x, (int, float)) and math.isfinite(x) for x in xs)
+            what = ("finite numbers " if not finite else "numbers ") if isinstance(v, (tuple, list)) else (
+                "a finite number " if not finite else "")
+            raise bad(name, f"must be {what}>= {low:g}", v)
+
+
+def shares(cfg, names: str) -> None:
+    """`bad` (one line naming the option) unless each field of `cfg` in `names` is a share in [0, 1]."""
+    for name in names.split():
+        v = getattr(cfg, name)
+        if not (isinstance(v, (int, float)) and 0 <= v <= 1):
+            raise bad(name, "must be a share in [0, 1]", v)
+
+
+def check_net(cfg) -> None:
+    """`bad` for a `net` (RefinerNetConfig) field of `cfg` that no network could be built with."""
+    at_least(cfg, "net.widths", 1)
+    at_least(cfg, "net.bottleneck_blocks net.global_code", 0)
 
 
 @dataclass(frozen=True)
@@ -31,6 +62,11 @@ class ColourJitterConfig:
     """Per-channel gain, log-uniform in [1 / (1 + wb), 1 + wb]."""
     gamma: tuple[float, float] = (0.7, 1.4)
     """Exponent applied after the matrix (log-uniform): darker or brighter mid-tones."""
+
+    def validate(self) -> None:
+        shares(self, "share")
+        at_least(self, "hue_deg white_balance", 0)
+        at_least(self, "saturation gamma", 1e-6)
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,12 @@ class DataConfig:
     colour: ColourJitterConfig = field(default_factory=ColourJitterConfig)
     """Random colour changes of whole clips (`refine.train.data.colour_remap`)."""
 
+    def validate(self) -> None:
+        at_least(self, "width height flights frames flights_per_world render_batch max_stride world_grid", 1)
+        at_least(self, "refresh_every refresh_flights seed_start", 0)
+        at_least(self, "speed", 1e-9)
+        shares(self, "walks")
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -115,6 +157,10 @@ class LossConfig:
     it (refine/losses.py colour_moments_l1; added at step 3180 of the shipped run: the flights over
     real photos drifted green)."""
 
+    def validate(self) -> None:
+        at_least(self, " ".join(f.name for f in fields(self) if f.name != "gan_start"), 0)
+        at_least(self, "gan_start", 0)
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -127,6 +173,12 @@ class OptimConfig:
     """Global gradient-norm clip of the refiner."""
     warmup: int = 100
     """Linear learning-rate warm-up steps."""
+
+    def validate(self) -> None:
+        at_least(self, "lr lr_disc warmup", 0)
+        at_least(self, "grad_clip", 1e-12)
+        if not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            raise bad("betas", "must be two numbers in [0, 1)", self.betas)
 
 
 @dataclass(frozen=True)
@@ -144,6 +196,9 @@ class UnrollConfig:
     """Back-propagate through the world: step t's loss reaches the network's outputs at earlier steps
     through lifting and rendering. Off: each step's loss trains that step's network pass only (the
     worlds are built without gradients; about half the cost on a CPU)."""
+
+    def validate(self) -> None:
+        shares(self, "per_frame")
 
 
 @dataclass(frozen=True)
@@ -236,6 +291,11 @@ class StillPhotoConfig:
         return self.forward_frames + round(u * (self.forward_frames_max - self.forward_frames))
 
     def validate(self) -> None:
+        shares(self, "cycle_share")
+        at_least(self, "min_crop", 1e-6)
+        at_least(self, "speed fov", 1e-9)
+        at_least(self, "start grow_from reconstruction adversarial feature_matching colour colour_generated band_energy "
+                       "critic_detail", 0)
         if self.every < 1 or self.batch < 1 or self.critic_steps < 0 or self.cycle_frames < 3 or self.forward_frames < 2:
             raise ValueError("still-photo settings: every, batch >= 1; critic_steps >= 0; cycle_frames >= 3; "
                              "forward_frames >= 2")
@@ -301,8 +361,13 @@ class TrainConfig:
     """Replay training (off unless --replay.capacity > 0)."""
 
     def validate(self) -> None:
-        """ValueError (one line, for `worldgen train`) for settings the run could not keep: a clip of the longest
-        warm-up plus the supervised steps must fit in a flight, the replay and still-photo settings in their ranges."""
+        """ValueError (one line, for `worldgen train`; `worldgen.core.config.check` names the option) for settings
+        the run could not keep: counts and sizes below 1 (steps, batch, net.widths, ...), negative or non-finite
+        times, a clip of the longest warm-up plus the supervised steps that does not fit in a flight, replay and
+        still-photo settings out of their ranges. `check(cfg)` also runs the nested configs' own `validate`."""
+        at_least(self, "steps batch checkpoint_every log_every", 1)
+        at_least(self, "sample_every compact_every stop_after max_minutes deadline", 0)
+        check_net(self)
         lo, hi = self.unroll.warm_steps
         if self.unroll.steps < 1 or not 0 <= lo <= hi:
             raise ValueError("unroll settings: steps >= 1 and 0 <= warm_steps[0] <= warm_steps[1]")

@@ -32,9 +32,21 @@ from torch import Tensor
 
 from refine.depthnet import DEPTH_FORMAT, DEPTH_NET, load_depth_weights, predict, save_depth_weights
 from refine.net import DepthNet, RefinerNetConfig, count_parameters
-from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, time_is_up, write_curves
-from refine.train.config import DataConfig, OptimConfig
+from refine.train.common import (
+    Dist,
+    GpuMonitor,
+    TrainingFolder,
+    learning_rate,
+    load_training_checkpoint,
+    other_network,
+    save_png,
+    step_seed,
+    time_is_up,
+    write_curves,
+)
+from refine.train.config import DataConfig, OptimConfig, at_least, check_net, shares
 from refine.train.data import FlightCache
+from worldgen.core.config import bad, check
 
 CKPT_FORMAT = "worldgen-train-depth/1"
 SIZES = ((256, 256), (256, 192), (192, 256), (224, 224), (288, 160))
@@ -116,6 +128,25 @@ class DepthTrainConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(flights=48, frames=24, flights_per_world=2,
                                                                 refresh_every=25, refresh_flights=2))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup=200, betas=(0.9, 0.99)))
+
+    def validate(self) -> None:
+        """ValueError (one line; `worldgen.core.config.check` names the option) for settings the run could not
+        keep: counts and sizes below 1, shares outside [0, 1], negative or non-finite weights and times, and the
+        real-photo terms without --photos."""
+        at_least(self, "steps batch checkpoint_every log_every photo_batch layout_cell", 1)
+        at_least(self, "size", 16)
+        at_least(self, "sample_every stop_after max_minutes deadline photo_start photo_weight layout_weight "
+                       "ground_order_weight shading_stops gradient_weight sky_weight", 0)
+        shares(self, "shading standing_trees")
+        if not (isinstance(self.teacher_ema, (int, float)) and 0 <= self.teacher_ema < 1):
+            raise bad("teacher_ema", "must be in [0, 1)", self.teacher_ema)
+        if math.isnan(self.skip_loss_above):
+            raise bad("skip_loss_above", "must be a number", self.skip_loss_above)
+        check_net(self)
+        if self.layout_from and not self.photos:
+            raise ValueError("--layout-from anchors the layout on the real photos: give --photos DIR too")
+        if self.ground_order_weight > 0 and not self.photos:
+            raise ValueError("--ground-order-weight holds the real photos' ground below: give --photos DIR too")
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -473,15 +504,39 @@ def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool,
     return terms
 
 
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def check_photo_folder(folder: str, option: str = "--photos") -> None:
+    """ValueError (one line naming `option`) unless `folder` is a readable folder holding at least one photo
+    (.jpg/.png/.webp); reads no image."""
+    p = Path(folder)
+    if not p.exists():
+        raise ValueError(f"{option} {folder}: no such folder")
+    if not p.is_dir():
+        raise ValueError(f"{option} {folder} is a file, not a folder of photos")
+    try:
+        names = [q.name for q in p.iterdir() if q.suffix.lower() in PHOTO_SUFFIXES]
+    except OSError as e:
+        raise ValueError(f"{option} {folder} cannot be read: {e.strerror or e}") from None
+    if not names:
+        raise ValueError(f"no photos (.jpg/.png/.webp) in {folder}")
+
+
 def load_photos(folder: str, device: torch.device, max_side: int = 512) -> list[Tensor]:
-    """Every image in `folder` as rgb [3, h, w] in [0, 1] on `device`, longer side at most max_side."""
+    """Every image in `folder` as rgb [3, h, w] in [0, 1] on `device`, longer side at most max_side.
+    ValueError (one line) for a folder that is missing, holds no photo, or holds one that cannot be read."""
     from PIL import Image, ImageOps
 
+    check_photo_folder(folder, "photo folder")
     out = []
     for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+        if p.suffix.lower() not in PHOTO_SUFFIXES:
             continue
-        img = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+        try:
+            img = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+        except (OSError, ValueError) as e:  # (PIL's UnidentifiedImageError is an OSError)
+            raise ValueError(f"photo {p} cannot be read: {' '.join(str(e).split())}") from None
         img.thumbnail((max_side, max_side), Image.LANCZOS)
         out.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div(255).to(device))
     if not out:
@@ -512,17 +567,26 @@ def _frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
 
 
 def train_depth(cfg: DepthTrainConfig) -> dict:
-    """Run (or resume) depth training; returns the summary written to train.json."""
-    if cfg.layout_from and not cfg.photos:
-        raise ValueError("--layout-from anchors the layout on the real photos: give --photos DIR too")
-    if cfg.ground_order_weight > 0 and not cfg.photos:
-        raise ValueError("--ground-order-weight holds the real photos' ground below: give --photos DIR too")
+    """Run (or resume) depth training; returns the summary written to train.json.
+
+    Bad settings (`check`: one line naming the option), a missing photo folder and an output path that
+    cannot be a folder raise before anything is written; the run folder is locked for the whole run (a
+    second writer fails at once), and a run that fails before its first checkpoint in a folder it made
+    removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
+    or holds a network of other `--net` settings, is a ValueError of one line."""
+    check(cfg)
+    if cfg.photos:
+        check_photo_folder(cfg.photos)
     dd = Dist(cfg.device)
+    with TrainingFolder(cfg.out, dd.main) as folder:
+        return _train_depth(cfg, dd, folder)
+
+
+def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
+    """`train_depth` in its (locked) run folder."""
     dev = dd.device
     cuda = dev.type == "cuda"
     out = Path(cfg.out)
-    if dd.main:
-        (out / "samples").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     net = DepthNet(cfg.net).to(dev)
     teacher = None  # the consistency term's mean teacher (made when the term comes on)
@@ -531,10 +595,15 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     ckpt = out / "checkpoint.pt"
     src = ckpt if ckpt.is_file() else out / "checkpoint-compact.pt"
     if cfg.resume and src.is_file():
-        blob = torch.load(src, map_location="cpu", weights_only=False)
-        if blob.get("format") != CKPT_FORMAT:
-            raise ValueError(f"{src} is not a depth training checkpoint")
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["depth"]["state_dict"].items()})
+        blob = load_training_checkpoint(src, CKPT_FORMAT)
+        try:
+            state = {k: v.float() if v.is_floating_point() else v for k, v in blob["depth"]["state_dict"].items()}
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{src} is not a worldgen training checkpoint: it lacks {e}") from None
+        try:
+            net.load_state_dict(state)
+        except RuntimeError:
+            raise other_network(src) from None
         if blob["opt"] is not None:
             opt.load_state_dict(blob["opt"])
         start, cursor, history, elapsed0 = blob["step"], blob["cursor"], blob["history"], blob["elapsed_seconds"]
@@ -625,6 +694,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         n_acc += 1
         step += 1
         if dd.main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+            (out / "samples").mkdir(exist_ok=True)  # (made with the first sample: a failed start leaves none)
             save_png(out / "samples" / f"step_{step:06d}.png", depth_sample(net, rgb[:4], depth[:4], cuda))
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
@@ -645,6 +715,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
         if dd.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps or over):
             save(ckpt, step, compact=False)
             save(out / "checkpoint-compact.pt", step, compact=True)
+            folder.saved()
         if over:
             break
     monitor.stop()

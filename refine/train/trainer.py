@@ -32,9 +32,21 @@ import torch.distributed as dist
 from refine.learned import WEIGHTS_FORMAT, compose, load_weights, save_weights
 from refine.losses import MultiScaleDiscriminator, d_hinge_loss, feature_matching_loss, g_hinge_loss
 from refine.net import RefinerNet, count_parameters
-from refine.train.common import Dist, GpuMonitor, learning_rate, save_png, step_seed, time_is_up, write_curves
+from refine.train.common import (
+    Dist,
+    GpuMonitor,
+    TrainingFolder,
+    learning_rate,
+    load_training_checkpoint,
+    other_network,
+    save_png,
+    step_seed,
+    time_is_up,
+    write_curves,
+)
 from refine.train.config import TrainConfig
 from refine.train.data import FlightCache
+from refine.train.depth import check_photo_folder
 from refine.train.photos import PhotoSource, photo_critic_loss, photo_step_terms
 from refine.train.replay import ReplayBuffer
 from refine.train.unroll import (
@@ -47,6 +59,7 @@ from refine.train.unroll import (
     sample_grid,
     unroll,
 )
+from worldgen.core.config import check
 
 CKPT_FORMAT = "worldgen-train-refiner/1"
 
@@ -94,10 +107,8 @@ def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: Fligh
 
 
 def load_checkpoint(path: Path) -> dict:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path} is not a refiner training checkpoint ({CKPT_FORMAT!r} expected)")
-    return blob
+    """The refiner training checkpoint at `path`; ValueError (one line naming the file) for anything else."""
+    return load_training_checkpoint(path, CKPT_FORMAT)
 
 
 # ----------------------------------------------------------------------------- one flight step's loss
@@ -134,15 +145,27 @@ def flight_step_terms(results, disc, cfg: TrainConfig, step: int, cuda: bool):
 
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: TrainConfig) -> dict:
-    """Run (or resume) training as configured; returns the summary written to train.json."""
+    """Run (or resume) training as configured; returns the summary written to train.json.
+
+    Bad settings (`check`: one line naming the option), a missing photo folder and an output path that
+    cannot be a folder raise before anything is written; the run folder is locked for the whole run
+    (a second writer fails at once), and a run that fails before its first checkpoint in a folder it made
+    removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
+    or holds a network of other `--net` settings, is a ValueError of one line."""
+    check(cfg)
+    if cfg.photos.folder:
+        check_photo_folder(cfg.photos.folder, "--photos.folder")
+    dd = Dist(cfg.device)
+    with TrainingFolder(cfg.out, dd.main) as folder:
+        return _train(cfg, dd, folder)
+
+
+def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
+    """`train` in its (locked) run folder."""
     from renderers import get_renderer
 
-    cfg.validate()
-    dd = Dist(cfg.device)
     dev = dd.device
     out = Path(cfg.out)
-    if dd.main:
-        (out / "samples").mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     net = RefinerNet(cfg.net).to(dev)
     disc = MultiScaleDiscriminator(in_channels=4).to(dev)
@@ -161,8 +184,22 @@ def train(cfg: TrainConfig) -> dict:
     resume_from = ckpt_path if ckpt_path.is_file() else out / "checkpoint-compact.pt"
     if cfg.resume and resume_from.is_file():
         blob = load_checkpoint(resume_from)  # optimiser moments are cast back to float32 on load
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["refiner"]["state_dict"].items()})
-        disc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc"].items()})
+        try:
+            theirs_net = blob["refiner"].get("net_config")
+            state = {k: v.float() if v.is_floating_point() else v for k, v in blob["refiner"]["state_dict"].items()}
+            disc_state = {k: v.float() if v.is_floating_point() else v for k, v in blob["disc"].items()}
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{resume_from} is not a worldgen training checkpoint: it lacks {e}") from None
+        mine_net = dataclasses.asdict(cfg.net)
+        plain = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # noqa: E731
+        if isinstance(theirs_net, dict) and any(plain(theirs_net[k]) != plain(mine_net[k]) for k in mine_net
+                                                if k in theirs_net):
+            raise other_network(resume_from, ", ".join(f"{k} {plain(v)}" for k, v in theirs_net.items()))
+        try:
+            net.load_state_dict(state)
+        except RuntimeError:
+            raise other_network(resume_from) from None
+        disc.load_state_dict(disc_state)
         mine = disc_photo.state_dict()
         theirs = blob.get("disc_photo")
         same_critic = theirs is not None and theirs.keys() == mine.keys() and all(v.shape == mine[k].shape for k, v in theirs.items())
@@ -371,6 +408,7 @@ def train(cfg: TrainConfig) -> dict:
         n_acc += 1
         step += 1
         if dd.main and sample_due(step, photo):
+            (out / "samples").mkdir(exist_ok=True)  # (made with the first sample: a failed start leaves none)
             if photo:  # rendered input | classical | learned | the photo, per supervised step of one clip
                 save_png(out / "samples" / f"step_{step:06d}_photo_{kind}.png", sample_grid(results).numpy())
             else:
@@ -406,6 +444,7 @@ def train(cfg: TrainConfig) -> dict:
                                     elapsed0 + time.perf_counter() - t_run, compact=compact,
                                     disc_photo=disc_photo if photo_src is not None and cfg.photos.critic_steps else None,
                                     opt_dp=opt_dp if cfg.photos.critic_steps else None)
+                folder.saved()
         if over:
             break
 

@@ -5,7 +5,9 @@
     worldgen train-depth --preset train-depth-h200 --out runs/d1 --photos DIR
 
 Each resumes from OUT/checkpoint.pt (or checkpoint-compact.pt) when one exists; see
-refine/train/trainer.py and refine/train/depth.py for what a run writes.
+refine/train/trainer.py and refine/train/depth.py for what a run writes. Bad settings and files are
+one line (`worldgen: error: ...`); OUT is locked for the run (one writer), and a run that fails
+before its first checkpoint leaves no folder it made behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from worldgen.core.io import UserInputError
 def _run(fn, cfg) -> None:
     try:
         summary = fn(cfg)
-    except ValueError as e:  # bad --init / --photos / checkpoint files, or a split violation
+    except ValueError as e:  # bad settings, --init / --photos / checkpoint files, a split violation (one line each)
         raise UserInputError(str(e)) from None
     if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process writes the run folder
         return

@@ -1,0 +1,163 @@
+"""`worldgen train` and `worldgen train-depth` on bad input: one line on stderr and a non-zero exit, never a
+traceback; one writer per run folder; nothing left behind by a failed start (the audit of 2026-12-03)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from worldgen.cli import entrypoint
+from worldgen.core.runfolder import RunLock
+
+TR = ["train", "--preset", "train-refiner-tiny", "--device", "cpu"]
+TD = ["train-depth", "--preset", "train-depth-tiny", "--device", "cpu"]
+
+
+def cli_run(argv, capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `worldgen ARGV` (0 when it returns)."""
+    try:
+        entrypoint([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_line_error(code, err, *says) -> str:
+    """The single `worldgen: error:` line of a failed command (asserting that it is one and says `says`)."""
+    lines = err.strip().splitlines()
+    assert code not in (0, None), err
+    assert len(lines) == 1 and lines[0].startswith("worldgen: error: "), err
+    assert "Traceback" not in err
+    for s in says:
+        assert s in lines[0], lines[0]
+    return lines[0]
+
+
+def photos(folder, n=2, bad=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    g = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(g.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    if bad:
+        (folder / "broken.png").write_text("not a png")
+    return folder
+
+
+@pytest.mark.parametrize("cmd", [TR, TD], ids=["train", "train-depth"])
+def test_a_second_writer_is_refused_at_once(tmp_path, capsys, cmd):
+    out = tmp_path / "busy"
+    out.mkdir()
+    with RunLock(out):
+        code, _, err = cli_run([*cmd, "--steps", "2", "--out", out], capsys)
+    one_line_error(code, err, "is in use by another worldgen run")
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("cmd", [TR, TD], ids=["train", "train-depth"])
+def test_an_output_path_that_is_a_file(tmp_path, capsys, cmd):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    code, _, err = cli_run([*cmd, "--steps", "2", "--out", f], capsys)
+    one_line_error(code, err, "is a file, not a directory")
+    assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("cmd, args, says", [
+    (TR, ["--batch", "0"], "--batch"),
+    (TR, ["--net.widths", "0", "-3"], "--net.widths"),
+    (TR, ["--steps", "0"], "--steps"),
+    (TR, ["--steps", "-5"], "--steps"),
+    (TR, ["--data.walks", "7"], "--data.walks"),
+    (TR, ["--unroll.per-frame", "nan"], "--unroll.per-frame"),
+    (TR, ["--loss.rgb", "inf"], "--loss.rgb"),
+    (TR, ["--checkpoint-every", "0"], "--checkpoint-every"),
+    (TD, ["--batch", "0"], "--batch"),
+    (TD, ["--steps", "-5"], "--steps"),
+    (TD, ["--net.widths", "0"], "--net.widths"),
+    (TD, ["--data.walks", "7"], "--data.walks"),
+    (TD, ["--shading", "-1"], "--shading"),
+    (TD, ["--ground-order-weight", "nan"], "--ground-order-weight"),
+    (TD, ["--photo-weight", "-1"], "--photo-weight"),
+    (TD, ["--teacher-ema", "1.5"], "--teacher-ema"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0].startswith("--") else None)
+def test_bad_settings_are_one_line_naming_the_option_before_anything_is_made(tmp_path, capsys, cmd, args, says):
+    out = tmp_path / "run"
+    code, _, err = cli_run([*cmd, "--steps", "2", *args, "--out", out], capsys)
+    one_line_error(code, err, says)
+    assert not out.exists()
+
+
+def test_the_presets_still_pass_the_checks():
+    from configs.train import TRAIN_PRESETS
+    from worldgen.core.config import check
+
+    for preset in TRAIN_PRESETS.values():  # (some need --photos DIR from the command line)
+        try:
+            check(preset.config)
+        except ValueError as e:
+            assert "give --photos DIR too" in str(e)
+
+
+def test_photo_folders_that_are_missing_or_files(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv, says in [
+        (["train", "--preset", "train-refiner-photos-tiny", "--device", "cpu", "--photos.folder", tmp_path / "nope"],
+         "--photos.folder"),
+        ([*TD, "--photos", tmp_path / "nope"], "no such folder"),
+        ([*TD, "--photos", afile], "is a file, not a folder"),
+        ([*TD, "--photos", tmp_path], "no photos"),
+    ]:
+        code, _, err = cli_run([*argv, "--steps", "2", "--out", tmp_path / "run"], capsys)
+        one_line_error(code, err, says)
+        assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cmd", [TR, TD], ids=["train", "train-depth"])
+def test_a_checkpoint_that_is_not_one_is_named(tmp_path, capsys, cmd):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_text("hello\n")
+    code, _, err = cli_run([*cmd, "--steps", "2", "--out", out], capsys)
+    one_line_error(code, err, f"{out / 'checkpoint.pt'} is not a worldgen training checkpoint: ")
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]  # no empty samples/
+
+
+@pytest.mark.parametrize("cmd, other", [(TR, ["--net.widths", "8", "16", "32", "64", "96"]),
+                                        (TD, ["--net.widths", "8", "16"])], ids=["train", "train-depth"])
+def test_resuming_with_other_network_settings(tmp_path, capsys, cmd, other):
+    out = tmp_path / "tok"
+    code, _, err = cli_run([*cmd, "--steps", "1", "--out", out], capsys)
+    assert code == 0, err
+    assert (out / "checkpoint.pt").is_file() and any((out / "samples").iterdir())  # samples/ made with the first
+    before = (out / "checkpoint.pt").read_bytes()
+    code, _, err = cli_run([*cmd, "--steps", "2", *other, "--out", out], capsys)
+    one_line_error(code, err, "was trained with other network settings", "--net")
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_a_failed_start_removes_the_folder_it_made(tmp_path, capsys):
+    """train-depth reads its photos after making the run folder: a photo it cannot read is one line, and the
+    folders it made (OUT and its missing parents) are gone again."""
+    out = tmp_path / "new" / "run"
+    code, _, err = cli_run([*TD, "--steps", "2", "--photos", photos(tmp_path / "ph", bad=True), "--out", out], capsys)
+    one_line_error(code, err, "broken.png cannot be read")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_that_dies_before_its_first_checkpoint_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """log.jsonl and samples/ written before the first checkpoint go with the folder the run made; a run that
+    fails in a folder that was there keeps the folder."""
+    from refine.train import trainer
+
+    def boom(*a, **k):
+        raise ValueError("disk on fire")
+
+    monkeypatch.setattr(trainer, "save_checkpoint", boom)
+    out = tmp_path / "new" / "run"
+    code, _, err = cli_run([*TR, "--steps", "2", "--log-every", "1", "--sample-every", "1", "--out", out], capsys)
+    one_line_error(code, err, "disk on fire")
+    assert not (tmp_path / "new").exists()
