@@ -1,5 +1,5 @@
 """Training machinery shared by the refiner and the depth network: processes (torchrun), the run
-folder (one writer, nothing left by a failed start), checkpoints, GPU utilisation, the learning-rate
+folder (one writer, nothing left by a failed start), checkpoints, the still photos, GPU utilisation, the learning-rate
 schedule, per-step seeds, images and curves."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 
 class Dist:
@@ -101,15 +103,10 @@ class TrainingFolder:
     def __enter__(self) -> "TrainingFolder":
         if not self.main:
             return self
-        from worldgen.core.runfolder import RunLock, check_out_dir, make_out_dir, remove_made_dir
+        from worldgen.core.runfolder import check_out_dir, make_and_lock
 
         check_out_dir(self.out)
-        self.made = make_out_dir(self.out)
-        try:
-            self.lock = RunLock(self.out)
-        except BaseException:
-            remove_made_dir(self.made, self.out)
-            raise
+        self.made, self.lock = make_and_lock(self.out)
         return self
 
     def saved(self) -> None:
@@ -161,6 +158,46 @@ def other_network(path: Path, detail: str = "") -> ValueError:
     detail = f" ({' '.join(detail.split())[:160]})" if detail else ""
     return ValueError(f"the checkpoint in {path.parent} ({path.name}) was trained with other network settings"
                       f"{detail}; choose another --out or the same --net settings")
+
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def check_photo_folder(folder: str, option: str = "--photos") -> None:
+    """ValueError (one line naming `option`) unless `folder` is a readable folder holding at least one photo
+    (.jpg/.png/.webp); reads no image."""
+    p = Path(folder)
+    if not p.exists():
+        raise ValueError(f"{option} {folder}: no such folder")
+    if not p.is_dir():
+        raise ValueError(f"{option} {folder} is a file, not a folder of photos")
+    try:
+        names = [q.name for q in p.iterdir() if q.suffix.lower() in PHOTO_SUFFIXES]
+    except OSError as e:
+        raise ValueError(f"{option} {folder} cannot be read: {e.strerror or e}") from None
+    if not names:
+        raise ValueError(f"no photos (.jpg/.png/.webp) in {folder}")
+
+
+def load_photos(folder: str, device: torch.device, max_side: int = 512) -> list[Tensor]:
+    """Every image in `folder` as rgb [3, h, w] in [0, 1] on `device`, longer side at most max_side.
+    ValueError (one line) for a folder that is missing, holds no photo, or holds one that cannot be read."""
+    from PIL import Image, ImageOps
+
+    check_photo_folder(folder, "photo folder")
+    out = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() not in PHOTO_SUFFIXES:
+            continue
+        try:
+            img = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+        except (OSError, ValueError) as e:  # (PIL's UnidentifiedImageError is an OSError)
+            raise ValueError(f"photo {p} cannot be read: {' '.join(str(e).split())}") from None
+        img.thumbnail((max_side, max_side), Image.LANCZOS)
+        out.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div(255).to(device))
+    if not out:
+        raise ValueError(f"no photos (.jpg/.png/.webp) in {folder}")
+    return out
 
 
 class GpuMonitor:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -36,7 +35,9 @@ from refine.train.common import (
     Dist,
     GpuMonitor,
     TrainingFolder,
+    check_photo_folder,
     learning_rate,
+    load_photos,
     load_training_checkpoint,
     other_network,
     save_png,
@@ -502,46 +503,6 @@ def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool,
         a_cells, ok = cell_means(a_log.float(), ground, cell)
         terms["layout"] = si_log_l1(s_cells, a_cells, ok)
     return terms
-
-
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-
-
-def check_photo_folder(folder: str, option: str = "--photos") -> None:
-    """ValueError (one line naming `option`) unless `folder` is a readable folder holding at least one photo
-    (.jpg/.png/.webp); reads no image."""
-    p = Path(folder)
-    if not p.exists():
-        raise ValueError(f"{option} {folder}: no such folder")
-    if not p.is_dir():
-        raise ValueError(f"{option} {folder} is a file, not a folder of photos")
-    try:
-        names = [q.name for q in p.iterdir() if q.suffix.lower() in PHOTO_SUFFIXES]
-    except OSError as e:
-        raise ValueError(f"{option} {folder} cannot be read: {e.strerror or e}") from None
-    if not names:
-        raise ValueError(f"no photos (.jpg/.png/.webp) in {folder}")
-
-
-def load_photos(folder: str, device: torch.device, max_side: int = 512) -> list[Tensor]:
-    """Every image in `folder` as rgb [3, h, w] in [0, 1] on `device`, longer side at most max_side.
-    ValueError (one line) for a folder that is missing, holds no photo, or holds one that cannot be read."""
-    from PIL import Image, ImageOps
-
-    check_photo_folder(folder, "photo folder")
-    out = []
-    for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() not in PHOTO_SUFFIXES:
-            continue
-        try:
-            img = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
-        except (OSError, ValueError) as e:  # (PIL's UnidentifiedImageError is an OSError)
-            raise ValueError(f"photo {p} cannot be read: {' '.join(str(e).split())}") from None
-        img.thumbnail((max_side, max_side), Image.LANCZOS)
-        out.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div(255).to(device))
-    if not out:
-        raise ValueError(f"no photos (.jpg/.png/.webp) in {folder}")
-    return out
 
 
 def photo_batch(photos: list[Tensor], n: int, out_wh: tuple[int, int], gen: torch.Generator) -> Tensor:

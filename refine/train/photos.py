@@ -44,7 +44,7 @@ class PhotoSource:
     """
 
     def __init__(self, cfg: StillPhotoConfig, width: int, height: int, device: torch.device):
-        from refine.train.depth import load_photos
+        from refine.train.common import load_photos
 
         cfg.validate()
         self.cfg, self.W, self.H, self.device = cfg, width, height, device

@@ -36,6 +36,7 @@ from refine.train.common import (
     Dist,
     GpuMonitor,
     TrainingFolder,
+    check_photo_folder,
     learning_rate,
     load_training_checkpoint,
     other_network,
@@ -46,7 +47,6 @@ from refine.train.common import (
 )
 from refine.train.config import TrainConfig
 from refine.train.data import FlightCache
-from refine.train.depth import check_photo_folder
 from refine.train.photos import PhotoSource, photo_critic_loss, photo_step_terms
 from refine.train.replay import ReplayBuffer
 from refine.train.unroll import (

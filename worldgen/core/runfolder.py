@@ -91,6 +91,17 @@ def remove_made_dir(top: Path | None, out: str | os.PathLike) -> None:
         p = p.parent
 
 
+def make_and_lock(path: str | os.PathLike) -> "tuple[Path | None, RunLock]":
+    """`make_out_dir(path)`, then a `RunLock` on it: (the top-most directory made, or None; the held lock). A
+    folder this made is removed again when the lock cannot be taken (another writer: one line)."""
+    made = make_out_dir(path)
+    try:
+        return made, RunLock(path)
+    except BaseException:
+        remove_made_dir(made, path)
+        raise
+
+
 def entries(path: str | os.PathLike) -> list[str]:
     """Sorted names in folder `path` (empty if it does not exist)."""
     path = Path(path)
@@ -220,14 +231,13 @@ class OutputFolder:
         self.path, self.owns, self.command = check_out_dir(path), owns, command
         check_not_in_use(self.path)
         self._check_foreign()
-        self._made = make_out_dir(self.path)
+        self._made, self._lock = make_and_lock(self.path)
+        self._writing = False
         try:
-            self._lock = RunLock(self.path)
             self._check_foreign()  # another writer may have filled it between the first look and the lock
         except BaseException:
-            remove_made_dir(self._made, self.path)
+            self.close(failed=True)
             raise
-        self._writing = False
 
     def _check_foreign(self) -> None:
         foreign = [n for n in entries(self.path) if not self.owns(n) and not is_temp_file(n)]
@@ -240,12 +250,7 @@ class OutputFolder:
         what was written so far, and the folder is kept."""
         self._writing = True
         try:
-            for name in entries(self.path):
-                p = self.path / name
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink(missing_ok=True)
+            _delete_entries(self.path)
         except OSError as e:
             raise UserInputError(f"cannot clear the earlier outputs in {self.path}: {e.strerror or e}: "
                                  f"{e.filename}") from None

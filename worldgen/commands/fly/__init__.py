@@ -37,8 +37,8 @@ from worldgen.commands import Command
 from worldgen.core.config import bad, check, to_dict
 from worldgen.core.device import peak_memory, resolve_device, rss_mb
 from worldgen.core.io import UserInputError, atomic_write_text
-from worldgen.core.runfolder import (RunLock, check_clearable, check_not_in_use, check_out_dir, clear_run, entries,
-                                     make_out_dir, remove_made_dir, remove_temp_files)
+from worldgen.core.runfolder import (check_clearable, check_not_in_use, check_out_dir, clear_run, entries,
+                                     make_and_lock, remove_made_dir, remove_temp_files)
 from worldgen.core.scene import write_ply
 from worldgen.pipeline import checkpoint
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
@@ -226,12 +226,7 @@ def _run(cfg: FlyConfig, out: Path, on_frame) -> dict:
     refiner = pipeline_refiner(p, device)
     gen = make_generator(cfg.mode, frame0, renderer, refiner, p.generator, time_stages=cfg.stage_times)
     _check_fits(cfg, frame0.camera.width, frame0.camera.height, out, 0)
-    made = make_out_dir(out)
-    try:
-        lock = RunLock(out)
-    except BaseException:
-        remove_made_dir(made, out)
-        raise
+    made, lock = make_and_lock(out)
     with lock:
         started = [False]
         try:
