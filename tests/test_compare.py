@@ -296,3 +296,17 @@ def test_tsed_summary_of_a_record():
     assert s["tsed_median_sed"] == pytest.approx(0.9) and s["tsed_matches_mean"] == pytest.approx(82 / 4)
     rec.tsed_sed, rec.tsed_matches = [nan] * 5, [nan] * 5  # not measured (record_flight(tsed=False))
     assert math.isnan(tsed_summary(rec)["tsed"])
+
+
+def test_bench_out_is_checked_before_the_benchmark_runs(tmp_path, monkeypatch):
+    """A directory or an unwritable place as `bench --out` is one line at once (it was a traceback, or a line, only
+    after the whole benchmark had run)."""
+    from worldgen.commands import bench
+
+    monkeypatch.setattr(bench, "make_plan", lambda *a, **k: pytest.fail("the benchmark started"))
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UserInputError, match="is a directory"):
+        bench.run(bench.BenchConfig(device="cpu", out=str(tmp_path / "d")))
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserInputError, match="not writable"):
+        bench.run(bench.BenchConfig(device="cpu", out=str(tmp_path / "f" / "b.json")))

@@ -90,6 +90,12 @@ def test_bad_depth_files(tmp_path):
         load_depth_file(tmp_path / "3d.npy")
     with pytest.raises(UserInputError, match="no valid"):
         clean_depth(torch.full((4, 4), float("nan")))
+    Image.fromarray(np.full((6, 8, 3), 200, np.uint8)).save(tmp_path / "photo.png")
+    with pytest.raises(UserInputError, match="8-bit RGB picture"):  # (was read as red / 1000 m)
+        load_depth_file(tmp_path / "photo.png")
+    np.save(tmp_path / "complex.npy", np.ones((4, 4), np.complex64))
+    with pytest.raises(UserInputError, match="2-D numeric"):
+        load_depth_file(tmp_path / "complex.npy")
 
 
 def test_sky_detection_and_prior():

@@ -130,6 +130,21 @@ def test_overwrite_deletes_nothing_when_part_of_the_old_run_cannot_be_deleted(ph
     assert_complete_outputs(out, 3)
 
 
+def test_resume_over_damaged_chunk_files_is_one_line(photo, tmp_path, capsys):
+    """A chunk file cut short, or of another shape, is found when the run resumes (one line naming it), not as a
+    traceback when the flight pages it back."""
+    out = tmp_path / "run"
+    entrypoint(["fly", str(photo), *SMALL, "--path", "forward", "--frames", "6", "--out", str(out)])
+    chunks = sorted((out / "state" / "chunks").glob("*.npy"))
+    assert len(chunks) >= 2, "the flight paged no chunks out: nothing to damage"
+    np.save(chunks[-1], np.zeros((3, 5), np.float32))
+    code, lines = cli(["fly", "--resume", str(out), "--frames", "8"], capsys)
+    one_line_error(code, lines, "saved state is damaged", chunks[-1].name)
+    chunks[0].write_bytes(chunks[0].read_bytes()[:100])
+    code, lines = cli(["fly", "--resume", str(out), "--frames", "8"], capsys)
+    one_line_error(code, lines, "saved state is damaged")
+
+
 def test_input_errors_leave_no_output_folder(photo, tmp_path, capsys):
     bad_json = tmp_path / "deep.json"
     bad_json.write_text("[" * 100_000 + "]" * 100_000)

@@ -32,7 +32,7 @@ import torch
 from worldgen.commands import Command
 from worldgen.core.config import bad, check
 from worldgen.core.device import machine_description, resolve_device
-from worldgen.core.io import UserInputError, atomic_write_text, json_ready
+from worldgen.core.io import UserInputError, atomic_write_text, check_writable_dir, json_ready
 from worldgen.pipeline.config import PhotoConfig
 from worldgen.pipeline.generator import make_generator
 from worldgen.pipeline.paths import make_path
@@ -285,11 +285,10 @@ def format_table(results: dict) -> str:
 def run(cfg: BenchConfig, log=print) -> dict:
     """Run the benchmark; returns the JSON document (also written to cfg.out if given)."""
     check(cfg)
-    if cfg.out:
-        try:
-            Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserInputError(f"cannot write {cfg.out}: {e.strerror or e}") from None
+    if cfg.out:  # checked before the benchmark's minutes, not after them
+        if Path(cfg.out).is_dir():
+            raise UserInputError(f"--out {cfg.out} is a directory; name a FILE.json")
+        check_writable_dir(Path(cfg.out).parent)
     device = resolve_device(cfg.device)
     plan = make_plan(cfg, device.type == "cuda")
     machine = machine_description(device)

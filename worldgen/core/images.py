@@ -235,11 +235,11 @@ def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: flo
                 arr = z[key]
         elif suffix == ".png":
             with Image.open(path) as im:
+                if im.mode not in ("I;16", "I;16B", "I;16L", "I"):  # 8-bit: a picture, not a depth map
+                    raise UserInputError(f"depth file {path} is an 8-bit {im.mode} picture; a depth PNG must be one "
+                                         "16-bit channel (or give .npy)")
                 im.load()
-                arr = np.asarray(im).astype(np.float64)
-                if arr.ndim == 3:
-                    arr = arr[..., 0]
-                arr = arr / (png_scale if kind == "depth" else 65535.0)
+                arr = np.asarray(im).astype(np.float64) / (png_scale if kind == "depth" else 65535.0)
         else:
             raise UserInputError(f"depth file {path} must be .npy, .npz or a 16-bit .png")
     except UserInputError:
@@ -249,7 +249,7 @@ def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: flo
     arr = np.asarray(arr)
     if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
         arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise UserInputError(f"depth file {path} must hold one 2-D numeric array, got shape {arr.shape} ({arr.dtype})")
     d = torch.from_numpy(arr.astype(np.float32))
     if kind == "disparity":

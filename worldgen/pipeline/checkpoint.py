@@ -244,8 +244,16 @@ class Checkpointer:
         if blob["frame0"] != self.digest:
             raise UserInputError(f"cannot resume {self.dir.parent}: its photo (or depth, or camera) differs from "
                                  "the one the run started from")
-        sky = np.load(self.dir / blob["sky_file"], allow_pickle=False)
-        self.generator.restore(_world_from_saved(blob["generator"]), sky)
+        try:
+            sky = np.load(self.dir / blob["sky_file"], allow_pickle=False)
+            self.generator.restore(_world_from_saved(blob["generator"]), sky)
+            world = self.generator.world
+            if isinstance(world, PagedWorld) and isinstance(world.store, DiskStore):
+                for ref in {r for r in world.ref if r is not None}:  # now, not when the flight pages them back
+                    world.store.check(ref)
+        except (OSError, ValueError) as e:
+            raise UserInputError(f"cannot resume {self.dir.parent}: its saved state is damaged "
+                                 f"({' '.join(str(e).split())}); --overwrite starts the run again") from None
         self._sky_version, self._sky_file = int(blob["generator"]["sky_version"]), blob["sky_file"]
         self.path.load_state_dict(blob["path"])
         set_rng_state(blob["rng"], self.refiner)

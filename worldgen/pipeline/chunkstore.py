@@ -148,6 +148,29 @@ class DiskStore:
         self._unsynced.append(path)
         return name
 
+    def _open(self, ref: str, mmap: str | None) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """(the rows of chunk `ref`'s file, memory-mapped when `ref` is a span of it or `mmap` is "r"; the span or None).
+        ValueError (one line naming the file) for a file that is missing, cut short or not float32 [n, 14]."""
+        name, *span = ref.split(":")
+        path = self.folder / name
+        try:
+            rows = np.load(path, allow_pickle=False, mmap_mode="r" if span else mmap)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"chunk file {path} cannot be read: {' '.join(str(e).split())}") from None
+        if rows.ndim != 2 or rows.shape[1] != PACKED_COLUMNS or rows.dtype != np.float32:
+            raise ValueError(f"chunk file {path} is not float32 [n, {PACKED_COLUMNS}]")
+        if not span:
+            return rows, None
+        start, stop = int(span[0]), int(span[1])
+        if not 0 <= start <= stop <= rows.shape[0]:
+            raise ValueError(f"chunk file {path} has {rows.shape[0]} rows, not rows {start}:{stop}")
+        return rows, (start, stop)
+
+    def check(self, ref: str) -> None:
+        """ValueError (one line) unless chunk `ref`'s file can be read (its header and size; no rows are read): for a
+        store opened over files on disk (a resumed run), before any is needed."""
+        self._open(ref, mmap="r")
+
     def read(self, ref: str) -> np.ndarray:
         """The rows of chunk `ref` (read-only: from memory when it is there, as it always is while being written)."""
         rows = self._cache.get(ref)
@@ -155,16 +178,9 @@ class DiskStore:
             self._cache.move_to_end(ref)
             self._trim(keep=ref)
             return rows
-        name, *span = ref.split(":")
-        path = self.folder / name
-        rows = np.load(path, allow_pickle=False, mmap_mode="r" if span else None)
-        if rows.ndim != 2 or rows.shape[1] != PACKED_COLUMNS or rows.dtype != np.float32:
-            raise ValueError(f"chunk file {path} is not float32 [n, {PACKED_COLUMNS}]")
+        rows, span = self._open(ref, mmap=None)
         if span:  # one chunk of a file of several
-            start, stop = int(span[0]), int(span[1])
-            if not 0 <= start <= stop <= rows.shape[0]:
-                raise ValueError(f"chunk file {path} has {rows.shape[0]} rows, not rows {start}:{stop}")
-            rows = np.array(rows[start:stop])
+            rows = np.array(rows[span[0]:span[1]])
         rows.flags.writeable = False
         self._remember(ref, rows)
         return rows
