@@ -77,6 +77,7 @@ def test_nested_options_reach_the_algorithm(photo, tmp_path, capsys):
     ("compare", "--refiner-texture", "-0.5", "--refiner-texture must be between 0 and 4, got -0.5"),
     ("compare", "--autopilot.smoothing", "1.5", "--autopilot.smoothing must be in [0, 1), got 1.5"),
     ("compare", "--speed", "-1", "--speed must be a positive number, got -1.0"),
+    ("fly", "--speed", "1e30", "--speed must be a number between -1 and 1, got 1e+30"),
     ("live", "--classical-refiner.hole-alpha", "2", "--classical-refiner.hole-alpha must be in [0, 1], got 2.0"),
     ("live", "--push-every", "0", "--push-every must be at least 1, got 0"),
     ("bench", "--seeds", "0", "--seeds must be between 1 and 1000, got 0"),
@@ -89,6 +90,27 @@ def test_every_command_reports_bad_values_the_same_way(photo, tmp_path, capsys, 
     code, _, err = cli_run([command, *args, option, value, *out], capsys)
     assert code == 2 and err.strip() == f"worldgen: error: {message}"
     assert not (tmp_path / "o").exists()  # nothing written before the settings were checked
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fly", "IMAGE", "--bogus", "1"], "Unrecognized options: --bogus, 1 (worldgen fly --help lists the options)"),
+    (["fly", "IMAGE", "--frames", "many"], "Error parsing --frames: invalid literal for int() with base 10: 'many' "
+                                           "(worldgen fly --help lists the options)"),
+    (["flyy"], "Unrecognized options: flyy; Available subcommands: "),
+])
+def test_parse_errors_are_one_line_too(photo, tmp_path, capsys, argv, message):
+    """tyro's own errors (a box of several lines) come out as the same one line as every other bad input."""
+    argv = [str(photo) if a == "IMAGE" else a for a in argv]
+    code, out, err = cli_run([*argv, "--out", str(tmp_path / "o")] if argv[0] == "fly" else argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"worldgen: error: {message}")
+    assert not out and not (tmp_path / "o").exists()
+
+
+def test_bench_with_no_sections_is_refused(tmp_path, capsys):
+    code, _, err = cli_run(["bench", "--sections", "--out", str(tmp_path / "b.json")], capsys)
+    assert code == 2 and err.strip() == ("worldgen: error: --sections names nothing to run "
+                                         "(choose from speed, renderer, refiner, quality)")
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_presets_apply_to_every_command_that_flies():

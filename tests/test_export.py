@@ -408,6 +408,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(flight, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file"]  # nothing half-written
 
 
+def test_a_damaged_frame_stops_the_export_before_it_writes(flight, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(flight, run)
+    last = RunDir.open(run).frame_path(len(RunDir.open(run)) - 1)
+    last.write_bytes(last.read_bytes()[:100])  # cut short, as by a full disk
+    code, err = cli([str(run), "--nerfstudio", str(tmp_path / "ns")], capsys)
+    assert code == 2 and err.startswith("worldgen: error: ") and str(last.name) in err
+    assert not (tmp_path / "ns").exists() or not any((tmp_path / "ns").iterdir())  # no images/00000.png
+
+
 def test_cli_writes_splats_and_reports_sizes(flight, tmp_path, capsys):
     code, out = cli([str(flight), "--splat", str(tmp_path / "w.compressed.ply")], capsys)
     assert code == 0 and "% of world.ply" in out

@@ -100,6 +100,16 @@ def test_rerun_refuses_a_used_folder_and_overwrite_replaces_it(photo, tmp_path, 
     assert (out / "notes.txt").is_file() and len(frames_of(out)) == 3  # nothing deleted
 
 
+def test_a_folder_of_someone_elses_files_is_not_called_a_run(photo, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"x")
+    code, lines = cli(["fly", str(photo), *SMALL, "--path", "forward", "--frames", "3", "--out", str(out)], capsys)
+    one_line_error(code, lines, "'holiday.jpg', which no run writes")
+    assert "run already" not in lines[0] and "--resume" not in lines[0]  # it would offer what cannot work
+    assert sorted(p.name for p in out.iterdir()) == ["holiday.jpg"]
+
+
 def test_a_replayed_config_never_inherits_overwrite_or_resume(photo, tmp_path, capsys):
     """config.json records --overwrite; `--config` of it into another used folder must not clear that folder."""
     first, victim = tmp_path / "first", tmp_path / "victim"

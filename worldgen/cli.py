@@ -11,13 +11,16 @@ override them):
     --config FILE   a config.json a run wrote (the whole resolved tree): replays that run.
 A command whose config has a `resume` field (fly) also takes
     --resume DIR    continue the run in folder DIR: settings from DIR/config.json, --out DIR.
-Bad input (a UserInputError anywhere, bad config values included) prints one line,
-`worldgen: error: ...`, and exits with status 2.
+Bad input (a UserInputError anywhere, bad config values included, and tyro's own parse errors: an
+unknown option or command, a value of the wrong type) prints one line, `worldgen: error: ...`, and
+exits with status 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import sys
 from importlib.metadata import entry_points
 from typing import Any
@@ -119,6 +122,45 @@ def starting_config(cls: type, preset: str | None, config_file: str | None) -> A
     return base if preset is None else apply_preset(cls, preset, base)
 
 
+def tyro_error_line(box: str) -> str:
+    """tyro's error panel as one line: its sections joined with "; ", leaving out its title and the help text it
+    quotes. The panel is drawn with box characters on a terminal (title in the top border, "│" sides, "─"
+    rules) and as plain text elsewhere (title on the first line, "-" rules)."""
+    drawn = "│" in box
+    sections: list[list[str]] = [[]]
+    for line in box.splitlines():
+        if line.lstrip().startswith(("╭", "╰")):
+            continue
+        text = line.strip().strip("│").strip()
+        if text and set(text) <= {"─", "-"}:
+            sections.append([])
+        elif text:
+            sections[-1].append(text)
+    if not drawn and len(sections) > 1:
+        sections = sections[1:]  # the title
+    kept = [" ".join(s) for s in sections if s and not s[0].startswith(("For full helptext", "Argument helptext"))]
+    return "; ".join(kept) or " ".join(box.split())
+
+
+def _parse(parse, help_hint: str):
+    """Run tyro's `parse()` with its stderr caught: a parse error becomes a UserInputError (one line, ending
+    with `help_hint`); anything else it wrote (help goes to stdout) is passed on."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            result = parse()
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise UserInputError(f"{tyro_error_line(err.getvalue())} ({help_hint})") from None
+        sys.stderr.write(err.getvalue())
+        raise
+    except BaseException:
+        sys.stderr.write(err.getvalue())
+        raise
+    sys.stderr.write(err.getvalue())  # warnings on a successful parse
+    return result
+
+
 def entrypoint(argv: list[str] | None = None) -> None:
     """Console-script entry point (`worldgen ...`)."""
     import tyro
@@ -143,7 +185,8 @@ def entrypoint(argv: list[str] | None = None) -> None:
                 return
             start = starting_config(cmd.config, preset, config_file)
             description = f"{(cmd.config.__doc__ or '').strip()}\n\n{BASE_OPTIONS}"
-            cfg = tyro.cli(cmd.config, args=rest, default=start, prog=f"worldgen {name}", description=description)
+            cfg = _parse(lambda: tyro.cli(cmd.config, args=rest, default=start, prog=f"worldgen {name}",
+                                          description=description), f"worldgen {name} --help lists the options")
             cmd.main(cfg)
             return
         cmds = {}
@@ -152,10 +195,10 @@ def entrypoint(argv: list[str] | None = None) -> None:
                 cmds[name] = load_command(name, target)
             except CommandUnavailable as e:
                 print(f"worldgen: note: {e}", file=sys.stderr)
-        tyro.extras.subcommand_cli_from_dict(  # help, or a one-box error for an unknown command
+        _parse(lambda: tyro.extras.subcommand_cli_from_dict(  # help, or an error for an unknown command
             {name: c.config for name, c in cmds.items()}, args=argv,
             description="worldgen: one landscape photo -> an endless 3D flythrough that keeps its world.\n\n"
-                        + BASE_OPTIONS)
+                        + BASE_OPTIONS), "worldgen --help lists them")
         raise UserInputError(f"unknown command {argv[0]!r}" if argv else "no command given")
     except CommandUnavailable as e:
         print(f"worldgen: error: {e}", file=sys.stderr)

@@ -64,6 +64,8 @@ class BenchConfig:
     def validate(self) -> None:
         if self.seeds is not None and not 1 <= self.seeds <= 1000:
             raise bad("seeds", "must be between 1 and 1000", self.seeds)
+        if not self.sections:
+            raise bad("sections", "names nothing to run (choose from " + ", ".join(ALL_SECTIONS) + ")")
 
 
 @dataclass(frozen=True)

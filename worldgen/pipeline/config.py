@@ -89,8 +89,9 @@ class PipelineConfig:
             parse_size(self.size)  # raises its own one-line UserInputError
         if not 16 <= self.auto_side <= 8192:
             raise bad("auto_side", "must be between 16 and 8192", self.auto_side)
-        if not math.isfinite(self.speed):
-            raise bad("speed", "must be a finite number", self.speed)
+        if not (math.isfinite(self.speed) and abs(self.speed) <= 1):
+            # 1 = the photo's lower-quartile depth per frame: already a jump past most of what it shows
+            raise bad("speed", "must be a number between -1 and 1", self.speed)
         problem = refiner_spec_problem(self.refiner)
         if problem:
             raise bad("refiner", problem, self.refiner)

@@ -38,7 +38,7 @@ from worldgen.core.config import bad, check, to_dict
 from worldgen.core.device import peak_memory, resolve_device, rss_mb
 from worldgen.core.io import UserInputError, atomic_write_text
 from worldgen.core.runfolder import (check_clearable, check_not_in_use, check_out_dir, clear_run, entries,
-                                     make_and_lock, remove_made_dir, remove_temp_files)
+                                     foreign_entries, make_and_lock, remove_made_dir, remove_temp_files)
 from worldgen.core.scene import write_ply
 from worldgen.pipeline import checkpoint
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
@@ -188,6 +188,16 @@ def _check_fits(cfg: FlyConfig, width: int, height: int, out: Path, start: int) 
                              f"frames, but {probe} has {size(free)} free; fly fewer --frames")
 
 
+def _occupied(out: Path) -> UserInputError:
+    """The one-line refusal for a non-empty `--out` without --resume or --overwrite."""
+    foreign = foreign_entries(out)
+    if foreign:
+        return UserInputError(f"{out} holds {foreign[0]!r}, which no run writes; choose another --out (or an empty "
+                              "folder)")
+    return UserInputError(f"{out} holds a run already; --resume {out} continues it, --overwrite replaces it, "
+                          "or choose another --out")
+
+
 def run(cfg: FlyConfig, on_frame=None) -> dict:
     """Run (or, with `cfg.resume`, continue) a flight; returns run.json's content. `on_frame(t, frame,
     generator)` is called per frame, inside the flight's `torch.inference_mode()`: its tensors may be read and
@@ -200,8 +210,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     if cfg.resume is not None:
         _check_resume(cfg, out)
     elif entries(out) and not cfg.overwrite:
-        raise UserInputError(f"{out} holds a run already; --resume {out} continues it, --overwrite replaces it, "
-                             "or choose another --out")
+        raise _occupied(out)
     elif cfg.overwrite:
         check_clearable(out)
     import torch
@@ -246,8 +255,7 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
 
     if cfg.resume is None and entries(out):  # another run may have filled it since the first look
         if not cfg.overwrite:
-            raise UserInputError(f"{out} holds a run already; --resume {out} continues it, --overwrite replaces it, "
-                                 "or choose another --out")
+            raise _occupied(out)
         clear_run(out)
     remove_temp_files(out)
     checkpoint.use_disk_chunks(gen, out)

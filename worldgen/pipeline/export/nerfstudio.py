@@ -132,7 +132,8 @@ def colmap_text(cameras: list[Camera], image_names: list[str], xyz: np.ndarray, 
 def export_nerfstudio(run, depth_of: Callable[[int], torch.Tensor] | None, out_dir: str | Path,
                       log: Callable[[str], None] = lambda s: None) -> dict:
     """Write `run` (a RunDir) to `out_dir` as described in the module docstring. `depth_of(t)` gives
-    frame t's z-depth [H, W] (+inf sky); None writes no depth. Returns counts and the file list."""
+    frame t's z-depth [H, W] (+inf sky); None writes no depth. A frame that cannot be read stops the
+    export before anything is written. Returns counts and the file list."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--nerfstudio {out} exists and is not a directory")
@@ -141,9 +142,12 @@ def export_nerfstudio(run, depth_of: Callable[[int], torch.Tensor] | None, out_d
     n = len(run)
     images = [f"images/{t:05d}.png" for t in range(n)]
     depths = [f"depths/{t:05d}.npy" for t in range(n)] if depth_of is not None else None
+    for t in range(n):  # every input is checked (and every depth made) before the first file is written
+        run.frame_rgb(t)  # readable and of the camera's size, or one UserInputError
+        if depth_of is not None:
+            depth_of(t)
     (out / "images").mkdir(exist_ok=True)
     for t in range(n):
-        run.frame_rgb(t)  # checks it is readable and of the camera's size
         tmp = out / "images" / f".{t:05d}.png.tmp"
         shutil.copyfile(run.frame_path(t), tmp)
         tmp.replace(out / images[t])
