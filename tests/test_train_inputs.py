@@ -161,3 +161,49 @@ def test_a_run_that_dies_before_its_first_checkpoint_leaves_no_folder(tmp_path, 
     code, _, err = cli_run([*TR, "--steps", "2", "--log-every", "1", "--sample-every", "1", "--out", out], capsys)
     one_line_error(code, err, "disk on fire")
     assert not (tmp_path / "new").exists()
+
+
+def _folder_worker(rank: int, port: int, out: str, queue) -> None:
+    """One process of a two-process gloo job entering the run folder `out` (held by the test)."""
+    import os
+
+    import torch.distributed
+
+    from refine.train.common import Dist, TrainingFolder
+    from worldgen.core.io import UserInputError
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    dd = Dist("cpu")
+    try:
+        with TrainingFolder(out, dd):
+            queue.put((rank, "entered"))
+    except UserInputError as e:
+        queue.put((rank, str(e)))
+    torch.distributed.destroy_process_group()
+
+
+def test_under_torchrun_every_rank_stops_when_rank_0_cannot_take_the_folder(tmp_path):
+    """Only rank 0 locks; the others must hear that it failed rather than wait in their first collective."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    with RunLock(out):  # another writer holds it
+        procs = [ctx.Process(target=_folder_worker, args=(r, port, str(out), queue)) for r in range(2)]
+        for p in procs:
+            p.start()
+        got = dict(queue.get(timeout=120) for _ in procs)
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0
+    assert "entered" not in got.values()
+    assert "is in use by another worldgen run" in got[0], got[0]
+    assert "rank 0 could not take the run folder" in got[1]

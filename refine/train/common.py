@@ -90,23 +90,31 @@ before that checkpoint in a folder it made)."""
 class TrainingFolder:
     """The run folder `out` of a training run, for the run's duration (a `with` block): checked and made
     (`worldgen.core.runfolder` check_out_dir / make_out_dir: one line for a file or an unwritable place) and
-    locked (RunLock: a second writer fails at once with one line) by the process that writes it (`main`;
-    other torchrun processes only read it). A run that fails before `saved()` (its first checkpoint) in a
+    locked (RunLock: a second writer fails at once with one line) by the process that writes it (rank 0 of
+    `dd`; other torchrun processes only read it). Under torchrun every process learns whether rank 0 got the
+    folder (one collective), so when it did not, all of them stop with one line instead of waiting in their
+    first collective for torchrun to end them. A run that fails before `saved()` (its first checkpoint) in a
     folder it made removes what it wrote and the folder again (remove_made_dir)."""
 
-    def __init__(self, out: str | os.PathLike, main: bool):
-        self.out, self.main = Path(out), main
+    def __init__(self, out: str | os.PathLike, dd: Dist):
+        self.out, self.dd, self.main = Path(out), dd, dd.main
         self.made = None
         self.lock = None
         self._saved = False
 
     def __enter__(self) -> "TrainingFolder":
-        if not self.main:
-            return self
+        from worldgen.core.io import UserInputError
         from worldgen.core.runfolder import check_out_dir, make_and_lock
 
-        check_out_dir(self.out)
-        self.made, self.lock = make_and_lock(self.out)
+        refused = None
+        if self.main:
+            try:
+                check_out_dir(self.out)
+                self.made, self.lock = make_and_lock(self.out)
+            except UserInputError as e:
+                refused = e
+        if self.dd.any(refused is not None):
+            raise refused or UserInputError(f"{self.out}: rank 0 could not take the run folder (its line says why)")
         return self
 
     def saved(self) -> None:

@@ -539,7 +539,7 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     if cfg.photos:
         check_photo_folder(cfg.photos)
     dd = Dist(cfg.device)
-    with TrainingFolder(cfg.out, dd.main) as folder:
+    with TrainingFolder(cfg.out, dd) as folder:
         return _train_depth(cfg, dd, folder)
 
 

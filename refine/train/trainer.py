@@ -156,7 +156,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.photos.folder:
         check_photo_folder(cfg.photos.folder, "--photos.folder")
     dd = Dist(cfg.device)
-    with TrainingFolder(cfg.out, dd.main) as folder:
+    with TrainingFolder(cfg.out, dd) as folder:
         return _train(cfg, dd, folder)
 
 
