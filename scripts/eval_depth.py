@@ -4,6 +4,7 @@
     .venv/bin/python scripts/eval_depth.py --render-only        # only build the cached eval set
     .venv/bin/python scripts/eval_depth.py --json out.json --update-weights-json
     .venv/bin/python scripts/eval_depth.py --walks --spacing 12     # forest-floor walks among standing trees
+    .venv/bin/python scripts/eval_depth.py --gorges --spacing 12    # low along gorge floors (refine/synth/gorge.py)
 
 The eval set: `--worlds` worlds of the eval split (seeds 1,000,000 + k; never used for training,
 refine/synth/splits.py), each with one flight (`make_flight`, the flight seed = the world seed) of
@@ -13,7 +14,8 @@ CPU; the true depth and sky are the same as at full quality, the training frames
 world's frames are cached in DATA/WxH-QUALITY/world_SEED.npz (rgb uint8, z-depth float32 with +inf
 sky, intrinsics), so the set is rendered once and an interrupted run resumes. With `--walks` each world
 is its standing-tree twin and the path a walk on its forest floor (refine/synth/trees.py, `make_walk`):
-trunks upright at one depth and crowns overhead, what forest photos show (cached in WxH-QUALITY-walks).
+trunks upright at one depth and crowns overhead, what forest photos show (cached in WxH-QUALITY-walks2); with
+`--gorges` its gorge twin flown low along the floor (dark walls over a bright floor; cached in WxH-QUALITY-gorges).
 
 Backends are run exactly as a flight runs them (`DepthEstimator(rgb, camera) -> (z-depth, sky)`),
 with the frame's true intrinsics. Metrics, per image, then averaged over images:
@@ -45,34 +47,32 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refine.synth import make_flight, make_walk, make_world, render_views, standing_world  # noqa: E402
+from refine.synth import kind_flight, make_world, render_views  # noqa: E402
 from refine.synth.splits import seeds, split_of  # noqa: E402
 from refine.train.data import settings_for  # noqa: E402
 from worldgen.core.images import to_uint8  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the eval set
-def render_world(seed: int, n_frames: int, spacing: int, W: int, H: int, quality: str, walk: bool = False) -> dict:
-    """Frames 0, spacing, 2 spacing, ... of world `seed`'s flight (`walk`: its forest-floor walk among standing
-    trees): rgb uint8 [n, H, W, 3], depth float32 [n, H, W] (+inf sky), K float32 [3, 3], frame indices, climate."""
+def render_world(seed: int, n_frames: int, spacing: int, W: int, H: int, quality: str, kind: str = "drone") -> dict:
+    """Frames 0, spacing, 2 spacing, ... of world `seed`'s flight of `kind` (refine.synth.FLIGHT_KINDS: drone, its
+    forest-floor walk among standing trees, or low along its gorge twin's floor): rgb uint8 [n, H, W, 3], depth
+    float32 [n, H, W] (+inf sky), K float32 [3, 3], frame indices, climate."""
     if split_of(seed) != "eval":
         raise ValueError(f"seed {seed} is not an eval seed")
-    world = make_world(seed)
     idx = [i * spacing for i in range(n_frames)]
-    if walk:
-        world = standing_world(world)
-    flight = (make_walk if walk else make_flight)(world, idx[-1] + 1, W, H, seed)
+    world, flight = kind_flight(make_world(seed), kind, idx[-1] + 1, W, H, seed)
     r = render_views(world, flight.c2w[idx], flight.K, W, H, settings_for(quality))
     return {"rgb": to_uint8(r.rgb), "depth": r.depth.numpy(),
             "K": flight.K.numpy(), "frames": np.array(idx), "climate": np.array(world.climate)}
 
 
 def build_eval_set(data: Path, worlds: int, n_frames: int, spacing: int, W: int, H: int, quality: str,
-                   render: bool = True, first: int = 0, walks: bool = False) -> list[Path]:
+                   render: bool = True, first: int = 0, kind: str = "drone") -> list[Path]:
     """Render (or find cached) the eval set; returns one .npz per world (with render=False: the cached ones)."""
     # (walks2: the forest floor with paths and bare patches, 2026-12-02 eighth session; "-walks" holds the
     # earlier floors, on which the seventh and eighth sessions' walks figures were measured)
-    folder = data / (f"{W}x{H}-{quality}" + ("-walks2" if walks else ""))
+    folder = data / (f"{W}x{H}-{quality}" + {"drone": "", "walk": "-walks2", "gorge": "-gorges"}[kind])
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def build_eval_set(data: Path, worlds: int, n_frames: int, spacing: int, W: int,
         if f.is_file() or not render:
             continue
         t = time.perf_counter()
-        blob = render_world(seed, n_frames, spacing, W, H, quality, walk=walks)
+        blob = render_world(seed, n_frames, spacing, W, H, quality, kind=kind)
         tmp = f.with_suffix(f".{os.getpid()}.tmp.npz")  # several processes may render one set
         np.savez_compressed(tmp, **blob)
         tmp.rename(f)
@@ -274,6 +274,8 @@ def main() -> None:
     ap.add_argument("--no-render", action="store_true", help="evaluate the worlds already cached only (a partial look)")
     ap.add_argument("--walks", action="store_true",
                     help="forest-floor walks among standing trees instead of drone flights (its own cache)")
+    ap.add_argument("--gorges", action="store_true",
+                    help="flights low along gorge floors instead of drone flights (its own cache)")
     ap.add_argument("--weights", default=None,
                     help="depth weights FILE.pt (default: the shipped refine/weights/depth.pt)")
     ap.add_argument("--threads", type=int, default=1,
@@ -283,16 +285,20 @@ def main() -> None:
                     help="put the summary under \"evaluation\" in refine/weights/depth.json")
     args = ap.parse_args()
     W, H = (int(v) for v in args.size.lower().split("x"))
+    if args.walks and args.gorges:
+        ap.error("--walks and --gorges are two kinds of flight; choose one")
+    kind = "walk" if args.walks else "gorge" if args.gorges else "drone"
     torch.set_grad_enabled(False)
     torch.set_num_threads(args.threads)
     files = build_eval_set(Path(args.data), args.worlds, args.frames_per_world, args.spacing, W, H, args.quality,
-                           render=not args.no_render, first=args.first if args.render_only else 0, walks=args.walks)
+                           render=not args.no_render, first=args.first if args.render_only else 0, kind=kind)
     if args.render_only:
         return
     result = evaluate(files, args.weights)
     result["eval_set"] = {"split": "eval", "seeds": [seeds("eval", args.worlds)[0], seeds("eval", args.worlds)[-1]],
                           "worlds": args.worlds, "frames_per_world": args.frames_per_world, "spacing": args.spacing,
                           "size": f"{W}x{H}", "render_quality": args.quality, "walks": args.walks,
+                          "gorges": args.gorges,
                           "images": result["overall"]["prior"]["images"]}
     result["weights"] = args.weights or "refine/weights/depth.pt"
     result["date"] = time.strftime("%Y-%m-%d")
@@ -308,7 +314,8 @@ def main() -> None:
 
         path = Path(__file__).resolve().parents[1] / "refine" / "weights" / "depth.json"
         meta = json.loads(path.read_text())
-        key, cmd = ("evaluation_walks", "--walks --spacing 12 ") if args.walks else ("evaluation", "")
+        key, cmd = {"walk": ("evaluation_walks", "--walks --spacing 12 "),
+                    "gorge": ("evaluation_gorges", "--gorges --spacing 12 "), "drone": ("evaluation", "")}[kind]
         meta[key] = {"command": f"python scripts/eval_depth.py {cmd}--update-weights-json", **{
             k: result[k] for k in ("eval_set", "overall", "date", "machine")},
             "metrics": "per image then averaged; see scripts/eval_depth.py and BENCHMARKS.md"}

@@ -1,5 +1,8 @@
 """Drone-like camera paths over a `World`: forward flight, smooth turns, climbs and descents.
 
+Besides drone flights (`make_flight`): walks on the forest floor of a standing-tree world (`make_walk`) and
+flights low along the floor of a gorge world (`make_gorge_flight`, refine/synth/gorge.py).
+
 A flight is seeded like the world. Heading is a smooth sum of sinusoids; altitude follows the
 terrain ahead (a forward-looking maximum of the surface under a disc around the path, smoothed)
 plus a seeded clearance, and is finally clamped so the camera always stays at least
@@ -17,9 +20,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from refine.synth.gorge import centreline, gorge_spec, gorge_world, half_width
 from refine.synth.march import Field
 from refine.synth.render import surface_height
 from refine.synth.terrain import World
+from refine.synth.trees import standing_world
 from refine.synth.trees import tree_specs, trees_at
 from worldgen.core.camera import Camera
 
@@ -262,3 +267,88 @@ def make_walk(world: World, frames: int, width: int, height: int, seed: int | No
         "near_trees": best[0],
     }
     return Flight(c2w=c2w, K=cam.K, width=width, height=height, params=params)
+
+
+def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: int | None = None) -> Flight:
+    """A seeded flight low along the floor of a gorge world (`refine.synth.gorge.gorge_world`).
+
+    The camera follows the canyon's centreline (`refine.synth.gorge.centreline`), one way or the other,
+    offset to one side by up to a third of the floor's half-width, 0.1-0.5 m per frame (along the path),
+    1-4 m above the floor (the surface, water included: smoothed, and never less than 0.5 m above any
+    surface point within 1 m). It looks at the point of its own path 8-30 m ahead (so a bend brings the far
+    wall into view), pitched from 12 degrees up to 6 degrees down, with a little roll. Returns poses on the
+    CPU like `make_flight` (c2w [frames, 4, 4], OpenCV axes, world up = -y; params: eye height, speed, fov,
+    pitch, the canyon's floor half-width and wall height; `gorge`: True)."""
+    if not world.gorge:
+        raise ValueError("make_gorge_flight needs a gorge world (refine.synth.gorge.gorge_world)")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    seed = world.seed if seed is None else seed
+    rng = random.Random(f"worldgen-gorge-flight-{seed}")
+    spec = gorge_spec(world.seed, world.coarse.shape[0])
+    speed = rng.uniform(0.1, 0.5)  # as a walk's: clips' strides are set from speed and depth (refine/train/data.py)
+    eye = rng.uniform(1.0, 4.0)
+    fov = rng.uniform(50.0, 78.0)
+    pitch0 = math.radians(rng.uniform(-12.0, 6.0))  # positive looks down
+    ahead = max(1, round(rng.uniform(8.0, 30.0) / speed))  # frames to the point looked at
+    way = rng.choice([-1.0, 1.0])
+    side = rng.uniform(-1.0 / 3, 1.0 / 3)
+    z0 = rng.uniform(0.0, spec.period)
+    n = frames + ahead
+    # the path: equal steps of arc length along the centreline (z by inverting the arc length on a dense grid)
+    dense = torch.linspace(0.0, n * speed, 8 * n + 2, dtype=torch.float64)
+    zd = z0 + way * dense
+    slope = centreline(spec, zd)[1]
+    dsdz = torch.sqrt(1 + slope * slope)  # arc length per metre of z
+    arc = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(0.5 * (dsdz[1:] + dsdz[:-1]) * dense.diff(), 0)])
+    s_i = torch.arange(n, dtype=torch.float64) * speed
+    k = torch.searchsorted(arc, s_i).clamp(1, len(arc) - 1)
+    f = ((s_i - arc[k - 1]) / (arc[k] - arc[k - 1]).clamp_min(1e-12)).clamp(0, 1)
+    zp = zd[k - 1] + (zd[k] - zd[k - 1]) * f
+    cx, cs = centreline(spec, zp)
+    xp = cx + side * (half_width(spec, zp) - spec.wobble) * torch.sqrt(1 + cs * cs)
+    yaw = torch.atan2(xp[ahead:] - xp[:frames], zp[ahead:] - zp[:frames])
+    x, z = xp[:frames].float(), zp[:frames].float()
+    dev = world.device
+    g = _ring_max(world, x.to(dev), z.to(dev), 1.0, trees=False).double()  # the surface within 1 m
+    kr = max(2, min(12, round(3.0 / speed)))
+    gpad = torch.cat([g[:1].expand(kr), g, g[-1:].expand(kr)])
+    smooth = torch.nn.functional.avg_pool1d(gpad[None, None], 2 * kr + 1, stride=1)[0, 0]
+    alt = torch.maximum(smooth + eye, g + 0.5)
+    i = torch.arange(frames, dtype=torch.float64)
+    pitch = pitch0 + math.radians(1.5) * torch.sin(2 * math.pi * i / rng.uniform(30.0, 90.0) + rng.uniform(0, 6.3))
+    roll = torch.full((frames,), math.radians(rng.uniform(-2.0, 2.0)), dtype=torch.float64)
+    pos = torch.stack([x.double(), -alt, z.double()], -1).float()
+    c2w = poses_from_angles(pos, yaw.float(), pitch.float(), roll.float())
+    cam = Camera.from_fov(fov, width, height)
+    params = {
+        "seed": seed,
+        "gorge": True,
+        "eye_height_m": round(eye, 2),
+        "speed_m_per_frame": round(speed, 3),
+        "fov_x_deg": round(fov, 2),
+        "pitch_deg": round(math.degrees(pitch0), 2),
+        "floor_half_width_m": round(spec.width, 2),
+        "wall_height_m": round(spec.wall, 1),
+    }
+    return Flight(c2w=c2w, K=cam.K, width=width, height=height, params=params)
+
+
+FLIGHT_KINDS = ("drone", "walk", "gorge")
+"""What `kind_flight` flies: drone flights over the world, walks on its forest floor among standing trees
+(trees.py), or low along the floor of its gorge twin (gorge.py)."""
+
+
+def kind_flight(world: World, kind: str, frames: int, width: int, height: int,
+                seed: int | None = None) -> tuple[World, Flight]:
+    """The world to render and a flight of `kind` (FLIGHT_KINDS) over it: `world` itself and `make_flight`,
+    its standing-tree twin and `make_walk`, or its gorge twin and `make_gorge_flight`. Shapes as `make_flight`."""
+    if kind == "drone":
+        return world, make_flight(world, frames, width, height, seed)
+    if kind == "walk":
+        twin = standing_world(world)
+        return twin, make_walk(twin, frames, width, height, seed)
+    if kind == "gorge":
+        twin = gorge_world(world)
+        return twin, make_gorge_flight(twin, frames, width, height, seed)
+    raise ValueError(f"unknown flight kind {kind!r} (one of {', '.join(FLIGHT_KINDS)})")

@@ -324,6 +324,16 @@ def _shade_ground(
     band = 0.5 + 0.5 * torch.sin(alt / 9.0 + 2.5 * n3 + 0.7 * n2)
     rcol = torch.lerp(V(pal.rock), V(pal.rock_alt), (band * pal.strata)[:, None])
     rcol = rcol * (0.75 + 0.3 * n1 + 0.25 * n2)[:, None]
+    if pal.cliffs < 1e8:  # a gorge's walls and ledges (refine/synth/gorge.py): rock above `cliffs` whatever the slope,
+        # with blotches (~5 m) and grain (~0.8 m) projected on the walls' vertical planes (the patterns above, laid
+        # out in x and z, streak down a steep face)
+        rock_w = torch.maximum(rock_w, _smooth(pal.cliffs, pal.cliffs + 2.5, alt + 1.2 * n2 + 0.4 * n1))
+        cz = field.noise([(z, alt, 0.05, 81.0), (x, alt, 0.05, 83.0), (z, alt, 0.008, 85.0), (x, alt, 0.008, 87.0)])
+        ax, az = n[:, 0].abs(), n[:, 2].abs()
+        wsum = (ax + az).clamp_min(1e-6)
+        blot = (ax * cz[0] + az * cz[1]) / wsum
+        grain = (ax * cz[2] + az * cz[3]) / wsum * (1 - fp / 0.4).clamp(0, 1)
+        rcol = rcol * (1 + 0.5 * blot + 0.35 * grain).clamp_min(0.25)[:, None]
     col = torch.lerp(col, rcol, rock_w[:, None])
 
     # beaches and lake shores

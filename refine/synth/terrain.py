@@ -66,7 +66,11 @@ class Atmosphere:
 
 @dataclass(frozen=True)
 class Palette:
-    """Material albedos (linear RGB) and the altitudes (m above water) where materials change."""
+    """Material albedos (linear RGB) and the altitudes (m above water) where materials change.
+
+    `cliffs`: ground higher than this is bare rock whatever its slope (a gorge's walls and ledges,
+    refine/synth/gorge.py); 1e9 (off) in every other world.
+    """
 
     grass: RGB
     grass_dry: RGB
@@ -85,6 +89,7 @@ class Palette:
     strata: float
     snow_patches: float
     dunes: float
+    cliffs: float = 1e9
 
 
 @dataclass
@@ -107,6 +112,8 @@ class World:
         palette: materials.
         standing: the trees stand as 3D trunks and crowns (refine/synth/trees.py, `standing_world`)
             instead of crown bumps of the height field (fine[..., 1] is then 0).
+        gorge: the height field is one winding canyon (refine/synth/gorge.py, `gorge_world`), flown
+            along its floor by `refine.synth.flights.make_gorge_flight`.
     """
 
     seed: int
@@ -123,6 +130,7 @@ class World:
     atmosphere: Atmosphere
     palette: Palette
     standing: bool = False
+    gorge: bool = False
 
     @property
     def device(self) -> torch.device:
@@ -146,6 +154,7 @@ class World:
             "terrain_cell_m": self.cell,
             "height_range_m": [round(self.h_min, 1), round(self.h_max, 1)],
             **({"standing_trees": True} if self.standing else {}),
+            **({"gorge": True} if self.gorge else {}),
         }
 
 

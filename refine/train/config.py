@@ -108,6 +108,12 @@ class DataConfig:
     `standing_world`, `make_walk`: trunks upright at one depth, crowns overhead, sky between them;
     what forest photos show and drone flights never do); the rest are drone flights. 0 = none (how
     every run up to 2026-12-02 was trained)."""
+    gorges: float = 0.0
+    """Share of the flights that fly low (1-4 m) along the floor of a narrow canyon (refine/synth/gorge.py
+    `gorge_world`, flights.py `make_gorge_flight`: steep dark rock walls rising on both sides and converging,
+    a bright floor of water, sand and gravel, the far end often closed by a bend; what a photo taken in a
+    gorge shows, which the networks read upside down, crystal_falls). walks + gorges <= 1; 0 = none (how every
+    run up to 2026-12-03 was trained)."""
     colour: ColourJitterConfig = field(default_factory=ColourJitterConfig)
     """Random colour changes of whole clips (`refine.train.data.colour_remap`)."""
 
@@ -115,7 +121,10 @@ class DataConfig:
         at_least(self, "width height flights frames flights_per_world render_batch max_stride world_grid", 1)
         at_least(self, "refresh_every refresh_flights seed_start", 0)
         at_least(self, "speed", 1e-9)
-        shares(self, "walks")
+        shares(self, "walks gorges")
+        if self.walks + self.gorges > 1 + 1e-9:
+            raise bad("gorges", f"must be <= 1 - walks ({self.walks:g}): walks and gorges share the same flights",
+                      self.gorges)
 
 
 @dataclass(frozen=True)

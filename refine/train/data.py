@@ -9,7 +9,8 @@ the oldest `refresh_flights` flights are replaced by new ones.
 
 Worlds come from the train split only (refine/synth/splits.py); a seed outside it is refused. A share
 `walks` of the flights (which ones: a hash of the flight number) are walks on the forest floor of the
-same world with standing trees (refine/synth/trees.py) instead of drone flights. A share `colour.share` of
+same world with standing trees (refine/synth/trees.py) instead of drone flights, and a share `gorges` flights low
+along the floor of the world's gorge twin (refine/synth/gorge.py). A share `colour.share` of
 the clips get one random colour change for all their frames (`colour_remap`).
 """
 
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from refine.synth import RenderSettings, make_flight, make_walk, make_world, render_views, standing_world
+from refine.synth import (RenderSettings, gorge_world, make_flight, make_gorge_flight, make_walk, make_world,
+                          render_views, standing_world)
 from refine.synth.splits import split_of
 from refine.train.config import ColourJitterConfig, DataConfig
 
@@ -107,7 +109,7 @@ class FlightCache:
         self.frames_rendered = 0
         self.render_seconds = 0.0
         self.world_seconds = 0.0
-        self._world: tuple[int, object, object] | None = None  # (seed, world, its standing-tree twin)
+        self._world: list | None = None  # [seed, world, its standing-tree twin, its gorge twin]
 
     # ------------------------------------------------------------------ making flights
     def world_seed(self, flight: int) -> int:
@@ -117,24 +119,44 @@ class FlightCache:
             raise ValueError(f"training world seed {seed} is outside the train split (refine/synth/splits.py)")
         return seed
 
+    def _kind_hash(self, flight: int) -> int:
+        """0..9999: which kind flight number `flight` is (walks take the lowest `walks` share, gorges the next)."""
+        h = (flight * 2654435761 + self.rank * 40503 + self.cfg.seed_start * 97) & 0xFFFFFFFF
+        h = ((h >> 16) ^ h) * 0x45D9F3B & 0xFFFFFFFF
+        return ((h >> 16) ^ h) % 10000
+
     def is_walk(self, flight: int) -> bool:
         """Flight number `flight` is a forest-floor walk (a share DataConfig.walks of them, by a hash)."""
         if self.cfg.walks <= 0:
             return False
-        h = (flight * 2654435761 + self.rank * 40503 + self.cfg.seed_start * 97) & 0xFFFFFFFF
-        h = ((h >> 16) ^ h) * 0x45D9F3B & 0xFFFFFFFF
-        return ((h >> 16) ^ h) % 10000 < self.cfg.walks * 10000
+        return self._kind_hash(flight) < self.cfg.walks * 10000
 
-    def _world_for(self, seed: int, standing: bool = False):
+    def is_gorge(self, flight: int) -> bool:
+        """Flight number `flight` flies along a gorge's floor (a share DataConfig.gorges of them, by the same hash
+        as `is_walk`, never a walk: with gorges 0 the walks and drone flights are those of a run without gorges)."""
+        if self.cfg.gorges <= 0:
+            return False
+        v = self._kind_hash(flight)
+        lo = self.cfg.walks * 10000 if self.cfg.walks > 0 else 0.0
+        return lo <= v < (self.cfg.walks + self.cfg.gorges) * 10000
+
+    def _world_for(self, seed: int, standing: bool = False, gorge: bool = False):
         if self._world is None or self._world[0] != seed:
             t0 = time.perf_counter()
-            self._world = (seed, make_world(seed, grid=self.cfg.world_grid, device=self.device), None)
+            self._world = [seed, make_world(seed, grid=self.cfg.world_grid, device=self.device), None, None]
             self._sync()
             self.world_seconds += time.perf_counter() - t0
+        if gorge:
+            if self._world[3] is None:  # the world's gorge twin (made once, when a gorge flight needs it)
+                t0 = time.perf_counter()
+                self._world[3] = gorge_world(self._world[1])
+                self._sync()
+                self.world_seconds += time.perf_counter() - t0
+            return self._world[3]
         if not standing:
             return self._world[1]
         if self._world[2] is None:  # the same world with standing trees (made once, when a walk needs it)
-            self._world = (*self._world[:2], standing_world(self._world[1]))
+            self._world[2] = standing_world(self._world[1])
         return self._world[2]
 
     def _sync(self) -> None:
@@ -146,9 +168,11 @@ class FlightCache:
         cfg = self.cfg
         seed = self.world_seed(flight)
         walk = self.is_walk(flight)
-        world = self._world_for(seed, standing=walk)
+        gorge = not walk and self.is_gorge(flight)
+        world = self._world_for(seed, standing=walk, gorge=gorge)
         k = flight % cfg.flights_per_world
-        fl = (make_walk if walk else make_flight)(world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
+        fly = make_walk if walk else make_gorge_flight if gorge else make_flight
+        fl = fly(world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
         slot = flight % cfg.flights
         t0 = time.perf_counter()
         settings = settings_for(cfg.quality)

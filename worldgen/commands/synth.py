@@ -1,8 +1,9 @@
 """`worldgen synth`: render procedural drone flights with exact depth and poses (ACID layout).
 
-    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview] [--walk]
+    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview] [--walk | --gorge]
 
-`--walk`: walks on the forest floor among standing trees (refine/synth/trees.py) instead of drone flights.
+`--walk`: walks on the forest floor among standing trees (refine/synth/trees.py) instead of drone flights;
+`--gorge`: flights low along the floor of each world's gorge twin (refine/synth/gorge.py).
 
 Sequence i is the world and flight of seed S + i (see refine/synth/splits.py for which seeds are
 for training, evaluation and demos). Output layout: refine/synth/acid.py.
@@ -47,6 +48,9 @@ class SynthConfig:
     walk: bool = False
     """Walks on the forest floor (eye height, among standing trees: trunks and crowns as 3D objects)
     instead of drone flights over the same worlds."""
+    gorge: bool = False
+    """Flights low along the floor of a winding canyon (each world's gorge twin: dark rock walls, a bright
+    floor) instead of drone flights."""
 
     def validate(self) -> None:
         parse_size(self.size, min_side=8)  # raises its own one-line UserInputError
@@ -56,6 +60,8 @@ class SynthConfig:
             raise bad("frames", "must be >= 1", self.frames)
         if self.seed < 0:
             raise bad("seed", "must be >= 0", self.seed)
+        if self.walk and self.gorge:
+            raise bad("gorge", "and --walk are two kinds of flight; choose one")
 
 
 def contact_sheet(images: list[np.ndarray], cols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -105,7 +111,7 @@ def _render(cfg: SynthConfig, out: Path, W: int, H: int, split: str, dev) -> Non
     """Render the flights into the locked, emptied folder `out`."""
     from tqdm import tqdm
 
-    from refine.synth import make_flight, make_walk, make_world, render_views, standing_world
+    from refine.synth import kind_flight, make_world, render_views
     from refine.synth.acid import format_camera_file, frame_timestamps, write_frame_files
 
     resolved = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
@@ -118,10 +124,8 @@ def _render(cfg: SynthConfig, out: Path, W: int, H: int, split: str, dev) -> Non
     for k in range(cfg.sequences):
         seed = cfg.seed + k
         name = sequence_name(seed)
-        world = make_world(seed, device=dev)
-        if cfg.walk:
-            world = standing_world(world)
-        flight = (make_walk if cfg.walk else make_flight)(world, cfg.frames, W, H)
+        kind = "walk" if cfg.walk else "gorge" if cfg.gorge else "drone"
+        world, flight = kind_flight(make_world(seed, device=dev), kind, cfg.frames, W, H)
         ts = frame_timestamps(cfg.frames)
         for a in range(0, cfg.frames, batch):
             b = min(cfg.frames, a + batch)

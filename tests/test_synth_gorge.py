@@ -1,0 +1,172 @@
+"""Gorges (refine/synth/gorge.py, flights.py make_gorge_flight): a canyon with walls that rise on both sides and
+converge, a floor brighter than the walls, exact depth, determinism, and nothing changed where gorges are off."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from refine.synth import make_flight, make_world, render_views
+from refine.synth.flights import make_gorge_flight
+from refine.synth.gorge import gorge_spec, gorge_world
+from refine.synth.render import RenderSettings, surface_height
+from refine.synth.splits import split_of
+from worldgen.core.camera import Camera
+
+S = 48  # frame size
+SEEDS = (11, 222, 3033)  # train-split worlds
+GRID = 256  # the gorge's tile: 256 texels of 1.2-1.8 m (the default 1024 only makes it larger)
+GEOMETRY = RenderSettings.preset("geometry")  # no shadows: the hardest case for dark walls
+
+
+@pytest.fixture(scope="module")
+def gorges():
+    """{seed: (gorge world, flight of 3 frames, SynthRender of frames 0 and 2)} for SEEDS."""
+    out = {}
+    for seed in SEEDS:
+        assert split_of(seed) == "train"
+        w = gorge_world(make_world(seed, grid=128), grid=GRID)
+        fl = make_gorge_flight(w, 3, S, S)
+        out[seed] = (w, fl, render_views(w, fl.c2w[[0, 2]], fl.K, S, S, GEOMETRY))
+    return out
+
+
+def _points(fl, i: int, depth: torch.Tensor) -> torch.Tensor:
+    """World points [S, S, 3] of frame i's pixels at z-depth `depth` [S, S] (inf where sky)."""
+    cam = Camera(K=fl.K, c2w=fl.c2w[i], width=S, height=S)
+    d = cam.rays_world()  # [S, S, 3] unit
+    fwd = fl.c2w[i, :3, 2]
+    return cam.position + d * (depth / (d @ fwd))[..., None]
+
+
+def test_gorge_frames_have_near_walls_rising_on_both_sides_and_a_floor_coming_nearer_going_down(gorges):
+    rock = []
+    for seed, (w, fl, r) in gorges.items():
+        for k, i in enumerate((0, 2)):
+            depth, sky = r.depth[k], r.sky[k]
+            upper = slice(0, S // 2)
+            left, right = ~sky[upper, : S // 3], ~sky[upper, -(S // 3) :]
+            # rock, not sky, fills most of the upper half's left and right thirds (one side may open at a bend)
+            sides = 0.5 * float(left.float().mean() + right.float().mean())
+            assert sides > 0.5 and left.float().mean() > 0.25 and right.float().mean() > 0.25, (seed, i)
+            rock.append(sides)
+            # ... and rises well above the camera on both sides
+            alt = -_points(fl, i, depth)[..., 1]
+            cam_alt = float(-fl.c2w[i, 1, 3])
+            for part in (slice(0, S // 3), slice(S - S // 3, S)):
+                a = alt[upper, part][~sky[upper, part]]
+                assert float(a.max()) > cam_alt + 10.0, (seed, i)
+            # the walls converge: the middle of the upper half looks farther than its sides
+            mid = depth[upper, S // 3 : S - S // 3]
+            sides = torch.cat([depth[upper, : S // 3], depth[upper, -(S // 3) :]], 1)
+            assert float(mid.median()) > float(sides.median()), (seed, i)
+            # the floor straight ahead comes nearer going down the lower half (not upside down)
+            col = depth[S // 2 + 4 :, S // 2 - 2 : S // 2 + 2].median(1).values
+            assert torch.isfinite(col).all() and float(col[-1]) < float(col[0]) / 2, (seed, i)
+            assert (col[1:] <= col[:-1] * 1.05).float().mean() > 0.9, (seed, i)
+    assert sum(rock) / len(rock) > 0.65, rock
+
+
+def test_gorge_floor_is_brighter_than_its_walls(gorges):
+    ratios = []
+    for seed, (w, fl, r) in gorges.items():
+        spec = gorge_spec(w.seed, GRID)
+        for k, i in enumerate((0, 2)):
+            alt = -_points(fl, i, r.depth[k])[..., 1]
+            lum = (r.rgb[k] ** 2.2) @ torch.tensor([0.2126, 0.7152, 0.0722])  # about linear luminance
+            seen = ~r.sky[k]
+            floor = seen & (alt < spec.bar + 0.8)  # the floor: gravel bars, stream and wash
+            wall = seen & (alt > spec.bar + 4.0)
+            assert floor.sum() > S * S // 10 and wall.sum() > S * S // 10, (seed, i)
+            ratios.append(float(lum[floor].mean() / lum[wall].mean()))
+    # sometimes barely (GorgeSpec.floor_lum / rock_lum: 1.3-9), and a wall in full sun may outshine the floor
+    assert sum(ratios) / len(ratios) > 2.0 and sum(x > 1.0 for x in ratios) >= len(ratios) - 1, ratios
+
+
+def test_gorge_depth_is_exact_and_the_camera_flies_low_above_the_floor(gorges):
+    for seed, (w, fl, r) in gorges.items():
+        for k, i in enumerate((0, 2)):
+            p = _points(fl, i, r.depth[k])[~r.sky[k]]
+            h = surface_height(w, p[:, 0], p[:, 2])
+            rel = (-p[:, 1] - h).abs() / (p - fl.c2w[i, :3, 3]).norm(dim=-1)
+            # as tests/test_synth.py: on the surface, but for a few grazing rays refined less closely
+            assert torch.quantile(rel, 0.5) < 1e-5 and torch.quantile(rel, 0.995) < 1e-4, seed
+        pos = fl.c2w[:, :3, 3]
+        eye = -pos[:, 1] - surface_height(w, pos[:, 0], pos[:, 2])
+        assert (eye > 0.5).all() and (eye < 5.0).all(), (seed, eye)
+        assert fl.params["gorge"] is True and w.describe()["gorge"] is True
+
+
+def test_gorge_worlds_and_flights_are_functions_of_the_seed(gorges):
+    seed = SEEDS[0]
+    w0, fl0, r0 = gorges[seed]
+    w1 = gorge_world(make_world(seed, grid=128), grid=GRID)
+    for f in ("coarse", "fine", "tex"):
+        assert torch.equal(getattr(w0, f), getattr(w1, f)), f
+    assert w0.palette == w1.palette and w0.atmosphere == w1.atmosphere
+    fl1 = make_gorge_flight(w1, 3, S, S)
+    assert torch.equal(fl0.c2w, fl1.c2w) and torch.equal(fl0.K, fl1.K)
+    r1 = render_views(w1, fl1.c2w[[0, 2]], fl1.K, S, S, GEOMETRY)
+    assert torch.equal(r0.depth, r1.depth) and torch.equal(r0.rgb, r1.rgb)
+    # other seeds, other gorges
+    other = gorges[SEEDS[1]][0]
+    assert not torch.equal(w0.coarse, other.coarse)
+    assert gorge_spec(seed, GRID) != gorge_spec(SEEDS[1], GRID)
+
+
+def test_make_gorge_flight_refuses_a_world_that_is_no_gorge():
+    w = make_world(5, grid=128)
+    with pytest.raises(ValueError, match="gorge world"):
+        make_gorge_flight(w, 3, S, S)
+    assert "gorge" not in w.describe() and w.palette.cliffs >= 1e8  # ordinary worlds: no cliffs material
+
+
+def test_a_gorge_twin_leaves_the_world_and_its_drone_flights_as_they_were():
+    w = make_world(7, grid=128)
+    before = (w.coarse.clone(), w.fine.clone(), w.palette, w.atmosphere)
+    fl0 = make_flight(w, 3, 32, 24)
+    r0 = render_views(w, fl0.c2w, fl0.K, 32, 24, GEOMETRY)
+    g = gorge_world(w, grid=128)
+    assert g.gorge and not w.gorge and gorge_world(g) is g
+    assert torch.equal(w.coarse, before[0]) and torch.equal(w.fine, before[1])
+    assert (w.palette, w.atmosphere) == before[2:]
+    fl1 = make_flight(w, 3, 32, 24)
+    r1 = render_views(w, fl1.c2w, fl1.K, 32, 24, GEOMETRY)
+    assert torch.equal(fl0.c2w, fl1.c2w) and torch.equal(r0.rgb, r1.rgb) and torch.equal(r0.depth, r1.depth)
+
+
+def test_data_config_gorges_is_a_share_that_fits_beside_walks():
+    from refine.train.config import DataConfig
+    from worldgen.core.config import ConfigValueError
+
+    assert DataConfig().gorges == 0.0
+    DataConfig(gorges=1.0).validate()
+    DataConfig(walks=0.35, gorges=0.65).validate()
+    for kw in ({"gorges": -0.1}, {"gorges": 1.5}, {"gorges": float("nan")}, {"walks": 0.6, "gorges": 0.5}):
+        with pytest.raises(ConfigValueError, match="gorges"):
+            DataConfig(**kw).validate()
+
+
+def test_flight_cache_with_gorges_off_is_the_cache_without_them():
+    """gorges = 0 draws the very flights of a run without the option; a share of gorges takes flights from the
+    drone flights only (walks stay the same flights) and flies them low along a canyon floor."""
+    from refine.train.config import DataConfig
+    from refine.train.data import FlightCache
+
+    if not hasattr(FlightCache, "is_gorge"):
+        pytest.skip("refine/train/data.py does not plumb DataConfig.gorges into FlightCache yet")
+    base = DataConfig(width=24, height=24, flights=4, frames=3, flights_per_world=2, refresh_every=0,
+                      world_grid=128, seed_start=500_000, walks=0.3, quality="fast")
+    cpu = torch.device("cpu")
+    a, b = FlightCache(base, cpu), FlightCache(dataclasses.replace(base, gorges=0.0), cpu)
+    assert not any(b.is_gorge(i) for i in range(200))
+    a.fill()
+    b.fill()
+    assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth) and torch.equal(a.c2w, b.c2w)
+    c = FlightCache(dataclasses.replace(base, gorges=0.5), cpu)
+    kinds = [(c.is_walk(i), c.is_gorge(i)) for i in range(200)]
+    assert [k[0] for k in kinds] == [a.is_walk(i) for i in range(200)]  # the same walks
+    assert not any(wk and gg for wk, gg in kinds)
+    assert 0.35 < sum(g for _, g in kinds) / 200 < 0.65
