@@ -316,6 +316,8 @@ def main() -> None:
         meta = json.loads(path.read_text())
         key, cmd = {"walk": ("evaluation_walks", "--walks --spacing 12 "),
                     "gorge": ("evaluation_gorges", "--gorges --spacing 12 "), "drone": ("evaluation", "")}[kind]
+        if args.worlds != ap.get_default("worlds"):
+            cmd += f"--worlds {args.worlds} "
         meta[key] = {"command": f"python scripts/eval_depth.py {cmd}--update-weights-json", **{
             k: result[k] for k in ("eval_set", "overall", "date", "machine")},
             "metrics": "per image then averaged; see scripts/eval_depth.py and BENCHMARKS.md"}
