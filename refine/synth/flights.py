@@ -254,18 +254,24 @@ def make_walk(world: World, frames: int, width: int, height: int, seed: int | No
     _, x, z, alt, yaw = best
     pitch = pitch0 + math.radians(1.0) * torch.sin(2 * math.pi * i / rng.uniform(30.0, 90.0))
     roll = torch.full((frames,), math.radians(rng.uniform(-1.5, 1.5)), dtype=torch.float64)
-    pos = torch.stack([x.double(), -alt.double(), z.double()], -1).float()
-    c2w = poses_from_angles(pos, yaw.float(), pitch.float(), roll.float())
+    return _low_flight(x, z, alt, yaw, pitch, roll, fov, width, height,
+                       {"seed": seed, "walk": True, **_low_params(eye, speed, fov, pitch0), "near_trees": best[0]})
+
+
+def _low_params(eye: float, speed: float, fov: float, pitch0: float) -> dict:
+    """The params a walk and a gorge flight share (rounded for JSON)."""
+    return {"eye_height_m": round(eye, 2), "speed_m_per_frame": round(speed, 3), "fov_x_deg": round(fov, 2),
+            "pitch_deg": round(math.degrees(pitch0), 2)}
+
+
+def _low_flight(x: Tensor, z: Tensor, alt: Tensor, yaw: Tensor, pitch: Tensor, roll: Tensor, fov: float,
+                width: int, height: int, params: dict) -> Flight:
+    """A Flight from per-frame ground position x, z [T], altitude alt [T] (m, up positive) and yaw, pitch,
+    roll [T] (radians, `poses_from_angles`), on the CPU, with a pinhole of horizontal field of view `fov`
+    degrees."""
+    pos = torch.stack([x.double().cpu(), -alt.double().cpu(), z.double().cpu()], -1).float()
+    c2w = poses_from_angles(pos, yaw.float().cpu(), pitch.float().cpu(), roll.float().cpu())
     cam = Camera.from_fov(fov, width, height)
-    params = {
-        "seed": seed,
-        "walk": True,
-        "eye_height_m": round(eye, 2),
-        "speed_m_per_frame": round(speed, 3),
-        "fov_x_deg": round(fov, 2),
-        "pitch_deg": round(math.degrees(pitch0), 2),
-        "near_trees": best[0],
-    }
     return Flight(c2w=c2w, K=cam.K, width=width, height=height, params=params)
 
 
@@ -318,20 +324,9 @@ def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: 
     i = torch.arange(frames, dtype=torch.float64)
     pitch = pitch0 + math.radians(1.5) * torch.sin(2 * math.pi * i / rng.uniform(30.0, 90.0) + rng.uniform(0, 6.3))
     roll = torch.full((frames,), math.radians(rng.uniform(-2.0, 2.0)), dtype=torch.float64)
-    pos = torch.stack([x.double(), -alt, z.double()], -1).float()
-    c2w = poses_from_angles(pos, yaw.float(), pitch.float(), roll.float())
-    cam = Camera.from_fov(fov, width, height)
-    params = {
-        "seed": seed,
-        "gorge": True,
-        "eye_height_m": round(eye, 2),
-        "speed_m_per_frame": round(speed, 3),
-        "fov_x_deg": round(fov, 2),
-        "pitch_deg": round(math.degrees(pitch0), 2),
-        "floor_half_width_m": round(spec.width, 2),
-        "wall_height_m": round(spec.wall, 1),
-    }
-    return Flight(c2w=c2w, K=cam.K, width=width, height=height, params=params)
+    return _low_flight(x, z, alt, yaw, pitch, roll, fov, width, height,
+                       {"seed": seed, "gorge": True, **_low_params(eye, speed, fov, pitch0),
+                        "floor_half_width_m": round(spec.width, 2), "wall_height_m": round(spec.wall, 1)})
 
 
 FLIGHT_KINDS = ("drone", "walk", "gorge")
