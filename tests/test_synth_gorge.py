@@ -170,3 +170,18 @@ def test_flight_cache_with_gorges_off_is_the_cache_without_them():
     assert [k[0] for k in kinds] == [a.is_walk(i) for i in range(200)]  # the same walks
     assert not any(wk and gg for wk, gg in kinds)
     assert 0.35 < sum(g for _, g in kinds) / 200 < 0.65
+
+
+@pytest.mark.gpu
+def test_a_gorge_flight_on_the_gpu_matches_the_cpu():
+    """A gorge world made on CUDA flies the same poses (on the CPU) and renders what the CPU renders (the flight
+    once mixed a CUDA altitude with CPU positions)."""
+    cpu = gorge_world(make_world(11, grid=128), grid=GRID)
+    gpu = gorge_world(make_world(11, grid=128, device="cuda"), grid=GRID)
+    a, b = make_gorge_flight(cpu, 3, S, S), make_gorge_flight(gpu, 3, S, S)
+    assert b.c2w.device.type == "cpu" and torch.allclose(a.c2w, b.c2w, atol=1e-4)
+    ra = render_views(cpu, a.c2w, a.K, S, S, GEOMETRY)
+    rb = render_views(gpu, a.c2w, a.K, S, S, GEOMETRY)
+    assert (ra.sky == rb.sky.cpu()).float().mean() > 0.99
+    both = ~ra.sky & ~rb.sky.cpu()
+    assert ((ra.depth - rb.depth.cpu()).abs() / ra.depth)[both].median() < 1e-4
