@@ -206,9 +206,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "Planned (not yet run; 2026-12-03, fifth session): train-depth-h200-walks-layout with 20 % of the flights low "
         "along gorge floors (refine/synth/gorge.py: dark rock walls rising on both sides over a bright floor of "
         "water and gravel, converging, often closed by a bend), the data that no run had for crystal_falls, which "
-        "every walks network read upside down (bright bottom = far). 35 % walks, 20 % gorges, 45 % drone flights; "
-        "from the shipped step 6,000 (refine/weights/depth.pt) as the other walks runs.",
+        "every walks network read upside down (bright bottom = far), and 30 % of the walks on a snowy floor "
+        "(refine/synth/trees.py winter_world: dark trunks on bright snow, as in Creek). 35 % walks, 20 % gorges, 45 % "
+        "drone flights; from the shipped step 6,000 (refine/weights/depth.pt) as the other walks runs.",
         dataclasses.replace(_DEPTH_WALKS_LAYOUT,
-                            data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2)),
+                            data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),
     ),
 }

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/eval_depth.py --json out.json --update-weights-json
     .venv/bin/python scripts/eval_depth.py --walks --spacing 12     # forest-floor walks among standing trees
     .venv/bin/python scripts/eval_depth.py --gorges --spacing 12    # low along gorge floors (refine/synth/gorge.py)
+    .venv/bin/python scripts/eval_depth.py --winter --spacing 12    # walks on a snowy forest floor
 
 The eval set: `--worlds` worlds of the eval split (seeds 1,000,000 + k; never used for training,
 refine/synth/splits.py), each with one flight (`make_flight`, the flight seed = the world seed) of
@@ -15,7 +16,8 @@ world's frames are cached in DATA/WxH-QUALITY/world_SEED.npz (rgb uint8, z-depth
 sky, intrinsics), so the set is rendered once and an interrupted run resumes. With `--walks` each world
 is its standing-tree twin and the path a walk on its forest floor (refine/synth/trees.py, `make_walk`):
 trunks upright at one depth and crowns overhead, what forest photos show (cached in WxH-QUALITY-walks2); with
-`--gorges` its gorge twin flown low along the floor (dark walls over a bright floor; cached in WxH-QUALITY-gorges).
+`--gorges` its gorge twin flown low along the floor (dark walls over a bright floor; cached in WxH-QUALITY-gorges);
+with `--winter` the walks on a snowy floor (trees.py `winter_world`; cached in WxH-QUALITY-winter).
 
 Backends are run exactly as a flight runs them (`DepthEstimator(rgb, camera) -> (z-depth, sky)`),
 with the frame's true intrinsics. Metrics, per image, then averaged over images:
@@ -72,7 +74,8 @@ def build_eval_set(data: Path, worlds: int, n_frames: int, spacing: int, W: int,
     """Render (or find cached) the eval set; returns one .npz per world (with render=False: the cached ones)."""
     # (walks2: the forest floor with paths and bare patches, 2026-12-02 eighth session; "-walks" holds the
     # earlier floors, on which the seventh and eighth sessions' walks figures were measured)
-    folder = data / (f"{W}x{H}-{quality}" + {"drone": "", "walk": "-walks2", "gorge": "-gorges"}[kind])
+    suffix = {"drone": "", "walk": "-walks2", "winter": "-winter", "gorge": "-gorges"}[kind]
+    folder = data / f"{W}x{H}-{quality}{suffix}"
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     t0 = time.perf_counter()
@@ -274,6 +277,8 @@ def main() -> None:
     ap.add_argument("--no-render", action="store_true", help="evaluate the worlds already cached only (a partial look)")
     ap.add_argument("--walks", action="store_true",
                     help="forest-floor walks among standing trees instead of drone flights (its own cache)")
+    ap.add_argument("--winter", action="store_true",
+                    help="walks on a snowy forest floor (dark trunks on bright snow; its own cache)")
     ap.add_argument("--gorges", action="store_true",
                     help="flights low along gorge floors instead of drone flights (its own cache)")
     ap.add_argument("--weights", default=None,
@@ -285,9 +290,9 @@ def main() -> None:
                     help="put the summary under \"evaluation\" in refine/weights/depth.json")
     args = ap.parse_args()
     W, H = (int(v) for v in args.size.lower().split("x"))
-    if args.walks and args.gorges:
-        ap.error("--walks and --gorges are two kinds of flight; choose one")
-    kind = "walk" if args.walks else "gorge" if args.gorges else "drone"
+    if args.walks + args.gorges + args.winter > 1:
+        ap.error("--walks, --winter and --gorges are three kinds of flight; choose one")
+    kind = "walk" if args.walks else "winter" if args.winter else "gorge" if args.gorges else "drone"
     torch.set_grad_enabled(False)
     torch.set_num_threads(args.threads)
     files = build_eval_set(Path(args.data), args.worlds, args.frames_per_world, args.spacing, W, H, args.quality,
@@ -298,7 +303,7 @@ def main() -> None:
     result["eval_set"] = {"split": "eval", "seeds": [seeds("eval", args.worlds)[0], seeds("eval", args.worlds)[-1]],
                           "worlds": args.worlds, "frames_per_world": args.frames_per_world, "spacing": args.spacing,
                           "size": f"{W}x{H}", "render_quality": args.quality, "walks": args.walks,
-                          "gorges": args.gorges,
+                          "gorges": args.gorges, "winter": args.winter,
                           "images": result["overall"]["prior"]["images"]}
     result["weights"] = args.weights or "refine/weights/depth.pt"
     result["date"] = time.strftime("%Y-%m-%d")
@@ -315,7 +320,8 @@ def main() -> None:
         path = Path(__file__).resolve().parents[1] / "refine" / "weights" / "depth.json"
         meta = json.loads(path.read_text())
         key, cmd = {"walk": ("evaluation_walks", "--walks --spacing 12 "),
-                    "gorge": ("evaluation_gorges", "--gorges --spacing 12 "), "drone": ("evaluation", "")}[kind]
+                    "gorge": ("evaluation_gorges", "--gorges --spacing 12 "),
+                    "winter": ("evaluation_winter", "--winter --spacing 12 "), "drone": ("evaluation", "")}[kind]
         if args.worlds != ap.get_default("worlds"):
             cmd += f"--worlds {args.worlds} "
         meta[key] = {"command": f"python scripts/eval_depth.py {cmd}--update-weights-json", **{

@@ -1,5 +1,6 @@
 """Gorges (refine/synth/gorge.py, flights.py make_gorge_flight): a canyon with walls that rise on both sides and
-converge, a floor brighter than the walls, exact depth, determinism, and nothing changed where gorges are off."""
+converge, a floor brighter than the walls, exact depth, determinism, and nothing changed where gorges are off;
+and how the flight cache picks drone flights, walks, winter walks and gorges."""
 
 from __future__ import annotations
 
@@ -149,27 +150,46 @@ def test_data_config_gorges_is_a_share_that_fits_beside_walks():
             DataConfig(**kw).validate()
 
 
-def test_flight_cache_with_gorges_off_is_the_cache_without_them():
-    """gorges = 0 draws the very flights of a run without the option; a share of gorges takes flights from the
-    drone flights only (walks stay the same flights) and flies them low along a canyon floor."""
+def test_flight_cache_kinds_gorges_and_winter_take_their_share_and_leave_the_rest():
+    """With gorges and winter at 0 every cached flight is the walk or drone flight `is_walk` names, flown over the
+    world it names; a share of gorges takes flights from the drone flights only (the walks stay the same flights),
+    and winter only changes the floor of a share of the walks (same poses, same depth, brighter)."""
+    from refine.synth import make_walk, standing_world, winter_world
     from refine.train.config import DataConfig
     from refine.train.data import FlightCache
 
-    if not hasattr(FlightCache, "is_gorge"):
-        pytest.skip("refine/train/data.py does not plumb DataConfig.gorges into FlightCache yet")
     base = DataConfig(width=24, height=24, flights=4, frames=3, flights_per_world=2, refresh_every=0,
-                      world_grid=128, seed_start=500_000, walks=0.3, quality="fast")
+                      world_grid=128, seed_start=500_000, walks=0.5, quality="fast")
     cpu = torch.device("cpu")
-    a, b = FlightCache(base, cpu), FlightCache(dataclasses.replace(base, gorges=0.0), cpu)
-    assert not any(b.is_gorge(i) for i in range(200))
+    a = FlightCache(base, cpu)
+    assert not any(a.is_gorge(i) or a.is_winter(i) for i in range(200))
     a.fill()
-    b.fill()
-    assert torch.equal(a.rgb, b.rgb) and torch.equal(a.depth, b.depth) and torch.equal(a.c2w, b.c2w)
-    c = FlightCache(dataclasses.replace(base, gorges=0.5), cpu)
-    kinds = [(c.is_walk(i), c.is_gorge(i)) for i in range(200)]
-    assert [k[0] for k in kinds] == [a.is_walk(i) for i in range(200)]  # the same walks
+    for i in range(base.flights):
+        seed = a.world_seed(i)
+        world = make_world(seed, grid=128)
+        fly = make_walk if a.is_walk(i) else make_flight
+        world = standing_world(world) if a.is_walk(i) else world
+        want = fly(world, 3, 24, 24, seed=seed + 100_000_000 * (i % base.flights_per_world))
+        assert torch.equal(a.c2w[i], want.c2w), i
+    c = FlightCache(dataclasses.replace(base, gorges=0.4), cpu)
+    kinds = [(c.is_walk(i), c.is_gorge(i)) for i in range(400)]
+    assert [k[0] for k in kinds] == [a.is_walk(i) for i in range(400)]  # the same walks
     assert not any(wk and gg for wk, gg in kinds)
-    assert 0.35 < sum(g for _, g in kinds) / 200 < 0.65
+    assert 0.3 < sum(g for _, g in kinds) / 400 < 0.5
+    d = FlightCache(dataclasses.replace(base, winter=0.5), cpu)
+    snowy = [i for i in range(200) if d.is_winter(i)]
+    assert 0.35 < len(snowy) / 200 < 0.65
+    kinds4 = {("winter" if d.is_winter(i) else "walk") if d.is_walk(i) else "drone" for i in range(base.flights)}
+    assert kinds4 == {"drone", "walk", "winter"}  # this cache holds each kind
+    d.fill()
+    assert torch.equal(d.c2w, a.c2w) and torch.equal(d.depth, a.depth)  # winter repaints, it does not move
+    for i in range(base.flights):
+        changed = not torch.equal(d.rgb[i], a.rgb[i])
+        assert changed == (d.is_walk(i) and d.is_winter(i)), i
+    w = standing_world(make_world(11, grid=128))
+    assert winter_world(w).palette.floor_snow >= 0.6 and w.palette.floor_snow == 0
+    with pytest.raises(ValueError, match="standing"):
+        winter_world(make_world(11, grid=128))
 
 
 @pytest.mark.gpu

@@ -204,3 +204,21 @@ def test_synth_cli_writes_forest_floor_walks(tmp_path):
     assert meta["flight"]["walk"] and meta["world"]["standing_trees"]
     frame, has_depth = seq.frame(0)
     assert has_depth and float(frame.depth[torch.isfinite(frame.depth)].median()) < 200  # among things, not over them
+
+
+def test_a_winter_walk_is_the_same_walk_on_a_bright_floor(forests):
+    """winter_world changes the floor's colour only: the same poses and depth, and the ground brighter."""
+    from refine.synth import winter_world
+
+    w = forests["conifer"]
+    snow = winter_world(w)
+    a, b = make_walk(w, 3, W, H, seed=4), make_walk(snow, 3, W, H, seed=4)
+    assert torch.equal(a.c2w, b.c2w)
+    s = RenderSettings.preset("geometry")
+    ra, rb = render_views(w, a.c2w, a.K, W, H, s), render_views(snow, a.c2w, a.K, W, H, s)
+    assert torch.equal(ra.depth, rb.depth) and torch.equal(ra.sky, rb.sky)
+    lum = lambda r: r.rgb.mean(-1)  # noqa: E731
+    # the lower quarter of the frames (mostly floor) is clearly brighter, and never darker anywhere
+    low = slice(3 * H // 4, H)
+    assert float(lum(rb)[:, low].mean()) > 1.5 * float(lum(ra)[:, low].mean())
+    assert float((lum(rb) - lum(ra)).min()) > -1e-4

@@ -6,7 +6,8 @@ Modules:
     flights  -- `make_flight(world, T, W, H, seed)`: drone-like camera paths that never touch the ground;
                 `make_walk`: walks on the forest floor of a standing-tree world;
                 `make_gorge_flight`: low along a gorge's floor; `kind_flight` picks one of them.
-    trees    -- `standing_world(world)`: trees as 3D trunks and crowns (traced exactly), for views from the ground.
+    trees    -- `standing_world(world)`: trees as 3D trunks and crowns (traced exactly), for views from the ground;
+                `winter_world`: the same on a snowy floor.
     gorge    -- `gorge_world(world)`: one winding canyon, dark rock walls over a bright floor.
     acid     -- the ACID / RealEstate10K camera-file layout, writer and the one training loader.
     splits   -- fixed seed ranges: evaluation seeds are never used for training.
@@ -19,7 +20,7 @@ from refine.synth.flights import FLIGHT_KINDS, Flight, kind_flight, make_flight,
 from refine.synth.gorge import gorge_world
 from refine.synth.render import RenderSettings, SynthRender, render_frame, render_views
 from refine.synth.terrain import CLIMATES, World, make_world
-from refine.synth.trees import standing_world
+from refine.synth.trees import standing_world, winter_world
 
 __all__ = [
     "CLIMATES",
@@ -37,4 +38,5 @@ __all__ = [
     "render_frame",
     "render_views",
     "standing_world",
+    "winter_world",
 ]

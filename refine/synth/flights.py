@@ -24,7 +24,7 @@ from refine.synth.gorge import centreline, gorge_spec, gorge_world, half_width
 from refine.synth.march import Field
 from refine.synth.render import surface_height
 from refine.synth.terrain import World
-from refine.synth.trees import standing_world
+from refine.synth.trees import standing_world, winter_world
 from refine.synth.trees import tree_specs, trees_at
 from worldgen.core.camera import Camera
 
@@ -329,19 +329,21 @@ def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: 
                         "floor_half_width_m": round(spec.width, 2), "wall_height_m": round(spec.wall, 1)})
 
 
-FLIGHT_KINDS = ("drone", "walk", "gorge")
+FLIGHT_KINDS = ("drone", "walk", "winter", "gorge")
 """What `kind_flight` flies: drone flights over the world, walks on its forest floor among standing trees
-(trees.py), or low along the floor of its gorge twin (gorge.py)."""
+(trees.py), the same walks on a snowy floor (`winter_world`), or low along the floor of its gorge twin (gorge.py)."""
 
 
 def kind_flight(world: World, kind: str, frames: int, width: int, height: int,
                 seed: int | None = None) -> tuple[World, Flight]:
     """The world to render and a flight of `kind` (FLIGHT_KINDS) over it: `world` itself and `make_flight`,
-    its standing-tree twin and `make_walk`, or its gorge twin and `make_gorge_flight`. Shapes as `make_flight`."""
+    its standing-tree twin (in winter: `winter_world`) and `make_walk`, or its gorge twin and `make_gorge_flight`.
+    Shapes as `make_flight`."""
     if kind == "drone":
         return world, make_flight(world, frames, width, height, seed)
-    if kind == "walk":
+    if kind in ("walk", "winter"):
         twin = standing_world(world)
+        twin = winter_world(twin) if kind == "winter" else twin
         return twin, make_walk(twin, frames, width, height, seed)
     if kind == "gorge":
         twin = gorge_world(world)

@@ -377,6 +377,11 @@ def _shade_ground(
         # (the texture's features are ~100 texels wide), faded out where a pixel covers more than that
         fa, fb = (1 - fp / 0.3).clamp(0, 1), (1 - fp / 0.08).clamp(0, 1)
         col = col * (1 + 0.5 * pz[3] * fa + 0.35 * pz[4] * fb).clamp_min(0.2)[:, None]
+        if pal.floor_snow > 0:  # a winter floor (trees.py winter_world): snow in drifts (~8 m), litter where it thins
+            cover = _smooth(1 - pal.floor_snow, 1.2 - pal.floor_snow, 0.5 + 0.6 * pz[1] + 0.3 * n2)
+            cover = cover * _smooth(0.55, 0.8, n_up)
+            scol = V(pal.snow) * (0.9 + 0.1 * n1 + 0.04 * pz[3] * fa)[:, None]
+            col = torch.lerp(col, scol, cover[:, None])
     # occlusion: low in the canopy and the floor between crowns are dark
     top = 8.0 + 10.0 * forest
     # (under standing trees the sky is seen between crowns, and cameras down there expose for the shade)

@@ -70,6 +70,8 @@ class Palette:
 
     `cliffs`: ground higher than this is bare rock whatever its slope (a gorge's walls and ledges,
     refine/synth/gorge.py); 1e9 (off) in every other world.
+    `floor_snow`: share (0-1) of a standing world's forest floor under snow (trees.py `winter_world`: dark
+    trunks on bright snow); 0 (none) in every other world.
     """
 
     grass: RGB
@@ -90,6 +92,7 @@ class Palette:
     snow_patches: float
     dunes: float
     cliffs: float = 1e9
+    floor_snow: float = 0.0
 
 
 @dataclass

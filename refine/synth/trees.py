@@ -103,6 +103,17 @@ def standing_world(world: World) -> World:
     return replace(world, fine=fine, standing=True)
 
 
+def winter_world(world: World) -> World:
+    """A standing-tree world (`standing_world`) in winter: 60-100 % of its forest floor under snow (a function of
+    the world's seed), so that trunks stand dark against a bright ground, as in a photo of a snowy pine wood --
+    the scene every depth network so far read with bright meaning far (Creek, docs/depth.md). Crowns keep their
+    colour; only `Palette.floor_snow` changes (render.py draws the snow)."""
+    if not world.standing:
+        raise ValueError("winter_world needs a world with standing trees (standing_world)")
+    share = 0.6 + 0.4 * ((world.seed * 2654435761 + 12345) % 10007) / 10006
+    return replace(world, palette=replace(world.palette, floor_snow=share))
+
+
 # ------------------------------------------------------------------------------------ the trees
 
 

@@ -114,6 +114,10 @@ class DataConfig:
     a bright floor of water, sand and gravel, the far end often closed by a bend; what a photo taken in a
     gorge shows, which the networks read upside down, crystal_falls). walks + gorges <= 1; 0 = none (how every
     run up to 2026-12-03 was trained)."""
+    winter: float = 0.0
+    """Share of the walks whose forest floor is under snow (refine/synth/trees.py `winter_world`: dark trunks on
+    bright snow, what photos of a snowy pine wood show; Creek, which the depth networks read with bright as far).
+    0 = none (how every run up to 2026-12-03 was trained)."""
     colour: ColourJitterConfig = field(default_factory=ColourJitterConfig)
     """Random colour changes of whole clips (`refine.train.data.colour_remap`)."""
 
@@ -121,7 +125,7 @@ class DataConfig:
         at_least(self, "width height flights frames flights_per_world render_batch max_stride world_grid", 1)
         at_least(self, "refresh_every refresh_flights seed_start", 0)
         at_least(self, "speed", 1e-9)
-        shares(self, "walks gorges")
+        shares(self, "walks gorges winter")
         if self.walks + self.gorges > 1 + 1e-9:
             raise bad("gorges", f"must be <= 1 - walks ({self.walks:g}): walks and gorges share the same flights",
                       self.gorges)

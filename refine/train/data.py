@@ -9,7 +9,8 @@ the oldest `refresh_flights` flights are replaced by new ones.
 
 Worlds come from the train split only (refine/synth/splits.py); a seed outside it is refused. A share
 `walks` of the flights (which ones: a hash of the flight number) are walks on the forest floor of the
-same world with standing trees (refine/synth/trees.py) instead of drone flights, and a share `gorges` flights low
+same world with standing trees (refine/synth/trees.py) instead of drone flights (a share `winter` of those on a
+snowy floor), and a share `gorges` flights low
 along the floor of the world's gorge twin (refine/synth/gorge.py). A share `colour.share` of
 the clips get one random colour change for all their frames (`colour_remap`).
 """
@@ -24,7 +25,7 @@ import torch
 from torch import Tensor
 
 from refine.synth import (RenderSettings, gorge_world, make_flight, make_gorge_flight, make_walk, make_world,
-                          render_views, standing_world)
+                          render_views, standing_world, winter_world)
 from refine.synth.splits import split_of
 from refine.train.config import ColourJitterConfig, DataConfig
 
@@ -140,6 +141,13 @@ class FlightCache:
         lo = self.cfg.walks * 10000 if self.cfg.walks > 0 else 0.0
         return lo <= v < (self.cfg.walks + self.cfg.gorges) * 10000
 
+    def is_winter(self, flight: int) -> bool:
+        """Walk number `flight` (when `is_walk`) is on a snowy floor (a share DataConfig.winter of the walks, by a
+        second hash, so the walks themselves are those of a run without winter)."""
+        if self.cfg.winter <= 0:
+            return False
+        return self._kind_hash(flight + 1_000_003) < self.cfg.winter * 10000
+
     def _world_for(self, seed: int, standing: bool = False, gorge: bool = False):
         if self._world is None or self._world[0] != seed:
             t0 = time.perf_counter()
@@ -170,6 +178,8 @@ class FlightCache:
         walk = self.is_walk(flight)
         gorge = not walk and self.is_gorge(flight)
         world = self._world_for(seed, standing=walk, gorge=gorge)
+        if walk and self.is_winter(flight):
+            world = winter_world(world)  # the same trees and ground, its floor under snow (no grid is copied)
         k = flight % cfg.flights_per_world
         fly = make_walk if walk else make_gorge_flight if gorge else make_flight
         fl = fly(world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)

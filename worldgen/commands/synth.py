@@ -1,9 +1,10 @@
 """`worldgen synth`: render procedural drone flights with exact depth and poses (ACID layout).
 
-    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview] [--walk | --gorge]
+    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview] [--walk | --winter | --gorge]
 
 `--walk`: walks on the forest floor among standing trees (refine/synth/trees.py) instead of drone flights;
-`--gorge`: flights low along the floor of each world's gorge twin (refine/synth/gorge.py).
+`--winter`: the same walks on a snowy forest floor; `--gorge`: flights low along the floor of each world's gorge twin
+(refine/synth/gorge.py).
 
 Sequence i is the world and flight of seed S + i (see refine/synth/splits.py for which seeds are
 for training, evaluation and demos). Output layout: refine/synth/acid.py.
@@ -48,6 +49,8 @@ class SynthConfig:
     walk: bool = False
     """Walks on the forest floor (eye height, among standing trees: trunks and crowns as 3D objects)
     instead of drone flights over the same worlds."""
+    winter: bool = False
+    """Walks (as --walk) on a forest floor under snow: dark trunks on bright ground."""
     gorge: bool = False
     """Flights low along the floor of a winding canyon (each world's gorge twin: dark rock walls, a bright
     floor) instead of drone flights."""
@@ -60,8 +63,8 @@ class SynthConfig:
             raise bad("frames", "must be >= 1", self.frames)
         if self.seed < 0:
             raise bad("seed", "must be >= 0", self.seed)
-        if self.walk and self.gorge:
-            raise bad("gorge", "and --walk are two kinds of flight; choose one")
+        if self.gorge and (self.walk or self.winter):
+            raise bad("gorge", "and --walk / --winter are two kinds of flight; choose one")
 
 
 def contact_sheet(images: list[np.ndarray], cols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -124,7 +127,7 @@ def _render(cfg: SynthConfig, out: Path, W: int, H: int, split: str, dev) -> Non
     for k in range(cfg.sequences):
         seed = cfg.seed + k
         name = sequence_name(seed)
-        kind = "walk" if cfg.walk else "gorge" if cfg.gorge else "drone"
+        kind = "winter" if cfg.winter else "walk" if cfg.walk else "gorge" if cfg.gorge else "drone"
         world, flight = kind_flight(make_world(seed, device=dev), kind, cfg.frames, W, H)
         ts = frame_timestamps(cfg.frames)
         for a in range(0, cfg.frames, batch):
