@@ -333,19 +333,25 @@ FLIGHT_KINDS = ("drone", "walk", "winter", "gorge")
 """What `kind_flight` flies: drone flights over the world, walks on its forest floor among standing trees
 (trees.py), the same walks on a snowy floor (`winter_world`), or low along the floor of its gorge twin (gorge.py)."""
 
+FLIGHT_MAKERS = {"drone": make_flight, "walk": make_walk, "winter": make_walk, "gorge": make_gorge_flight}
+"""The flight maker of each kind, called on that kind's world (`kind_world`)."""
+
+
+def kind_world(world: World, kind: str) -> World:
+    """The world a flight of `kind` (FLIGHT_KINDS) flies: `world` itself, its standing-tree twin (in winter:
+    `winter_world` of it) or its gorge twin."""
+    if kind == "drone":
+        return world
+    if kind in ("walk", "winter"):
+        twin = standing_world(world)
+        return winter_world(twin) if kind == "winter" else twin
+    if kind == "gorge":
+        return gorge_world(world)
+    raise ValueError(f"unknown flight kind {kind!r} (one of {', '.join(FLIGHT_KINDS)})")
+
 
 def kind_flight(world: World, kind: str, frames: int, width: int, height: int,
                 seed: int | None = None) -> tuple[World, Flight]:
-    """The world to render and a flight of `kind` (FLIGHT_KINDS) over it: `world` itself and `make_flight`,
-    its standing-tree twin (in winter: `winter_world`) and `make_walk`, or its gorge twin and `make_gorge_flight`.
-    Shapes as `make_flight`."""
-    if kind == "drone":
-        return world, make_flight(world, frames, width, height, seed)
-    if kind in ("walk", "winter"):
-        twin = standing_world(world)
-        twin = winter_world(twin) if kind == "winter" else twin
-        return twin, make_walk(twin, frames, width, height, seed)
-    if kind == "gorge":
-        twin = gorge_world(world)
-        return twin, make_gorge_flight(twin, frames, width, height, seed)
-    raise ValueError(f"unknown flight kind {kind!r} (one of {', '.join(FLIGHT_KINDS)})")
+    """`kind_world(world, kind)` and a flight of `kind` over it (FLIGHT_MAKERS). Shapes as `make_flight`."""
+    twin = kind_world(world, kind)
+    return twin, FLIGHT_MAKERS[kind](twin, frames, width, height, seed)

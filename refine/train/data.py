@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from refine.synth import (RenderSettings, gorge_world, make_flight, make_gorge_flight, make_walk, make_world,
-                          render_views, standing_world, winter_world)
+from refine.synth import FLIGHT_MAKERS, RenderSettings, kind_world, make_world, render_views, winter_world
 from refine.synth.splits import split_of
 from refine.train.config import ColourJitterConfig, DataConfig
 
@@ -110,7 +109,8 @@ class FlightCache:
         self.frames_rendered = 0
         self.render_seconds = 0.0
         self.world_seconds = 0.0
-        self._world: list | None = None  # [seed, world, its standing-tree twin, its gorge twin]
+        self._seed: int | None = None  # the world made last, and its twins by kind (made when a flight needs one)
+        self._twins: dict[str, object] = {}
 
     # ------------------------------------------------------------------ making flights
     def world_seed(self, flight: int) -> int:
@@ -137,9 +137,7 @@ class FlightCache:
         as `is_walk`, never a walk: with gorges 0 the walks and drone flights are those of a run without gorges)."""
         if self.cfg.gorges <= 0:
             return False
-        v = self._kind_hash(flight)
-        lo = self.cfg.walks * 10000 if self.cfg.walks > 0 else 0.0
-        return lo <= v < (self.cfg.walks + self.cfg.gorges) * 10000
+        return self.cfg.walks * 10000 <= self._kind_hash(flight) < (self.cfg.walks + self.cfg.gorges) * 10000
 
     def is_winter(self, flight: int) -> bool:
         """Walk number `flight` (when `is_walk`) is on a snowy floor (a share DataConfig.winter of the walks, by a
@@ -148,24 +146,27 @@ class FlightCache:
             return False
         return self._kind_hash(flight + 1_000_003) < self.cfg.winter * 10000
 
-    def _world_for(self, seed: int, standing: bool = False, gorge: bool = False):
-        if self._world is None or self._world[0] != seed:
+    def kind(self, flight: int) -> str:
+        """The kind (refine.synth.FLIGHT_KINDS) of flight number `flight`."""
+        if self.is_walk(flight):
+            return "winter" if self.is_winter(flight) else "walk"
+        return "gorge" if self.is_gorge(flight) else "drone"
+
+    def _world_for(self, seed: int, kind: str):
+        """World `seed`'s twin for a flight of `kind`, the world and its twins made once per seed (a winter walk's
+        is the walks' twin with a snowy floor: no grid is copied)."""
+        if self._seed != seed:
             t0 = time.perf_counter()
-            self._world = [seed, make_world(seed, grid=self.cfg.world_grid, device=self.device), None, None]
+            self._seed, self._twins = seed, {"drone": make_world(seed, grid=self.cfg.world_grid, device=self.device)}
             self._sync()
             self.world_seconds += time.perf_counter() - t0
-        if gorge:
-            if self._world[3] is None:  # the world's gorge twin (made once, when a gorge flight needs it)
-                t0 = time.perf_counter()
-                self._world[3] = gorge_world(self._world[1])
-                self._sync()
-                self.world_seconds += time.perf_counter() - t0
-            return self._world[3]
-        if not standing:
-            return self._world[1]
-        if self._world[2] is None:  # the same world with standing trees (made once, when a walk needs it)
-            self._world[2] = standing_world(self._world[1])
-        return self._world[2]
+        base = "walk" if kind == "winter" else kind
+        if base not in self._twins:
+            t0 = time.perf_counter()
+            self._twins[base] = kind_world(self._twins["drone"], base)
+            self._sync()
+            self.world_seconds += time.perf_counter() - t0
+        return winter_world(self._twins[base]) if kind == "winter" else self._twins[base]
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -175,14 +176,10 @@ class FlightCache:
         """Render flight number `flight` into its slot (flight % flights)."""
         cfg = self.cfg
         seed = self.world_seed(flight)
-        walk = self.is_walk(flight)
-        gorge = not walk and self.is_gorge(flight)
-        world = self._world_for(seed, standing=walk, gorge=gorge)
-        if walk and self.is_winter(flight):
-            world = winter_world(world)  # the same trees and ground, its floor under snow (no grid is copied)
+        kind = self.kind(flight)
+        world = self._world_for(seed, kind)
         k = flight % cfg.flights_per_world
-        fly = make_walk if walk else make_gorge_flight if gorge else make_flight
-        fl = fly(world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
+        fl = FLIGHT_MAKERS[kind](world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
         slot = flight % cfg.flights
         t0 = time.perf_counter()
         settings = settings_for(cfg.quality)
