@@ -14,7 +14,10 @@
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
-# checkpoints of the runs to continue). Everything the call makes stays under runs/gpu/.
+# checkpoints of the runs to continue). Everything the call makes stays under runs/gpu/. The call carries at most
+# 64 MiB and the tracked tree is ~53 of them: with the wheels and gsplat's build there is no room for the depth
+# network's 14.6-MB checkpoint in .carry/depth/, so a depth run continues by copying its returned checkpoint over
+# refine/weights/depth.pt (and the refiner's over FROM's file) for the next call, and `git checkout` of both after.
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
 BUDGET=${BUDGET:-560}
