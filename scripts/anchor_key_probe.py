@@ -25,8 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worldgen.core.anchor import ANCHOR_BANDS, anchor_colour, ground_anchor  # noqa: E402
-from worldgen.core.fill import fill_between  # noqa: E402
+from worldgen.core.anchor import ANCHOR_BANDS, anchor_colour, band_means, ground_anchor  # noqa: E402
 
 RANGES = ((1, 8), (9, 32), (33, 64))
 
@@ -42,11 +41,7 @@ def distance_table(frame) -> tuple[torch.Tensor, float, float]:
     logd = ray_distance(frame)[ok].log()
     lo, hi = float(logd.quantile(0.01)), float(logd.quantile(0.99))
     pos = ((logd - lo) / max(hi - lo, 1e-6) * (ANCHOR_BANDS - 1)).clamp(0, ANCHOR_BANDS - 1)
-    band = pos.round().long()
-    rgb = frame.rgb[ok].float()
-    sums = torch.zeros(ANCHOR_BANDS, 3).index_add_(0, band, rgb)
-    counts = torch.zeros(ANCHOR_BANDS).index_add_(0, band, torch.ones_like(band, dtype=torch.float32))
-    return fill_between(sums / counts.clamp_min(1)[:, None], counts > 0), lo, hi
+    return band_means(frame.rgb[ok].float(), pos.round().long(), ANCHOR_BANDS), lo, hi
 
 
 def by_distance(table: torch.Tensor, lo: float, hi: float, dist: torch.Tensor) -> torch.Tensor:

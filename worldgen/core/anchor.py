@@ -37,12 +37,15 @@ def ground_anchor(frame: Frame, horizon_elev_deg: float) -> Tensor | None:
         return None
     rel = frame.camera.ray_elevation_deg().reshape(-1) - float(horizon_elev_deg)
     pos = ((ANCHOR_TOP_DEG - rel) / ANCHOR_STEP_DEG).clamp(0, ANCHOR_BANDS - 1)
-    band = pos.round().long()[ok]
-    rgb = frame.rgb.reshape(-1, 3)[ok].float()
-    sums = torch.zeros(ANCHOR_BANDS, 3, device=rgb.device).index_add_(0, band, rgb)
-    counts = torch.zeros(ANCHOR_BANDS, device=rgb.device).index_add_(0, band, torch.ones_like(band, dtype=torch.float32))
-    # bands without ground: linear between the nearest bands that have some, held beyond them
-    return fill_between(sums / counts.clamp_min(1)[:, None], counts > 0).contiguous()
+    return band_means(frame.rgb.reshape(-1, 3)[ok].float(), pos.round().long()[ok], ANCHOR_BANDS).contiguous()
+
+
+def band_means(rgb: Tensor, band: Tensor, bands: int) -> Tensor:
+    """[bands, 3] mean of the colours `rgb` [N, 3] in each band (`band` [N], long, 0..bands-1); a band without
+    any: linear between the nearest bands that have some, held beyond them (`fill_between`). Needs N >= 1."""
+    sums = torch.zeros(bands, 3, device=rgb.device).index_add_(0, band, rgb)
+    counts = torch.zeros(bands, device=rgb.device).index_add_(0, band, torch.ones_like(band, dtype=torch.float32))
+    return fill_between(sums / counts.clamp_min(1)[:, None], counts > 0)
 
 
 def anchor_colour(table: Tensor, rel_elev_deg: Tensor) -> Tensor:
