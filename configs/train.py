@@ -153,6 +153,19 @@ TRAIN_PRESETS: dict[str, Preset] = {
         dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
                             loss=dataclasses.replace(_H200_FIDELITY.loss, ssim=0.5, detail=4.0, colour=1.0)),
     ),
+    "train-refiner-h200-photo-critic": Preset(
+        "Still-photo steps with a critic of generated ground (InfiniteNature-Zero's adversarial loss over long "
+        "paths, judged where the refiner generated): from refine/weights/refiner.pt (`learned`, step 4957), composed "
+        "in the loop as shipped (colour anchor 0.3, detail anchor 1), its own fidelity losses on the replayed "
+        "procedural steps, and one photo step in two (cycles and forward flights over crops of --photos.folder, "
+        "forward flights growing from 12 to 40 frames over 400 steps from step 4,957) whose photo critic "
+        "(StillPhotoConfig.critic_generated, 4 updates a step) weighs each generated frame's patches by what the "
+        "refiner generated, not sky, and real crops' by their ground. Why: every earlier photo critic judged whole "
+        "frames, mostly the photo re-rendered, and stayed near chance (hinge 1.96 -> 1.54 at best).",
+        dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
+                            photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
+                                                    forward_frames_max=40, grow_from=4957, grow_steps=400)),
+    ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
         "process and step; 0.3 steps/s per process on 2 x H200).",

@@ -137,14 +137,26 @@ class MultiScaleDiscriminator(nn.Module):
         return torch.cat([x, self.detail_gain * (x - box)], 1)
 
 
-def d_hinge_loss(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:
-    """Discriminator hinge loss, averaged over scales: relu(1 - D(real)) + relu(1 + D(fake))."""
-    return sum(F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake)) / len(real)
+def patch_mean(logits: Tensor, weight: Tensor | None) -> Tensor:
+    """Mean of a patch map [B, 1, h, w]; with `weight` [B, 1, H, W] (>= 0, any resolution: area-pooled to the
+    map's h x w) the weighted mean over all patches of the batch (0 when the weights are all 0)."""
+    if weight is None:
+        return logits.mean()
+    w = F.adaptive_avg_pool2d(weight.to(logits.dtype), logits.shape[-2:])
+    return (w * logits).sum() / w.sum().clamp_min(1e-6)
 
 
-def g_hinge_loss(fake: list[list[Tensor]]) -> Tensor:
-    """Generator hinge loss: -D(fake), averaged over scales."""
-    return sum(-f[-1].mean() for f in fake) / len(fake)
+def d_hinge_loss(real: list[list[Tensor]], fake: list[list[Tensor]], real_weight: Tensor | None = None,
+                 fake_weight: Tensor | None = None) -> Tensor:
+    """Discriminator hinge loss, averaged over scales: relu(1 - D(real)) + relu(1 + D(fake)); with weights
+    [B, 1, H, W] only (and in proportion to) the weighted patches count (`patch_mean`)."""
+    return sum(patch_mean(F.relu(1 - r[-1]), real_weight) + patch_mean(F.relu(1 + f[-1]), fake_weight)
+               for r, f in zip(real, fake)) / len(real)
+
+
+def g_hinge_loss(fake: list[list[Tensor]], weight: Tensor | None = None) -> Tensor:
+    """Generator hinge loss: -D(fake), averaged over scales (weighted by `weight` [B, 1, H, W]: `patch_mean`)."""
+    return sum(-patch_mean(f[-1], weight) for f in fake) / len(fake)
 
 
 def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]]) -> Tensor:

@@ -437,6 +437,23 @@ def test_still_photo_steps_run_and_resume(tmp_path):
     assert {int(v["step"]) for v in blob["opt_dp"]["state"].values()} == {6}
 
 
+def test_a_photo_critic_on_generated_ground_trains_and_logs(tmp_path):
+    """critic_generated: the photo critic weighs generated frames' patches by what the refiner generated (not sky)
+    and real crops' by their ground (the depth network's sky); its updates and the generator's term stay finite."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train.trainer import train
+
+    photos = _fake_photos(tmp_path / "photos")
+    base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4)
+    base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos), critic_steps=2,
+                                                                critic_generated=True, cycle_share=0.0))
+    assert train(base)["steps_done"] == 4
+    hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    photo = [h for h in hist if "photo_disc" in h]
+    assert photo and all(math.isfinite(h["photo_disc"]) and math.isfinite(h["photo_adversarial"]) for h in photo)
+    assert all(h["skipped"] == 0.0 for h in hist)
+
+
 def test_colour_jitter_changes_whole_clips_alike_and_keeps_greys_grey():
     from refine.train.config import ColourJitterConfig, DataConfig
     from refine.train.data import FlightCache, colour_matrix, colour_remap

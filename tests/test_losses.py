@@ -98,3 +98,29 @@ def test_a_critic_with_detail_channels_tells_a_blur_from_texture_quickly():
         with torch.no_grad():
             gaps[gain] = float(d(x)[0][-1].mean() - d(blur(x))[0][-1].mean())
     assert gaps[8.0] > 1.0 and gaps[8.0] > 5 * max(gaps[0.0], 0.01), gaps
+
+
+def test_weighted_hinge_losses_count_only_the_weighted_patches():
+    """`patch_mean` weights (StillPhotoConfig.critic_generated): without weights the hinge losses are the plain
+    means; with weights, patches of weight 0 do not count however wrong they are, the rest in proportion."""
+    from refine.losses import d_hinge_loss, g_hinge_loss, patch_mean
+
+    g = torch.Generator().manual_seed(0)
+    real = [[torch.randn(2, 1, 8, 8, generator=g)], [torch.randn(2, 1, 4, 4, generator=g)]]
+    fake = [[torch.randn(2, 1, 8, 8, generator=g)], [torch.randn(2, 1, 4, 4, generator=g)]]
+    plain = sum(torch.relu(1 - r[-1]).mean() + torch.relu(1 + f[-1]).mean() for r, f in zip(real, fake)) / 2
+    assert torch.allclose(d_hinge_loss(real, fake), plain)
+    assert torch.allclose(g_hinge_loss(fake), -(fake[0][-1].mean() + fake[1][-1].mean()) / 2)
+    w = torch.zeros(2, 1, 32, 32)
+    w[:, :, :, 16:] = 1.0  # only the right half of the (32 x 32) frames was generated
+    before = (d_hinge_loss(real, fake, None, w), g_hinge_loss(fake, w))
+    for f in fake:  # anything on the left half does not count
+        f[-1][..., : f[-1].shape[-1] // 2] = 50.0
+    assert torch.allclose(d_hinge_loss(real, fake, None, w), before[0]) and torch.allclose(g_hinge_loss(fake, w), before[1])
+    fake[0][-1][..., -1] += 1.0  # the right half does
+    assert not torch.allclose(g_hinge_loss(fake, w), before[1])
+    # an all-zero weight contributes nothing, and stays finite
+    assert float(patch_mean(torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 16, 16))) == 0.0
+    # weights are area shares: a patch half covered counts half
+    logits = torch.tensor([[[[1.0, 3.0]]]])
+    assert abs(float(patch_mean(logits, torch.tensor([[[[1.0, 1.0, 1.0, 0.0]]]]))) - (1 + 0.5 * 3) / 1.5) < 1e-6

@@ -293,6 +293,13 @@ class StillPhotoConfig:
     """Gain of the photo critic's detail channels (refine/losses.py MultiScaleDiscriminator; 0: the image
     only, as before 2026-12-01, when the critic never left chance). A checkpoint's critic of the other
     kind is not loaded: the run starts a new one."""
+    critic_generated: bool = False
+    """The photo critic judges only what the refiner generated: each patch of a generated frame counts in
+    proportion to its share of generated, not-sky pixels (and its adversarial term likewise), each patch of a
+    real crop to its share of not-sky pixels (the depth network's sky); False: whole frames against whole
+    crops (as before 2026-12-03). Why: a frame a few steps from the photo is mostly the photo re-rendered, so
+    a whole-frame critic learns little (hinge 1.96 -> 1.54 at best) and its gradient reaches the generated
+    strips, where flights over photos go wrong, only diluted."""
     depth_weights: str | None = None
     """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
 

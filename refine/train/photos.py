@@ -63,6 +63,11 @@ class PhotoSource:
         return torch.stack(out)
 
     @torch.no_grad()
+    def ground(self, rgb: Tensor) -> Tensor:
+        """Not-sky weights [n, 1, H, W] (float 0 / 1; the depth network's sky) of crops rgb [n, 3, H, W]."""
+        return torch.stack([(~self.depth(x.permute(1, 2, 0))[1]).float()[None] for x in rgb])
+
+    @torch.no_grad()
     def frame0(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
         """Depth [H, W] (+inf sky; `metric_depth`: median ground depth 10 units) of one crop rgb [3, H, W]."""
         log_d, sky = self.depth(rgb.permute(1, 2, 0))
@@ -108,8 +113,9 @@ class PhotoSource:
 
 
 def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoConfig, autocast: bool
-                     ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-    """The generator's loss of one photo step: (loss, terms, fake images [N, 3, H, W] for the critic).
+                     ) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
+    """The generator's loss of one photo step: (loss, terms, fake images [N, 3, H, W] for the critic, and
+    their patch weights [N, 1, H, W]: what the refiner generated, not sky, with `critic_generated`, else None).
 
     `results` are the unroll's supervised steps (refine/train/unroll.py); `photos` [B, 3, H, W]."""
     from refine.losses import band_energy_l1, colour_moments_l1, feature_matching_loss, g_hinge_loss, laplacian_l1
@@ -121,9 +127,12 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
         p.requires_grad_(False)
     terms: dict[str, Tensor] = {}
     loss = fake.new_zeros(())
+    # what the refiner generated (it may change the colour there, and it is not sky): [N, 1, H, W]
+    gen = torch.cat([(1 - r.views.keep.float()) * (~r.out.sky).float() for r in results])
+    fake_weight = gen.detach().reshape(len(gen), 1, *gen.shape[-2:]) if cfg.critic_generated else None
     if cfg.adversarial > 0:  # (0: photo steps of image statistics only; the critic is not run)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
-            terms["photo_adversarial"] = g_hinge_loss(disc(fake))
+            terms["photo_adversarial"] = g_hinge_loss(disc(fake), fake_weight)
             loss = loss + cfg.adversarial * terms["photo_adversarial"]
     # Image statistics every generated frame shares with its photo (float32, outside autocast): the
     # Lab mean and spread, and the amount of detail per band.
@@ -131,9 +140,8 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
     terms["photo_band_energy"] = band_energy_l1(fake, source)
     loss = loss + cfg.colour * terms["photo_colour"] + cfg.band_energy * terms["photo_band_energy"]
     if cfg.colour_generated > 0:
-        # what the refiner generated (it may change the colour there, and it is not sky) against the photo's
-        # ground: over real photos the casts grow in generated strips, a small share of the whole frame
-        gen = torch.cat([(1 - r.views.keep.float()) * (~r.out.sky).float() for r in results])
+        # the generated pixels against the photo's ground: over real photos the casts grow in generated
+        # strips, a small share of the whole frame
         ground = torch.cat([(~r.gt_sky).float() for r in results])
         terms["photo_colour_generated"] = colour_moments_l1(fake, source, gen, b_weight=ground)
         loss = loss + cfg.colour_generated * terms["photo_colour_generated"]
@@ -148,14 +156,16 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
                 loss = loss + cfg.feature_matching * terms["photo_fm"]
     for p in disc.parameters():
         p.requires_grad_(True)
-    return loss, terms, fake.detach()
+    return loss, terms, fake.detach(), fake_weight
 
 
-def photo_critic_loss(disc, real: Tensor, fake: Tensor, autocast: bool) -> Tensor:
-    """Hinge loss of the photo critic: real photo crops [N, 3, H, W] against generated frames."""
+def photo_critic_loss(disc, real: Tensor, fake: Tensor, autocast: bool, real_weight: Tensor | None = None,
+                      fake_weight: Tensor | None = None) -> Tensor:
+    """Hinge loss of the photo critic: real photo crops [N, 3, H, W] against generated frames [M, 3, h, w]
+    (resized to the crops' size); optional patch weights [N | M, 1, H, W] (refine/losses.py patch_mean)."""
     from refine.losses import d_hinge_loss
 
+    if fake.shape[-2:] != real.shape[-2:]:
+        fake = F.interpolate(fake, size=real.shape[-2:], mode="bilinear", align_corners=False)
     with torch.autocast(device_type=real.device.type, dtype=torch.bfloat16, enabled=autocast):
-        return d_hinge_loss(disc(real), disc(F.interpolate(fake, size=real.shape[-2:], mode="bilinear",
-                                                             align_corners=False) if fake.shape[-2:] != real.shape[-2:]
-                                             else fake))
+        return d_hinge_loss(disc(real), disc(fake), real_weight, fake_weight)

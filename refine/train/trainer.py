@@ -319,7 +319,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             results = unroll(net, clips, modes, warm, steps_, renderer, cfg.refiner, autocast=cuda,
                              grad_through_world=cfg.unroll.grad_through_world, probe=probe)
             t0 = tick("unroll", t0)
-            loss, terms, fake = photo_step_terms(results, photos, disc_photo, kind, P, cuda)
+            loss, terms, fake, fake_weight = photo_step_terms(results, photos, disc_photo, kind, P, cuda)
             critic, critic_params, real = disc_photo, list(disc_photo.parameters()), None
         elif replay is not None:  # ---- a replay step: a batch of stored generator steps (refine/train/replay.py)
             if step % cfg.replay.refill_every == 0 and not rebuilt:
@@ -364,7 +364,9 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             key, opt_c, updates = ("photo_disc", opt_dp, P.critic_steps) if photo else ("disc", opt_d, 1)
             for _ in range(updates):
                 if photo:
-                    d_loss = photo_critic_loss(critic, photo_src.crops(min(len(fake), 2 * P.batch), gen), fake, cuda)
+                    crops = photo_src.crops(min(len(fake), 2 * P.batch), gen)
+                    d_loss = photo_critic_loss(critic, crops, fake, cuda,
+                                               photo_src.ground(crops) if P.critic_generated else None, fake_weight)
                 else:
                     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
                         d_loss = d_hinge_loss(critic(real.detach()), critic(fake.detach()))
