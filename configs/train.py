@@ -161,7 +161,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "forward flights growing from 12 to 40 frames over 400 steps from step 4,957) whose photo critic "
         "(StillPhotoConfig.critic_generated, 4 updates a step) weighs each generated frame's patches by what the "
         "refiner generated, not sky, and real crops' by their ground. Why: every earlier photo critic judged whole "
-        "frames, mostly the photo re-rendered, and stayed near chance (hinge 1.96 -> 1.54 at best).",
+        "frames, mostly the photo re-rendered, and stayed near chance (hinge 1.96 -> 1.54 at best). Ran 4,957 -> 5,620 on "
+        "one H200 (2026-12-03, seventh session): the critic left chance (hinge 1.88 -> 1.31), and over the 14 real "
+        "photos the refiner answered with texture and colour drift (hf median 0.89, dE 13.6 against step 4957's 0.875 "
+        "/ 7.0); not kept (refiner.json, not_shipped).",
         dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
                             photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
                                                     forward_frames_max=40, grow_from=4957, grow_steps=400)),

@@ -18,6 +18,9 @@
 # 64 MiB and the tracked tree is ~53 of them: with the wheels and gsplat's build there is no room for the depth
 # network's 14.6-MB checkpoint in .carry/depth/, so a depth run continues by copying its returned checkpoint over
 # refine/weights/depth.pt (and the refiner's over FROM's file) for the next call, and `git checkout` of both after.
+# A refiner checkpoint with a photo critic is 12.8 MB, not 9.9: copied over refine/weights/refiner.pt it takes the call
+# past 64 MiB, so move refine/weights/refiner-fidelity.pt out of the tree for such calls (2026-12-03, seventh session:
+# .carry/photos at JPEG quality 82, 1.9 MiB, and the fidelity file moved out made it fit).
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
 BUDGET=${BUDGET:-560}
