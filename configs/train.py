@@ -169,6 +169,19 @@ TRAIN_PRESETS: dict[str, Preset] = {
                             photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
                                                     forward_frames_max=40, grow_from=4957, grow_steps=400)),
     ),
+    "train-refiner-h200-photo-cond": Preset(
+        "The photo critic of generated ground made conditional (StillPhotoConfig.critic_condition): it sees each "
+        "image with its photo's colour statistics, and real crops with another photo's statistics or under a colour "
+        "change count as fakes, so a colour cast away from the photo is what gives a generated frame away. "
+        "Otherwise the train-refiner-h200-photo-critic run (from refine/weights/refiner.pt, step 4957; one photo step "
+        "in two, 4 critic updates each, forward flights growing 12 -> 40 frames over 400 steps). Why: that run's "
+        "unconditional critic accepted any photo's colours and the refiner answered it with casts (dE 13.6 against "
+        "7.0 over the real photos).",
+        dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
+                            photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
+                                                    critic_condition=True, forward_frames_max=40, grow_from=4957,
+                                                    grow_steps=400)),
+    ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
         "process and step; 0.3 steps/s per process on 2 x H200).",

@@ -112,21 +112,31 @@ class MultiScaleDiscriminator(nn.Module):
     channels of their own: the amount of fine detail is what tells a smeared or stretched generated frame
     from a photo, and a critic given only the image learns it far too slowly for this project's budget
     (on the CPU, photo crops against the same crops blurred: a logit gap of 0.03-0.13 after 100 updates
-    with or without spectral norm, against 2.5-4.4 with the detail channels)."""
+    with or without spectral norm, against 2.5-4.4 with the detail channels).
+    With `cond_channels` K > 0 the critic is conditional: `forward(x, cond)` takes a vector cond [B, K] per
+    image, seen at every scale as K constant channels (e.g. the colour statistics of the photo a generated
+    frame should stay in: refine/train/photos.py `colour_condition`)."""
 
     def __init__(self, in_channels: int = 4, width: int = 48, scales: int = 2, layers: int = 3,
-                 detail_gain: float = 0.0):
+                 detail_gain: float = 0.0, cond_channels: int = 0):
         super().__init__()
         self.detail_gain = float(detail_gain)
-        c = in_channels * (2 if self.detail_gain > 0 else 1)
+        self.cond_channels = int(cond_channels)
+        c = in_channels * (2 if self.detail_gain > 0 else 1) + self.cond_channels
         self.nets = nn.ModuleList([PatchDiscriminator(c, width, layers) for _ in range(scales)])
 
-    def forward(self, x: Tensor) -> list[list[Tensor]]:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> list[list[Tensor]]:
+        if (cond is None) != (self.cond_channels == 0) or (cond is not None and cond.shape != (len(x), self.cond_channels)):
+            raise ValueError(f"critic of {self.cond_channels} condition channels given cond "
+                             f"{None if cond is None else tuple(cond.shape)} for {len(x)} images")
         outs = []
         for i, net in enumerate(self.nets):
             if i:
                 x = _blur_down(x)
-            outs.append(net(self._with_detail(x)))
+            h = self._with_detail(x)
+            if cond is not None:
+                h = torch.cat([h, cond.to(h.dtype)[..., None, None].expand(-1, -1, *h.shape[-2:])], 1)
+            outs.append(net(h))
         return outs
 
     def _with_detail(self, x: Tensor) -> Tensor:

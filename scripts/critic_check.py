@@ -9,7 +9,10 @@ detail channels) with the hinge loss on random crops of ../shared/data/photos ag
 (the hinge margin is 1). `--weights` starts from a training checkpoint's photo critic instead, and with
 `--updates 0` only measures it (also on crops upsampled 4x); `--casts` then also prints its mean logit per scale on
 the held-out crops with colour changes (casts, exposure, saturation, grey) beside photo and blur: does it judge
-colour or only detail?
+colour or only detail? `--condition` trains the conditional critic (StillPhotoConfig.critic_condition: each
+image with its photo's colour statistics, and real crops with another photo's statistics or a colour change as
+extra fakes,
+refine/train/photos.py photo_critic_loss) and measures every variant with its own photo's statistics.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refine.losses import MultiScaleDiscriminator, d_hinge_loss  # noqa: E402
 from refine.train.config import StillPhotoConfig  # noqa: E402
-from refine.train.photos import PhotoSource  # noqa: E402
+from refine.train.photos import PhotoSource, photo_critic_loss  # noqa: E402
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
@@ -46,21 +49,24 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--weights", default=None, help="a refiner training checkpoint whose photo critic to start from")
     ap.add_argument("--casts", action="store_true", help="after training, the logits of colour-changed crops")
+    ap.add_argument("--condition", action="store_true", help="a conditional critic (the photo's colour statistics)")
     args = ap.parse_args()
     torch.manual_seed(0)
     src = PhotoSource(StillPhotoConfig(folder=args.photos), args.size, args.size, torch.device("cpu"))
-    d = MultiScaleDiscriminator(in_channels=3, detail_gain=args.detail)
+    d = MultiScaleDiscriminator(in_channels=3, detail_gain=args.detail, cond_channels=6 if args.condition else 0)
     if args.weights:
         blob = torch.load(args.weights, map_location="cpu", weights_only=False)
         d.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc_photo"].items()})
         print(f"critic of {args.weights} (step {blob['step']})")
     opt = torch.optim.Adam(d.parameters(), lr=args.lr, betas=(0.5, 0.99))
-    held = src.crops(2 * args.batch, torch.Generator().manual_seed(99))
+    held, held_which = src.crops(2 * args.batch, torch.Generator().manual_seed(99))
+    c_held = src.colour_condition(held_which) if args.condition else None
 
     def report(it: int, loss: float | None) -> None:
         with torch.no_grad():
-            real, soft = d(held), d(blur(held))
-            up = d(F.interpolate(F.interpolate(held, scale_factor=0.25, mode="area"), size=held.shape[-2:], mode="bilinear"))
+            real, soft = d(held, c_held), d(blur(held), c_held)
+            up = d(F.interpolate(F.interpolate(held, scale_factor=0.25, mode="area"), size=held.shape[-2:], mode="bilinear"),
+                   c_held)
         gap = [round(float(r[-1].mean() - b[-1].mean()), 3) for r, b in zip(real, soft)]
         gap_up = [round(float(r[-1].mean() - u[-1].mean()), 3) for r, u in zip(real, up)]
         extra = "" if loss is None else f"  hinge {loss:.3f}"
@@ -70,7 +76,14 @@ def main() -> None:
     t0 = time.time()
     report(0, None)
     for it in range(1, args.updates + 1):
-        loss = d_hinge_loss(d(src.crops(args.batch, g)), d(blur(src.crops(args.batch, g))))
+        if args.condition:
+            real, which = src.crops(args.batch, g)
+            fake, fake_which = src.crops(args.batch, g)
+            loss = photo_critic_loss(d, real, blur(fake), False, real_cond=src.colour_condition(which),
+                                     fake_cond=src.colour_condition(fake_which),
+                                     wrong=src.mismatched(real, which, g))
+        else:
+            loss = d_hinge_loss(d(src.crops(args.batch, g)[0]), d(blur(src.crops(args.batch, g)[0])))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -85,7 +98,10 @@ def main() -> None:
                     "saturation 150%": (grey + (held - grey) * 1.5).clamp(0, 1), "grey": grey.expand_as(held)}
         with torch.no_grad():
             for name, x in variants.items():
-                print(f"{name:16s} mean logit per scale {[round(float(s[-1].mean()), 3) for s in d(x)]}")
+                print(f"{name:16s} mean logit per scale {[round(float(s[-1].mean()), 3) for s in d(x, c_held)]}")
+            if args.condition:
+                other = src.colour_condition(src.other_photos(held_which, torch.Generator().manual_seed(5)))
+                print(f"{'other photo cond':16s} mean logit per scale {[round(float(s[-1].mean()), 3) for s in d(held, other)]}")
 
 
 if __name__ == "__main__":

@@ -454,6 +454,46 @@ def test_a_photo_critic_on_generated_ground_trains_and_logs(tmp_path):
     assert all(h["skipped"] == 0.0 for h in hist)
 
 
+def test_a_conditional_photo_critic_trains_and_its_pairs_are_what_they_claim(tmp_path):
+    """critic_condition: each photo's condition is its ground's RGB mean and spread (scaled); mismatched pairs are
+    crops with another photo's condition (first half) or recoloured crops with their own (rest); a photo run
+    with it trains, stays finite and saves a critic that sees RGB, its detail and the 6 condition channels."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train.config import StillPhotoConfig
+    from refine.train.photos import PhotoSource
+    from refine.train.trainer import train
+
+    photos = _fake_photos(tmp_path / "photos")
+    src = PhotoSource(StillPhotoConfig(folder=str(photos)), 32, 24, torch.device("cpu"))
+    cond = src.colour_condition([0, 1, 2, 0])
+    assert cond.shape == (4, 6) and torch.equal(cond[0], cond[3])
+    img = src.photos[0]
+    ground = ~src.depth(img.permute(1, 2, 0))[1]
+    px = img.permute(1, 2, 0)[ground]  # [n, 3]
+    assert torch.allclose(cond[0, :3], (px.mean(0) - 0.5) * 4, atol=1e-5)
+    assert torch.allclose(cond[0, 3:], px.std(0) * 8, atol=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    crops, which = src.crops(4, gen)
+    assert crops.shape == (4, 3, 24, 32) and len(which) == 4
+    others = src.other_photos(which, torch.Generator().manual_seed(1))
+    assert all(o != w for o, w in zip(others, which))
+    images, wrong = src.mismatched(crops, which, gen)
+    own = src.colour_condition(which)
+    assert torch.equal(images[:2], crops[:2]) and not torch.equal(wrong[:2], own[:2])
+    assert torch.equal(wrong[2:], own[2:]) and (images[2:] - crops[2:]).abs().max() > 0.01
+
+    base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4)
+    base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos), critic_steps=2,
+                                                                critic_generated=True, critic_condition=True))
+    assert train(base)["steps_done"] == 4
+    hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    photo = [h for h in hist if "photo_disc" in h]
+    assert photo and all(math.isfinite(h["photo_disc"]) and math.isfinite(h["photo_adversarial"]) for h in photo)
+    assert all(h["skipped"] == 0.0 for h in hist)
+    blob = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert blob["disc_photo"]["nets.0.blocks.0.parametrizations.weight.original"].shape[1] == 12
+
+
 def test_colour_jitter_changes_whole_clips_alike_and_keeps_greys_grey():
     from refine.train.config import ColourJitterConfig, DataConfig
     from refine.train.data import FlightCache, colour_matrix, colour_remap

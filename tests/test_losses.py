@@ -1,5 +1,6 @@
 """The weight-free image-statistics losses of refine/losses.py (colour moments, band energy)."""
 
+import pytest
 import torch
 
 from refine.losses import band_energy_l1, colour_moments, colour_moments_l1
@@ -124,3 +125,60 @@ def test_weighted_hinge_losses_count_only_the_weighted_patches():
     # weights are area shares: a patch half covered counts half
     logits = torch.tensor([[[[1.0, 3.0]]]])
     assert abs(float(patch_mean(logits, torch.tensor([[[[1.0, 1.0, 1.0, 0.0]]]]))) - (1 + 0.5 * 3) / 1.5) < 1e-6
+
+
+def test_a_conditional_critic_learns_which_colours_belong_to_which_condition():
+    """MultiScaleDiscriminator(cond_channels=K) (StillPhotoConfig.critic_condition): the condition [B, K] is
+    required (and only then), changes the logits, and a critic trained on matched against mismatched pairs
+    (photo_critic_loss's `wrong`) scores an image higher with its own condition than with another's."""
+    from refine.losses import MultiScaleDiscriminator
+    from refine.train.photos import photo_critic_loss
+
+    torch.manual_seed(0)
+    d = MultiScaleDiscriminator(in_channels=3, width=16, detail_gain=8.0, cond_channels=2)
+    x = torch.rand(4, 3, 16, 16)
+    with pytest.raises(ValueError, match="condition"):
+        d(x)
+    with pytest.raises(ValueError, match="condition"):
+        d(x, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="condition"):
+        MultiScaleDiscriminator(in_channels=3, width=16)(x, torch.zeros(4, 2))
+    assert not torch.allclose(d(x, torch.zeros(4, 2))[0][-1], d(x, torch.ones(4, 2))[0][-1])
+
+    g = torch.Generator().manual_seed(1)
+
+    def pairs(n=8):  # reddish images with condition (1, 0), bluish ones with (0, 1)
+        red = torch.rand(n, 1, generator=g) < 0.5
+        base = torch.where(red[..., None, None], torch.tensor([0.7, 0.3, 0.2])[:, None, None],
+                           torch.tensor([0.2, 0.3, 0.7])[:, None, None])
+        img = (base + 0.1 * torch.rand(n, 3, 16, 16, generator=g)).clamp(0, 1)
+        return img, torch.cat([red, ~red], 1).float()
+
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.5, 0.99))
+    for _ in range(60):
+        real, c = pairs()
+        fake, cf = pairs()
+        loss = photo_critic_loss(d, real, fake.mean(1, keepdim=True).expand_as(fake), False, real_cond=c,
+                                 fake_cond=cf, wrong=(real, 1 - c))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    real, c = pairs(16)
+    with torch.no_grad():
+        gap = float(d(real, c)[0][-1].mean() - d(real, 1 - c)[0][-1].mean())
+    assert gap > 0.5, gap
+
+
+def test_the_matching_aware_hinge_loss_keeps_2_as_chance():
+    """With mismatched pairs the critic's fake side is the mean of the generated and the mismatched terms: a
+    critic that answers 0 everywhere scores 2, as without them."""
+    from refine.train.photos import photo_critic_loss
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, cond=None):
+            return [[torch.zeros(len(x), 1, 4, 4)]]
+
+    x = torch.rand(2, 3, 8, 8)
+    assert float(photo_critic_loss(Zero(), x, x, False)) == 2.0
+    assert float(photo_critic_loss(Zero(), x, x, False, real_cond=torch.zeros(2, 6), fake_cond=torch.zeros(2, 6),
+                                   wrong=(x, torch.ones(2, 6)))) == 2.0

@@ -300,6 +300,13 @@ class StillPhotoConfig:
     crops (as before 2026-12-03). Why: a frame a few steps from the photo is mostly the photo re-rendered, so
     a whole-frame critic learns little (hinge 1.96 -> 1.54 at best) and its gradient reaches the generated
     strips, where flights over photos go wrong, only diluted."""
+    critic_condition: bool = False
+    """A conditional photo critic (refine/train/photos.py `PhotoSource.colour_condition`): it sees with every image
+    the colour statistics (RGB mean and spread of the ground) of the photo it belongs to (a generated frame: the
+    photo its flight started from), and real crops paired with another photo's statistics, or under a random
+    colour change with their own, count as fakes (matching-aware; `PhotoSource.mismatched`). Why: an unconditional critic accepts any photo's colours, and the refiner answered it with
+    colour casts (2026-12-03: hf 0.89 but dE 13.6 against 7.0 over the real photos). A checkpoint's critic of
+    the other kind is not loaded: the run starts a new one."""
     depth_weights: str | None = None
     """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
 

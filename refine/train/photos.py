@@ -13,7 +13,9 @@ ground depth = 10 units, the refiner is scale-invariant) and an assumed field of
   real photos (InfiniteNature-Zero's adversarial loss over long paths, with its progressive trajectory
   growth: `forward_frames_max`, `grow_from`, `grow_steps`).
 Every generated frame of a photo step is judged by a critic of its own (RGB only: photos have no
-true depth) against real photo crops.
+true depth) against real photo crops; with `critic_condition` the critic is told which photo a frame
+should look like (the colour statistics of that photo's ground), and real crops paired with another
+photo's statistics count as fakes, so a colour cast away from the photo is what tells a fake.
 
 Photo steps are mixed with flight steps (refine/train/trainer.py): one photo step every `every`
 steps, so depth and geometry stay anchored by the procedural ground truth.
@@ -50,17 +52,54 @@ class PhotoSource:
         self.cfg, self.W, self.H, self.device = cfg, width, height, device
         self.photos = load_photos(cfg.folder, device, max_side=max(512, 2 * max(width, height)))
         self.depth = LearnedDepthModel.load(cfg.depth_weights or DEFAULT_DEPTH_WEIGHTS, device)
+        self._conditions: dict[int, Tensor] = {}
 
-    def crops(self, n: int, gen: torch.Generator) -> Tensor:
-        """n random crops (random scale and aspect 1:1 at W x H, random flip): rgb [n, 3, H, W] in [0, 1]."""
+    def crops(self, n: int, gen: torch.Generator) -> tuple[Tensor, list[int]]:
+        """n random crops (random scale and aspect 1:1 at W x H, random flip): (rgb [n, 3, H, W] in [0, 1], the
+        index of each crop's photo)."""
         from refine.train.depth import random_crops
 
-        out = []
+        out, which = [], []
         for _ in range(n):
-            img = self.photos[int(torch.randint(len(self.photos), (1,), generator=gen))]
+            which.append(int(torch.randint(len(self.photos), (1,), generator=gen)))
+            img = self.photos[which[-1]]
             r, _ = random_crops(img[None], torch.ones_like(img[None, :1]), (self.W, self.H), gen, self.cfg.min_crop)
             out.append(r[0])
-        return torch.stack(out)
+        return torch.stack(out), which
+
+    @torch.no_grad()
+    def colour_condition(self, which: list[int]) -> Tensor:
+        """The photo critic's condition [n, 6] for photos `which`: the per-channel RGB mean and standard deviation
+        of each whole photo's ground (not the depth network's sky), as (mean - 0.5) * 4 and std * 8 (about unit
+        scale). Computed once per photo."""
+        for i in set(which) - self._conditions.keys():
+            img = self.photos[i]  # [3, h, w]
+            g = (~self.depth(img.permute(1, 2, 0))[1]).float()
+            g = g if float(g.sum()) >= 16 else torch.ones_like(g)  # (all sky: the whole photo)
+            px = img.reshape(3, -1)[:, g.reshape(-1) > 0]
+            self._conditions[i] = torch.cat([(px.mean(1) - 0.5) * 4, px.std(1) * 8])
+        return torch.stack([self._conditions[i] for i in which])
+
+    def other_photos(self, which: list[int], gen: torch.Generator) -> list[int]:
+        """For each index of `which` a random other photo's index (the same one when there is only one photo)."""
+        n = len(self.photos)
+        if n < 2:
+            return list(which)
+        return [(i + 1 + int(torch.randint(n - 1, (1,), generator=gen))) % n for i in which]
+
+    def mismatched(self, crops: Tensor, which: list[int], gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The conditional critic's mismatched pairs of real crops [n, 3, H, W] of photos `which`: (images
+        [n, 3, H, W], conditions [n, 6]); the first half (rounded up) are the crops with other photos'
+        conditions, the rest the crops under a random colour change (refine/train/data.py colour_remap at its
+        default strength: hue +-45 degrees, saturation, white balance, gamma) with their own photo's."""
+        from refine.train.config import ColourJitterConfig
+        from refine.train.data import colour_remap
+
+        half = (len(which) + 1) // 2
+        jitter = ColourJitterConfig(share=1.0)
+        changed = [colour_remap(c.permute(1, 2, 0), jitter, gen)[0].permute(2, 0, 1) for c in crops[half:]]
+        images = torch.cat([crops[:half], *[c[None] for c in changed]])
+        return images, self.colour_condition(self.other_photos(which[:half], gen) + list(which[half:]))
 
     @torch.no_grad()
     def ground(self, rgb: Tensor) -> Tensor:
@@ -88,7 +127,7 @@ class PhotoSource:
 
         cfg = self.cfg
         L = cfg.cycle_frames if kind == "cycle" else cfg.forward_frames_at(step)
-        photos = self.crops(cfg.batch, gen)
+        photos, which = self.crops(cfg.batch, gen)
         rgb, depth, c2w, K = [], [], [], []
         for i in range(cfg.batch):
             d, _ = self.frame0(photos[i])
@@ -108,20 +147,22 @@ class PhotoSource:
             rgb.append(photos[i].permute(1, 2, 0)[None].expand(L, -1, -1, -1))
             depth.append(d[None].expand(L, -1, -1))
         batch = ClipBatch(torch.stack(rgb), torch.stack(depth), torch.stack(c2w), torch.stack(K),
-                          [{"photo_clip": kind} for _ in range(cfg.batch)])
+                          [{"photo_clip": kind, "photo": i} for i in which])
         return batch, photos
 
 
-def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoConfig, autocast: bool
-                     ) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
+def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoConfig, autocast: bool,
+                     cond: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]:
     """The generator's loss of one photo step: (loss, terms, fake images [N, 3, H, W] for the critic, and
     their patch weights [N, 1, H, W]: what the refiner generated, not sky, with `critic_generated`, else None).
 
-    `results` are the unroll's supervised steps (refine/train/unroll.py); `photos` [B, 3, H, W]."""
+    `results` are the unroll's supervised steps (refine/train/unroll.py); `photos` [B, 3, H, W]; `cond`
+    [B, K] the conditional critic's condition of each clip's photo (None: an unconditional critic)."""
     from refine.losses import band_energy_l1, colour_moments_l1, feature_matching_loss, g_hinge_loss, laplacian_l1
 
     fake = torch.cat([r.out.rgb for r in results])
     source = photos.repeat(len(results), 1, 1, 1)  # fake is step-major: step t holds clips 0..B-1
+    fake_cond = None if cond is None else cond.repeat(len(results), 1)
     dev = photos.device
     for p in disc.parameters():
         p.requires_grad_(False)
@@ -132,7 +173,7 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
     fake_weight = gen.detach().reshape(len(gen), 1, *gen.shape[-2:]) if cfg.critic_generated else None
     if cfg.adversarial > 0:  # (0: photo steps of image statistics only; the critic is not run)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
-            terms["photo_adversarial"] = g_hinge_loss(disc(fake), fake_weight)
+            terms["photo_adversarial"] = g_hinge_loss(disc(fake, fake_cond), fake_weight)
             loss = loss + cfg.adversarial * terms["photo_adversarial"]
     # Image statistics every generated frame shares with its photo (float32, outside autocast): the
     # Lab mean and spread, and the amount of detail per band.
@@ -152,7 +193,7 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
             terms["photo_laplacian"] = laplacian_l1(back, photos)
             loss = loss + cfg.reconstruction * (terms["photo_l1"] + terms["photo_laplacian"])
             if cfg.feature_matching > 0:
-                terms["photo_fm"] = feature_matching_loss(disc(back), disc(photos))
+                terms["photo_fm"] = feature_matching_loss(disc(back, cond), disc(photos, cond))
                 loss = loss + cfg.feature_matching * terms["photo_fm"]
     for p in disc.parameters():
         p.requires_grad_(True)
@@ -160,12 +201,22 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
 
 
 def photo_critic_loss(disc, real: Tensor, fake: Tensor, autocast: bool, real_weight: Tensor | None = None,
-                      fake_weight: Tensor | None = None) -> Tensor:
+                      fake_weight: Tensor | None = None, real_cond: Tensor | None = None,
+                      fake_cond: Tensor | None = None, wrong: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Hinge loss of the photo critic: real photo crops [N, 3, H, W] against generated frames [M, 3, h, w]
-    (resized to the crops' size); optional patch weights [N | M, 1, H, W] (refine/losses.py patch_mean)."""
+    (resized to the crops' size); optional patch weights [N | M, 1, H, W] (refine/losses.py patch_mean).
+
+    A conditional critic takes each image's condition, real_cond [N, K] and fake_cond [M, K]; `wrong`
+    (images [N, 3, H, W] with conditions [N, K] that do not match them, `PhotoSource.mismatched`; weighted
+    as the real crops) are fakes too (a matching-aware critic), and the fake side is then the mean of the
+    generated frames' and the mismatched pairs' terms (so 2 is still chance)."""
     from refine.losses import d_hinge_loss
 
     if fake.shape[-2:] != real.shape[-2:]:
         fake = F.interpolate(fake, size=real.shape[-2:], mode="bilinear", align_corners=False)
     with torch.autocast(device_type=real.device.type, dtype=torch.bfloat16, enabled=autocast):
-        return d_hinge_loss(disc(real), disc(fake), real_weight, fake_weight)
+        d_real = disc(real, real_cond)
+        loss = d_hinge_loss(d_real, disc(fake, fake_cond), real_weight, fake_weight)
+        if wrong is None:
+            return loss
+        return 0.5 * (loss + d_hinge_loss(d_real, disc(*wrong), real_weight, real_weight))

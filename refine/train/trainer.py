@@ -175,7 +175,8 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             raise ValueError(f"--init {cfg.init} holds a network of another shape ({init_net.config})")
         net.load_state_dict(init_net.state_dict())
     # the still-photo steps' critic (RGB only, and the RGB's detail: StillPhotoConfig.critic_detail)
-    disc_photo = MultiScaleDiscriminator(in_channels=3, detail_gain=cfg.photos.critic_detail).to(dev)
+    disc_photo = MultiScaleDiscriminator(in_channels=3, detail_gain=cfg.photos.critic_detail,
+                                         cond_channels=6 if cfg.photos.critic_condition else 0).to(dev)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
     opt_dp = torch.optim.Adam(disc_photo.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
@@ -206,7 +207,8 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
         if same_critic:
             disc_photo.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["disc_photo"].items()})
         elif blob.get("disc_photo") is not None and dd.rank == 0:
-            print("photo critic: the checkpoint's sees other inputs (--photos.critic-detail); starting a new one", flush=True)
+            print("photo critic: the checkpoint's sees other inputs (--photos.critic-detail, --photos.critic-condition); "
+                  "starting a new one", flush=True)
         # A checkpoint cut down to travel may lack the optimiser moments: new ones, with a short warm-up.
         for opt, key in ((opt_g, "opt_g"), (opt_d, "opt_d"), (opt_dp, "opt_dp")):
             if blob.get(key) is not None and (key != "opt_dp" or same_critic):
@@ -319,7 +321,8 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             results = unroll(net, clips, modes, warm, steps_, renderer, cfg.refiner, autocast=cuda,
                              grad_through_world=cfg.unroll.grad_through_world, probe=probe)
             t0 = tick("unroll", t0)
-            loss, terms, fake, fake_weight = photo_step_terms(results, photos, disc_photo, kind, P, cuda)
+            cond = photo_src.colour_condition([c["photo"] for c in clips.info]) if P.critic_condition else None
+            loss, terms, fake, fake_weight = photo_step_terms(results, photos, disc_photo, kind, P, cuda, cond)
             critic, critic_params, real = disc_photo, list(disc_photo.parameters()), None
         elif replay is not None:  # ---- a replay step: a batch of stored generator steps (refine/train/replay.py)
             if step % cfg.replay.refill_every == 0 and not rebuilt:
@@ -364,9 +367,15 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             key, opt_c, updates = ("photo_disc", opt_dp, P.critic_steps) if photo else ("disc", opt_d, 1)
             for _ in range(updates):
                 if photo:
-                    crops = photo_src.crops(min(len(fake), 2 * P.batch), gen)
+                    crops, which = photo_src.crops(min(len(fake), 2 * P.batch), gen)
+                    conds = {}
+                    if P.critic_condition:  # (fake is step-major: step t holds clips 0..B-1)
+                        conds = {"real_cond": photo_src.colour_condition(which),
+                                 "fake_cond": cond.repeat(len(fake) // len(cond), 1),
+                                 "wrong": photo_src.mismatched(crops, which, gen)}
                     d_loss = photo_critic_loss(critic, crops, fake, cuda,
-                                               photo_src.ground(crops) if P.critic_generated else None, fake_weight)
+                                               photo_src.ground(crops) if P.critic_generated else None, fake_weight,
+                                               **conds)
                 else:
                     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
                         d_loss = d_hinge_loss(critic(real.detach()), critic(fake.detach()))
