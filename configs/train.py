@@ -176,7 +176,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "Otherwise the train-refiner-h200-photo-critic run (from refine/weights/refiner.pt, step 4957; one photo step "
         "in two, 4 critic updates each, forward flights growing 12 -> 40 frames over 400 steps). Why: that run's "
         "unconditional critic accepted any photo's colours and the refiner answered it with casts (dE 13.6 against "
-        "7.0 over the real photos).",
+        "7.0 over the real photos). Ran 4,957 -> 5,510 on one H200 (2026-12-03, eighth session): the critic learned more "
+        "slowly (hinge 1.93 -> 1.60), the casts went (dE 6.5) but detail at frame 300 fell (hf 0.77 against 0.875) and "
+        "a brown-orange band with a bright lip grew along the generated horizon on 9 of 14 photos; not kept (refiner.json, "
+        "not_shipped).",
         dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
                             photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
                                                     critic_condition=True, forward_frames_max=40, grow_from=4957,
