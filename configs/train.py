@@ -45,6 +45,11 @@ _H200_FIDELITY = dataclasses.replace(
     loss=LossConfig(mse=10.0, neg_psnr=0.01, detail=0.0, colour=0.0, adversarial=0.0, feature_matching=0.0,
                     gan_start=10**9))
 
+# the still-photo runs of 2026-12-03 from `learned` (step 4957), composed as shipped: one photo step in two
+_PHOTO_CRITIC = dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
+                                    photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
+                                                            forward_frames_max=40, grow_from=4957, grow_steps=400))
+
 _DEPTH_H200 = DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, device="cuda", standing_trees=0.0,
                                data=DataConfig(flights=32, frames=16, flights_per_world=4, refresh_every=25,
                                                refresh_flights=1, seed_start=500_000))
@@ -165,9 +170,7 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "one H200 (2026-12-03, seventh session): the critic left chance (hinge 1.88 -> 1.31), and over the 14 real "
         "photos the refiner answered with texture and colour drift (hf median 0.89, dE 13.6 against step 4957's 0.875 "
         "/ 7.0); not kept (refiner.json, not_shipped).",
-        dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
-                            photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
-                                                    forward_frames_max=40, grow_from=4957, grow_steps=400)),
+        _PHOTO_CRITIC,
     ),
     "train-refiner-h200-photo-cond": Preset(
         "The photo critic of generated ground made conditional (StillPhotoConfig.critic_condition): it sees each "
@@ -180,10 +183,7 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "slowly (hinge 1.93 -> 1.60), the casts went (dE 6.5) but detail at frame 300 fell (hf 0.77 against 0.875) and "
         "a brown-orange band with a bright lip grew along the generated horizon on 9 of 14 photos; not kept (refiner.json, "
         "not_shipped).",
-        dataclasses.replace(_H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.3, texture=1.0),
-                            photos=StillPhotoConfig(every=2, critic_steps=4, critic_generated=True,
-                                                    critic_condition=True, forward_frames_max=40, grow_from=4957,
-                                                    grow_steps=400)),
+        dataclasses.replace(_PHOTO_CRITIC, photos=dataclasses.replace(_PHOTO_CRITIC.photos, critic_condition=True)),
     ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
