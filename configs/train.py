@@ -185,6 +185,15 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "not_shipped).",
         dataclasses.replace(_PHOTO_CRITIC, photos=dataclasses.replace(_PHOTO_CRITIC.photos, critic_condition=True)),
     ),
+    "train-refiner-h200-photo-cond-detail": Preset(
+        "The conditional photo critic also given real crops poor in detail as fakes (StillPhotoConfig.critic_degraded: "
+        "blurred, or upsampled from a quarter of their size), so that it judges colour against the photo and detail "
+        "alike; otherwise train-refiner-h200-photo-cond. Why: that run's critic judged colour and hardly detail "
+        "(blurred crops scored as the photo), and the refiner kept less detail (hf 0.77 against 0.875). Not run yet "
+        "(2026-12-03).",
+        dataclasses.replace(_PHOTO_CRITIC, photos=dataclasses.replace(_PHOTO_CRITIC.photos, critic_condition=True,
+                                                                      critic_degraded=True)),
+    ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
         "process and step; 0.3 steps/s per process on 2 x H200).",

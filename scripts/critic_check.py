@@ -30,13 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from refine.losses import MultiScaleDiscriminator, d_hinge_loss  # noqa: E402
 from refine.train.config import StillPhotoConfig  # noqa: E402
 from refine.train.photos import PhotoSource, photo_critic_loss  # noqa: E402
+from worldgen.core.anchor import detail_layer  # noqa: E402
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W] -> the same, 5x5 box blur twice (replicate padding)."""
-    for _ in range(2):
-        x = F.avg_pool2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
-    return x
+    """[B, 3, H, W] -> the same, 5x5 box blur twice (replicate padding: worldgen.core.anchor.detail_layer's blur)."""
+    return x - detail_layer(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 def main() -> None:

@@ -457,7 +457,8 @@ def test_a_photo_critic_on_generated_ground_trains_and_logs(tmp_path):
 def test_a_conditional_photo_critic_trains_and_its_pairs_are_what_they_claim(tmp_path):
     """critic_condition: each photo's condition is its ground's RGB mean and spread (scaled); mismatched pairs are
     crops with another photo's condition (first half) or recoloured crops with their own (rest); a photo run
-    with it trains, stays finite and saves a critic that sees RGB, its detail and the 6 condition channels."""
+    with it (and crops poor in detail as fakes) trains, stays finite and saves a critic that sees RGB, its detail and
+    the 6 condition channels."""
     from configs.train import TRAIN_PRESETS
     from refine.train.config import StillPhotoConfig
     from refine.train.photos import PhotoSource
@@ -484,7 +485,8 @@ def test_a_conditional_photo_critic_trains_and_its_pairs_are_what_they_claim(tmp
 
     base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4)
     base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos), critic_steps=2,
-                                                                critic_generated=True, critic_condition=True))
+                                                                critic_generated=True, critic_condition=True,
+                                                                critic_degraded=True))
     assert train(base)["steps_done"] == 4
     hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     photo = [h for h in hist if "photo_disc" in h]

@@ -182,3 +182,31 @@ def test_the_matching_aware_hinge_loss_keeps_2_as_chance():
     assert float(photo_critic_loss(Zero(), x, x, False)) == 2.0
     assert float(photo_critic_loss(Zero(), x, x, False, real_cond=torch.zeros(2, 6), fake_cond=torch.zeros(2, 6),
                                    wrong=(x, torch.ones(2, 6)))) == 2.0
+
+
+def test_real_crops_made_poor_in_detail_are_extra_fakes_weighted_as_the_crops():
+    """PhotoSource.degraded (StillPhotoConfig.critic_degraded): each crop blurred or upsampled from a quarter of its
+    size (less detail, the same mean colour); photo_critic_loss takes several groups of such fakes, each weighted
+    as the real crops, and an unconditional critic takes them without conditions."""
+    from refine.train.photos import PhotoSource, photo_critic_loss
+    from worldgen.core.anchor import detail_layer
+
+    g = torch.Generator().manual_seed(0)
+    crops = torch.rand(6, 3, 32, 32, generator=g)
+    poor = PhotoSource.degraded(crops, g)
+    detail = lambda x: detail_layer(x.permute(0, 2, 3, 1)).abs().mean(dim=(1, 2, 3))  # noqa: E731
+    assert poor.shape == crops.shape and bool((detail(poor) < 0.5 * detail(crops)).all())
+    assert torch.allclose(poor.mean(dim=(2, 3)), crops.mean(dim=(2, 3)), atol=0.02)
+
+    class Left(torch.nn.Module):  # logit = +5 on the left half of every image, 0 on the right
+        def forward(self, x, cond=None):
+            out = torch.zeros(len(x), 1, 4, 4)
+            out[..., :2] = 5.0
+            return [[out]]
+
+    right = torch.zeros(6, 1, 32, 32)
+    right[..., 16:] = 1.0  # only the right halves count
+    x = crops
+    two_groups = (torch.cat([x, poor]), None)
+    loss = photo_critic_loss(Left(), x, x, False, right, right, wrong=two_groups)
+    assert float(loss) == 2.0  # every counted patch answers 0

@@ -307,6 +307,12 @@ class StillPhotoConfig:
     colour change with their own, count as fakes (matching-aware; `PhotoSource.mismatched`). Why: an unconditional critic accepts any photo's colours, and the refiner answered it with
     colour casts (2026-12-03: hf 0.89 but dE 13.6 against 7.0 over the real photos). A checkpoint's critic of
     the other kind is not loaded: the run starts a new one."""
+    critic_degraded: bool = False
+    """Real crops made poor in detail (blurred, or upsampled from a quarter of their size: `PhotoSource.degraded`)
+    count as fakes too, with their own photo's statistics under `critic_condition`. Why: each photo critic learned
+    the easiest tell it was given -- the unconditional one detail and hardly colour, the conditional one of
+    2026-12-03 (step 5510) colour and hardly detail (blurred crops 0.01 against the photo's 0.05), and the
+    refiner then kept less detail (hf 0.77 against 0.875)."""
     depth_weights: str | None = None
     """Depth network for the photos (default: the shipped refine/weights/depth.pt)."""
 

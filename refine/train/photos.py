@@ -101,6 +101,19 @@ class PhotoSource:
         images = torch.cat([crops[:half], *[c[None] for c in changed]])
         return images, self.colour_condition(self.other_photos(which[:half], gen) + list(which[half:]))
 
+    @staticmethod
+    def degraded(crops: Tensor, gen: torch.Generator) -> Tensor:
+        """Real crops [n, 3, H, W] made poor in detail, as the critic's extra fakes (`critic_degraded`): each, by a
+        coin from `gen`, blurred (5x5 box twice: worldgen.core.anchor.detail_layer's blur) or upsampled
+        (bilinear) from a quarter of its size (area). Returns [n, 3, H, W]."""
+        from worldgen.core.anchor import detail_layer
+
+        blurred = crops - detail_layer(crops.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        small = F.interpolate(crops, scale_factor=0.25, mode="area")
+        upsampled = F.interpolate(small, size=crops.shape[-2:], mode="bilinear", align_corners=False)
+        coin = torch.rand(len(crops), generator=gen).to(crops.device) < 0.5
+        return torch.where(coin[:, None, None, None], blurred, upsampled)
+
     @torch.no_grad()
     def ground(self, rgb: Tensor) -> Tensor:
         """Not-sky weights [n, 1, H, W] (float 0 / 1; the depth network's sky) of crops rgb [n, 3, H, W]."""
@@ -202,14 +215,15 @@ def photo_step_terms(results, photos: Tensor, disc, kind: str, cfg: StillPhotoCo
 
 def photo_critic_loss(disc, real: Tensor, fake: Tensor, autocast: bool, real_weight: Tensor | None = None,
                       fake_weight: Tensor | None = None, real_cond: Tensor | None = None,
-                      fake_cond: Tensor | None = None, wrong: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                      fake_cond: Tensor | None = None, wrong: tuple[Tensor, Tensor | None] | None = None) -> Tensor:
     """Hinge loss of the photo critic: real photo crops [N, 3, H, W] against generated frames [M, 3, h, w]
     (resized to the crops' size); optional patch weights [N | M, 1, H, W] (refine/losses.py patch_mean).
 
-    A conditional critic takes each image's condition, real_cond [N, K] and fake_cond [M, K]; `wrong`
-    (images [N, 3, H, W] with conditions [N, K] that do not match them, `PhotoSource.mismatched`; weighted
-    as the real crops) are fakes too (a matching-aware critic), and the fake side is then the mean of the
-    generated frames' and the mismatched pairs' terms (so 2 is still chance)."""
+    A conditional critic takes each image's condition, real_cond [N, K] and fake_cond [M, K]. `wrong` are real
+    crops made fakes: images [k N, 3, H, W] with their conditions [k N, K] (None for an unconditional critic) --
+    pairs that do not match (`PhotoSource.mismatched`) and crops poor in detail (`PhotoSource.degraded`), each
+    group in the real crops' order, weighted as them; the fake side is then the mean of the generated
+    frames' and these terms (so 2 is still chance)."""
     from refine.losses import d_hinge_loss
 
     if fake.shape[-2:] != real.shape[-2:]:
@@ -219,4 +233,5 @@ def photo_critic_loss(disc, real: Tensor, fake: Tensor, autocast: bool, real_wei
         loss = d_hinge_loss(d_real, disc(fake, fake_cond), real_weight, fake_weight)
         if wrong is None:
             return loss
-        return 0.5 * (loss + d_hinge_loss(d_real, disc(*wrong), real_weight, real_weight))
+        w = None if real_weight is None else real_weight.repeat(len(wrong[0]) // len(real), 1, 1, 1)
+        return 0.5 * (loss + d_hinge_loss(d_real, disc(*wrong), real_weight, w))
