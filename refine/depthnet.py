@@ -50,10 +50,16 @@ class LearnedDepthModel:
 
     @torch.no_grad()
     def __call__(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
-        x = rgb.to(self.device).permute(2, 0, 1)[None].float()
+        log_depth, sky = self.batch(rgb.permute(2, 0, 1)[None])
+        return log_depth[0], sky[0]
+
+    @torch.no_grad()
+    def batch(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
+        """A batch at once: rgb [B, 3, H, W] in [0, 1] -> (log-depth [B, H, W] float32, sky [B, H, W] bool)."""
+        x = rgb.to(self.device).float()
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             log_depth, sky_logit = predict(self.net, x)
-        return log_depth[0].float(), sky_logit[0] > 0
+        return log_depth.float(), sky_logit > 0
 
 
 def save_depth_weights(path: str | Path, net: DepthNet, meta: dict | None = None, half: bool = True) -> None:

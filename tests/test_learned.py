@@ -476,6 +476,8 @@ def test_a_conditional_photo_critic_trains_and_its_pairs_are_what_they_claim(tmp
     gen = torch.Generator().manual_seed(0)
     crops, which = src.crops(4, gen)
     assert crops.shape == (4, 3, 24, 32) and len(which) == 4
+    one_by_one = torch.stack([(~src.depth(c.permute(1, 2, 0))[1]).float()[None] for c in crops])
+    assert torch.equal(src.ground(crops), one_by_one)  # the crops' ground, run as one batch
     others = src.other_photos(which, torch.Generator().manual_seed(1))
     assert all(o != w for o, w in zip(others, which))
     images, wrong = src.mismatched(crops, which, gen)

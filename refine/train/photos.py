@@ -116,8 +116,8 @@ class PhotoSource:
 
     @torch.no_grad()
     def ground(self, rgb: Tensor) -> Tensor:
-        """Not-sky weights [n, 1, H, W] (float 0 / 1; the depth network's sky) of crops rgb [n, 3, H, W]."""
-        return torch.stack([(~self.depth(x.permute(1, 2, 0))[1]).float()[None] for x in rgb])
+        """Not-sky weights [n, 1, H, W] (float 0 / 1; the depth network's sky) of crops rgb [n, 3, H, W] (one batch)."""
+        return (~self.depth.batch(rgb)[1]).float()[:, None]
 
     @torch.no_grad()
     def frame0(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
