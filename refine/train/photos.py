@@ -101,6 +101,26 @@ class PhotoSource:
         images = torch.cat([crops[:half], *[c[None] for c in changed]])
         return images, self.colour_condition(self.other_photos(which[:half], gen) + list(which[half:]))
 
+    def critic_reals(self, n: int, gen: torch.Generator, n_fake: int, cond: Tensor | None) -> tuple[Tensor, dict]:
+        """One photo-critic update's real side: n fresh crops [n, 3, H, W] and `photo_critic_loss`'s keyword
+        arguments for them, as StillPhotoConfig asks: real_weight (their ground, `critic_generated`), real_cond
+        and fake_cond (`critic_condition`; the step's clips' conditions `cond` [B, K] repeated for its n_fake
+        step-major frames) and `wrong` (mismatched pairs, `critic_condition`; crops poor in detail,
+        `critic_degraded`)."""
+        cfg = self.cfg
+        crops, which = self.crops(n, gen)
+        kw: dict = {"real_weight": self.ground(crops) if cfg.critic_generated else None}
+        wrong = []  # real crops made fakes: (images, their conditions or None)
+        if cfg.critic_condition:
+            kw["real_cond"], kw["fake_cond"] = self.colour_condition(which), cond.repeat(n_fake // len(cond), 1)
+            wrong.append(self.mismatched(crops, which, gen))
+        if cfg.critic_degraded:
+            wrong.append((self.degraded(crops, gen), kw.get("real_cond")))
+        if wrong:
+            kw["wrong"] = (torch.cat([w[0] for w in wrong]),
+                           None if wrong[0][1] is None else torch.cat([w[1] for w in wrong]))
+        return crops, kw
+
     @staticmethod
     def degraded(crops: Tensor, gen: torch.Generator) -> Tensor:
         """Real crops [n, 3, H, W] made poor in detail, as the critic's extra fakes (`critic_degraded`): each, by a

@@ -367,20 +367,8 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             key, opt_c, updates = ("photo_disc", opt_dp, P.critic_steps) if photo else ("disc", opt_d, 1)
             for _ in range(updates):
                 if photo:
-                    crops, which = photo_src.crops(min(len(fake), 2 * P.batch), gen)
-                    conds, wrong = {}, []  # wrong: real crops made fakes, (images, their conditions or None)
-                    if P.critic_condition:  # (fake is step-major: step t holds clips 0..B-1)
-                        conds = {"real_cond": photo_src.colour_condition(which),
-                                 "fake_cond": cond.repeat(len(fake) // len(cond), 1)}
-                        wrong.append(photo_src.mismatched(crops, which, gen))
-                    if P.critic_degraded:
-                        wrong.append((photo_src.degraded(crops, gen), conds.get("real_cond")))
-                    if wrong:
-                        conds["wrong"] = (torch.cat([w[0] for w in wrong]),
-                                          None if wrong[0][1] is None else torch.cat([w[1] for w in wrong]))
-                    d_loss = photo_critic_loss(critic, crops, fake, cuda,
-                                               photo_src.ground(crops) if P.critic_generated else None, fake_weight,
-                                               **conds)
+                    crops, reals = photo_src.critic_reals(min(len(fake), 2 * P.batch), gen, len(fake), cond)
+                    d_loss = photo_critic_loss(critic, crops, fake, cuda, fake_weight=fake_weight, **reals)
                 else:
                     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cuda):
                         d_loss = d_hinge_loss(critic(real.detach()), critic(fake.detach()))
