@@ -11,8 +11,7 @@ detail channels) with the hinge loss on random crops of ../shared/data/photos ag
 the held-out crops with colour changes (casts, exposure, saturation, grey) beside photo and blur: does it judge
 colour or only detail? `--condition` trains the conditional critic (StillPhotoConfig.critic_condition: each
 image with its photo's colour statistics, and real crops with another photo's statistics or a colour change as
-extra fakes,
-refine/train/photos.py photo_critic_loss) and measures every variant with its own photo's statistics.
+extra fakes: refine/train/photos.py photo_critic_loss) and measures every variant with its own photo's statistics.
 """
 
 from __future__ import annotations

@@ -304,9 +304,10 @@ class StillPhotoConfig:
     """A conditional photo critic (refine/train/photos.py `PhotoSource.colour_condition`): it sees with every image
     the colour statistics (RGB mean and spread of the ground) of the photo it belongs to (a generated frame: the
     photo its flight started from), and real crops paired with another photo's statistics, or under a random
-    colour change with their own, count as fakes (matching-aware; `PhotoSource.mismatched`). Why: an unconditional critic accepts any photo's colours, and the refiner answered it with
-    colour casts (2026-12-03: hf 0.89 but dE 13.6 against 7.0 over the real photos). A checkpoint's critic of
-    the other kind is not loaded: the run starts a new one."""
+    colour change with their own, count as fakes (matching-aware; `PhotoSource.mismatched`). Why: an
+    unconditional critic accepts any photo's colours, and the refiner answered it with colour casts (2026-12-03:
+    hf 0.89 but dE 13.6 against 7.0 over the real photos). A checkpoint's critic of the other kind is not
+    loaded: the run starts a new one."""
     critic_degraded: bool = False
     """Real crops made poor in detail (blurred, or upsampled from a quarter of their size: `PhotoSource.degraded`)
     count as fakes too, with their own photo's statistics under `critic_condition`. Why: each photo critic learned

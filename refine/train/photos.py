@@ -15,7 +15,8 @@ ground depth = 10 units, the refiner is scale-invariant) and an assumed field of
 Every generated frame of a photo step is judged by a critic of its own (RGB only: photos have no
 true depth) against real photo crops; with `critic_condition` the critic is told which photo a frame
 should look like (the colour statistics of that photo's ground), and real crops paired with another
-photo's statistics count as fakes, so a colour cast away from the photo is what tells a fake.
+photo's statistics, or recoloured, count as fakes, so a colour cast away from the photo is what tells a
+fake; with `critic_degraded` real crops blurred or upsampled count as fakes too.
 
 Photo steps are mixed with flight steps (refine/train/trainer.py): one photo step every `every`
 steps, so depth and geometry stay anchored by the procedural ground truth.
