@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/depth_sheet.py [--photos ../shared/data/real] [--out docs/depth_real.jpg]
     .venv/bin/python scripts/depth_sheet.py --models learned runs/x/depth.pt prior --out /tmp/cmp.png  (weights side by side)
+    .venv/bin/python scripts/depth_sheet.py --models learned@0 learned --out /tmp/sky.jpg  (MODEL@G: sky grown to logit G)
 
 Every image of the folder goes through `first_frame` exactly as `worldgen fly PHOTO --fov 90` would
 (working size: longer side `--side`), once with `--depth-model learned` and once with `--depth-model
@@ -28,14 +29,20 @@ from worldgen.pipeline.sources import first_frame  # noqa: E402
 EXTS = (".jpg", ".jpeg", ".png", ".webp")
 
 
+def photo_config(model: str, fov: float) -> PhotoConfig:
+    """PhotoConfig of a --models entry: a depth model, or MODEL@G (the learned network's sky grown to logit G)."""
+    name, _, grow = model.partition("@")
+    return PhotoConfig(depth_model=name, fov=fov, **({"sky_grow": float(grow)} if grow else {}))
+
+
 def triplet(path: Path, side: int, thumb: int, fov: float, models: list[str]) -> np.ndarray:
     """uint8 [h + 18, (1 + len(models)) w + gaps, 3]: photo | one disparity per depth model, labelled."""
     cpu = torch.device("cpu")
-    frames = {m: first_frame(str(path), PhotoConfig(depth_model=m, fov=fov), "auto", cpu, side) for m in models}
+    frames = {m: first_frame(str(path), photo_config(m, fov), "auto", cpu, side) for m in models}
     photo = thumbnail(to_uint8(frames[models[0]].rgb), thumb)
     maps = [thumbnail(disparity_colors(frames[m].depth), thumb) for m in models]
     name = path.stem.replace("polyhaven_", "").replace("humus_", "")[:24]
-    labels = [Path(m).stem if m.endswith(".pt") else m for m in models]
+    labels = [Path(m).stem + m[len(m.partition("@")[0]):] if ".pt" in m else m for m in models]
     return side_by_side([photo, *maps], labels=[name, *labels], gap=3)
 
 
@@ -48,7 +55,8 @@ def main() -> None:
     ap.add_argument("--fov", type=float, default=90.0, help="horizontal field of view of the photos (cube faces: 90)")
     ap.add_argument("--cols", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["learned", "prior"],
-                    help="depth models to show side by side (learned, prior, a weights FILE.pt, transformers:NAME)")
+                    help="depth models to show side by side (learned, prior, a weights FILE.pt, transformers:NAME; "
+                         "MODEL@G: the learned network with PhotoConfig.sky_grow G)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     paths = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in EXTS)

@@ -208,14 +208,17 @@ def evaluate_world(f: Path, learned, prior) -> dict:
     return {"climate": str(blob["climate"]), "rows": rows, "seconds": seconds}
 
 
-def evaluate(files: list[Path], weights: str | None) -> dict:
+def evaluate(files: list[Path], weights: str | None, sky_grow: float | None = None) -> dict:
     """Every backend on every cached frame: {"overall": {backend: summary}, "by_climate": {...}, ...}.
 
-    Each world's metrics are cached beside its frames (eval_<weights hash>/world_SEED.json)."""
+    sky_grow: the learned network's sky hysteresis (None: refine.depthnet.SKY_GROW, as a flight). Each world's
+    metrics are cached beside its frames (eval<version>_<weights hash>_sky<grow>/world_SEED.json)."""
+    from refine.depthnet import SKY_GROW
     from worldgen.pipeline.depth import LandscapePrior, LearnedDepth
 
-    learned, prior = LearnedDepth(weights), LandscapePrior()
-    cache = files[0].parent / f"eval{EVAL_VERSION}_{weights_tag(weights)}"
+    grow = SKY_GROW if sky_grow is None else sky_grow
+    learned, prior = LearnedDepth(weights, sky_grow=grow), LandscapePrior()
+    cache = files[0].parent / f"eval{EVAL_VERSION}_{weights_tag(weights)}_sky{grow:g}"
     cache.mkdir(exist_ok=True)
     worlds = []
     for k, f in enumerate(files):
@@ -267,6 +270,8 @@ def machine() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="runs/depth_eval", help="cache folder of the rendered eval set")
+    ap.add_argument("--sky-grow", type=float, default=None,
+                    help="the learned network's sky hysteresis (default refine.depthnet.SKY_GROW; 0: logit > 0 alone)")
     ap.add_argument("--worlds", type=int, default=100)
     ap.add_argument("--frames-per-world", type=int, default=5)
     ap.add_argument("--spacing", type=int, default=50, help="frames between the rendered frames of a flight")
@@ -299,7 +304,7 @@ def main() -> None:
                            render=not args.no_render, first=args.first if args.render_only else 0, kind=kind)
     if args.render_only:
         return
-    result = evaluate(files, args.weights)
+    result = evaluate(files, args.weights, args.sky_grow)
     result["eval_set"] = {"split": "eval", "seeds": [seeds("eval", args.worlds)[0], seeds("eval", args.worlds)[-1]],
                           "worlds": args.worlds, "frames_per_world": args.frames_per_world, "spacing": args.spacing,
                           "size": f"{W}x{H}", "render_quality": args.quality, "walks": args.walks,

@@ -69,7 +69,7 @@ def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
 
 
 def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str,
-        marks: list[int] | None = None, autopilot: dict | None = None):
+        marks: list[int] | None = None, autopilot: dict | None = None, sky_grow: float | None = None):
     from worldgen.commands.fly import FlyConfig, run
     from worldgen.core.metrics import colour_distance, horizon_bend, lab_stats, spectral_slope
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
@@ -96,7 +96,8 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
         if t in marks:
             kept[t] = (rgb.clamp(0, 1) * 255 + 0.5).byte().numpy()
 
-    photo_cfg = PhotoConfig(fov=fov) if depth_model is None else PhotoConfig(fov=fov, depth_model=depth_model)
+    photo_cfg = PhotoConfig(fov=fov, **({} if depth_model is None else {"depth_model": depth_model}),
+                            **({} if sky_grow is None else {"sky_grow": sky_grow}))
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
@@ -160,6 +161,9 @@ def main() -> None:
     ap.add_argument("--size", default="256x256")
     ap.add_argument("--fov", type=float, default=90.0)
     ap.add_argument("--depth-model", default=None)
+    ap.add_argument("--sky-grow", type=float, default=None,
+                    help="the learned depth network's sky hysteresis (PhotoConfig.sky_grow; 0: the mask before "
+                         "2026-12-03)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--sheet", default=None)
     ap.add_argument("--marks", type=int, nargs="+", default=None,
@@ -206,7 +210,7 @@ def main() -> None:
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
-            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device, a.marks, autopilot)
+            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device, a.marks, autopilot, a.sky_grow)
             marks = r.pop("marks")
             if a.frames_dir:
                 Path(a.frames_dir).mkdir(parents=True, exist_ok=True)

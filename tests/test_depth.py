@@ -68,6 +68,39 @@ def test_shipped_network_sees_sky_above_and_ground_receding_below(photo):
     assert float(depth[~sky].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-4)
 
 
+def test_sky_hysteresis_takes_unsure_sky_only_where_it_touches_sure_sky():
+    from refine.depthnet import SKY_GROW, sky_mask
+
+    logit = torch.full((2, 20, 30), -8.0)
+    logit[:, :4, :10] = 1.0  # sure sky
+    logit[:, :4, 10:] = -2.0  # cloud: unsure, touches the sure sky
+    logit[:, 10:14, 5:9] = -2.0  # unsure rock that touches no sure sky
+    logit[:, 4:6, :] = -3.5  # below the grow threshold: stops the growth
+    logit[1, :4, :10] = -1.0  # the second image has no sure sky at all
+    sky = sky_mask(logit, -3.0)
+    assert sky[0, :4].all() and int(sky[0].sum()) == 4 * 30  # the whole cloud joins, the rock stays out
+    assert not sky[1].any()  # nothing is sure: nothing grows (each image on its own)
+    assert torch.equal(sky_mask(logit, 0.0), logit > 0)  # grow 0: the plain mask
+    assert int(sky_mask(logit, -4.0)[0].sum()) == 6 * 30  # a lower grow reaches through the -3.5 rows
+    assert -4.0 < SKY_GROW < 0.0
+    with pytest.raises(ValueError, match="sky_grow must be <= 0"):
+        from refine.depthnet import LearnedDepthModel
+        LearnedDepthModel(DepthNet(RefinerNetConfig(widths=(4, 8), bottleneck_blocks=1, global_code=4)), sky_grow=0.5)
+
+
+def test_sky_grow_option_is_checked_and_reaches_the_network(photo, tmp_path, capsys):
+    with pytest.raises(UserInputError, match="sky.grow.*must be a finite logit <= 0"):
+        check(PhotoConfig(sky_grow=1.0))
+    loose = make_depth_estimator("learned", sky_grow=-30.0)  # every pixel connected to sure sky joins it
+    strict = make_depth_estimator("learned", sky_grow=0.0)
+    cam = Camera.from_fov(60.0, 64, 48)
+    rgb = load_image(photo)
+    assert int(loose(rgb, cam)[1].sum()) > int(strict(rgb, cam)[1].sum())
+    code, _, err = cli(["fly", str(photo), "--frames", "2", "--sky-grow", "0.5", "--out", str(tmp_path / "r")],
+                       capsys)
+    assert code != 0 and "--sky-grow must be a finite logit <= 0" in err and "Traceback" not in err
+
+
 def test_depth_model_specs(fresh_weights, tmp_path):
     assert isinstance(make_depth_estimator("prior"), LandscapePrior)
     learned = make_depth_estimator("learned")
@@ -493,3 +526,26 @@ def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
     code, _, err = cli(["train-depth", "--preset", "train-depth-tiny", "--out", str(tmp_path / "y"),
                         "--ground-order-weight", "1"], capsys)
     assert code not in (0, None) and len(err.strip().splitlines()) == 1 and "--photos" in err
+
+
+def test_clouds_paint_only_the_sky_from_scattered_to_overcast():
+    from refine.train.depth import DepthTrainConfig, clouds
+
+    B, H, W = 12, 48, 64
+    rgb = torch.zeros(B, 3, H, W)
+    rgb[:] = torch.tensor([0.4, 0.55, 0.85])[None, :, None, None]  # a clear blue sky ...
+    rgb[:, :, 30:] = torch.rand(B, 3, H - 30, W, generator=torch.Generator().manual_seed(0))  # ... over ground
+    depth = torch.full((B, 1, H, W), math.inf)
+    depth[:, :, 30:] = 5.0
+    out = clouds(rgb, depth, torch.Generator().manual_seed(4), prob=1.0)
+    assert out.shape == rgb.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+    assert torch.equal(out[:, :, 30:], rgb[:, :, 30:])  # the ground is untouched
+    sky = out[:, :, :30]
+    greyness = (sky.amax(1) - sky.amin(1)).mean(dim=(1, 2))  # a blue sky is far from grey, clouds are grey
+    assert float(greyness.max()) < 0.44 and float(greyness.min()) < 0.2 < float(greyness.max())  # light to overcast
+    assert float(sky.std(dim=(2, 3)).mean()) > 0.03  # structure, not a flat tint
+    assert torch.equal(clouds(rgb, depth, torch.Generator().manual_seed(4), prob=1.0), out)  # the generator decides
+    assert torch.equal(clouds(rgb, depth, torch.Generator().manual_seed(4), prob=0.0), rgb)
+    with pytest.raises(ValueError, match="clouds"):
+        DepthTrainConfig(clouds=1.5).validate()
+

@@ -188,3 +188,24 @@ def test_sky_writes_visit_every_texel_the_view_reaches():
         n_all = domes[2]._write(cam, rgb, mask, slice(0, domes[2].height), slice(0, domes[2].width))  # everything
         assert int(n_all) > 0 and int(n_window) == int(n_all) == int(n_box), (yaw, pitch, roll, fov)
         assert torch.equal(domes[0]._tex, domes[2]._tex) and torch.equal(domes[1]._tex, domes[2]._tex), (yaw, pitch, roll, fov)
+
+
+def test_grow_region_floods_connected_pixels_only_and_each_image_alone():
+    from worldgen.core.fill import grow_region
+
+    allowed = torch.zeros(2, 3, 9, 9, dtype=torch.bool)
+    allowed[..., 0, :] = True  # a path along the top row ...
+    allowed[..., :, 8] = True  # ... down the right edge ...
+    allowed[..., 8, 1:] = True  # ... back along the bottom row ...
+    allowed[..., 7, 0] = True  # ... and one diagonal step up (8-connected)
+    allowed[..., 4, 3] = True  # an island
+    seed = torch.zeros_like(allowed)
+    seed[0, :, 0, 0] = True
+    seed[1, 2, 4, 4] = True  # a seed outside what is allowed grows nothing
+    grown = grow_region(seed, allowed)
+    assert grown.shape == allowed.shape
+    island = torch.zeros(9, 9, dtype=torch.bool)
+    island[4, 3] = True
+    assert torch.equal(grown[0, 0], allowed[0, 0] & ~island) and torch.equal(grown[0, 1], grown[0, 0])
+    assert not grown[1].any()
+    assert torch.equal(grow_region(seed, allowed, check_every=1), grown)  # how often it tests: no matter

@@ -114,6 +114,12 @@ class DepthTrainConfig:
     inverted). Light that varies across the frame makes brightness alone no cue for distance."""
     shading_stops: float = 1.0
     """Largest standard deviation of the gain field, in stops (each frame draws its own from 0 to this)."""
+    clouds: float = 0.0
+    """Share of the procedural training frames whose sky gets procedural clouds (`clouds`: scattered to overcast,
+    white to dark grey, down to the horizon); 0 = off (how every run before 2026-12-03, ninth session, was trained:
+    their random streams stay as they were). Why: the procedural skies are clear or hazy, and the network calls the
+    cloudy and overcast skies of real photos solid (logits -4 to 0: NissiBeach2, Brudslojan, gray_pier), so flights
+    lift them as a shell and fly into it (docs/depth.md, "The sky of real photos")."""
     standing_trees: float = 0.0
     """Share of the training frames into which upright trees are pasted (`standing_trees`: billboards at
     one depth standing on the ground, which the procedural flights never show from the side); 0 = off
@@ -138,7 +144,7 @@ class DepthTrainConfig:
         at_least(self, "size", 16)
         at_least(self, "sample_every stop_after max_minutes deadline photo_start photo_weight layout_weight "
                        "ground_order_weight shading_stops gradient_weight sky_weight", 0)
-        shares(self, "shading standing_trees")
+        shares(self, "shading standing_trees clouds")
         if not (isinstance(self.teacher_ema, (int, float)) and 0 <= self.teacher_ema < 1):
             raise bad("teacher_ema", "must be in [0, 1)", self.teacher_ema)
         if math.isnan(self.skip_loss_above):
@@ -230,6 +236,36 @@ def shading(rgb: Tensor, gen: torch.Generator, prob: float = 0.5, stops: float =
     field = (field - field.mean(dim=(2, 3), keepdim=True)) / field.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
     gain = torch.exp2(s.to(rgb.device) * field)
     return torch.where(on.to(rgb.device), (rgb * gain).clamp(0, 1), rgb)
+
+
+def clouds(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float = 0.5) -> Tensor:
+    """Procedural clouds in the sky of rgb [B, 3, H, W] in [0, 1], where depth [B, 1, H, W] is +inf, each image with
+    probability `prob`; everything else unchanged (the sky's depth and mask stay what they are: sky).
+
+    The cloud field is value noise of four octaves (random normal grids of 3-6 x 2-4 nodes doubling each octave,
+    upsampled bicubically; wider than high, as clouds seen from below), normalised per image; a coverage c ~ U(0.1,
+    1) turns it into an opacity (a logistic edge at the field's (1 - c) normal quantile, softness drawn per image), so
+    draws run from scattered cumulus to an overcast ceiling. The clouds are white to dark grey (a base brightness
+    U(0.45, 1) and a slight warm or cool tint), darker where the field is deepest (the bellies of thick clouds),
+    over the frame's own sky colour. Draws come from `gen` (CPU); the arithmetic runs where rgb is."""
+    B, _, H, W = rgb.shape
+    dev = rgb.device
+    on = (torch.rand(B, generator=gen) < prob)
+    field = torch.zeros(B, 1, H, W, device=dev)
+    cy, cx = int(torch.randint(2, 5, (1,), generator=gen)), int(torch.randint(3, 7, (1,), generator=gen))
+    for octave in range(4):
+        nodes = torch.randn(B, 1, cy << octave, cx << octave, generator=gen).to(dev)
+        field = field + 0.5 ** octave * F.interpolate(nodes, size=(H, W), mode="bicubic", align_corners=True)
+    field = (field - field.mean(dim=(2, 3), keepdim=True)) / field.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    u = lambda lo, hi: (lo + (hi - lo) * torch.rand(B, 1, 1, 1, generator=gen)).to(dev)  # noqa: E731
+    cover = u(0.1, 1.0)
+    edge = math.sqrt(2.0) * torch.erfinv((1 - 2 * cover).clamp(-0.999, 0.999))  # the field's (1 - c) quantile
+    alpha = torch.sigmoid((field - edge) * u(1.5, 8.0)) * u(0.7, 1.0)
+    depth_in = (field - edge).clamp_min(0) / (field.amax(dim=(2, 3), keepdim=True) - edge).clamp_min(1e-3)
+    tint = torch.cat([u(0.95, 1.05), u(0.97, 1.03), u(0.95, 1.05)], 1)
+    cloud = (u(0.45, 1.0) * (1 - u(0.0, 0.5) * depth_in) * tint).clamp(0, 1)
+    sky = ~torch.isfinite(depth) & on.to(dev)[:, None, None, None]
+    return torch.where(sky, rgb * (1 - alpha) + cloud * alpha, rgb)
 
 
 # The quantisation tables of the JPEG standard (ITU-T T.81, Annex K), luminance and chrominance, row-major 8 x 8.
@@ -619,6 +655,8 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
         rgb, depth = random_crops(rgb, depth, wh, gen)
         if cfg.standing_trees > 0:
             rgb, depth = standing_trees(rgb, depth, gen, prob=cfg.standing_trees)
+        if cfg.clouds > 0:
+            rgb = clouds(rgb, depth, gen, prob=cfg.clouds)
         rgb = photometric(rgb, gen, depth)
         if cfg.shading > 0:
             rgb = shading(rgb, gen, prob=cfg.shading, stops=cfg.shading_stops)

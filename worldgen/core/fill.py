@@ -104,3 +104,26 @@ def fill_between(values: Tensor, known: Tensor) -> Tensor:
     span = (hi - lo).clamp_min(1).float()
     t = ((r - lo).float() / span).clamp(0, 1)[:, None]
     return values[lo] * (1 - t) + values[hi] * t
+
+
+def grow_region(seed: Tensor, allowed: Tensor, check_every: int = 8) -> Tensor:
+    """The pixels of `allowed` 8-connected to a pixel of `seed & allowed` (a flood fill).
+
+    seed, allowed: bool [..., H, W] (any leading batch shape; each image grows on its own).
+    Returns bool [..., H, W]. Grows one pixel a pass (3x3 max-pool) until nothing changes, testing for
+    that every `check_every` passes (a test waits for the device); at most H * W passes in all.
+    Used for sky masks that must hang together: `detect_sky` (candidates reached from the top row) and
+    the depth network's hysteresis (`refine.depthnet.LearnedDepthModel`).
+    """
+    H, W = allowed.shape[-2:]
+    shape = allowed.shape
+    ok = allowed.reshape(-1, 1, H, W)
+    region = (seed.expand(shape).reshape(-1, 1, H, W) & ok).float()
+    okf = ok.float()
+    for done in range(0, H * W, check_every):
+        before = region
+        for _ in range(check_every):
+            region = F.max_pool2d(region, 3, stride=1, padding=1) * okf
+        if torch.equal(region, before):
+            break
+    return (region > 0).reshape(shape)

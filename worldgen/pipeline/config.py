@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from refine.classical import ClassicalRefinerConfig
+from refine.depthnet import SKY_GROW
 from worldgen.core.config import bad
 from worldgen.core.images import parse_size
 from worldgen.pipeline.depth import depth_model_problem
@@ -32,6 +33,11 @@ class PhotoConfig:
     prior (a ground plane and a far backdrop, no weights), a depth weights FILE.pt, or transformers:NAME
     (a Hugging Face depth model from a local folder or the local cache, e.g.
     transformers:depth-anything/Depth-Anything-V2-Small-hf)."""
+    sky_grow: float = SKY_GROW
+    """Sky of the learned depth network (--depth-model learned or FILE.pt): pixels whose sky logit is > 0 seed
+    the sky, which takes every connected pixel whose logit is > this (<= 0; 0: logit > 0 alone). Real
+    clouds and overcast, which the network trained on procedural skies is unsure of, then count as sky
+    when they touch sure sky (refine/depthnet.py SKY_GROW)."""
     depth_kind: Literal["depth", "disparity"] = "depth"
     """What the --depth file holds: z-depth, or disparity (1/depth; 0 = sky)."""
     camera: str | None = None
@@ -46,6 +52,8 @@ class PhotoConfig:
         problem = depth_model_problem(self.depth_model)
         if problem:
             raise bad("depth_model", problem, self.depth_model)
+        if not (math.isfinite(self.sky_grow) and self.sky_grow <= 0):
+            raise bad("sky_grow", "must be a finite logit <= 0", self.sky_grow)
 
 
 @dataclass(frozen=True)

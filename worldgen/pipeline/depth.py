@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldgen.core.camera import Camera
-from worldgen.core.fill import fill_far
+from worldgen.core.fill import fill_far, grow_region
 from worldgen.core.images import center_crop_resize, load_depth_file, to_uint8
 from worldgen.core.io import UserInputError
 
@@ -75,14 +75,8 @@ def detect_sky(rgb: Tensor, max_row_frac: float = 0.75) -> Tensor:
     cand = (blue | grey | warm) & (grad < 0.04)
     rows = torch.arange(H, device=rgb.device)[:, None].expand(H, W)
     cand &= rows < max_row_frac * H
-    # Flood fill from the top row through candidates (vectorised dilation until stable).
-    sky = cand & (rows == 0)
-    kernel_pass = lambda m: F.max_pool2d(m[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0  # noqa: E731
-    for _ in range(2 * (H + W)):
-        grown = kernel_pass(sky) & cand
-        if torch.equal(grown, sky):
-            break
-        sky = grown
+    # Flood fill from the top row through the candidates.
+    sky = grow_region(cand & (rows == 0), cand)
     return sky
 
 
@@ -166,15 +160,16 @@ class LearnedDepth:
 
     The network predicts log z-depth up to a constant and a sky logit at the image's own size (it is
     fully convolutional); depth gets its units from `metric_depth`, sky is the network's mask
-    (logit > 0). Runs on `device` (bf16 autocast on CUDA); returns tensors on the image's device.
+    (logit > 0, grown through connected pixels of logit > `sky_grow`: `refine.depthnet.SKY_GROW`).
+    Runs on `device` (bf16 autocast on CUDA); returns tensors on the image's device.
     """
 
-    def __init__(self, weights: str | None = None, device: torch.device | str = "cpu"):
-        from refine.depthnet import DEFAULT_DEPTH_WEIGHTS, LearnedDepthModel
+    def __init__(self, weights: str | None = None, device: torch.device | str = "cpu", sky_grow: float | None = None):
+        from refine.depthnet import DEFAULT_DEPTH_WEIGHTS, SKY_GROW, LearnedDepthModel
 
         self.weights = str(weights or DEFAULT_DEPTH_WEIGHTS)
         try:
-            self.model = LearnedDepthModel.load(self.weights, device)
+            self.model = LearnedDepthModel.load(self.weights, device, SKY_GROW if sky_grow is None else sky_grow)
         except ValueError as e:
             raise UserInputError(str(e)) from None
 
@@ -250,12 +245,13 @@ def depth_model_problem(spec: str) -> str | None:
     return f"must be one of {', '.join(DEPTH_MODELS)}, a depth weights FILE.pt or transformers:NAME"
 
 
-def make_depth_estimator(spec: str, device: torch.device | str = "cpu"):
+def make_depth_estimator(spec: str, device: torch.device | str = "cpu", sky_grow: float | None = None):
     """The `DepthEstimator` named by `spec`, ready to run on `device`.
 
     spec: "learned" (the shipped network), a depth weights FILE.pt (or a depth training checkpoint),
-    "prior" (the weight-free landscape prior) or "transformers:NAME". Raises UserInputError (one line)
-    for a bad spec or unusable weights.
+    "prior" (the weight-free landscape prior) or "transformers:NAME". sky_grow: the learned network's sky
+    hysteresis (None: `refine.depthnet.SKY_GROW`; the other backends ignore it). Raises UserInputError
+    (one line) for a bad spec or unusable weights.
     """
     problem = depth_model_problem(spec)
     if problem is not None:
@@ -264,4 +260,4 @@ def make_depth_estimator(spec: str, device: torch.device | str = "cpu"):
         return LandscapePrior()
     if spec.startswith("transformers:"):
         return TransformersDepth(spec.split(":", 1)[1], device)
-    return LearnedDepth(None if spec == "learned" else spec, device)
+    return LearnedDepth(None if spec == "learned" else spec, device, sky_grow)

@@ -74,7 +74,8 @@ def first_frame(image: str, photo: PhotoConfig, size: str, device: torch.device,
         camera = Camera(K=K2, c2w=torch.eye(4), width=round(crop_w), height=round(crop_h)).resized(W, H)
     else:
         camera = Camera.from_fov(photo.fov, W, H)
-    estimator = depth_source if depth_source is not None else make_depth_estimator(photo.depth_model, device)
+    estimator = (depth_source if depth_source is not None
+                 else make_depth_estimator(photo.depth_model, device, photo.sky_grow))
     depth, sky = estimator(rgb, camera)
     if bool(sky.all()):
         raise UserInputError(f"{image}: the whole image is sky (no finite depth), nothing to fly into")
