@@ -219,7 +219,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "the frames (refine/train/depth.py clouds: scattered to overcast, white to dark grey, down to the horizon). "
         "Why: the network calls the cloudy and overcast skies of real photos solid (sky logits -4 to 0), and flights "
         "lift them as a shell they fly into (docs/depth.md, 2026-12-03 ninth session); the sky hysteresis of flights "
-        "(--sky-grow) takes only the clouds that touch sure sky. Not run yet.",
+        "(--sky-grow) takes only the clouds that touch sure sky. Not run on the GPU yet; a 300-step CPU probe at 128² "
+        "(2026-12-03) showed no sign either way (docs/depth.md).",
         dataclasses.replace(_DEPTH_H200, steps=9000, clouds=0.5),
     ),
     "train-depth-h200-walks": Preset(

@@ -7,8 +7,8 @@
 Every image of the folder goes through `first_frame` exactly as `worldgen fly PHOTO --fov 90` would
 (working size: longer side `--side`), once with `--depth-model learned` and once with `--depth-model
 prior`; each depth is drawn with `disparity_colors` (log-disparity, blue far .. red near, black sky,
-each map scaled to its own 2nd..98th percentile). The photos themselves stay outside the repository;
-only the sheet is committed. `--cols` triplets per row.
+each map scaled to its own 2nd..98th percentile); each photo's sky share per model is printed. The photos themselves
+stay outside the repository; only the sheet is committed. `--cols` triplets per row.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def triplet(path: Path, side: int, thumb: int, fov: float, models: list[str]) ->
     maps = [thumbnail(disparity_colors(frames[m].depth), thumb) for m in models]
     name = path.stem.replace("polyhaven_", "").replace("humus_", "")[:24]
     labels = [Path(m).stem + m[len(m.partition("@")[0]):] if ".pt" in m else m for m in models]
+    print(f"{name:<24} sky share: " + "  ".join(f"{lab} {float(frames[m].sky.float().mean()):.3f}"
+                                                 for lab, m in zip(labels, models)), flush=True)
     return side_by_side([photo, *maps], labels=[name, *labels], gap=3)
 
 

@@ -120,9 +120,9 @@ def grow_region(seed: Tensor, allowed: Tensor, check_every: int = 8) -> Tensor:
     ok = allowed.reshape(-1, 1, H, W)
     region = (seed.expand(shape).reshape(-1, 1, H, W) & ok).float()
     okf = ok.float()
-    for done in range(0, H * W, check_every):
+    for _round in range(0, H * W, check_every):
         before = region
-        for _ in range(check_every):
+        for _pass in range(check_every):
             region = F.max_pool2d(region, 3, stride=1, padding=1) * okf
         if torch.equal(region, before):
             break
