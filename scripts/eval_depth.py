@@ -304,9 +304,13 @@ def main() -> None:
                            render=not args.no_render, first=args.first if args.render_only else 0, kind=kind)
     if args.render_only:
         return
+    if not files:
+        sys.exit(f"eval_depth: no {kind} eval worlds cached under {args.data}; run without --no-render first")
     result = evaluate(files, args.weights, args.sky_grow)
-    result["eval_set"] = {"split": "eval", "seeds": [seeds("eval", args.worlds)[0], seeds("eval", args.worlds)[-1]],
-                          "worlds": args.worlds, "frames_per_world": args.frames_per_world, "spacing": args.spacing,
+    # what was evaluated: with --no-render only the worlds already cached, which may be fewer than --worlds
+    done = sorted(int(f.stem.split("_")[-1]) for f in files)
+    result["eval_set"] = {"split": "eval", "seeds": [done[0], done[-1]],
+                          "worlds": len(files), "frames_per_world": args.frames_per_world, "spacing": args.spacing,
                           "size": f"{W}x{H}", "render_quality": args.quality, "walks": args.walks,
                           "gorges": args.gorges, "winter": args.winter,
                           "images": result["overall"]["prior"]["images"]}
@@ -327,8 +331,8 @@ def main() -> None:
         key, cmd = {"walk": ("evaluation_walks", "--walks --spacing 12 "),
                     "gorge": ("evaluation_gorges", "--gorges --spacing 12 "),
                     "winter": ("evaluation_winter", "--winter --spacing 12 "), "drone": ("evaluation", "")}[kind]
-        if args.worlds != ap.get_default("worlds"):
-            cmd += f"--worlds {args.worlds} "
+        if len(files) != ap.get_default("worlds"):
+            cmd += f"--worlds {len(files)} "
         meta[key] = {"command": f"python scripts/eval_depth.py {cmd}--update-weights-json", **{
             k: result[k] for k in ("eval_set", "overall", "date", "machine")},
             "metrics": "per image then averaged; see scripts/eval_depth.py and BENCHMARKS.md"}
