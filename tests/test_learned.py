@@ -973,3 +973,25 @@ def test_flip_average_runs_the_network_on_the_view_and_its_mirror():
         want = compose(vb, (net(x) + net(x.flip(-1)).flip(-1)) / 2, cfg).frames([view])[0]
     assert torch.allclose(flipped.rgb, want.rgb, atol=1e-5) and torch.allclose(flipped.depth, want.depth, atol=1e-4)
     assert (flipped.rgb - plain.rgb).abs().max() > 1e-3
+
+
+def test_data_compile_setting_reaches_the_renderer_and_changes_no_cpu_frame(monkeypatch):
+    """DataConfig.compile selects the renderer's compiled loops (RenderSettings.compile); on the CPU they are not
+    used, so the cached flights are the same frames."""
+    from refine.train import data as data_mod
+    from refine.train.config import DataConfig
+    from refine.train.data import FlightCache, settings_for
+
+    assert settings_for("fast", True).compile and not settings_for("fast").compile
+    assert settings_for("fast", True).shadow_steps == settings_for("fast").shadow_steps
+    seen = []
+    real = data_mod.render_views
+    monkeypatch.setattr(data_mod, "render_views", lambda *a, **k: seen.append(a[5].compile) or real(*a, **k))
+    caches = []
+    for compile_ in (False, True):
+        cache = FlightCache(DataConfig(width=16, height=16, flights=1, frames=3, flights_per_world=1, world_grid=128,
+                                       quality="fast", compile=compile_), torch.device("cpu"))
+        cache.fill()
+        caches.append(cache)
+    assert seen == [False, True]
+    assert torch.equal(caches[0].rgb, caches[1].rgb) and torch.equal(caches[0].depth, caches[1].depth)

@@ -94,6 +94,10 @@ class DataConfig:
     reflects the sky only) or fast (neither; refine/synth's "geometry" level)."""
     render_batch: int = 64
     """Views rendered per call of the procedural renderer."""
+    compile: bool = False
+    """Render the training flights with the procedural renderer's torch.compile'd march, refinement and shadow
+    loops (`RenderSettings.compile`): on CUDA only (ignored on the CPU, where the frames are the same); the first
+    flights pay the compilation. Not yet measured on the GPU (docs/synth.md)."""
     seed_start: int = 0
     """First world seed (train split 0..999,999; each rank takes every world_size-th world from here)."""
     speed: tuple[float, float] = (0.008, 0.05)

@@ -81,10 +81,10 @@ def colour_remap(rgb: Tensor, cfg: ColourJitterConfig, gen: torch.Generator) -> 
     return (rgb @ M.T).clamp(0, 1) ** params["gamma"], params
 
 
-def settings_for(quality: str) -> RenderSettings:
+def settings_for(quality: str, compile: bool = False) -> RenderSettings:
     """RenderSettings of a quality name: a refine/synth QUALITY level ("full", "training", "geometry");
-    "fast" (no shadows or reflections) is "geometry"."""
-    return RenderSettings.preset("geometry" if quality == "fast" else quality)
+    "fast" (no shadows or reflections) is "geometry". compile: the renderer's torch.compile'd loops (CUDA only)."""
+    return RenderSettings.preset("geometry" if quality == "fast" else quality, compile=compile)
 
 
 class FlightCache:
@@ -182,7 +182,7 @@ class FlightCache:
         fl = FLIGHT_MAKERS[kind](world, cfg.frames, cfg.width, cfg.height, seed=seed + 100_000_000 * k)
         slot = flight % cfg.flights
         t0 = time.perf_counter()
-        settings = settings_for(cfg.quality)
+        settings = settings_for(cfg.quality, cfg.compile)
         for a in range(0, cfg.frames, cfg.render_batch):
             b = min(cfg.frames, a + cfg.render_batch)
             r = render_views(world, fl.c2w[a:b], fl.K, cfg.width, cfg.height, settings)

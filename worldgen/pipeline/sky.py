@@ -40,7 +40,9 @@ class SkyDome:
     """Equirectangular sky memory.
 
     Args:
-        texels_per_degree: angular resolution (pick ~1.25x the camera's pixels per degree).
+        texels_per_degree: angular resolution (`for_camera`: twice the camera's pixels per degree, so what a view
+            wrote comes back nearly unblurred through the two bilinear resamplings, image -> texels -> image; the
+            width is capped at 4096 texels).
         device: torch device of the texture.
     """
 
@@ -66,8 +68,12 @@ class SkyDome:
 
     @staticmethod
     def for_camera(camera: Camera) -> "SkyDome":
+        """A dome for `camera`'s views. Twice its pixels per degree, not the 1.25x of 2026-11 to 2026-12-03: the sky
+        read with hysteresis (`--sky-grow`) takes textured pixels at the horizon (cloud edges, hill tops), and at
+        1.25x a loop back to the photo blurred them (tests/test_fly.py: 29.0 dB at 1.25x, 32.8 at 2x, 34.1 at 2.5x;
+        the CPU's sky stage 9 -> ~13 ms a frame at 256x256, 2026-12-04)."""
         px_per_deg = camera.width / camera.fov_x_deg
-        return SkyDome(texels_per_degree=1.25 * px_per_deg, device=camera.device)
+        return SkyDome(texels_per_degree=2.0 * px_per_deg, device=camera.device)
 
     def reset(self) -> None:
         self._tex.zero_()
