@@ -23,6 +23,9 @@ Per photo and refiner (persistent mode), it prints:
   horizon, > 0 when the generated ground curves up to the frame's sides (the forest flights' bowls).
 - reach: the straight distance from the first camera position to the last over the length of the way flown
   (1: straight on; near 0: circling).
+- wall: share of the last 100 frames whose centre (the middle half of the rows and columns) has a median z-depth
+  below a tenth of frame 0's: the camera pressed into a surface, its frame one close-up texture (which hf_ratio
+  counts as detail).
 - fps: generated frames per second.
 --autopilot changes AutopilotConfig fields for the flights (e.g. max_clearance=0.5; docs/paths.md).
 The sheet shows frames 0, T/4, T/2, 3T/4 and T-1 (or --marks) of every flight, one row per photo and refiner.
@@ -78,6 +81,7 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
 
     kept, hf, streaks, bends, lab, slopes = {}, [], [], [], {"ref": None, "sum": 0.0, "n": 0}, {}
     where = []  # [3] camera positions (world)
+    centre = []  # median z-depth of each frame's centre (non-sky; inf when all sky)
     marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1} if not marks else {t for t in marks if t < frames}
 
     def on_frame(t, frame, gen):
@@ -93,6 +97,11 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
         streaks.append(sky_streaks(rgb, frame.sky.cpu()))
         bends.append(horizon_bend(frame.sky.cpu()))
         where.append(frame.camera.position.detach().double().cpu())
+        d = frame.depth.detach().cpu()
+        H, W = d.shape
+        c = d[H // 4:H - H // 4, W // 4:W - W // 4]
+        c = c[torch.isfinite(c)]
+        centre.append(float(c.median()) if c.numel() else float("inf"))
         if t in marks:
             kept[t] = (rgb.clamp(0, 1) * 255 + 0.5).byte().numpy()
 
@@ -111,10 +120,11 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
     # reach: how far the flight got, as a share of the way it flew (1: straight on; near 0: circling)
     steps = sum(float((b - a).norm()) for a, b in zip(where[:-1], where[1:]))
     reach = float((where[-1] - where[0]).norm()) / steps if steps > 0 else float("nan")
+    wall = float(np.mean([c < 0.1 * centre[0] for c in centre[-100:]])) if len(centre) > 1 else float("nan")
     return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour,
             "slope_0": slopes.get(0, float("nan")), "slope_T": slopes.get(frames - 1, float("nan")),
             "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
-            "bowl": float(np.mean(bend)) if bend else float("nan"), "bowl_series": bends, "reach": reach,
+            "bowl": float(np.mean(bend)) if bend else float("nan"), "bowl_series": bends, "reach": reach, "wall": wall,
             "fps": info["generate_frames_per_second"], "frames": [kept[t] for t in sorted(kept)], "marks": sorted(kept)}
 
 
@@ -206,7 +216,7 @@ def main() -> None:
         print(f"sheet: {a.sheet}")
         return
     print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'mean_dE':>8} {'drift':>6} "
-          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'bowl':>6} {'reach':>6} {'frames/s':>9}")
+          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'bowl':>6} {'reach':>6} {'wall':>5} {'frames/s':>9}")
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
@@ -221,7 +231,7 @@ def main() -> None:
             c = {"mean_de": float("nan"), "drift": float("nan"), "a": float("nan"), "b": float("nan"), **r["colour"]}
             print(f"{Path(photo).stem[:32]:<32} {ref_name(ref):<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
                   f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
-                  f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} {r['reach']:6.2f} "
+                  f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} {r['reach']:6.2f} {r['wall']:5.2f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames, "size": a.size,
