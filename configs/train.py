@@ -225,6 +225,17 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "shipped as refine/weights/depth.pt (refine/weights/depth.json clouds_note).",
         dataclasses.replace(_DEPTH_H200, steps=9000, clouds=0.5),
     ),
+    "train-depth-h200-walks-clouds": Preset(
+        "The shipped clouds network (refine/weights/depth.pt, step 9,000) continued to 12,000 on the walks-gorges data "
+        "(35 % forest-floor walks, 30 % of them on snow, 20 % gorge floors, 45 % drone flights) with its clouds kept "
+        "(half the frames) and the layout anchor on the real photos (the step-9,000 network frozen, weight 0.5). Why: "
+        "the forest and gorge photos are lifted into leaning surfaces that four of the 14 real-photo flights end "
+        "pressed into (scripts/real_flights.py wall, 2026-12-04), and the walks runs were the only ones to stand "
+        "trees up; each was run on the step-6,000 network without clouds. Not run yet; judge by the 14 flights' wall, "
+        "hf and dE and their sheet, crystal_falls' ground order, and the held-out sets.",
+        dataclasses.replace(_DEPTH_WALKS_LAYOUT, steps=12000, clouds=0.5,
+                            data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),
+    ),
     "train-depth-h200-walks": Preset(
         "The shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
         "flights walks on the forest floor among standing trees (refine/synth/trees.py: trunks upright at one "
