@@ -8,7 +8,7 @@ frames with exact depth (train seeds only) and self-supervised consistency on re
 Why log-depth up to scale rather than MiDaS's disparity up to scale *and shift*: a 3D world needs
 the shift (it decides how far the mountains are behind the trees), and exact procedural depth lets
 the network learn it; only the global scale of a single photo is unknowable. The pipeline turns
-the prediction into units with one stated rule (worldgen/depth.py, `metric_depth`).
+the prediction into units with one stated rule (worldgen/pipeline/depth.py, `metric_depth`).
 
 Images: rgb [B, 3, H, W] float in [0, 1]; any size (padded inside the U-Net).
 """

@@ -3,7 +3,7 @@
 A run directory (what `worldgen fly` writes) holds `world.ply`, and usually `cameras.json` (the
 camera path: per frame width, height, fx, fy, cx, cy, c2w) and `frames/NNNNN.png` (shown as
 thumbnails in the path's frustums). A `.ply` given directly picks up the same files when they lie
-beside it, and `sky.png` (the sky dome, see worldgen/sky.py) from either place becomes the background.
+beside it, and `sky.png` (the sky dome, see worldgen/pipeline/sky.py) from either place becomes the background.
 A bare `.ply` can be any standard 3D Gaussian Splatting file.
 
 New tabs open at the flight's first camera (exactly its pose and vertical field of view), or, with
@@ -51,7 +51,7 @@ class SavedWorld:
         ply: the PLY file it came from.
         cameras: the camera path (empty for a bare PLY), one Camera per frame.
         frames_dir: the run's `frames/` directory, or None.
-        sky: the sky dome (worldgen.sky.SkyDome) from `sky.png`, or None.
+        sky: the sky dome (worldgen.pipeline.sky.SkyDome) from `sky.png`, or None.
         notes: warnings for the user (e.g. an unreadable sky.png, shown without sky).
     """
 

@@ -7,6 +7,6 @@
 - `splat`: the Gaussian world for the web: antimatter15's `.splat` and SuperSplat's compressed PLY.
 - `rundir` / `depth`: reading a run folder, and per-frame depth (saved files or re-rendered).
 
-Conventions are worldgen's (worldgen/camera.py); each exporter converts to its target's convention
+Conventions are worldgen's (worldgen/core/camera.py); each exporter converts to its target's convention
 once, at its edge, and says so.
 """

@@ -3,7 +3,7 @@
 Layout: `cameras.json` ({"frames": [{width, height, fx, fy, cx, cy, c2w}, ...]}, OpenCV axes,
 camera-to-world, pixel centres at +0.5), `world.ply` (3D Gaussian Splatting layout),
 `frames/NNNNN.png` (the refined frames), optionally `depth/NNNNN.npy` (float32 z-depth [H, W],
-+inf = sky) and `sky.png` (the sky dome, equirectangular; see worldgen/sky.py).
++inf = sky) and `sky.png` (the sky dome, equirectangular; see worldgen/pipeline/sky.py).
 """
 
 from __future__ import annotations
