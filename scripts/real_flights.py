@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -120,7 +121,8 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
     # reach: how far the flight got, as a share of the way it flew (1: straight on; near 0: circling)
     steps = sum(float((b - a).norm()) for a, b in zip(where[:-1], where[1:]))
     reach = float((where[-1] - where[0]).norm()) / steps if steps > 0 else float("nan")
-    wall = float(np.mean([c < 0.1 * centre[0] for c in centre[-100:]])) if len(centre) > 1 else float("nan")
+    # (nan when frame 0's centre is all sky: nothing to be pressed into)
+    wall = float(np.mean([c < 0.1 * centre[0] for c in centre[-100:]])) if math.isfinite(centre[0]) else float("nan")
     return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour,
             "slope_0": slopes.get(0, float("nan")), "slope_T": slopes.get(frames - 1, float("nan")),
             "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
