@@ -35,6 +35,12 @@ def photo_config(model: str, fov: float) -> PhotoConfig:
     return PhotoConfig(depth_model=name, fov=fov, **({"sky_grow": float(grow)} if grow else {}))
 
 
+def label(model: str) -> str:
+    """A --models entry as the sheet names it: a weights file by its stem, keeping any @G."""
+    name, at, grow = model.partition("@")
+    return (Path(name).stem if name.endswith(".pt") else name) + at + grow
+
+
 def triplet(path: Path, side: int, thumb: int, fov: float, models: list[str]) -> np.ndarray:
     """uint8 [h + 18, (1 + len(models)) w + gaps, 3]: photo | one disparity per depth model, labelled."""
     cpu = torch.device("cpu")
@@ -42,7 +48,7 @@ def triplet(path: Path, side: int, thumb: int, fov: float, models: list[str]) ->
     photo = thumbnail(to_uint8(frames[models[0]].rgb), thumb)
     maps = [thumbnail(disparity_colors(frames[m].depth), thumb) for m in models]
     name = path.stem.replace("polyhaven_", "").replace("humus_", "")[:24]
-    labels = [Path(m).stem + m[len(m.partition("@")[0]):] if ".pt" in m else m for m in models]
+    labels = [label(m) for m in models]
     print(f"{name:<24} sky share: " + "  ".join(f"{lab} {float(frames[m].sky.float().mean()):.3f}"
                                                  for lab, m in zip(labels, models)), flush=True)
     return side_by_side([photo, *maps], labels=[name, *labels], gap=3)
