@@ -27,6 +27,9 @@ _spec.loader.exec_module(_m)
 globals().update({k: v for k, v in vars(_m).items() if not k.startswith("__")})
 EOF
 fi
+# gsplat_warm: load (or build) gsplat's kernels with one tiny rasterization. Run here unless GSPLAT_LATER=1, where the
+# caller runs it when it first needs gsplat (scripts/gpu_train.sh: after the depth network, which needs none, has started).
+gsplat_warm() {
 python3 - <<'EOF'
 import time, torch
 t = time.time()
@@ -38,3 +41,5 @@ rasterization(m, q, s, torch.rand(100, device="cuda"), torch.rand(100, 3, device
 torch.cuda.synchronize()
 print(f"gsplat ready in {time.time() - t:.1f} s")
 EOF
+}
+[ "${GSPLAT_LATER:-0}" = 1 ] || gsplat_warm

@@ -27,7 +27,7 @@ BUDGET=${BUDGET:-560}
 PER_GPU=${PER_GPU:-3}
 REFINER_ARGS=${REFINER_ARGS:-}
 DEPTH_ARGS=${DEPTH_ARGS:-}
-source scripts/gpu_env.sh || exit 1  # T0, el, DEADLINE, OUT
+GSPLAT_LATER=1 source scripts/gpu_env.sh || exit 1  # T0, el, DEADLINE, OUT, gsplat_warm (run below, once the depth network runs)
 NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 nvidia-smi --query-gpu=index,name,memory.total,driver_version,utilization.gpu --format=csv
 el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'), $NGPU GPU(s)"
@@ -89,6 +89,7 @@ DEPTH_PID=""
   --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
 [ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
 
+gsplat_warm  # (~80 s when no build was carried: the depth network trains meanwhile)
 if [ ! -f .carry/gsplat_cuda.so ] && [ -f $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so ]; then
   ls -la $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so  # (comes back compressed: carry it as .carry/gsplat_cuda.so.xz)
   python3 -c "import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), lzma.open(sys.argv[2], 'wb'))" \
