@@ -231,8 +231,9 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "(half the frames) and the layout anchor on the real photos (the step-9,000 network frozen, weight 0.5). Why: "
         "the forest and gorge photos are lifted into leaning surfaces that four of the 14 real-photo flights end "
         "pressed into (scripts/real_flights.py wall, 2026-12-04), and the walks runs were the only ones to stand "
-        "trees up; each was run on the step-6,000 network without clouds. Not run yet; judge by the 14 flights' wall, "
-        "hf and dE and their sheet, crystal_falls' ground order, and the held-out sets.",
+        "trees up; each was run on the step-6,000 network without clouds. Run 2026-12-04 (one H200, two calls): two of "
+        "the three wall flights freed, but detail at frame 200 >= 0.7 on 9 of 14 photos (13 shipped) and the sky "
+        "streaks doubled; not shipped (refine/weights/depth.json).",
         dataclasses.replace(_DEPTH_WALKS_LAYOUT, steps=12000, clouds=0.5,
                             data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),
     ),
