@@ -277,7 +277,7 @@ def test_compile_failure_falls_back_to_eager(worlds, monkeypatch):
     fl = make_flight(world, 1, 32, 32)
     ref = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training"))
     monkeypatch.setattr(march_mod, "COMPILE_DEVICES", ("cuda", "cpu"))
-    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_REFINE, march_mod.K_SHADOW):
+    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_SHADOW):
         monkeypatch.setattr(k, "compiled", None)
         monkeypatch.setattr(k, "failed", False)
 
@@ -452,3 +452,30 @@ def test_cli_rejects_unwritable_out_and_split_mixing(tmp_path):
     assert parse_size("16X8", min_side=8) == (16, 8)
     with pytest.raises(UserInputError, match="out of range"):
         parse_size("16X8")  # the generators' smallest side is 16
+
+
+def test_compiled_kernels_run_one_iteration_per_call(worlds, monkeypatch):
+    """compile=True drives each march / shadow chunk as n calls of a one-iteration graph, carrying the state
+    between them: with an identity 'compiler' the pixels are the eager ones bit for bit, and every call is n=1."""
+    world = worlds["coast"]
+    fl = make_flight(world, 1, 32, 32)
+    ref = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training"))
+    monkeypatch.setattr(march_mod, "COMPILE_DEVICES", ("cuda", "cpu"))
+    calls: dict[str, list[int]] = {}
+
+    def identity_compiler(fn, **kwargs):
+        def run(*args):
+            calls.setdefault(fn.__name__, []).append(args[-1])
+            return fn(*args)
+
+        return run
+
+    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_SHADOW):
+        monkeypatch.setattr(k, "compiled", None)
+        monkeypatch.setattr(k, "failed", False)
+    monkeypatch.setattr(torch, "compile", identity_compiler)
+    r = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training", compile=True))
+    assert set(calls) == {"march_chunk", "march_chunk_spec", "shadow_chunk"}
+    assert all(n == 1 for ns in calls.values() for n in ns)
+    assert len(calls["march_chunk"]) >= 8  # (the first chunk alone is 8 iterations)
+    assert torch.equal(r.depth, ref.depth) and torch.equal(r.rgb, ref.rgb)

@@ -284,7 +284,12 @@ COMPILE_DEVICES = ("cuda",)  # where `compile=True` takes effect (tests add "cpu
 
 
 class _Kernel:
-    """A function run eagerly, or torch.compile'd when asked (falls back to eager if that fails)."""
+    """A chunk of a march, `fn(geo, a, b, x, y, ..., n) -> (x', y', ...)`: n iterations whose first two outputs
+    are the state its 4th and 5th arguments carry into the next iteration. Run eagerly (the n iterations
+    inside), or, when asked, as a torch.compile'd single iteration called n times (falls back to eager if
+    compiling fails). One iteration per graph: a graph of eight unrolled iterations took ~8x as long to
+    build (19 s for one, ~3 min for eight on this project's 2-core CPU; four graphs of eight had not been
+    built after 200 s on an H200, 2026-12-04), while one iteration already fuses its ~20 ops."""
 
     def __init__(self, fn):
         self.fn = fn
@@ -292,11 +297,15 @@ class _Kernel:
         self.failed = False
 
     def __call__(self, use_compile: bool, *args):
-        if use_compile and not self.failed:
+        if use_compile and not self.failed and args[-1] >= 1:
             try:
                 if self.compiled is None:
                     self.compiled = torch.compile(self.fn, dynamic=True)
-                return self.compiled(*args)
+                head = list(args[:-1])
+                for _ in range(args[-1]):
+                    out = self.compiled(*head, 1)
+                    head[3], head[4] = out[0], out[1]
+                return out
             except Exception as e:  # noqa: BLE001 -- any compiler failure: warn once, run eagerly
                 self.failed = True
                 msg = " ".join(str(e).split())
@@ -308,8 +317,8 @@ class _Kernel:
 
 K_MARCH = _Kernel(march_chunk)
 K_SPEC = _Kernel(march_chunk_spec)
-K_REFINE = _Kernel(refine)
 K_SHADOW = _Kernel(shadow_chunk)
+# (`refine` runs eagerly always: once per batch, on the hit rays only, where launches cost little)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +411,7 @@ def march(
         stats["rays"] = stats.get("rays", 0) + R
         stats["refined"] = stats.get("refined", 0) + int(hid.numel())
     if hid.numel():
-        result[hid] = K_REFINE(cc, geo, o_all[hid], d_all[hid], out[hid, 0], out[hid, 1], mp.bisect, mp.secant)
+        result[hid] = refine(geo, o_all[hid], d_all[hid], out[hid, 0], out[hid, 1], mp.bisect, mp.secant)
     return result
 
 
@@ -418,7 +427,7 @@ def soft_shadow(
     t = torch.full((M,), 1.5, device=p.device)
     res = torch.full((M,), -0.1, device=p.device)  # -10 * res <= 1
     cc = use_compile and p.device.type in COMPILE_DEVICES
-    for a in range(0, steps, 8):  # chunks of 8 steps: one compiled graph serves every chunk
+    for a in range(0, steps, 8):  # chunks of 8 steps (compiled: one graph of one step, called 8 times)
         t, res = K_SHADOW(cc, field.geo, p, sun_t, t, res, lims, field.h_max, min(8, steps - a))
     v = (-10.0 * res).clamp(0, 1)
     return v * v * (3 - 2 * v)

@@ -60,9 +60,9 @@ class RenderSettings:
             per iteration (speculative steps, each certified by the safe step of the point before;
             1 = off): far fewer iterations for the grazing rays that make the long tail.
         spec_after: iteration from which `spec` applies (best a multiple of compact_every).
-        compile: on CUDA, run the march, refinement and shadow loops as torch.compile'd kernels
-            (a few fused kernels per `compact_every` iterations instead of ~25 small ones per
-            iteration). Opt-in; ignored on CPU; falls back to eager ops (with a warning) if compiling fails.
+        compile: on CUDA, run the march and shadow loops as torch.compile'd kernels, one graph per
+            iteration (a few fused kernels instead of ~25 small ones). Opt-in; ignored on CPU; falls
+            back to eager ops (with a warning) if compiling fails.
         max_rays: render at most this many primary rays at once (views are split into chunks),
             bounding memory; results do not depend on it.
     """

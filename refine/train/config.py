@@ -95,7 +95,7 @@ class DataConfig:
     render_batch: int = 64
     """Views rendered per call of the procedural renderer."""
     compile: bool = False
-    """Render the training flights with the procedural renderer's torch.compile'd march, refinement and shadow
+    """Render the training flights with the procedural renderer's torch.compile'd march and shadow
     loops (`RenderSettings.compile`): on CUDA only (ignored on the CPU, where the frames are the same); the first
     flights pay the compilation, which on one H200 (torch 2.11, 2026-12-04) had not ended after 450 s: unusable in
     a 10-minute device call for now (docs/synth.md)."""
