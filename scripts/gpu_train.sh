@@ -82,6 +82,20 @@ if [ -n "${SOAK_FIRST:-}" ]; then
     ${SOAK_ARGS:-} --json "$OUT/soak.json" > "$OUT/soak.txt" 2>&1; grep -v -i -E "warn|package metadata" "$OUT/soak.txt" | tail -n 25
   el "profile and soak done"
 fi
+# EVAL_DEPTH=1: the held-out depth sets (scripts/eval_depth.py: 40 eval worlds each of drone flights, forest-floor walks
+# and gorges), rendered here first on the idle GPU (on this project's 2-core CPU they take hours), and after
+# training the network this call trained, refine/weights/depth.pt and each file of EVAL_DEPTH_ALSO evaluated on them
+# (one CPU process per network and set); tables and JSON come back in $OUT/eval_depth.tar.gz. One H200, 2026-12-04:
+# 40 x 3 worlds rendered and two networks evaluated in ~340 s; the figures equal the CPU-rendered sets' to the third digit.
+EVAL_SETS=("drone:" "walks:--walks --spacing 12" "gorges:--gorges --spacing 12")
+if [ -n "${EVAL_DEPTH:-}" ]; then
+  PIDS=()  # (a bare `wait` would also wait for the log-copying loop above, which never ends: 2026-12-04 lost a call so)
+  for s in "${EVAL_SETS[@]}"; do
+    timeout 200 python3 scripts/eval_depth.py --worlds 40 ${s#*:} --render-only --render-device cuda \
+      > runs/gpu/render_${s%%:*}.txt 2>&1 & PIDS+=($!)
+  done
+  wait "${PIDS[@]}"; el "eval sets rendered: $(ls runs/depth_eval/*/world_*.npz | wc -l) worlds"
+fi
 # The depth network needs no gsplat: start it at once on the last GPU (DEPTH=0: refiner only; DEPTH_PRESET=NAME
 # another depth preset, e.g. train-depth-h200-walks).
 DEPTH_PID=""
@@ -89,7 +103,9 @@ DEPTH_PID=""
   --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
 [ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
 
-gsplat_warm  # (~80 s when no build was carried: the depth network trains meanwhile)
+# (~80 s when no build was carried: the depth network trains meanwhile; REFINER=0 skips it, as nothing then needs gsplat
+# and the build's 16 compiler processes would slow the depth network's data, GSPLAT=1 builds it anyway)
+{ [ "${REFINER:-1}" != 0 ] || [ "${GSPLAT:-0}" = 1 ]; } && gsplat_warm
 if [ ! -f .carry/gsplat_cuda.so ] && [ -f $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so ]; then
   ls -la $TORCH_EXTENSIONS_DIR/gsplat_cuda/gsplat_cuda.so  # (comes back compressed: carry it as .carry/gsplat_cuda.so.xz)
   python3 -c "import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), lzma.open(sys.argv[2], 'wb'))" \
@@ -143,6 +159,21 @@ if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/
 fi
 if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
+if [ -n "${EVAL_DEPTH:-}" ]; then
+  PIDS=(); TRAINED_DEPTH=""; mkdir -p runs/gpu/eval_depth
+  [ "${DEPTH:-1}" != 0 ] && TRAINED_DEPTH=runs/gpu/depth/checkpoint-compact.pt  # (DEPTH=0: it is depth.pt's copy)
+  for w in $TRAINED_DEPTH refine/weights/depth.pt ${EVAL_DEPTH_ALSO:-}; do
+    [ -f "$w" ] || continue
+    n=$(basename "$(dirname "$w")")_$(basename "$w" .pt)
+    for s in "${EVAL_SETS[@]}"; do
+      timeout 200 python3 scripts/eval_depth.py --worlds 40 ${s#*:} --no-render --threads 2 --weights "$w" \
+        --json "runs/gpu/eval_depth/${n}_${s%%:*}.json" > "runs/gpu/eval_depth/${n}_${s%%:*}.txt" 2>&1 & PIDS+=($!)
+    done
+  done
+  wait "${PIDS[@]}"; el "depth evaluated"; grep -H -E "^[|] (learned|prior) [|]" runs/gpu/eval_depth/*.txt | sed "s|runs/gpu/eval_depth/||"
+  # (one file: a call brings back 8 files at most, and six networks x sets would push out the checkpoint and logs)
+  tar czf "$OUT/eval_depth.tar.gz" runs/gpu/eval_depth runs/gpu/render_*.txt
+fi
 el "packing"
 kill $LOGS_PID 2>/dev/null; wait $LOGS_PID 2>/dev/null
 TRAINED=""

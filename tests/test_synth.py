@@ -479,3 +479,30 @@ def test_compiled_kernels_run_one_iteration_per_call(worlds, monkeypatch):
     assert all(n == 1 for ns in calls.values() for n in ns)
     assert len(calls["march_chunk"]) >= 8  # (the first chunk alone is 8 iterations)
     assert torch.equal(r.depth, ref.depth) and torch.equal(r.rgb, ref.rgb)
+
+
+def test_compiled_kernels_see_no_per_world_python_numbers(worlds, monkeypatch):
+    """torch.compile guards on the value of every Python number a graph is given: a number that differs between
+    worlds (the shadows' h_max once did) would rebuild the graph for every new world of a training run. The
+    numbers each kernel receives (beyond its geometry and the trailing n) must be the same for every world."""
+    monkeypatch.setattr(march_mod, "COMPILE_DEVICES", ("cuda", "cpu"))
+    seen: dict[str, set] = {}
+
+    def recording_compiler(fn, **kwargs):
+        def run(*args):
+            nums = tuple(a for a in args[1:-1] if isinstance(a, (int, float)))
+            seen.setdefault(fn.__name__, set()).add(nums)
+            return fn(*args)
+
+        return run
+
+    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_SHADOW):
+        monkeypatch.setattr(k, "compiled", None)
+        monkeypatch.setattr(k, "failed", False)
+    monkeypatch.setattr(torch, "compile", recording_compiler)
+    for world in (worlds["coast"], worlds["alpine"]):
+        fl = make_flight(world, 1, 16, 16)
+        render_views(world, fl.c2w, fl.K, 16, 16, RenderSettings.preset("training", compile=True))
+    assert worlds["coast"].h_max != worlds["alpine"].h_max
+    assert set(seen) == {"march_chunk", "march_chunk_spec", "shadow_chunk"}
+    assert all(len(v) == 1 for v in seen.values()), seen

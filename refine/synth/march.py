@@ -78,6 +78,7 @@ class Field:
         self.water = world.water
         self.h_max = world.h_max
         dev = c.device
+        self.h_max_t = torch.tensor(float(world.h_max)).to(dev)  # 0-d, for compiled kernels (a float is a guard)
         env = c[..., 0] + c[..., 2] + c[..., 1] * self.canopy_max
         if world.water:  # rays meet max(ground, 0): so must the envelope (interpolating >= 0 values stays >= 0)
             env = env.clamp_min(0.0)
@@ -259,12 +260,13 @@ def refine(geo: Geo, o: Tensor, d: Tensor, a: Tensor, b: Tensor, bisect: int, se
 
 
 def shadow_chunk(
-    geo: Geo, p: Tensor, sun: Tensor, t: Tensor, res: Tensor, lims: Tensor, h_max: float, n: int
+    geo: Geo, p: Tensor, sun: Tensor, t: Tensor, res: Tensor, lims: Tensor, h_max: Tensor, n: int
 ):
     """n steps of the soft-shadow march from p [M, 3] towards unit `sun` [3]: (t, res) [M].
 
     res: the largest -gap / distance seen so far (penumbra: closest miss). Step: half the gap,
-    between 0.3 m + 0.03 t and 200 m + 0.2 t. Rays above h_max stop.
+    between 0.3 m + 0.03 t and 200 m + 0.2 t. Rays above h_max (0-d tensor: as a Python float, torch.compile
+    would guard on its value and rebuild the graph for every new world) stop.
     """
     lo0, lo1, hi0, hi1 = lims  # (0.3, 0.03, 200, 0.2) as device scalars
     for _ in range(n):
@@ -428,6 +430,6 @@ def soft_shadow(
     res = torch.full((M,), -0.1, device=p.device)  # -10 * res <= 1
     cc = use_compile and p.device.type in COMPILE_DEVICES
     for a in range(0, steps, 8):  # chunks of 8 steps (compiled: one graph of one step, called 8 times)
-        t, res = K_SHADOW(cc, field.geo, p, sun_t, t, res, lims, field.h_max, min(8, steps - a))
+        t, res = K_SHADOW(cc, field.geo, p, sun_t, t, res, lims, field.h_max_t, min(8, steps - a))
     v = (-10.0 * res).clamp(0, 1)
     return v * v * (3 - 2 * v)

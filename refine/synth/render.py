@@ -61,8 +61,9 @@ class RenderSettings:
             1 = off): far fewer iterations for the grazing rays that make the long tail.
         spec_after: iteration from which `spec` applies (best a multiple of compact_every).
         compile: on CUDA, run the march and shadow loops as torch.compile'd kernels, one graph per
-            iteration (a few fused kernels instead of ~25 small ones). Opt-in; ignored on CPU; falls
-            back to eager ops (with a warning) if compiling fails.
+            iteration (a few fused kernels instead of ~25 small ones): 2.8x eager at training quality,
+            1,051 frames/s at 256x256 on one H200 after ~1 min of compiling (docs/synth.md). Opt-in;
+            ignored on CPU; falls back to eager ops (with a warning) if compiling fails.
         max_rays: render at most this many primary rays at once (views are split into chunks),
             bounding memory; results do not depend on it.
     """
