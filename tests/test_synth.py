@@ -271,20 +271,25 @@ def test_stats_report_stages_and_counters(worlds):
     assert 8 <= st["iterations"] <= RenderSettings().steps
 
 
+def _use_compiler(monkeypatch, compiler) -> None:
+    """Make the march / shadow kernels compile with `compiler` (a stand-in for torch.compile), from scratch."""
+    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_SHADOW):
+        monkeypatch.setattr(k, "compiled", None)
+        monkeypatch.setattr(k, "failed", False)
+    monkeypatch.setattr(torch, "compile", compiler)
+
+
 def test_compile_failure_falls_back_to_eager(worlds, monkeypatch):
     """compile=True where torch.compile fails: one warning, then the same pixels as eager."""
     world = worlds["coast"]
     fl = make_flight(world, 1, 32, 32)
     ref = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training"))
     monkeypatch.setattr(march_mod, "COMPILE_DEVICES", ("cuda", "cpu"))
-    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_SHADOW):
-        monkeypatch.setattr(k, "compiled", None)
-        monkeypatch.setattr(k, "failed", False)
 
     def no_compiler(*args, **kwargs):
         raise RuntimeError("no compiler here")
 
-    monkeypatch.setattr(torch, "compile", no_compiler)
+    _use_compiler(monkeypatch, no_compiler)
     with pytest.warns(UserWarning, match="torch.compile of march_chunk failed"):
         r = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training", compile=True))
     assert march_mod.K_MARCH.failed
@@ -470,10 +475,7 @@ def test_compiled_kernels_run_one_iteration_per_call(worlds, monkeypatch):
 
         return run
 
-    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_SHADOW):
-        monkeypatch.setattr(k, "compiled", None)
-        monkeypatch.setattr(k, "failed", False)
-    monkeypatch.setattr(torch, "compile", identity_compiler)
+    _use_compiler(monkeypatch, identity_compiler)
     r = render_views(world, fl.c2w, fl.K, 32, 32, RenderSettings.preset("training", compile=True))
     assert set(calls) == {"march_chunk", "march_chunk_spec", "shadow_chunk"}
     assert all(n == 1 for ns in calls.values() for n in ns)
@@ -496,10 +498,7 @@ def test_compiled_kernels_see_no_per_world_python_numbers(worlds, monkeypatch):
 
         return run
 
-    for k in (march_mod.K_MARCH, march_mod.K_SPEC, march_mod.K_SHADOW):
-        monkeypatch.setattr(k, "compiled", None)
-        monkeypatch.setattr(k, "failed", False)
-    monkeypatch.setattr(torch, "compile", recording_compiler)
+    _use_compiler(monkeypatch, recording_compiler)
     for world in (worlds["coast"], worlds["alpine"]):
         fl = make_flight(world, 1, 16, 16)
         render_views(world, fl.c2w, fl.K, 16, 16, RenderSettings.preset("training", compile=True))
