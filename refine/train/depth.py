@@ -637,7 +637,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
             torch.save(blob, f)
 
     t_run = t_log = time.perf_counter()
-    acc: dict[str, float] = {}
+    acc: dict[str, float | torch.Tensor] = {}  # sums over the log interval (tensors on the device)
     n_acc = n_ok = 0  # steps in this log interval, and those not skipped
     step = start
     while step < cfg.steps:
@@ -687,8 +687,8 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                 with torch.no_grad():
                     for pt, p in zip(teacher.parameters(), net.parameters()):
                         pt.lerp_(p, 1.0 - cfg.teacher_ema)
-            for k, v in {**terms, "loss": loss, "grad_norm": gnorm}.items():  # the steps taken
-                acc[k] = acc.get(k, 0.0) + float(v.detach())
+            for k, v in {**terms, "loss": loss, "grad_norm": gnorm}.items():  # the steps taken, summed on the
+                acc[k] = acc.get(k, 0.0) + v.detach().double()  # device: read back once per log interval, not per step
             n_ok += 1
         n_acc += 1
         step += 1
@@ -697,7 +697,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
             save_png(out / "samples" / f"step_{step:06d}.png", depth_sample(net, rgb[:4], depth[:4], cuda))
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
-            rec = dd.mean({k: v / (n_acc if k == "skipped" else max(n_ok, 1)) for k, v in acc.items()})
+            rec = dd.mean({k: float(v) / (n_acc if k == "skipped" else max(n_ok, 1)) for k, v in acc.items()})
             rec = {"step": step, **{k: round(v, 5) for k, v in sorted(rec.items())},
                    "steps_per_second": round(n_acc / (now - t_log), 3),
                    "data_frames_per_second": round(cache.data_frames_per_second, 1)}
