@@ -78,7 +78,6 @@ class Field:
         self.water = world.water
         self.h_max = world.h_max
         dev = c.device
-        self.h_max_t = torch.tensor(float(world.h_max)).to(dev)  # 0-d, for compiled kernels (a float is a guard)
         env = c[..., 0] + c[..., 2] + c[..., 1] * self.canopy_max
         if world.water:  # rays meet max(ground, 0): so must the envelope (interpolating >= 0 values stays >= 0)
             env = env.clamp_min(0.0)
@@ -426,10 +425,11 @@ def soft_shadow(
         return torch.ones(M, device=p.device)
     sun_t = const(tuple(sun), p.device)
     lims = const((0.3, 0.03, 200.0, 0.2), p.device)
+    h_max = const(float(field.h_max), p.device)  # (a tensor: a float would be a compile guard, see shadow_chunk)
     t = torch.full((M,), 1.5, device=p.device)
     res = torch.full((M,), -0.1, device=p.device)  # -10 * res <= 1
     cc = use_compile and p.device.type in COMPILE_DEVICES
     for a in range(0, steps, 8):  # chunks of 8 steps (compiled: one graph of one step, called 8 times)
-        t, res = K_SHADOW(cc, field.geo, p, sun_t, t, res, lims, field.h_max_t, min(8, steps - a))
+        t, res = K_SHADOW(cc, field.geo, p, sun_t, t, res, lims, h_max, min(8, steps - a))
     v = (-10.0 * res).clamp(0, 1)
     return v * v * (3 - 2 * v)
