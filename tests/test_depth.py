@@ -549,3 +549,27 @@ def test_clouds_paint_only_the_sky_from_scattered_to_overcast():
     with pytest.raises(ValueError, match="clouds"):
         DepthTrainConfig(clouds=1.5).validate()
 
+
+
+def test_depth_training_profile_reports_its_window(tmp_path, capsys, monkeypatch):
+    """scripts/profile_depth_train.py profiles exactly the asked steps of `worldgen train-depth`'s own loop (its
+    step counter is the optimiser's step) and names the training code's functions by their share of the host's time."""
+    import sys
+
+    import torch
+
+    from tests.scripts import load_script
+
+    prof = load_script("profile_depth_train")
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(sys, "argv", ["profile_depth_train.py", "--skip", "2", "--steps", "3", "--",
+                                      "--preset", "train-depth-tiny"])
+    prof.main()
+    out = capsys.readouterr().out
+    assert "# window: 3 steps," in out and "aten::convolution_backward" in out
+    assert "refine/train/depth.py" in out and "photometric" in out
+    assert torch.optim.Adam.step is step  # the optimiser's step is given back
+    monkeypatch.setattr(sys, "argv", ["profile_depth_train.py", "--skip", "30", "--steps", "3", "--",
+                                      "--preset", "train-depth-tiny"])  # the tiny preset has 20 steps
+    with pytest.raises(SystemExit, match="fewer than the window needs"):
+        prof.main()

@@ -48,6 +48,7 @@ from refine.train.common import (
 from refine.train.config import DataConfig, OptimConfig, at_least, check_net, shares
 from refine.train.data import FlightCache
 from worldgen.core.config import bad, check
+from worldgen.core.device import to_device
 
 CKPT_FORMAT = "worldgen-train-depth/1"
 SIZES = ((256, 256), (256, 192), (192, 256), (224, 224), (288, 160))
@@ -175,7 +176,7 @@ def random_crops(rgb: Tensor, depth: Tensor, out_wh: tuple[int, int], gen: torch
     theta = torch.zeros(B, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2] = sx * flip, cx
     theta[:, 1, 1], theta[:, 1, 2] = sy, cy
-    grid = F.affine_grid(theta.to(dev), [B, 3, Ho, Wo], align_corners=False)
+    grid = F.affine_grid(to_device(theta, dev), [B, 3, Ho, Wo], align_corners=False)
     r = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="border", align_corners=False)
     d = F.grid_sample(depth, grid, mode="nearest", padding_mode="border", align_corners=False)
     return r, d
@@ -186,8 +187,8 @@ def photometric(rgb: Tensor, gen: torch.Generator, depth: Tensor | None = None) 
     vignetting and sensor noise, per image of rgb [B, 3, H, W] in [0, 1]."""
     B, _, H, W = rgb.shape
     dev = rgb.device
-    u = lambda lo, hi, *shape: (lo + (hi - lo) * torch.rand(B, *shape, generator=gen)).to(dev)  # noqa: E731
-    p = lambda prob: (torch.rand(B, generator=gen) < prob).to(dev)[:, None, None, None]  # noqa: E731
+    u = lambda lo, hi, *shape: to_device(lo + (hi - lo) * torch.rand(B, *shape, generator=gen), dev)  # noqa: E731
+    p = lambda prob: to_device(torch.rand(B, generator=gen) < prob, dev)[:, None, None, None]  # noqa: E731
     x = rgb * u(0.65, 1.35, 1, 1, 1) * u(0.9, 1.1, 3, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * u(0.7, 1.3, 1, 1, 1) + mean
@@ -254,17 +255,17 @@ def clouds(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float = 0.5) 
     field = torch.zeros(B, 1, H, W, device=dev)
     cy, cx = int(torch.randint(2, 5, (1,), generator=gen)), int(torch.randint(3, 7, (1,), generator=gen))
     for octave in range(4):
-        nodes = torch.randn(B, 1, cy << octave, cx << octave, generator=gen).to(dev)
+        nodes = to_device(torch.randn(B, 1, cy << octave, cx << octave, generator=gen), dev)
         field = field + 0.5 ** octave * F.interpolate(nodes, size=(H, W), mode="bicubic", align_corners=True)
     field = (field - field.mean(dim=(2, 3), keepdim=True)) / field.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-    u = lambda lo, hi: (lo + (hi - lo) * torch.rand(B, 1, 1, 1, generator=gen)).to(dev)  # noqa: E731
+    u = lambda lo, hi: to_device(lo + (hi - lo) * torch.rand(B, 1, 1, 1, generator=gen), dev)  # noqa: E731
     cover = u(0.1, 1.0)
     edge = math.sqrt(2.0) * torch.erfinv((1 - 2 * cover).clamp(-0.999, 0.999))  # the field's (1 - c) quantile
     alpha = torch.sigmoid((field - edge) * u(1.5, 8.0)) * u(0.7, 1.0)
     depth_in = (field - edge).clamp_min(0) / (field.amax(dim=(2, 3), keepdim=True) - edge).clamp_min(1e-3)
     tint = torch.cat([u(0.95, 1.05), u(0.97, 1.03), u(0.95, 1.05)], 1)
     cloud = (u(0.45, 1.0) * (1 - u(0.0, 0.5) * depth_in) * tint).clamp(0, 1)
-    sky = ~torch.isfinite(depth) & on.to(dev)[:, None, None, None]
+    sky = ~torch.isfinite(depth) & to_device(on, dev)[:, None, None, None]
     return torch.where(sky, rgb * (1 - alpha) + cloud * alpha, rgb)
 
 
@@ -281,7 +282,7 @@ def _dct8(device: torch.device, dtype: torch.dtype) -> Tensor:
     k = torch.arange(8, dtype=torch.float64)
     d = torch.cos(math.pi * (2 * k[None] + 1) * k[:, None] / 16) * math.sqrt(2 / 8)
     d[0] /= math.sqrt(2)
-    return d.to(device, dtype)
+    return to_device(d, device, dtype)
 
 
 def _blocks_quantised(x: Tensor, tables: Tensor, d: Tensor) -> Tensor:
@@ -306,12 +307,12 @@ def jpeg(rgb: Tensor, gen: torch.Generator, prob: float = 0.3) -> Tensor:
     if not bool(pick.any()):
         return rgb
     dev, dt = rgb.device, torch.float32
-    idx = torch.nonzero(pick).squeeze(1).to(dev)  # (indices made on the host: no wait for the device)
+    idx = to_device(torch.nonzero(pick).squeeze(1), dev)  # (made on the host, uploaded without a wait)
     x = rgb.index_select(0, idx).to(dt) * 255
     q = quality[pick]
     scale = torch.where(q < 50, 5000 / q, 200 - 2 * q)  # libjpeg's quality -> percent scaling of the tables
     base = torch.tensor([_JPEG_LUMA, _JPEG_CHROMA], dtype=torch.float64)  # [2, 64]
-    tables = ((base[None] * scale[:, None, None] + 50) // 100).clamp(1, 255).reshape(-1, 2, 8, 8).to(dev, dt)
+    tables = to_device(((base[None] * scale[:, None, None] + 50) // 100).clamp(1, 255).reshape(-1, 2, 8, 8), dev, dt)
     r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb = -0.168736 * r - 0.331264 * g + 0.5 * b
@@ -363,7 +364,7 @@ def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float
         w_base = ground.float().cpu()
         idx = torch.multinomial(w_base, K, replacement=True, generator=gen)
         vb, ub = (idx // W).float(), (idx % W).float()
-        z = d.flatten()[idx.to(dev)].float().cpu()
+        z = d.flatten()[to_device(idx, dev)].float().cpu()
         r = lambda lo, hi: lo + (hi - lo) * torch.rand(K, generator=gen)  # noqa: E731
         # a share of the trees stand a little in front of the nearest ground of their column, their
         # feet below the frame: the photo taken among trees, trunks from the bottom edge up
@@ -381,7 +382,7 @@ def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float
         conifer = torch.rand(K, generator=gen) < 0.6
         bark = torch.stack([r(0.10, 0.30), r(0.08, 0.22), r(0.06, 0.16)], 1)
         leaf = torch.stack([r(0.03, 0.16), r(0.07, 0.26), r(0.03, 0.12)], 1)
-        to = lambda t: t.to(dev)[:, None, None]  # noqa: E731  [K] -> [K, 1, 1]
+        to = lambda t: to_device(t, dev)[:, None, None]  # noqa: E731  [K] -> [K, 1, 1]
         top = to(vb - height)
         trunk = (xx - to(ub)).abs() <= to(trunk_w / 2)
         trunk = trunk & (yy >= top) & (yy <= to(vb))
@@ -400,12 +401,12 @@ def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float
             continue
         is_crown = torch.gather(torch.isfinite(zt_crown), 0, k_near[None])[0]
         # texture: bark stripes (noise along x only) and leaf blotches (2D noise), per image
-        stripes = F.interpolate(torch.rand(1, 1, 1, max(2, W // 2), generator=gen).to(dev), size=(1, W), mode="bilinear",
+        stripes = F.interpolate(to_device(torch.rand(1, 1, 1, max(2, W // 2), generator=gen), dev), size=(1, W), mode="bilinear",
                                 align_corners=False)[0, 0]
-        blotch = F.interpolate(torch.rand(1, 1, max(2, H // 3), max(2, W // 3), generator=gen).to(dev), size=(H, W),
+        blotch = F.interpolate(to_device(torch.rand(1, 1, max(2, H // 3), max(2, W // 3), generator=gen), dev), size=(H, W),
                                mode="bilinear", align_corners=False)[0, 0]
-        fine = torch.rand(H, W, generator=gen).to(dev)
-        base = torch.where(is_crown[None], leaf.to(dev).T[:, k_near], bark.to(dev).T[:, k_near])  # [3, H, W]
+        fine = to_device(torch.rand(H, W, generator=gen), dev)
+        base = torch.where(is_crown[None], to_device(leaf, dev).T[:, k_near], to_device(bark, dev).T[:, k_near])  # [3, H, W]
         shade = torch.where(is_crown, 0.55 + 0.6 * blotch + 0.25 * fine, 0.6 + 0.6 * stripes.expand(H, W) + 0.15 * fine)
         colour = (base * shade[None]).clamp(0, 1)
         rgb[b] = torch.where(paint[None], colour, rgb[b])
@@ -586,6 +587,8 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     net = DepthNet(cfg.net).to(dev)
+    if cuda:  # (cuDNN's own layout: no NCHW <-> NHWC transposes around each convolution, ~550 kernels a step)
+        net = net.to(memory_format=torch.channels_last)
     teacher = None  # the consistency term's mean teacher (made when the term comes on)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     start, cursor, history, elapsed0 = 0, None, [], 0.0
@@ -615,6 +618,8 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
     layout = None  # the frozen network anchoring the layout on the photos
     if cfg.layout_from and photos is not None:
         layout = _frozen_copy(load_depth_weights(cfg.layout_from)[0]).to(dev).eval()
+        if cuda:
+            layout = layout.to(memory_format=torch.channels_last)
     monitor = GpuMonitor(dev)
     if dd.main:
         print(f"depth net {count_parameters(net):,} parameters; {dd.world} process(es) on {dev}; cache filled in "
@@ -650,8 +655,9 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
         wh = (16 * round(W0 * cfg.size / 256 / 16), 16 * round(H0 * cfg.size / 256 / 16))
         slots = torch.randint(cfg.data.flights, (cfg.batch,), generator=gen)
         frames = torch.randint(cfg.data.frames, (cfg.batch,), generator=gen)
-        rgb = cache.rgb[slots.to(dev), frames.to(dev)].permute(0, 3, 1, 2).float() / 255
-        depth = cache.depth[slots.to(dev), frames.to(dev)][:, None]
+        slots, frames = to_device(slots, dev), to_device(frames, dev)
+        rgb = cache.rgb[slots, frames].permute(0, 3, 1, 2).float() / 255
+        depth = cache.depth[slots, frames][:, None]
         rgb, depth = random_crops(rgb, depth, wh, gen)
         if cfg.standing_trees > 0:
             rgb, depth = standing_trees(rgb, depth, gen, prob=cfg.standing_trees)

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from refine.learned import ViewBatch
 from refine.train.unroll import StepResult
+from worldgen.core.device import to_device
 
 _VIEW_FIELDS = ("scene_rgb", "alpha", "ld_in", "keep_a", "keep", "base_rgb", "ground_rgb", "base_ld", "base_sky", "sky_known")
 
@@ -78,14 +79,14 @@ class ReplayBuffer:
         idx = torch.randint(0, self.size, (n,), generator=gen)
         dev = self.store["x"].device
         flip_mask = (torch.rand(n, generator=gen) < 0.5) if flip else torch.zeros(n, dtype=torch.bool)
-        pick = {k: t[idx.to(dev)] for k, t in self.store.items()}
+        pick = {k: t[to_device(idx, dev)] for k, t in self.store.items()}
         if flip_mask.any():
-            fm = flip_mask.to(dev)[:, None, None, None]
+            fm = to_device(flip_mask, dev)[:, None, None, None]
             pick = {k: torch.where(fm, t.flip(-1), t) for k, t in pick.items()}
         x = pick["x"]
         if noise:
             x = x.clone()
-            x[:, -1:] = (torch.rand(x[:, -1:].shape, generator=gen) * 2 - 1).to(dev)
+            x[:, -1:] = to_device(torch.rand(x[:, -1:].shape, generator=gen) * 2 - 1, dev)
         views = ViewBatch(ref=pick["ref"], base_sky=pick["base_sky"] > 0.5, above_horizon=x[:, 9:10] > 0,
                           **{k: pick[k] for k in _VIEW_FIELDS if k != "base_sky"})
         d = pick["gt_depth"]
