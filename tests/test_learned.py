@@ -63,6 +63,37 @@ def test_a_fresh_network_is_the_classical_refiner():
         assert torch.allclose(frame.depth, ref.depth, rtol=1e-5)  # inf == inf for sky
 
 
+def test_recompose_saves_a_composition_and_keeps_the_network(tmp_path):
+    """scripts/recompose.py: the shipped weights with anchor and texture saved anew load with that composition, the
+    same network, step and history, and refine a view as the spec "learned+anchor=..+texture=.." does; a key a spec
+    may not override, or a file that is no refiner's, is one line and a non-zero exit, writing nothing."""
+    import subprocess
+    import sys
+
+    from worldgen.pipeline.refiners import make_refiner
+
+    out = tmp_path / "recomposed.pt"
+    run = lambda *args: subprocess.run([sys.executable, "scripts/recompose.py", *map(str, args)],  # noqa: E731
+                                       capture_output=True, text=True, cwd=DEFAULT_WEIGHTS.parents[2])
+    r = run(DEFAULT_WEIGHTS, "anchor=0.55", "texture=0.5", "--out", out)
+    assert r.returncode == 0, r.stderr
+    net0, cfg0, _ = load_weights(DEFAULT_WEIGHTS)
+    net1, cfg1, _ = load_weights(out)
+    assert (cfg1.anchor, cfg1.texture) == (0.55, 0.5) and (cfg0.anchor, cfg0.texture) != (0.55, 0.5)
+    assert dataclasses.replace(cfg1, anchor=cfg0.anchor, texture=cfg0.texture) == cfg0
+    assert all(torch.equal(a, b) for a, b in zip(net0.state_dict().values(), net1.state_dict().values()))
+    before, after = (torch.load(f, map_location="cpu", weights_only=False) for f in (DEFAULT_WEIGHTS, out))
+    assert after["step"] == before["step"] and after["history"] == before["history"]
+    view = make_view(seed=5)
+    a, b = (make_refiner(spec, "cpu")(view) for spec in (str(out), "learned+anchor=0.55+texture=0.5"))  # (seed 0 each)
+    assert torch.equal(a.rgb, b.rgb) and torch.equal(a.sky, b.sky)
+    for args, code, says in (((DEFAULT_WEIGHTS, "bogus=1", "--out", tmp_path / "x.pt"), 2, "overrides are"),
+                             ((tmp_path / "none.pt", "anchor=0.3"), 1, "no such refiner weights file")):
+        r = run(*args)
+        assert r.returncode == code and says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "none.pt").exists()
+
+
 def test_reset_colour_residual_gives_the_classical_colour_and_keeps_the_rest(tmp_path):
     """scripts/reset_colour_residual.py (the fidelity run's start): the shipped weights with the colour residual's head
     rows zeroed compose (without anchors) to the classical refiner's colour wherever both call the same pixels sky,

@@ -76,9 +76,10 @@ class PipelineConfig:
     photos its detail fades and its generated ground drifts in colour),
     classical (push-pull, no weights: the baseline) or a weights FILE.pt; a learned one may end in composition
     overrides, e.g. learned-fidelity+anchor=0.3+texture=1 (worldgen/pipeline/refiners.py COMPOSITION). Learned since 2026-12-01: over
-    300-frame flights on real photos it keeps 0.875 of the photo's detail (median) where the classical refiner
-    lets it fade; on held-out procedural flights learned-fidelity leads the classical refiner in all 12 PSNR
-    cells and learned is 0.2-0.5 dB behind the classical one (BENCHMARKS.md, docs/refiner.md)."""
+    300-frame flights on real photos it keeps 0.815 of the photo's detail at frame 300 (median; colour anchor 0.35
+    since 2026-12-04) where the classical refiner lets it fade; on held-out procedural flights learned-fidelity
+    leads the classical refiner in all 12 PSNR cells and learned is 0.3-0.6 dB behind the classical one
+    (BENCHMARKS.md, docs/refiner.md)."""
     refiner_anchor: float | None = None
     """The learned refiner's colour anchor, 0..1 (how far generated ground is pulled towards the photo's
     ground colour at its elevation each time it is generated; refine/learned.py); None: the weights' own."""
