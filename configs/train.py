@@ -36,7 +36,9 @@ _H200_REPLAY = TrainConfig(out="runs/train-refiner", steps=20000, batch=8, devic
                            compact_every=250,
                            log_every=50, sample_every=500,
                            data=DataConfig(flights=12, refresh_every=240, refresh_flights=1),
-                           replay=ReplayConfig(capacity=768, batch=16, refill_every=6))
+                           replay=ReplayConfig(capacity=768, batch=16, refill_every=6),
+                           # (the colour anchor these runs were composed with; the default is 0.35 since 2026-12-04)
+                           refiner=LearnedRefinerConfig(anchor=0.3))
 # The fidelity runs (refiner.pt 3180-4957, refiner-fidelity.pt since): composed without anchors, losses that reward
 # being right on average.
 _H200_FIDELITY = dataclasses.replace(
