@@ -227,6 +227,18 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "shipped as refine/weights/depth.pt (refine/weights/depth.json clouds_note).",
         dataclasses.replace(_DEPTH_H200, steps=9000, clouds=0.5),
     ),
+    "train-depth-h200-clouds-hold": Preset(
+        "The shipped clouds network (refine/weights/depth.pt, step 9,000) continued to 12,000 on fresher data (the "
+        "flight cache refreshed every 6 steps instead of 25, 6 flights per world, the compiled renderer) at the rate "
+        "its decay ended with (OptimConfig.hold_from 9,000: 3.0e-5 throughout). Why: both continuations of 2026-12-04 "
+        "ran on a schedule stretched to 12,000 steps, which took the rate back up to 7.1e-5, and both lost step "
+        "9,000's held-out drone depth within ~1,300 steps (MiDaS AbsRel 0.193 -> 0.248), whatever their data. Not run "
+        "yet (2026-12-04): REFINER=0 EVAL_DEPTH=1 DEPTH_PRESET=train-depth-h200-clouds-hold bash scripts/gpu_train.sh.",
+        dataclasses.replace(_DEPTH_H200, steps=12000, clouds=0.5,
+                            optim=dataclasses.replace(_DEPTH_H200.optim, hold_from=9000),
+                            data=dataclasses.replace(_DEPTH_H200.data, refresh_every=6, flights_per_world=6,
+                                                     compile=True)),
+    ),
     "train-depth-h200-walks-clouds": Preset(
         "The shipped clouds network (refine/weights/depth.pt, step 9,000) continued to 12,000 on the walks-gorges data "
         "(35 % forest-floor walks, 30 % of them on snow, 20 % gorge floors, 45 % drone flights) with its clouds kept "

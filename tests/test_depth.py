@@ -573,3 +573,24 @@ def test_depth_training_profile_reports_its_window(tmp_path, capsys, monkeypatch
                                       "--preset", "train-depth-tiny"])  # the tiny preset has 20 steps
     with pytest.raises(SystemExit, match="fewer than the window needs"):
         prof.main()
+
+
+def test_learning_rate_can_hold_where_its_decay_ended():
+    """OptimConfig.hold_from: a run continued past the steps it was planned for keeps the rate its decay ended with,
+    where a schedule stretched to the new length climbs back (the depth continuations of 2026-12-04)."""
+    import dataclasses
+
+    from refine.train.common import learning_rate
+    from refine.train.depth import DepthTrainConfig
+
+    planned = DepthTrainConfig(steps=9000)
+    stretched = dataclasses.replace(planned, steps=12000)
+    held = dataclasses.replace(stretched, optim=dataclasses.replace(stretched.optim, hold_from=9000))
+    base = planned.optim.lr
+    for step in (0, 150, 4000, 8999, 9000):  # the same schedule up to the end of the planned run
+        assert learning_rate(held, base, step) == pytest.approx(learning_rate(planned, base, step), rel=1e-12)
+    assert learning_rate(held, base, 9000) == pytest.approx(0.1 * base)
+    assert learning_rate(held, base, 11999) == pytest.approx(0.1 * base)
+    assert learning_rate(stretched, base, 9000) > 2 * 0.1 * base  # 7.1e-5 against 3.0e-5
+    with pytest.raises(UserInputError, match="hold-from"):
+        check(dataclasses.replace(held, optim=dataclasses.replace(held.optim, hold_from=-1)))

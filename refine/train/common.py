@@ -251,10 +251,12 @@ def time_is_up(cfg, t_run: float, now_wall: float | None = None) -> bool:
 
 
 def learning_rate(cfg, base: float, step: int) -> float:
-    """Linear warm-up over cfg.optim.warmup steps, then cosine decay to 10 % of `base` at cfg.steps."""
+    """Linear warm-up over cfg.optim.warmup steps, then cosine decay to 10 % of `base` at cfg.steps (at
+    cfg.optim.hold_from when that is set, holding 10 % after it)."""
     if step < cfg.optim.warmup:
         return base * (step + 1) / cfg.optim.warmup
-    p = min(1.0, (step - cfg.optim.warmup) / max(1, cfg.steps - cfg.optim.warmup))
+    end = cfg.optim.hold_from or cfg.steps
+    p = min(1.0, (step - cfg.optim.warmup) / max(1, end - cfg.optim.warmup))
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
 
 

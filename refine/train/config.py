@@ -192,9 +192,14 @@ class OptimConfig:
     """Global gradient-norm clip of the refiner."""
     warmup: int = 100
     """Linear learning-rate warm-up steps."""
+    hold_from: int = 0
+    """0: the cosine decay runs to the run's last step. N > 0: it ends at step N and the rate holds at 10 % from
+    there on, so a run continued past the steps it was planned for keeps the rate it ended with instead of climbing
+    back (a schedule stretched from 9,000 to 12,000 steps takes 3e-4 x 10 % = 3.0e-5 back up to 7.1e-5 at step 9,000,
+    which undid the depth network's held-out gains; docs/depth.md, 2026-12-04)."""
 
     def validate(self) -> None:
-        at_least(self, "lr lr_disc warmup", 0)
+        at_least(self, "lr lr_disc warmup hold_from", 0)
         at_least(self, "grad_clip", 1e-12)
         if not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
             raise bad("betas", "must be two numbers in [0, 1)", self.betas)
