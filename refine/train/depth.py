@@ -401,12 +401,13 @@ def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float
             continue
         is_crown = torch.gather(torch.isfinite(zt_crown), 0, k_near[None])[0]
         # texture: bark stripes (noise along x only) and leaf blotches (2D noise), per image
-        stripes = F.interpolate(to_device(torch.rand(1, 1, 1, max(2, W // 2), generator=gen), dev), size=(1, W), mode="bilinear",
-                                align_corners=False)[0, 0]
-        blotch = F.interpolate(to_device(torch.rand(1, 1, max(2, H // 3), max(2, W // 3), generator=gen), dev), size=(H, W),
-                               mode="bilinear", align_corners=False)[0, 0]
+        stripes = F.interpolate(to_device(torch.rand(1, 1, 1, max(2, W // 2), generator=gen), dev), size=(1, W),
+                                mode="bilinear", align_corners=False)[0, 0]
+        blotch = F.interpolate(to_device(torch.rand(1, 1, max(2, H // 3), max(2, W // 3), generator=gen), dev),
+                               size=(H, W), mode="bilinear", align_corners=False)[0, 0]
         fine = to_device(torch.rand(H, W, generator=gen), dev)
-        base = torch.where(is_crown[None], to_device(leaf, dev).T[:, k_near], to_device(bark, dev).T[:, k_near])  # [3, H, W]
+        leaf, bark = to_device(leaf, dev), to_device(bark, dev)
+        base = torch.where(is_crown[None], leaf.T[:, k_near], bark.T[:, k_near])  # [3, H, W]
         shade = torch.where(is_crown, 0.55 + 0.6 * blotch + 0.25 * fine, 0.6 + 0.6 * stripes.expand(H, W) + 0.15 * fine)
         colour = (base * shade[None]).clamp(0, 1)
         rgb[b] = torch.where(paint[None], colour, rgb[b])
