@@ -384,12 +384,13 @@ def standing_trees(rgb: Tensor, depth: Tensor, gen: torch.Generator, prob: float
         leaf = torch.stack([r(0.03, 0.16), r(0.07, 0.26), r(0.03, 0.12)], 1)
         to = lambda t: to_device(t, dev)[:, None, None]  # noqa: E731  [K] -> [K, 1, 1]
         top = to(vb - height)
-        trunk = (xx - to(ub)).abs() <= to(trunk_w / 2)
+        dx = xx - to(ub)  # [K, 1, W] columns from each trunk's axis (uploaded once)
+        trunk = dx.abs() <= to(trunk_w / 2)
         trunk = trunk & (yy >= top) & (yy <= to(vb))
         rel = (yy - top) / to(crown_h).clamp_min(1.0)  # 0 at the top of the crown, 1 at its foot
         half = to(crown_w / 2)
-        tri = (rel >= 0) & (rel <= 1) & ((xx - to(ub)).abs() <= half * rel)
-        ell = ((rel - 0.5) * 2) ** 2 + ((xx - to(ub)) / half.clamp_min(0.5)) ** 2 <= 1
+        tri = (rel >= 0) & (rel <= 1) & (dx.abs() <= half * rel)
+        ell = ((rel - 0.5) * 2) ** 2 + (dx / half.clamp_min(0.5)) ** 2 <= 1
         crown = torch.where(to(conifer), tri, ell)
         zk = to(z).expand(K, H, W)
         inf = torch.full_like(zk, math.inf)
