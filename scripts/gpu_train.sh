@@ -88,13 +88,18 @@ fi
 # (one CPU process per network and set); tables and JSON come back in $OUT/eval_depth.tar.gz. One H200, 2026-12-04:
 # 40 x 3 worlds rendered and two networks evaluated in ~340 s; the figures equal the CPU-rendered sets' to the third digit.
 EVAL_SETS=("drone:" "walks:--walks --spacing 12" "gorges:--gorges --spacing 12")
+# EVAL_DEPTH=beside: the sets render beside the depth network's training instead of before it (the training is
+# host-bound and the machine has 16 cores; the rendering gets a longer limit, and the evaluation after training waits
+# for it).
+RENDER_PIDS=()  # (a bare `wait` would also wait for the log-copying loop above, which never ends: 2026-12-04 lost a call so)
 if [ -n "${EVAL_DEPTH:-}" ]; then
-  PIDS=()  # (a bare `wait` would also wait for the log-copying loop above, which never ends: 2026-12-04 lost a call so)
   for s in "${EVAL_SETS[@]}"; do
-    timeout 200 python3 scripts/eval_depth.py --worlds 40 ${s#*:} --render-only --render-device cuda \
-      > runs/gpu/render_${s%%:*}.txt 2>&1 & PIDS+=($!)
+    timeout $([ "$EVAL_DEPTH" = beside ] && echo 360 || echo 200) python3 scripts/eval_depth.py --worlds 40 ${s#*:} \
+      --render-only --render-device cuda > runs/gpu/render_${s%%:*}.txt 2>&1 & RENDER_PIDS+=($!)
   done
-  wait "${PIDS[@]}"; el "eval sets rendered: $(ls runs/depth_eval/*/world_*.npz | wc -l) worlds"
+  if [ "$EVAL_DEPTH" != beside ]; then
+    wait "${RENDER_PIDS[@]}"; el "eval sets rendered: $(ls runs/depth_eval/*/world_*.npz | wc -l) worlds"
+  fi
 fi
 # The depth network needs no gsplat: start it at once on the last GPU (DEPTH=0: refiner only; DEPTH_PRESET=NAME
 # another depth preset, e.g. train-depth-h200-walks).
@@ -118,7 +123,7 @@ if [ -n "${TESTS:-}" ]; then
   timeout 240 python3 -m pytest -q -p no:cacheprovider $TESTS > runs/gpu/tests.log 2>&1 &
   TESTS_PID=$!
 fi
-[ -n "${BENCH:-}" ] && python3 scripts/bench_nets.py --device cuda --sizes 256 512 2>&1 | tee runs/gpu/bench_nets.txt
+[ -n "${BENCH:-}" ] && python3 scripts/bench_nets.py --device cuda --sizes 256 512 ${BENCH_ARGS:-} 2>&1 | tee runs/gpu/bench_nets.txt
 # PROBE=1: the same persistent worlds through the PyTorch renderer and gsplat (the stripes of the training samples),
 # on the idle GPU before training; its grids come back in logs.tar.gz (runs/gpu/probe/).
 if [ -n "${PROBE:-}" ]; then
@@ -160,6 +165,7 @@ fi
 if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 if [ -n "${EVAL_DEPTH:-}" ]; then
+  [ "$EVAL_DEPTH" = beside ] && { wait "${RENDER_PIDS[@]}"; el "eval sets rendered: $(ls runs/depth_eval/*/world_*.npz | wc -l) worlds"; }
   PIDS=(); TRAINED_DEPTH=""; mkdir -p runs/gpu/eval_depth
   [ "${DEPTH:-1}" != 0 ] && TRAINED_DEPTH=runs/gpu/depth/checkpoint-compact.pt  # (DEPTH=0: it is depth.pt's copy)
   for w in $TRAINED_DEPTH refine/weights/depth.pt ${EVAL_DEPTH_ALSO:-}; do

@@ -594,3 +594,18 @@ def test_learning_rate_can_hold_where_its_decay_ended():
     assert learning_rate(stretched, base, 9000) > 2 * 0.1 * base  # 7.1e-5 against 3.0e-5
     with pytest.raises(UserInputError, match="hold-from"):
         check(dataclasses.replace(held, optim=dataclasses.replace(held.optim, hold_from=-1)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (the channels_last, bf16 path)")
+def test_learned_depth_model_cuda_matches_cpu():
+    """On CUDA the depth network runs channels_last under bf16 autocast; its log-depth and sky mask must be the CPU
+    float32 model's (up to bf16 rounding), in the standard [B, H, W] layout."""
+    from refine.depthnet import LearnedDepthModel
+    torch.manual_seed(0)
+    net = DepthNet(RefinerNetConfig(widths=(8, 16), bottleneck_blocks=1, global_code=4))
+    rgb = torch.rand(2, 3, 48, 80)
+    cpu_ld, cpu_sky = LearnedDepthModel(net).batch(rgb)
+    gpu_ld, gpu_sky = LearnedDepthModel(net, "cuda").batch(rgb)
+    assert gpu_ld.shape == (2, 48, 80) and gpu_ld.is_contiguous() and gpu_sky.dtype == torch.bool
+    assert torch.allclose(gpu_ld.cpu(), cpu_ld, atol=0.05 * float(cpu_ld.abs().max()) + 1e-3)
+    assert (gpu_sky.cpu() == cpu_sky).float().mean() > 0.95
