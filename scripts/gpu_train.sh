@@ -90,7 +90,8 @@ fi
 EVAL_SETS=("drone:" "walks:--walks --spacing 12" "gorges:--gorges --spacing 12")
 # EVAL_DEPTH=beside: the sets render beside the depth network's training instead of before it (the training is
 # host-bound and the machine has 16 cores; the rendering gets a longer limit, and the evaluation after training waits
-# for it).
+# for it; leave MARGIN=215: the evaluation after training takes ~140 s, and the rendering beside it ~350 s instead of
+# 175; 2026-12-04, fifth session: MARGIN=150 ran past the call's 600 s and lost the evaluation).
 RENDER_PIDS=()  # (a bare `wait` would also wait for the log-copying loop above, which never ends: 2026-12-04 lost a call so)
 if [ -n "${EVAL_DEPTH:-}" ]; then
   for s in "${EVAL_SETS[@]}"; do

@@ -510,6 +510,34 @@ def test_depth_training_with_shading_runs_and_keeps_the_old_stream(tmp_path):
     assert not all(torch.equal(off[k], lit[k]) for k in off)
 
 
+def test_sky_anchor_asks_for_the_anchor_networks_sky():
+    """"layout_sky" is small when the anchor network calls the same pixels sky as the network (the anchor is the
+    network itself) and large when it calls sky what the network calls solid and the reverse."""
+    from refine.train.depth import photo_consistency
+
+    class Flipped(torch.nn.Module):  # the same network with its sky logits negated and sharpened
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            y = self.net(x)
+            return torch.cat([y[:, :1], -4 * y[:, 1:2], y[:, 2:]], 1)
+
+    torch.manual_seed(0)
+    net = DepthNet(RefinerNetConfig(widths=(4, 8), bottleneck_blocks=1, global_code=4)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.5)  # (a fresh head outputs zeros)
+    with torch.no_grad():
+        net.head.bias[1] = 3.0  # sure sky, more or less, over the whole image
+    photos = torch.rand(2, 3, 32, 48)
+
+    def term(layout):
+        return float(photo_consistency(net, photos, torch.Generator().manual_seed(1), False, layout=layout)["layout_sky"])
+
+    same, flipped = term(net), term(Flipped(net))
+    assert same < 0.5 < 2 < flipped
+
+
 def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
     _tiny_depth_training(tmp_path, "anchor", steps=8)  # (an untrained net calls everything sky: no layout to keep)
     anchor = tmp_path / "anchor" / "depth.pt"
@@ -520,6 +548,12 @@ def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
                         "--layout-from", str(anchor)], capsys)
     assert code not in (0, None) and len(err.strip().splitlines()) == 1 and "--photos" in err
     assert not (tmp_path / "x" / "checkpoint.pt").exists()
+    _, summary = _tiny_depth_training(tmp_path, "sky", steps=8, layout_from=str(anchor), layout_sky=1.0)
+    last = json.loads((tmp_path / "sky" / "log.jsonl").read_text().splitlines()[-1])
+    assert summary["steps_done"] == 8 and last["layout_sky"] > 0
+    code, _, err = cli(["train-depth", "--preset", "train-depth-tiny", "--out", str(tmp_path / "y"),
+                        "--photos", str(tmp_path), "--layout-sky", "1"], capsys)
+    assert code not in (0, None) and len(err.strip().splitlines()) == 1 and "--layout-from" in err
     _, summary = _tiny_depth_training(tmp_path, "order", steps=8, ground_order_weight=1.0)
     last = json.loads((tmp_path / "order" / "log.jsonl").read_text().splitlines()[-1])
     assert summary["steps_done"] == 8 and "order" in last and last["order"] >= 0

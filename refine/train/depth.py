@@ -96,6 +96,13 @@ class DepthTrainConfig:
     front called far), which the consistency term, anchored to nothing but itself, cannot undo
     (docs/depth.md). The anchor knows only what a drone-trained network knows, and only coarsely."""
     layout_weight: float = 0.5
+    layout_sky: float = 0.0
+    """Weight of the sky anchor on the real photos: the network's sky logits there must match the `layout_from`
+    network's sky (binary cross-entropy with its sigmoid), so training on procedural skies cannot take the real
+    photos' sky away. Why: the clouds network continued 9,000 -> 14,000 (2026-12-04, fifth session) got better
+    procedural depth and sky, but on real photos called the bright overcast sky between trees solid (Creek's sky
+    share 0.24 -> 0.00, shady_patch's 0.16 -> 0.03), and those flights lost their colour (shady_patch dE 6.6 -> 19):
+    the consistency term's sky teacher is the network itself, anchored to nothing on the photos. 0: off."""
     layout_cell: int = 16
     """The layout anchor compares the two networks' log-depths averaged over cells of this many pixels (of
     the photo crop, over the anchor's ground pixels; the global scale removed as in si_log): a tree
@@ -143,7 +150,7 @@ class DepthTrainConfig:
         real-photo terms without --photos."""
         at_least(self, "steps batch checkpoint_every log_every photo_batch layout_cell", 1)
         at_least(self, "size", 16)
-        at_least(self, "sample_every stop_after max_minutes deadline photo_start photo_weight layout_weight "
+        at_least(self, "sample_every stop_after max_minutes deadline photo_start photo_weight layout_weight layout_sky "
                        "ground_order_weight shading_stops gradient_weight sky_weight", 0)
         shares(self, "shading standing_trees clouds")
         if not (isinstance(self.teacher_ema, (int, float)) and 0 <= self.teacher_ema < 1):
@@ -153,6 +160,8 @@ class DepthTrainConfig:
         check_net(self)
         if self.layout_from and not self.photos:
             raise ValueError("--layout-from anchors the layout on the real photos: give --photos DIR too")
+        if self.layout_sky > 0 and not self.layout_from:
+            raise ValueError("--layout-sky anchors the real photos' sky to another network's: give --layout-from FILE too")
         if self.ground_order_weight > 0 and not self.photos:
             raise ValueError("--ground-order-weight holds the real photos' ground below: give --photos DIR too")
 
@@ -521,7 +530,9 @@ def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool,
     prediction must match the teacher's on the clean view (no gradient; `teacher` None: the network
     itself), up to scale; sky by cross-entropy with the teacher's sky. "layout" (when `layout`, a frozen
     depth network, is given): the same prediction's cell means (`cell_means`) must match `layout`'s over
-    its ground pixels, up to scale (scale-invariant L1 of log-depth, as si_log)."""
+    its ground pixels, up to scale (scale-invariant L1 of log-depth, as si_log); "layout_sky": its sky logits
+    must match `layout`'s sky (binary cross-entropy with the sigmoid of `layout`'s logits, per pixel; the
+    caller weights it with `layout_sky`)."""
     with torch.no_grad(), torch.autocast(device_type=photos.device.type, dtype=torch.bfloat16, enabled=autocast):
         t_log, t_sky = predict(net if teacher is None else teacher, photos)
         a_log, a_sky = predict(layout, photos) if layout is not None else (None, None)
@@ -541,6 +552,7 @@ def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool,
         s_cells, _ = cell_means(s_log.float(), ground, cell)
         a_cells, ok = cell_means(a_log.float(), ground, cell)
         terms["layout"] = si_log_l1(s_cells, a_cells, ok)
+        terms["layout_sky"] = F.binary_cross_entropy_with_logits(s_sky.float(), torch.sigmoid(a_sky.float()))
     return terms
 
 
@@ -678,7 +690,8 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                 teacher = _frozen_copy(net)
             terms.update(photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda, teacher,
                                            layout, max(1, cfg.layout_cell * cfg.size // 256)))
-            loss = loss + cfg.photo_weight * terms["photo"] + cfg.layout_weight * terms.get("layout", 0.0)
+            loss = loss + cfg.photo_weight * terms["photo"] + cfg.layout_weight * terms.get("layout", 0.0) \
+                + cfg.layout_sky * terms.get("layout_sky", 0.0)
             if cfg.ground_order_weight > 0:
                 terms["order"] = ground_order_term(net, photos, cfg.photo_batch, wh, gen, cuda)
                 loss = loss + cfg.ground_order_weight * terms["order"]
@@ -732,7 +745,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                "config": dataclasses.asdict(cfg)}
     if dd.main:
         save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
-        write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo", "layout", "order"))
+        write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo", "layout", "layout_sky", "order"))
         from worldgen.core.io import atomic_write_text
 
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
