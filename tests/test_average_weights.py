@@ -1,4 +1,5 @@
-"""scripts/average_weights.py: the weighted mean of refiner checkpoints that made `learned-fidelity` (2026-12-03)."""
+"""scripts/average_weights.py: the weighted mean of refiner checkpoints that made `learned-fidelity` (2026-12-03), and of
+depth training checkpoints."""
 import subprocess
 import sys
 
@@ -12,12 +13,24 @@ def _module():
     return load_script("average_weights")
 
 
-def _ckpt(path, w, step, net_config=None, meta=None):
+def _ckpt(path, w, step, net_config=None, meta=None, key="refiner"):
     state = {"conv.weight": torch.full((2, 3), float(w), dtype=torch.float16), "count": torch.tensor(step)}
     torch.save({"step": step, "cursor": step // 10, "history": [{"step": step}],
-                "refiner": {"format": "x", "net_config": net_config or {"widths": [8]}, "state_dict": state,
-                            "meta": meta or {}}}, path)
+                key: {"format": "x", "net_config": net_config or {"widths": [8]}, "state_dict": state,
+                      "meta": meta or {}}}, path)
     return path
+
+
+def test_depth_checkpoints_average_too_and_do_not_mix_with_refiners(tmp_path):
+    mod = _module()
+    a = _ckpt(tmp_path / "a.pt", 1.0, 9000, key="depth")
+    b = _ckpt(tmp_path / "b.pt", 3.0, 14000, key="depth")
+    out = mod.average([str(a), str(b)], [0.75, 0.25])
+    assert "refiner" not in out and torch.allclose(out["depth"]["state_dict"]["conv.weight"].float(),
+                                                   torch.full((2, 3), 1.5))
+    assert out["step"] == 14000 and [s["step"] for s in out["depth"]["meta"]["averaged_from"]] == [9000, 14000]
+    with pytest.raises(mod.UserInputError, match="another network"):
+        mod.average([str(a), str(_ckpt(tmp_path / "r.pt", 1.0, 100))], [0.5, 0.5])
 
 
 def test_weighted_mean_of_the_weights_the_rest_from_the_last_file(tmp_path):
