@@ -83,10 +83,12 @@ if [ -n "${SOAK_FIRST:-}" ]; then
   el "profile and soak done"
 fi
 # EVAL_DEPTH=1: the held-out depth sets (scripts/eval_depth.py: 40 eval worlds each of drone flights, forest-floor walks
-# and gorges), rendered here first on the idle GPU (on this project's 2-core CPU they take hours), and after
+# and gorges), rendered here first on the idle GPU, and after
 # training the network this call trained, refine/weights/depth.pt and each file of EVAL_DEPTH_ALSO evaluated on them
 # (one CPU process per network and set); tables and JSON come back in $OUT/eval_depth.tar.gz. One H200, 2026-12-04:
 # 40 x 3 worlds rendered and two networks evaluated in ~340 s; the figures equal the CPU-rendered sets' to the third digit.
+# The 2-core CPU renders the three sets in ~12 minutes and scores a network in ~100 s per set (2026-12-04, fifth
+# session), so a call's time is better spent training and the returned checkpoint scored there.
 EVAL_SETS=("drone:" "walks:--walks --spacing 12" "gorges:--gorges --spacing 12")
 # EVAL_DEPTH=beside: the sets render beside the depth network's training instead of before it (the training is
 # host-bound and the machine has 16 cores; the rendering gets a longer limit, and the evaluation after training waits
