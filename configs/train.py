@@ -248,8 +248,9 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "hold preset ran 9,000 -> 14,000 (2026-12-04, fifth session) and bettered the held-out procedural depth (drone "
         "MiDaS AbsRel 0.193 -> 0.178, gorges 4.01 -> 3.54, sky IoU 0.954 -> 0.964), but called the bright overcast sky "
         "between the real photos' trees solid and their flights lost colour (shady_patch dE 6.6 -> 19): not shipped. "
-        "Not run yet: REFINER=0 EVAL_DEPTH=beside DEPTH_PRESET=train-depth-h200-clouds-hold-sky BUDGET=570 MARGIN=215 "
-        "bash scripts/gpu_train.sh (one call reaches ~12,000), then the 14 real-photo flights and scripts/depth_sheet.py.",
+        "Not run yet: REFINER=0 KEEP=90 DEPTH_PRESET=train-depth-h200-clouds-hold-sky BUDGET=585 bash "
+        "scripts/gpu_train.sh (one call reaches ~14,000 and brings back three earlier points), then each point scored on "
+        "the CPU (scripts/eval_depth.py on the CPU-rendered sets), the 14 real-photo flights and scripts/depth_sheet.py.",
         dataclasses.replace(_DEPTH_CLOUDS_HOLD, layout_from="refine/weights/depth.pt",
                             layout_weight=0.0, layout_sky=1.0),
     ),
@@ -271,8 +272,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "(layout_sky 1.0; the layout anchor 0.5 as before). Why: that run freed two of the three wall flights but "
         "doubled the sky streaks, and the clouds data alone at the held rate (train-depth-h200-clouds-hold, 2026-12-04 "
         "fifth session) showed both its faults' likely causes: the rate for the held-out depth, the unanchored sky of "
-        "the photos for the colour. Not run yet: REFINER=0 EVAL_DEPTH=beside "
-        "DEPTH_PRESET=train-depth-h200-walks-clouds-hold-sky BUDGET=570 MARGIN=215 bash scripts/gpu_train.sh.",
+        "the photos for the colour. Not run yet: REFINER=0 KEEP=90 DEPTH_PRESET=train-depth-h200-walks-clouds-hold-sky "
+        "BUDGET=585 bash scripts/gpu_train.sh, then scored on the CPU as the preset above.",
         dataclasses.replace(_DEPTH_WALKS_LAYOUT, steps=12000, clouds=0.5, layout_sky=1.0,
                             optim=dataclasses.replace(_DEPTH_WALKS_LAYOUT.optim, hold_from=9000),
                             data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),

@@ -47,11 +47,23 @@ send_checkpoint() {  # $1 = refiner | depth: its compact checkpoint into $OUT as
   rm -rf /tmp/snap.$1 && mkdir -p /tmp/snap.$1 && split -b 15M -d runs/gpu/$1/checkpoint-compact.pt /tmp/snap.$1/p &&
   for f in /tmp/snap.$1/p*; do cp "$f" "$OUT/tmp-$1" && mv "$OUT/tmp-$1" "$OUT/$1.ckpt.part${f##*/p}"; done
 }
+# KEEP=S: also keep, at most every S seconds and KEEP_MAX (3) times, the checkpoint just sent as
+# $OUT/$k.keptN.ckpt.partNN, so the points of a run come back to be scored (and averaged) on the CPU beside its last
+# one (a call returns 8 files at most: logs 2, the last checkpoint, logs.tar.gz, the kept ones).
+keep_checkpoint() {
+  [ -n "${KEEP:-}" ] || return 0
+  local n; n=$(ls "$OUT" | grep -c "^$1[.]kept[0-9]*[.]ckpt[.]part00$")
+  [ "$n" -lt "${KEEP_MAX:-3}" ] || return 0
+  [ -f $STAMP.kept.$1 ] && [ $(( $(date +%s) - $(stat -c %Y $STAMP.kept.$1) )) -lt "$KEEP" ] && return 0
+  touch $STAMP.kept.$1
+  for f in /tmp/snap.$1/p*; do cp "$f" "$OUT/tmp-$1" && mv "$OUT/tmp-$1" "$OUT/$1.kept$n.ckpt.part${f##*/p}"; done
+}
 ( while sleep 20; do for k in refiner depth; do
     [ -f runs/gpu/$k/log.jsonl ] && cp runs/gpu/$k/log.jsonl "$OUT/$k.log.jsonl.part" && mv "$OUT/$k.log.jsonl.part" "$OUT/$k.log.jsonl"
     c=runs/gpu/$k/checkpoint-compact.pt
     if [ -f $STAMP ] && [ -f $c ] && [ $c -nt $STAMP ] && { [ ! -f $STAMP.$k ] || [ $c -nt $STAMP.$k ]; }; then
       touch -r $c $STAMP.$k; send_checkpoint $k
+      keep_checkpoint $k
     fi
   done; done ) &
 LOGS_PID=$!
