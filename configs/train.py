@@ -249,9 +249,9 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "MiDaS AbsRel 0.193 -> 0.178, gorges 4.01 -> 3.54, sky IoU 0.954 -> 0.964), but called the bright overcast sky "
         "between the real photos' trees solid and their flights lost colour (shady_patch dE 6.6 -> 19): not shipped. "
         "Not run yet: REFINER=0 KEEP=90 DEPTH_PRESET=train-depth-h200-clouds-hold-sky BUDGET=585 bash "
-        "scripts/gpu_train.sh (one call reaches ~14,000 and brings back three earlier points), then each point scored on "
+        "scripts/gpu_train.sh (steps 15,000, the rate held whatever the end: one call reaches ~14,000 and brings back three earlier points), then each point scored on "
         "the CPU (scripts/eval_depth.py on the CPU-rendered sets), the 14 real-photo flights and scripts/depth_sheet.py.",
-        dataclasses.replace(_DEPTH_CLOUDS_HOLD, layout_from="refine/weights/depth.pt",
+        dataclasses.replace(_DEPTH_CLOUDS_HOLD, steps=15000, layout_from="refine/weights/depth.pt",
                             layout_weight=0.0, layout_sky=1.0),
     ),
     "train-depth-h200-walks-clouds": Preset(
@@ -274,7 +274,7 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "fifth session) showed both its faults' likely causes: the rate for the held-out depth, the unanchored sky of "
         "the photos for the colour. Not run yet: REFINER=0 KEEP=90 DEPTH_PRESET=train-depth-h200-walks-clouds-hold-sky "
         "BUDGET=585 bash scripts/gpu_train.sh, then scored on the CPU as the preset above.",
-        dataclasses.replace(_DEPTH_WALKS_LAYOUT, steps=12000, clouds=0.5, layout_sky=1.0,
+        dataclasses.replace(_DEPTH_WALKS_LAYOUT, steps=15000, clouds=0.5, layout_sky=1.0,
                             optim=dataclasses.replace(_DEPTH_WALKS_LAYOUT.optim, hold_from=9000),
                             data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),
     ),
