@@ -249,8 +249,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "MiDaS AbsRel 0.193 -> 0.178, gorges 4.01 -> 3.54, sky IoU 0.954 -> 0.964), but called the bright overcast sky "
         "between the real photos' trees solid and their flights lost colour (shady_patch dE 6.6 -> 19): not shipped. "
         "Not run yet: REFINER=0 KEEP=90 DEPTH_PRESET=train-depth-h200-clouds-hold-sky BUDGET=585 bash "
-        "scripts/gpu_train.sh (steps 15,000, the rate held whatever the end: one call reaches ~14,000 and brings back three earlier points), then each point scored on "
-        "the CPU (scripts/eval_depth.py on the CPU-rendered sets), the 14 real-photo flights and scripts/depth_sheet.py.",
+        "scripts/gpu_train.sh (steps 15,000, the rate held whatever the end: one call reaches ~14,000 and brings "
+        "back three earlier points), then each point scored on the CPU (scripts/eval_depth.py on the CPU-rendered sets), the 14 real-photo flights and scripts/depth_sheet.py.",
         dataclasses.replace(_DEPTH_CLOUDS_HOLD, steps=15000, layout_from="refine/weights/depth.pt",
                             layout_weight=0.0, layout_sky=1.0),
     ),
