@@ -57,8 +57,8 @@ _DEPTH_H200 = DepthTrainConfig(out="runs/train-depth", steps=6000, batch=24, dev
                                                refresh_flights=1, seed_start=500_000))
 _DEPTH_CLOUDS_HOLD = dataclasses.replace(_DEPTH_H200, steps=12000, clouds=0.5,
                                          optim=dataclasses.replace(_DEPTH_H200.optim, hold_from=9000),
-                                         data=dataclasses.replace(_DEPTH_H200.data, refresh_every=6, flights_per_world=6,
-                                                                  compile=True))
+                                         data=dataclasses.replace(_DEPTH_H200.data, refresh_every=6,
+                                                                  flights_per_world=6, compile=True))
 _DEPTH_WALKS = dataclasses.replace(_DEPTH_H200, steps=9000, data=dataclasses.replace(_DEPTH_H200.data, walks=0.35))
 _DEPTH_WALKS_LAYOUT = dataclasses.replace(_DEPTH_WALKS, layout_from="refine/weights/depth.pt", layout_weight=0.5,
                                           layout_cell=16)
@@ -250,7 +250,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "between the real photos' trees solid and their flights lost colour (shady_patch dE 6.6 -> 19): not shipped. "
         "Not run yet: REFINER=0 KEEP=90 DEPTH_PRESET=train-depth-h200-clouds-hold-sky BUDGET=585 bash "
         "scripts/gpu_train.sh (steps 15,000, the rate held whatever the end: one call reaches ~14,000 and brings "
-        "back three earlier points), then each point scored on the CPU (scripts/eval_depth.py on the CPU-rendered sets), the 14 real-photo flights and scripts/depth_sheet.py.",
+        "back three earlier points), then each point scored on the CPU (scripts/eval_depth.py on the CPU-rendered "
+        "sets), the 14 real-photo flights and scripts/depth_sheet.py.",
         dataclasses.replace(_DEPTH_CLOUDS_HOLD, steps=15000, layout_from="refine/weights/depth.pt",
                             layout_weight=0.0, layout_sky=1.0),
     ),
@@ -267,7 +268,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
                             data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),
     ),
     "train-depth-h200-walks-clouds-hold-sky": Preset(
-        "train-depth-h200-walks-clouds at the held rate (OptimConfig.hold_from 9,000: 3.0e-5, where that run's schedule "
+        "train-depth-h200-walks-clouds at the held rate (OptimConfig.hold_from 9,000: 3.0e-5, where that run's "
+        "schedule "
         "stretched to 12,000 steps took it back up to 7.1e-5) and with the real photos' sky anchored to step 9,000's "
         "(layout_sky 1.0; the layout anchor 0.5 as before). Why: that run freed two of the three wall flights but "
         "doubled the sky streaks, and the clouds data alone at the held rate (train-depth-h200-clouds-hold, 2026-12-04 "

@@ -161,7 +161,8 @@ class DepthTrainConfig:
         if self.layout_from and not self.photos:
             raise ValueError("--layout-from anchors the layout on the real photos: give --photos DIR too")
         if self.layout_sky > 0 and not self.layout_from:
-            raise ValueError("--layout-sky anchors the real photos' sky to another network's: give --layout-from FILE too")
+            raise ValueError("--layout-sky anchors the real photos' sky to another network's: "
+                             "give --layout-from FILE too")
         if self.ground_order_weight > 0 and not self.photos:
             raise ValueError("--ground-order-weight holds the real photos' ground below: give --photos DIR too")
 
