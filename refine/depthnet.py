@@ -45,9 +45,9 @@ def predict(net: DepthNet, rgb: Tensor) -> tuple[Tensor, Tensor]:
 class LearnedDepthModel:
     """The depth network ready to run: `(rgb [H, W, 3] in [0, 1]) -> (log-depth [H, W], sky [H, W] bool)`.
 
-    Runs at the image's size (bf16 autocast and channels_last on CUDA: 5.1 -> 3.2 ms at 512x512 on one H200,
-    scripts/bench_nets.py, 2026-12-04). The log-depth is defined up to a constant. The sky
-    mask is the network's sky logit read with hysteresis: > 0 seeds it, and it takes every pixel connected
+    Runs at the image's size in channels_last (bf16 autocast on CUDA; 5.1 -> 3.2 ms at 512x512 on one H200, 110 ->
+    86 ms at 256x256 on 2 CPU cores: scripts/bench_nets.py, 2026-12-04). The log-depth is defined up to a constant.
+    The sky mask is the network's sky logit read with hysteresis: > 0 seeds it, and it takes every pixel connected
     to a seed whose logit is > `sky_grow` (`SKY_GROW`; 0: logit > 0 alone, the mask before 2026-12-03)."""
 
     def __init__(self, net: DepthNet, device: torch.device | str = "cpu", sky_grow: float = SKY_GROW):
@@ -55,8 +55,7 @@ class LearnedDepthModel:
             raise ValueError(f"sky_grow must be <= 0 (a logit below the seeds' 0), got {sky_grow}")
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
-        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        self.net = self.net.to(memory_format=self.memory_format)
+        self.net = self.net.to(memory_format=torch.channels_last)
         self.sky_grow = float(sky_grow)
 
     @staticmethod
@@ -73,7 +72,7 @@ class LearnedDepthModel:
     @torch.no_grad()
     def batch(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
         """A batch at once: rgb [B, 3, H, W] in [0, 1] -> (log-depth [B, H, W] float32, sky [B, H, W] bool)."""
-        x = rgb.to(self.device).float().contiguous(memory_format=self.memory_format)
+        x = rgb.to(self.device).float().contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             log_depth, sky_logit = predict(self.net, x)
         return log_depth.float().contiguous(), sky_mask(sky_logit.contiguous(), self.sky_grow)
