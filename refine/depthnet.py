@@ -54,8 +54,7 @@ class LearnedDepthModel:
         if not sky_grow <= 0:
             raise ValueError(f"sky_grow must be <= 0 (a logit below the seeds' 0), got {sky_grow}")
         self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
-        self.net = self.net.to(memory_format=torch.channels_last)
+        self.net = net.to(self.device).eval().to(memory_format=torch.channels_last)
         self.sky_grow = float(sky_grow)
 
     @staticmethod

@@ -746,7 +746,8 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                "config": dataclasses.asdict(cfg)}
     if dd.main:
         save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
-        write_curves(out, history, "depth training losses", ("si_log", "gradient", "sky", "photo", "layout", "layout_sky", "order"))
+        write_curves(out, history, "depth training losses",
+                     ("si_log", "gradient", "sky", "photo", "layout", "layout_sky", "order"))
         from worldgen.core.io import atomic_write_text
 
         atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
