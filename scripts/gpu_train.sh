@@ -45,7 +45,10 @@ STAMP=/tmp/gpu_train.$$.start
 send_checkpoint() {  # $1 = refiner | depth: its compact checkpoint into $OUT as $1.ckpt.partNN (<= 15 MB each; the
   # checkpoints are one part: the refiner's 9.9 MB, the depth network's 14.6; each part is copied whole, then renamed)
   rm -rf /tmp/snap.$1 && mkdir -p /tmp/snap.$1 && split -b 15M -d runs/gpu/$1/checkpoint-compact.pt /tmp/snap.$1/p &&
-  for f in /tmp/snap.$1/p*; do cp "$f" "$OUT/tmp-$1" && mv "$OUT/tmp-$1" "$OUT/$1.ckpt.part${f##*/p}"; done
+  put_parts $1 $1
+}
+put_parts() {  # $1 = refiner | depth, $2 = name: the parts of its last snapshot into $OUT as $2.ckpt.partNN
+  for f in /tmp/snap.$1/p*; do cp "$f" "$OUT/tmp-$1" && mv "$OUT/tmp-$1" "$OUT/$2.ckpt.part${f##*/p}"; done
 }
 # KEEP=S: also keep, at most every S seconds and KEEP_MAX (3) times, the checkpoint just sent as
 # $OUT/$k.keptN.ckpt.partNN, so the points of a run come back to be scored (and averaged) on the CPU beside its last
@@ -56,7 +59,7 @@ keep_checkpoint() {
   [ "$n" -lt "${KEEP_MAX:-3}" ] || return 0
   [ -f $STAMP.kept.$1 ] && [ $(( $(date +%s) - $(stat -c %Y $STAMP.kept.$1) )) -lt "$KEEP" ] && return 0
   touch $STAMP.kept.$1
-  for f in /tmp/snap.$1/p*; do cp "$f" "$OUT/tmp-$1" && mv "$OUT/tmp-$1" "$OUT/$1.kept$n.ckpt.part${f##*/p}"; done
+  put_parts $1 $1.kept$n
 }
 ( while sleep 20; do for k in refiner depth; do
     [ -f runs/gpu/$k/log.jsonl ] && cp runs/gpu/$k/log.jsonl "$OUT/$k.log.jsonl.part" && mv "$OUT/$k.log.jsonl.part" "$OUT/$k.log.jsonl"
