@@ -25,11 +25,11 @@ def test_the_gpu_scripts_parse(script):
 
 
 def _sender() -> str:
-    """gpu_train.sh's send_checkpoint function, as written there."""
+    """gpu_train.sh's send_checkpoint function and the put_parts it calls, as written there."""
     text = (ROOT / "scripts" / "gpu_train.sh").read_text()
-    m = re.search(r"^send_checkpoint\(\) \{.*?^\}", text, flags=re.S | re.M)
-    assert m, "send_checkpoint not found in scripts/gpu_train.sh"
-    return m.group(0)
+    found = [re.search(rf"^{name}\(\) \{{.*?^\}}", text, flags=re.S | re.M) for name in ("put_parts", "send_checkpoint")]
+    assert all(found), "send_checkpoint or put_parts not found in scripts/gpu_train.sh"
+    return "\n".join(m.group(0) for m in found)
 
 
 @pytest.mark.skipif(shutil.which("split") is None, reason="needs coreutils split")
