@@ -21,6 +21,9 @@
 # A refiner checkpoint with a photo critic is 12.8 MB, not 9.9: copied over refine/weights/refiner.pt it takes the call
 # past 64 MiB, so move refine/weights/refiner-fidelity.pt out of the tree for such calls (2026-12-03, seventh session:
 # .carry/photos at JPEG quality 82, 1.9 MiB, and the fidelity file moved out made it fit).
+# A depth run anchored to the shipped network (--layout-from) that continues in a later call needs that network too:
+# carry it as .carry/depth9000.pt (say) with DEPTH_ARGS='--layout-from .carry/depth9000.pt', and move both
+# refine/weights/refiner*.pt out of the tree for the call (REFINER=0 needs neither; 2026-12-04, sixth session).
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
 BUDGET=${BUDGET:-560}

@@ -538,6 +538,38 @@ def test_sky_anchor_asks_for_the_anchor_networks_sky():
     assert same < 0.5 < 2 < flipped
 
 
+def test_sky_anchor_logit_mode_sees_marginal_sky():
+    """The "logit" sky anchor (L1 of clamped logits) is ~0 for the network itself and pulls at full strength where
+    the anchor's sky logits are marginal (the hysteresis-grown sky, logits between -3 and 0): a network 2 lower
+    there costs ~2, where the cross-entropy rises above its floor (the anchor's own entropy) by a seventh of that."""
+    import torch.nn.functional as F
+    from refine.train.depth import SKY_LOGIT_CLAMP, photo_consistency
+
+    class Shifted(torch.nn.Module):  # the same network with its sky logits moved by `by`
+        def __init__(self, net, by):
+            super().__init__()
+            self.net, self.by = net, by
+
+        def forward(self, x):
+            y = self.net(x)
+            return torch.cat([y[:, :1], y[:, 1:2] + self.by, y[:, 2:]], 1)
+
+    torch.manual_seed(0)
+    net = DepthNet(RefinerNetConfig(widths=(4, 8), bottleneck_blocks=1, global_code=4)).eval()
+    with torch.no_grad():
+        net.head.bias[1] = -3.0  # (a fresh head outputs zeros: logit -3 everywhere, grown sky at most)
+    photos = torch.rand(2, 3, 32, 48)
+
+    def term(layout, mode):
+        return float(photo_consistency(net, photos, torch.Generator().manual_seed(1), False, layout=layout,
+                                       sky_mode=mode)["layout_sky"])
+
+    assert term(net, "logit") < 1e-4 and abs(term(Shifted(net, 2.0), "logit") - 2.0) < 1e-3
+    assert abs(term(Shifted(net, 20.0), "logit") - (SKY_LOGIT_CLAMP + 3.0)) < 1e-3  # (clamped: sure sky is sure)
+    floor = float(F.binary_cross_entropy_with_logits(torch.tensor(-1.0), torch.sigmoid(torch.tensor(-1.0))))
+    assert 0 < term(Shifted(net, 2.0), "bce") - floor < 0.2 * term(Shifted(net, 2.0), "logit")
+
+
 def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
     _tiny_depth_training(tmp_path, "anchor", steps=8)  # (an untrained net calls everything sky: no layout to keep)
     anchor = tmp_path / "anchor" / "depth.pt"
@@ -554,6 +586,16 @@ def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
     code, _, err = cli(["train-depth", "--preset", "train-depth-tiny", "--out", str(tmp_path / "y"),
                         "--photos", str(tmp_path), "--layout-sky", "1"], capsys)
     assert code not in (0, None) and len(err.strip().splitlines()) == 1 and "--layout-from" in err
+    _, summary = _tiny_depth_training(tmp_path, "skyl", steps=8, layout_from=str(anchor), layout_sky=1.0,
+                                      layout_sky_mode="logit")
+    last = json.loads((tmp_path / "skyl" / "log.jsonl").read_text().splitlines()[-1])
+    import dataclasses
+
+    from configs.train import TRAIN_PRESETS
+    from refine.train.depth import SKY_LOGIT_CLAMP
+    assert summary["steps_done"] == 8 and 0 <= last["layout_sky"] < 2 * SKY_LOGIT_CLAMP
+    with pytest.raises(ValueError, match="layout_sky_mode"):
+        dataclasses.replace(TRAIN_PRESETS["train-depth-tiny"].config, layout_sky_mode="mse").validate()
     _, summary = _tiny_depth_training(tmp_path, "order", steps=8, ground_order_weight=1.0)
     last = json.loads((tmp_path / "order" / "log.jsonl").read_text().splitlines()[-1])
     assert summary["steps_done"] == 8 and "order" in last and last["order"] >= 0

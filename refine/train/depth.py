@@ -103,6 +103,14 @@ class DepthTrainConfig:
     procedural depth and sky, but on real photos called the bright overcast sky between trees solid (Creek's sky
     share 0.24 -> 0.00, shady_patch's 0.16 -> 0.03), and those flights lost their colour (shady_patch dE 6.6 -> 19):
     the consistency term's sky teacher is the network itself, anchored to nothing on the photos. 0: off."""
+    layout_sky_mode: Literal["bce", "logit"] = "bce"
+    """How the sky anchor compares: "bce", cross-entropy with the anchor's sigmoid (its floor is the anchor's own
+    entropy, ~0.21 on the photos); "logit", L1 between the two networks' sky logits, each clamped to
+    +-`SKY_LOGIT_CLAMP` (floor 0). Why: with "bce" (2026-12-04, sixth session) the photos' sky sat at that floor
+    (0.218 against 0.214) and yet step 15,000 lost a third of the real photos' grown sky (scripts/depth_sheet.py:
+    shady_patch 0.163 -> 0.000): the grown sky lies in logits between the hysteresis threshold (-3) and 0, where the
+    cross-entropy pulls weakly (its gradient per pixel is sigmoid(s) - sigmoid(a): 0.10 for a logit -2 turned -4);
+    the logits' L1 pulls with 1 wherever the two networks differ."""
     layout_cell: int = 16
     """The layout anchor compares the two networks' log-depths averaged over cells of this many pixels (of
     the photo crop, over the anchor's ground pixels; the global scale removed as in si_log): a tree
@@ -160,6 +168,8 @@ class DepthTrainConfig:
         check_net(self)
         if self.layout_from and not self.photos:
             raise ValueError("--layout-from anchors the layout on the real photos: give --photos DIR too")
+        if self.layout_sky_mode not in ("bce", "logit"):
+            raise bad("layout_sky_mode", "must be bce or logit", self.layout_sky_mode)
         if self.layout_sky > 0 and not self.layout_from:
             raise ValueError("--layout-sky anchors the real photos' sky to another network's: "
                              "give --layout-from FILE too")
@@ -525,15 +535,21 @@ def ground_order_term(net, photos: list[Tensor], n: int, out_wh: tuple[int, int]
     return ground_order(log_d.float(), sky.float() < 0)
 
 
+SKY_LOGIT_CLAMP = 6.0
+"""The sky anchor's "logit" mode compares sky logits clamped to +-this: beyond it both networks are sure (sigmoid
+0.0025 / 0.9975) and need not agree on how sure."""
+
+
 def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool, teacher=None,
-                      layout=None, cell: int = 16) -> dict[str, Tensor]:
+                      layout=None, cell: int = 16, sky_mode: str = "bce") -> dict[str, Tensor]:
     """Self-supervised terms on real photos [B, 3, H, W]. "photo": an augmented (colour, flip) view's
     prediction must match the teacher's on the clean view (no gradient; `teacher` None: the network
     itself), up to scale; sky by cross-entropy with the teacher's sky. "layout" (when `layout`, a frozen
     depth network, is given): the same prediction's cell means (`cell_means`) must match `layout`'s over
     its ground pixels, up to scale (scale-invariant L1 of log-depth, as si_log); "layout_sky": its sky logits
-    must match `layout`'s sky (binary cross-entropy with the sigmoid of `layout`'s logits, per pixel; the
-    caller weights it with `layout_sky`)."""
+    must match `layout`'s sky, per pixel (`sky_mode` "bce": binary cross-entropy with the sigmoid of `layout`'s
+    logits; "logit": mean |clamp(s) - clamp(a)| of the logits clamped to +-SKY_LOGIT_CLAMP; the caller weights it
+    with `layout_sky`)."""
     with torch.no_grad(), torch.autocast(device_type=photos.device.type, dtype=torch.bfloat16, enabled=autocast):
         t_log, t_sky = predict(net if teacher is None else teacher, photos)
         a_log, a_sky = predict(layout, photos) if layout is not None else (None, None)
@@ -553,7 +569,11 @@ def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool,
         s_cells, _ = cell_means(s_log.float(), ground, cell)
         a_cells, ok = cell_means(a_log.float(), ground, cell)
         terms["layout"] = si_log_l1(s_cells, a_cells, ok)
-        terms["layout_sky"] = F.binary_cross_entropy_with_logits(s_sky.float(), torch.sigmoid(a_sky.float()))
+        if sky_mode == "logit":
+            c = SKY_LOGIT_CLAMP
+            terms["layout_sky"] = (s_sky.float().clamp(-c, c) - a_sky.float().clamp(-c, c)).abs().mean()
+        else:
+            terms["layout_sky"] = F.binary_cross_entropy_with_logits(s_sky.float(), torch.sigmoid(a_sky.float()))
     return terms
 
 
@@ -690,7 +710,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
             if teacher is None and cfg.teacher_ema > 0:
                 teacher = _frozen_copy(net)
             terms.update(photo_consistency(net, photo_batch(photos, cfg.photo_batch, wh, gen), gen, cuda, teacher,
-                                           layout, max(1, cfg.layout_cell * cfg.size // 256)))
+                                           layout, max(1, cfg.layout_cell * cfg.size // 256), cfg.layout_sky_mode))
             loss = loss + cfg.photo_weight * terms["photo"] + cfg.layout_weight * terms.get("layout", 0.0) \
                 + cfg.layout_sky * terms.get("layout_sky", 0.0)
             if cfg.ground_order_weight > 0:
