@@ -571,6 +571,11 @@ def test_sky_anchor_logit_mode_sees_marginal_sky():
 
 
 def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
+    import dataclasses
+
+    from configs.train import TRAIN_PRESETS
+    from refine.train.depth import SKY_LOGIT_CLAMP
+
     _tiny_depth_training(tmp_path, "anchor", steps=8)  # (an untrained net calls everything sky: no layout to keep)
     anchor = tmp_path / "anchor" / "depth.pt"
     _, summary = _tiny_depth_training(tmp_path, "run", steps=8, layout_from=str(anchor))
@@ -589,10 +594,6 @@ def test_layout_anchor_trains_and_needs_photos(tmp_path, capsys):
     _, summary = _tiny_depth_training(tmp_path, "skyl", steps=8, layout_from=str(anchor), layout_sky=1.0,
                                       layout_sky_mode="logit")
     last = json.loads((tmp_path / "skyl" / "log.jsonl").read_text().splitlines()[-1])
-    import dataclasses
-
-    from configs.train import TRAIN_PRESETS
-    from refine.train.depth import SKY_LOGIT_CLAMP
     assert summary["steps_done"] == 8 and 0 <= last["layout_sky"] < 2 * SKY_LOGIT_CLAMP
     with pytest.raises(ValueError, match="layout_sky_mode"):
         dataclasses.replace(TRAIN_PRESETS["train-depth-tiny"].config, layout_sky_mode="mse").validate()

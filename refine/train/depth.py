@@ -541,7 +541,7 @@ SKY_LOGIT_CLAMP = 6.0
 
 
 def photo_consistency(net, photos: Tensor, gen: torch.Generator, autocast: bool, teacher=None,
-                      layout=None, cell: int = 16, sky_mode: str = "bce") -> dict[str, Tensor]:
+                      layout=None, cell: int = 16, sky_mode: Literal["bce", "logit"] = "bce") -> dict[str, Tensor]:
     """Self-supervised terms on real photos [B, 3, H, W]. "photo": an augmented (colour, flip) view's
     prediction must match the teacher's on the clean view (no gradient; `teacher` None: the network
     itself), up to scale; sky by cross-entropy with the teacher's sky. "layout" (when `layout`, a frozen
