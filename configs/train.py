@@ -262,10 +262,11 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "'logit': L1 of the two networks' sky logits clamped to +-6, weight 1.0). Why: the cross-entropy anchor sat "
         "at its floor (the anchor's own entropy) on the training photos and still let the grown sky of the real "
         "photos go: that sky lies in logits between the hysteresis threshold -3 and 0, where the cross-entropy's "
-        "gradient is a tenth of the L1's. Not run yet: REFINER=0 KEEP=90 DEPTH_PRESET=train-depth-h200-clouds-hold-"
-        "skylogit BUDGET=585 bash scripts/gpu_train.sh (a call continuing it carries step 9,000 as .carry/depth9000.pt "
-        "with DEPTH_ARGS='--layout-from .carry/depth9000.pt', refine/weights/refiner*.pt moved out of the tree to "
-        "make room), then scored as the preset above.",
+        "gradient is a tenth of the L1's. Run 2026-12-04 (seventh session, one H200, beside the walks variant below in "
+        "one call: REFINER=0 DEPTH_PRESET=train-depth-h200-clouds-hold-skylogit DEPTH2_PRESET=... bash "
+        "scripts/gpu_train.sh): 9,000 -> 10,435; held-out drone MiDaS AbsRel 0.193 -> 0.242, walks 3.28 -> 3.63, and "
+        "the real photos' sky between trees still went (Creek 0.237 -> 0.152, shady_patch 0.163 -> 0.090 of the "
+        "frame); stopped there, not shipped (refine/weights/depth.json).",
         dataclasses.replace(_DEPTH_CLOUDS_HOLD_SKY, layout_sky_mode="logit"),
     ),
     "train-depth-h200-walks-clouds": Preset(
@@ -292,6 +293,19 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "false sky in the real photos' rock (crystal_falls' gorge walls become sky over an invented field, dE 18.6) "
         "and colour lost on three flights; not shipped (refine/weights/depth.json).",
         dataclasses.replace(_DEPTH_WALKS_LAYOUT, steps=15000, clouds=0.5, layout_sky=1.0,
+                            optim=dataclasses.replace(_DEPTH_WALKS_LAYOUT.optim, hold_from=9000),
+                            data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),
+    ),
+    "train-depth-h200-walks-clouds-hold-skylogit": Preset(
+        "train-depth-h200-walks-clouds-hold-sky with the sky anchor on the logits (layout_sky_mode 'logit', as "
+        "train-depth-h200-clouds-hold-skylogit). Why: the cross-entropy anchor let that run call the real photos' "
+        "rock sky (crystal_falls' gorge walls) and lose their grown sky; the logits' L1 pulls both ways with the "
+        "same force wherever the two networks' sky differs. Run 2026-12-04 (seventh session, one H200): 9,000 -> 11,266 "
+        "beside the clouds variant (DEPTH2_PRESET), then from 11,266 in two branches carrying step 9,000 as the anchor "
+        "(DEPTH_ARGS='--layout-from .carry/depth9000.pt'): as is to 13,826, and with --layout-weight 1.0 --layout-sky "
+        "2.0 to 13,759 and on to 15,000 (figures: BENCHMARKS.md, 'Session of 2026-12-04, seventh'; "
+        "refine/weights/depth.json tried_not_shipped).",
+        dataclasses.replace(_DEPTH_WALKS_LAYOUT, steps=15000, clouds=0.5, layout_sky=1.0, layout_sky_mode="logit",
                             optim=dataclasses.replace(_DEPTH_WALKS_LAYOUT.optim, hold_from=9000),
                             data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3)),
     ),

@@ -11,6 +11,10 @@
 #   SOAK_FIRST=3000 SOAK_ARGS='--max-resident 2000000' ... (a profile and a short soak first, GPU idle)
 #   PROBE=1 ...                                            (scripts/probe_renderers.py first, GPU idle)
 #   REFINER=0 DEPTH_PRESET=train-depth-h200-walks ...      (the depth network alone)
+#   REFINER=0 DEPTH_PRESET=A DEPTH2_PRESET=B KEEP=200 KEEP_MAX=1 ...  (two depth runs side by side on one GPU, both from
+#     refine/weights/depth.pt; the second comes back as depth2.*; DEPTH2_ARGS its options. The depth network's training
+#     is host-bound, GPU 32-44 % busy alone, and the machine has 16 cores; KEEP_MAX=1 keeps the four checkpoints
+#     within the 64 MiB a call brings back)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
@@ -38,14 +42,14 @@ el "python $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.
 # A warm machine keeps the last call's ignored files: its full checkpoint in runs/gpu/refiner would win over FROM and the
 # carried compact one (2026-12-03: a call given FROM=refiner-fidelity.pt at step 7040 went on from the previous
 # call's 7837 instead). Each call starts from what it is given, so runs/gpu starts empty.
-rm -rf runs/gpu && mkdir -p runs/gpu/refiner runs/gpu/depth
+rm -rf runs/gpu && mkdir -p runs/gpu/refiner runs/gpu/depth runs/gpu/depth2
 # The logs and the last checkpoint come back even when the call is killed before packing (a BUDGET longer than the
 # call's real limit: a cold start or a short device budget shortens it; the fifth session of 2026-12-02 lost 485 steps
 # so): every 20 s the logs, and each compact checkpoint the training writes after the call's start (every
 # compact_every steps), are copied into $OUT (each file whole, then renamed: a checkpoint of one part, < 15 MB,
 # is never half there).
 STAMP=/tmp/gpu_train.$$.start
-send_checkpoint() {  # $1 = refiner | depth: its compact checkpoint into $OUT as $1.ckpt.partNN (<= 15 MB each; the
+send_checkpoint() {  # $1 = refiner | depth | depth2: its compact checkpoint into $OUT as $1.ckpt.partNN (<= 15 MB each; the
   # checkpoints are one part: the refiner's 9.9 MB, the depth network's 14.6; each part is copied whole, then renamed)
   rm -rf /tmp/snap.$1 && mkdir -p /tmp/snap.$1 && split -b 15M -d runs/gpu/$1/checkpoint-compact.pt /tmp/snap.$1/p &&
   put_parts $1 $1
@@ -64,7 +68,7 @@ keep_checkpoint() {
   touch $STAMP.kept.$1
   put_parts $1 $1.kept$n
 }
-( while sleep 20; do for k in refiner depth; do
+( while sleep 20; do for k in refiner depth depth2; do
     [ -f runs/gpu/$k/log.jsonl ] && cp runs/gpu/$k/log.jsonl "$OUT/$k.log.jsonl.part" && mv "$OUT/$k.log.jsonl.part" "$OUT/$k.log.jsonl"
     c=runs/gpu/$k/checkpoint-compact.pt
     if [ -f $STAMP ] && [ -f $c ] && [ $c -nt $STAMP ] && { [ ! -f $STAMP.$k ] || [ $c -nt $STAMP.$k ]; }; then
@@ -87,6 +91,7 @@ for k in refiner depth; do
   if [ -f .carry/$k/checkpoint-compact.pt ]; then cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/
   elif [ -f "$from" ]; then cp "$from" runs/gpu/$k/checkpoint-compact.pt; fi
 done
+[ -n "${DEPTH2_PRESET:-}" ] && cp runs/gpu/depth/checkpoint-compact.pt runs/gpu/depth2/
 sleep 1; touch $STAMP  # (checkpoints newer than the ones carried in go back as they are written)
 PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"
@@ -128,6 +133,12 @@ DEPTH_PID=""
 [ "${DEPTH:-1}" != 0 ] && CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset ${DEPTH_PRESET:-train-depth-h200} \
   --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
 [ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
+DEPTH2_PID=""
+if [ -n "${DEPTH2_PRESET:-}" ]; then
+  CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset $DEPTH2_PRESET \
+    --out runs/gpu/depth2 --deadline "$DEADLINE" $PHOTOS ${DEPTH2_ARGS:-} > runs/gpu/depth2.log 2>&1 &
+  DEPTH2_PID=$!
+fi
 
 # (~80 s when no build was carried: the depth network trains meanwhile; REFINER=0 skips it, as nothing then needs gsplat
 # and the build's 16 compiler processes would slow the depth network's data, GSPLAT=1 builds it anyway)
@@ -185,6 +196,7 @@ if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/
 fi
 if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
+if [ -n "$DEPTH2_PID" ]; then wait $DEPTH2_PID; grep -v -i warn runs/gpu/depth2.log | tail -n 3; fi
 if [ -n "${EVAL_DEPTH:-}" ]; then
   [ "$EVAL_DEPTH" = beside ] && { wait "${RENDER_PIDS[@]}"; el "eval sets rendered: $(ls runs/depth_eval/*/world_*.npz | wc -l) worlds"; }
   PIDS=(); TRAINED_DEPTH=""; mkdir -p runs/gpu/eval_depth
@@ -206,10 +218,11 @@ kill $LOGS_PID 2>/dev/null; wait $LOGS_PID 2>/dev/null
 TRAINED=""
 [ "${REFINER:-1}" != 0 ] && TRAINED="refiner"
 [ "${DEPTH:-1}" != 0 ] && TRAINED="$TRAINED depth"  # (DEPTH=0: the depth checkpoint is the one carried in, unchanged)
+[ -n "$DEPTH2_PID" ] && TRAINED="$TRAINED depth2"
 for k in $TRAINED; do
   [ -f runs/gpu/$k/checkpoint-compact.pt ] && send_checkpoint $k
 done
 tar czf "$OUT/logs.tar.gz" runs/gpu/*.log runs/gpu/*.txt runs/gpu/*.json runs/gpu/real_flights.png runs/gpu/*/log.jsonl runs/gpu/*/*.png runs/gpu/probe/*.jpg runs/gpu/*/train.json \
-  $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null
+  $(ls runs/gpu/refiner/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth/samples/*.png 2>/dev/null | tail -n 4) $(ls runs/gpu/depth2/samples/*.png 2>/dev/null | tail -n 4) 2>/dev/null
 ls -la "$OUT"
 el "done"
