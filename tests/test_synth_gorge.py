@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from refine.synth import make_flight, make_world, render_views
-from refine.synth.flights import make_gorge_flight
+from refine.synth.flights import FLIGHT_MAKERS, make_gorge_flight
 from refine.synth.gorge import gorge_spec, gorge_world
 from refine.synth.render import RenderSettings, surface_height
 from refine.synth.splits import split_of
@@ -190,6 +190,60 @@ def test_flight_cache_kinds_gorges_and_winter_take_their_share_and_leave_the_res
     assert winter_world(w).palette.floor_snow >= 0.6 and w.palette.floor_snow == 0
     with pytest.raises(ValueError, match="standing"):
         winter_world(make_world(11, grid=128))
+
+
+def test_a_wall_facing_gorge_flight_keeps_the_path_and_fills_the_frame_top_with_rock(gorges):
+    """face_wall turns the same flight (same positions, same along-canyon flight unchanged) toward a wall: the top
+    eighth of the frame, at least a quarter sky on average in the along-canyon views here, is rock, and the median
+    depth is nearer (the wall, not the canyon's far end)."""
+    along, facing, nearer = [], [], 0
+    for seed, (w, fl, r) in gorges.items():
+        fw = make_gorge_flight(w, 3, S, S, face_wall=True)
+        assert torch.equal(make_gorge_flight(w, 3, S, S).c2w, fl.c2w)  # the flight without it is unchanged
+        assert torch.equal(fw.c2w[:, :3, 3], fl.c2w[:, :3, 3]) and torch.equal(fw.K, fl.K)  # the same path
+        assert not torch.allclose(fw.c2w[:, :3, :3], fl.c2w[:, :3, :3], atol=0.1)
+        assert 55.0 <= abs(fw.params["faces_wall_deg"]) <= 85.0 and "faces_wall_deg" not in fl.params
+        assert torch.equal(FLIGHT_MAKERS["gorge_wall"](w, 3, S, S).c2w, fw.c2w)  # the cache's kind "gorge_wall"
+        rw = render_views(w, fw.c2w[[0, 2]], fw.K, S, S, GEOMETRY)
+        along.append(float(r.sky[:, : S // 8].float().mean()))
+        facing.append(float(rw.sky[:, : S // 8].float().mean()))
+        nearer += float(rw.depth[~rw.sky].median()) < float(r.depth[~r.sky].median())
+    assert sum(along) / len(along) > 0.2, along
+    assert max(facing) < 0.1, facing
+    assert nearer >= 2
+
+
+def test_the_flight_cache_turns_a_share_of_the_gorges_to_their_walls_and_leaves_the_rest():
+    from refine.train.config import DataConfig
+    from refine.train.data import FlightCache
+    from worldgen.core.config import ConfigValueError
+
+    base = DataConfig(width=24, height=24, flights=4, frames=3, world_grid=128, seed_start=500_000, walks=0.35,
+                      gorges=0.4, quality="fast")
+    cpu = torch.device("cpu")
+    a, b = FlightCache(base, cpu), FlightCache(dataclasses.replace(base, gorge_walls=0.5), cpu)
+    n = 600
+    assert [a.is_gorge(i) for i in range(n)] == [b.is_gorge(i) for i in range(n)]  # the same gorges
+    assert [a.is_walk(i) for i in range(n)] == [b.is_walk(i) for i in range(n)]
+    assert {a.kind(i) for i in range(n)} == {"drone", "walk", "gorge"}
+    kinds = [b.kind(i) for i in range(n)]
+    walls = [i for i in range(n) if kinds[i] == "gorge_wall"]
+    assert all(b.is_gorge(i) for i in walls)
+    share = len(walls) / sum(b.is_gorge(i) for i in range(n))
+    assert 0.35 < share < 0.65, share
+    assert all(k == a.kind(i) for i, k in enumerate(kinds) if k != "gorge_wall")
+    for bad_share in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ConfigValueError, match="gorge_walls"):
+            dataclasses.replace(base, gorge_walls=bad_share).validate()
+
+
+def test_worldgen_synth_face_wall_needs_gorge():
+    from worldgen.commands.synth import SynthConfig
+    from worldgen.core.config import ConfigValueError
+
+    with pytest.raises(ConfigValueError, match="face_wall|face-wall"):
+        SynthConfig(out="x", face_wall=True).validate()
+    SynthConfig(out="x", gorge=True, face_wall=True).validate()
 
 
 @pytest.mark.gpu

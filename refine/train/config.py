@@ -124,6 +124,12 @@ class DataConfig:
     """Share of the walks whose forest floor is under snow (refine/synth/trees.py `winter_world`: dark trunks on
     bright snow, what photos of a snowy pine wood show; Creek, which the depth networks read with bright as far).
     0 = none (how every run up to 2026-12-03 was trained)."""
+    gorge_walls: float = 0.0
+    """Share of the gorge flights that face one of the canyon's walls instead of looking along it (flights.py
+    `make_gorge_flight(face_wall=True)`: the same path, turned 35-75 degrees, pitched up to 18 degrees up; the
+    wall fills the frame's top edge as in a photo taken facing a cliff, where the along-canyon view shows a strip
+    of sky: crystal_falls, which every network trained with gorges called partly sky, 2026-12-04). 0 = none (how
+    every run up to 2026-12-04 was trained)."""
     colour: ColourJitterConfig = field(default_factory=ColourJitterConfig)
     """Random colour changes of whole clips (`refine.train.data.colour_remap`)."""
 
@@ -131,7 +137,7 @@ class DataConfig:
         at_least(self, "width height flights frames flights_per_world render_batch max_stride world_grid", 1)
         at_least(self, "refresh_every refresh_flights seed_start", 0)
         at_least(self, "speed", 1e-9)
-        shares(self, "walks gorges winter")
+        shares(self, "walks gorges winter gorge_walls")
         if self.walks + self.gorges > 1 + 1e-9:
             raise bad("gorges", f"must be <= 1 - walks ({self.walks:g}): walks and gorges share the same flights",
                       self.gorges)

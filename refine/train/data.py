@@ -10,9 +10,9 @@ the oldest `refresh_flights` flights are replaced by new ones.
 Worlds come from the train split only (refine/synth/splits.py); a seed outside it is refused. A share
 `walks` of the flights (which ones: a hash of the flight number) are walks on the forest floor of the
 same world with standing trees (refine/synth/trees.py) instead of drone flights (a share `winter` of those on a
-snowy floor), and a share `gorges` flights low
-along the floor of the world's gorge twin (refine/synth/gorge.py). A share `colour.share` of
-the clips get one random colour change for all their frames (`colour_remap`).
+snowy floor), and a share `gorges` flights low along the floor of the world's gorge twin
+(refine/synth/gorge.py; a share `gorge_walls` of those facing a wall). A share `colour.share` of the clips get one
+random colour change for all their frames (`colour_remap`).
 """
 
 from __future__ import annotations
@@ -146,11 +146,20 @@ class FlightCache:
             return False
         return self._kind_hash(flight + 1_000_003) < self.cfg.winter * 10000
 
+    def is_gorge_wall(self, flight: int) -> bool:
+        """Gorge flight number `flight` (when `is_gorge`) faces a wall (a share DataConfig.gorge_walls of the gorges,
+        by a third hash, so the gorges themselves are those of a run without it)."""
+        if self.cfg.gorge_walls <= 0:
+            return False
+        return self._kind_hash(flight + 2_000_029) < self.cfg.gorge_walls * 10000
+
     def kind(self, flight: int) -> str:
         """The kind (refine.synth.FLIGHT_KINDS) of flight number `flight`."""
         if self.is_walk(flight):
             return "winter" if self.is_winter(flight) else "walk"
-        return "gorge" if self.is_gorge(flight) else "drone"
+        if self.is_gorge(flight):
+            return "gorge_wall" if self.is_gorge_wall(flight) else "gorge"
+        return "drone"
 
     def _world_for(self, seed: int, kind: str):
         """World `seed`'s twin for a flight of `kind`, the world and its twins made once per seed (a winter walk's
@@ -160,7 +169,7 @@ class FlightCache:
             self._seed, self._twins = seed, {"drone": make_world(seed, grid=self.cfg.world_grid, device=self.device)}
             self._sync()
             self.world_seconds += time.perf_counter() - t0
-        base = "walk" if kind == "winter" else kind
+        base = {"winter": "walk", "gorge_wall": "gorge"}.get(kind, kind)
         if base not in self._twins:
             t0 = time.perf_counter()
             self._twins[base] = kind_world(self._twins["drone"], base)

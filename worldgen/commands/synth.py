@@ -1,10 +1,10 @@
 """`worldgen synth`: render procedural drone flights with exact depth and poses (ACID layout).
 
-    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview] [--walk | --winter | --gorge]
+    worldgen synth --sequences N --frames T --size WxH --seed S --out DIR [--preview] [--walk | --winter | --gorge [--face-wall]]
 
 `--walk`: walks on the forest floor among standing trees (refine/synth/trees.py) instead of drone flights;
 `--winter`: the same walks on a snowy forest floor; `--gorge`: flights low along the floor of each world's gorge twin
-(refine/synth/gorge.py).
+(refine/synth/gorge.py), with `--face-wall` facing one of its walls.
 
 Sequence i is the world and flight of seed S + i (see refine/synth/splits.py for which seeds are
 for training, evaluation and demos). Output layout: refine/synth/acid.py.
@@ -54,6 +54,9 @@ class SynthConfig:
     gorge: bool = False
     """Flights low along the floor of a winding canyon (each world's gorge twin: dark rock walls, a bright
     floor) instead of drone flights."""
+    face_wall: bool = False
+    """With --gorge: the same flights turned 35-75 degrees toward one wall and pitched up, so the wall fills the
+    frame's top edge (refine.synth.flights.make_gorge_flight face_wall)."""
 
     def validate(self) -> None:
         parse_size(self.size, min_side=8)  # raises its own one-line UserInputError
@@ -65,6 +68,8 @@ class SynthConfig:
             raise bad("seed", "must be >= 0", self.seed)
         if self.gorge and (self.walk or self.winter):
             raise bad("gorge", "and --walk / --winter are two kinds of flight; choose one")
+        if self.face_wall and not self.gorge:
+            raise bad("face_wall", "faces a gorge's wall: give --gorge too")
 
 
 def contact_sheet(images: list[np.ndarray], cols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -127,7 +132,7 @@ def _render(cfg: SynthConfig, out: Path, W: int, H: int, split: str, dev) -> Non
     for k in range(cfg.sequences):
         seed = cfg.seed + k
         name = sequence_name(seed)
-        kind = "winter" if cfg.winter else "walk" if cfg.walk else "gorge" if cfg.gorge else "drone"
+        kind = "winter" if cfg.winter else "walk" if cfg.walk else ("gorge_wall" if cfg.face_wall else "gorge") if cfg.gorge else "drone"
         world, flight = kind_flight(make_world(seed, device=dev), kind, cfg.frames, W, H)
         ts = frame_timestamps(cfg.frames)
         for a in range(0, cfg.frames, batch):
