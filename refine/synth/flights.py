@@ -287,8 +287,8 @@ def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: 
     CPU like `make_flight` (c2w [frames, 4, 4], OpenCV axes, world up = -y; params: eye height, speed, fov,
     pitch, the canyon's floor half-width and wall height; `gorge`: True).
 
-    face_wall: the same path (the same positions), but the camera turned 35-75 degrees toward one wall (either
-    side) and pitched from 18 degrees up to 2 degrees down, so the wall fills the frame's top edge as a photo
+    face_wall: the same path (the same positions), but the camera turned 55-85 degrees toward one wall (either
+    side) and pitched from 10 degrees up to 4 degrees down, so the wall fills the frame's top edge as a photo
     taken facing a cliff shows it (crystal_falls), where the along-canyon view has a strip of sky (in two thirds
     of the eval set's gorge frames the top eighth is at least half sky; 2026-12-04, seventh session). Its draws
     come from a second generator, so the flight without it is unchanged; params `faces_wall_deg` (signed)."""

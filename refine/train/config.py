@@ -126,7 +126,7 @@ class DataConfig:
     0 = none (how every run up to 2026-12-03 was trained)."""
     gorge_walls: float = 0.0
     """Share of the gorge flights that face one of the canyon's walls instead of looking along it (flights.py
-    `make_gorge_flight(face_wall=True)`: the same path, turned 35-75 degrees, pitched up to 18 degrees up; the
+    `make_gorge_flight(face_wall=True)`: the same path, turned 55-85 degrees, pitched 10 up to 4 down; the
     wall fills the frame's top edge as in a photo taken facing a cliff, where the along-canyon view shows a strip
     of sky: crystal_falls, which every network trained with gorges called partly sky, 2026-12-04). 0 = none (how
     every run up to 2026-12-04 was trained)."""

@@ -55,7 +55,7 @@ class SynthConfig:
     """Flights low along the floor of a winding canyon (each world's gorge twin: dark rock walls, a bright
     floor) instead of drone flights."""
     face_wall: bool = False
-    """With --gorge: the same flights turned 35-75 degrees toward one wall and pitched up, so the wall fills the
+    """With --gorge: the same flights turned 55-85 degrees toward one wall, so the wall fills the
     frame's top edge (refine.synth.flights.make_gorge_flight face_wall)."""
 
     def validate(self) -> None:
