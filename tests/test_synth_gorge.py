@@ -235,6 +235,16 @@ def test_the_flight_cache_turns_a_share_of_the_gorges_to_their_walls_and_leaves_
     for bad_share in (-0.1, 1.5, float("nan")):
         with pytest.raises(ConfigValueError, match="gorge_walls"):
             dataclasses.replace(base, gorge_walls=bad_share).validate()
+    # and the cache flies it: the wall-facing flight of the world's gorge twin (kind_flight's), rendered
+    from refine.synth import kind_flight
+
+    c = FlightCache(dataclasses.replace(base, flights=1, frames=2, walks=0.0, gorges=1.0, gorge_walls=1.0), cpu)
+    assert c.kind(0) == "gorge_wall"
+    c.make(0)
+    seed = c.world_seed(0)
+    _, want = kind_flight(make_world(seed, grid=128), "gorge_wall", 2, 24, 24, seed=seed)
+    assert "faces_wall_deg" in want.params and torch.equal(c.c2w[0], want.c2w)
+    assert torch.isfinite(c.depth[0]).float().mean() > 0.5  # mostly rock and floor
 
 
 def test_worldgen_synth_face_wall_needs_gorge():
