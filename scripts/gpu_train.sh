@@ -130,16 +130,14 @@ if [ -n "${EVAL_DEPTH:-}" ]; then
 fi
 # The depth network needs no gsplat: start it at once on the last GPU (DEPTH=0: refiner only; DEPTH_PRESET=NAME
 # another depth preset, e.g. train-depth-h200-walks).
+start_depth() {  # $1 = depth | depth2, $2 = preset, $3 = its options: train in the background on the last GPU
+  CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset "$2" \
+    --out runs/gpu/$1 --deadline "$DEADLINE" $PHOTOS $3 > runs/gpu/$1.log 2>&1 &
+}
 DEPTH_PID=""
-[ "${DEPTH:-1}" != 0 ] && CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset ${DEPTH_PRESET:-train-depth-h200} \
-  --out runs/gpu/depth --deadline "$DEADLINE" $PHOTOS $DEPTH_ARGS > runs/gpu/depth.log 2>&1 &
-[ "${DEPTH:-1}" != 0 ] && DEPTH_PID=$!
+[ "${DEPTH:-1}" != 0 ] && { start_depth depth "${DEPTH_PRESET:-train-depth-h200}" "$DEPTH_ARGS"; DEPTH_PID=$!; }
 DEPTH2_PID=""
-if [ -n "${DEPTH2_PRESET:-}" ]; then
-  CUDA_VISIBLE_DEVICES=$((NGPU - 1)) timeout -s KILL $((BUDGET - 15)) python3 -m worldgen.cli train-depth --preset $DEPTH2_PRESET \
-    --out runs/gpu/depth2 --deadline "$DEADLINE" $PHOTOS ${DEPTH2_ARGS:-} > runs/gpu/depth2.log 2>&1 &
-  DEPTH2_PID=$!
-fi
+[ -n "${DEPTH2_PRESET:-}" ] && { start_depth depth2 "$DEPTH2_PRESET" "${DEPTH2_ARGS:-}"; DEPTH2_PID=$!; }
 
 # (~80 s when no build was carried: the depth network trains meanwhile; REFINER=0 skips it, as nothing then needs gsplat
 # and the build's 16 compiler processes would slow the depth network's data, GSPLAT=1 builds it anyway)
@@ -196,8 +194,10 @@ if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/
     --sheet runs/gpu/real_flights.png 2>&1 | grep -v -i warn | tee runs/gpu/real_flights.txt | tail -n 30
 fi
 if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
-if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
-if [ -n "$DEPTH2_PID" ]; then wait $DEPTH2_PID; grep -v -i warn runs/gpu/depth2.log | tail -n 3; fi
+for k in depth depth2; do  # (each started above, or its PID empty)
+  pid=$([ $k = depth ] && echo "$DEPTH_PID" || echo "$DEPTH2_PID")
+  if [ -n "$pid" ]; then wait $pid; grep -v -i warn runs/gpu/$k.log | tail -n 3; fi
+done
 if [ -n "${EVAL_DEPTH:-}" ]; then
   [ "$EVAL_DEPTH" = beside ] && { wait "${RENDER_PIDS[@]}"; el "eval sets rendered: $(ls runs/depth_eval/*/world_*.npz | wc -l) worlds"; }
   PIDS=(); TRAINED_DEPTH=""; mkdir -p runs/gpu/eval_depth
