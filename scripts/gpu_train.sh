@@ -194,10 +194,8 @@ if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/
     --sheet runs/gpu/real_flights.png 2>&1 | grep -v -i warn | tee runs/gpu/real_flights.txt | tail -n 30
 fi
 if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
-for k in depth depth2; do  # (each started above, or its PID empty)
-  pid=$([ $k = depth ] && echo "$DEPTH_PID" || echo "$DEPTH2_PID")
-  if [ -n "$pid" ]; then wait $pid; grep -v -i warn runs/gpu/$k.log | tail -n 3; fi
-done
+if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
+if [ -n "$DEPTH2_PID" ]; then wait $DEPTH2_PID; grep -v -i warn runs/gpu/depth2.log | tail -n 3; fi
 if [ -n "${EVAL_DEPTH:-}" ]; then
   [ "$EVAL_DEPTH" = beside ] && { wait "${RENDER_PIDS[@]}"; el "eval sets rendered: $(ls runs/depth_eval/*/world_*.npz | wc -l) worlds"; }
   PIDS=(); TRAINED_DEPTH=""; mkdir -p runs/gpu/eval_depth
