@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from refine.net import DepthNet, RefinerNetConfig, load_net_blob, save_net_blob
-from worldgen.core.fill import grow_region
+from worldgen.core.fill import detect_sky, grow_region
 
 DEPTH_FORMAT = "worldgen-depth/1"
 DEFAULT_DEPTH_WEIGHTS = Path(__file__).resolve().parent / "weights" / "depth.pt"
@@ -48,20 +48,30 @@ class LearnedDepthModel:
     Runs at the image's size in channels_last (bf16 autocast on CUDA; 5.1 -> 3.2 ms at 512x512 on one H200, 110 ->
     86 ms at 256x256 on 2 CPU cores: scripts/bench_nets.py, 2026-12-04). The log-depth is defined up to a constant.
     The sky mask is the network's sky logit read with hysteresis: > 0 seeds it, and it takes every pixel connected
-    to a seed whose logit is > `sky_grow` (`SKY_GROW`; 0: logit > 0 alone, the mask before 2026-12-03)."""
+    to a seed whose logit is > `sky_grow` (`SKY_GROW`; 0: logit > 0 alone, the mask before 2026-12-03).
+    Two variants for scripts/eval_depth.py, tried 2026-12-04 and not used by flights (BENCHMARKS.md, eighth session):
+    `sky_clear` (a logit <= 0; None: off): sky by colour (`detect_sky`: bright, smooth, connected to the top
+    border) joins the mask where the network's logit is above it, also where it touches none of the network's
+    sure sky; `flip`: the log-depth and sky logit averaged over the image and its
+    mirror image (twice the cost)."""
 
-    def __init__(self, net: DepthNet, device: torch.device | str = "cpu", sky_grow: float = SKY_GROW):
+    def __init__(self, net: DepthNet, device: torch.device | str = "cpu", sky_grow: float = SKY_GROW,
+                 flip: bool = False, sky_clear: float | None = None):
         if not sky_grow <= 0:
             raise ValueError(f"sky_grow must be <= 0 (a logit below the seeds' 0), got {sky_grow}")
+        if sky_clear is not None and not sky_clear <= 0:
+            raise ValueError(f"sky_clear must be <= 0 (a logit below the seeds' 0) or None, got {sky_clear}")
         self.device = torch.device(device)
         self.net = net.to(self.device).eval().to(memory_format=torch.channels_last)
         self.sky_grow = float(sky_grow)
+        self.flip = bool(flip)
+        self.sky_clear = None if sky_clear is None else float(sky_clear)
 
     @staticmethod
     def load(path: str | Path = DEFAULT_DEPTH_WEIGHTS, device: torch.device | str = "cpu",
-             sky_grow: float = SKY_GROW) -> "LearnedDepthModel":
+             sky_grow: float = SKY_GROW, flip: bool = False, sky_clear: float | None = None) -> "LearnedDepthModel":
         net, _ = load_depth_weights(path)
-        return LearnedDepthModel(net, device, sky_grow)
+        return LearnedDepthModel(net, device, sky_grow, flip, sky_clear)
 
     @torch.no_grad()
     def __call__(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
@@ -71,10 +81,26 @@ class LearnedDepthModel:
     @torch.no_grad()
     def batch(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
         """A batch at once: rgb [B, 3, H, W] in [0, 1] -> (log-depth [B, H, W] float32, sky [B, H, W] bool)."""
+        log_depth, sky_logit = self.logits(rgb)
+        sky = sky_mask(sky_logit, self.sky_grow)
+        if self.sky_clear is not None:  # clear sky by colour where the network is not sure it is not sky
+            clear = torch.stack([detect_sky(im.permute(1, 2, 0).to(self.device).float()) for im in rgb])
+            sky |= clear & (sky_logit > self.sky_clear)
+        return log_depth, sky
+
+    @torch.no_grad()
+    def logits(self, rgb: Tensor) -> tuple[Tensor, Tensor]:
+        """rgb [B, 3, H, W] in [0, 1] -> (log-depth [B, H, W], sky logit [B, H, W]), float32 on `device`."""
         x = rgb.to(self.device).float().contiguous(memory_format=torch.channels_last)
+        if self.flip:
+            x = torch.cat([x, x.flip(-1)])
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             log_depth, sky_logit = predict(self.net, x)
-        return log_depth.float().contiguous(), sky_mask(sky_logit.contiguous(), self.sky_grow)
+        if self.flip:
+            B = x.shape[0] // 2
+            log_depth = (log_depth[:B].float() + log_depth[B:].float().flip(-1)) / 2
+            sky_logit = (sky_logit[:B].float() + sky_logit[B:].float().flip(-1)) / 2
+        return log_depth.float().contiguous(), sky_logit.float().contiguous()
 
 
 def sky_mask(sky_logit: Tensor, grow: float = SKY_GROW) -> Tensor:

@@ -210,17 +210,20 @@ def evaluate_world(f: Path, learned, prior) -> dict:
     return {"climate": str(blob["climate"]), "rows": rows, "seconds": seconds}
 
 
-def evaluate(files: list[Path], weights: str | None, sky_grow: float | None = None) -> dict:
+def evaluate(files: list[Path], weights: str | None, sky_grow: float | None = None, flip: bool = False,
+             sky_clear: float | None = None) -> dict:
     """Every backend on every cached frame: {"overall": {backend: summary}, "by_climate": {...}, ...}.
 
-    sky_grow: the learned network's sky hysteresis (None: refine.depthnet.SKY_GROW, as a flight). Each world's
-    metrics are cached beside its frames (eval<version>_<weights hash>_sky<grow>/world_SEED.json)."""
+    sky_grow: the learned network's sky hysteresis (None: refine.depthnet.SKY_GROW, as a flight); sky_clear, flip:
+    the variants of `refine.depthnet.LearnedDepthModel` (None / False: as a flight). Each world's metrics are cached
+    beside its frames (eval<version>_<weights hash>_sky<grow>[_clear<logit>][_flip]/world_SEED.json)."""
     from refine.depthnet import SKY_GROW
     from worldgen.pipeline.depth import LandscapePrior, LearnedDepth
 
     grow = SKY_GROW if sky_grow is None else sky_grow
-    learned, prior = LearnedDepth(weights, sky_grow=grow), LandscapePrior()
-    cache = files[0].parent / f"eval{EVAL_VERSION}_{weights_tag(weights)}_sky{grow:g}"
+    learned, prior = LearnedDepth(weights, sky_grow=grow, flip=flip, sky_clear=sky_clear), LandscapePrior()
+    clear = "" if sky_clear is None else f"_clear{sky_clear:g}"
+    cache = files[0].parent / f"eval{EVAL_VERSION}_{weights_tag(weights)}_sky{grow:g}{clear}{'_flip' if flip else ''}"
     cache.mkdir(exist_ok=True)
     worlds = []
     for k, f in enumerate(files):
@@ -291,6 +294,11 @@ def main() -> None:
                     help="flights low along gorge floors instead of drone flights (its own cache)")
     ap.add_argument("--weights", default=None,
                     help="depth weights FILE.pt (default: the shipped refine/weights/depth.pt)")
+    ap.add_argument("--sky-clear", type=float, default=None, metavar="LOGIT",
+                    help="a variant, not what flights do: clear sky by colour joins the learned network's sky where "
+                         "its logit is above LOGIT (refine.depthnet.LearnedDepthModel)")
+    ap.add_argument("--flip", action="store_true",
+                    help="a variant, not what flights do: the network averaged over the image and its mirror image")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1: on a shared 2-core machine, 2 threads ran the renderer 10x slower)")
     ap.add_argument("--json", default=None, help="write the whole result here")
@@ -310,7 +318,7 @@ def main() -> None:
         return
     if not files:
         sys.exit(f"eval_depth: no {kind} eval worlds cached under {args.data}; run without --no-render first")
-    result = evaluate(files, args.weights, args.sky_grow)
+    result = evaluate(files, args.weights, args.sky_grow, args.flip, args.sky_clear)
     # what was evaluated: with --no-render only the worlds already cached, which may be fewer than --worlds
     done = sorted(int(f.stem.split("_")[-1]) for f in files)
     result["eval_set"] = {"split": "eval", "seeds": [done[0], done[-1]],
@@ -319,6 +327,7 @@ def main() -> None:
                           "gorges": args.gorges, "winter": args.winter,
                           "images": result["overall"]["prior"]["images"]}
     result["weights"] = args.weights or "refine/weights/depth.pt"
+    result["sky_rule"] = {"sky_grow": args.sky_grow, "sky_clear": args.sky_clear, "flip": args.flip}  # None: default
     result["date"] = time.strftime("%Y-%m-%d")
     result["machine"] = machine()
     print(table(result))

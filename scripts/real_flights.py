@@ -73,7 +73,8 @@ def sky_streaks(rgb: torch.Tensor, sky: torch.Tensor) -> float:
 
 
 def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_model: str | None, device: str,
-        marks: list[int] | None = None, autopilot: dict | None = None, sky_grow: float | None = None):
+        marks: list[int] | None = None, autopilot: dict | None = None, sky_grow: float | None = None,
+        refiner_seed: int = 0):
     from worldgen.commands.fly import FlyConfig, run
     from worldgen.core.metrics import colour_distance, horizon_bend, lab_stats, spectral_slope
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
@@ -113,6 +114,7 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
     with tempfile.TemporaryDirectory() as out:
         info = run(FlyConfig(image=photo, photo=photo_cfg, path="autopilot", frames=frames, out=out, progress=False,
                              video=False, pipeline=PipelineConfig(size=size, refiner=refiner, device=device,
+                                                                   refiner_seed=refiner_seed,
                                                                    autopilot=AutopilotConfig(**(autopilot or {})))),
                    on_frame=on_frame)
     tail = [s for s in streaks[-50:] if s == s]
@@ -176,6 +178,9 @@ def main() -> None:
     ap.add_argument("--sky-grow", type=float, default=None,
                     help="the learned depth network's sky hysteresis (PhotoConfig.sky_grow; 0: the mask before "
                          "2026-12-03)")
+    ap.add_argument("--refiner-seed", type=int, default=0,
+                    help="seed of the learned refiner's noise (PipelineConfig.refiner_seed); a second seed tells "
+                         "a difference between two candidates from the chance of one flight")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--sheet", default=None)
     ap.add_argument("--marks", type=int, nargs="+", default=None,
@@ -222,7 +227,8 @@ def main() -> None:
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
-            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device, a.marks, autopilot, a.sky_grow)
+            r = fly(photo, ref, a.frames, a.size, a.fov, a.depth_model, a.device, a.marks, autopilot, a.sky_grow,
+                    a.refiner_seed)
             marks = r.pop("marks")
             if a.frames_dir:
                 Path(a.frames_dir).mkdir(parents=True, exist_ok=True)

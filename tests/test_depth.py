@@ -88,6 +88,45 @@ def test_sky_hysteresis_takes_unsure_sky_only_where_it_touches_sure_sky():
         LearnedDepthModel(DepthNet(RefinerNetConfig(widths=(4, 8), bottleneck_blocks=1, global_code=4)), sky_grow=0.5)
 
 
+def test_learned_depth_model_flip_averages_the_mirror_image():
+    """flip=True: the mean of the network on the image and (mirrored back) on its mirror image, per image of the
+    batch: mirror-equivariant, and neither of the two single passes."""
+    from refine.depthnet import LearnedDepthModel, predict
+    torch.manual_seed(0)
+    net = DepthNet(RefinerNetConfig(widths=(8, 16), bottleneck_blocks=1, global_code=4))
+    for p in net.parameters():  # a fresh network outputs zeros: give it weights that see left from right
+        torch.nn.init.normal_(p, std=0.2)
+    rgb = torch.rand(2, 3, 32, 48)
+    ld, _ = LearnedDepthModel(net, flip=True).batch(rgb)
+    ld_m, _ = LearnedDepthModel(net, flip=True).batch(rgb.flip(-1))
+    assert ld.shape == (2, 32, 48) and torch.allclose(ld_m.flip(-1), ld, atol=1e-5)
+    with torch.no_grad():
+        a, _ = predict(net, rgb)
+        b, _ = predict(net, rgb.flip(-1))
+    assert torch.allclose(ld, (a + b.flip(-1)) / 2, atol=1e-5)
+    assert (ld - a).abs().max() > 1e-3 and (ld - LearnedDepthModel(net).batch(rgb)[0]).abs().max() > 1e-3
+
+
+def test_learned_depth_model_clear_sky_variant():
+    """sky_clear: sky by colour (bright, smooth, top-connected: detect_sky) joins the mask where the network's logit
+    is above it, even with no sure sky to grow from; textured bright pixels do not; None (flights) is off."""
+    from refine.depthnet import LearnedDepthModel
+    net = DepthNet(RefinerNetConfig(widths=(4, 8), bottleneck_blocks=1, global_code=4))  # fresh: outputs 0
+    with torch.no_grad():
+        net.head.bias[1] = -2.0  # unsure everywhere: no pixel seeds the hysteresis
+    rgb = torch.full((1, 3, 32, 40), 0.2)
+    rgb[0, :, :12] = torch.tensor([0.45, 0.6, 0.9])[:, None, None]  # clear blue sky over dark ground
+    textured = rgb.clone()
+    textured[0, :, :12] *= (1 + 0.5 * torch.randn(1, 12, 40, generator=torch.Generator().manual_seed(0))).clamp(0.3, 1.1)
+    assert not LearnedDepthModel(net).batch(rgb)[1].any()
+    sky = LearnedDepthModel(net, sky_clear=-4.0).batch(rgb)[1][0]
+    assert sky[:9].all() and not sky[12:].any()  # (the edge rows are not smooth)
+    assert not LearnedDepthModel(net, sky_clear=-1.0).batch(rgb)[1].any()  # the logit -2 is not above -1
+    assert not LearnedDepthModel(net, sky_clear=-4.0).batch(textured)[1].any()
+    with pytest.raises(ValueError, match="sky_clear must be <= 0"):
+        LearnedDepthModel(net, sky_clear=0.5)
+
+
 def test_sky_grow_option_is_checked_and_reaches_the_network(photo, tmp_path, capsys):
     with pytest.raises(UserInputError, match="sky.grow.*must be a finite logit <= 0"):
         check(PhotoConfig(sky_grow=1.0))

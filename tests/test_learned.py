@@ -895,6 +895,20 @@ def test_the_anchor_can_be_set_for_the_shipped_weights():
     assert make_refiner("learned-fidelity", texture=0.5).config.texture == 0.5
 
 
+def test_the_refiner_seed_reaches_the_learned_refiners_noise(capsys):
+    """--refiner-seed (PipelineConfig.refiner_seed): the same seed gives the same frame, another seed another one;
+    a seed out of range is one clear line."""
+    from tests.test_configs import cli_run
+    from worldgen.pipeline.config import PipelineConfig
+    from worldgen.pipeline.refiners import pipeline_refiner
+
+    view = make_view(H=48, W=64)
+    a, b, c = (pipeline_refiner(PipelineConfig(refiner_seed=s))(view).rgb for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    code, _, err = cli_run(["fly", "x.jpg", "--refiner-seed", "-1"], capsys)
+    assert code != 0 and "--refiner-seed must be between 0 and 2^63 - 1" in err and "Traceback" not in err
+
+
 def test_a_missing_shipped_weights_file_is_one_clear_line(tmp_path, monkeypatch):
     """Each shipped name checks its own file: with refiner-fidelity.pt gone, learned-fidelity is refused with one
     line naming the file (before anything is written) and learned still works."""

@@ -1,5 +1,6 @@
 """Hole filling with image pyramids (push-pull), used by the classical refiner, depth and sky; and
-`fill_between` for rows of a table (the sky's colour profile, the ground colour anchor).
+`fill_between` for rows of a table (the sky's colour profile, the ground colour anchor); flood fills
+(`grow_region`) and the colour sky heuristic (`detect_sky`) for sky masks.
 
 Push-pull: average the known values down a pyramid (weighted by their confidence), then fill each
 level's unknown pixels from the coarser level on the way up. Known pixels keep their values exactly.
@@ -127,3 +128,31 @@ def grow_region(seed: Tensor, allowed: Tensor, check_every: int = 8) -> Tensor:
         if torch.equal(region, before):
             break
     return (region > 0).reshape(shape)
+
+
+def detect_sky(rgb: Tensor, max_row_frac: float = 0.75) -> Tensor:
+    """Heuristic sky mask [H, W] bool of an RGB image [H, W, 3] in [0, 1] (no weights).
+
+    Sky candidates are bright, smooth pixels that are blue-ish, or near-white / grey (clouds,
+    overcast), or warm (sunset glow); the mask keeps only candidates connected to the top border,
+    above `max_row_frac` of the height. The landscape prior's sky (worldgen/pipeline/depth.py), and
+    the depth network's `sky_clear` variant (refine/depthnet.py).
+    """
+    H, W, _ = rgb.shape
+    r, g, b = rgb.unbind(-1)
+    lum = 0.299 * r + 0.587 * g + 0.114 * b
+    mx, mn = rgb.max(-1).values, rgb.min(-1).values
+    sat = (mx - mn) / mx.clamp_min(1e-6)
+    blue = (b >= r - 0.02) & (b >= g - 0.08) & (lum > 0.25)
+    grey = (sat < 0.25) & (lum > 0.45)
+    warm = (lum > 0.55) & (r > b) & (sat < 0.6)  # sunset glow
+    # Local smoothness: gradient magnitude of luminance (sky is smooth; foliage and rock are not).
+    gx = F.pad((lum[:, 1:] - lum[:, :-1]).abs(), (0, 1))
+    gy = F.pad((lum[1:] - lum[:-1]).abs(), (0, 0, 0, 1))
+    grad = F.avg_pool2d((gx + gy)[None, None], 5, stride=1, padding=2)[0, 0]
+    cand = (blue | grey | warm) & (grad < 0.04)
+    rows = torch.arange(H, device=rgb.device)[:, None].expand(H, W)
+    cand &= rows < max_row_frac * H
+    # Flood fill from the top row through the candidates.
+    sky = grow_region(cand & (rows == 0), cand)
+    return sky

@@ -86,6 +86,10 @@ class PipelineConfig:
     refiner_texture: float | None = None
     """The learned refiner's detail anchor, >= 0 (how much of the photo's own detail at its elevation is laid
     over generated ground that lacks detail; refine/learned.py); None: the weights' own."""
+    refiner_seed: int = 0
+    """Seed of the learned refiner's noise input: the same photo, path and seed give the same flight, another seed
+    other generated detail (the classical refiner draws no noise). Over 300-frame flights on real photos seed 1
+    against 0 moved the detail kept at frame 300 by up to 0.3 on 3 of 14 photos (BENCHMARKS.md, 2026-12-04 eighth)."""
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     """How the generators render, lift and remember."""
     classical_refiner: ClassicalRefinerConfig = field(default_factory=ClassicalRefinerConfig)
@@ -108,3 +112,5 @@ class PipelineConfig:
             raise bad("refiner_anchor", "must be between 0 and 1", self.refiner_anchor)
         if self.refiner_texture is not None and not 0 <= self.refiner_texture <= 4:
             raise bad("refiner_texture", "must be between 0 and 4", self.refiner_texture)
+        if not 0 <= self.refiner_seed < 2**63:
+            raise bad("refiner_seed", "must be between 0 and 2^63 - 1", self.refiner_seed)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldgen.core.camera import Camera
-from worldgen.core.fill import fill_far, grow_region
+from worldgen.core.fill import detect_sky, fill_far
 from worldgen.core.images import center_crop_resize, load_depth_file, to_uint8
 from worldgen.core.io import UserInputError
 
@@ -51,33 +51,6 @@ def metric_depth(log_depth: Tensor, sky: Tensor, median_depth: float = MEDIAN_DE
     ref = log_depth[solid].median() if solid.any() else log_depth.new_zeros(())
     depth = (torch.exp(log_depth - ref) * median_depth).float()
     return torch.where(sky, torch.full_like(depth, math.inf), depth)
-
-
-def detect_sky(rgb: Tensor, max_row_frac: float = 0.75) -> Tensor:
-    """Heuristic sky mask [H, W] bool of an RGB image [H, W, 3] in [0, 1].
-
-    Sky candidates are bright, smooth pixels that are blue-ish, or near-white / grey (clouds,
-    overcast); the mask keeps only candidates connected to the top border, above `max_row_frac`
-    of the height.
-    """
-    H, W, _ = rgb.shape
-    r, g, b = rgb.unbind(-1)
-    lum = 0.299 * r + 0.587 * g + 0.114 * b
-    mx, mn = rgb.max(-1).values, rgb.min(-1).values
-    sat = (mx - mn) / mx.clamp_min(1e-6)
-    blue = (b >= r - 0.02) & (b >= g - 0.08) & (lum > 0.25)
-    grey = (sat < 0.25) & (lum > 0.45)
-    warm = (lum > 0.55) & (r > b) & (sat < 0.6)  # sunset glow
-    # Local smoothness: gradient magnitude of luminance (sky is smooth; foliage and rock are not).
-    gx = F.pad((lum[:, 1:] - lum[:, :-1]).abs(), (0, 1))
-    gy = F.pad((lum[1:] - lum[:-1]).abs(), (0, 0, 0, 1))
-    grad = F.avg_pool2d((gx + gy)[None, None], 5, stride=1, padding=2)[0, 0]
-    cand = (blue | grey | warm) & (grad < 0.04)
-    rows = torch.arange(H, device=rgb.device)[:, None].expand(H, W)
-    cand &= rows < max_row_frac * H
-    # Flood fill from the top row through the candidates.
-    sky = grow_region(cand & (rows == 0), cand)
-    return sky
 
 
 class LandscapePrior:
@@ -161,15 +134,18 @@ class LearnedDepth:
     The network predicts log z-depth up to a constant and a sky logit at the image's own size (it is
     fully convolutional); depth gets its units from `metric_depth`, sky is the network's mask
     (logit > 0, grown through connected pixels of logit > `sky_grow`: `refine.depthnet.SKY_GROW`).
-    Runs on `device` (bf16 autocast on CUDA); returns tensors on the image's device.
+    Runs on `device` (bf16 autocast on CUDA); returns tensors on the image's device. `flip`, `sky_clear`: two
+    variants that scripts/eval_depth.py can measure and flights do not use (`LearnedDepthModel`).
     """
 
-    def __init__(self, weights: str | None = None, device: torch.device | str = "cpu", sky_grow: float | None = None):
+    def __init__(self, weights: str | None = None, device: torch.device | str = "cpu", sky_grow: float | None = None,
+                 flip: bool = False, sky_clear: float | None = None):
         from refine.depthnet import DEFAULT_DEPTH_WEIGHTS, SKY_GROW, LearnedDepthModel
 
         self.weights = str(weights or DEFAULT_DEPTH_WEIGHTS)
         try:
-            self.model = LearnedDepthModel.load(self.weights, device, SKY_GROW if sky_grow is None else sky_grow)
+            self.model = LearnedDepthModel.load(self.weights, device, SKY_GROW if sky_grow is None else sky_grow, flip,
+                                                sky_clear)
         except ValueError as e:
             raise UserInputError(str(e)) from None
 

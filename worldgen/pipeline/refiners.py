@@ -90,7 +90,7 @@ def refiner_spec_problem(spec: str) -> str | None:
 
 def make_refiner(spec: str, device: torch.device | str = "cpu", *,
                  classical: ClassicalRefinerConfig | None = None, anchor: float | None = None,
-                 texture: float | None = None) -> Refiner:
+                 texture: float | None = None, seed: int = 0) -> Refiner:
     """The refiner named by `spec`, ready to run on `device`.
 
     Args:
@@ -105,6 +105,7 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
         anchor: the learned refiner's colour anchor (`LearnedRefinerConfig.anchor`), instead of the one
             saved with its weights or given in `spec` (None: those); not used by the classical refiner.
         texture: the learned refiner's detail anchor (`LearnedRefinerConfig.texture`), likewise.
+        seed: seed of the learned refiner's noise input (`LearnedRefiner`); the classical refiner has none.
 
     Raises UserInputError (one line) for an unknown spec or an unreadable weights file.
     """
@@ -117,7 +118,7 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
     from refine.learned import FIDELITY, LearnedRefiner
 
     try:
-        refiner = LearnedRefiner.load(shipped_weights(name) if name in SHIPPED else name, device)
+        refiner = LearnedRefiner.load(shipped_weights(name) if name in SHIPPED else name, device, seed)
     except ValueError as e:
         raise UserInputError(str(e)) from None
     overrides = dict(FIDELITY) if name == "learned-fidelity" else {}
@@ -136,6 +137,6 @@ def make_refiner(spec: str, device: torch.device | str = "cpu", *,
 
 def pipeline_refiner(pipeline, device: torch.device | str = "cpu") -> Refiner:
     """`make_refiner` with the settings of a `PipelineConfig` (worldgen/pipeline/config.py): --refiner,
-    --classical-refiner.*, --refiner-anchor and --refiner-texture."""
+    --classical-refiner.*, --refiner-anchor, --refiner-texture and --refiner-seed."""
     return make_refiner(pipeline.refiner, device, classical=pipeline.classical_refiner, anchor=pipeline.refiner_anchor,
-                        texture=pipeline.refiner_texture)
+                        texture=pipeline.refiner_texture, seed=pipeline.refiner_seed)
