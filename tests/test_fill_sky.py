@@ -1,5 +1,6 @@
 
 import torch
+from torch import Tensor
 
 from worldgen.core.camera import Camera, look_at
 from worldgen.core.fill import box_mean, fill_far, push_pull
@@ -209,3 +210,64 @@ def test_grow_region_floods_connected_pixels_only_and_each_image_alone():
     assert torch.equal(grown[0, 0], allowed[0, 0] & ~island) and torch.equal(grown[0, 1], grown[0, 0])
     assert not grown[1].any()
     assert torch.equal(grow_region(seed, allowed, check_every=1), grown)  # how often it tests: no matter
+
+
+def _cloudy_dome(rock: bool = False) -> tuple[SkyDome, Tensor]:
+    """A dome (2 texels per degree) that has seen a 60 x 30 degree window of cloudy sky (blue with white puffs,
+    blurred noise) 5 to 35 degrees up; with `rock`, a dark block inside it that the sky mask let in."""
+    dome = SkyDome(texels_per_degree=2.0)
+    el = 90.0 - (torch.arange(dome.height) + 0.5) * 180.0 / dome.height
+    az = (torch.arange(dome.width) + 0.5) * 360.0 / dome.width - 180.0
+    rows = (el > 5) & (el < 35)
+    cols = az.abs() < 30
+    g = torch.Generator().manual_seed(5)
+    noise = torch.rand(1, 1, int(rows.sum()), int(cols.sum()), generator=g)
+    for _ in range(3):  # soft puffs, as clouds are at the dome's resolution
+        noise = torch.nn.functional.avg_pool2d(noise, 7, 1, 3, count_include_pad=False)
+    noise = noise[0, 0]
+    puff = ((noise - noise.mean()) / noise.std() * 0.4 + 0.3).clamp(0, 1)  # [h, w] white where the noise is high
+    blue, white = torch.tensor([0.35, 0.5, 0.85]), torch.tensor([0.95, 0.95, 0.97])
+    seen = blue[:, None, None] * (1 - puff) + white[:, None, None] * puff  # [3, h, w]
+    if rock:
+        seen[:, 5:25, 10:40] = 0.08
+    r0, c0 = int(torch.nonzero(rows)[0]), int(torch.nonzero(cols)[0])
+    dome._tex[0, :3, r0:r0 + seen.shape[1], 1 + c0:1 + c0 + seen.shape[2]] = seen
+    dome._tex[0, 3, r0:r0 + seen.shape[1], 1 + c0:1 + c0 + seen.shape[2]] = 1.0
+    return dome, el
+
+
+def _variation(x: Tensor) -> float:
+    """Mean |colour - its row's mean| of a [3, h, w] block."""
+    return float((x - x.mean(2, keepdim=True)).abs().mean())
+
+
+def test_sky_completion_generates_clouds_round_the_dome_not_a_flat_profile():
+    """Unseen sky far from the seen window used to be the seen sky's mean colour per elevation, flat all round
+    the dome (the viewer's background a featureless band); it is now quilted from the seen clouds."""
+    dome, el = _cloudy_dome()
+    seen_cols = dome.weight[int(torch.nonzero(el < 20)[0])] > 0
+    seen = dome.color[:, (el > 5) & (el < 35)][:, :, seen_cols]
+    dome.complete(horizon_elev_deg=2.0)
+    az = (torch.arange(dome.width) + 0.5) * 360.0 / dome.width - 180.0
+    behind = dome.color[:, (el > 8) & (el < 32)][:, :, az.abs() > 120]  # half a turn away from the seen window
+    assert _variation(behind) > 0.5 * _variation(seen), (_variation(behind), _variation(seen))
+    zenith = dome.color[:, el > 82]
+    assert _variation(zenith) < 0.01  # no squeezed patches at the pole
+    again, _ = _cloudy_dome()
+    again.complete(horizon_elev_deg=2.0)
+    assert torch.equal(again.color, dome.color)  # the same seen sky and seed give the same sky
+    other, _ = _cloudy_dome()
+    other.complete(horizon_elev_deg=2.0, seed=1)
+    assert not torch.equal(other.color, dome.color)
+    flat, _ = _cloudy_dome()
+    flat.complete(horizon_elev_deg=2.0, fade_deg=25.0, tile_deg=0.0)  # the rule until 2026-12-05
+    assert _variation(flat.color[:, (el > 8) & (el < 32)][:, :, az.abs() > 120]) < 0.01
+
+
+def test_sky_completion_does_not_copy_what_the_sky_mask_let_in():
+    """A dark block inside the seen sky (a rock the sky mask took for sky) must not be quilted round the dome."""
+    dome, el = _cloudy_dome(rock=True)
+    dome.complete(horizon_elev_deg=2.0)
+    az = (torch.arange(dome.width) + 0.5) * 360.0 / dome.width - 180.0
+    behind = dome.color[:, (el > 8) & (el < 32)][:, :, az.abs() > 90]
+    assert float(behind.mean(0).min()) > 0.25, float(behind.mean(0).min())  # nothing near the rock's 0.08

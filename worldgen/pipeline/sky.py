@@ -3,9 +3,9 @@
 It is rendered from the camera's rotation only (translation never changes the sky), filled from sky
 pixels as they appear (first observation wins, so the sky stays put when the camera comes back),
 and composited behind the Gaussian scene. `complete` fills, once, every direction above the photo's
-horizon that was never seen with a sky fitted to the seen one (a colour profile over elevation plus
-the seen sky's own variation, fading with angular distance from it), so a turning camera meets a
-sky that exists already instead of one smeared out of the image's top rows.
+horizon that was never seen with a sky made from the seen one (a colour profile over elevation plus
+the seen sky's own variation: continued near it, quilted from it further out), so a turning camera
+meets a sky that exists already instead of one smeared out of the image's top rows.
 
 Texture layout: [Hs, Ws, 3]; column = azimuth atan2(x, z) from -pi to pi, row = elevation from +90
 (up, world -y) to -90 degrees.
@@ -262,15 +262,20 @@ class SkyDome:
             self._dirs = torch.stack([el.cos() * az.sin(), -el.sin(), el.cos() * az.cos()], dim=-1)
         return self._dirs
 
-    def complete(self, horizon_elev_deg: float, fade_deg: float = 25.0, profile_deg: float = 6.0) -> int:
-        """Fill the unobserved texels above `horizon_elev_deg` with a sky fitted to the observed ones.
+    def complete(self, horizon_elev_deg: float, fade_deg: float = 8.0, profile_deg: float = 6.0,
+                 tile_deg: float = 12.0, seed: int = 0) -> int:
+        """Fill the unobserved texels above `horizon_elev_deg` with a sky made from the observed ones.
 
         Colour = P(elevation) + R, where P is the mean of the observed texels over rows within
         `profile_deg` of elevation (each row weighted by its number of observed texels; rows without
         any are interpolated between observed rows and held constant beyond them, then smoothed over
-        about 3 degrees), and R is the observed texels' residual from P, filled by push-pull and faded
-        to 0 with angular distance from observed sky (a `fade_deg` box-blurred observed mask). The
-        filled texels count as observed (weight 1), so they stay put. Returns the number filled.
+        about 3 degrees), and R is the observed texels' residual from P: near the seen sky (a
+        `fade_deg` box-blurred observed mask) filled by push-pull, which continues it; further out
+        generated, quilted from `tile_deg`-wide windows of the seen sky at the nearest elevation
+        (`quilt_sky`, drawn with `seed`), so clouds go on round the dome (until 2026-12-05 R faded to
+        0 over 25 degrees and the rest of the dome was the flat profile: `fade_deg=25, tile_deg=0` is
+        that rule, for comparisons). The quilted part fades out between 60 and 80 degrees of elevation.
+        The filled texels count as observed (weight 1), so they stay put. Returns the number filled.
         """
         obs = self.weight > 0  # [Hs, Ws]
         if not bool(obs.any()) or horizon_elev_deg >= 90:
@@ -298,7 +303,16 @@ class SkyDome:
         kf = max(1, int(round(fade_deg / 360.0 * Ws)))
         near = box_mean(obs[y0:y1].float(), kf)
         near = (near * 4).clamp(max=1.0)  # within fade_deg of a good share of seen sky: its variation
-        value = (prof[:, y0:y1, None] + filled * near[None]).clamp(0, 1)
+        # Further out, the seen sky's variation quilted (clouds continue round the dome instead of fading to the
+        # profile), fading out towards the zenith, where an equirectangular patch would be squeezed sideways.
+        # Texels much darker than the seen sky at their elevation (a rock or branches the sky mask let in; a cloud's
+        # underside is rarely below 0.6 of its row's mean) are not copied round the dome.
+        lum = col.mean(0)  # [Hs, Ws]
+        usable = obs & (lum >= 0.6 * prof.mean(0)[:, None])
+        tile = 2 * max(2, int(round(tile_deg / 360.0 * Ws / 2)))
+        detail = quilt_sky(resid[:, y0:y1], usable[y0:y1], tile, seed) if tile_deg > 0 else torch.zeros_like(filled)
+        amp = ((80.0 - row_el[y0:y1]) / 20.0).clamp(0, 1)  # [rows]: 1 up to 60 degrees, 0 from 80
+        value = (prof[:, y0:y1, None] + filled * near[None] + detail * ((1 - near) * amp[:, None])[None]).clamp(0, 1)
         write = (~obs[y0:y1]) & target_rows[y0:y1, None]
         n_new = int(write.sum())
         if n_new:
@@ -388,3 +402,120 @@ class SkyDome:
         dome._tex[..., 0] = dome._tex[..., Ws]  # wrap-around columns
         dome._tex[..., Ws + 1] = dome._tex[..., 1]
         return dome
+
+
+def quilt_sky(resid: Tensor, usable: Tensor, tile: int, seed: int = 0, max_anisotropy: float = 1.2,
+              max_fine: float = 0.004, pool: int = 12) -> Tensor:
+    """A sky texture quilted from the seen sky's variation: [3, H, W] (0 where nothing could be copied).
+
+    Args:
+        resid: [3, H, W] the seen texels' colour minus the elevation profile (rows = elevation bands of
+            an equirectangular dome, columns = azimuth, periodic); arbitrary where not `usable`.
+        usable: [H, W] bool, seen texels that may be copied.
+        tile: patch side in texels (>= 4; even).
+        seed: the patches' draw (the same seed and input give the same texture).
+        max_anisotropy: windows whose mean |grey change| between columns exceeds this times that between rows
+            are not copied (vertical structure: trunks in fog, masts, streaks; clouds lie in layers).
+        max_fine: windows whose mean |grey - its 3 x 3 mean| exceeds this are not copied (sharp detail: branches,
+            foliage; clouds are soft).
+        pool: each target tile draws among at least this many source windows (or all there are): those at its
+            elevation band (tile / 2 rows) or the nearest with sources, widened band by band until there are.
+
+    Sources are the tile x tile windows that are entirely `usable`, soft and not vertically structured (on a grid
+    of tile / 8 texels); every target tile (a grid of stride tile / 2, so each texel lies in four) copies a window
+    drawn at random among those whose rows are nearest its own (the same elevation, or the nearest seen one; `pool`),
+    mirrored left-right half the time, and the four are blended with separable sin^2 windows (which sum to 1 at this
+    stride) divided by the root of the summed squared weights, so the blend keeps the patches' contrast instead of
+    averaging it away. Each copied window's own mean is taken out: the texture is the seen sky's variation at the
+    tile's scale and below, zero on average, and the larger-scale colour stays the profile's (mean offsets between
+    windows drew a checkerboard). Reads the device for the rows that hold usable texels and the source count.
+    """
+    C, H, W = resid.shape
+    dev = resid.device
+    T, S = tile, tile // 2
+    if H < T or W < T:
+        return torch.zeros_like(resid)
+    # Fully usable windows and their mean residual, from summed-area tables (columns wrap round).
+    def window_sums(x: Tensor) -> Tensor:  # [K, H, W] -> [K, H - T + 1, W] sums over T x T windows (top-left)
+        p = torch.cat([x, x[..., : T - 1]], -1).double()
+        s = F.pad(p.cumsum(-2).cumsum(-1), (1, 0, 1, 0))
+        return (s[..., T:, T:] - s[..., :-T, T:] - s[..., T:, :-T] + s[..., :-T, :-T]).float()
+
+    # Sources lie within the rows that hold usable texels: the windows are found there only (4x less work for a
+    # photo's sky, 25 degrees of 90), then given the whole dome's row numbers.
+    rows_used = torch.nonzero(usable.any(1)).flatten()
+    if rows_used.numel() == 0 or int(rows_used[-1] - rows_used[0]) + 1 < T:
+        return torch.zeros_like(resid)
+    r0, r1 = int(rows_used[0]), int(rows_used[-1]) + 1
+    full = resid
+    resid, usable = resid[:, r0:r1], usable[r0:r1]
+    seen = window_sums(usable[None].float())[0] > T * T - 0.5  # [r1 - r0 - T + 1, W]
+    step = max(1, T // 8)
+    grid = torch.zeros_like(seen)
+    grid[::step, ::step] = True
+    # Sky has no vertical structure (clouds lie in layers): a window whose grey changes more from column to column
+    # than from row to row holds trunks or masts the sky mask let in (fog in a forest), or streaks. Not copied.
+    grey = resid.mean(0)
+    gx = F.pad((grey[:, 1:] - grey[:, :-1]).abs(), (0, 1))
+    gy = F.pad((grey[1:] - grey[:-1]).abs(), (0, 0, 0, 1))
+    g = window_sums(torch.stack([gx, gy]))
+    seen = seen & (g[0] <= max_anisotropy * g[1] + 1e-3 * T * T)
+    # Nor is sharp detail: clouds are soft at the dome's resolution (twice the view's); branches and foliage are not
+    # (mean |grey - its 3 x 3 mean| over a window: clouds 0.001-0.003 on the 14 real photos, misty_pines' foggy
+    # branches 0.006-0.008).
+    fine = (grey - F.avg_pool2d(F.pad(grey[None, None], (1, 1, 1, 1), mode="replicate"), 3, 1)[0, 0]).abs()
+    seen = seen & (window_sums(fine[None])[0] <= max_fine * T * T)
+    cand = (seen & grid).nonzero()  # [N, 2] top-left (row, column)
+    if cand.shape[0] == 0:
+        return torch.zeros_like(full)
+    means = window_sums(torch.where(usable[None], resid, torch.zeros_like(resid)))[:, cand[:, 0], cand[:, 1]] / (T * T)
+    cand = cand + torch.tensor([r0, 0], device=dev)
+    resid = full
+    # Sources by band of rows (S rows each); a target's band is the nearest band that has sources.
+    bands = (H - T) // S + 1
+    cb = (cand[:, 0] // S).clamp(max=bands - 1)
+    order = torch.argsort(cb, stable=True)
+    cand, cb = cand[order], cb[order]
+    counts = torch.bincount(cb, minlength=bands)
+    pos = torch.arange(bands, device=dev)
+    have = pos[counts > 0]
+    nearest = have[(pos[:, None] - have[None]).abs().argmin(1)]  # [bands]
+    # The pool of a band: the sources of the bands within R of its nearest band with sources, R the smallest that
+    # holds `pool` of them (or all): one or two windows copied round the whole dome would repeat like wallpaper.
+    cum = F.pad(torch.cumsum(counts, 0), (1, 0))  # [bands + 1]
+    reach = torch.arange(bands, device=dev)
+    lo = (nearest[:, None] - reach[None]).clamp(min=0)  # [bands, R]
+    hi = (nearest[:, None] + reach[None]).clamp(max=bands - 1)
+    inside = cum[hi + 1] - cum[lo]  # [bands, R] sources within R bands
+    r = (inside >= min(pool, cand.shape[0])).float().argmax(1)  # [bands] the smallest such R
+    first = cum[lo.gather(1, r[:, None])[:, 0]]  # [bands] the pool's first source (sorted by band)
+    size = inside.gather(1, r[:, None])[:, 0]  # [bands]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    a = torch.arange(T, device=dev)
+    win = torch.sin(math.pi * (a.float() + 0.5) / T).square()  # [T]
+    n_tx = -(-W // T)
+    acc = torch.zeros_like(resid)
+    wy2 = torch.zeros(H, device=dev)  # the summed squared weights are separable: sum_y w^2 times sum_x w^2
+    wx2 = torch.zeros(W, device=dev)
+    for oy in (0, S):
+        for ox in (0, S):
+            # target tiles of this phase: tile row i covers dome rows oy - T + i T .. + T (so the top rows are
+            # covered), tile column j covers dome columns ox + j T .. + T (periodic)
+            n_ty = (H - oy) // T + 2
+            centre = (torch.arange(n_ty, device=dev) * T + oy - T + S).clamp(0, H - 1)  # tile centre rows
+            band = (torch.div(centre - S, S, rounding_mode="floor")).clamp(0, bands - 1)  # [n_ty]
+            u = torch.rand(n_ty, n_tx, generator=gen).to(dev)
+            pick = first[band][:, None] + (u * size[band][:, None]).long()
+            pick = torch.minimum(pick, (first[band] + size[band] - 1)[:, None])  # [n_ty, n_tx]
+            flip = (torch.rand(n_ty, n_tx, generator=gen) < 0.5).to(dev)  # half the copies mirrored left-right
+            rows = cand[pick, 0][..., None] + a  # [n_ty, n_tx, T]
+            cols = (cand[pick, 1][..., None] + torch.where(flip[..., None], T - 1 - a, a)) % W  # [n_ty, n_tx, T]
+            patch = resid[:, rows[..., :, None], cols[..., None, :]]  # [3, n_ty, n_tx, T, T]
+            # each copied window's own mean out: only its variation is laid
+            patch = (patch - means[:, pick][..., None, None]) * (win[:, None] * win[None, :])
+            grid = patch.permute(0, 1, 3, 2, 4).reshape(C, n_ty * T, n_tx * T)[:, T - oy:T - oy + H, :W]
+            acc += torch.roll(grid, shifts=ox, dims=2)
+            wy2 += win.repeat(n_ty)[T - oy:T - oy + H].square()
+            wx2 += torch.roll(win.repeat(n_tx)[:W].square(), shifts=ox)
+    acc_w2 = wy2[:, None] * wx2[None, :] / 4  # each 1-D sum above was added once per phase of the other axis
+    return acc / acc_w2.sqrt().clamp_min(1e-6)
