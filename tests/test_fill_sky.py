@@ -271,3 +271,20 @@ def test_sky_completion_does_not_copy_what_the_sky_mask_let_in():
     az = (torch.arange(dome.width) + 0.5) * 360.0 / dome.width - 180.0
     behind = dome.color[:, (el > 8) & (el < 32)][:, :, az.abs() > 90]
     assert float(behind.mean(0).min()) > 0.25, float(behind.mean(0).min())  # nothing near the rock's 0.08
+
+
+def test_sky_quilting_copies_no_vertical_edge_and_lays_flat_windows_flat():
+    """Two flat halves of seen sky (blue on the left, paler on the right): the windows across the edge between them
+    hold vertical structure (as a trunk in fog does) and are not copied; every other window is flat and, its own mean
+    taken out, lays nothing, so the quilted sky is flat (not blotched by the halves' means, not striped by the edge)."""
+    dome = SkyDome(texels_per_degree=2.0)
+    el = 90.0 - (torch.arange(dome.height) + 0.5) * 180.0 / dome.height
+    az = (torch.arange(dome.width) + 0.5) * 360.0 / dome.width - 180.0
+    rows = (el > 5) & (el < 35)
+    for cols, colour in ((az.abs() < 30) & (az < 0), [0.3, 0.45, 0.8]), ((az.abs() < 30) & (az >= 0), [0.5, 0.6, 0.85]):
+        m = rows[:, None] & cols[None, :]
+        dome._tex[0, :3, :, 1:-1][:, m] = torch.tensor(colour)[:, None]
+        dome._tex[0, 3, :, 1:-1][m] = 1.0
+    dome.complete(horizon_elev_deg=2.0)
+    behind = dome.color[:, (el > 8) & (el < 32)][:, :, az.abs() > 120]
+    assert _variation(behind) < 0.003, _variation(behind)

@@ -471,11 +471,11 @@ def quilt_sky(resid: Tensor, usable: Tensor, tile: int, seed: int = 0, max_aniso
     means = window_sums(torch.where(usable[None], resid, torch.zeros_like(resid)))[:, cand[:, 0], cand[:, 1]] / (T * T)
     cand = cand + torch.tensor([r0, 0], device=dev)
     resid = full
-    # Sources by band of rows (S rows each); a target's band is the nearest band that has sources.
+    # Sources sorted by band of rows (S rows each), so a band's pool (below) is one run of them.
     bands = (H - T) // S + 1
     cb = (cand[:, 0] // S).clamp(max=bands - 1)
     order = torch.argsort(cb, stable=True)
-    cand, cb = cand[order], cb[order]
+    cand, cb, means = cand[order], cb[order], means[:, order]
     counts = torch.bincount(cb, minlength=bands)
     pos = torch.arange(bands, device=dev)
     have = pos[counts > 0]
@@ -513,8 +513,8 @@ def quilt_sky(resid: Tensor, usable: Tensor, tile: int, seed: int = 0, max_aniso
             patch = resid[:, rows[..., :, None], cols[..., None, :]]  # [3, n_ty, n_tx, T, T]
             # each copied window's own mean out: only its variation is laid
             patch = (patch - means[:, pick][..., None, None]) * (win[:, None] * win[None, :])
-            grid = patch.permute(0, 1, 3, 2, 4).reshape(C, n_ty * T, n_tx * T)[:, T - oy:T - oy + H, :W]
-            acc += torch.roll(grid, shifts=ox, dims=2)
+            layer = patch.permute(0, 1, 3, 2, 4).reshape(C, n_ty * T, n_tx * T)[:, T - oy:T - oy + H, :W]
+            acc += torch.roll(layer, shifts=ox, dims=2)
             wy2 += win.repeat(n_ty)[T - oy:T - oy + H].square()
             wx2 += torch.roll(win.repeat(n_tx)[:W].square(), shifts=ox)
     acc_w2 = wy2[:, None] * wx2[None, :] / 4  # each 1-D sum above was added once per phase of the other axis
