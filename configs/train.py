@@ -315,9 +315,9 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "face_wall, the wall filling the frame's top edge). Why: every checkpoint of the walks-gorges runs drew "
         "crystal_falls (a photo facing a cliff) as near rock with a false band of sky, and its flight broke (B at "
         "15,000: dE 23.8, 2026-12-04 seventh session), while in two thirds of the gorge frames the top eighth is at "
-        "least half sky. Not run yet: REFINER=0 DEPTH_PRESET=train-depth-h200-walks-clouds-hold-skylogit-walls "
-        "BUDGET=585 bash scripts/gpu_train.sh from step 9,000 (the anchor refine/weights/depth.pt; a continuation "
-        "carries it as .carry/depth9000.pt), then crystal_falls on scripts/depth_sheet.py first.",
+        "least half sky. Run 2026-12-05 (one H200 call, REFINER=0 DEPTH_PRESET=... BUDGET=555 bash scripts/gpu_train.sh "
+        "from step 9,000 to 15,000): better held out on walks and gorges, worse on the drone set, and crystal_falls' "
+        "walls near but its foreground far (flight dE 19.3); not shipped (BENCHMARKS.md, 'Session of 2026-12-05').",
         dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=1.0, layout_sky=2.0, layout_sky_mode="logit",
                             data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5)),
     ),
