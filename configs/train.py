@@ -321,6 +321,17 @@ TRAIN_PRESETS: dict[str, Preset] = {
         dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=1.0, layout_sky=2.0, layout_sky_mode="logit",
                             data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5)),
     ),
+    "train-depth-h200-walks-clouds-hold-skylogit-across": Preset(
+        "train-depth-h200-walks-clouds-hold-skylogit-walls with 60 % of the wall-facing gorge flights standing across "
+        "the floor from the wall, pitched 4-16 degrees down (DataConfig.gorge_across 0.6: refine/synth/flights.py "
+        "make_gorge_flight across; the floor the wall stands on fills the frame's lower part, bright and near). Why: "
+        "the walls run (2026-12-05) made crystal_falls' cliff near but called its foreground pool and gravel far, and "
+        "its wall-facing frames stand near the centreline of a narrow floor, so the wall fills the whole frame and the "
+        "floor under it is a sliver: the networks never saw a bright near floor at the foot of a dark wall.",
+        dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=1.0, layout_sky=2.0, layout_sky_mode="logit",
+                            data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5,
+                                                     gorge_across=0.6)),
+    ),
     "train-depth-h200-walks": Preset(
         "The shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
         "flights walks on the forest floor among standing trees (refine/synth/trees.py: trunks upright at one "

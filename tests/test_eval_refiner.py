@@ -167,3 +167,22 @@ def test_the_baseline_with_the_quilted_sky_moves_little_from_the_flat_sky_one():
     assert max(abs(d) for d in diffs) < 0.15 and min(diffs) < -0.1
     a, b = ev.cell_means(now["results"], "classical"), ev.cell_means(flat["results"], "classical")
     assert a.keys() == b.keys() and all(abs(a[k]["psnr"] - b[k]["psnr"]) < 0.05 for k in a)
+
+
+def test_the_shipped_refiners_with_the_quilted_sky_against_the_baseline_of_their_time():
+    """docs/eval/learned_and_fidelity_quiltsky_256x256_65.json (2026-12-05, second session): both shipped refiners
+    flown with the quilted sky, against the classical baseline flown with it (BENCHMARKS.md): learned-fidelity ahead in
+    all 36 cells; the default `learned` (its colour and detail anchors) behind in PSNR in the persistent cells and on
+    the smooth world (seed 1,000,002), ahead in depth everywhere."""
+    ev = _module()
+    base = json.loads((ROOT / "docs/eval/classical_256x256_65.json").read_text())
+    run = json.loads((ROOT / "docs/eval/learned_and_fidelity_quiltsky_256x256_65.json").read_text())
+    assert run["size"] == base["size"] and run["frames"] == base["frames"] == 65
+    assert sorted({r["refiner"] for r in run["results"]}) == ["learned", "learned-fidelity"]
+    assert len(run["results"]) == 24
+    lines = ev.compare(run["results"], base["results"], "classical")
+    assert lines.count("  wins of 12 cells: PSNR 12, SSIM 12, AbsRel 12") == 1  # learned-fidelity
+    assert "  wins of 12 cells: PSNR 5, SSIM 3, AbsRel 12" in lines  # learned
+    mine, theirs = ev.cell_means(run["results"], "learned"), ev.cell_means(base["results"], "classical")
+    persistent = [k for k in mine if k[1] == "persistent"]
+    assert len(persistent) == 6 and all(mine[k]["psnr"] < theirs[k]["psnr"] for k in persistent)

@@ -5,6 +5,7 @@ and how the flight cache picks drone flights, walks, winter walks and gorges."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -254,6 +255,9 @@ def test_worldgen_synth_face_wall_needs_gorge():
     with pytest.raises(ConfigValueError, match="face_wall|face-wall"):
         SynthConfig(out="x", face_wall=True).validate()
     SynthConfig(out="x", gorge=True, face_wall=True).validate()
+    with pytest.raises(ConfigValueError, match="across"):
+        SynthConfig(out="x", across=True).validate()
+    SynthConfig(out="x", gorge=True, across=True).validate()
 
 
 @pytest.mark.gpu
@@ -269,3 +273,54 @@ def test_a_gorge_flight_on_the_gpu_matches_the_cpu():
     assert (ra.sky == rb.sky.cpu()).float().mean() > 0.99
     both = ~ra.sky & ~rb.sky.cpu()
     assert ((ra.depth - rb.depth.cpu()).abs() / ra.depth)[both].median() < 1e-4
+
+
+def test_an_across_gorge_flight_faces_the_wall_from_the_far_side_with_the_floor_below_it(gorges):
+    """across: the same turn toward a wall as face_wall, from the other side of the centreline and pitched down, so
+    the floor fills the frame's lower part, nearer than the wall above it (crystal_falls: a pool and gravel under a
+    cliff); face_wall's flights are unchanged by it."""
+    floor_near = 0
+    for seed, (w, fl, r) in gorges.items():
+        fw = make_gorge_flight(w, 2, S, S, face_wall=True)
+        fa = make_gorge_flight(w, 2, S, S, across=True)
+        assert torch.equal(make_gorge_flight(w, 2, S, S, face_wall=True).c2w, fw.c2w)
+        assert fa.params["faces_wall_deg"] == fw.params["faces_wall_deg"] and 0.45 <= fa.params["across_floor"] <= 0.9
+        assert torch.equal(FLIGHT_MAKERS["gorge_across"](w, 2, S, S).c2w, fa.c2w)
+        # the camera moved across the centreline, away from the wall it looks at: its offset from the centre-line
+        # flight's position points against its look direction (both horizontal)
+        look = fa.c2w[0, :3, 2][[0, 2]]
+        moved = (fa.c2w[0, :3, 3] - fl.c2w[0, :3, 3])[[0, 2]]
+        assert float(moved @ look) < 0, (seed, moved, look)
+        # pitched down: the look direction's y (world up = -y) is positive, more than face_wall's at least by 4 deg
+        assert float(fa.c2w[0, 1, 2]) > math.sin(math.radians(3.0))
+        ra = render_views(w, fa.c2w[:1], fa.K, S, S, GEOMETRY)
+        d, ground = ra.depth[0], ~ra.sky[0]
+        bottom, top = d[-S // 4:][ground[-S // 4:]], d[: S // 4][ground[: S // 4]]
+        floor_near += bottom.numel() > 0 and top.numel() > 0 and float(bottom.median()) < 0.8 * float(top.median())
+    assert floor_near >= 2, floor_near
+
+
+def test_the_flight_cache_stands_a_share_of_the_wall_facing_gorges_across_the_floor():
+    from refine.train.config import DataConfig
+    from refine.train.data import FlightCache
+    from worldgen.core.config import ConfigValueError
+
+    base = DataConfig(width=24, height=24, flights=4, frames=3, world_grid=128, seed_start=500_000, walks=0.35,
+                      gorges=0.4, gorge_walls=0.5, quality="fast")
+    cpu = torch.device("cpu")
+    a, b = FlightCache(base, cpu), FlightCache(dataclasses.replace(base, gorge_across=0.6), cpu)
+    n = 800
+    ka, kb = [a.kind(i) for i in range(n)], [b.kind(i) for i in range(n)]
+    assert "gorge_across" not in ka
+    across = [i for i in range(n) if kb[i] == "gorge_across"]
+    assert all(ka[i] == "gorge_wall" for i in across)  # taken from the wall-facing flights only
+    assert all(x == y for x, y in zip(ka, kb) if y != "gorge_across")
+    share = len(across) / sum(k == "gorge_wall" for k in ka)
+    assert 0.45 < share < 0.75, share
+    with pytest.raises(ConfigValueError, match="gorge_across"):
+        dataclasses.replace(base, gorge_across=1.5).validate()
+    c = FlightCache(dataclasses.replace(base, flights=1, frames=2, walks=0.0, gorges=1.0, gorge_walls=1.0,
+                                        gorge_across=1.0), cpu)
+    assert c.kind(0) == "gorge_across"
+    c.make(0)
+    assert torch.isfinite(c.depth[0]).float().mean() > 0.5  # mostly rock and floor

@@ -276,7 +276,7 @@ def _low_flight(x: Tensor, z: Tensor, alt: Tensor, yaw: Tensor, pitch: Tensor, r
 
 
 def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: int | None = None,
-                      face_wall: bool = False) -> Flight:
+                      face_wall: bool = False, across: bool = False) -> Flight:
     """A seeded flight low along the floor of a gorge world (`refine.synth.gorge.gorge_world`).
 
     The camera follows the canyon's centreline (`refine.synth.gorge.centreline`), one way or the other,
@@ -291,7 +291,14 @@ def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: 
     side) and pitched from 10 degrees up to 4 degrees down, so the wall fills the frame's top edge as a photo
     taken facing a cliff shows it (crystal_falls), where the along-canyon view has a strip of sky (in two thirds
     of the eval set's gorge frames the top eighth is at least half sky; 2026-12-04, seventh session). Its draws
-    come from a second generator, so the flight without it is unchanged; params `faces_wall_deg` (signed)."""
+    come from a second generator, so the flight without it is unchanged; params `faces_wall_deg` (signed).
+
+    across (with or without face_wall): facing the wall as face_wall does (the same turn), but from across the floor:
+    the path moved to the other side of the centreline, 45-90 % of the way to the floor's edge, and pitched 4 to 16
+    degrees down, so the floor the wall stands on fills the frame's lower part, bright and near,
+    under the dark wall (crystal_falls: its pool and gravel, which every network trained with wall-facing gorge
+    flights called farther than the cliff, 2026-12-05). Its draws follow face_wall's on the second generator;
+    params `faces_wall_deg` and `across_floor` (the share of the way to the edge)."""
     if not world.gorge:
         raise ValueError("make_gorge_flight needs a gorge world (refine.synth.gorge.gorge_world)")
     if frames < 1:
@@ -308,6 +315,18 @@ def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: 
     side = rng.uniform(-1.0 / 3, 1.0 / 3)
     z0 = rng.uniform(0.0, spec.period)
     n = frames + ahead
+    face_wall = face_wall or across
+    extra = {}
+    if face_wall:
+        wall_rng = random.Random(f"worldgen-gorge-wall-{seed}")
+        turn = wall_rng.choice([-1.0, 1.0]) * wall_rng.uniform(55.0, 85.0)
+        lift = math.radians(wall_rng.uniform(-10.0, 4.0))  # positive looks down
+        extra = {"faces_wall_deg": round(turn, 1)}
+        if across:  # stand on the other side of the floor: turning by +turn from the way along +z looks toward +x
+            far = wall_rng.uniform(0.45, 0.9)
+            side = -math.copysign(far, turn) * way
+            lift = math.radians(wall_rng.uniform(4.0, 16.0))
+            extra["across_floor"] = round(far, 3)
     # the path: equal steps of arc length along the centreline (z by inverting the arc length on a dense grid)
     dense = torch.linspace(0.0, n * speed, 8 * n + 2, dtype=torch.float64)
     zd = z0 + way * dense
@@ -331,14 +350,10 @@ def make_gorge_flight(world: World, frames: int, width: int, height: int, seed: 
     i = torch.arange(frames, dtype=torch.float64)
     pitch = pitch0 + math.radians(1.5) * torch.sin(2 * math.pi * i / rng.uniform(30.0, 90.0) + rng.uniform(0, 6.3))
     roll = torch.full((frames,), math.radians(rng.uniform(-2.0, 2.0)), dtype=torch.float64)
-    extra = {}
     if face_wall:
-        wall_rng = random.Random(f"worldgen-gorge-wall-{seed}")
-        turn = wall_rng.choice([-1.0, 1.0]) * wall_rng.uniform(55.0, 85.0)
-        lift = math.radians(wall_rng.uniform(-10.0, 4.0))  # positive looks down
         yaw = yaw + math.radians(turn)
         pitch = pitch - pitch0 + lift
-        pitch0, extra = lift, {"faces_wall_deg": round(turn, 1)}
+        pitch0 = lift
     return _low_flight(x, z, alt, yaw, pitch, roll, fov, width, height,
                        {"seed": seed, "gorge": True, **_low_params(eye, speed, fov, pitch0),
                         "floor_half_width_m": round(spec.width, 2), "wall_height_m": round(spec.wall, 1), **extra})
@@ -349,13 +364,18 @@ def make_gorge_wall_flight(world: World, frames: int, width: int, height: int, s
     return make_gorge_flight(world, frames, width, height, seed, face_wall=True)
 
 
-FLIGHT_KINDS = ("drone", "walk", "winter", "gorge", "gorge_wall")
+def make_gorge_across_flight(world: World, frames: int, width: int, height: int, seed: int | None = None) -> Flight:
+    """`make_gorge_flight(..., across=True)`: low over a gorge's floor, facing one of its walls from across the floor."""
+    return make_gorge_flight(world, frames, width, height, seed, across=True)
+
+
+FLIGHT_KINDS = ("drone", "walk", "winter", "gorge", "gorge_wall", "gorge_across")
 """What `kind_flight` flies: drone flights over the world, walks on its forest floor among standing trees
 (trees.py), the same walks on a snowy floor (`winter_world`), or low along the floor of its gorge twin (gorge.py),
-looking along the canyon or at one of its walls."""
+looking along the canyon or at one of its walls (from near the centreline, or from across the floor)."""
 
 FLIGHT_MAKERS = {"drone": make_flight, "walk": make_walk, "winter": make_walk, "gorge": make_gorge_flight,
-                 "gorge_wall": make_gorge_wall_flight}
+                 "gorge_wall": make_gorge_wall_flight, "gorge_across": make_gorge_across_flight}
 """The flight maker of each kind, called on that kind's world (`kind_world`)."""
 
 
@@ -367,7 +387,7 @@ def kind_world(world: World, kind: str) -> World:
     if kind in ("walk", "winter"):
         twin = standing_world(world)
         return winter_world(twin) if kind == "winter" else twin
-    if kind in ("gorge", "gorge_wall"):
+    if kind in ("gorge", "gorge_wall", "gorge_across"):
         return gorge_world(world)
     raise ValueError(f"unknown flight kind {kind!r} (one of {', '.join(FLIGHT_KINDS)})")
 

@@ -130,6 +130,12 @@ class DataConfig:
     wall fills the frame's top edge as in a photo taken facing a cliff, where the along-canyon view shows a strip
     of sky: crystal_falls, which every network trained with gorges called partly sky, 2026-12-04). 0 = none (how
     every run up to 2026-12-04 was trained)."""
+    gorge_across: float = 0.0
+    """Share of the wall-facing gorge flights (`gorge_walls`) that face the wall from across the floor, pitched
+    down (flights.py `make_gorge_flight(across=True)`: the floor the wall stands on fills the frame's lower part,
+    bright and near, under the dark wall, as crystal_falls' pool and gravel under its cliff, which the run with
+    wall-facing flights alone called farther than the cliff, 2026-12-05). 0 = none (how every run up to 2026-12-05
+    was trained)."""
     colour: ColourJitterConfig = field(default_factory=ColourJitterConfig)
     """Random colour changes of whole clips (`refine.train.data.colour_remap`)."""
 
@@ -137,7 +143,7 @@ class DataConfig:
         at_least(self, "width height flights frames flights_per_world render_batch max_stride world_grid", 1)
         at_least(self, "refresh_every refresh_flights seed_start", 0)
         at_least(self, "speed", 1e-9)
-        shares(self, "walks gorges winter gorge_walls")
+        shares(self, "walks gorges winter gorge_walls gorge_across")
         if self.walks + self.gorges > 1 + 1e-9:
             raise bad("gorges", f"must be <= 1 - walks ({self.walks:g}): walks and gorges share the same flights",
                       self.gorges)

@@ -11,7 +11,8 @@ Worlds come from the train split only (refine/synth/splits.py); a seed outside i
 `walks` of the flights (which ones: a hash of the flight number) are walks on the forest floor of the
 same world with standing trees (refine/synth/trees.py) instead of drone flights (a share `winter` of those on a
 snowy floor), and a share `gorges` flights low along the floor of the world's gorge twin
-(refine/synth/gorge.py; a share `gorge_walls` of those facing a wall). A share `colour.share` of the clips get one
+(refine/synth/gorge.py; a share `gorge_walls` of those facing a wall, a share `gorge_across` of these from across the
+floor). A share `colour.share` of the clips get one
 random colour change for all their frames (`colour_remap`).
 """
 
@@ -153,12 +154,22 @@ class FlightCache:
             return False
         return self._kind_hash(flight + 2_000_029) < self.cfg.gorge_walls * 10000
 
+    def is_gorge_across(self, flight: int) -> bool:
+        """Wall-facing gorge flight number `flight` (when `is_gorge_wall`) faces its wall from across the floor (a
+        share DataConfig.gorge_across of them, by a fourth hash, so the wall-facing flights are those of a run
+        without it)."""
+        if self.cfg.gorge_across <= 0:
+            return False
+        return self._kind_hash(flight + 3_000_017) < self.cfg.gorge_across * 10000
+
     def kind(self, flight: int) -> str:
         """The kind (refine.synth.FLIGHT_KINDS) of flight number `flight`."""
         if self.is_walk(flight):
             return "winter" if self.is_winter(flight) else "walk"
         if self.is_gorge(flight):
-            return "gorge_wall" if self.is_gorge_wall(flight) else "gorge"
+            if self.is_gorge_wall(flight):
+                return "gorge_across" if self.is_gorge_across(flight) else "gorge_wall"
+            return "gorge"
         return "drone"
 
     def _world_for(self, seed: int, kind: str):
@@ -169,7 +180,7 @@ class FlightCache:
             self._seed, self._twins = seed, {"drone": make_world(seed, grid=self.cfg.world_grid, device=self.device)}
             self._sync()
             self.world_seconds += time.perf_counter() - t0
-        base = {"winter": "walk", "gorge_wall": "gorge"}.get(kind, kind)
+        base = {"winter": "walk", "gorge_wall": "gorge", "gorge_across": "gorge"}.get(kind, kind)
         if base not in self._twins:
             t0 = time.perf_counter()
             self._twins[base] = kind_world(self._twins["drone"], base)

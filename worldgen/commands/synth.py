@@ -57,6 +57,9 @@ class SynthConfig:
     face_wall: bool = False
     """With --gorge: the same flights turned 55-85 degrees toward one wall, so the wall fills the
     frame's top edge (refine.synth.flights.make_gorge_flight face_wall)."""
+    across: bool = False
+    """With --gorge: facing a wall (as --face-wall) from across the floor, pitched 4-16 degrees down, so the
+    floor under the wall fills the frame's lower part (refine.synth.flights.make_gorge_flight across)."""
 
     def validate(self) -> None:
         parse_size(self.size, min_side=8)  # raises its own one-line UserInputError
@@ -70,6 +73,8 @@ class SynthConfig:
             raise bad("gorge", "and --walk / --winter are two kinds of flight; choose one")
         if self.face_wall and not self.gorge:
             raise bad("face_wall", "faces a gorge's wall: give --gorge too")
+        if self.across and not self.gorge:
+            raise bad("across", "faces a gorge's wall from across its floor: give --gorge too")
 
 
 def contact_sheet(images: list[np.ndarray], cols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -132,7 +137,8 @@ def _render(cfg: SynthConfig, out: Path, W: int, H: int, split: str, dev) -> Non
     for k in range(cfg.sequences):
         seed = cfg.seed + k
         name = sequence_name(seed)
-        kind = "winter" if cfg.winter else "walk" if cfg.walk else ("gorge_wall" if cfg.face_wall else "gorge") if cfg.gorge else "drone"
+        kind = "winter" if cfg.winter else "walk" if cfg.walk else ("gorge_across" if cfg.across else "gorge_wall" if cfg.face_wall else "gorge") if cfg.gorge \
+            else "drone"
         world, flight = kind_flight(make_world(seed, device=dev), kind, cfg.frames, W, H)
         ts = frame_timestamps(cfg.frames)
         for a in range(0, cfg.frames, batch):
