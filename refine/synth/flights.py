@@ -381,7 +381,7 @@ FLIGHT_MAKERS = {"drone": make_flight, "walk": make_walk, "winter": make_walk, "
 
 def kind_world(world: World, kind: str) -> World:
     """The world a flight of `kind` (FLIGHT_KINDS) flies: `world` itself, its standing-tree twin (in winter:
-    `winter_world` of it) or its gorge twin (for both gorge kinds)."""
+    `winter_world` of it) or its gorge twin (for the three gorge kinds)."""
     if kind == "drone":
         return world
     if kind in ("walk", "winter"):
