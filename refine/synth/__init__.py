@@ -16,8 +16,8 @@ Conventions are worldgen's (worldgen/core/camera.py): OpenCV camera axes, world 
 poses, pixel intrinsics with pixel centres at +0.5, float32 z-depth with sky = +inf.
 """
 
-from refine.synth.flights import (FLIGHT_KINDS, FLIGHT_MAKERS, Flight, kind_flight, kind_world, make_flight,
-                                  make_gorge_flight, make_walk)
+from refine.synth.flights import (FLIGHT_KINDS, FLIGHT_MAKERS, TWIN_OF, Flight, kind_flight, kind_world,
+                                  make_flight, make_gorge_flight, make_walk)
 from refine.synth.gorge import gorge_world
 from refine.synth.render import RenderSettings, SynthRender, render_frame, render_views
 from refine.synth.terrain import CLIMATES, World, make_world
@@ -30,6 +30,7 @@ __all__ = [
     "Flight",
     "RenderSettings",
     "SynthRender",
+    "TWIN_OF",
     "World",
     "gorge_world",
     "kind_flight",

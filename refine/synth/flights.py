@@ -379,17 +379,20 @@ FLIGHT_MAKERS = {"drone": make_flight, "walk": make_walk, "winter": make_walk, "
 """The flight maker of each kind, called on that kind's world (`kind_world`)."""
 
 
+TWIN_OF = {"drone": "drone", "walk": "walk", "winter": "walk", "gorge": "gorge", "gorge_wall": "gorge",
+           "gorge_across": "gorge"}
+"""The twin world (`kind_world` of the kind named here) each kind's flight flies, a winter walk's before its snow:
+the one place a new kind says whose world it shares (refine/train/data.py caches the twins by it)."""
+
+
 def kind_world(world: World, kind: str) -> World:
     """The world a flight of `kind` (FLIGHT_KINDS) flies: `world` itself, its standing-tree twin (in winter:
-    `winter_world` of it) or its gorge twin (for the three gorge kinds)."""
-    if kind == "drone":
-        return world
-    if kind in ("walk", "winter"):
-        twin = standing_world(world)
-        return winter_world(twin) if kind == "winter" else twin
-    if kind in ("gorge", "gorge_wall", "gorge_across"):
-        return gorge_world(world)
-    raise ValueError(f"unknown flight kind {kind!r} (one of {', '.join(FLIGHT_KINDS)})")
+    `winter_world` of it) or its gorge twin (for the three gorge kinds; `TWIN_OF`)."""
+    if kind not in TWIN_OF:
+        raise ValueError(f"unknown flight kind {kind!r} (one of {', '.join(FLIGHT_KINDS)})")
+    twin = {"drone": lambda: world, "walk": lambda: standing_world(world), "gorge": lambda: gorge_world(world)}
+    base = twin[TWIN_OF[kind]]()
+    return winter_world(base) if kind == "winter" else base
 
 
 def kind_flight(world: World, kind: str, frames: int, width: int, height: int,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from refine.synth import FLIGHT_MAKERS, RenderSettings, kind_world, make_world, render_views, winter_world
+from refine.synth import FLIGHT_MAKERS, TWIN_OF, RenderSettings, kind_world, make_world, render_views, winter_world
 from refine.synth.splits import split_of
 from refine.train.config import ColourJitterConfig, DataConfig
 
@@ -180,7 +180,7 @@ class FlightCache:
             self._seed, self._twins = seed, {"drone": make_world(seed, grid=self.cfg.world_grid, device=self.device)}
             self._sync()
             self.world_seconds += time.perf_counter() - t0
-        base = {"winter": "walk", "gorge_wall": "gorge", "gorge_across": "gorge"}.get(kind, kind)
+        base = TWIN_OF[kind]
         if base not in self._twins:
             t0 = time.perf_counter()
             self._twins[base] = kind_world(self._twins["drone"], base)

@@ -61,6 +61,14 @@ class SynthConfig:
     """With --gorge: facing a wall (as --face-wall) from across the floor, pitched 4-16 degrees down, so the
     floor under the wall fills the frame's lower part (refine.synth.flights.make_gorge_flight across)."""
 
+    def kind(self) -> str:
+        """The flight kind these options ask for (refine.synth.FLIGHT_KINDS)."""
+        if self.winter or self.walk:
+            return "winter" if self.winter else "walk"
+        if self.gorge:
+            return "gorge_across" if self.across else "gorge_wall" if self.face_wall else "gorge"
+        return "drone"
+
     def validate(self) -> None:
         parse_size(self.size, min_side=8)  # raises its own one-line UserInputError
         if self.sequences < 1:
@@ -137,8 +145,7 @@ def _render(cfg: SynthConfig, out: Path, W: int, H: int, split: str, dev) -> Non
     for k in range(cfg.sequences):
         seed = cfg.seed + k
         name = sequence_name(seed)
-        kind = "winter" if cfg.winter else "walk" if cfg.walk else ("gorge_across" if cfg.across else "gorge_wall" if cfg.face_wall else "gorge") if cfg.gorge \
-            else "drone"
+        kind = cfg.kind()
         world, flight = kind_flight(make_world(seed, device=dev), kind, cfg.frames, W, H)
         ts = frame_timestamps(cfg.frames)
         for a in range(0, cfg.frames, batch):
