@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refine.learned import load_weights  # noqa: E402
+from refine.learned import LearnedRefinerConfig, load_weights  # noqa: E402
 from worldgen.core.io import UserInputError, atomic_write  # noqa: E402
 from worldgen.pipeline.refiners import parse_refiner_spec  # noqa: E402
 
@@ -44,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     blob = torch.load(a.weights, map_location="cpu", weights_only=False)
     saved = (blob["refiner"] if "refiner" in blob else blob)["refiner_config"]
-    before = {k: saved[k] for k in changes}
+    defaults = asdict(LearnedRefinerConfig())  # (a file saved before a field existed composes with its default)
+    before = {k: saved.get(k, defaults[k]) for k in changes}
     for key, value in changes.items():
-        saved[key] = bool(value) if isinstance(saved[key], bool) else value
+        saved[key] = bool(value) if isinstance(defaults[key], bool) else value
     out = a.out or a.weights
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as f:

@@ -92,6 +92,12 @@ def test_recompose_saves_a_composition_and_keeps_the_network(tmp_path):
         r = run(*args)
         assert r.returncode == code and says in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.pt").exists() and not (tmp_path / "none.pt").exists()
+    # a field the file was saved without (the shipped files predate flip_average): set, and as a bool
+    saved = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=False)
+    assert "flip_average" not in (saved["refiner"] if "refiner" in saved else saved)["refiner_config"]
+    r = run(DEFAULT_WEIGHTS, "flip_average=1", "--out", tmp_path / "flip.pt")
+    assert r.returncode == 0 and "flip_average False -> True" in r.stdout, r.stderr
+    assert load_weights(tmp_path / "flip.pt")[1] == dataclasses.replace(cfg0, flip_average=True)
 
 
 def test_reset_colour_residual_gives_the_classical_colour_and_keeps_the_rest(tmp_path):
