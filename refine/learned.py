@@ -65,6 +65,8 @@ from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from refine.graphed import graphs_wanted, refine_graphed
 from refine.net import IN_CHANNELS, RefinerNet, load_net_blob, save_net_blob
 from worldgen.core.anchor import anchor_colour, detail_layer, texture_transfer
+from worldgen.core.config import bad, check
+from worldgen.core.io import UserInputError
 from worldgen.core.frame import Frame, RenderedView
 from worldgen.core.graphs import GraphCache
 
@@ -93,6 +95,12 @@ blurry covered pixel cost more structure than it restored (BENCHMARKS.md). `flip
 session; chosen on train seeds, -0.01 to +0.05 dB there) took held-out autopilot persistent steps 1-8 from 34.41 to
 34.52 dB against the classical 34.44 (PSNR higher in 10 of 12 cells, mean +0.03 dB; the other two -0.001 dB), for
 twice the network: 0.148 s a frame at 256^2 on 2 CPU cores against 0.104 (BENCHMARKS.md)."""
+
+
+COMPOSITION_RANGES = {"anchor": (0.0, 1.0), "texture": (0.0, 4.0), "sharp_px": (0.25, 64.0), "detail_px": (0.25, 64.0)}
+"""The values the composition's numbers may take (inf and nan are out of every range): checked for every config
+(`LearnedRefinerConfig.validate`: training's --refiner.* options, a weights file's saved composition) and for the
+overrides of a --refiner spec (worldgen/pipeline/refiners.py)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,22 @@ class LearnedRefinerConfig:
     """Run the network on the view and on its mirror image (one batch of two) and average the two outputs,
     mirrored back, before composing (test-time augmentation: the network's left-right asymmetric errors
     cancel; twice the network's time). Inference only; training never sets it."""
+
+    def validate(self) -> None:
+        for name, (lo, hi) in COMPOSITION_RANGES.items():
+            v = getattr(self, name)
+            if not (math.isfinite(v) and lo <= v <= hi):
+                raise bad(name, f"must be between {lo:g} and {hi:g}", v)
+        if not self.sharp_px < self.detail_px:
+            raise bad("detail_px", f"must exceed sharp_px ({self.sharp_px:g})", self.detail_px)
+        if not (0 <= self.hole_alpha < self.keep_alpha <= 1):
+            raise bad("keep_alpha", f"must exceed hole_alpha ({self.hole_alpha:g}) and be at most 1", self.keep_alpha)
+        if not (math.isfinite(self.max_nearer) and self.max_nearer >= 1):
+            raise bad("max_nearer", "must be at least 1", self.max_nearer)
+        for name in ("sky_prior", "max_shift", "max_detail"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise bad(name, "must be a non-negative number", v)
 
 
 @dataclass
@@ -460,6 +484,12 @@ def save_weights(path: str | Path, net: RefinerNet, config: LearnedRefinerConfig
 
 def load_weights(path: str | Path) -> tuple[RefinerNet, LearnedRefinerConfig, dict]:
     """(network in float32, composition config, meta) from a weights file or a training checkpoint;
-    ValueError with a one-line reason otherwise."""
+    ValueError with a one-line reason otherwise (also for a saved composition out of range, e.g. an anchor of 5
+    given to training before its options were checked)."""
     net, blob = load_net_blob(path, WEIGHTS_FORMAT, "refiner weights", "refiner", RefinerNet)
-    return net, LearnedRefinerConfig(**blob["refiner_config"]), dict(blob.get("meta", {}))
+    try:
+        cfg = LearnedRefinerConfig(**blob["refiner_config"])
+        check(cfg, prefix="refiner_config.")
+    except (TypeError, UserInputError) as e:
+        raise ValueError(f"{path}: its saved composition is not usable: {e}") from None
+    return net, cfg, dict(blob.get("meta", {}))

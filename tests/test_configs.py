@@ -137,12 +137,22 @@ def test_preset_listing_and_bad_config_files(tmp_path, capsys):
     bad = tmp_path / "config.json"
     for text, message in [("{", "invalid JSON"), ('{"imagee": "x.png"}', "unknown option 'imagee'"),
                           ('{"image": "x.png", "pipeline": {"speed": "fast"}}', "pipeline.speed: expected a number"),
-                          ('{"image": "x.png", "mode": "both"}', "mode: must be one of")]:
+                          ('{"image": "x.png", "mode": "both"}', "mode: must be one of"),
+                          ("{}", "lacks 'image', which has no default")]:  # (was a TypeError traceback)
         bad.write_text(text)
         code, _, err = cli_run(["fly", "--config", str(bad)], capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (text, err)
     code, _, err = cli_run(["fly", "--config", str(tmp_path / "missing.json")], capsys)
     assert code == 2 and err.strip() == f"worldgen: error: no such config file: {tmp_path / 'missing.json'}"
+
+
+def test_an_os_error_is_one_line_with_its_file(photo, tmp_path, capsys):
+    """What the machine refuses (here a folder name longer than the file system allows; a full disk the same way)
+    is one line naming the file, exit 1, not a traceback."""
+    long = tmp_path / ("x" * 300)
+    code, _, err = cli_run(["fly", str(photo), "--out", str(long), "--size", "32x24", "--frames", "2"], capsys)
+    assert code == 1 and err.strip() == f"worldgen: error: File name too long: {long}", err
+    assert [p.name for p in tmp_path.iterdir()] == ["photo.png"]  # nothing written
 
 
 @pytest.mark.parametrize("cfg", [

@@ -408,6 +408,28 @@ def test_cli_bad_input_is_one_line_and_exit_2(flight, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file"]  # nothing half-written
 
 
+def test_cli_refuses_outputs_that_would_destroy_or_mix_a_folder(flight, tmp_path, capsys):
+    """A --mesh or --splat named as one of the run's own files (it replaced world.ply, and the run could no longer
+    be viewed), --mesh and --splat at one path, a --nerfstudio folder that is the run or holds other files, and a
+    --splat .ply that is not .compressed.ply: one line each, exit 2, every folder as it was."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    before = sorted(p.name for p in flight.iterdir())
+    world = (flight / "world.ply").read_bytes()
+    for args, says in (((("--mesh", str(flight / "world.ply"))), "is the run's own world.ply"),
+                       ((("--splat", str(flight / "cameras.json"))), "--splat"),
+                       (("--mesh", str(tmp_path / "w.ply"), "--splat", str(tmp_path / "w.ply")), "use a .splat file"),
+                       (("--mesh", str(tmp_path / "w.compressed.ply"), "--splat", str(tmp_path / "w.compressed.ply")),
+                        "are the same file"),
+                       (("--nerfstudio", str(flight)), "is the run folder itself"),
+                       (("--nerfstudio", str(tmp_path / "mine")), "holds 'notes.txt'")):
+        code, err = cli([str(flight), *args], capsys)
+        assert code == 2 and err.startswith("worldgen: error: ") and says in err, (args, err)
+    assert sorted(p.name for p in flight.iterdir()) == before and (flight / "world.ply").read_bytes() == world
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
 def test_a_damaged_frame_stops_the_export_before_it_writes(flight, tmp_path, capsys):
     import shutil
 

@@ -158,3 +158,24 @@ def test_a_folder_where_a_file_belongs_is_one_line(tmp_path):
         depth_main(DepthConfig(image=str(photo), out=str(tmp_path / "d.npy"), size="32x32", device="cpu",
                                photo=PhotoConfig(depth_model="prior")))
     assert not (tmp_path / "d.png").exists()
+
+
+def test_a_camera_file_with_impossible_intrinsics_is_one_line(tmp_path):
+    """A camera file of the right size whose focal length is zero, negative, NaN or infinite, or whose principal
+    point lies far outside the image, is refused by name (it was a traceback in fly and compare, and `worldgen
+    depth` wrote a depth with zeros); a sound one loads as floats."""
+    import json
+
+    from worldgen.pipeline.sources import load_camera_json
+
+    good = {"fx": 300.0, "fy": 300.0, "cx": 320.0, "cy": 240.0, "width": 640, "height": 480}
+    f = tmp_path / "cam.json"
+    f.write_text(json.dumps(good))
+    assert load_camera_json(str(f)) == {k: float(v) for k, v in good.items()}
+    for key, value, says in (("fy", 0, "fy must be a positive number"), ("fx", -5, "fx must be a positive number"),
+                             ("fx", float("nan"), "fx must be a positive number"),
+                             ("fy", float("inf"), "fy must be a positive number"),
+                             ("cx", 1e9, "cx must lie within"), ("cy", -1e9, "cy must lie within")):
+        f.write_text(json.dumps({**good, key: value}))  # (json writes NaN and Infinity, as Python reads them)
+        with pytest.raises(UserInputError, match=says):
+            load_camera_json(str(f))

@@ -14,6 +14,7 @@ from refine.learned import (DEFAULT_WEIGHTS, FIDELITY_WEIGHTS, LearnedRefiner, L
 from refine.net import IN_CHANNELS, OUT_CHANNELS, RefinerNet, RefinerNetConfig
 from worldgen.core.camera import Camera
 from worldgen.core.frame import Frame, RenderedView
+from worldgen.core.io import UserInputError
 
 TINY = RefinerNetConfig(widths=(8, 16, 32), bottleneck_blocks=1, global_code=8)
 
@@ -98,6 +99,21 @@ def test_recompose_saves_a_composition_and_keeps_the_network(tmp_path):
     r = run(DEFAULT_WEIGHTS, "flip_average=1", "--out", tmp_path / "flip.pt")
     assert r.returncode == 0 and "flip_average False -> True" in r.stdout, r.stderr
     assert load_weights(tmp_path / "flip.pt")[1] == dataclasses.replace(cfg0, flip_average=True)
+
+
+def test_a_weights_file_with_a_composition_out_of_range_is_refused(tmp_path):
+    """A weights file whose saved composition is out of range (an anchor of 5, saved by a training run before its
+    options were checked) is refused on load with one line; `--refiner FILE` says it the same way."""
+    from worldgen.pipeline.refiners import make_refiner
+
+    blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=False)
+    (blob["refiner"] if "refiner" in blob else blob)["refiner_config"]["anchor"] = 5.0
+    bad_file = tmp_path / "anchor5.pt"
+    torch.save(blob, bad_file)
+    with pytest.raises(ValueError, match="anchor must be between 0 and 1"):
+        load_weights(bad_file)
+    with pytest.raises(UserInputError, match="anchor must be between 0 and 1"):
+        make_refiner(str(bad_file), "cpu")
 
 
 def test_reset_colour_residual_gives_the_classical_colour_and_keeps_the_rest(tmp_path):

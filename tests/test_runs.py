@@ -155,6 +155,25 @@ def test_resume_over_damaged_chunk_files_is_one_line(photo, tmp_path, capsys):
     one_line_error(code, lines, "saved state is damaged")
 
 
+def test_resume_without_its_frames_or_cameras_is_one_line_and_changes_nothing(photo, tmp_path, capsys):
+    """A run folder whose frames/ (or camera lines) went since its checkpoint cannot go on: one line naming what is
+    missing, before anything of the folder changes (it was a traceback after config.json had been rewritten)."""
+    import shutil
+
+    out = tmp_path / "run"
+    entrypoint(["fly", str(photo), *SMALL, "--path", "forward", "--frames", "4", "--out", str(out)])
+    config = (out / "config.json").read_bytes()
+    cams = (out / "cameras.jsonl").read_text()
+    (out / "cameras.jsonl").write_text("".join(cams.splitlines(keepends=True)[:2]))
+    code, lines = cli(["fly", "--resume", str(out), "--frames", "6"], capsys)
+    one_line_error(code, lines, "cameras.jsonl holds 2 cameras", "needs 4")
+    (out / "cameras.jsonl").write_text(cams)
+    shutil.rmtree(out / "frames")
+    code, lines = cli(["fly", "--resume", str(out), "--frames", "6"], capsys)
+    one_line_error(code, lines, "frames/00000.png is missing")
+    assert (out / "config.json").read_bytes() == config and (out / "cameras.jsonl").read_text() == cams
+
+
 def test_input_errors_leave_no_output_folder(photo, tmp_path, capsys):
     bad_json = tmp_path / "deep.json"
     bad_json.write_text("[" * 100_000 + "]" * 100_000)

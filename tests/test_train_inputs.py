@@ -163,6 +163,29 @@ def test_a_run_that_dies_before_its_first_checkpoint_leaves_no_folder(tmp_path, 
     assert not (tmp_path / "new").exists()
 
 
+def test_a_folder_of_another_command_is_refused_and_left_as_it_was(tmp_path, capsys):
+    """Both trainings refuse an --out that holds names no training run writes (a fly run's frames, a user's file):
+    one line naming one, and the folder as it was (they used to write their checkpoints and logs into it)."""
+    out = tmp_path / "fly-run"
+    (out / "frames").mkdir(parents=True)
+    (out / "world.ply").write_bytes(b"ply")
+    for argv in (TR, TD):
+        code, _, err = cli_run([*argv, "--steps", "2", "--out", out], capsys)
+        one_line_error(code, err, "holds 'frames'", "another command's folder")
+        assert sorted(p.name for p in out.iterdir()) == ["frames", "world.ply"]
+
+
+def test_a_composition_out_of_range_is_refused_before_training(tmp_path, capsys):
+    """--refiner.anchor 5 (the range is 0..1, as for --refiner-anchor) is one line before anything is written; it
+    used to train and save weights that flew with an anchor of 5."""
+    out = tmp_path / "run"
+    for option, value, says in (("--refiner.anchor", "5", "anchor must be between 0 and 1"),
+                                ("--refiner.detail-px", "0.5", "must exceed sharp_px")):
+        code, _, err = cli_run([*TR, "--steps", "2", option, value, "--out", out], capsys)
+        one_line_error(code, err, says)
+    assert not out.exists()
+
+
 def _folder_worker(rank: int, port: int, out: str, queue) -> None:
     """One process of a two-process gloo job entering the run folder `out` (held by the test)."""
     import os

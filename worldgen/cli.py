@@ -161,6 +161,13 @@ def _parse(parse, help_hint: str):
     return result
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError that reached the top (a full disk, a name too long, a file gone mid-run): what the
+    system said and the file it said it of."""
+    what = e.strerror or str(e) or type(e).__name__
+    return f"{what}: {e.filename}" if e.filename else what
+
+
 def entrypoint(argv: list[str] | None = None) -> None:
     """Console-script entry point (`worldgen ...`)."""
     import tyro
@@ -206,6 +213,9 @@ def entrypoint(argv: list[str] | None = None) -> None:
     except UserInputError as e:
         print(f"worldgen: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # the machine's, not the input's: a full disk, a name too long, a file gone mid-run
+        print(f"worldgen: error: {os_error_line(e)}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("worldgen: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -87,11 +87,17 @@ TRAIN_OUTPUTS = ("log.jsonl", "samples", "loss.png", "psnr.png", "detail.png", "
 before that checkpoint in a folder it made)."""
 
 
+TRAIN_ENTRIES = TRAIN_OUTPUTS + ("checkpoint.pt", "checkpoint-compact.pt", "refiner.pt", "depth.pt", "train.json")
+"""Every name a training run (the refiner's or the depth network's) writes at the top of its folder: a folder
+holding anything else is another command's (a fly run, a user's files), and training refuses it."""
+
+
 class TrainingFolder:
     """The run folder `out` of a training run, for the run's duration (a `with` block): checked and made
     (`worldgen.core.runfolder` check_out_dir / make_out_dir: one line for a file or an unwritable place) and
     locked (RunLock: a second writer fails at once with one line) by the process that writes it (rank 0 of
-    `dd`; other torchrun processes only read it). Under torchrun every process learns whether rank 0 got the
+    `dd`; other torchrun processes only read it); a folder holding names no training run writes (`TRAIN_ENTRIES`)
+    is refused with one line. Under torchrun every process learns whether rank 0 got the
     folder (one collective), so when it did not, all of them stop with one line instead of waiting in their
     first collective for torchrun to end them. A run that fails before `saved()` (its first checkpoint) in a
     folder it made removes what it wrote and the folder again (remove_made_dir)."""
@@ -110,12 +116,26 @@ class TrainingFolder:
         if self.main:
             try:
                 check_out_dir(self.out)
+                self._check_foreign()
                 self.made, self.lock = make_and_lock(self.out)
+                self._check_foreign()  # (filled between the first look and the lock)
             except UserInputError as e:
                 refused = e
         if self.dd.any(refused is not None):
             raise refused or UserInputError(f"{self.out}: rank 0 could not take the run folder (its line says why)")
         return self
+
+    def _check_foreign(self) -> None:
+        from worldgen.core.io import UserInputError
+        from worldgen.core.runfolder import entries, is_temp_file
+
+        foreign = [n for n in entries(self.out) if n not in TRAIN_ENTRIES and not is_temp_file(n)]
+        if foreign:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+            raise UserInputError(f"{self.out} holds {foreign[0]!r}, which a training run does not write (another "
+                                 "command's folder?); choose another --out")
 
     def saved(self) -> None:
         """Mark the run's first checkpoint written: from now on a failure leaves the folder as it is."""

@@ -43,8 +43,17 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
+NERFSTUDIO_ENTRIES = frozenset({"transforms.json", "images", "depths", "sparse", "sparse_pc.ply",
+                                "worldgen_export.json"})
+"""What --nerfstudio writes at the top of its folder (worldgen/pipeline/export/nerfstudio.py): a folder holding
+anything else is not one to mix it into."""
+
+
 def _check_outputs(cfg: ExportConfig) -> None:
-    """Fail on bad output paths before any work (one line each, exit 2)."""
+    """Fail on bad output paths before any work (one line each, exit 2): a file name of the run's own (its
+    world.ply, cameras.json, ...: the export would destroy the run), --mesh and --splat at one path, a --nerfstudio
+    folder that is the run's or holds files the export does not write."""
+    from worldgen.core.runfolder import RUN_ENTRIES, entries, is_temp_file
     from worldgen.pipeline.export.mesh import check_mesh_path
     from worldgen.pipeline.export.splat import check_splat_path
 
@@ -60,10 +69,22 @@ def _check_outputs(cfg: ExportConfig) -> None:
             if Path(f).is_dir():
                 raise UserInputError(f"{f} is a directory; give a file name")
             check_writable_dir(Path(f).parent if str(Path(f).parent) else Path("."))
+    run = Path(cfg.run).resolve()
+    for option, f in (("--mesh", cfg.mesh), ("--splat", cfg.splat)):
+        if f is not None and Path(f).resolve().parent == run and Path(f).name in RUN_ENTRIES:
+            raise UserInputError(f"{option} {f} is the run's own {Path(f).name}; give another file name")
+    if cfg.mesh and cfg.splat and Path(cfg.mesh).resolve() == Path(cfg.splat).resolve():
+        raise UserInputError(f"--mesh and --splat are the same file {cfg.mesh}; give each its own")
     if cfg.nerfstudio:
         p = Path(cfg.nerfstudio)
         if p.exists() and not p.is_dir():
             raise UserInputError(f"--nerfstudio {p} exists and is not a directory")
+        if p.resolve() == run:
+            raise UserInputError(f"--nerfstudio {p} is the run folder itself; give a folder of its own")
+        foreign = [n for n in entries(p) if n not in NERFSTUDIO_ENTRIES and not is_temp_file(n)]
+        if foreign:
+            raise UserInputError(f"--nerfstudio {p} holds {foreign[0]!r}, which the export does not write; "
+                                 "give an empty or new folder (or an earlier export's)")
         check_writable_dir(p)
 
 

@@ -95,8 +95,8 @@ def to_dict(cfg: Any) -> dict:
 
 def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     """The `cls` config tree described by `data` (as written by `to_dict`); fields it lacks keep their
-    defaults. UserInputError (one line, naming `where` and the field) for unknown fields and values of
-    the wrong type."""
+    defaults. UserInputError (one line, naming `where` and the field) for unknown fields, values of the
+    wrong type, and a lacking field that has no default."""
     return _build(cls, data, where)
 
 
@@ -112,6 +112,10 @@ def _build(tp: Any, v: Any, where: str) -> Any:
         unknown = sorted(set(v) - names)
         if unknown:
             raise UserInputError(f"{where}: unknown option {unknown[0]!r}")
+        lacking = [f.name for f in dataclasses.fields(tp) if f.init and f.name not in v
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if lacking:  # (a required field has no default to keep)
+            raise UserInputError(f"{where}: lacks {lacking[0]!r}, which has no default")
         return tp(**{k: _build(hints[k], x, f"{where}.{k}") for k, x in v.items()})
     if origin in (Union, types.UnionType):
         if v is None and type(None) in args:

@@ -29,12 +29,6 @@ COMPOSITION = ("anchor", "texture", "sharp_px", "detail_px", "flip_average")
 (numbers; flip_average 0 or 1), so one command can fly or score compositions of the same weights side by side."""
 
 
-_RANGES = {"anchor": (0.0, 1.0), "texture": (0.0, 4.0), "sharp_px": (0.25, 64.0), "detail_px": (0.25, 64.0),
-           "flip_average": (0.0, 1.0)}
-"""The values each `COMPOSITION` override may take (anchor and texture as --refiner-anchor / --refiner-texture;
-footprints in pixels); inf and nan are out of every range."""
-
-
 def _split_spec(spec: str) -> tuple[str, dict[str, float], str | None]:
     """(name, overrides, why the overrides are wrong or None) of a spec "NAME[+KEY=VALUE...]"."""
     name, *parts = spec.split("+")
@@ -47,8 +41,10 @@ def _split_spec(spec: str) -> tuple[str, dict[str, float], str | None]:
             overrides[key] = float(value)
         except ValueError:
             return name, overrides, f"override {part!r} is not a number"
+    from refine.learned import COMPOSITION_RANGES  # (the values each override may take; flip_average 0 or 1)
+
     for key, value in overrides.items():
-        lo, hi = _RANGES[key]
+        lo, hi = COMPOSITION_RANGES.get(key, (0.0, 1.0))
         if not lo <= value <= hi or (key == "flip_average" and value not in (0.0, 1.0)):
             return name, overrides, (f"override +{key} must be 0 or 1" if key == "flip_average"
                                      else f"override +{key} must be between {lo:g} and {hi:g}")

@@ -8,6 +8,7 @@ depth file, or the `--depth-model`, by default the built-in depth network); a pr
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +35,26 @@ def working_size(size: str, width: int, height: int, auto_side: int = 256) -> tu
 
 
 def load_camera_json(path: str) -> dict:
-    """fx, fy, cx, cy, width, height (floats) of a camera JSON file (top level, or under "intrinsics")."""
+    """fx, fy, cx, cy, width, height (floats) of a camera JSON file (top level, or under "intrinsics"), checked: a
+    positive finite focal length and size, the principal point finite and within the image's own extent either
+    side of it (a wider one is a file in other units); else UserInputError."""
     try:
         d = json.loads(Path(path).read_text())
         d = d.get("intrinsics", d)  # worldgen's example files nest them
-        return {k: float(d[k]) for k in ("fx", "fy", "cx", "cy", "width", "height")}
+        c = {k: float(d[k]) for k in ("fx", "fy", "cx", "cy", "width", "height")}
     except FileNotFoundError:
         raise UserInputError(f"no such camera file: {path}") from None
     except (IsADirectoryError, NotADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise UserInputError(f"cannot read camera file {path}: {getattr(e, 'strerror', None) or e}") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserInputError(f"camera file {path} must be JSON with fx, fy, cx, cy, width, height ({type(e).__name__}: {e})") from None
+    for k in ("fx", "fy", "width", "height"):
+        if not (math.isfinite(c[k]) and c[k] > 0):
+            raise UserInputError(f"camera file {path}: {k} must be a positive number, got {c[k]:g}")
+    for k, side in (("cx", c["width"]), ("cy", c["height"])):
+        if not (math.isfinite(c[k]) and -side <= c[k] <= 2 * side):
+            raise UserInputError(f"camera file {path}: {k} must lie within -{side:g}..{2 * side:g} pixels, got {c[k]:g}")
+    return c
 
 
 def first_frame(image: str, photo: PhotoConfig, size: str, device: torch.device, auto_side: int = 256) -> Frame:

@@ -165,6 +165,11 @@ def _check_resume(cfg: FlyConfig, out: Path) -> dict:
                              "config.json (start a new run to change it)")
     blob = checkpoint.load(out)
     done = int(blob["t"]) + 1
+    from worldgen.commands.fly.outputs import resume_gap
+
+    gap = resume_gap(out, done)
+    if gap is not None:  # (before anything of the folder is changed)
+        raise UserInputError(gap)
     if cfg.frames != saved.get("frames") and cfg.path not in ("forward", "autopilot"):
         raise UserInputError(f"--frames cannot change when resuming a {cfg.path} path (its poses depend on it)")
     if cfg.frames <= done:

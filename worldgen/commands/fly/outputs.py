@@ -23,7 +23,7 @@ import numpy as np
 from worldgen.core.camera import Camera
 from worldgen.core.frame import Frame
 from worldgen.core.images import VideoWriter, save_png_u8, to_uint8
-from worldgen.core.io import CAMERAS_CONVENTION, atomic_write, save_npy
+from worldgen.core.io import CAMERAS_CONVENTION, UserInputError, atomic_write, save_npy
 
 MAX_IN_FLIGHT = 8
 """Frames that may wait for the PNG writers and the video encoder before the flight waits for them."""
@@ -31,6 +31,20 @@ MAX_IN_FLIGHT = 8
 
 def frame_name(t: int) -> str:
     return f"{t:05d}"
+
+
+def resume_gap(out: Path, n: int) -> str | None:
+    """Why run folder `out` cannot go on after frame n - 1 (a camera line or a frame PNG of 0 .. n - 1 missing:
+    a folder whose files were moved or deleted since its checkpoint), or None. Reads only."""
+    path = Path(out) / "cameras.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.is_file() else []
+    have = sum(ln.endswith("\n") for ln in lines)
+    if have < n:
+        return f"{out}/cameras.jsonl holds {have} cameras, its checkpoint needs {n}: the run cannot go on"
+    missing = [t for t in range(n) if not (Path(out) / "frames" / f"{frame_name(t)}.png").is_file()]
+    if missing:
+        return f"{out}/frames/{frame_name(missing[0])}.png is missing, its checkpoint needs it: the run cannot go on"
+    return None
 
 
 class RunOutputs:
@@ -64,7 +78,11 @@ class RunOutputs:
 
     # ------------------------------------------------------------------ resume
     def _cut_back(self, n: int) -> None:
-        """Remove frames >= n from frames/, depth/ and cameras.jsonl (a run resumed after frame n - 1)."""
+        """Remove frames >= n from frames/, depth/ and cameras.jsonl (a run resumed after frame n - 1); what
+        `resume_gap` would name is a UserInputError, raised before anything is removed."""
+        gap = resume_gap(self.out, n)
+        if gap is not None:
+            raise UserInputError(gap)
         for sub in ("frames", "depth"):
             d = self.out / sub
             if d.is_dir():
@@ -75,14 +93,9 @@ class RunOutputs:
         path = self.out / "cameras.jsonl"
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
         complete = [ln for ln in lines if ln.endswith("\n")]
-        if len(complete) < n:
-            raise RuntimeError(f"cameras.jsonl has {len(complete)} cameras, the checkpoint needs {n}")
         if len(lines) != n:
             with atomic_write(path, "w") as f:
                 f.writelines(complete[:n])
-        missing = [t for t in range(n) if not (self.out / "frames" / f"{frame_name(t)}.png").is_file()]
-        if missing:
-            raise RuntimeError(f"frames/{frame_name(missing[0])}.png is missing, the checkpoint needs it")
 
     # ------------------------------------------------------------------ frames
     def _wait(self, fut: Future) -> None:

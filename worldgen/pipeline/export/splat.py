@@ -52,7 +52,7 @@ def _arrays(scene: GaussianScene) -> tuple[np.ndarray, ...]:
 
 def check_splat_path(path: str | Path) -> Path:
     p = Path(path)
-    if not (p.name.lower().endswith(".splat") or p.name.lower().endswith(".ply")):
+    if not (p.name.lower().endswith(".splat") or p.name.lower().endswith(".compressed.ply")):
         raise UserInputError(f"--splat {p}: use a .splat file (antimatter15) or a .compressed.ply (SuperSplat)")
     return p
 
@@ -197,7 +197,7 @@ def decode_compressed_ply(data: bytes) -> GaussianScene:
 
 
 def export_splat(scene: GaussianScene, path: str | Path) -> dict:
-    """Write `scene` as .splat or (any other .ply name) SuperSplat compressed PLY, atomically.
+    """Write `scene` as .splat or .compressed.ply (SuperSplat compressed PLY), atomically.
     Returns {"path", "format", "gaussians", "bytes"}."""
     path = check_splat_path(path)
     is_splat = path.name.lower().endswith(".splat")
