@@ -164,8 +164,17 @@ def main() -> None:
                     help="compare this result file with --baseline; no flights")
     a = ap.parse_args()
     from refine.synth.splits import split_of
+    from worldgen.core.device import resolve_device
+    from worldgen.core.images import parse_size
+    from worldgen.core.io import check_output_file
 
-    W, H = (int(x) for x in a.size.lower().split("x"))
+    W, H = parse_size(a.size)
+    if a.frames < 2:
+        raise UserInputError(f"--frames must be at least 2, got {a.frames}")
+    for option, given, known in (("--paths", a.paths, ("forward", "autopilot")),
+                                 ("--modes", a.modes, ("persistent", "per-frame"))):
+        if set(given) - set(known):
+            raise UserInputError(f"{option}: {sorted(set(given) - set(known))[0]!r} is not one of {', '.join(known)}")
 
     def read(path: str) -> dict:
         try:
@@ -198,7 +207,8 @@ def main() -> None:
     if bad:
         sys.exit(f"eval_refiner: seeds {bad} are not " + ("train seeds (--tune)" if a.tune
                                                            else "evaluation seeds (1000000..1000999)"))
-    device = torch.device(a.device)
+    device = resolve_device(a.device)
+    check_output_file(a.out, (".json",), "--out")  # (before the flights, not after them)
     for spec in a.refiners:  # every spec resolves (weights exist, overrides fit) before the first flight
         make_refiner(spec, device)
     results, gt_cache = [], {}
@@ -213,7 +223,6 @@ def main() -> None:
                     print(f"seed {seed} {path_kind:9s} {mode:10s} {spec:12s} {time.perf_counter() - t0:6.1f} s  "
                           + "  ".join(f"{r}: {v['psnr']:.2f} dB {v['ssim']:.3f} {v['absrel']:.3f}"
                                       for r, v in results[-1]["summary"].items()), flush=True)
-                    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
                     with atomic_write(a.out, "w") as f:  # (rewritten after each flight; never half-written)
                         json.dump({"date": time.strftime("%Y-%m-%d"), "device": str(device), "size": [W, H],
                                    "frames": a.frames, "results": results}, f)
@@ -236,3 +245,5 @@ if __name__ == "__main__":
         main()
     except UserInputError as e:  # e.g. a --refiners FILE that is not a weights file: one line, not a traceback
         sys.exit(f"eval_refiner: {e}")
+    except OSError as e:  # the machine's (a full disk): one line
+        sys.exit(f"eval_refiner: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worldgen.core.anchor import detail_layer  # noqa: E402
+from worldgen.core.io import atomic_write_text  # noqa: E402
 
 
 def grey(rgb: torch.Tensor) -> torch.Tensor:
@@ -167,6 +168,27 @@ def _label(photo: str, ref: str, hf: float) -> str:
     return f"{Path(photo).stem[:28]}\n{ref_name(ref)}: hf {hf:.2f}"
 
 
+def _check_args(a) -> None:
+    """UserInputError (one line) for options that would fail only after the flights: a size, device, mark or
+    output that cannot be used."""
+    from worldgen.core.device import resolve_device
+    from worldgen.core.images import parse_size
+    from worldgen.core.io import UserInputError, check_output_file
+
+    parse_size(a.size)
+    resolve_device(a.device)
+    if a.frames < 2:
+        raise UserInputError(f"--frames must be at least 2, got {a.frames}")
+    if a.marks and not all(0 <= m < a.frames for m in a.marks):
+        raise UserInputError(f"--marks must lie in 0..{a.frames - 1} (--frames {a.frames}), got {a.marks}")
+    if not a.sheet_from:
+        check_output_file(a.out, (".json",), "--out")
+    if a.sheet:
+        check_output_file(a.sheet, (".jpg", ".jpeg", ".png"), "--sheet")
+    if a.frames_dir and Path(a.frames_dir).exists() and not Path(a.frames_dir).is_dir():
+        raise UserInputError(f"--frames-dir {a.frames_dir} is a file, not a folder")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("photos", nargs="+")
@@ -195,6 +217,7 @@ def main() -> None:
                     help="make --sheet from the frames kept in this folder (for the photos and refiners given) "
                          "and fly nothing")
     a = ap.parse_args()
+    _check_args(a)
     autopilot = {}
     for item in a.autopilot:
         name, _, value = item.partition("=")
@@ -241,9 +264,8 @@ def main() -> None:
                   f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
                   f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} {r['reach']:6.2f} {r['wall']:5.2f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
-            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames, "size": a.size,
-                                               "results": results}))
+            atomic_write_text(a.out, json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames,
+                                                 "size": a.size, "results": results}))
     if a.sheet:
         sheet(rows, marks, Path(a.sheet))
         print(f"sheet: {a.sheet}")
@@ -257,3 +279,6 @@ if __name__ == "__main__":
     except UserInputError as e:  # e.g. a README among the photos: one line, not a traceback
         print(f"real_flights: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # the machine's (a full disk): one line
+        print(f"real_flights: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}", file=sys.stderr)
+        sys.exit(1)

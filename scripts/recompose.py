@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refine.learned import LearnedRefinerConfig, load_weights  # noqa: E402
-from worldgen.core.io import UserInputError, atomic_write  # noqa: E402
+from worldgen.core.io import UserInputError, atomic_write, check_output_file  # noqa: E402
 from worldgen.pipeline.refiners import parse_refiner_spec  # noqa: E402
 
 
@@ -33,10 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("changes", nargs="+", metavar="KEY=VALUE", help="e.g. anchor=0.35 texture=1")
     ap.add_argument("--out", type=Path, default=None, help="write a copy here instead of replacing WEIGHTS")
     a = ap.parse_args(argv)
+    spec = "learned+" + "+".join(a.changes)
     try:
-        _, changes = parse_refiner_spec("learned+" + "+".join(a.changes))
-    except UserInputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _, changes = parse_refiner_spec(spec)
+        if a.out is not None:
+            check_output_file(a.out, (".pt",), "--out")
+    except UserInputError as e:  # (the spec's message, said of the KEY=VALUE arguments given here)
+        print("error: " + str(e).removeprefix("--refiner ").replace(f"got {spec!r}", f"got {' '.join(a.changes)!r}"),
+              file=sys.stderr)
         return 2
     try:
         load_weights(a.weights)  # (a missing, corrupt or other file: ValueError or OSError, one line)
@@ -50,9 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in changes.items():
         saved[key] = bool(value) if isinstance(defaults[key], bool) else value
     out = a.out or a.weights
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as f:
-        torch.save(blob, f)
+    try:
+        with atomic_write(out) as f:
+            torch.save(blob, f)
+    except (UserInputError, OSError) as e:
+        print(f"error: cannot write {out}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+        return 1
     print(f"{out}: composition " + ", ".join(f"{k} {before[k]} -> {saved[k]}" for k in changes) +
           f"; step {blob.get('step', '?')} kept")
     return 0

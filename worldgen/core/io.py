@@ -68,6 +68,19 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = (), option: str = "--out") -> Path:
+    """`path` as a file a command may write when its work is done, checked before the work (a script's figures
+    come after minutes of flights): not a folder, one of `suffixes` (lower case, with the dot) when given, and a
+    folder that takes files (made if missing); else UserInputError naming `option`."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserInputError(f"{option} {p} is a directory; give a file name")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise UserInputError(f"{option} {p}: the name must end in {' or '.join(suffixes)}")
+    check_writable_dir(p.parent)
+    return p
+
+
 def json_ready(x):
     """A copy of `x` that `json.dumps` writes as strict JSON: floats rounded to 6 places, inf/-inf as
     "inf"/"-inf", nan as null, tensors and numpy values as lists and numbers, tuples as lists, paths

@@ -1,0 +1,65 @@
+"""The measuring scripts on bad options: one line and a non-zero exit before any flight (their results come after
+minutes of work: an --out that cannot be written, a mark past the last frame or a size that cannot be parsed used to
+be a traceback after the flights, losing them; the audit of 2026-12-05)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, f"scripts/{script}", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def one_line(r: subprocess.CompletedProcess, says: str) -> None:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and says in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--marks", "0", "9", "--frames", "5"), "--marks must lie in 0..4"),
+    (("--size", "abc"), "--size must look like WxH"),
+    (("--device", "tpu"), "is not a torch device"),
+    (("--out", "{tmp}"), "is a directory"),
+    (("--out", "{tmp}/r.txt"), "must end in .json"),
+    (("--sheet", "{tmp}/s.xyz"), "must end in .jpg or .jpeg or .png"),
+    (("--frames-dir", "{tmp}/file"), "is a file, not a folder"),
+])
+def test_real_flights_refuses_before_it_flies(tmp_path, args, says):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 48), (90, 120, 160)).save(photo)
+    (tmp_path / "file").write_text("x")
+    r = run("real_flights.py", photo, "--refiners", "classical", "--frames", "3", "--device", "cpu",
+            *[a.format(tmp=tmp_path) for a in args])
+    one_line(r, says)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "p.png"]  # no results, no sheet, no frames
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--size", "0x0"), "out of range"),
+    (("--modes", "bogus"), "'bogus' is not one of persistent, per-frame"),
+    (("--paths", "loop"), "'loop' is not one of forward, autopilot"),
+    (("--device", "tpu"), "is not a torch device"),
+    (("--out", "{tmp}"), "is a directory"),
+])
+def test_eval_refiner_refuses_before_it_flies(tmp_path, args, says):
+    r = run("eval_refiner.py", "--refiners", "classical", "--seeds", "1000000", "--frames", "3",
+            *[a.format(tmp=tmp_path) for a in args])
+    one_line(r, says)
+
+
+def test_recompose_refuses_an_unwritable_or_folder_out_and_names_its_own_arguments(tmp_path):
+    w = ROOT / "refine" / "weights" / "refiner.pt"
+    one_line(run("recompose.py", w, "anchor=0.3", "--out", tmp_path), "is a directory")
+    one_line(run("recompose.py", w, "anchor=0.3", "--out", tmp_path / "x.txt"), "must end in .pt")
+    r = run("recompose.py", w, "anchor=2", "--out", tmp_path / "x.pt")
+    one_line(r, "override +anchor must be between 0 and 1, got 'anchor=2'")
+    assert "--refiner" not in r.stderr and list(tmp_path.iterdir()) == []
