@@ -305,9 +305,32 @@ def main() -> None:
     ap.add_argument("--update-weights-json", action="store_true",
                     help="put the summary under \"evaluation\" in refine/weights/depth.json")
     args = ap.parse_args()
-    W, H = (int(v) for v in args.size.lower().split("x"))
+    from worldgen.core.device import resolve_device
+    from worldgen.core.images import parse_size
+    from worldgen.core.io import UserInputError, check_output_file
+
+    W, H = parse_size(args.size)
     if args.walks + args.gorges + args.winter > 1:
         ap.error("--walks, --winter and --gorges are three kinds of flight; choose one")
+    for option, value, least in (("--worlds", args.worlds, 1), ("--frames-per-world", args.frames_per_world, 1),
+                                 ("--spacing", args.spacing, 1), ("--threads", args.threads, 1),
+                                 ("--first", args.first, 0)):
+        if value < least:
+            raise UserInputError(f"{option} must be at least {least}, got {value}")
+    resolve_device(args.render_device)
+    if Path(args.data).exists() and not Path(args.data).is_dir():
+        raise UserInputError(f"--data {args.data} is a file, not a folder")
+    if args.weights is not None:
+        if not Path(args.weights).is_file():
+            raise UserInputError(f"--weights {args.weights}: no such file")
+        from refine.depthnet import load_depth_weights
+
+        try:
+            load_depth_weights(args.weights)  # (before any eval world is rendered)
+        except ValueError as e:
+            raise UserInputError(str(e)) from None
+    if args.json:
+        check_output_file(args.json, (".json",), "--json")
     kind = "walk" if args.walks else "winter" if args.winter else "gorge" if args.gorges else "drone"
     torch.set_grad_enabled(False)
     torch.set_num_threads(args.threads)
@@ -353,4 +376,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from worldgen.core.io import UserInputError
+
+    try:
+        main()
+    except UserInputError as e:  # (a weights file that is not the depth network's, a sky rule out of range, ...)
+        sys.exit(f"eval_depth: {e}")
+    except OSError as e:  # the machine's: one line
+        sys.exit(f"eval_depth: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")

@@ -63,3 +63,21 @@ def test_recompose_refuses_an_unwritable_or_folder_out_and_names_its_own_argumen
     r = run("recompose.py", w, "anchor=2", "--out", tmp_path / "x.pt")
     one_line(r, "override +anchor must be between 0 and 1, got 'anchor=2'")
     assert "--refiner" not in r.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--worlds", "-3"), "--worlds must be at least 1"),
+    (("--frames-per-world", "0"), "--frames-per-world must be at least 1"),
+    (("--threads", "0"), "--threads must be at least 1"),
+    (("--size", "abc"), "--size must look like WxH"),
+    (("--weights", "{tmp}/nope.pt"), "no such file"),
+    (("--weights", "refine/weights/refiner.pt"), "is not a worldgen depth weights file"),
+    (("--data", "{tmp}/file"), "is a file, not a folder"),
+    (("--json", "{tmp}"), "is a directory"),
+])
+def test_eval_depth_refuses_bad_options_in_one_line(tmp_path, args, says):
+    (tmp_path / "file").write_text("x")
+    r = run("eval_depth.py", "--worlds", "1", "--no-render", "--data", tmp_path / "cache",
+            *[a.format(tmp=tmp_path) for a in args])
+    one_line(r, says)
+    assert not (tmp_path / "cache").exists()
