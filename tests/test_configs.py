@@ -93,6 +93,22 @@ def test_every_command_reports_bad_values_the_same_way(photo, tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["fly", "PHOTO", "--refiner", "learned+anchor=0.5+anchor=0.7"],
+     "--refiner override +anchor is given twice, got 'learned+anchor=0.5+anchor=0.7'"),
+    (["fly", "PHOTO", "--refiner", "classical", "--refiner-anchor", "0.5"],
+     "--refiner-anchor is a learned refiner's composition; --refiner classical has none, got 0.5"),
+    (["compare", "--synthetic", "1000000", "--depth", "d.npy"], "--depth is for a photo; --synthetic 1000000 brings its own"),
+])
+def test_options_that_contradict_each_other_are_refused(photo, tmp_path, capsys, argv, message):
+    """Options that cannot both hold (the last of two values winning silently, an option the rest makes
+    meaningless) are one line before anything is written, not quietly dropped (the audit of 2026-12-05)."""
+    argv = [str(photo) if a == "PHOTO" else a for a in argv]
+    code, _, err = cli_run([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and err.strip() == f"worldgen: error: {message}", err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
     (["fly", "IMAGE", "--bogus", "1"], "Unrecognized options: --bogus, 1 (worldgen fly --help lists the options)"),
     (["fly", "IMAGE", "--frames", "many"], "Error parsing --frames: invalid literal for int() with base 10: 'many' "
                                            "(worldgen fly --help lists the options)"),

@@ -312,6 +312,10 @@ def test_transformers_backend_offline(tiny_depth_anything, photo, tmp_path, caps
                         "--out", str(tmp_path / "u.npy")], capsys)
     assert code == 2 and "not a local folder nor in the local Hugging Face cache" in err
     assert not (tmp_path / "u.npy").exists()
+    (tmp_path / "not-a-model").mkdir()  # a folder, but no model in it: said so, not "not a local folder"
+    code, _, err = cli(["depth", str(photo), "--depth-model", f"transformers:{tmp_path / 'not-a-model'}",
+                        "--out", str(tmp_path / "u.npy")], capsys)
+    assert code == 2 and "holds no depth model transformers can load" in err and "not a local folder" not in err
 
 
 # ----------------------------------------------------------------------------- training

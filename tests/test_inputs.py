@@ -179,3 +179,21 @@ def test_a_camera_file_with_impossible_intrinsics_is_one_line(tmp_path):
         f.write_text(json.dumps({**good, key: value}))  # (json writes NaN and Infinity, as Python reads them)
         with pytest.raises(UserInputError, match=says):
             load_camera_json(str(f))
+
+
+def test_a_depth_npz_of_several_unnamed_arrays_or_none_is_one_line(tmp_path):
+    """An .npz depth takes the array named depth (or disparity), else its only one; with several others, or none,
+    it says so (it took the first of several silently, and an empty one was an IndexError in brackets)."""
+    from worldgen.core.images import load_depth_file
+
+    d = np.full((4, 6), 5.0, np.float32)
+    np.savez(tmp_path / "one.npz", anything=d)
+    assert torch.equal(load_depth_file(tmp_path / "one.npz"), torch.from_numpy(d))
+    np.savez(tmp_path / "named.npz", a=d * 2, depth=d)
+    assert torch.equal(load_depth_file(tmp_path / "named.npz"), torch.from_numpy(d))
+    np.savez(tmp_path / "two.npz", a=d, b=d * 2)
+    with pytest.raises(UserInputError, match=r"holds 2 arrays \(a, b\); name the one to use 'depth' or 'disparity'"):
+        load_depth_file(tmp_path / "two.npz")
+    np.savez(tmp_path / "none.npz")
+    with pytest.raises(UserInputError, match="holds 0 arrays; name"):
+        load_depth_file(tmp_path / "none.npz")

@@ -215,7 +215,7 @@ class VideoWriter:
 def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: float = 1000.0) -> Tensor:
     """Read a user depth or disparity map as z-depth float32 [H, W].
 
-    Formats: `.npy`, `.npz` (key 'depth' or 'disparity', else the first array), 16-bit PNG
+    Formats: `.npy`, `.npz` (key 'depth' or 'disparity', else its only array), 16-bit PNG
     (`kind='depth'`: value / png_scale, e.g. millimetres -> metres; `kind='disparity'`: value / 65535).
     Disparity is inverted (disparity 0 -> +inf depth = sky). Invalid values (NaN, negative, zero
     depth) are returned as NaN for the caller to mask; +inf means sky.
@@ -231,7 +231,12 @@ def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: flo
             arr = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
-                key = "depth" if "depth" in z.files else ("disparity" if "disparity" in z.files else z.files[0])
+                key = "depth" if "depth" in z.files else ("disparity" if "disparity" in z.files else
+                                                          z.files[0] if len(z.files) == 1 else None)
+                if key is None:
+                    raise UserInputError(f"depth file {path} holds {len(z.files)} arrays"
+                                         + (f" ({', '.join(z.files[:4])})" if z.files else "")
+                                         + "; name the one to use 'depth' or 'disparity'")
                 arr = z[key]
         elif suffix == ".png":
             with Image.open(path) as im:

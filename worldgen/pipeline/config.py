@@ -112,5 +112,10 @@ class PipelineConfig:
             raise bad("refiner_anchor", "must be between 0 and 1", self.refiner_anchor)
         if self.refiner_texture is not None and not 0 <= self.refiner_texture <= 4:
             raise bad("refiner_texture", "must be between 0 and 4", self.refiner_texture)
+        if self.refiner.split("+")[0] == "classical":
+            for name in ("refiner_anchor", "refiner_texture"):
+                if getattr(self, name) is not None:
+                    raise bad(name, "is a learned refiner's composition; --refiner classical has none",
+                              getattr(self, name))
         if not 0 <= self.refiner_seed < 2**63:
             raise bad("refiner_seed", "must be between 0 and 2^63 - 1", self.refiner_seed)

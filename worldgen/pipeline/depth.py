@@ -18,6 +18,7 @@ The two networks know depth only up to scale; `metric_depth` is the one rule tha
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -175,8 +176,10 @@ class TransformersDepth:
             self.processor = AutoImageProcessor.from_pretrained(model, local_files_only=True)
             self.model = AutoModelForDepthEstimation.from_pretrained(model, local_files_only=True).to(device).eval()
         except Exception:  # noqa: BLE001  (missing, partial or foreign files all mean "not usable here")
-            raise UserInputError(f"depth model {model} is not a local folder nor in the local Hugging Face cache "
-                                 "(worldgen never downloads); use --depth FILE or --depth-model learned") from None
+            where = (f"folder {model} holds no depth model transformers can load" if Path(model).is_dir() else
+                     f"depth model {model} is not a local folder nor in the local Hugging Face cache")
+            raise UserInputError(f"{where} (worldgen never downloads); use --depth FILE or --depth-model "
+                                 "learned") from None
         self.metric = getattr(self.model.config, "depth_estimation_type", "relative") == "metric"
         self.device = torch.device(device)
 

@@ -37,6 +37,8 @@ def _split_spec(spec: str) -> tuple[str, dict[str, float], str | None]:
         key, _, value = part.partition("=")
         if key not in COMPOSITION or not value:
             return name, overrides, "overrides are " + ", ".join(f"+{k}=X" for k in COMPOSITION)
+        if key in overrides:
+            return name, overrides, f"override +{key} is given twice"
         try:
             overrides[key] = float(value)
         except ValueError:

@@ -92,6 +92,10 @@ class CompareConfig:
             raise UserInputError("give either an input photo or --synthetic SEED (exactly one)")
         if self.synthetic is not None and self.synthetic < 0:
             raise bad("synthetic", "must be a seed >= 0", self.synthetic)
+        if self.synthetic is not None:  # a procedural world brings its own exact depth and camera
+            for name in ("depth", "camera"):
+                if getattr(self.photo, name) is not None:
+                    raise UserInputError(f"--{name} is for a photo; --synthetic {self.synthetic} brings its own")
         if self.frames < 3:
             raise bad("frames", "must be at least 3", self.frames)
         if self.fps < 1:
