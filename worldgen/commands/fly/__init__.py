@@ -187,6 +187,8 @@ def _check_fits(cfg: FlyConfig, width: int, height: int, out: Path, start: int) 
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
+    if free == 0:  # (a full disk, or no disk at all: /proc, a read-only mount)
+        raise UserInputError(f"output directory {out}: {probe} has no free space for files")
     if need > free:
         size = lambda b: f"{b / 2**40:,.1f} TB" if b >= 2**40 else f"{b / 2**30:,.1f} GB"  # noqa: E731
         raise UserInputError(f"a flight of {cfg.frames:,} frames at {width}x{height} needs about {size(need)} for its "
