@@ -186,6 +186,18 @@ def test_a_composition_out_of_range_is_refused_before_training(tmp_path, capsys)
     assert not out.exists()
 
 
+def test_a_finished_run_given_the_same_steps_says_so_at_once(tmp_path, capsys):
+    """--steps at or below the step a run's checkpoint holds: one line before the data cache is filled (it used to
+    fill it, minutes on a real preset, and then do nothing)."""
+    out = tmp_path / "run"
+    code, _, err = cli_run([*TR, "--steps", "2", "--out", out], capsys)
+    assert code == 0, err
+    before = sorted(p.name for p in out.iterdir())
+    code, _, err = cli_run([*TR, "--steps", "2", "--out", out], capsys)
+    one_line_error(code, err, "is at step 2 already (of --steps 2); nothing to train")
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
 def _folder_worker(rank: int, port: int, out: str, queue) -> None:
     """One process of a two-process gloo job entering the run folder `out` (held by the test)."""
     import os
