@@ -189,8 +189,15 @@ def evaluate_world(f: Path, learned, prior) -> dict:
     from worldgen.core.camera import Camera
     from worldgen.pipeline.depth import detect_sky
 
-    blob = np.load(f)
-    K = torch.from_numpy(blob["K"])
+    from worldgen.core.io import UserInputError
+
+    try:
+        blob = dict(np.load(f, allow_pickle=False))
+        K = torch.from_numpy(blob["K"])
+        blob["rgb"].shape, blob["depth"].shape  # noqa: B018  (all three there)
+    except Exception as e:  # noqa: BLE001  (numpy raises many types for a cut-short or foreign file)
+        raise UserInputError(f"cached eval world {f} is damaged ({type(e).__name__}); delete it and run again to "
+                             "render it anew") from None
     rows: dict[str, list[dict]] = {n: [] for n in BACKENDS}
     seconds = {"learned": 0.0, "prior": 0.0}
     for i in range(blob["rgb"].shape[0]):

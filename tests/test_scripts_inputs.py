@@ -81,3 +81,13 @@ def test_eval_depth_refuses_bad_options_in_one_line(tmp_path, args, says):
             *[a.format(tmp=tmp_path) for a in args])
     one_line(r, says)
     assert not (tmp_path / "cache").exists()
+
+
+def test_eval_depth_names_a_damaged_cached_world(tmp_path):
+    """A cached eval world cut short (a killed render, a full disk) is one line naming it and what to do, not a
+    traceback from numpy."""
+    cached = tmp_path / "cache" / "256x256-fast" / "world_1000000.npz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"PK\x03\x04 cut short")
+    one_line(run("eval_depth.py", "--worlds", "1", "--no-render", "--data", tmp_path / "cache"),
+             f"cached eval world {cached} is damaged")
