@@ -383,11 +383,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from worldgen.core.io import UserInputError
+    from worldgen.core.io import UserInputError, os_error_line
 
     try:
         main()
     except UserInputError as e:  # (a weights file that is not the depth network's, a sky rule out of range, ...)
         sys.exit(f"eval_depth: {e}")
     except OSError as e:  # the machine's: one line
-        sys.exit(f"eval_depth: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")
+        sys.exit(f"eval_depth: {os_error_line(e)}")

@@ -39,7 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worldgen.core.io import UserInputError, atomic_write  # noqa: E402
+from worldgen.core.io import UserInputError, atomic_write, os_error_line  # noqa: E402
 from worldgen.pipeline.refiners import make_refiner  # noqa: E402
 
 RANGES = ((1, 8), (9, 32), (33, 64))
@@ -246,4 +246,4 @@ if __name__ == "__main__":
     except UserInputError as e:  # e.g. a --refiners FILE that is not a weights file: one line, not a traceback
         sys.exit(f"eval_refiner: {e}")
     except OSError as e:  # the machine's (a full disk): one line
-        sys.exit(f"eval_refiner: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")
+        sys.exit(f"eval_refiner: {os_error_line(e)}")

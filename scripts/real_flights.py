@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worldgen.core.anchor import detail_layer  # noqa: E402
-from worldgen.core.io import atomic_write_text  # noqa: E402
+from worldgen.core.io import atomic_write_text, os_error_line  # noqa: E402
 
 
 def grey(rgb: torch.Tensor) -> torch.Tensor:
@@ -280,5 +280,5 @@ if __name__ == "__main__":
         print(f"real_flights: {e}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:  # the machine's (a full disk): one line
-        print(f"real_flights: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}", file=sys.stderr)
+        print(f"real_flights: {os_error_line(e)}", file=sys.stderr)
         sys.exit(1)

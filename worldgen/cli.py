@@ -25,7 +25,7 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any
 
-from worldgen.core.io import UserInputError
+from worldgen.core.io import UserInputError, os_error_line
 
 BUILTIN = {**{name: f"worldgen.commands.{name}:COMMAND" for name in ("fly", "compare", "bench", "synth", "train", "export", "depth")},
            "train-depth": "worldgen.commands.train:DEPTH"}
@@ -159,13 +159,6 @@ def _parse(parse, help_hint: str):
         raise
     sys.stderr.write(err.getvalue())  # warnings on a successful parse
     return result
-
-
-def os_error_line(e: OSError) -> str:
-    """One line for an OSError that reached the top (a full disk, a name too long, a file gone mid-run): what the
-    system said and the file it said it of."""
-    what = e.strerror or str(e) or type(e).__name__
-    return f"{what}: {e.filename}" if e.filename else what
 
 
 def entrypoint(argv: list[str] | None = None) -> None:

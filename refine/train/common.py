@@ -92,6 +92,15 @@ TRAIN_ENTRIES = TRAIN_OUTPUTS + ("checkpoint.pt", "checkpoint-compact.pt", "refi
 holding anything else is another command's (a fly run, a user's files), and training refuses it."""
 
 
+def check_steps_left(out: str | os.PathLike, start: int, steps: int) -> None:
+    """UserInputError (one line) when the run in `out`, resumed at step `start`, has nothing left of `steps`."""
+    if start >= steps:
+        from worldgen.core.io import UserInputError
+
+        raise UserInputError(f"{out} is at step {start} already (of --steps {steps}); nothing to train "
+                             "(a larger --steps goes on from it)")
+
+
 class TrainingFolder:
     """The run folder `out` of a training run, for the run's duration (a `with` block): checked and made
     (`worldgen.core.runfolder` check_out_dir / make_out_dir: one line for a file or an unwritable place) and
@@ -127,9 +136,9 @@ class TrainingFolder:
 
     def _check_foreign(self) -> None:
         from worldgen.core.io import UserInputError
-        from worldgen.core.runfolder import entries, is_temp_file
+        from worldgen.core.runfolder import foreign_entries
 
-        foreign = [n for n in entries(self.out) if n not in TRAIN_ENTRIES and not is_temp_file(n)]
+        foreign = foreign_entries(self.out, TRAIN_ENTRIES)
         if foreign:
             if self.lock is not None:
                 self.lock.release()

@@ -35,6 +35,7 @@ from refine.train.common import (
     Dist,
     GpuMonitor,
     TrainingFolder,
+    check_steps_left,
     check_photo_folder,
     learning_rate,
     load_photos,
@@ -645,11 +646,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
         if blob.get("teacher") is not None:
             teacher = _frozen_copy(net)
             teacher.load_state_dict(blob["teacher"])
-    if start >= cfg.steps:  # (before the data cache is filled: that is most of a start-up)
-        from worldgen.core.io import UserInputError
-
-        raise UserInputError(f"{cfg.out} is at step {start} already (of --steps {cfg.steps}); nothing to train "
-                             "(a larger --steps goes on from it)")
+    check_steps_left(cfg.out, start, cfg.steps)  # (before the data cache is filled: most of a start-up)
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
     cache.fill(cursor)

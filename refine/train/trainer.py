@@ -36,6 +36,7 @@ from refine.train.common import (
     Dist,
     GpuMonitor,
     TrainingFolder,
+    check_steps_left,
     check_photo_folder,
     learning_rate,
     load_training_checkpoint,
@@ -216,11 +217,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
         start, cursor, history = blob["step"], blob["cursor"], blob["history"]
         rewarm = start if blob["opt_g"] is None else None
         elapsed0 = blob.get("elapsed_seconds", 0.0)
-    if start >= cfg.steps:  # (before the data cache is filled: that is most of a start-up)
-        from worldgen.core.io import UserInputError
-
-        raise UserInputError(f"{cfg.out} is at step {start} already (of --steps {cfg.steps}); nothing to train "
-                             "(a larger --steps goes on from it)")
+    check_steps_left(cfg.out, start, cfg.steps)  # (before the data cache is filled: most of a start-up)
     renderer = get_renderer(dev.type if dev.type == "cpu" else str(dev))
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()

@@ -53,7 +53,7 @@ def _check_outputs(cfg: ExportConfig) -> None:
     """Fail on bad output paths before any work (one line each, exit 2): a file name of the run's own (its
     world.ply, cameras.json, ...: the export would destroy the run), --mesh and --splat at one path, a --nerfstudio
     folder that is the run's or holds files the export does not write."""
-    from worldgen.core.runfolder import RUN_ENTRIES, entries, is_temp_file
+    from worldgen.core.runfolder import RUN_ENTRIES, foreign_entries
     from worldgen.pipeline.export.mesh import check_mesh_path
     from worldgen.pipeline.export.splat import check_splat_path
 
@@ -81,7 +81,7 @@ def _check_outputs(cfg: ExportConfig) -> None:
             raise UserInputError(f"--nerfstudio {p} exists and is not a directory")
         if p.resolve() == run:
             raise UserInputError(f"--nerfstudio {p} is the run folder itself; give a folder of its own")
-        foreign = [n for n in entries(p) if n not in NERFSTUDIO_ENTRIES and not is_temp_file(n)]
+        foreign = foreign_entries(p, NERFSTUDIO_ENTRIES)
         if foreign:
             raise UserInputError(f"--nerfstudio {p} holds {foreign[0]!r}, which the export does not write; "
                                  "give an empty or new folder (or an earlier export's)")

@@ -68,6 +68,13 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError that reached a command's top (a full disk, a name too long, a file gone mid-run):
+    what the system said and the file it said it of."""
+    what = e.strerror or str(e) or type(e).__name__
+    return f"{what}: {e.filename}" if e.filename else what
+
+
 def check_output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = (), option: str = "--out") -> Path:
     """`path` as a file a command may write when its work is done, checked before the work (a script's figures
     come after minutes of flights): not a folder, one of `suffixes` (lower case, with the dot) when given, and a

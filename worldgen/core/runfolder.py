@@ -148,9 +148,11 @@ def check_not_in_use(path: str | os.PathLike) -> None:
         RunLock(path).release()
 
 
-def foreign_entries(path: str | os.PathLike) -> list[str]:
-    """Names in run folder `path` that no run writes (neither RUN_ENTRIES nor temp files)."""
-    return [n for n in entries(path) if n not in RUN_ENTRIES and not is_temp_file(n)]
+def foreign_entries(path: str | os.PathLike, known=RUN_ENTRIES) -> list[str]:
+    """Names in folder `path` that its writer does not write: neither in `known` (a collection of names, or a
+    predicate name -> bool; default: what a fly run writes) nor temp files."""
+    owns = known if callable(known) else known.__contains__
+    return [n for n in entries(path) if not owns(n) and not is_temp_file(n)]
 
 
 def check_clearable(path: str | os.PathLike) -> None:
@@ -240,7 +242,7 @@ class OutputFolder:
             raise
 
     def _check_foreign(self) -> None:
-        foreign = [n for n in entries(self.path) if not self.owns(n) and not is_temp_file(n)]
+        foreign = foreign_entries(self.path, self.owns)
         if foreign:
             raise UserInputError(f"{self.path} holds {foreign[0]!r}, which `worldgen {self.command}` does not write "
                                  "(another command's folder?); choose another --out")
