@@ -109,6 +109,41 @@ def test_options_that_contradict_each_other_are_refused(photo, tmp_path, capsys,
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["fly", "PHOTO", "--refiner-seed", str(2**64)], f"--refiner-seed must be between 0 and 2^63 - 1, got {2**64}"),
+    (["fly", "PHOTO", "--refiner-seed", "-1"], "--refiner-seed must be between 0 and 2^63 - 1, got -1"),
+    (["compare", "--synthetic", str(2**63)], f"--synthetic must be between 0 and 2^63 - 1, got {2**63}"),
+    (["compare", "--synthetic", "-5"], "--synthetic must be between 0 and 2^63 - 1, got -5"),
+    (["synth", "--seed", str(2**64 + 1), "--sequences", "1"],
+     f"--seed must be between 0 and 2^63 - 1, got {2**64 + 1}"),
+    (["synth", "--seed", str(2**63 - 1), "--sequences", "2"],
+     f"--seed must be between 0 and 2^63 - 2 (2 seeds from it), got {2**63 - 1}"),
+    (["train", "--seed", str(2**64)], f"--seed must be between 0 and 2^63 - 1, got {2**64}"),
+    (["train", "--seed", "-1"], "--seed must be between 0 and 2^63 - 1, got -1"),
+    (["train", "--data.seed-start", str(2**70)], f"--data.seed-start must be between 0 and 2^63 - 1, got {2**70}"),
+    (["train-depth", "--seed", "-2"], "--seed must be between 0 and 2^63 - 1, got -2"),
+])
+def test_seeds_out_of_range_are_refused_naming_the_option(photo, tmp_path, capsys, argv, message):
+    """Every seed option takes 0 .. 2^63 - 1 (SEED_MAX), checked with the other options (one line naming it, nothing
+    written): beyond, torch's generators fail mid-run (2^64: "Overflow when unpacking long long", which named no
+    option), a negative seed was quietly folded onto another, and synth made worlds whose terrain repeats a smaller
+    seed's (its grids draw from seed % 2^63). The largest seed is taken, and works where seeds go."""
+    import numpy as np
+    import torch
+
+    from worldgen.core.config import SEED_MAX
+
+    argv = [str(photo) if a == "PHOTO" else a for a in argv]
+    code, _, err = cli_run([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and err.strip() == f"worldgen: error: {message}", err
+    assert not (tmp_path / "o").exists()
+    check(PipelineConfig(refiner_seed=SEED_MAX))
+    check(SynthConfig(seed=SEED_MAX - 3, sequences=4))
+    check(CompareConfig(synthetic=SEED_MAX))
+    torch.Generator().manual_seed(SEED_MAX)
+    np.random.default_rng(SEED_MAX)
+
+
+@pytest.mark.parametrize("argv, message", [
     (["fly", "IMAGE", "--bogus", "1"], "Unrecognized options: --bogus, 1 (worldgen fly --help lists the options)"),
     (["fly", "IMAGE", "--frames", "many"], "Error parsing --frames: invalid literal for int() with base 10: 'many' "
                                            "(worldgen fly --help lists the options)"),

@@ -1,8 +1,11 @@
-"""Run folders you can trust: re-runs, --overwrite, one writer at a time, SIGINT / SIGTERM / kill -9,
---resume giving the uninterrupted run's frames, stale temp files, and nothing unbounded up front."""
+"""Run folders you can trust: re-runs, --overwrite, one writer at a time, SIGINT / SIGTERM / kill -9, a disk
+that fills mid-flight, --resume giving the uninterrupted run's frames, stale temp files, and nothing unbounded up
+front (the disk estimate counts what a run writes)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import signal
@@ -18,7 +21,7 @@ import torch
 from PIL import Image
 
 from worldgen.cli import entrypoint
-from worldgen.commands.fly import FlyConfig, run
+from worldgen.commands.fly import FlyConfig, disk_need, run
 from worldgen.core.camera import Camera
 from worldgen.pipeline.config import PipelineConfig
 from worldgen.pipeline.paths import make_path
@@ -330,6 +333,167 @@ def test_resume_after_a_crash_gives_the_uninterrupted_frames_in_process(photo, t
     for t, (a, b) in enumerate(zip(frames_of(tmp_path / "whole"), frames_of(tmp_path / "crashed"))):
         np.testing.assert_array_equal(a, b, err_msg=f"{mode}: frame {t} differs after the resume")
     assert_complete_outputs(tmp_path / "crashed", 9)
+
+
+def _no_space(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _disk_fills(where: str, out: Path, monkeypatch) -> None:
+    """Make the disk under run folder `out` fill at `where`: the write there fails with ENOSPC, as on a full disk."""
+    import worldgen.commands.fly as fly
+    import worldgen.commands.fly.outputs as outputs
+    import worldgen.pipeline.checkpoint as checkpoint
+
+    if where == "frame":  # frame 7's PNG, on its writer thread (the flight hears of it a frame later)
+        real_png = outputs.save_png_u8
+        monkeypatch.setattr(outputs, "save_png_u8", lambda path, img, *a, **k: _no_space() if int(Path(path).stem) >= 7
+                            else real_png(path, img, *a, **k))
+    elif where == "chunk file":  # every chunk file once the first checkpoint is in, after part of it is written
+        real_save = np.save
+
+        def save(f, arr, *a, **k):
+            if "chunks" in Path(str(getattr(f, "name", ""))).parts and (out / "state" / "checkpoint.pt").exists():
+                f.write(b"\x93NUMPY\x01\x00" + b" " * 40)
+                _no_space()
+            return real_save(f, arr, *a, **k)
+
+        monkeypatch.setattr(np, "save", save)
+    elif where == "checkpoint":  # the third commit's checkpoint.pt (torch.save into it said "enforce fail", no cause)
+        real_write, calls = checkpoint.atomic_write, []
+
+        class Full:
+            """The file, on a disk that fills after its first kilobyte."""
+
+            def __init__(self, f):
+                self.f, self.room = f, 1000
+
+            def write(self, data):
+                if len(data) > self.room:
+                    _no_space()
+                self.room -= len(data)
+                return self.f.write(data)
+
+            def __getattr__(self, name):
+                return getattr(self.f, name)
+
+        @contextlib.contextmanager
+        def write(path, *a, **k):
+            with real_write(path, *a, **k) as f:
+                calls.append(Path(path).name)
+                yield Full(f) if calls.count("checkpoint.pt") == 3 and calls[-1] == "checkpoint.pt" else f
+
+        monkeypatch.setattr(checkpoint, "atomic_write", write)
+    else:  # world.ply, at the end
+        monkeypatch.setattr(fly, "write_ply", _no_space)
+
+
+@pytest.mark.parametrize("where", ["frame", "chunk file", "checkpoint", "world.ply"])
+def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path, capsys, monkeypatch, where):
+    """A disk that fills mid-flight: exit 1 and one line saying so and how to go on; the folder keeps its last
+    checkpoint and the frames up to it, nothing cut short under a final name (no temp file, every chunk file whole)
+    and no world.ply of frames past the checkpoint; once there is space, `--resume` continues it into the
+    uninterrupted flight's frames and world."""
+    from worldgen.pipeline.checkpoint import load
+
+    # (an autopilot this fast grows the world between checkpoints, so later checkpoints write chunk files)
+    args = [*SMALL, "--path", "autopilot", "--speed", "0.1", "--frames", "10", "--checkpoint-every", "3"]
+    whole, out = tmp_path / "whole", tmp_path / "full"
+    entrypoint(["fly", str(photo), *args, "--out", str(whole)])
+    with monkeypatch.context() as m:
+        _disk_fills(where, out, m)
+        code, lines = cli(["fly", str(photo), *args, "--out", str(out)], capsys)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("worldgen: error: "), lines
+    done = int(load(out)["t"]) + 1
+    assert 1 <= done < 10 and json.loads((out / "run.json").read_text())["frames"] == done
+    for words in ("No space left on device", f"last checkpoint (after frame {done - 1})",
+                  f"worldgen fly --resume {out}"):
+        assert words in lines[0], lines
+    assert not [p for p in out.rglob(".*")], "temp files left"
+    assert all((out / "frames" / f"{t:05d}.png").is_file() for t in range(done))
+    for chunk in (out / "state" / "chunks").glob("*"):
+        rows = np.load(chunk)
+        assert rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[1] == 14, chunk.name
+    assert not (out / "world.ply").exists()
+    if where != "world.ply":  # (failed at the end, the video and cameras.json of every frame were written first)
+        assert not (out / "video.mp4").exists() and not (out / "sky.png").exists()
+
+    entrypoint(["fly", "--resume", str(out)])
+    assert_complete_outputs(out, 10)
+    for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out), strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{where}: frame {t} differs after the resume")
+    assert (whole / "world.ply").read_bytes() == (out / "world.ply").read_bytes()
+    assert json.loads((out / "run.json").read_text())["sessions"][1]["first_frame"] == done
+
+
+def test_a_video_encoder_that_stops_is_one_line_and_leaves_no_video(tmp_path, monkeypatch):
+    """ffmpeg on a full disk: a frame written to it fails (imageio says "Broken pipe" and ffmpeg's command line,
+    over several lines), or it ends quietly without writing the index MP4 players need. Either is one OSError line
+    (ENOSPC when the disk is out of room), and no video.mp4 appears; a whole stream is renamed into place."""
+    import shutil
+    import types
+
+    from worldgen.core import images
+
+    frame = np.zeros((32, 48, 3), np.uint8)
+    free = {"bytes": 0}
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: types.SimpleNamespace(free=free["bytes"]))
+
+    w = images.VideoWriter(tmp_path / "a.mp4", 15)
+    w.append(frame)
+    w._w.append_data = lambda _f: (_ for _ in ()).throw(OSError("[Errno 32] Broken pipe\n\nFFMPEG COMMAND:\nffmpeg"))
+    with pytest.raises(OSError) as e:
+        w.append(frame)
+    assert e.value.errno == errno.ENOSPC and "\n" not in str(e.value) and str(w.tmp) in str(e.value)
+    w.abort()
+
+    w = images.VideoWriter(tmp_path / "b.mp4", 15)
+    for _ in range(3):
+        w.append(frame)
+    close = w._w.close
+
+    def close_without_index():
+        close()
+        data = w.tmp.read_bytes()
+        w.tmp.write_bytes(data[: data.index(b"moov") - 4])  # the stream as ffmpeg leaves it when the disk is full
+
+    w._w.close = close_without_index
+    free["bytes"] = 2**40  # (a disk with room: the encoder merely stopped)
+    with pytest.raises(OSError) as e:
+        w.close()
+    assert e.value.errno == errno.EPIPE and "video encoder (ffmpeg) stopped" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert not any(tmp_path.iterdir())  # neither video, nor a temp file
+
+    images.write_video(tmp_path / "c.mp4", [frame] * 3, 15)
+    assert images.mp4_complete(tmp_path / "c.mp4") and [p.name for p in tmp_path.iterdir()] == ["c.mp4"]
+
+
+def _disk_used(folder: Path) -> int:
+    """Bytes of disk the files under `folder` take (whole blocks, as free space counts them)."""
+    return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("mode", ["persistent", "per-frame"])
+def test_the_disk_estimate_covers_what_a_flight_writes(photo, tmp_path, mode):
+    """`disk_need`, checked against the free space before a flight, counts what the run really writes: the folder's
+    size on disk at every frame and at the end stays under it (and within a few times of it), where the frames alone
+    (all the check counted until 2026-12-05) are far less: the sky dome's state and the world are most of it."""
+    out, used, sky = tmp_path / "run", [], []
+    cfg = FlyConfig(image=str(photo), frames=12, path="forward", mode=mode, pipeline=PipelineConfig(size="48x32"),
+                    out=str(out), progress=False, checkpoint_every=3, depth_maps=True)
+
+    def on_frame(t, frame, gen):
+        used.append(_disk_used(out))
+        sky.append(gen.sky.width * gen.sky.height)
+
+    run(cfg, on_frame=on_frame)
+    peak = max(used + [_disk_used(out)])
+    need = disk_need(cfg, 48, 32, sky[0])
+    assert peak <= need <= 5 * peak, (peak, need)
+    frames_only = 12 * (0.5 * 48 * 32 * 3 + 48 * 32 * 4 + 128 + 0.05 * 48 * 32 * 3)
+    assert 5 * frames_only < peak
+    assert disk_need(cfg, 48, 32, sky[0], start=6) < need  # a resumed run counts the frames still to come
 
 
 def test_a_failed_checkpoint_commit_is_not_lost_on_its_thread(photo, tmp_path, monkeypatch):

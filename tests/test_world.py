@@ -165,6 +165,18 @@ def test_a_failed_chunk_write_is_raised_not_lost(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         st.sync_files([tmp_path / "c" / ref])  # a checkpoint naming it fails too
 
+    def part_then_full(f, rows):  # the real writer, on a disk that fills after part of the file
+        f.write(b"\x93NUMPY\x01\x00")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.undo()
+    monkeypatch.setattr(np, "save", part_then_full)
+    st = DiskStore(tmp_path / "d")
+    st.put(1, np.zeros((4, 14), np.float32))
+    with pytest.raises(OSError, match="No space left"):
+        st.flush()
+    assert not any((tmp_path / "d").iterdir())  # nothing cut short under a chunk file's name
+
 
 def test_a_deferred_checkpoint_keeps_files_made_after_it(tmp_path):
     """The checkpoint writer thread commits a checkpoint while the flight goes on: its garbage

@@ -11,7 +11,7 @@ from typing import Literal
 
 from refine.learned import LearnedRefinerConfig
 from refine.net import RefinerNetConfig
-from worldgen.core.config import bad
+from worldgen.core.config import bad, check_seed
 
 
 def at_least(cfg, names: str, low: float) -> None:
@@ -141,7 +141,8 @@ class DataConfig:
 
     def validate(self) -> None:
         at_least(self, "width height flights frames flights_per_world render_batch max_stride world_grid", 1)
-        at_least(self, "refresh_every refresh_flights seed_start", 0)
+        at_least(self, "refresh_every refresh_flights", 0)
+        check_seed(self, "seed_start")
         at_least(self, "speed", 1e-9)
         shares(self, "walks gorges winter gorge_walls gorge_across")
         if self.walks + self.gorges > 1 + 1e-9:
@@ -424,6 +425,7 @@ class TrainConfig:
         still-photo settings out of their ranges. `check(cfg)` also runs the nested configs' own `validate`."""
         at_least(self, "steps batch checkpoint_every log_every", 1)
         at_least(self, "sample_every compact_every stop_after max_minutes deadline", 0)
+        check_seed(self, "seed")
         check_net(self)
         lo, hi = self.unroll.warm_steps
         if self.unroll.steps < 1 or not 0 <= lo <= hi:

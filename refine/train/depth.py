@@ -48,7 +48,7 @@ from refine.train.common import (
 )
 from refine.train.config import DataConfig, OptimConfig, at_least, check_net, shares
 from refine.train.data import FlightCache
-from worldgen.core.config import bad, check
+from worldgen.core.config import bad, check, check_seed
 from worldgen.core.device import to_device
 
 CKPT_FORMAT = "worldgen-train-depth/1"
@@ -162,6 +162,7 @@ class DepthTrainConfig:
         at_least(self, "sample_every stop_after max_minutes deadline photo_start photo_weight layout_weight layout_sky "
                        "ground_order_weight shading_stops gradient_weight sky_weight", 0)
         shares(self, "shading standing_trees clouds")
+        check_seed(self, "seed")
         if not (isinstance(self.teacher_ema, (int, float)) and 0 <= self.teacher_ema < 1):
             raise bad("teacher_ema", "must be in [0, 1)", self.teacher_ema)
         if math.isnan(self.skip_loss_above):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from worldgen.commands import Command
-from worldgen.core.config import bad, check
+from worldgen.core.config import bad, check, check_seed
 from worldgen.core.device import resolve_device
 from worldgen.core.images import parse_size, save_png_u8, to_uint8
 from worldgen.core.io import UserInputError, atomic_write_text
@@ -75,8 +75,7 @@ class SynthConfig:
             raise bad("sequences", "must be >= 1", self.sequences)
         if self.frames < 1:
             raise bad("frames", "must be >= 1", self.frames)
-        if self.seed < 0:
-            raise bad("seed", "must be >= 0", self.seed)
+        check_seed(self, "seed", self.sequences)
         if self.gorge and (self.walk or self.winter):
             raise bad("gorge", "and --walk / --winter are two kinds of flight; choose one")
         if self.face_wall and not self.gorge:

@@ -3,7 +3,7 @@
 - `check(cfg)` validates a whole tree: every dataclass in it may define `validate()`, which reports a
   bad value with `bad(field, message, value)`; `check` turns that into one UserInputError naming the
   option as the command line spells it (`--generator.lift.sigma-px must be positive, got -1.0`), so
-  every command reports bad values the same way.
+  every command reports bad values the same way. Seeds are checked by `check_seed` (one range, SEED_MAX).
 - `to_dict` / `from_dict` write a tree as plain JSON data and read it back (config.json, `--config`).
 
 Nested dataclasses whose field is annotated `tyro.conf.arg(name="")` are flattened on the command
@@ -38,6 +38,25 @@ def bad(field: str, message: str, value: Any = dataclasses.MISSING) -> ConfigVal
     if value is not dataclasses.MISSING:
         message = f"{message}, got {value!r}"
     return ConfigValueError(field, message)
+
+
+SEED_MAX = 2**63 - 1
+"""The largest seed an option takes: every seed option (--refiner-seed, synth's --seed, compare's --synthetic, the
+training seeds) is 0 .. 2^63 - 1 (`check_seed`). torch's generators take 0 .. 2^64 - 1 (beyond, "Overflow when
+unpacking long long"; a negative seed is quietly folded onto 2^64 - x) and numpy's default_rng any int >= 0, but the
+procedural worlds draw their grids from `seed % 2^63` (refine/synth/terrain.py), so a larger seed would repeat a
+smaller one's terrain."""
+
+
+def check_seed(cfg: Any, field: str, count: int = 1) -> None:
+    """`raise bad(...)` (for a `validate()`: one line naming the option) unless field `field` of config `cfg` is a
+    seed, an int in 0 .. SEED_MAX; with `count` > 1, a run of seeds value .. value + count - 1 (synth's sequences)
+    that must all be."""
+    value = getattr(cfg, field)
+    top = SEED_MAX - max(count - 1, 0)
+    if not (isinstance(value, int) and 0 <= value <= top):
+        upto = "2^63 - 1" if count <= 1 else f"2^63 - {count:,} ({count:,} seeds from it)"
+        raise bad(field, f"must be between 0 and {upto}", value)
 
 
 def _flattened(cls: type) -> set[str]:

@@ -5,8 +5,10 @@ In code, images are float32 [H, W, 3] in [0, 1]; depth is float32 [H, W] z-depth
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +156,11 @@ def write_video(path: str | os.PathLike, frames_u8, fps: int) -> None:
 class VideoWriter:
     """H.264 MP4 written as frames come (nothing but the encoder's own buffers is kept), atomically: the
     stream goes to a hidden temp file beside `path` (`.STEM.tmpPID.mp4`) that `close()` renames to
-    `path`; `abort()` (or leaving a `with` block by an exception) deletes it.
+    `path`, once it is whole (its index, which ffmpeg writes last, is there); `abort()` (or leaving a `with`
+    block by an exception) deletes it.
+
+    An encoder that stops (a full disk) is one OSError line from `append` or `close`: ffmpeg's own messages are
+    off (each would be a line of its own on stderr), so a full disk is told by the disk (`_stopped`).
 
     Args:
         path: the .mp4 to write.
@@ -174,23 +180,42 @@ class VideoWriter:
         self.frames = 0
         # ffmpeg runs in its own process group (imageio-ffmpeg), so Ctrl+C does not kill it mid-file.
         self._w = imageio.get_writer(self.tmp, fps=fps, codec="libx264", quality=8, macro_block_size=2,
-                                     pixelformat="yuv420p", ffmpeg_log_level="error")
+                                     pixelformat="yuv420p", ffmpeg_log_level="quiet")
 
     def append(self, frame_u8: np.ndarray) -> None:
         """Encode one uint8 frame [H, W, 3] (every frame the same size)."""
-        self._w.append_data(frame_u8)
+        try:
+            self._w.append_data(frame_u8)
+        except OSError:  # imageio's "[Errno 32] Broken pipe", then ffmpeg's command line, over several lines
+            raise self._stopped() from None
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file and move it to `path`."""
+        """Finish the file and move it to `path` (OSError, `path` left as it was, if the stream is not whole)."""
         if self._w is None:
             return
         w, self._w = self._w, None
         try:
-            w.close()
+            try:
+                w.close()
+            except OSError:
+                raise self._stopped() from None
+            if not mp4_complete(self.tmp):  # an ffmpeg that could not write its index (a full disk) ends quietly
+                raise self._stopped()
             os.replace(self.tmp, self.path)
         finally:
             self.tmp.unlink(missing_ok=True)
+
+    def _stopped(self) -> OSError:
+        """The one-line error of an encoder that stopped: ENOSPC when the temp file's disk has less than 64 MiB
+        free (ffmpeg then stopped for want of space: it writes in blocks of up to a few MiB), else EPIPE."""
+        try:
+            full = shutil.disk_usage(self.tmp.parent).free < 64 * 2**20
+        except OSError:
+            full = False
+        if full:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.tmp))
+        return OSError(errno.EPIPE, f"the video encoder (ffmpeg) stopped writing {self.tmp}")
 
     def abort(self) -> None:
         """Stop encoding and delete the temp file (`path` is left as it was)."""
@@ -210,6 +235,31 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def mp4_complete(path: str | os.PathLike) -> bool:
+    """Whether MP4 file `path` is whole: its top-level boxes (4-byte big-endian size, 4-byte type; size 1: a 64-bit
+    size follows, 0: to the end of the file) tile the file exactly and one of them is the index, `moov`. ffmpeg
+    writes the index last (without faststart), so a stream it could not finish lacks it or ends short. Reads
+    only the box headers."""
+    path = Path(path)
+    size, pos, kinds = path.stat().st_size, 0, set()
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            head = f.read(16)
+            if len(head) < 8:
+                return False
+            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if n == 1:
+                n = int.from_bytes(head[8:16], "big") if len(head) == 16 else 0
+            elif n == 0:
+                n = size - pos
+            if n < 8:
+                return False
+            kinds.add(kind)
+            pos += n
+    return pos == size and b"moov" in kinds
 
 
 def load_depth_file(path: str | os.PathLike, kind: str = "depth", png_scale: float = 1000.0) -> Tensor:

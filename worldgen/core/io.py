@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -23,13 +24,16 @@ class UserInputError(Exception):
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success rename it over `path`, on error delete it.
 
-    A crash therefore never leaves a half-written file at `path`.
+    A crash therefore never leaves a half-written file at `path`. A folder that cannot take the file is a
+    UserInputError, unless its disk is full (ENOSPC, EDQUOT: the machine's, not the input's; the OSError stands).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
         raise UserInputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions

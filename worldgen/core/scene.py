@@ -173,10 +173,13 @@ class GaussianScene:
 PACKED_COLUMNS = 14
 """Columns of `GaussianScene.pack`: means 3, quats 4, log_scales 3, opacity logit 1, colours 3."""
 
+PLY_COLUMNS = len(_PLY_BASE) + len(_PLY_TAIL)
+"""float32 properties per Gaussian in `write_ply`'s files (17: position, normal, colour, opacity, scale, rotation)."""
+
 
 def _ply_rows(scene: GaussianScene) -> np.ndarray:
-    """[N, 17] little-endian float32 PLY rows of `scene` (normals zero, quaternions normalised)."""
-    data = np.zeros((len(scene), len(_PLY_BASE) + len(_PLY_TAIL)), dtype="<f4")
+    """[N, PLY_COLUMNS] little-endian float32 PLY rows of `scene` (normals zero, quaternions normalised)."""
+    data = np.zeros((len(scene), PLY_COLUMNS), dtype="<f4")
     data[:, 0:3] = scene.means.detach().cpu().numpy()
     data[:, 6:9] = (scene.colors.detach().cpu().numpy() - 0.5) / SH_C0
     data[:, 9] = scene.opacity_logits.detach().cpu().numpy()

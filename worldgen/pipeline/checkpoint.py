@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import random
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -199,8 +200,12 @@ class Checkpointer:
         if chunks is not None:
             store, unsynced, refs, serial = chunks
             store.sync_files(unsynced)
+        # serialised in memory first: torch.save into a file turns the OSError of a failed write (a full disk) into a
+        # RuntimeError that names neither the file nor the cause ("enforce fail at inline_container.cc")
+        buf = io.BytesIO()
+        torch.save(_to_saved(blob), buf)
         with atomic_write(self.dir / CHECKPOINT_FILE) as f:
-            torch.save(_to_saved(blob), f)
+            f.write(buf.getbuffer())
         if chunks is not None:
             store.retain(refs, upto=serial)  # files made after this checkpoint was taken stay
         self._delete_skies_but(keep_sky)

@@ -316,5 +316,12 @@ class DiskStore:
 
 
 def _write_rows(path: Path, rows: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, rows)
+    """Write chunk file `path` (no fsync: `DiskStore.sync_files` does that); a write that fails (a full disk)
+    deletes what it wrote, so no chunk file is ever cut short under its name (a kill -9 may still leave one, which
+    no checkpoint names: `retain` deletes it)."""
+    try:
+        with open(path, "wb") as f:
+            np.save(f, rows)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

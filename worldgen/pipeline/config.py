@@ -14,7 +14,7 @@ from typing import Literal
 
 from refine.classical import ClassicalRefinerConfig
 from refine.depthnet import SKY_GROW
-from worldgen.core.config import bad
+from worldgen.core.config import bad, check_seed
 from worldgen.core.images import parse_size
 from worldgen.pipeline.depth import depth_model_problem
 from worldgen.pipeline.generator import GeneratorConfig
@@ -117,5 +117,4 @@ class PipelineConfig:
                 if getattr(self, name) is not None:
                     raise bad(name, "is a learned refiner's composition; --refiner classical has none",
                               getattr(self, name))
-        if not 0 <= self.refiner_seed < 2**63:
-            raise bad("refiner_seed", "must be between 0 and 2^63 - 1", self.refiner_seed)
+        check_seed(self, "refiner_seed")

@@ -37,7 +37,7 @@ from torch import Tensor
 from worldgen.commands import Command
 from worldgen.commands.compare.plots import make_plots
 from worldgen.commands.compare.report import write_report
-from worldgen.core.config import bad, check, to_dict
+from worldgen.core.config import bad, check, check_seed, to_dict
 from worldgen.core.device import machine_description, resolve_device
 from worldgen.core.images import side_by_side, to_uint8, write_video
 from worldgen.core.io import UserInputError, atomic_write_text, json_ready
@@ -90,9 +90,8 @@ class CompareConfig:
     def validate(self) -> None:
         if (self.image is None) == (self.synthetic is None):
             raise UserInputError("give either an input photo or --synthetic SEED (exactly one)")
-        if self.synthetic is not None and self.synthetic < 0:
-            raise bad("synthetic", "must be a seed >= 0", self.synthetic)
         if self.synthetic is not None:  # a procedural world brings its own exact depth and camera
+            check_seed(self, "synthetic")
             for name in ("depth", "camera"):
                 if getattr(self.photo, name) is not None:
                     raise UserInputError(f"--{name} is for a photo; --synthetic {self.synthetic} brings its own")

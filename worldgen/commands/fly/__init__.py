@@ -15,7 +15,10 @@ Files written to --out (each atomically: temp file, then rename; see docs/archit
                      chunks (the world pages chunks the camera cannot see out of memory, into here)
 
 One writer per folder (a lock); a used folder is refused unless --resume or --overwrite; SIGINT and
-SIGTERM stop after the frame in progress and write everything above for the frames made so far.
+SIGTERM stop after the frame in progress and write everything above for the frames made so far. A write that
+fails (a full disk) stops the flight at once with one line: the folder keeps its last checkpoint and the frames up
+to it (`--resume` continues once there is space), and nothing cut short under a final name. The disk's free space is
+checked up front against what the whole flight will write (`disk_need`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import tyro
 from worldgen.commands import Command
 from worldgen.core.config import bad, check, to_dict
 from worldgen.core.device import peak_memory, resolve_device, rss_mb
-from worldgen.core.io import UserInputError, atomic_write_text
+from worldgen.core.io import UserInputError, atomic_write_text, os_error_line
 from worldgen.core.runfolder import (check_clearable, check_not_in_use, check_out_dir, clear_run, entries,
                                      foreign_entries, make_and_lock, remove_made_dir, remove_temp_files)
 from worldgen.core.scene import write_ply
@@ -178,11 +181,48 @@ def _check_resume(cfg: FlyConfig, out: Path) -> dict:
     return blob
 
 
-def _check_fits(cfg: FlyConfig, width: int, height: int, out: Path, start: int) -> None:
-    """UserInputError (one line) if the frames to come will not fit in the free space of `out`'s disk."""
-    per_frame = 0.5 * width * height * 3 + (width * height * 4 + 128 if cfg.depth_maps else 0)
-    per_frame += 0.05 * width * height * 3 if cfg.video else 0
-    need = (cfg.frames - start) * per_frame
+WORLD_GROWTH = 0.1
+"""Gaussians a persistent flight's world gains per frame, as a share of the frame's pixels, in the disk estimate
+(`disk_need`): rounded up from the fastest growth measured, 8.6 % (a 200-frame forward flight over the bundled
+example at 96x64; under 1 % in its first 40 frames), 8.4 % (300-frame flights of the learned refiner over textured
+real photos at 256²) and 5.3 % (the 512² 10,000-frame soak; BENCHMARKS.md)."""
+
+
+def disk_need(cfg: FlyConfig, width: int, height: int, sky_texels: int, start: int = 0) -> float:
+    """Bytes that frames `start` .. cfg.frames - 1 of a flight at `width` x `height` write into its run folder, at
+    most at once, for a sky dome of `sky_texels` texels (`SkyDome.width * height`). The rule, with P = width * height
+    (rounded up from 96x64 and 128x96 flights over the bundled example, measured file by file):
+
+    - per frame: its PNG (0.7 of 3 bytes a pixel; 0.47-0.61 measured), its part of video.mp4 (0.1 of 3 bytes a
+      pixel; 0.06-0.1), with --depth-maps its depth map (4 bytes a pixel + 128), its two camera lines (cameras.jsonl
+      and cameras.json: 512 bytes; 215 each measured), and in persistent mode the world's growth: WORLD_GROWTH * P
+      Gaussians, each 56 bytes in state/chunks/ (`PACKED_COLUMNS` float32), 8 in checkpoint.pt (its chunk, in the
+      old and the new one while a commit runs) and 68 in world.ply (`PLY_COLUMNS` float32);
+    - once: the world of frame 0 (P Gaussians, as above; 0.85 P measured; per-frame mode's whole world is P
+      Gaussians, in checkpoint.pt twice and in world.ply), the sky dome twice (state/sky-*.npy, 16 bytes a texel: a
+      commit writes the new file before it deletes the old; 8.2 MB at 96x64) and sky.png (4 bytes a texel at most),
+      the latest frame in checkpoint.pt twice (20 bytes a pixel; 17 measured), and 64 KiB for config.json and
+      run.json.
+
+    A resumed run (`start` frames made) counts only the frames to come, but world.ply whole (the new one is written
+    beside the old)."""
+    from worldgen.core.scene import PACKED_COLUMNS, PLY_COLUMNS
+
+    px, n = width * height, cfg.frames - start
+    per_frame = 0.7 * 3 * px + (0.1 * 3 * px if cfg.video else 0) + (4 * px + 128 if cfg.depth_maps else 0) + 512
+    chunk, ply = 4 * PACKED_COLUMNS, 4 * PLY_COLUMNS
+    if cfg.mode == "persistent":
+        new = WORLD_GROWTH * px * n + (px if start == 0 else 0)
+        world = new * (chunk + 8) + (WORLD_GROWTH * px * (cfg.frames - 1) + px) * ply
+    else:
+        world = px * (2 * chunk + ply)
+    return n * per_frame + world + sky_texels * (2 * 16 + 4) + 2 * 20 * px + 64 * 2**10
+
+
+def _check_fits(cfg: FlyConfig, width: int, height: int, sky_texels: int, out: Path, start: int) -> None:
+    """UserInputError (one line) if what frames `start` .. cfg.frames - 1 write (`disk_need`) will not fit in the
+    free space of `out`'s disk."""
+    need = disk_need(cfg, width, height, sky_texels, start)
     probe = out
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -190,9 +230,33 @@ def _check_fits(cfg: FlyConfig, width: int, height: int, out: Path, start: int) 
     if free == 0:  # (a full disk, or no disk at all: /proc, a read-only mount)
         raise UserInputError(f"output directory {out}: {probe} has no free space for files")
     if need > free:
-        size = lambda b: f"{b / 2**40:,.1f} TB" if b >= 2**40 else f"{b / 2**30:,.1f} GB"  # noqa: E731
-        raise UserInputError(f"a flight of {cfg.frames:,} frames at {width}x{height} needs about {size(need)} for its "
-                             f"frames, but {probe} has {size(free)} free; fly fewer --frames")
+        what = (f"the {cfg.frames - start:,} frames still to fly at {width}x{height} need" if start else
+                f"a flight of {cfg.frames:,} frames at {width}x{height} needs")
+        raise UserInputError(f"{what} about {_bytes(need)} (frames, world, checkpoints), but {probe} has "
+                             f"{_bytes(free)} free; fly fewer --frames")
+
+
+def _bytes(b: float) -> str:
+    """A size for a message: MB below a GiB, else GB (TB from a TiB), binary units."""
+    if b >= 2**40:
+        return f"{b / 2**40:,.1f} TB"
+    return f"{b / 2**30:,.1f} GB" if b >= 2**30 else f"{b / 2**20:,.1f} MB"
+
+
+def _stopped(e: OSError, out: Path) -> OSError:
+    """The one line for an OSError that stopped a flight in its run folder (a full disk, the folder gone): what the
+    system said, and what of the run stands: its last checkpoint, which `--resume` continues, or none (then the run
+    starts again). The checkpoint is read from `out` (the last one committed is the one on disk)."""
+    try:
+        done = int(checkpoint.load(out)["t"]) + 1
+    except UserInputError:  # none (or not readable)
+        done = 0
+    if done:
+        stands = (f"the run in {out} stands at its last checkpoint (after frame {done - 1:,}): once there is "
+                  f"space, `worldgen fly --resume {out}` continues it")
+    else:
+        stands = f"the run in {out} has no checkpoint yet: once there is space, --overwrite starts it again"
+    return OSError(e.errno, f"{os_error_line(e)}; {stands}")
 
 
 def _occupied(out: Path) -> UserInputError:
@@ -209,13 +273,14 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     """Run (or, with `cfg.resume`, continue) a flight; returns run.json's content. `on_frame(t, frame,
     generator)` is called per frame, inside the flight's `torch.inference_mode()`: its tensors may be read and
     copied, but not changed in place or used in autograd outside that mode. Bad input raises UserInputError
-    before anything is written."""
+    before anything is written (a flight that would not fit on `out`'s disk included: `disk_need`); a write that
+    fails mid-flight (a full disk) raises an OSError of one line that says what of the run stands."""
     check(cfg)
-    p = cfg.pipeline
     out = check_out_dir(cfg.out)
     check_not_in_use(out)  # before any other complaint about the folder
+    start = 0
     if cfg.resume is not None:
-        _check_resume(cfg, out)
+        start = int(_check_resume(cfg, out)["t"]) + 1
     elif entries(out) and not cfg.overwrite:
         raise _occupied(out)
     elif cfg.overwrite:
@@ -225,11 +290,13 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     # A flight computes no gradients: in inference mode each torch operation also skips autograd's version
     # and view bookkeeping, about 15 % of its host cost, and the loop is bound by the host (BENCHMARKS.md).
     with torch.inference_mode():
-        return _run(cfg, out, on_frame)
+        return _run(cfg, out, on_frame, start)
 
 
-def _run(cfg: FlyConfig, out: Path, on_frame) -> dict:
-    """`run` from its first tensor on (in inference mode)."""
+def _run(cfg: FlyConfig, out: Path, on_frame, start: int) -> dict:
+    """`run` from its first tensor on (in inference mode); `start`: frames a resumed run has made (for the disk
+    estimate). An OSError once the flight has begun writing (a full disk) is one line saying what of the run
+    stands (`_stopped`)."""
     from renderers import get_renderer
 
     p = cfg.pipeline
@@ -241,12 +308,17 @@ def _run(cfg: FlyConfig, out: Path, on_frame) -> dict:
     renderer = get_renderer(device.type)
     refiner = pipeline_refiner(p, device)
     gen = make_generator(cfg.mode, frame0, renderer, refiner, p.generator, time_stages=cfg.stage_times)
-    _check_fits(cfg, frame0.camera.width, frame0.camera.height, out, 0)
+    _check_fits(cfg, frame0.camera.width, frame0.camera.height, gen.sky.width * gen.sky.height, out, start)
     made, lock = make_and_lock(out)
     with lock:
         started = [False]
         try:
             return _fly(cfg, out, frame0, scale, path, renderer, refiner, gen, t_start, on_frame, started)
+        except OSError as e:
+            if not started[0]:
+                remove_made_dir(made, out)
+                raise
+            raise _stopped(e, out) from e
         except BaseException:
             if not started[0]:
                 remove_made_dir(made, out)
@@ -311,6 +383,14 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
         # run.json follows the checkpoint's commit (on its writer thread): the frames it names can be resumed
         ck.save(last, {"frames": last + 1}, then_write=(out / "run.json", json.dumps(info("running"), indent=2)))
 
+    def abandon() -> None:
+        """Stop writing at once: the video's temp file goes, the last checkpoint stands (a commit under way finishes,
+        or fails and the one before stands)."""
+        bar.close()
+        outputs.abort()
+        with contextlib.suppress(Exception):
+            ck.close()
+
     with StopSignals() as stop:
         try:
             for step in flight:
@@ -333,16 +413,17 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
                 if step.t == 0 or (every and step.t % every == 0 and step.t < cfg.frames - 1):
                     save_checkpoint()
         except Exception as e:  # write what was made, then report the failure
+            if isinstance(e, OSError):  # the disk or the folder failed (a full disk): writing the end would fail too,
+                abandon()               # or leave a world.ply and video of frames past the checkpoint beside it
+                raise
             status, failure = "failed", e
-        except BaseException:  # KeyboardInterrupt (a second signal): stop at once, the last checkpoint stands
-            bar.close()
-            outputs.abort()
-            with contextlib.suppress(Exception):  # a commit under way finishes (or not: the one before stands)
-                ck.close()
+        except BaseException:  # KeyboardInterrupt (a second signal): stop at once
+            abandon()
             raise
         finally:
             bar.close()
         try:
+            ck.wait()  # a commit that failed (a full disk) stops the run here, before the end's files go beside it
             outputs.finish()
             write_ply(out / "world.ply", gen.world.parts(), gen.world.size)
             gen.sky.save_png(out / "sky.png")
@@ -356,9 +437,7 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
                 result["signal"] = int(stop.signum)
             atomic_write_text(out / "run.json", json.dumps(result, indent=2))
         except BaseException:
-            outputs.abort()
-            with contextlib.suppress(Exception):
-                ck.close()
+            abandon()
             raise
     if failure is not None:
         raise failure
