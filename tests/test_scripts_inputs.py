@@ -91,3 +91,18 @@ def test_eval_depth_names_a_damaged_cached_world(tmp_path):
     cached.write_bytes(b"PK\x03\x04 cut short")
     one_line(run("eval_depth.py", "--worlds", "1", "--no-render", "--data", tmp_path / "cache"),
              f"cached eval world {cached} is damaged")
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--share", "0.95"), "--share must be within 0.1..0.8"),
+    (("{tmp}/none.png",), "no such photo"),
+    (("--out", "{tmp}"), "is a directory"),
+    (("--out", "{tmp}/r.txt"), "must end in .json"),
+    (("--size", "abc"), "WxH"),
+    (("--baseline-from", "no-such-rev"), "no worldgen/pipeline/sky.py at 'no-such-rev'"),
+])
+def test_sky_holdout_refuses_bad_options_in_one_line(tmp_path, args, says):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (64, 48), (90, 120, 160)).save(photo)
+    r = run("sky_holdout.py", *([] if "{tmp}/none.png" in args else [photo]), *[a.format(tmp=tmp_path) for a in args])
+    one_line(r, says)
