@@ -143,16 +143,15 @@ def count_parameters(module: nn.Module) -> int:
 def save_net_blob(path, net: nn.Module, fmt: str, extra: dict | None = None, meta: dict | None = None,
                   half: bool = True) -> None:
     """Write `net`'s weights (float16 unless `half` is False) as {"format": fmt, "net_config",
-    "state_dict", "meta", **extra}, atomically (temp file, then rename). `net.config` is a dataclass."""
+    "state_dict", "meta", **extra}, atomically (`worldgen.core.io.save_torch`: a full disk is an OSError and leaves
+    `path` as it was). `net.config` is a dataclass."""
     from dataclasses import asdict
-    from pathlib import Path
 
-    from worldgen.core.io import atomic_write
+    from worldgen.core.io import save_torch
 
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in net.state_dict().items()}
     blob = {"format": fmt, "net_config": asdict(net.config), "state_dict": state, "meta": meta or {}, **(extra or {})}
-    with atomic_write(Path(path)) as f:
-        torch.save(blob, f)
+    save_torch(path, blob)
 
 
 def load_net_blob(path, fmt: str, what: str, checkpoint_key: str, make_net) -> tuple[nn.Module, dict]:

@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worldgen.core.io import UserInputError, atomic_write  # noqa: E402
+from worldgen.core.io import UserInputError, save_torch  # noqa: E402
 
 
 def _load(path: str) -> dict:
@@ -89,8 +89,7 @@ def main() -> None:
     mix = a.mix if a.mix is not None else [1.0 / len(a.checkpoints)] * len(a.checkpoints)
     out = average(a.checkpoints, mix)
     try:
-        with atomic_write(a.out) as f:
-            torch.save(out, f)
+        save_torch(a.out, out)
     except OSError as e:
         raise UserInputError(f"cannot write {a.out}: {e.strerror}") from None
     print(f"{a.out}: " + " + ".join(f"{m:g} x {Path(p).name} (step {s['step']})"

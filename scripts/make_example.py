@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from refine.synth import make_flight, make_world, render_views
+from worldgen.core.config import check_seed_option
 from worldgen.core.images import to_uint8
-from worldgen.core.io import atomic_write, atomic_write_text
+from worldgen.core.io import UserInputError, atomic_write, atomic_write_text
 
 # A seed from the demo range (see refine/synth/splits.py): never used for training or evaluation.
 DEFAULT_SEED = 3_000_210
@@ -33,6 +35,10 @@ def main() -> None:
     ap.add_argument("--size", default="384x256")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "worldgen" / "examples")
     args = ap.parse_args()
+    try:
+        check_seed_option(args, "seed")
+    except UserInputError as e:
+        sys.exit(f"make_example: {e}")
     W, H = (int(v) for v in args.size.lower().split("x"))
     world = make_world(args.seed)
     flight = make_flight(world, args.frame + 30, W, H)

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refine.learned import LearnedRefinerConfig, load_weights  # noqa: E402
-from worldgen.core.io import UserInputError, atomic_write, check_output_file  # noqa: E402
+from worldgen.core.io import UserInputError, check_output_file, save_torch  # noqa: E402
 from worldgen.pipeline.refiners import parse_refiner_spec  # noqa: E402
 
 
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         saved[key] = bool(value) if isinstance(defaults[key], bool) else value
     out = a.out or a.weights
     try:
-        with atomic_write(out) as f:
-            torch.save(blob, f)
+        save_torch(out, blob)
     except (UserInputError, OSError) as e:
         print(f"error: cannot write {out}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
         return 1

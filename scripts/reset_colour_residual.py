@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refine.net import OUT_CHANNELS  # noqa: E402
-from worldgen.core.io import atomic_write  # noqa: E402
+from worldgen.core.io import UserInputError, os_error_line, save_torch  # noqa: E402
 
 RGB_ROWS = slice(0, 3)  # refine/net.py: outputs 0-2 are the RGB residual, 3 log-disparity, 4 sky logit
 
@@ -46,9 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     b[RGB_ROWS] = 0
     if blob.get("opt_g") is not None:  # a full checkpoint: its Adam moments would move the rows off zero at once
         blob["opt_g"] = None
-    a.dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(a.dst) as f:
-        torch.save(blob, f)
+    try:
+        save_torch(a.dst, blob)  # (atomically: a full disk leaves no cut-short file under dst)
+    except UserInputError as e:  # a folder that cannot take it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine's (a full disk)
+        print(f"error: cannot write {a.dst}: {os_error_line(e)}", file=sys.stderr)
+        return 1
     print(f"{a.dst}: colour-residual rows zeroed (their absolute sum was {before:.3f}); "
           f"step {blob.get('step', '?')} kept")
     return 0

@@ -26,6 +26,10 @@ from PIL import Image
 
 EX = "worldgen/examples/example"
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from worldgen.core.config import check_seed_option  # noqa: E402
+from worldgen.core.io import UserInputError  # noqa: E402
 
 
 def fly(out: Path, args, *extra: str) -> subprocess.Popen:
@@ -51,6 +55,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="picks the kill frame (default: random)")
     ap.add_argument("--video", action="store_true", help="also write video.mp4 (needs imageio-ffmpeg)")
     args = ap.parse_args()
+    try:
+        check_seed_option(args, "seed")
+    except UserInputError as e:
+        sys.exit(f"resume_check: {e}")
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         whole, killed = Path(tmp) / "whole", Path(tmp) / "killed"

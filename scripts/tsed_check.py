@@ -35,6 +35,7 @@ def yawed(c2w: torch.Tensor, deg: float) -> torch.Tensor:
 
 def main() -> None:
     from renderers import get_renderer
+    from worldgen.core.config import check_seed_option
     from worldgen.core.tsed import error_threshold, pair_sed, sift_detector, sift_features, tsed_share
     from worldgen.pipeline.config import PhotoConfig, PipelineConfig
     from worldgen.pipeline.paths import make_path
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--refiner", default="classical")
     ap.add_argument("--yaw", nargs="*", type=float, default=[0.0, 0.25, 0.5, 1.0, 2.0])
     args = ap.parse_args()
+    check_seed_option(args, "synthetic")  # (before the flight; a bad --photo is one line too, from photo_source)
     dev = torch.device("cpu")
     if args.photo:
         source = photo_source(args.photo, PhotoConfig(fov=args.fov), args.size, dev)
@@ -81,4 +83,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from worldgen.core.io import UserInputError
+
+    try:
+        main()
+    except UserInputError as e:  # a bad --synthetic seed, --photo or --size: one line, not a traceback
+        sys.exit(f"tsed_check: {e}")

@@ -343,7 +343,7 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
     """Make the disk under run folder `out` fill at `where`: the write there fails with ENOSPC, as on a full disk."""
     import worldgen.commands.fly as fly
     import worldgen.commands.fly.outputs as outputs
-    import worldgen.pipeline.checkpoint as checkpoint
+    import worldgen.core.io as wio
 
     if where == "frame":  # frame 7's PNG, on its writer thread (the flight hears of it a frame later)
         real_png = outputs.save_png_u8
@@ -360,7 +360,7 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
 
         monkeypatch.setattr(np, "save", save)
     elif where == "checkpoint":  # the third commit's checkpoint.pt (torch.save into it said "enforce fail", no cause)
-        real_write, calls = checkpoint.atomic_write, []
+        real_write, calls = wio.atomic_write, []  # (what core.io.save_torch writes through)
 
         class Full:
             """The file, on a disk that fills after its first kilobyte."""
@@ -383,7 +383,7 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
                 calls.append(Path(path).name)
                 yield Full(f) if calls.count("checkpoint.pt") == 3 and calls[-1] == "checkpoint.pt" else f
 
-        monkeypatch.setattr(checkpoint, "atomic_write", write)
+        monkeypatch.setattr(wio, "atomic_write", write)
     else:  # world.ply, at the end
         monkeypatch.setattr(fly, "write_ply", _no_space)
 
@@ -498,16 +498,12 @@ def test_the_disk_estimate_covers_what_a_flight_writes(photo, tmp_path, mode):
 
 def test_a_failed_checkpoint_commit_is_not_lost_on_its_thread(photo, tmp_path, monkeypatch):
     """Checkpoints commit on a writer thread; a commit that fails (disk full) fails the run."""
-    import contextlib
-
     import worldgen.pipeline.checkpoint as checkpoint
 
-    @contextlib.contextmanager
-    def disk_full(path, *a, **kw):
+    def disk_full(path, obj):
         raise OSError(28, "No space left on device")
-        yield  # pragma: no cover
 
-    monkeypatch.setattr(checkpoint, "atomic_write", disk_full)
+    monkeypatch.setattr(checkpoint, "save_torch", disk_full)
     with pytest.raises(OSError, match="No space left"):
         run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
                       out=str(tmp_path / "run"), progress=False, checkpoint_every=2))
@@ -517,22 +513,18 @@ def test_a_failed_checkpoint_commit_is_not_lost_on_its_thread(photo, tmp_path, m
 def test_after_a_failed_commit_no_checkpoint_is_taken(photo, tmp_path, monkeypatch):
     """A commit that failed may have left its sky or chunk files unsynced: later saves refuse (the
     failure is sticky), so no checkpoint ever names them."""
-    import contextlib
-
     import worldgen.pipeline.checkpoint as checkpoint
 
     calls = []
-    real = checkpoint.atomic_write
+    real = checkpoint.save_torch
 
-    @contextlib.contextmanager
-    def flaky(path, *a, **kw):
+    def flaky(path, obj):
         calls.append(path)
         if len(calls) == 1:  # the first commit fails, later ones would succeed
             raise OSError(5, "Input/output error")
-        with real(path, *a, **kw) as f:
-            yield f
+        real(path, obj)
 
-    monkeypatch.setattr(checkpoint, "atomic_write", flaky)
+    monkeypatch.setattr(checkpoint, "save_torch", flaky)
     with pytest.raises(OSError, match="Input/output"):
         run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
                       out=str(tmp_path / "run"), progress=False, checkpoint_every=2))

@@ -65,6 +65,23 @@ def test_recompose_refuses_an_unwritable_or_folder_out_and_names_its_own_argumen
     assert "--refiner" not in r.stderr and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("script, args, says", [
+    ("make_example.py", ("--seed", "-1"), "make_example: --seed must be between 0 and 2^63 - 1, got -1"),
+    ("make_example.py", ("--seed", str(2**63)), f"make_example: --seed must be between 0 and 2^63 - 1, got {2**63}"),
+    ("resume_check.py", ("--seed", "-5", "--device", "cpu"), "resume_check: --seed must be between 0 and 2^63 - 1"),
+    ("tsed_check.py", ("--synthetic", str(2**64)),
+     f"tsed_check: --synthetic must be between 0 and 2^63 - 1, got {2**64}"),
+    ("tsed_check.py", ("--photo", "{tmp}/none.png"), "tsed_check: no such image file"),
+])
+def test_seeds_out_of_range_are_refused_before_any_work(tmp_path, script, args, says):
+    """The scripts' seeds take the commands' range, 0 .. 2^63 - 1 (core.config SEED_MAX, `check_seed_option`; they
+    took any int): one line and a non-zero exit before anything is rendered or flown (make_example writes nothing)."""
+    out = tmp_path / "ex"
+    extra = ("--out", out) if script == "make_example.py" else ()
+    one_line(run(script, *[a.format(tmp=tmp_path) for a in args], *extra), says)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args, says", [
     (("--worlds", "-3"), "--worlds must be at least 1"),
     (("--frames-per-world", "0"), "--frames-per-world must be at least 1"),

@@ -198,6 +198,120 @@ def test_a_finished_run_given_the_same_steps_says_so_at_once(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+def _disk_fills_at_checkpoint(monkeypatch, nth: int, out) -> dict:
+    """Make the `nth` write of a checkpoint.pt fail as on a full disk: part of the file is written (to its temp
+    file), then ENOSPC. Returns what the failing call saw: the checkpoint.pt on disk before it."""
+    import contextlib
+    import errno
+    import os
+    from pathlib import Path
+
+    import worldgen.core.io as wio
+
+    real, calls, seen = wio.atomic_write, [], {}
+
+    class Full:
+        """The temp file, on a disk that fills after its first kilobyte."""
+
+        def __init__(self, f):
+            self.f, self.room = f, 1000
+
+        def write(self, data):
+            if len(data) > self.room:
+                self.f.write(bytes(memoryview(data)[:self.room]))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.room -= len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    @contextlib.contextmanager
+    def write(path, *a, **k):
+        with real(path, *a, **k) as f:
+            calls.append(Path(path).name)
+            if calls[-1] == "checkpoint.pt" and calls.count("checkpoint.pt") == nth:
+                seen["before"] = (out / "checkpoint.pt").read_bytes() if (out / "checkpoint.pt").is_file() else None
+                yield Full(f)
+            else:
+                yield f
+
+    monkeypatch.setattr(wio, "atomic_write", write)
+    return seen
+
+
+@pytest.mark.parametrize("cmd", [TR, TD], ids=["train", "train-depth"])
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes_from_the_last(tmp_path, capsys, monkeypatch,
+                                                                                   cmd):
+    """A disk that fills while a checkpoint is written: exit 1 and one line saying so and which checkpoint stands
+    (torch.save into the file said "enforce fail at inline_container.cc" in a traceback, and could leave the file
+    cut short under its name); that checkpoint is the one before, whole, no temp file stays, and the same command
+    resumes from it once there is space."""
+    from refine.train.common import load_training_checkpoint
+    from refine.train.depth import CKPT_FORMAT as DEPTH_CKPT
+    from refine.train.trainer import CKPT_FORMAT as REFINER_CKPT
+
+    fmt = REFINER_CKPT if cmd is TR else DEPTH_CKPT
+    out = tmp_path / "run"
+    argv = [*cmd, "--steps", "4", "--checkpoint-every", "2", "--log-every", "1", "--sample-every", "2", "--out", out]
+    with monkeypatch.context() as m:
+        seen = _disk_fills_at_checkpoint(m, 2, out)  # the checkpoint of step 4
+        code, _, err = cli_run(argv, capsys)
+    assert code == 1, err
+    one_line_error(code, err, "No space left on device",
+                   f"the run in {out} stands at its last checkpoint, checkpoint.pt (step 2)",
+                   f"`worldgen {cmd[0]} --out {out}` with the same settings resumes from it")
+    assert not [p for p in out.rglob(".*")], "temp files left"
+    assert (out / "checkpoint.pt").read_bytes() == seen["before"]
+    for name in ("checkpoint.pt", "checkpoint-compact.pt"):
+        assert load_training_checkpoint(out / name, fmt)["step"] == 2, name
+    assert not {"train.json", "refiner.pt", "depth.pt"} & {p.name for p in out.iterdir()}
+
+    code, text, err = cli_run(argv, capsys)  # there is space again
+    assert code == 0, err
+    assert "from step 2" in text and load_training_checkpoint(out / "checkpoint.pt", fmt)["step"] == 4
+
+
+def test_a_full_disk_at_the_first_checkpoint_says_no_checkpoint_stands(tmp_path, capsys, monkeypatch):
+    """Failing at its first checkpoint, a run has nothing to resume from: the line says so (the folder it made is
+    gone again, as for any failure before the first checkpoint)."""
+    out = tmp_path / "new" / "run"
+    _disk_fills_at_checkpoint(monkeypatch, 1, out)
+    code, _, err = cli_run([*TR, "--steps", "2", "--out", out], capsys)
+    assert code == 1, err
+    one_line_error(code, err, "No space left on device", f"no checkpoint of the run in {out} stands",
+                   f"`worldgen train --out {out}` with the same settings starts it again")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_log_line_is_appended_whole_or_not_at_all(tmp_path, monkeypatch):
+    """log.jsonl takes each logged step as one appended line (core.io.append_text); a disk that fills part way
+    through a line cuts the file back, so the log a resumed run appends to never holds half a line."""
+    import errno
+    import json
+    import os
+
+    from worldgen.core.io import append_text
+
+    log = tmp_path / "log.jsonl"
+    append_text(log, json.dumps({"step": 1}) + "\n")
+    real, calls = os.write, []
+
+    def fills(fd, data):  # the first write is cut short, the next finds no room
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, bytes(data[:4]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", fills)
+        with pytest.raises(OSError, match="No space left"):
+            append_text(log, json.dumps({"step": 2, "loss": 0.5}) + "\n")
+    assert len(calls) == 2 and log.read_text() == '{"step": 1}\n'
+    append_text(log, json.dumps({"step": 2}) + "\n")
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2]
+
+
 def _folder_worker(rank: int, port: int, out: str, queue) -> None:
     """One process of a two-process gloo job entering the run folder `out` (held by the test)."""
     import os

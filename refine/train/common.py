@@ -92,6 +92,37 @@ TRAIN_ENTRIES = TRAIN_OUTPUTS + ("checkpoint.pt", "checkpoint-compact.pt", "refi
 holding anything else is another command's (a fly run, a user's files), and training refuses it."""
 
 
+def resume_source(out: str | os.PathLike) -> Path:
+    """The checkpoint a training run in folder `out` resumes from: checkpoint.pt (full: bit-exact) when there is
+    one, else checkpoint-compact.pt (the copy that travels); the path may not exist (then the run starts afresh)."""
+    full = Path(out) / "checkpoint.pt"
+    return full if full.is_file() else Path(out) / "checkpoint-compact.pt"
+
+
+def stopped(e: OSError, out: str | os.PathLike, fmt: str, command: str, steps: int, resume: bool = True) -> OSError:
+    """The one line for an OSError that stopped a training run in its folder `out` (a full disk): what the system
+    said, and what of the run stands: the checkpoint (of format `fmt`) a rerun of `worldgen COMMAND` resumes from
+    (`resume_source`) and its step, or none (the run starts again). Checkpoints are written atomically
+    (`worldgen.core.io.save_torch`), so the one on disk is the last complete one."""
+    from worldgen.core.io import os_error_line
+
+    src = resume_source(out)
+    try:
+        step = int(load_training_checkpoint(src, fmt)["step"]) if src.is_file() else None
+    except (ValueError, KeyError, TypeError):  # (not one: a rerun says so in its own line)
+        step = None
+    again = f"`worldgen {command} --out {out}` with the same settings{'' if resume else ' but --resume'}"
+    if step is None:
+        stands = f"no checkpoint of the run in {out} stands: once there is space, {again} starts it again"
+    elif step >= steps:  # (a rerun has nothing to train: the end's files are what failed)
+        stands = (f"the run in {out} has all its {step:,} steps in its last checkpoint, {src.name}, but not all the "
+                  f"files its end writes ({src.name} also loads as its weights)")
+    else:
+        stands = (f"the run in {out} stands at its last checkpoint, {src.name} (step {step:,}): once there is space, "
+                  f"{again} resumes from it")
+    return OSError(e.errno, f"{os_error_line(e)}; {stands}")
+
+
 def check_steps_left(out: str | os.PathLike, start: int, steps: int) -> None:
     """UserInputError (one line) when the run in `out`, resumed at step `start`, has nothing left of `steps`."""
     if start >= steps:

@@ -41,8 +41,10 @@ from refine.train.common import (
     load_photos,
     load_training_checkpoint,
     other_network,
+    resume_source,
     save_png,
     step_seed,
+    stopped,
     time_is_up,
     write_curves,
 )
@@ -50,6 +52,7 @@ from refine.train.config import DataConfig, OptimConfig, at_least, check_net, sh
 from refine.train.data import FlightCache
 from worldgen.core.config import bad, check, check_seed
 from worldgen.core.device import to_device
+from worldgen.core.io import append_text
 
 CKPT_FORMAT = "worldgen-train-depth/1"
 SIZES = ((256, 256), (256, 192), (192, 256), (224, 224), (288, 160))
@@ -608,13 +611,17 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     cannot be a folder raise before anything is written; the run folder is locked for the whole run (a
     second writer fails at once), and a run that fails before its first checkpoint in a folder it made
     removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
-    or holds a network of other `--net` settings, is a ValueError of one line."""
+    or holds a network of other `--net` settings, is a ValueError of one line. A write that fails (a full disk) is
+    an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it."""
     check(cfg)
     if cfg.photos:
         check_photo_folder(cfg.photos)
     dd = Dist(cfg.device)
-    with TrainingFolder(cfg.out, dd) as folder:
-        return _train_depth(cfg, dd, folder)
+    try:
+        with TrainingFolder(cfg.out, dd) as folder:
+            return _train_depth(cfg, dd, folder)
+    except OSError as e:
+        raise stopped(e, cfg.out, CKPT_FORMAT, "train-depth", cfg.steps, cfg.resume) from e
 
 
 def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
@@ -630,7 +637,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
     opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     start, cursor, history, elapsed0 = 0, None, [], 0.0
     ckpt = out / "checkpoint.pt"
-    src = ckpt if ckpt.is_file() else out / "checkpoint-compact.pt"
+    src = resume_source(out)
     if cfg.resume and src.is_file():
         blob = load_training_checkpoint(src, CKPT_FORMAT)
         try:
@@ -665,7 +672,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
     params = list(net.parameters())
 
     def save(path: Path, step: int, compact: bool) -> None:
-        from worldgen.core.io import atomic_write
+        from worldgen.core.io import save_torch
 
         # compact (the copy that travels): float16 weights, no optimiser state and no teacher (a
         # resumed run starts new Adam moments and a new mean teacher); full: everything, bit-exact.
@@ -676,8 +683,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                 "teacher": None if compact or teacher is None else teacher.state_dict(),
                 "cursor": cache.cursor, "history": history, "config": dataclasses.asdict(cfg),
                 "elapsed_seconds": elapsed0 + time.perf_counter() - t_run}
-        with atomic_write(path) as f:
-            torch.save(blob, f)
+        save_torch(path, blob)  # (a full disk: an OSError, the file at `path` as it was)
 
     t_run = t_log = time.perf_counter()
     acc: dict[str, float | torch.Tensor] = {}  # sums over the log interval (tensors on the device)
@@ -751,8 +757,7 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                 rec["gpu_util"] = round(util, 1)
             history.append(rec)
             if dd.main:
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                append_text(out / "log.jsonl", json.dumps(rec) + "\n")  # (a full disk leaves no half line)
                 print("depth", json.dumps(rec), flush=True)
             acc, n_acc, n_ok, t_log = {}, 0, 0, now
         over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)

@@ -41,8 +41,10 @@ from refine.train.common import (
     learning_rate,
     load_training_checkpoint,
     other_network,
+    resume_source,
     save_png,
     step_seed,
+    stopped,
     time_is_up,
     write_curves,
 )
@@ -61,6 +63,7 @@ from refine.train.unroll import (
     unroll,
 )
 from worldgen.core.config import check
+from worldgen.core.io import append_text
 
 CKPT_FORMAT = "worldgen-train-refiner/1"
 
@@ -94,8 +97,9 @@ def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: Fligh
     full (compact=False): float32 weights and both optimisers: resuming is bit-exact.
     compact: float16 weights of the refiner and the discriminator and no optimiser moments (about
     10 MB: the copy that travels between GPU calls and is committed as refine/weights/refiner.pt);
-    a run resumed from it starts new Adam moments with a 50-step learning-rate ramp."""
-    from worldgen.core.io import atomic_write
+    a run resumed from it starts new Adam moments with a 50-step learning-rate ramp. A failed write (a full disk)
+    is an OSError and leaves the file at `path` as it was (`worldgen.core.io.save_torch`)."""
+    from worldgen.core.io import save_torch
 
     blob = {"format": CKPT_FORMAT, "step": step, "refiner": _weights_blob(net, cfg, half=compact),
             "disc": _state(disc, compact), "opt_g": None if compact else opt_g.state_dict(),
@@ -103,8 +107,7 @@ def save_checkpoint(path: Path, step: int, net, disc, opt_g, opt_d, cache: Fligh
             "disc_photo": None if disc_photo is None else _state(disc_photo, compact),
             "opt_dp": None if compact or opt_dp is None else opt_dp.state_dict(),
             "config": dataclasses.asdict(cfg), "elapsed_seconds": elapsed, "compact": compact}
-    with atomic_write(path) as f:
-        torch.save(blob, f)
+    save_torch(path, blob)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -152,13 +155,17 @@ def train(cfg: TrainConfig) -> dict:
     cannot be a folder raise before anything is written; the run folder is locked for the whole run
     (a second writer fails at once), and a run that fails before its first checkpoint in a folder it made
     removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
-    or holds a network of other `--net` settings, is a ValueError of one line."""
+    or holds a network of other `--net` settings, is a ValueError of one line. A write that fails (a full disk) is
+    an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it."""
     check(cfg)
     if cfg.photos.folder:
         check_photo_folder(cfg.photos.folder, "--photos.folder")
     dd = Dist(cfg.device)
-    with TrainingFolder(cfg.out, dd) as folder:
-        return _train(cfg, dd, folder)
+    try:
+        with TrainingFolder(cfg.out, dd) as folder:
+            return _train(cfg, dd, folder)
+    except OSError as e:
+        raise stopped(e, cfg.out, CKPT_FORMAT, "train", cfg.steps, cfg.resume) from e
 
 
 def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
@@ -183,7 +190,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
     opt_dp = torch.optim.Adam(disc_photo.parameters(), lr=cfg.optim.lr_disc, betas=cfg.optim.betas)
     start, cursor, history, elapsed0, rewarm = 0, None, [], 0.0, None
     ckpt_path = out / "checkpoint.pt"
-    resume_from = ckpt_path if ckpt_path.is_file() else out / "checkpoint-compact.pt"
+    resume_from = resume_source(out)
     if cfg.resume and resume_from.is_file():
         blob = load_checkpoint(resume_from)  # optimiser moments are cast back to float32 on load
         try:
@@ -437,8 +444,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
                 phase.clear()
             history.append(rec)
             if dd.main:
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                append_text(out / "log.jsonl", json.dumps(rec) + "\n")  # (a full disk leaves no half line)
                 print(json.dumps(rec), flush=True)
             acc, counts, n_acc, t_log = {}, {}, 0, now
         over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)

@@ -7,7 +7,8 @@
 Each resumes from OUT/checkpoint.pt (or checkpoint-compact.pt) when one exists; see
 refine/train/trainer.py and refine/train/depth.py for what a run writes. Bad settings and files are
 one line (`worldgen: error: ...`); OUT is locked for the run (one writer), and a run that fails
-before its first checkpoint leaves no folder it made behind.
+before its first checkpoint leaves no folder it made behind. A full disk mid-run is one line too (exit 1)
+naming the checkpoint that stands, whole (checkpoints are written atomically), which the same command resumes from.
 """
 
 from __future__ import annotations

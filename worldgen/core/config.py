@@ -3,7 +3,8 @@
 - `check(cfg)` validates a whole tree: every dataclass in it may define `validate()`, which reports a
   bad value with `bad(field, message, value)`; `check` turns that into one UserInputError naming the
   option as the command line spells it (`--generator.lift.sigma-px must be positive, got -1.0`), so
-  every command reports bad values the same way. Seeds are checked by `check_seed` (one range, SEED_MAX).
+  every command reports bad values the same way. Seeds are checked by `check_seed` (one range, SEED_MAX;
+  a script's argparse options by `check_seed_option`).
 - `to_dict` / `from_dict` write a tree as plain JSON data and read it back (config.json, `--config`).
 
 Nested dataclasses whose field is annotated `tyro.conf.arg(name="")` are flattened on the command
@@ -57,6 +58,18 @@ def check_seed(cfg: Any, field: str, count: int = 1) -> None:
     if not (isinstance(value, int) and 0 <= value <= top):
         upto = "2^63 - 1" if count <= 1 else f"2^63 - {count:,} ({count:,} seeds from it)"
         raise bad(field, f"must be between 0 and {upto}", value)
+
+
+def check_seed_option(args: Any, field: str, count: int = 1) -> None:
+    """`check_seed` for a script's argparse options (`args`, a Namespace): UserInputError of one line naming the
+    option as the script spells it (`--seed must be between 0 and 2^63 - 1, got -1`); a value of None (an option
+    not given, where the script then picks its own) passes."""
+    if getattr(args, field) is None:
+        return
+    try:
+        check_seed(args, field, count)
+    except ConfigValueError as e:
+        raise UserInputError(f"{option_name('', e.field)} {e.message}") from None
 
 
 def _flattened(cls: type) -> set[str]:

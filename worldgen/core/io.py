@@ -59,6 +59,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append `text` (UTF-8) to the file at `path`, made if missing, whole or not at all: a write that fails (a full
+    disk) cuts the file back to what it held and raises, so a log of lines (a training run's log.jsonl, which a
+    resumed run appends to) never keeps half a line."""
+    data = memoryview(text.encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
+
+
 def check_writable_dir(path: str | os.PathLike) -> Path:
     """Create `path` if needed and check a file can be written there; raise UserInputError otherwise."""
     path = Path(path)
@@ -128,3 +147,19 @@ def save_npy(path: str | os.PathLike, array) -> None:
 
     with atomic_write(path) as f:
         np.save(f, array)
+
+
+def save_torch(path: str | os.PathLike, obj) -> None:
+    """Write `obj` with `torch.save` (checkpoints, weights files), atomically: serialised in memory first, then
+    written to a temp file renamed over `path`. torch.save into a file turns the OSError of a failed write (a full
+    disk) into a RuntimeError that names neither the file nor the cause ("enforce fail at inline_container.cc"); here
+    that write is the OSError itself (one line at the CLI, exit 1), `path` keeps what it held and no temp file stays.
+    Costs a second copy of the file's bytes in memory while it is written."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_write(path) as f:
+        f.write(buf.getbuffer())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import random
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from worldgen.core.frame import Frame
-from worldgen.core.io import UserInputError, atomic_write, atomic_write_text, save_npy
+from worldgen.core.io import UserInputError, atomic_write_text, save_npy, save_torch
 from worldgen.pipeline.chunkstore import DiskStore
 from worldgen.pipeline.world import PagedWorld
 
@@ -200,12 +199,7 @@ class Checkpointer:
         if chunks is not None:
             store, unsynced, refs, serial = chunks
             store.sync_files(unsynced)
-        # serialised in memory first: torch.save into a file turns the OSError of a failed write (a full disk) into a
-        # RuntimeError that names neither the file nor the cause ("enforce fail at inline_container.cc")
-        buf = io.BytesIO()
-        torch.save(_to_saved(blob), buf)
-        with atomic_write(self.dir / CHECKPOINT_FILE) as f:
-            f.write(buf.getbuffer())
+        save_torch(self.dir / CHECKPOINT_FILE, _to_saved(blob))  # (in memory first: a full disk is an OSError)
         if chunks is not None:
             store.retain(refs, upto=serial)  # files made after this checkpoint was taken stay
         self._delete_skies_but(keep_sky)
