@@ -1,7 +1,7 @@
 """How like the real sky is the generated one? Hide part of each photo's seen sky, complete the dome, compare.
 
     .venv/bin/python scripts/sky_holdout.py [PHOTO ...] [--size 256x256] [--share 0.4] [--no-flat]
-        [--baseline-from REV] [--out FILE.json]
+        [--complete NAME=VALUE ...] [--baseline-from REV] [--out FILE.json]
 
 For each photo (default: every photo of ../shared/data/real/) the persistent generator's start is built as `worldgen
 fly PHOTO --size WxH` builds it (the learned depth, the photo's horizon, the dome at twice the view's pixel density;
@@ -18,7 +18,7 @@ the grey level (mean of RGB, 0-1), by photo and rule:
 - `w1`: the 1-Wasserstein distance between the grey levels' distributions (brightness and contrast; x 255).
 - `lab`: the distance between the Lab means (Delta E 1976) of the generated and real texels.
 
-Rules: `now` (the working tree's `SkyDome.complete`), `flat` (the rule before 2026-12-05: the profile, variation
+Rules: `now` (the working tree's `SkyDome.complete`, with `--complete`'s arguments), `flat` (the rule before 2026-12-05: the profile, variation
 faded; `fade_deg=25, tile_deg=0`), and with `--baseline-from REV`, `REV` (that commit's worldgen/pipeline/sky.py,
 completed with its own defaults). The medians over photos are printed last.
 """
@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.4, help="share of the seen sky's azimuth span forgotten")
     ap.add_argument("--baseline-from", default=None, metavar="REV")
     ap.add_argument("--no-flat", action="store_true", help="leave out the flat rule")
+    ap.add_argument("--complete", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="arguments of SkyDome.complete for the rule `now` (e.g. tile_deg=18)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     if not 0.1 <= a.share <= 0.8:
@@ -128,7 +130,14 @@ def main() -> None:
     missing = [p for p in a.photos if not Path(p).is_file()]
     if missing:
         sys.exit(f"sky_holdout: error: no such photo: {missing[0]}")
-    rules = {"now": (SkyDome, {})}
+    try:
+        now = {k: float(v) for k, v in (x.split("=", 1) for x in a.complete)}
+    except ValueError:
+        sys.exit("sky_holdout: error: --complete takes NAME=NUMBER pairs, e.g. tile_deg=18")
+    bad = sorted(set(now) - {"fade_deg", "profile_deg", "tile_deg"})
+    if bad:
+        sys.exit(f"sky_holdout: error: --complete {bad[0]}: not one of fade_deg, profile_deg, tile_deg")
+    rules = {"now": (SkyDome, now)}
     if not a.no_flat:
         rules["flat"] = (SkyDome, {"fade_deg": 25.0, "tile_deg": 0.0})
     if a.baseline_from:
