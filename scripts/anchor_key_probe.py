@@ -26,6 +26,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worldgen.core.anchor import ANCHOR_BANDS, anchor_colour, band_means, ground_anchor  # noqa: E402
+from worldgen.core.config import check_seed_option  # noqa: E402
+from worldgen.core.images import parse_size  # noqa: E402
+from worldgen.core.io import UserInputError  # noqa: E402
 
 RANGES = ((1, 8), (9, 32), (33, 64))
 
@@ -104,10 +107,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=65)
     ap.add_argument("--size", default="256x256")
     args = ap.parse_args()
-    try:
-        W, H = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        sys.exit(f"anchor_key_probe.py: --size must be WxH, got {args.size!r}")
+    try:  # (one line and exit 2 before any flight)
+        check_seed_option(args, "seeds")
+        W, H = parse_size(args.size)
+    except UserInputError as e:
+        sys.exit(f"anchor_key_probe.py: {e}")
     print("| seed | path | key | " + " | ".join(f"steps {a}-{b}: mean abs. difference (8-bit)" for a, b in RANGES) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in RANGES) + " |")
     for seed in args.seeds:

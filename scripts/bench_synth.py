@@ -18,12 +18,16 @@ compiles them, which the warm-up absorbs). Peak GPU memory per batch size is pri
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
 
 from refine.synth import make_flight, make_world, render_views
 from refine.synth.render import QUALITY, RenderSettings
+from worldgen.core.config import check_seed_option
+from worldgen.core.images import parse_size
+from worldgen.core.io import UserInputError
 
 STAGES = ("march", "shadows", "reflections", "shading")
 
@@ -59,7 +63,11 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device(args.device)
     gpu = dev.type == "cuda"
-    W, H = (int(v) for v in (args.size or ("256x256" if gpu else "64x64")).lower().split("x"))
+    try:  # (one line before any world is made)
+        check_seed_option(args, "seeds")
+        W, H = parse_size(args.size or ("256x256" if gpu else "64x64"))
+    except UserInputError as e:
+        sys.exit(f"bench_synth: {e}")
     batches = args.batch or ([64, 128, 256] if gpu else [4])
     frames = args.frames or (512 if gpu else 8)
     qualities = ["geometry"] if args.fast else args.quality

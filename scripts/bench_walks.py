@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refine.synth import make_flight, make_walk, make_world, render_views, standing_world  # noqa: E402
 from refine.train.data import settings_for  # noqa: E402
+from worldgen.core.config import check_seed_option  # noqa: E402
+from worldgen.core.io import UserInputError  # noqa: E402
 
 
 def main() -> None:
@@ -31,6 +33,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    try:  # (one line before any world is made)
+        check_seed_option(args, "seeds")
+    except UserInputError as e:
+        sys.exit(f"bench_walks: {e}")
     torch.set_num_threads(args.threads)
     n, S = args.frames, args.size
     for seed in args.seeds:

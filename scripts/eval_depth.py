@@ -312,6 +312,7 @@ def main() -> None:
     ap.add_argument("--update-weights-json", action="store_true",
                     help="put the summary under \"evaluation\" in refine/weights/depth.json")
     args = ap.parse_args()
+    from worldgen.core.config import check_at_least_option
     from worldgen.core.device import resolve_device
     from worldgen.core.images import parse_size
     from worldgen.core.io import UserInputError, check_output_file
@@ -319,11 +320,8 @@ def main() -> None:
     W, H = parse_size(args.size)
     if args.walks + args.gorges + args.winter > 1:
         ap.error("--walks, --winter and --gorges are three kinds of flight; choose one")
-    for option, value, least in (("--worlds", args.worlds, 1), ("--frames-per-world", args.frames_per_world, 1),
-                                 ("--spacing", args.spacing, 1), ("--threads", args.threads, 1),
-                                 ("--first", args.first, 0)):
-        if value < least:
-            raise UserInputError(f"{option} must be at least {least}, got {value}")
+    for field, least in (("worlds", 1), ("frames_per_world", 1), ("spacing", 1), ("threads", 1), ("first", 0)):
+        check_at_least_option(args, field, least)
     resolve_device(args.render_device)
     if Path(args.data).exists() and not Path(args.data).is_dir():
         raise UserInputError(f"--data {args.data} is a file, not a folder")

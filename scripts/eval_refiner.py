@@ -164,13 +164,13 @@ def main() -> None:
                     help="compare this result file with --baseline; no flights")
     a = ap.parse_args()
     from refine.synth.splits import split_of
+    from worldgen.core.config import check_at_least_option
     from worldgen.core.device import resolve_device
     from worldgen.core.images import parse_size
     from worldgen.core.io import check_output_file
 
     W, H = parse_size(a.size)
-    if a.frames < 2:
-        raise UserInputError(f"--frames must be at least 2, got {a.frames}")
+    check_at_least_option(a, "frames", 2)
     for option, given, known in (("--paths", a.paths, ("forward", "autopilot")),
                                  ("--modes", a.modes, ("persistent", "per-frame"))):
         if set(given) - set(known):

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from refine.synth import make_flight, make_world, render_views
-from worldgen.core.config import check_seed_option
-from worldgen.core.images import to_uint8
+from worldgen.core.config import check_at_least_option, check_seed_option
+from worldgen.core.images import parse_size, to_uint8
 from worldgen.core.io import UserInputError, atomic_write, atomic_write_text
 
 # A seed from the demo range (see refine/synth/splits.py): never used for training or evaluation.
@@ -35,11 +35,12 @@ def main() -> None:
     ap.add_argument("--size", default="384x256")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "worldgen" / "examples")
     args = ap.parse_args()
-    try:
+    try:  # (one line before anything is rendered or written)
         check_seed_option(args, "seed")
+        check_at_least_option(args, "frame", 0)
+        W, H = parse_size(args.size)
     except UserInputError as e:
         sys.exit(f"make_example: {e}")
-    W, H = (int(v) for v in args.size.lower().split("x"))
     world = make_world(args.seed)
     flight = make_flight(world, args.frame + 30, W, H)
     idx = list(range(args.frame, args.frame + 30))

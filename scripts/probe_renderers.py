@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,9 @@ from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from refine.train.data import FlightCache
 from renderers import GsplatRenderer, TorchRenderer
 from worldgen.core.camera import Camera
+from worldgen.core.config import check_seed_option
 from worldgen.core.frame import Frame
+from worldgen.core.io import UserInputError
 from worldgen.core.metrics import psnr
 from worldgen.pipeline.generator import make_generator
 
@@ -65,6 +68,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="clip sampling seed")
     ap.add_argument("--out", default="runs/probe_renderers")
     args = ap.parse_args()
+    try:  # (one line before the flights are rendered)
+        check_seed_option(args, "seed")
+    except UserInputError as e:
+        sys.exit(f"probe_renderers: {e}")
     cuda = torch.cuda.is_available()
     dev = torch.device("cuda" if cuda else "cpu")
     cfg = TRAIN_PRESETS["train-refiner-h200-fidelity"].config.data

@@ -171,14 +171,14 @@ def _label(photo: str, ref: str, hf: float) -> str:
 def _check_args(a) -> None:
     """UserInputError (one line) for options that would fail only after the flights: a size, device, mark or
     output that cannot be used."""
+    from worldgen.core.config import check_at_least_option
     from worldgen.core.device import resolve_device
     from worldgen.core.images import parse_size
     from worldgen.core.io import UserInputError, check_output_file
 
     parse_size(a.size)
     resolve_device(a.device)
-    if a.frames < 2:
-        raise UserInputError(f"--frames must be at least 2, got {a.frames}")
+    check_at_least_option(a, "frames", 2)
     if a.marks and not all(0 <= m < a.frames for m in a.marks):
         raise UserInputError(f"--marks must lie in 0..{a.frames - 1} (--frames {a.frames}), got {a.marks}")
     if not a.sheet_from:

@@ -51,6 +51,15 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    from worldgen.core.config import check_seed_option
+    from worldgen.core.images import parse_size
+    from worldgen.core.io import UserInputError
+
+    try:  # (one line before any refiner is loaded or world flown)
+        check_seed_option(args, "seeds")
+        W, H = parse_size(args.size)
+    except UserInputError as e:
+        sys.exit(f"refiner_regions: {e}")
 
     from refine.synth.splits import split_of
     from renderers import get_renderer
@@ -62,7 +71,6 @@ def main() -> None:
 
     if any(split_of(s) == "eval" for s in args.seeds):
         print("note: eval seeds given; do not tune on what they show", file=sys.stderr)
-    W, H = (int(v) for v in args.size.split("x"))
     dev = torch.device(args.device)
     refiners = {spec: make_refiner(spec, dev) for spec in args.refiners}
     lead = args.refiners[0]

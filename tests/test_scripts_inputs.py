@@ -72,14 +72,37 @@ def test_recompose_refuses_an_unwritable_or_folder_out_and_names_its_own_argumen
     ("tsed_check.py", ("--synthetic", str(2**64)),
      f"tsed_check: --synthetic must be between 0 and 2^63 - 1, got {2**64}"),
     ("tsed_check.py", ("--photo", "{tmp}/none.png"), "tsed_check: no such image file"),
+    ("anchor_key_probe.py", ("--seeds", "1000000", str(2**63)),
+     f"anchor_key_probe.py: --seeds must be between 0 and 2^63 - 1, got {2**63}"),
+    ("bench_walks.py", ("--seeds", "-3"), "bench_walks: --seeds must be between 0 and 2^63 - 1, got -3"),
+    ("refiner_regions.py", ("--seeds", "11", "-2", "--device", "cpu"),
+     "refiner_regions: --seeds must be between 0 and 2^63 - 1, got -2"),
+    ("probe_renderers.py", ("--seed", "-1"), "probe_renderers: --seed must be between 0 and 2^63 - 1, got -1"),
+    ("make_example.py", ("--size", "384"), "make_example: --size must look like WxH (e.g. 256x256), got '384'"),
+    ("make_example.py", ("--frame", "-1"), "make_example: --frame must be at least 0, got -1"),
 ])
 def test_seeds_out_of_range_are_refused_before_any_work(tmp_path, script, args, says):
-    """The scripts' seeds take the commands' range, 0 .. 2^63 - 1 (core.config SEED_MAX, `check_seed_option`; they
-    took any int): one line and a non-zero exit before anything is rendered or flown (make_example writes nothing)."""
+    """The scripts' seeds take the commands' range, 0 .. 2^63 - 1 (core.config SEED_MAX, `check_seed_option`, seed by
+    seed for a list of them; they took any int): one line and a non-zero exit before anything is rendered or flown
+    (make_example and probe_renderers write nothing). So are make_example's --size (core.images parse_size: it was a
+    traceback) and --frame (`check_at_least_option`)."""
     out = tmp_path / "ex"
-    extra = ("--out", out) if script == "make_example.py" else ()
+    extra = ("--out", out) if script in ("make_example.py", "probe_renderers.py") else ()
     one_line(run(script, *[a.format(tmp=tmp_path) for a in args], *extra), says)
     assert not out.exists()
+
+
+def test_a_synthetic_source_refuses_a_seed_out_of_range_as_the_commands_do():
+    """pipeline.sources.synthetic_source, for scripts that pass a seed of their own: the commands' line for
+    --synthetic (core.config's one home for the range, not a copy of its text)."""
+    import torch
+
+    from worldgen.core.io import UserInputError
+    from worldgen.pipeline.sources import synthetic_source
+
+    for seed in (-1, 2**63):
+        with pytest.raises(UserInputError, match=rf"^--synthetic must be between 0 and 2\^63 - 1, got {seed}$"):
+            synthetic_source(seed, 32, 32, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("args, says", [

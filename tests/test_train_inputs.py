@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from worldgen.cli import entrypoint
@@ -198,9 +199,10 @@ def test_a_finished_run_given_the_same_steps_says_so_at_once(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
-def _disk_fills_at_checkpoint(monkeypatch, nth: int, out) -> dict:
-    """Make the `nth` write of a checkpoint.pt fail as on a full disk: part of the file is written (to its temp
-    file), then ENOSPC. Returns what the failing call saw: the checkpoint.pt on disk before it."""
+def _disk_fills_at(monkeypatch, nth: int, out, name: str = "checkpoint.pt") -> dict:
+    """Make the `nth` atomic write of a file called `name` (a checkpoint.pt, or one of the run's end: refiner.pt,
+    depth.pt, loss.png, train.json) fail as on a full disk: part of the file is written (to its temp file), then
+    ENOSPC. Returns what the failing call saw: the file `out/name` on disk before it (None: none)."""
     import contextlib
     import errno
     import os
@@ -218,7 +220,7 @@ def _disk_fills_at_checkpoint(monkeypatch, nth: int, out) -> dict:
 
         def write(self, data):
             if len(data) > self.room:
-                self.f.write(bytes(memoryview(data)[:self.room]))
+                self.f.write(data[:self.room] if isinstance(data, str) else bytes(memoryview(data)[:self.room]))
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             self.room -= len(data)
             return self.f.write(data)
@@ -230,8 +232,8 @@ def _disk_fills_at_checkpoint(monkeypatch, nth: int, out) -> dict:
     def write(path, *a, **k):
         with real(path, *a, **k) as f:
             calls.append(Path(path).name)
-            if calls[-1] == "checkpoint.pt" and calls.count("checkpoint.pt") == nth:
-                seen["before"] = (out / "checkpoint.pt").read_bytes() if (out / "checkpoint.pt").is_file() else None
+            if calls[-1] == name and calls.count(name) == nth:
+                seen["before"] = (out / name).read_bytes() if (out / name).is_file() else None
                 yield Full(f)
             else:
                 yield f
@@ -255,7 +257,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes_from_the_la
     out = tmp_path / "run"
     argv = [*cmd, "--steps", "4", "--checkpoint-every", "2", "--log-every", "1", "--sample-every", "2", "--out", out]
     with monkeypatch.context() as m:
-        seen = _disk_fills_at_checkpoint(m, 2, out)  # the checkpoint of step 4
+        seen = _disk_fills_at(m, 2, out)  # the checkpoint of step 4
         code, _, err = cli_run(argv, capsys)
     assert code == 1, err
     one_line_error(code, err, "No space left on device",
@@ -272,11 +274,60 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes_from_the_la
     assert "from step 2" in text and load_training_checkpoint(out / "checkpoint.pt", fmt)["step"] == 4
 
 
+@pytest.mark.parametrize("cmd, fails, earlier", [(TR, "refiner.pt", False), (TD, "train.json", False),
+                                                (TR, "train.json", True), (TD, "depth.pt", True)],
+                         ids=["train", "train-depth-at-train.json", "train-over-an-earlier-end",
+                              "train-depth-over-an-earlier-end"])
+def test_a_full_disk_at_the_end_is_finished_by_the_same_command(tmp_path, capsys, monkeypatch, cmd, fails, earlier):
+    """A disk that fills at the end of a run, after its last checkpoint (which holds all the steps): one line saying
+    so, and the same command then writes the end's files from that checkpoint without training (it said "nothing to
+    train" and the run could not be finished) -- also where the folder holds the end of an earlier, shorter run
+    (older than the checkpoint). The weights file is the one an uninterrupted run writes; once the end is written,
+    the same command again has nothing to train."""
+    import json
+
+    from refine.depthnet import load_depth_weights
+    from refine.learned import load_weights
+
+    weights, load = ("refiner.pt", load_weights) if cmd is TR else ("depth.pt", load_depth_weights)
+    argv = [*cmd, "--checkpoint-every", "2", "--log-every", "1", "--sample-every", "2"]
+    first = [["--steps", "2"]] if earlier else []  # a finished 2-step run, which the 4-step one goes on from
+    last = ["--steps", "4" if earlier else "2"]
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    for folder in (whole, out):
+        for a in first:
+            code, _, err = cli_run([*argv, *a, "--out", folder], capsys)
+            assert code == 0, err
+    code, _, err = cli_run([*argv, *last, "--out", whole], capsys)
+    assert code == 0, err
+    with monkeypatch.context() as m:
+        _disk_fills_at(m, 1, out, fails)
+        code, _, err = cli_run([*argv, *last, "--out", out], capsys)
+    assert code == 1, err
+    one_line_error(code, err, "No space left on device",
+                   f"the run in {out} has all its {last[1]} steps in its last checkpoint, checkpoint.pt",
+                   f"`worldgen {cmd[0]} --out {out}` with the same settings writes them")
+    assert not [p for p in out.rglob(".*")], "temp files left"
+    ckpt = (out / "checkpoint.pt").read_bytes()
+
+    code, text, err = cli_run([*argv, *last, "--out", out], capsys)  # there is space again
+    assert code == 0, err
+    assert "writing the run's end" in text and "from step" not in text, text
+    assert (out / "checkpoint.pt").read_bytes() == ckpt  # (no training)
+    assert json.loads((out / "train.json").read_text())["steps_done"] == int(last[1])
+    mine, theirs = load(out / weights)[0].state_dict(), load(whole / weights)[0].state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert (out / "loss.png").is_file()
+
+    code, _, err = cli_run([*argv, *last, "--out", out], capsys)
+    one_line_error(code, err, f"is at step {last[1]} already (of --steps {last[1]}); nothing to train")
+
+
 def test_a_full_disk_at_the_first_checkpoint_says_no_checkpoint_stands(tmp_path, capsys, monkeypatch):
     """Failing at its first checkpoint, a run has nothing to resume from: the line says so (the folder it made is
     gone again, as for any failure before the first checkpoint)."""
     out = tmp_path / "new" / "run"
-    _disk_fills_at_checkpoint(monkeypatch, 1, out)
+    _disk_fills_at(monkeypatch, 1, out)
     code, _, err = cli_run([*TR, "--steps", "2", "--out", out], capsys)
     assert code == 1, err
     one_line_error(code, err, "No space left on device", f"no checkpoint of the run in {out} stands",

@@ -114,22 +114,43 @@ def stopped(e: OSError, out: str | os.PathLike, fmt: str, command: str, steps: i
     again = f"`worldgen {command} --out {out}` with the same settings{'' if resume else ' but --resume'}"
     if step is None:
         stands = f"no checkpoint of the run in {out} stands: once there is space, {again} starts it again"
-    elif step >= steps:  # (a rerun has nothing to train: the end's files are what failed)
+    elif step >= steps:  # (the end's files are what failed: a rerun writes them without training, check_steps_left)
         stands = (f"the run in {out} has all its {step:,} steps in its last checkpoint, {src.name}, but not all the "
-                  f"files its end writes ({src.name} also loads as its weights)")
+                  f"files its end writes: once there is space, {again} writes them ({src.name} also loads as its "
+                  "weights)")
     else:
         stands = (f"the run in {out} stands at its last checkpoint, {src.name} (step {step:,}): once there is space, "
                   f"{again} resumes from it")
     return OSError(e.errno, f"{os_error_line(e)}; {stands}")
 
 
-def check_steps_left(out: str | os.PathLike, start: int, steps: int) -> None:
-    """UserInputError (one line) when the run in `out`, resumed at step `start`, has nothing left of `steps`."""
-    if start >= steps:
-        from worldgen.core.io import UserInputError
+def end_written(out: str | os.PathLike, weights: str) -> bool:
+    """Whether the files the end of the run in folder `out` writes are there for its last checkpoint
+    (`resume_source`): its weights file `weights` (refiner.pt, depth.pt) and train.json, the end's last file (after
+    the weights and the curves), each no older than the checkpoint. A run whose end failed (a full disk) lacks one of
+    them, or still holds those of an earlier, shorter run into the same folder."""
+    ckpt = resume_source(out)
+    if not ckpt.is_file():
+        return False
+    made = ckpt.stat().st_mtime_ns
+    return all((Path(out) / name).is_file() and (Path(out) / name).stat().st_mtime_ns >= made
+               for name in (weights, "train.json"))
 
-        raise UserInputError(f"{out} is at step {start} already (of --steps {steps}); nothing to train "
-                             "(a larger --steps goes on from it)")
+
+def check_steps_left(out: str | os.PathLike, start: int, steps: int, weights: str, dd: Dist) -> bool:
+    """Whether the run in `out`, resumed at step `start`, has steps left of `steps` to train. When its checkpoint
+    holds exactly `steps` but the end's files are not written for it (`end_written`: the end failed, e.g. on a full
+    disk), False: the run writes its end (weights file `weights`, curves, train.json) from the checkpoint without
+    training. Otherwise, with nothing left to train, UserInputError (one line). Every process of `dd` gets rank 0's
+    answer (a collective: call it in all of them)."""
+    if start < steps:
+        return True
+    if dd.any(dd.main and start == steps and not end_written(out, weights)):
+        return False
+    from worldgen.core.io import UserInputError
+
+    raise UserInputError(f"{out} is at step {start} already (of --steps {steps}); nothing to train "
+                         "(a larger --steps goes on from it)")
 
 
 class TrainingFolder:

@@ -612,7 +612,8 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     second writer fails at once), and a run that fails before its first checkpoint in a folder it made
     removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
     or holds a network of other `--net` settings, is a ValueError of one line. A write that fails (a full disk) is
-    an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it."""
+    an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it (a run whose
+    checkpoint has all its steps but whose end failed writes its end from it: `common.check_steps_left`)."""
     check(cfg)
     if cfg.photos:
         check_photo_folder(cfg.photos)
@@ -654,7 +655,12 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
         if blob.get("teacher") is not None:
             teacher = _frozen_copy(net)
             teacher.load_state_dict(blob["teacher"])
-    check_steps_left(cfg.out, start, cfg.steps)  # (before the data cache is filled: most of a start-up)
+    if not check_steps_left(cfg.out, start, cfg.steps, "depth.pt", dd):  # (before the data cache is filled)
+        if dd.main:  # all steps in the checkpoint, the end's files not (a full disk at the end): the end, no training
+            print(f"all {start:,} steps are in {src}; writing the run's end (depth.pt, curves, train.json)", flush=True)
+        return _end(out, dd, net, cfg, start, history, {
+            "seconds_this_run": 0.0, "cache_fill_seconds": 0.0,
+            "data_frames_per_second": history[-1].get("data_frames_per_second") if history else None})
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
     cache.fill(cursor)
@@ -768,10 +774,18 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
         if over:
             break
     monitor.stop()
-    summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dev),
-               "parameters": count_parameters(net), "seconds_this_run": round(time.perf_counter() - t_run, 1),
-               "cache_fill_seconds": round(fill_s, 1), "data_frames_per_second": round(cache.data_frames_per_second, 1),
-               "config": dataclasses.asdict(cfg)}
+    return _end(out, dd, net, cfg, step, history, {
+        "seconds_this_run": round(time.perf_counter() - t_run, 1), "cache_fill_seconds": round(fill_s, 1),
+        "data_frames_per_second": round(cache.data_frames_per_second, 1)})
+
+
+def _end(out: Path, dd: Dist, net, cfg: DepthTrainConfig, step: int, history: list[dict], run: dict) -> dict:
+    """The end of a run at `step` (rank 0 writes): depth.pt, the curves and train.json (last: `common.end_written`),
+    whose summary (returned) takes the run's figures `run` (seconds, cache). Also what a rerun writes when a run's
+    end failed after its last checkpoint (`check_steps_left`), from that checkpoint: `net` and `history` then are its
+    own, so depth.pt is the file the run's own end would have written."""
+    summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dd.device),
+               "parameters": count_parameters(net), **run, "config": dataclasses.asdict(cfg)}
     if dd.main:
         save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "depth training losses",

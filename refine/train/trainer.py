@@ -156,7 +156,8 @@ def train(cfg: TrainConfig) -> dict:
     (a second writer fails at once), and a run that fails before its first checkpoint in a folder it made
     removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
     or holds a network of other `--net` settings, is a ValueError of one line. A write that fails (a full disk) is
-    an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it."""
+    an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it (a run whose
+    checkpoint has all its steps but whose end failed writes its end from it: `common.check_steps_left`)."""
     check(cfg)
     if cfg.photos.folder:
         check_photo_folder(cfg.photos.folder, "--photos.folder")
@@ -224,7 +225,14 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
         start, cursor, history = blob["step"], blob["cursor"], blob["history"]
         rewarm = start if blob["opt_g"] is None else None
         elapsed0 = blob.get("elapsed_seconds", 0.0)
-    check_steps_left(cfg.out, start, cfg.steps)  # (before the data cache is filled: most of a start-up)
+    if not check_steps_left(cfg.out, start, cfg.steps, "refiner.pt", dd):  # (before the data cache is filled)
+        if dd.main:  # all steps in the checkpoint, the end's files not (a full disk at the end): the end, no training
+            print(f"all {start:,} steps are in {resume_from}; writing the run's end (refiner.pt, curves, train.json)",
+                  flush=True)
+        return _end(out, dd, net, cfg, start, history, {
+            "seconds_this_run": 0.0, "seconds_total": round(elapsed0, 1), "cache_fill_seconds": 0.0,
+            "data_frames_per_second": history[-1].get("data_frames_per_second") if history else None,
+            "flights_made": cursor})
     renderer = get_renderer(dev.type if dev.type == "cpu" else str(dev))
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
@@ -461,11 +469,19 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             break
 
     monitor.stop()
-    summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dev),
-               "parameters": count_parameters(net), "seconds_this_run": round(time.perf_counter() - t_run, 1),
-               "seconds_total": round(elapsed0 + time.perf_counter() - t_run, 1),
-               "cache_fill_seconds": round(fill_s, 1), "data_frames_per_second": round(cache.data_frames_per_second, 1),
-               "flights_made": cache.cursor, "config": dataclasses.asdict(cfg)}
+    return _end(out, dd, net, cfg, step, history, {
+        "seconds_this_run": round(time.perf_counter() - t_run, 1),
+        "seconds_total": round(elapsed0 + time.perf_counter() - t_run, 1), "cache_fill_seconds": round(fill_s, 1),
+        "data_frames_per_second": round(cache.data_frames_per_second, 1), "flights_made": cache.cursor})
+
+
+def _end(out: Path, dd: Dist, net, cfg: TrainConfig, step: int, history: list[dict], run: dict) -> dict:
+    """The end of a run at `step` (rank 0 writes): refiner.pt, the curves and train.json (last: `common.end_written`),
+    whose summary (returned) takes the run's figures `run` (seconds, cache, flights made). Also what a rerun writes
+    when a run's end failed after its last checkpoint (`check_steps_left`), from that checkpoint: `net` and `history`
+    then are its own, so refiner.pt is the file the run's own end would have written."""
+    summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dd.device),
+               "parameters": count_parameters(net), **run, "config": dataclasses.asdict(cfg)}
     if dd.main:
         save_weights(out / "refiner.pt", net, cfg.refiner, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
         write_curves(out, history, "refiner training losses",

@@ -8,7 +8,9 @@ Each resumes from OUT/checkpoint.pt (or checkpoint-compact.pt) when one exists; 
 refine/train/trainer.py and refine/train/depth.py for what a run writes. Bad settings and files are
 one line (`worldgen: error: ...`); OUT is locked for the run (one writer), and a run that fails
 before its first checkpoint leaves no folder it made behind. A full disk mid-run is one line too (exit 1)
-naming the checkpoint that stands, whole (checkpoints are written atomically), which the same command resumes from.
+naming the checkpoint that stands, whole (checkpoints are written atomically), which the same command resumes from;
+when the disk filled at the end (the weights file, curves or train.json) after the last checkpoint, the same command
+writes those files from it without training (a run whose end is written says there is nothing to train).
 """
 
 from __future__ import annotations

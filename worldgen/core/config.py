@@ -4,7 +4,7 @@
   bad value with `bad(field, message, value)`; `check` turns that into one UserInputError naming the
   option as the command line spells it (`--generator.lift.sigma-px must be positive, got -1.0`), so
   every command reports bad values the same way. Seeds are checked by `check_seed` (one range, SEED_MAX;
-  a script's argparse options by `check_seed_option`).
+  a script's argparse options by `check_seed_option`; a script's lower bounds by `check_at_least_option`).
 - `to_dict` / `from_dict` write a tree as plain JSON data and read it back (config.json, `--config`).
 
 Nested dataclasses whose field is annotated `tyro.conf.arg(name="")` are flattened on the command
@@ -63,13 +63,24 @@ def check_seed(cfg: Any, field: str, count: int = 1) -> None:
 def check_seed_option(args: Any, field: str, count: int = 1) -> None:
     """`check_seed` for a script's argparse options (`args`, a Namespace): UserInputError of one line naming the
     option as the script spells it (`--seed must be between 0 and 2^63 - 1, got -1`); a value of None (an option
-    not given, where the script then picks its own) passes."""
-    if getattr(args, field) is None:
-        return
-    try:
-        check_seed(args, field, count)
-    except ConfigValueError as e:
-        raise UserInputError(f"{option_name('', e.field)} {e.message}") from None
+    not given, where the script then picks its own) passes, and a list (`--seeds A B ...`, nargs) is checked seed by
+    seed (the line names the first bad one)."""
+    value = getattr(args, field)
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if v is None:
+            continue
+        try:
+            check_seed(types.SimpleNamespace(**{field: v}), field, count)
+        except ConfigValueError as e:
+            raise UserInputError(f"{option_name('', e.field)} {e.message}") from None
+
+
+def check_at_least_option(args: Any, field: str, least: int) -> None:
+    """UserInputError of one line naming a script's argparse option (`--frame must be at least 0, got -1`) unless
+    its value (field `field` of Namespace `args`) is a number >= `least`; None (an option not given) passes."""
+    value = getattr(args, field)
+    if value is not None and value < least:
+        raise UserInputError(f"{option_name('', field)} must be at least {least}, got {value}")
 
 
 def _flattened(cls: type) -> set[str]:

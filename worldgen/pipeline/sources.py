@@ -12,12 +12,13 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from worldgen.core.camera import Camera
-from worldgen.core.config import SEED_MAX, check
+from worldgen.core.config import check, check_seed_option
 from worldgen.core.frame import Frame
 from worldgen.core.images import center_crop_resize, load_image, parse_size
 from worldgen.core.io import UserInputError
@@ -127,14 +128,13 @@ def photo_source(image: str, photo: PhotoConfig, size: str, device: torch.device
 def synthetic_source(seed: int, width: int, height: int, device: torch.device) -> Source:
     """Frame 0 of procedural world `seed`: its flight's first pose, rendered with exact depth and sky.
 
-    Raises UserInputError for a seed outside 0 .. SEED_MAX (commands refuse it first, in their options' `check_seed`;
-    this is for scripts that pass a seed of their own).
+    Raises UserInputError for a seed outside 0 .. SEED_MAX, naming it as --synthetic (`check_seed_option`; commands
+    refuse it first, in their options' `check_seed`; this is for scripts that pass a seed of their own).
     """
     from refine.synth import make_flight, make_world, render_frame
     from refine.synth.splits import split_of
 
-    if not 0 <= seed <= SEED_MAX:
-        raise UserInputError(f"--synthetic must be between 0 and 2^63 - 1, got {seed}")
+    check_seed_option(SimpleNamespace(synthetic=seed), "synthetic")
     world = make_world(seed, device=device)
     flight = make_flight(world, 1, width, height, seed)
     frame0 = render_frame(world, flight.camera(0))
