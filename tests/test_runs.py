@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.full_disk import FullFile, no_space
 from worldgen.cli import entrypoint
 from worldgen.commands.fly import FlyConfig, disk_need, run
 from worldgen.core.camera import Camera
@@ -335,10 +336,6 @@ def test_resume_after_a_crash_gives_the_uninterrupted_frames_in_process(photo, t
     assert_complete_outputs(tmp_path / "crashed", 9)
 
 
-def _no_space(*_args, **_kwargs):
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
 def _disk_fills(where: str, out: Path, monkeypatch) -> None:
     """Make the disk under run folder `out` fill at `where`: the write there fails with ENOSPC, as on a full disk."""
     import worldgen.commands.fly as fly
@@ -347,7 +344,7 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
 
     if where == "frame":  # frame 7's PNG, on its writer thread (the flight hears of it a frame later)
         real_png = outputs.save_png_u8
-        monkeypatch.setattr(outputs, "save_png_u8", lambda path, img, *a, **k: _no_space() if int(Path(path).stem) >= 7
+        monkeypatch.setattr(outputs, "save_png_u8", lambda path, img, *a, **k: no_space() if int(Path(path).stem) >= 7
                             else real_png(path, img, *a, **k))
     elif where == "chunk file":  # every chunk file once the first checkpoint is in, after part of it is written
         real_save = np.save
@@ -355,37 +352,22 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
         def save(f, arr, *a, **k):
             if "chunks" in Path(str(getattr(f, "name", ""))).parts and (out / "state" / "checkpoint.pt").exists():
                 f.write(b"\x93NUMPY\x01\x00" + b" " * 40)
-                _no_space()
+                no_space()
             return real_save(f, arr, *a, **k)
 
         monkeypatch.setattr(np, "save", save)
     elif where == "checkpoint":  # the third commit's checkpoint.pt (torch.save into it said "enforce fail", no cause)
         real_write, calls = wio.atomic_write, []  # (what core.io.save_torch writes through)
 
-        class Full:
-            """The file, on a disk that fills after its first kilobyte."""
-
-            def __init__(self, f):
-                self.f, self.room = f, 1000
-
-            def write(self, data):
-                if len(data) > self.room:
-                    _no_space()
-                self.room -= len(data)
-                return self.f.write(data)
-
-            def __getattr__(self, name):
-                return getattr(self.f, name)
-
         @contextlib.contextmanager
         def write(path, *a, **k):
             with real_write(path, *a, **k) as f:
                 calls.append(Path(path).name)
-                yield Full(f) if calls.count("checkpoint.pt") == 3 and calls[-1] == "checkpoint.pt" else f
+                yield FullFile(f) if calls.count("checkpoint.pt") == 3 and calls[-1] == "checkpoint.pt" else f
 
         monkeypatch.setattr(wio, "atomic_write", write)
     else:  # world.ply, at the end
-        monkeypatch.setattr(fly, "write_ply", _no_space)
+        monkeypatch.setattr(fly, "write_ply", no_space)
 
 
 @pytest.mark.parametrize("where", ["frame", "chunk file", "checkpoint", "world.ply"])

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.full_disk import FullFile
 from worldgen.cli import entrypoint
 from worldgen.core.runfolder import RunLock
 
@@ -204,29 +205,11 @@ def _disk_fills_at(monkeypatch, nth: int, out, name: str = "checkpoint.pt") -> d
     depth.pt, loss.png, train.json) fail as on a full disk: part of the file is written (to its temp file), then
     ENOSPC. Returns what the failing call saw: the file `out/name` on disk before it (None: none)."""
     import contextlib
-    import errno
-    import os
     from pathlib import Path
 
     import worldgen.core.io as wio
 
     real, calls, seen = wio.atomic_write, [], {}
-
-    class Full:
-        """The temp file, on a disk that fills after its first kilobyte."""
-
-        def __init__(self, f):
-            self.f, self.room = f, 1000
-
-        def write(self, data):
-            if len(data) > self.room:
-                self.f.write(data[:self.room] if isinstance(data, str) else bytes(memoryview(data)[:self.room]))
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            self.room -= len(data)
-            return self.f.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
 
     @contextlib.contextmanager
     def write(path, *a, **k):
@@ -234,7 +217,7 @@ def _disk_fills_at(monkeypatch, nth: int, out, name: str = "checkpoint.pt") -> d
             calls.append(Path(path).name)
             if calls[-1] == name and calls.count(name) == nth:
                 seen["before"] = (out / name).read_bytes() if (out / name).is_file() else None
-                yield Full(f)
+                yield FullFile(f)
             else:
                 yield f
 
