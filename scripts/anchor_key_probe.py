@@ -26,7 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from worldgen.core.anchor import ANCHOR_BANDS, anchor_colour, band_means, ground_anchor  # noqa: E402
-from worldgen.core.config import check_seed_option  # noqa: E402
+from worldgen.core.config import check_at_least_option, check_seed_option  # noqa: E402
 from worldgen.core.images import parse_size  # noqa: E402
 from worldgen.core.io import UserInputError  # noqa: E402
 
@@ -109,6 +109,7 @@ def main() -> None:
     args = ap.parse_args()
     try:  # (one line and exit 2 before any flight)
         check_seed_option(args, "seeds")
+        check_at_least_option(args, "frames", 2)
         W, H = parse_size(args.size)
     except UserInputError as e:
         sys.exit(f"anchor_key_probe.py: {e}")

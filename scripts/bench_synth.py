@@ -25,7 +25,7 @@ import torch
 
 from refine.synth import make_flight, make_world, render_views
 from refine.synth.render import QUALITY, RenderSettings
-from worldgen.core.config import check_seed_option
+from worldgen.core.config import check_at_least_option, check_seed_option
 from worldgen.core.images import parse_size
 from worldgen.core.io import UserInputError
 
@@ -65,6 +65,8 @@ def main() -> None:
     gpu = dev.type == "cuda"
     try:  # (one line before any world is made)
         check_seed_option(args, "seeds")
+        check_at_least_option(args, "batch", 1)
+        check_at_least_option(args, "frames", 1)
         W, H = parse_size(args.size or ("256x256" if gpu else "64x64"))
     except UserInputError as e:
         sys.exit(f"bench_synth: {e}")

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from refine.synth import make_flight, make_walk, make_world, render_views, standing_world  # noqa: E402
 from refine.train.data import settings_for  # noqa: E402
-from worldgen.core.config import check_seed_option  # noqa: E402
+from worldgen.core.config import check_at_least_option, check_seed_option  # noqa: E402
 from worldgen.core.io import UserInputError  # noqa: E402
 
 
@@ -35,6 +35,8 @@ def main() -> None:
     args = ap.parse_args()
     try:  # (one line before any world is made)
         check_seed_option(args, "seeds")
+        for field, least in (("frames", 1), ("size", 16), ("threads", 1)):
+            check_at_least_option(args, field, least)
     except UserInputError as e:
         sys.exit(f"bench_walks: {e}")
     torch.set_num_threads(args.threads)

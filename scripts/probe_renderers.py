@@ -34,7 +34,7 @@ from refine.classical import ClassicalRefiner, ClassicalRefinerConfig
 from refine.train.data import FlightCache
 from renderers import GsplatRenderer, TorchRenderer
 from worldgen.core.camera import Camera
-from worldgen.core.config import check_seed_option
+from worldgen.core.config import check_at_least_option, check_seed_option
 from worldgen.core.frame import Frame
 from worldgen.core.io import UserInputError
 from worldgen.core.metrics import psnr
@@ -70,6 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     try:  # (one line before the flights are rendered)
         check_seed_option(args, "seed")
+        for field, least in (("flights", 1), ("clips", 1), ("steps", 1), ("size", 16)):
+            check_at_least_option(args, field, least)
     except UserInputError as e:
         sys.exit(f"probe_renderers: {e}")
     cuda = torch.cuda.is_available()

@@ -51,13 +51,16 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    from worldgen.core.config import check_seed_option
+    from worldgen.core.config import check_at_least_option, check_seed_option
     from worldgen.core.images import parse_size
-    from worldgen.core.io import UserInputError
+    from worldgen.core.io import UserInputError, atomic_write_text, check_output_file
 
     try:  # (one line before any refiner is loaded or world flown)
         check_seed_option(args, "seeds")
+        check_at_least_option(args, "frames", 2)
         W, H = parse_size(args.size)
+        if args.json:
+            check_output_file(args.json, (".json",), "--json")
     except UserInputError as e:
         sys.exit(f"refiner_regions: {e}")
 
@@ -115,7 +118,7 @@ def main() -> None:
     allp = {r: 10 * math.log10(1.0 / max(sum(sse[(r, g)] for g in REGIONS) / max(total, 1), 1e-12)) for r in args.refiners}
     print(f"{'all':<8} {'100.0%':>7} " + " ".join(f"{allp[r]:14.2f}" for r in args.refiners))
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "regions": rows, "all": allp}, indent=1))
+        atomic_write_text(args.json, json.dumps({"args": vars(args), "regions": rows, "all": allp}, indent=1))
 
 
 if __name__ == "__main__":

@@ -80,12 +80,18 @@ def test_recompose_refuses_an_unwritable_or_folder_out_and_names_its_own_argumen
     ("probe_renderers.py", ("--seed", "-1"), "probe_renderers: --seed must be between 0 and 2^63 - 1, got -1"),
     ("make_example.py", ("--size", "384"), "make_example: --size must look like WxH (e.g. 256x256), got '384'"),
     ("make_example.py", ("--frame", "-1"), "make_example: --frame must be at least 0, got -1"),
+    ("bench_walks.py", ("--threads", "0"), "bench_walks: --threads must be at least 1, got 0"),
+    ("bench_synth.py", ("--batch", "4", "0"), "bench_synth: --batch must be at least 1, got 0"),
+    ("probe_renderers.py", ("--clips", "0"), "probe_renderers: --clips must be at least 1, got 0"),
+    ("refiner_regions.py", ("--frames", "1", "--device", "cpu"), "refiner_regions: --frames must be at least 2, got 1"),
+    ("refiner_regions.py", ("--json", "{tmp}", "--device", "cpu"), "refiner_regions: --json"),
 ])
 def test_seeds_out_of_range_are_refused_before_any_work(tmp_path, script, args, says):
     """The scripts' seeds take the commands' range, 0 .. 2^63 - 1 (core.config SEED_MAX, `check_seed_option`, seed by
     seed for a list of them; they took any int): one line and a non-zero exit before anything is rendered or flown
     (make_example and probe_renderers write nothing). So are make_example's --size (core.images parse_size: it was a
-    traceback) and --frame (`check_at_least_option`)."""
+    traceback) and --frame, and the benchmarks' and probes' counts and sizes (`check_at_least_option`, value by value for
+    a list); refiner_regions' --json is checked before its flights."""
     out = tmp_path / "ex"
     extra = ("--out", out) if script in ("make_example.py", "probe_renderers.py") else ()
     one_line(run(script, *[a.format(tmp=tmp_path) for a in args], *extra), says)

@@ -77,10 +77,12 @@ def check_seed_option(args: Any, field: str, count: int = 1) -> None:
 
 def check_at_least_option(args: Any, field: str, least: int) -> None:
     """UserInputError of one line naming a script's argparse option (`--frame must be at least 0, got -1`) unless
-    its value (field `field` of Namespace `args`) is a number >= `least`; None (an option not given) passes."""
+    its value (field `field` of Namespace `args`) is a number >= `least`; None (an option not given) passes, and a
+    list (nargs) is checked value by value (the line names the first bad one)."""
     value = getattr(args, field)
-    if value is not None and value < least:
-        raise UserInputError(f"{option_name('', field)} must be at least {least}, got {value}")
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if v is not None and v < least:
+            raise UserInputError(f"{option_name('', field)} must be at least {least}, got {v}")
 
 
 def _flattened(cls: type) -> set[str]:
