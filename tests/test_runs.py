@@ -373,7 +373,7 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("where", ["frame", "chunk file", "checkpoint", "world.ply"])
 def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path, capsys, monkeypatch, where):
     """A disk that fills mid-flight: exit 1 and one line saying so and how to go on; the folder keeps its last
-    checkpoint and the frames up to it, nothing cut short under a final name (no temp file, every chunk file whole)
+    checkpoint and the frames up to it (run.json says it stopped, and why), nothing cut short under a final name (no temp file, every chunk file whole)
     and no world.ply of frames past the checkpoint; once there is space, `--resume` continues it into the
     uninterrupted flight's frames and world."""
     from worldgen.pipeline.checkpoint import load
@@ -387,7 +387,9 @@ def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path
         code, lines = cli(["fly", str(photo), *args, "--out", str(out)], capsys)
     assert code == 1 and len(lines) == 1 and lines[0].startswith("worldgen: error: "), lines
     done = int(load(out)["t"]) + 1
-    assert 1 <= done < 10 and json.loads((out / "run.json").read_text())["frames"] == done
+    info = json.loads((out / "run.json").read_text())  # the checkpoint's frames, marked stopped (it said "running")
+    assert 1 <= done < 10 and info["frames"] == done and info["status"] == "stopped"
+    assert "No space left on device" in info["error"] and info["sessions"][-1]["status"] == "stopped"
     for words in ("No space left on device", f"last checkpoint (after frame {done - 1})",
                   f"worldgen fly --resume {out}"):
         assert words in lines[0], lines
@@ -405,7 +407,8 @@ def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path
     for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out), strict=True)):
         np.testing.assert_array_equal(a, b, err_msg=f"{where}: frame {t} differs after the resume")
     assert (whole / "world.ply").read_bytes() == (out / "world.ply").read_bytes()
-    assert json.loads((out / "run.json").read_text())["sessions"][1]["first_frame"] == done
+    info = json.loads((out / "run.json").read_text())
+    assert info["sessions"][1]["first_frame"] == done and info["status"] == "complete" and "error" not in info
 
 
 def test_a_video_encoder_that_stops_is_one_line_and_leaves_no_video(tmp_path, monkeypatch):

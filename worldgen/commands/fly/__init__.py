@@ -17,7 +17,7 @@ Files written to --out (each atomically: temp file, then rename; see docs/archit
 One writer per folder (a lock); a used folder is refused unless --resume or --overwrite; SIGINT and
 SIGTERM stop after the frame in progress and write everything above for the frames made so far. A write that
 fails (a full disk) stops the flight at once with one line: the folder keeps its last checkpoint and the frames up
-to it (`--resume` continues once there is space), and nothing cut short under a final name. The disk's free space is
+to it (`--resume` continues once there is space; run.json says "stopped" and why, where the disk still takes it), and nothing cut short under a final name. The disk's free space is
 checked up front against what the whole flight will write (`disk_need`).
 """
 
@@ -256,7 +256,22 @@ def _stopped(e: OSError, out: Path) -> OSError:
                   f"space, `worldgen fly --resume {out}` continues it")
     else:
         stands = f"the run in {out} has no checkpoint yet: once there is space, --overwrite starts it again"
+    _mark_stopped(out, os_error_line(e))
     return OSError(e.errno, f"{os_error_line(e)}; {stands}")
+
+
+def _mark_stopped(out: Path, why: str) -> None:
+    """Best effort: run.json (which follows the last checkpoint and says "running" until the flight ends) says the
+    flight stopped and why, the rest of it unchanged (its frames are the checkpoint's). Left as it is where it cannot be
+    read or rewritten (the disk that stopped the flight may not take even this small file)."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+        info.update(status="stopped", error=why)
+        if info.get("sessions"):
+            info["sessions"][-1]["status"] = "stopped"
+        atomic_write_text(out / "run.json", json.dumps(info, indent=2))
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
 
 
 def _occupied(out: Path) -> UserInputError:
