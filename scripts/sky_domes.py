@@ -37,6 +37,16 @@ from worldgen.pipeline.sky import SkyDome  # noqa: E402
 from worldgen.pipeline.sources import first_frame  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+def real_photos(script: str) -> list[str]:
+    """Every photo of ../shared/data/real/ (sorted), the scripts' default; exits with one line naming `script` where
+    that folder is not there (a clone elsewhere: give the photos)."""
+    if not REAL.is_dir():
+        sys.exit(f"{script}: error: no photos given, and {REAL} (the default) is not there")
+    return sorted(str(p) for p in REAL.iterdir() if p.suffix in (".jpg", ".png"))
+
+
 RULES = {"before": {"fade_deg": 25.0, "tile_deg": 0.0}, "now": {}}
 YAWS = (0, 90, 180)
 
@@ -72,10 +82,11 @@ def views(dome: SkyDome) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("photos", nargs="*", default=sorted(str(p) for p in REAL.iterdir() if p.suffix in (".jpg", ".png")))
+    ap.add_argument("photos", nargs="*")
     ap.add_argument("--size", default="256x256")
     ap.add_argument("--out", default="docs/sky_domes.jpg")
     a = ap.parse_args()
+    a.photos = a.photos or real_photos("sky_domes")
     rows = []
     print(f"{'photo':<34} {'seen':>6} {'before':>7} {'now':>6}   (variation, 8-bit levels)   complete: before / now")
     for photo in a.photos:

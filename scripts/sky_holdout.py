@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sky_domes import REAL, seen_dome  # noqa: E402
+from sky_domes import real_photos, seen_dome  # noqa: E402
 
 from worldgen.core.io import UserInputError, check_output_file  # noqa: E402
 from worldgen.pipeline.sky import SkyDome  # noqa: E402
@@ -111,7 +111,7 @@ def load_rev(rev: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("photos", nargs="*", default=sorted(str(p) for p in REAL.iterdir() if p.suffix in (".jpg", ".png")))
+    ap.add_argument("photos", nargs="*")
     ap.add_argument("--size", default="256x256")
     ap.add_argument("--share", type=float, default=0.4, help="share of the seen sky's azimuth span forgotten")
     ap.add_argument("--baseline-from", default=None, metavar="REV")
@@ -127,6 +127,7 @@ def main() -> None:
             check_output_file(a.out, (".json",), "--out")
         except UserInputError as e:
             sys.exit(f"sky_holdout: error: {e}")
+    a.photos = a.photos or real_photos("sky_holdout")
     missing = [p for p in a.photos if not Path(p).is_file()]
     if missing:
         sys.exit(f"sky_holdout: error: no such photo: {missing[0]}")
