@@ -390,3 +390,21 @@ def test_under_torchrun_every_rank_stops_when_rank_0_cannot_take_the_folder(tmp_
     assert "entered" not in got.values()
     assert "is in use by another worldgen run" in got[0], got[0]
     assert "rank 0 could not take the run folder" in got[1]
+
+
+@pytest.mark.parametrize("cmd", [TR, TD], ids=["train", "train-depth"])
+def test_a_resumed_run_logs_each_step_once(tmp_path, capsys, cmd):
+    """A run stopped between two checkpoints (kill -9, a full disk) had logged steps past its last checkpoint, which
+    the resumed run trains and logs again: log.jsonl keeps each step once, the resumed run's (`cut_log`)."""
+    import json
+
+    out = tmp_path / "run"
+    argv = [*cmd, "--checkpoint-every", "2", "--log-every", "1", "--sample-every", "2", "--out", out]
+    code, _, err = cli_run([*argv, "--steps", "4"], capsys)
+    assert code == 0, err
+    with open(out / "log.jsonl", "a") as f:  # what the stopped run had logged after its checkpoint at step 4
+        f.write(json.dumps({"step": 5, "stale": True}) + "\n" + json.dumps({"step": 6, "stale": True}) + "\n{\"ste")
+    code, _, err = cli_run([*argv, "--steps", "6"], capsys)
+    assert code == 0, err
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6] and not any("stale" in r for r in recs), recs

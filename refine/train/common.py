@@ -92,6 +92,34 @@ TRAIN_ENTRIES = TRAIN_OUTPUTS + ("checkpoint.pt", "checkpoint-compact.pt", "refi
 holding anything else is another command's (a fly run, a user's files), and training refuses it."""
 
 
+def cut_log(out: str | os.PathLike, step: int) -> int:
+    """Drop the lines of `out`/log.jsonl logged after training step `step` (the checkpoint a run resumes from): a run
+    stopped between checkpoints (kill -9, a full disk) logged steps its resumed run trains and logs again, which
+    would then appear twice. Lines that are not JSON records with a "step" go too. Rewritten atomically, only when
+    something goes; returns the number of lines dropped (0 where there is no log)."""
+    import json
+
+    from worldgen.core.io import atomic_write_text
+
+    path = Path(out) / "log.jsonl"
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return 0
+
+    def keep(line: str) -> bool:
+        try:
+            rec = json.loads(line)
+            return isinstance(rec, dict) and int(rec["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            return False
+
+    kept = [line if line.endswith("\n") else line + "\n" for line in lines if keep(line)]
+    if len(kept) < len(lines):
+        atomic_write_text(path, "".join(kept))
+    return len(lines) - len(kept)
+
+
 def resume_source(out: str | os.PathLike) -> Path:
     """The checkpoint a training run in folder `out` resumes from: checkpoint.pt (full: bit-exact) when there is
     one, else checkpoint-compact.pt (the copy that travels); the path may not exist (then the run starts afresh)."""

@@ -36,6 +36,7 @@ from refine.train.common import (
     GpuMonitor,
     TrainingFolder,
     check_steps_left,
+    cut_log,
     check_photo_folder,
     learning_rate,
     load_photos,
@@ -661,6 +662,8 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
         return _end(out, dd, net, cfg, start, history, {
             "seconds_this_run": 0.0, "cache_fill_seconds": 0.0,
             "data_frames_per_second": history[-1].get("data_frames_per_second") if history else None})
+    if dd.main:  # steps logged after the checkpoint (a run stopped between two) are trained and logged again
+        cut_log(out, start)
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
     cache.fill(cursor)

@@ -37,6 +37,7 @@ from refine.train.common import (
     GpuMonitor,
     TrainingFolder,
     check_steps_left,
+    cut_log,
     check_photo_folder,
     learning_rate,
     load_training_checkpoint,
@@ -233,6 +234,8 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             "seconds_this_run": 0.0, "seconds_total": round(elapsed0, 1), "cache_fill_seconds": 0.0,
             "data_frames_per_second": history[-1].get("data_frames_per_second") if history else None,
             "flights_made": cursor})
+    if dd.main:  # steps logged after the checkpoint (a run stopped between two) are trained and logged again
+        cut_log(out, start)
     renderer = get_renderer(dev.type if dev.type == "cpu" else str(dev))
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
