@@ -408,3 +408,71 @@ def test_a_resumed_run_logs_each_step_once(tmp_path, capsys, cmd):
     assert code == 0, err
     recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6] and not any("stale" in r for r in recs), recs
+
+
+def _full_disk_worker(rank: int, port: int, argv: list[str], out, name: str, nth: int, queue) -> None:
+    """One process of a two-process gloo run of `worldgen ARGV` in folder `out`, whose disk fills at rank 0's `nth`
+    write of a file called `name` (`_disk_fills_at`); puts (rank, exit status, stderr)."""
+    import contextlib
+    import io
+    import os
+
+    import torch.distributed
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)  # (two processes on the test machine's cores)
+    if rank == 0:
+        _disk_fills_at(pytest.MonkeyPatch(), nth, out, name)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            entrypoint(argv)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    queue.put((rank, code, err.getvalue()))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("cmd, name, nth, stands", [
+    (TR, "checkpoint.pt", 2, "stands at its last checkpoint, checkpoint.pt (step 1)"),
+    (TR, "refiner.pt", 1, "has all its 3 steps in its last checkpoint, checkpoint.pt"),
+    (TD, "step_000002.png", 1, "stands at its last checkpoint, checkpoint.pt (step 1)"),
+    (TD, "depth.pt", 1, "has all its 3 steps in its last checkpoint, checkpoint.pt"),
+], ids=["train-at-a-checkpoint", "train-at-the-end", "train-depth-at-a-sample", "train-depth-at-the-end"])
+def test_under_torchrun_a_full_disk_on_rank_0_stops_every_rank(tmp_path, cmd, name, nth, stands):
+    """Two gloo processes, whose rank 0 (the only writer) meets a full disk: at a checkpoint, at a sample grid (told
+    at the step's `over`) or at the end's weights. Every process stops at once, rank 0 with the line of one process,
+    the other with one saying that rank 0 could not write, and the same resumable state. The others used to wait
+    for rank 0 in their next collective (the refiner's end: its barrier) until torchrun's timeout; the depth
+    network's other processes returned from its end as if it were written."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "run"
+    argv = [str(a) for a in [*cmd, "--steps", "3", "--checkpoint-every", "1", "--log-every", "1", "--sample-every",
+                             "2", "--out", out]]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_full_disk_worker, args=(r, port, argv, out, name, nth, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        got = {r: (code, err) for r, code, err in (queue.get(timeout=60) for _ in procs)}  # (a hang: queue.Empty)
+        for p in procs:
+            p.join(timeout=30)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    again = f"`worldgen {cmd[0]} --out {out}` with the same settings"
+    one_line_error(*got[0], "No space left on device", stands, again)
+    one_line_error(*got[1], "rank 0 could not write in the run folder", stands, again)
+    assert not [p for p in out.rglob(".*")], "temp files left"

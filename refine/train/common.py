@@ -4,6 +4,7 @@ schedule, per-step seeds, images and curves."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -34,6 +35,7 @@ class Dist:
         self.nccl = want_cuda and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= ngpu
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.nccl else "gloo")
+        self.unwritten: OSError | None = None  # rank 0's failed write, until the others hear of it (`writes`)
 
     def _reduce(self, t: torch.Tensor) -> torch.Tensor:
         """Sum `t` over processes (through the host when the backend is gloo)."""
@@ -76,10 +78,39 @@ class Dist:
         return {k: s / n for k, (s, n) in zip(keys, t.tolist()) if n > 0}
 
     def any(self, flag: bool) -> bool:
+        """Whether `flag` holds in any process (`flag` itself on one process). A collective: every process calls it
+        at the same point. Its all-reduce also tells every process whether a write of rank 0's failed (`writes`):
+        then all of them stop here, rank 0 raising its own OSError, the others an OSError of one line saying that
+        rank 0 could not write (they used to wait for rank 0 in their next collective until torchrun ended them)."""
         if self.world == 1:
             return flag
-        t = self._reduce(torch.tensor([1.0 if flag else 0.0], device=self.device))
-        return bool(t.item() > 0)
+        t = self._reduce(torch.tensor([1.0 if flag else 0.0, 0.0 if self.unwritten is None else 1.0],
+                                      device=self.device))
+        hit, failed = t.tolist()
+        if failed > 0:
+            e, self.unwritten = self.unwritten, None
+            raise e or OSError("rank 0 could not write in the run folder (its line says why)")
+        return hit > 0
+
+    @contextlib.contextmanager
+    def writes(self):
+        """Around a write of rank 0's in the run folder (a checkpoint, a log line, a sample, the end's files). On one
+        process nothing more: an OSError (a full disk) leaves the block and goes up as raised. Under torchrun rank 0
+        keeps the OSError instead (the rest of the block is skipped) and goes on to the next `any` or
+        `stop_if_unwritten`, where every process stops with it; raising it at once would leave the others waiting
+        for rank 0 in that collective."""
+        if self.world == 1:
+            yield
+            return
+        try:
+            yield
+        except OSError as e:
+            self.unwritten = self.unwritten or e
+
+    def stop_if_unwritten(self) -> None:
+        """Every process stops here if a write of rank 0's failed (`writes`; as in `any`), for writes that no `any`
+        of the loop follows soon (a checkpoint, the end's files). A collective; nothing on one process."""
+        self.any(False)
 
 
 TRAIN_OUTPUTS = ("log.jsonl", "samples", "loss.png", "psnr.png", "detail.png", "photo.png")

@@ -614,7 +614,9 @@ def train_depth(cfg: DepthTrainConfig) -> dict:
     removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
     or holds a network of other `--net` settings, is a ValueError of one line. A write that fails (a full disk) is
     an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it (a run whose
-    checkpoint has all its steps but whose end failed writes its end from it: `common.check_steps_left`)."""
+    checkpoint has all its steps but whose end failed writes its end from it: `common.check_steps_left`). Under
+    torchrun every process stops with it (`Dist.writes`): rank 0 with that line, the others with one saying that
+    rank 0 could not write."""
     check(cfg)
     if cfg.photos:
         check_photo_folder(cfg.photos)
@@ -663,7 +665,9 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
             "seconds_this_run": 0.0, "cache_fill_seconds": 0.0,
             "data_frames_per_second": history[-1].get("data_frames_per_second") if history else None})
     if dd.main:  # steps logged after the checkpoint (a run stopped between two) are trained and logged again
-        cut_log(out, start)
+        with dd.writes():
+            cut_log(out, start)
+    dd.stop_if_unwritten()  # (before the data cache is filled)
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
     cache.fill(cursor)
@@ -753,8 +757,9 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
         n_acc += 1
         step += 1
         if dd.main and cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-            (out / "samples").mkdir(exist_ok=True)  # (made with the first sample: a failed start leaves none)
-            save_png(out / "samples" / f"step_{step:06d}.png", depth_sample(net, rgb[:4], depth[:4], cuda))
+            with dd.writes():  # (a failure: every process stops at `over` below)
+                (out / "samples").mkdir(exist_ok=True)  # (made with the first sample: a failed start leaves none)
+                save_png(out / "samples" / f"step_{step:06d}.png", depth_sample(net, rgb[:4], depth[:4], cuda))
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
             rec = dd.mean({k: float(v) / (n_acc if k == "skipped" else max(n_ok, 1)) for k, v in acc.items()})
@@ -766,14 +771,19 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                 rec["gpu_util"] = round(util, 1)
             history.append(rec)
             if dd.main:
-                append_text(out / "log.jsonl", json.dumps(rec) + "\n")  # (a full disk leaves no half line)
-                print("depth", json.dumps(rec), flush=True)
+                with dd.writes():
+                    append_text(out / "log.jsonl", json.dumps(rec) + "\n")  # (a full disk leaves no half line)
+                    print("depth", json.dumps(rec), flush=True)
             acc, n_acc, n_ok, t_log = {}, 0, 0, now
+        # (also where every process stops when a sample or log line above failed on rank 0: Dist.writes)
         over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
-        if dd.main and (step % cfg.checkpoint_every == 0 or step == cfg.steps or over):
-            save(ckpt, step, compact=False)
-            save(out / "checkpoint-compact.pt", step, compact=True)
-            folder.saved()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or over:
+            if dd.main:
+                with dd.writes():
+                    save(ckpt, step, compact=False)
+                    save(out / "checkpoint-compact.pt", step, compact=True)
+                    folder.saved()
+            dd.stop_if_unwritten()
         if over:
             break
     monitor.stop()
@@ -786,16 +796,19 @@ def _end(out: Path, dd: Dist, net, cfg: DepthTrainConfig, step: int, history: li
     """The end of a run at `step` (rank 0 writes): depth.pt, the curves and train.json (last: `common.end_written`),
     whose summary (returned) takes the run's figures `run` (seconds, cache). Also what a rerun writes when a run's
     end failed after its last checkpoint (`check_steps_left`), from that checkpoint: `net` and `history` then are its
-    own, so depth.pt is the file the run's own end would have written."""
+    own, so depth.pt is the file the run's own end would have written. Every process returns once rank 0 has written
+    the end, or all stop when it could not (`Dist.stop_if_unwritten`)."""
     summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dd.device),
                "parameters": count_parameters(net), **run, "config": dataclasses.asdict(cfg)}
     if dd.main:
-        save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
-        write_curves(out, history, "depth training losses",
-                     ("si_log", "gradient", "sky", "photo", "layout", "layout_sky", "order"))
         from worldgen.core.io import atomic_write_text
 
-        atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
+        with dd.writes():
+            save_depth_weights(out / "depth.pt", net, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
+            write_curves(out, history, "depth training losses",
+                         ("si_log", "gradient", "sky", "photo", "layout", "layout_sky", "order"))
+            atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
+    dd.stop_if_unwritten()  # (else the other processes would return as if the end were written)
     return summary
 
 

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 from refine.learned import WEIGHTS_FORMAT, compose, load_weights, save_weights
 from refine.losses import MultiScaleDiscriminator, d_hinge_loss, feature_matching_loss, g_hinge_loss
@@ -158,7 +157,9 @@ def train(cfg: TrainConfig) -> dict:
     removes it again (refine/train/common.py TrainingFolder). A checkpoint in `cfg.out` that is not one,
     or holds a network of other `--net` settings, is a ValueError of one line. A write that fails (a full disk) is
     an OSError of one line saying which checkpoint stands (`common.stopped`): the run resumes from it (a run whose
-    checkpoint has all its steps but whose end failed writes its end from it: `common.check_steps_left`)."""
+    checkpoint has all its steps but whose end failed writes its end from it: `common.check_steps_left`). Under
+    torchrun every process stops with it (`Dist.writes`): rank 0 with that line, the others with one saying that
+    rank 0 could not write."""
     check(cfg)
     if cfg.photos.folder:
         check_photo_folder(cfg.photos.folder, "--photos.folder")
@@ -235,7 +236,9 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             "data_frames_per_second": history[-1].get("data_frames_per_second") if history else None,
             "flights_made": cursor})
     if dd.main:  # steps logged after the checkpoint (a run stopped between two) are trained and logged again
-        cut_log(out, start)
+        with dd.writes():
+            cut_log(out, start)
+    dd.stop_if_unwritten()  # (before the data cache is filled)
     renderer = get_renderer(dev.type if dev.type == "cpu" else str(dev))
     cache = FlightCache(cfg.data, dev, dd.rank, dd.world)
     t_fill = time.perf_counter()
@@ -432,13 +435,14 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
         n_acc += 1
         step += 1
         if dd.main and sample_due(step, photo):
-            (out / "samples").mkdir(exist_ok=True)  # (made with the first sample: a failed start leaves none)
-            if photo:  # rendered input | classical | learned | the photo, per supervised step of one clip
-                save_png(out / "samples" / f"step_{step:06d}_photo_{kind}.png", sample_grid(results).numpy())
-            else:
-                grid = (sample_grid(results) if replay is None else  # a replay batch: one row per entry
-                        torch.cat([sample_grid(results, c) for c in range(min(4, cfg.replay.batch))], dim=0))
-                save_png(out / "samples" / f"step_{step:06d}.png", grid.numpy())
+            with dd.writes():  # (a failure: every process stops at `over` below)
+                (out / "samples").mkdir(exist_ok=True)  # (made with the first sample: a failed start leaves none)
+                if photo:  # rendered input | classical | learned | the photo, per supervised step of one clip
+                    save_png(out / "samples" / f"step_{step:06d}_photo_{kind}.png", sample_grid(results).numpy())
+                else:
+                    grid = (sample_grid(results) if replay is None else  # a replay batch: one row per entry
+                            torch.cat([sample_grid(results, c) for c in range(min(4, cfg.replay.batch))], dim=0))
+                    save_png(out / "samples" / f"step_{step:06d}.png", grid.numpy())
         if step % cfg.log_every == 0 or step == cfg.steps:
             now = time.perf_counter()
             rec = dd.mean({k: v / counts[k] for k, v in acc.items()})
@@ -455,19 +459,23 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
                 phase.clear()
             history.append(rec)
             if dd.main:
-                append_text(out / "log.jsonl", json.dumps(rec) + "\n")  # (a full disk leaves no half line)
-                print(json.dumps(rec), flush=True)
+                with dd.writes():
+                    append_text(out / "log.jsonl", json.dumps(rec) + "\n")  # (a full disk leaves no half line)
+                    print(json.dumps(rec), flush=True)
             acc, counts, n_acc, t_log = {}, {}, 0, now
+        # (also where every process stops when a sample or log line above failed on rank 0: Dist.writes)
         over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         full = step % cfg.checkpoint_every == 0 or step == cfg.steps or over
         if full or (cfg.compact_every and step % cfg.compact_every == 0):
             if dd.main:
-                for path, compact in ((ckpt_path, False), (out / "checkpoint-compact.pt", True))[0 if full else 1:]:
-                    save_checkpoint(path, step, net, disc, opt_g, opt_d, cache, history, cfg,
-                                    elapsed0 + time.perf_counter() - t_run, compact=compact,
-                                    disc_photo=disc_photo if photo_src is not None and cfg.photos.critic_steps else None,
-                                    opt_dp=opt_dp if cfg.photos.critic_steps else None)
-                folder.saved()
+                with dd.writes():
+                    for path, compact in ((ckpt_path, False), (out / "checkpoint-compact.pt", True))[0 if full else 1:]:
+                        save_checkpoint(path, step, net, disc, opt_g, opt_d, cache, history, cfg,
+                                        elapsed0 + time.perf_counter() - t_run, compact=compact,
+                                        disc_photo=disc_photo if photo_src is not None and cfg.photos.critic_steps
+                                        else None, opt_dp=opt_dp if cfg.photos.critic_steps else None)
+                    folder.saved()
+            dd.stop_if_unwritten()
         if over:
             break
 
@@ -482,16 +490,18 @@ def _end(out: Path, dd: Dist, net, cfg: TrainConfig, step: int, history: list[di
     """The end of a run at `step` (rank 0 writes): refiner.pt, the curves and train.json (last: `common.end_written`),
     whose summary (returned) takes the run's figures `run` (seconds, cache, flights made). Also what a rerun writes
     when a run's end failed after its last checkpoint (`check_steps_left`), from that checkpoint: `net` and `history`
-    then are its own, so refiner.pt is the file the run's own end would have written."""
+    then are its own, so refiner.pt is the file the run's own end would have written. Every process returns once
+    rank 0 has written the end, or all stop when it could not (`Dist.stop_if_unwritten`)."""
     summary = {"steps_done": step, "steps_target": cfg.steps, "processes": dd.world, "device": str(dd.device),
                "parameters": count_parameters(net), **run, "config": dataclasses.asdict(cfg)}
     if dd.main:
-        save_weights(out / "refiner.pt", net, cfg.refiner, meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
-        write_curves(out, history, "refiner training losses",
-                     ("rgb", "mse", "laplacian", "detail", "disparity", "net_disparity", "sky", "feature_matching"))
         from worldgen.core.io import atomic_write_text
 
-        atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
-    if dd.world > 1:
-        dist.barrier()
+        with dd.writes():
+            save_weights(out / "refiner.pt", net, cfg.refiner,
+                         meta={"steps": step, "train_config": dataclasses.asdict(cfg)})
+            write_curves(out, history, "refiner training losses",
+                         ("rgb", "mse", "laplacian", "detail", "disparity", "net_disparity", "sky", "feature_matching"))
+            atomic_write_text(out / "train.json", json.dumps(summary, indent=2))
+    dd.stop_if_unwritten()  # (a barrier too: no process returns before rank 0 has written the end)
     return summary
