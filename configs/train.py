@@ -327,7 +327,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "make_gorge_flight across; the floor the wall stands on fills the frame's lower part, bright and near). Why: "
         "the walls run (2026-12-05) made crystal_falls' cliff near but called its foreground pool and gravel far, and "
         "its wall-facing frames stand near the centreline of a narrow floor, so the wall fills the whole frame and the "
-        "floor under it is a sliver: the networks never saw a bright near floor at the foot of a dark wall.",
+        "floor under it is a sliver: the networks never saw a bright near floor at the foot of a dark wall. Run "
+        "2026-12-05 (fifth session, one H200 call, REFINER=0 DEPTH_PRESET=... BUDGET=555 bash scripts/gpu_train.sh: "
+        "9,000 -> 14,112): the best held-out gorges yet (AbsRel 0.61), worse drone set and photo bars, crystal_falls' "
+        "foreground still far (flight dE 17.2); not shipped (BENCHMARKS.md, 'Session of 2026-12-05, fifth').",
         dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=1.0, layout_sky=2.0, layout_sky_mode="logit",
                             data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5,
                                                      gorge_across=0.6)),
