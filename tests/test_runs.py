@@ -1,6 +1,6 @@
 """Run folders you can trust: re-runs, --overwrite, one writer at a time, SIGINT / SIGTERM / kill -9, a disk
-that fills mid-flight, --resume giving the uninterrupted run's frames, stale temp files, and nothing unbounded up
-front (the disk estimate counts what a run writes)."""
+that fills mid-flight or while the end is written, --resume giving the uninterrupted run's frames, stale temp files,
+and nothing unbounded up front (the disk estimate counts what a run writes)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from PIL import Image
 
 from tests.full_disk import FullFile, no_space
 from worldgen.cli import entrypoint
-from worldgen.commands.fly import FlyConfig, disk_need, run
+from worldgen.commands.fly import END_FILES, FlyConfig, disk_need, run
 from worldgen.core.camera import Camera
 from worldgen.pipeline.config import PipelineConfig
 from worldgen.pipeline.paths import make_path
@@ -338,7 +338,6 @@ def test_resume_after_a_crash_gives_the_uninterrupted_frames_in_process(photo, t
 
 def _disk_fills(where: str, out: Path, monkeypatch) -> None:
     """Make the disk under run folder `out` fill at `where`: the write there fails with ENOSPC, as on a full disk."""
-    import worldgen.commands.fly as fly
     import worldgen.commands.fly.outputs as outputs
     import worldgen.core.io as wio
 
@@ -366,11 +365,9 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
                 yield FullFile(f) if calls.count("checkpoint.pt") == 3 and calls[-1] == "checkpoint.pt" else f
 
         monkeypatch.setattr(wio, "atomic_write", write)
-    else:  # world.ply, at the end
-        monkeypatch.setattr(fly, "write_ply", no_space)
 
 
-@pytest.mark.parametrize("where", ["frame", "chunk file", "checkpoint", "world.ply"])
+@pytest.mark.parametrize("where", ["frame", "chunk file", "checkpoint"])
 def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path, capsys, monkeypatch, where):
     """A disk that fills mid-flight: exit 1 and one line saying so and how to go on; the folder keeps its last
     checkpoint and the frames up to it (run.json says it stopped, and why), nothing cut short under a final name (no temp file, every chunk file whole)
@@ -398,9 +395,7 @@ def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path
     for chunk in (out / "state" / "chunks").glob("*"):
         rows = np.load(chunk)
         assert rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[1] == 14, chunk.name
-    assert not (out / "world.ply").exists()
-    if where != "world.ply":  # (failed at the end, the video and cameras.json of every frame were written first)
-        assert not (out / "video.mp4").exists() and not (out / "sky.png").exists()
+    assert not [name for name in END_FILES if (out / name).exists()]  # (the end's: test_a_full_disk_while_the_end_...)
 
     entrypoint(["fly", "--resume", str(out)])
     assert_complete_outputs(out, 10)
@@ -409,6 +404,76 @@ def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path
     assert (whole / "world.ply").read_bytes() == (out / "world.ply").read_bytes()
     info = json.loads((out / "run.json").read_text())
     assert info["sessions"][1]["first_frame"] == done and info["status"] == "complete" and "error" not in info
+
+
+def _end_fails(where: str, out: Path, monkeypatch) -> None:
+    """Make the disk under run folder `out` fill as the flight's end (after its last frame) writes `where`: that write
+    fails with ENOSPC after its first bytes, as on a full disk."""
+    import worldgen.commands.fly.outputs as outputs
+    import worldgen.core.io as wio
+    from worldgen.core.images import VideoWriter
+
+    if where == "video.mp4":  # ffmpeg could not write the stream's index: its temp file goes, nothing is renamed
+        def close(self):
+            self.abort()
+            no_space()
+
+        monkeypatch.setattr(VideoWriter, "close", close)
+        return
+    real_write, calls = wio.atomic_write, []
+    # which write of the file is the end's: the 4th checkpoint (after frames 0, 3 and 6 the flight's, then the end's),
+    # the run.json written once sky.png is there (the checkpoints' come before it), else the first (only the end's)
+    the_end = {"checkpoint.pt": lambda: calls.count("checkpoint.pt") == 4, "run.json": (out / "sky.png").exists}
+
+    @contextlib.contextmanager
+    def write(path, *a, **k):
+        name = Path(path).name
+        calls.append(name)
+        with real_write(path, *a, **k) as f:
+            yield FullFile(f, room=64) if name == where and the_end.get(name, lambda: True)() else f
+
+    monkeypatch.setattr(wio, "atomic_write", write)  # (what save_torch, write_ply, save_png and run.json write through)
+    monkeypatch.setattr(outputs, "atomic_write", write)  # (cameras.json)
+
+
+@pytest.mark.parametrize("where", ["checkpoint.pt", "video.mp4", "cameras.json", "world.ply", "sky.png", "run.json"])
+def test_a_full_disk_while_the_end_is_written_leaves_no_end_files_and_resume_writes_them(photo, tmp_path, capsys,
+                                                                                         monkeypatch, where):
+    """A disk that fills while the flight's end is written (after the last frame: the final checkpoint, then
+    video.mp4, cameras.json, world.ply, sky.png, run.json): exit 1 and one line; none of the end's files is left (no
+    video of every frame beside an earlier checkpoint), run.json says "stopped" and why, and the checkpoint holds every
+    frame (the one before stands where its own commit failed); `--resume` then writes the uninterrupted flight's
+    outputs (writing only the end where the checkpoint holds every frame)."""
+    from worldgen.pipeline.checkpoint import load
+
+    args = [*SMALL, "--path", "autopilot", "--speed", "0.1", "--frames", "10", "--checkpoint-every", "3"]
+    whole, out = tmp_path / "whole", tmp_path / "full"
+    entrypoint(["fly", str(photo), *args, "--out", str(whole)])
+    with monkeypatch.context() as m:
+        _end_fails(where, out, m)
+        code, lines = cli(["fly", str(photo), *args, "--out", str(out)], capsys)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("worldgen: error: "), lines
+    done = int(load(out)["t"]) + 1
+    assert done == (7 if where == "checkpoint.pt" else 10)
+    for words in ("No space left on device", f"last checkpoint (after frame {done - 1})",
+                  f"worldgen fly --resume {out}"):
+        assert words in lines[0], lines
+    info = json.loads((out / "run.json").read_text())
+    assert info["frames"] == done and info["status"] == "stopped" and info["sessions"][-1]["status"] == "stopped"
+    assert "No space left on device" in info["error"]
+    assert not [name for name in END_FILES if (out / name).exists()]
+    assert not [p for p in out.rglob(".*")], "temp files left"
+
+    entrypoint(["fly", "--resume", str(out)])
+    assert_complete_outputs(out, 10)
+    for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out), strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{where}: frame {t} differs after the resume")
+    for name in ("world.ply", "sky.png", "cameras.json"):
+        assert (whole / name).read_bytes() == (out / name).read_bytes(), name
+    info = json.loads((out / "run.json").read_text())
+    assert info["sessions"][1]["first_frame"] == done and info["status"] == "complete" and "error" not in info
+    code, lines = cli(["fly", "--resume", str(out)], capsys)
+    one_line_error(code, lines, "nothing to resume")  # (its end written, the run is done)
 
 
 def test_a_video_encoder_that_stops_is_one_line_and_leaves_no_video(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ Files written to --out (each atomically: temp file, then rename; see docs/archit
   cameras.jsonl      one camera per line, appended as the frames come
   cameras.json       per frame: width, height, fx, fy, cx, cy, c2w (OpenCV axes, camera-to-world), at the end
   config.json        the whole resolved configuration (`worldgen fly --config config.json` replays the run)
-  run.json           status (running / complete / interrupted / failed), frames, timings per stage,
+  run.json           status (running / complete / interrupted / failed / stopped), frames, timings per stage,
                      Gaussians (whole world and working set), memory; rewritten at every checkpoint
   state/             the last checkpoint (`worldgen fly --resume DIR` continues from it) and the world's
                      chunks (the world pages chunks the camera cannot see out of memory, into here)
@@ -17,8 +17,11 @@ Files written to --out (each atomically: temp file, then rename; see docs/archit
 One writer per folder (a lock); a used folder is refused unless --resume or --overwrite; SIGINT and
 SIGTERM stop after the frame in progress and write everything above for the frames made so far. A write that
 fails (a full disk) stops the flight at once with one line: the folder keeps its last checkpoint and the frames up
-to it (`--resume` continues once there is space; run.json says "stopped" and why, where the disk still takes it), and nothing cut short under a final name. The disk's free space is
-checked up front against what the whole flight will write (`disk_need`).
+to it (`--resume` continues once there is space; run.json says "stopped" and why, where the disk still takes it), and
+nothing cut short under a final name. The end commits the checkpoint of every frame first, then writes video.mp4,
+cameras.json, world.ply, sky.png and run.json; an end that does not finish deletes those four (none claims a flight
+run.json does not call ended), and `--resume` writes the end from that checkpoint. The disk's free space is checked up
+front against what the whole flight will write (`disk_need`).
 """
 
 from __future__ import annotations
@@ -153,7 +156,9 @@ def _first_difference(a, b, path: list[str]) -> list[str] | None:
 
 
 def _check_resume(cfg: FlyConfig, out: Path) -> dict:
-    """The run's checkpoint, after checking that `cfg` continues the run in `out` unchanged."""
+    """The run's checkpoint, after checking that `cfg` continues the run in `out` unchanged and has something to do:
+    frames to fly, or the end to write (a checkpoint of all cfg.frames frames whose end did not finish:
+    `_end_written`)."""
     if Path(cfg.resume).resolve() != out.resolve():
         raise UserInputError(f"--resume {cfg.resume} continues the run in its own folder; --out {cfg.out} differs")
     try:
@@ -175,7 +180,7 @@ def _check_resume(cfg: FlyConfig, out: Path) -> dict:
         raise UserInputError(gap)
     if cfg.frames != saved.get("frames") and cfg.path not in ("forward", "autopilot"):
         raise UserInputError(f"--frames cannot change when resuming a {cfg.path} path (its poses depend on it)")
-    if cfg.frames <= done:
+    if cfg.frames < done or (cfg.frames == done and _end_written(out)):  # (else it writes the end: no frame to fly)
         raise UserInputError(f"{out} holds {done} frames already (of --frames {cfg.frames}); "
                              "nothing to resume (a larger --frames flies on along a forward or autopilot path)")
     return blob
@@ -272,6 +277,30 @@ def _mark_stopped(out: Path, why: str) -> None:
         atomic_write_text(out / "run.json", json.dumps(info, indent=2))
     except (OSError, ValueError, AttributeError, TypeError):
         pass
+
+
+END_FILES = ("video.mp4", "cameras.json", "world.ply", "sky.png")
+"""What only the end of a flight writes: files for the frames of its final checkpoint, which claim the flight ended
+there (`_remove_end_files`)."""
+
+
+def _end_written(out: Path) -> bool:
+    """Whether the flight in run folder `out` wrote its end (END_FILES, then run.json): its run.json is readable and
+    says how the flight ended, neither "running" (what the checkpoints write) nor "stopped" (`_mark_stopped`)."""
+    try:
+        return json.loads((out / "run.json").read_text()).get("status") not in ("running", "stopped")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _remove_end_files(out: Path) -> None:
+    """Best effort: delete END_FILES from run folder `out`, for an end that did not finish (a full disk, a second
+    signal). Those it had put in place (and an earlier session's, on a resumed run) would claim a flight the folder's
+    run.json says has not ended; deleted, they lose nothing: `--resume` writes them again from the checkpoint,
+    which the end commits first, and the frames (the video is re-encoded from frames/, lossless PNGs)."""
+    for name in END_FILES:
+        with contextlib.suppress(OSError):
+            (out / name).unlink(missing_ok=True)
 
 
 def _occupied(out: Path) -> UserInputError:
@@ -439,12 +468,13 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
             bar.close()
         try:
             ck.wait()  # a commit that failed (a full disk) stops the run here, before the end's files go beside it
+            if gen.t == last:  # every step done: the end is a checkpoint too (--resume with more --frames), committed
+                save_checkpoint()  # before any file that claims these frames: an end cut short then leaves a
+                ck.wait()          # checkpoint that holds them, and `--resume` writes the end from it (_check_resume)
             outputs.finish()
             write_ply(out / "world.ply", gen.world.parts(), gen.world.size)
             gen.sky.save_png(out / "sky.png")
-            if gen.t == last:  # every step done: the end is a checkpoint too (--resume with more --frames)
-                ck.save(last, {"frames": last + 1})
-            ck.close()  # the last commit is done (and durable) before run.json says so
+            ck.close()  # (the chunk store's writes are done before run.json says so)
             result = info(status)
             if failure is not None:
                 result["error"] = f"{type(failure).__name__}: {failure}"
@@ -453,6 +483,7 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
             atomic_write_text(out / "run.json", json.dumps(result, indent=2))
         except BaseException:
             abandon()
+            _remove_end_files(out)
             raise
     if failure is not None:
         raise failure
