@@ -476,6 +476,34 @@ def test_a_full_disk_while_the_end_is_written_leaves_no_end_files_and_resume_wri
     one_line_error(code, lines, "nothing to resume")  # (its end written, the run is done)
 
 
+def test_a_resumed_flight_stopped_mid_way_leaves_no_earlier_end_beside_its_checkpoint(photo, tmp_path, capsys,
+                                                                                       monkeypatch):
+    """A finished 5-frame flight flown on to 10 (`--resume --frames 10`) whose disk fills at frame 7: the first
+    session's video.mp4, cameras.json, world.ply and sky.png (5 frames) do not stay beside the newer checkpoint; the
+    next `--resume` writes the uninterrupted 10-frame flight's."""
+    from worldgen.pipeline.checkpoint import load
+
+    args = [*SMALL, "--path", "autopilot", "--speed", "0.1", "--checkpoint-every", "3"]
+    whole, out = tmp_path / "whole", tmp_path / "on"
+    entrypoint(["fly", str(photo), *args, "--frames", "10", "--out", str(whole)])
+    entrypoint(["fly", str(photo), *args, "--frames", "5", "--out", str(out)])
+    assert all((out / name).exists() for name in END_FILES)
+    with monkeypatch.context() as m:
+        _disk_fills("frame", out, m)
+        code, lines = cli(["fly", "--resume", str(out), "--frames", "10"], capsys)
+    assert code == 1 and len(lines) == 1 and "No space left on device" in lines[0], lines
+    done = int(load(out)["t"]) + 1
+    assert 5 < done < 10 and json.loads((out / "run.json").read_text())["status"] == "stopped"
+    assert not [name for name in END_FILES if (out / name).exists()]
+
+    entrypoint(["fly", "--resume", str(out), "--frames", "10"])
+    assert_complete_outputs(out, 10)
+    for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out), strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {t} differs after the resumes")
+    for name in ("world.ply", "cameras.json"):
+        assert (whole / name).read_bytes() == (out / name).read_bytes(), name
+
+
 def test_a_video_encoder_that_stops_is_one_line_and_leaves_no_video(tmp_path, monkeypatch):
     """ffmpeg on a full disk: a frame written to it fails (imageio says "Broken pipe" and ffmpeg's command line,
     over several lines), or it ends quietly without writing the index MP4 players need. Either is one OSError line

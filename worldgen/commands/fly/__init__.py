@@ -295,9 +295,10 @@ def _end_written(out: Path) -> bool:
 
 def _remove_end_files(out: Path) -> None:
     """Best effort: delete END_FILES from run folder `out`, for an end that did not finish (a full disk, a second
-    signal). Those it had put in place (and an earlier session's, on a resumed run) would claim a flight the folder's
-    run.json says has not ended; deleted, they lose nothing: `--resume` writes them again from the checkpoint,
-    which the end commits first, and the frames (the video is re-encoded from frames/, lossless PNGs)."""
+    signal), and as a resumed session begins (an earlier session's end describes fewer frames than the checkpoints to
+    come). Left, they would claim a flight the folder's run.json says has not ended there; deleted, they lose
+    nothing: `--resume` writes them again from the checkpoint, which the end commits first, and the frames (the
+    video is re-encoded from frames/, lossless PNGs)."""
     for name in END_FILES:
         with contextlib.suppress(OSError):
             (out / name).unlink(missing_ok=True)
@@ -391,6 +392,9 @@ def _fly(cfg: FlyConfig, out: Path, frame0, scale, path, renderer, refiner, gen,
             sessions = json.loads((out / "run.json").read_text()).get("sessions", [])
         except (OSError, ValueError):
             sessions = []
+        # An earlier session's end (a signal stopped it, or a shorter --frames) describes the frames it ended at;
+        # this session's checkpoints would soon hold more, so they go now and this session's end writes them anew.
+        _remove_end_files(out)
     atomic_write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
     outputs = RunOutputs(out, fps=cfg.fps, video=cfg.video, depth_maps=cfg.depth_maps, start=start)
     started[0] = True
