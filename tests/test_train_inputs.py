@@ -410,9 +410,11 @@ def test_a_resumed_run_logs_each_step_once(tmp_path, capsys, cmd):
     assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6] and not any("stale" in r for r in recs), recs
 
 
-def _full_disk_worker(rank: int, port: int, argv: list[str], out, name: str, nth: int, queue) -> None:
+def _full_disk_worker(rank: int, port: int, argv: list[str], out, name: str, nth: int, queue,
+                      refused: bool = False) -> None:
     """One process of a two-process gloo run of `worldgen ARGV` in folder `out`, whose disk fills at rank 0's `nth`
-    write of a file called `name` (`_disk_fills_at`); puts (rank, exit status, stderr)."""
+    write of a file called `name` (`_disk_fills_at`; `refused`: that write is refused with a UserInputError instead,
+    as `atomic_write` refuses a folder that no longer takes files); puts (rank, exit status, stderr)."""
     import contextlib
     import io
     import os
@@ -422,7 +424,21 @@ def _full_disk_worker(rank: int, port: int, argv: list[str], out, name: str, nth
     os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)  # (two processes on the test machine's cores)
-    if rank == 0:
+    if rank == 0 and refused:
+        from pathlib import Path
+
+        import worldgen.core.io as wio
+
+        real, calls = wio.atomic_write, []
+
+        def write(path, *a, **k):
+            calls.append(Path(path).name)
+            if calls[-1] == name and calls.count(name) == nth:
+                raise wio.UserInputError(f"{path}: the folder takes no files")
+            return real(path, *a, **k)
+
+        pytest.MonkeyPatch().setattr(wio, "atomic_write", write)
+    elif rank == 0:
         _disk_fills_at(pytest.MonkeyPatch(), nth, out, name)
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -476,3 +492,34 @@ def test_under_torchrun_a_full_disk_on_rank_0_stops_every_rank(tmp_path, cmd, na
     one_line_error(*got[0], "No space left on device", stands, again)
     one_line_error(*got[1], "rank 0 could not write in the run folder", stands, again)
     assert not [p for p in out.rglob(".*")], "temp files left"
+
+
+def test_under_torchrun_any_error_of_rank_0s_writes_stops_every_rank(tmp_path):
+    """As above with an error other than an OSError (a UserInputError: a folder that no longer takes files) at rank
+    0's second checkpoint: rank 0 says its own line, the other that rank 0 could not write; neither waits."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "run"
+    argv = [str(a) for a in [*TR, "--steps", "3", "--checkpoint-every", "1", "--log-every", "1", "--out", out]]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_full_disk_worker, args=(r, port, argv, out, "checkpoint.pt", 2, queue, True))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        got = {r: (code, err) for r, code, err in (queue.get(timeout=60) for _ in procs)}  # (a hang: queue.Empty)
+        for p in procs:
+            p.join(timeout=30)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    one_line_error(*got[0], "the folder takes no files")
+    one_line_error(*got[1], "rank 0 could not write in the run folder")

@@ -35,7 +35,7 @@ class Dist:
         self.nccl = want_cuda and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= ngpu
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.nccl else "gloo")
-        self.unwritten: OSError | None = None  # rank 0's failed write, until the others hear of it (`writes`)
+        self.unwritten: Exception | None = None  # rank 0's failed write, until the others hear of it (`writes`)
 
     def _reduce(self, t: torch.Tensor) -> torch.Tensor:
         """Sum `t` over processes (through the host when the backend is gloo)."""
@@ -80,7 +80,7 @@ class Dist:
     def any(self, flag: bool) -> bool:
         """Whether `flag` holds in any process (`flag` itself on one process). A collective: every process calls it
         at the same point. Its all-reduce also tells every process whether a write of rank 0's failed (`writes`):
-        then all of them stop here, rank 0 raising its own OSError, the others an OSError of one line saying that
+        then all of them stop here, rank 0 raising its own error, the others an OSError of one line saying that
         rank 0 could not write (they used to wait for rank 0 in their next collective until torchrun ended them)."""
         if self.world == 1:
             return flag
@@ -95,16 +95,17 @@ class Dist:
     @contextlib.contextmanager
     def writes(self):
         """Around a write of rank 0's in the run folder (a checkpoint, a log line, a sample, the end's files). On one
-        process nothing more: an OSError (a full disk) leaves the block and goes up as raised. Under torchrun rank 0
-        keeps the OSError instead (the rest of the block is skipped) and goes on to the next `any` or
-        `stop_if_unwritten`, where every process stops with it; raising it at once would leave the others waiting
-        for rank 0 in that collective."""
+        process nothing more: an error (an OSError of a full disk; a UserInputError of a folder that no longer takes
+        files) leaves the block and goes up as raised. Under torchrun rank 0 keeps it instead (the rest of the block
+        is skipped) and goes on to the next `any` or `stop_if_unwritten`, where every process stops with it; raising
+        it at once would leave the others waiting for rank 0 in that collective. (KeyboardInterrupt and the like go
+        up at once: torchrun ends every rank then.)"""
         if self.world == 1:
             yield
             return
         try:
             yield
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 (any error: each would leave the others waiting)
             self.unwritten = self.unwritten or e
 
     def stop_if_unwritten(self) -> None:
