@@ -452,6 +452,34 @@ def _full_disk_worker(rank: int, port: int, argv: list[str], out, name: str, nth
         torch.distributed.destroy_process_group()
 
 
+def _two_ranks(argv: list[str], out, name: str, nth: int, refused: bool = False) -> dict:
+    """`worldgen ARGV` as two gloo processes (`_full_disk_worker`: rank 0's `nth` write of `name` fails); returns
+    {rank: (exit status, stderr)}. A process that hangs fails the test after 60 s (queue.Empty) and is killed."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_full_disk_worker, args=(r, port, argv, out, name, nth, queue, refused))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        got = {r: (code, err) for r, code, err in (queue.get(timeout=60) for _ in procs)}
+        for p in procs:
+            p.join(timeout=30)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    return got
+
+
 @pytest.mark.parametrize("cmd, name, nth, stands", [
     (TR, "checkpoint.pt", 2, "stands at its last checkpoint, checkpoint.pt (step 1)"),
     (TR, "refiner.pt", 1, "has all its 3 steps in its last checkpoint, checkpoint.pt"),
@@ -464,30 +492,10 @@ def test_under_torchrun_a_full_disk_on_rank_0_stops_every_rank(tmp_path, cmd, na
     the other with one saying that rank 0 could not write, and the same resumable state. The others used to wait
     for rank 0 in their next collective (the refiner's end: its barrier) until torchrun's timeout; the depth
     network's other processes returned from its end as if it were written."""
-    import socket
-
-    import torch.multiprocessing as mp
-
     out = tmp_path / "run"
     argv = [str(a) for a in [*cmd, "--steps", "3", "--checkpoint-every", "1", "--log-every", "1", "--sample-every",
                              "2", "--out", out]]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_full_disk_worker, args=(r, port, argv, out, name, nth, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    try:
-        got = {r: (code, err) for r, code, err in (queue.get(timeout=60) for _ in procs)}  # (a hang: queue.Empty)
-        for p in procs:
-            p.join(timeout=30)
-            assert p.exitcode == 0
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
+    got = _two_ranks(argv, out, name, nth)
     again = f"`worldgen {cmd[0]} --out {out}` with the same settings"
     one_line_error(*got[0], "No space left on device", stands, again)
     one_line_error(*got[1], "rank 0 could not write in the run folder", stands, again)
@@ -497,29 +505,8 @@ def test_under_torchrun_a_full_disk_on_rank_0_stops_every_rank(tmp_path, cmd, na
 def test_under_torchrun_any_error_of_rank_0s_writes_stops_every_rank(tmp_path):
     """As above with an error other than an OSError (a UserInputError: a folder that no longer takes files) at rank
     0's second checkpoint: rank 0 says its own line, the other that rank 0 could not write; neither waits."""
-    import socket
-
-    import torch.multiprocessing as mp
-
     out = tmp_path / "run"
     argv = [str(a) for a in [*TR, "--steps", "3", "--checkpoint-every", "1", "--log-every", "1", "--out", out]]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_full_disk_worker, args=(r, port, argv, out, "checkpoint.pt", 2, queue, True))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    try:
-        got = {r: (code, err) for r, code, err in (queue.get(timeout=60) for _ in procs)}  # (a hang: queue.Empty)
-        for p in procs:
-            p.join(timeout=30)
-            assert p.exitcode == 0
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
+    got = _two_ranks(argv, out, "checkpoint.pt", 2, refused=True)
     one_line_error(*got[0], "the folder takes no files")
     one_line_error(*got[1], "rank 0 could not write in the run folder")
