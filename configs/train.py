@@ -335,6 +335,20 @@ TRAIN_PRESETS: dict[str, Preset] = {
                             data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5,
                                                      gorge_across=0.6)),
     ),
+    "train-depth-h200-walks-clouds-hold-skylogit-across-held": Preset(
+        "train-depth-h200-walks-clouds-hold-skylogit-across with the real photos held three times harder to step "
+        "9,000's layout and twice as hard to its sky logits (layout_weight 3.0, layout_sky 4.0). Why: every "
+        "walks/gorges run since step 9,000 (walks-clouds-hold-skylogit B, walls, across) bought held-out walks and "
+        "gorges with the photos (crystal_falls' and Creek's ground order 0.45-0.52 against 0, three to four flights "
+        "past dE 10), while the stronger of two anchors (B: 1.0 / 2.0 against A: 0.5 / 1.0) was the better on the "
+        "drone set and walks alike; the question is whether the photos can keep step 9,000's order while the "
+        "procedural sets improve. Not run yet (2026-12-05, fifth session: the device pool refused every start after "
+        "the across run's call); a second strength beside it: DEPTH2_PRESET=this DEPTH2_ARGS='--layout-weight 6.0 "
+        "--layout-sky 8.0'.",
+        dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=3.0, layout_sky=4.0, layout_sky_mode="logit",
+                            data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5,
+                                                     gorge_across=0.6)),
+    ),
     "train-depth-h200-walks": Preset(
         "The shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
         "flights walks on the forest floor among standing trees (refine/synth/trees.py: trunks upright at one "
