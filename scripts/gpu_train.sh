@@ -29,6 +29,9 @@
 # A depth run anchored to the shipped network (--layout-from) that continues in a later call needs that network too:
 # carry it as .carry/depth9000.pt (say) with DEPTH_ARGS='--layout-from .carry/depth9000.pt', and move both
 # refine/weights/refiner*.pt out of the tree for the call (REFINER=0 needs neither; 2026-12-04, sixth session).
+# A depth-only call (REFINER=0) may instead move docs/ (24 MiB of figures, read by no training) out of the tree for
+# the call and keep both refiner files where they are: the carry is then ~44 MiB, and CPU jobs that fly with the
+# shipped refiners meanwhile keep finding them (2026-12-05, fifth session).
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
 BUDGET=${BUDGET:-560}
