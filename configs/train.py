@@ -68,6 +68,9 @@ _DEPTH_WALKS_CLOUDS_HOLD_SKY = dataclasses.replace(  # the walks-gorges data fro
     _DEPTH_WALKS_LAYOUT, steps=15000, clouds=0.5, layout_sky=1.0,
     optim=dataclasses.replace(_DEPTH_WALKS_LAYOUT.optim, hold_from=9000),
     data=dataclasses.replace(_DEPTH_WALKS_LAYOUT.data, gorges=0.2, winter=0.3))
+_DEPTH_ACROSS = dataclasses.replace(  # the walls run (branch B's anchors) with 60 % of its wall-facing flights across
+    _DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=1.0, layout_sky=2.0, layout_sky_mode="logit",
+    data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5, gorge_across=0.6))
 TRAIN_PRESETS: dict[str, Preset] = {
     "train-refiner-tiny": Preset(
         "CPU smoke test (CI): a tiny refiner on 32x32 flights of one small world, a few dozen steps.",
@@ -331,9 +334,7 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "2026-12-05 (fifth session, one H200 call, REFINER=0 DEPTH_PRESET=... BUDGET=555 bash scripts/gpu_train.sh: "
         "9,000 -> 14,112): the best held-out gorges yet (AbsRel 0.61), worse drone set and photo bars, crystal_falls' "
         "foreground still far (flight dE 17.2); not shipped (BENCHMARKS.md, 'Session of 2026-12-05, fifth').",
-        dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=1.0, layout_sky=2.0, layout_sky_mode="logit",
-                            data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5,
-                                                     gorge_across=0.6)),
+        _DEPTH_ACROSS,
     ),
     "train-depth-h200-walks-clouds-hold-skylogit-across-held": Preset(
         "train-depth-h200-walks-clouds-hold-skylogit-across with the real photos held three times harder to step "
@@ -345,9 +346,7 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "procedural sets improve. Not run yet (2026-12-05, fifth session: the device pool refused every start after "
         "the across run's call); a second strength beside it: DEPTH2_PRESET=this DEPTH2_ARGS='--layout-weight 6.0 "
         "--layout-sky 8.0'.",
-        dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY, layout_weight=3.0, layout_sky=4.0, layout_sky_mode="logit",
-                            data=dataclasses.replace(_DEPTH_WALKS_CLOUDS_HOLD_SKY.data, gorge_walls=0.5,
-                                                     gorge_across=0.6)),
+        dataclasses.replace(_DEPTH_ACROSS, layout_weight=3.0, layout_sky=4.0),
     ),
     "train-depth-h200-walks": Preset(
         "The shipped depth network continued from step 6,000 to 9,000 with 35 % of the "
