@@ -14,7 +14,8 @@
 #   REFINER=0 DEPTH_PRESET=A DEPTH2_PRESET=B KEEP=200 KEEP_MAX=1 ...  (two depth runs side by side on one GPU, both from
 #     refine/weights/depth.pt; the second comes back as depth2.*; DEPTH2_ARGS its options. The depth network's training
 #     is host-bound, GPU 32-44 % busy alone, and the machine has 16 cores: side by side 8.9-9.4 steps/s each against
-#     15 alone, ~1.25x the steps per device-minute, 2026-12-04 seventh session; KEEP_MAX=1 keeps the four checkpoints
+#     15 alone, ~1.25x the steps per device-minute, 2026-12-04 seventh session; on an H100 with the across data 8.9 and
+#     9.1 steps/s side by side, GPU 83-88 % busy, 2026-12-05 sixth session; KEEP_MAX=1 keeps the four checkpoints
 #     within the 64 MiB a call brings back)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
