@@ -343,9 +343,13 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "gorges with the photos (crystal_falls' and Creek's ground order 0.45-0.52 against 0, three to four flights "
         "past dE 10), while the stronger of two anchors (B: 1.0 / 2.0 against A: 0.5 / 1.0) was the better on the "
         "drone set and walks alike; the question is whether the photos can keep step 9,000's order while the "
-        "procedural sets improve. Not run yet (2026-12-05, fifth session: the device pool refused every start after "
-        "the across run's call); a second strength beside it: DEPTH2_PRESET=this DEPTH2_ARGS='--layout-weight 6.0 "
-        "--layout-sky 8.0'.",
+        "procedural sets improve. Run 2026-12-05 (sixth session, one H100 call, side by side with 6.0 / 8.0: "
+        "REFINER=0 DEPTH_PRESET=this DEPTH2_PRESET=this DEPTH2_ARGS='--layout-weight 6.0 --layout-sky 8.0' BUDGET=555 "
+        "bash scripts/gpu_train.sh, 9,000 -> 11,389 and 11,326): the photos keep step 9,000's ground order with both; "
+        "at 3.0 / 4.0 gorges AbsRel 4.01 -> 1.55 but the drone set's log AbsRel and three photo flights worse "
+        "(crystal_falls, its cliff now near, flies into it: dE 20.9), at 6.0 / 8.0 hardly a change; not shipped "
+        "(BENCHMARKS.md, 'Session of 2026-12-05, sixth'). A call continuing it must keep the anchor at step 9,000: "
+        "carry that network as .carry/depth9000.pt with DEPTH_ARGS='--layout-from .carry/depth9000.pt'.",
         dataclasses.replace(_DEPTH_ACROSS, layout_weight=3.0, layout_sky=4.0),
     ),
     "train-depth-h200-walks": Preset(
