@@ -367,12 +367,10 @@ def _disk_fills(where: str, out: Path, monkeypatch) -> None:
         monkeypatch.setattr(wio, "atomic_write", write)
 
 
-@pytest.mark.parametrize("where", ["frame", "chunk file", "checkpoint"])
-def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path, capsys, monkeypatch, where):
-    """A disk that fills mid-flight: exit 1 and one line saying so and how to go on; the folder keeps its last
-    checkpoint and the frames up to it (run.json says it stopped, and why), nothing cut short under a final name (no temp file, every chunk file whole)
-    and no world.ply of frames past the checkpoint; once there is space, `--resume` continues it into the
-    uninterrupted flight's frames and world."""
+def _fly_until_the_disk_fills(photo, tmp_path, capsys, monkeypatch, fill) -> tuple[Path, Path, int]:
+    """Fly the 10-frame autopilot flight whole (into tmp_path/whole), then again into tmp_path/full while `fill(out,
+    monkeypatch)` makes its disk fill: asserts exit 1 and the one line (a full disk, the last checkpoint, how to
+    resume) and returns (whole, out, frames in out's checkpoint)."""
     from worldgen.pipeline.checkpoint import load
 
     # (an autopilot this fast grows the world between checkpoints, so later checkpoints write chunk files)
@@ -380,16 +378,37 @@ def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path
     whole, out = tmp_path / "whole", tmp_path / "full"
     entrypoint(["fly", str(photo), *args, "--out", str(whole)])
     with monkeypatch.context() as m:
-        _disk_fills(where, out, m)
+        fill(out, m)
         code, lines = cli(["fly", str(photo), *args, "--out", str(out)], capsys)
     assert code == 1 and len(lines) == 1 and lines[0].startswith("worldgen: error: "), lines
     done = int(load(out)["t"]) + 1
-    info = json.loads((out / "run.json").read_text())  # the checkpoint's frames, marked stopped (it said "running")
-    assert 1 <= done < 10 and info["frames"] == done and info["status"] == "stopped"
-    assert "No space left on device" in info["error"] and info["sessions"][-1]["status"] == "stopped"
     for words in ("No space left on device", f"last checkpoint (after frame {done - 1})",
                   f"worldgen fly --resume {out}"):
         assert words in lines[0], lines
+    return whole, out, done
+
+
+def _resume_gives_the_whole_flight(whole: Path, out: Path, where: str, done: int) -> None:
+    """`fly --resume out` completes it into `whole`'s 10 frames, its second session starting at frame `done`."""
+    entrypoint(["fly", "--resume", str(out)])
+    assert_complete_outputs(out, 10)
+    for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out), strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{where}: frame {t} differs after the resume")
+    info = json.loads((out / "run.json").read_text())
+    assert info["sessions"][1]["first_frame"] == done and info["status"] == "complete" and "error" not in info
+
+
+@pytest.mark.parametrize("where", ["frame", "chunk file", "checkpoint"])
+def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path, capsys, monkeypatch, where):
+    """A disk that fills mid-flight: exit 1 and one line saying so and how to go on; the folder keeps its last
+    checkpoint and the frames up to it (run.json says it stopped, and why), nothing cut short under a final name (no temp file, every chunk file whole)
+    and no world.ply of frames past the checkpoint; once there is space, `--resume` continues it into the
+    uninterrupted flight's frames and world."""
+    whole, out, done = _fly_until_the_disk_fills(photo, tmp_path, capsys, monkeypatch,
+                                                 lambda out, m: _disk_fills(where, out, m))
+    info = json.loads((out / "run.json").read_text())  # the checkpoint's frames, marked stopped (it said "running")
+    assert 1 <= done < 10 and info["frames"] == done and info["status"] == "stopped"
+    assert "No space left on device" in info["error"] and info["sessions"][-1]["status"] == "stopped"
     assert not [p for p in out.rglob(".*")], "temp files left"
     assert all((out / "frames" / f"{t:05d}.png").is_file() for t in range(done))
     for chunk in (out / "state" / "chunks").glob("*"):
@@ -397,13 +416,8 @@ def test_a_full_disk_mid_flight_is_one_line_and_resume_continues(photo, tmp_path
         assert rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[1] == 14, chunk.name
     assert not [name for name in END_FILES if (out / name).exists()]  # (the end's: test_a_full_disk_while_the_end_...)
 
-    entrypoint(["fly", "--resume", str(out)])
-    assert_complete_outputs(out, 10)
-    for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out), strict=True)):
-        np.testing.assert_array_equal(a, b, err_msg=f"{where}: frame {t} differs after the resume")
+    _resume_gives_the_whole_flight(whole, out, where, done)
     assert (whole / "world.ply").read_bytes() == (out / "world.ply").read_bytes()
-    info = json.loads((out / "run.json").read_text())
-    assert info["sessions"][1]["first_frame"] == done and info["status"] == "complete" and "error" not in info
 
 
 def _end_fails(where: str, out: Path, monkeypatch) -> None:
@@ -444,34 +458,18 @@ def test_a_full_disk_while_the_end_is_written_leaves_no_end_files_and_resume_wri
     video of every frame beside an earlier checkpoint), run.json says "stopped" and why, and the checkpoint holds every
     frame (the one before stands where its own commit failed); `--resume` then writes the uninterrupted flight's
     outputs (writing only the end where the checkpoint holds every frame)."""
-    from worldgen.pipeline.checkpoint import load
-
-    args = [*SMALL, "--path", "autopilot", "--speed", "0.1", "--frames", "10", "--checkpoint-every", "3"]
-    whole, out = tmp_path / "whole", tmp_path / "full"
-    entrypoint(["fly", str(photo), *args, "--out", str(whole)])
-    with monkeypatch.context() as m:
-        _end_fails(where, out, m)
-        code, lines = cli(["fly", str(photo), *args, "--out", str(out)], capsys)
-    assert code == 1 and len(lines) == 1 and lines[0].startswith("worldgen: error: "), lines
-    done = int(load(out)["t"]) + 1
+    whole, out, done = _fly_until_the_disk_fills(photo, tmp_path, capsys, monkeypatch,
+                                                 lambda out, m: _end_fails(where, out, m))
     assert done == (7 if where == "checkpoint.pt" else 10)
-    for words in ("No space left on device", f"last checkpoint (after frame {done - 1})",
-                  f"worldgen fly --resume {out}"):
-        assert words in lines[0], lines
     info = json.loads((out / "run.json").read_text())
     assert info["frames"] == done and info["status"] == "stopped" and info["sessions"][-1]["status"] == "stopped"
     assert "No space left on device" in info["error"]
     assert not [name for name in END_FILES if (out / name).exists()]
     assert not [p for p in out.rglob(".*")], "temp files left"
 
-    entrypoint(["fly", "--resume", str(out)])
-    assert_complete_outputs(out, 10)
-    for t, (a, b) in enumerate(zip(frames_of(whole), frames_of(out), strict=True)):
-        np.testing.assert_array_equal(a, b, err_msg=f"{where}: frame {t} differs after the resume")
+    _resume_gives_the_whole_flight(whole, out, where, done)
     for name in ("world.ply", "sky.png", "cameras.json"):
         assert (whole / name).read_bytes() == (out / name).read_bytes(), name
-    info = json.loads((out / "run.json").read_text())
-    assert info["sessions"][1]["first_frame"] == done and info["status"] == "complete" and "error" not in info
     code, lines = cli(["fly", "--resume", str(out)], capsys)
     one_line_error(code, lines, "nothing to resume")  # (its end written, the run is done)
 
