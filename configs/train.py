@@ -348,8 +348,12 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "bash scripts/gpu_train.sh, 9,000 -> 11,389 and 11,326): the photos keep step 9,000's ground order with both; "
         "at 3.0 / 4.0 gorges AbsRel 4.01 -> 1.55 but the drone set's log AbsRel and three photo flights worse "
         "(crystal_falls, its cliff now near, flies into it: dE 20.9), at 6.0 / 8.0 hardly a change; not shipped "
-        "(BENCHMARKS.md, 'Session of 2026-12-05, sixth'). A call continuing it must keep the anchor at step 9,000: "
-        "carry that network as .carry/depth9000.pt with DEPTH_ARGS='--layout-from .carry/depth9000.pt'.",
+        "(BENCHMARKS.md, 'Session of 2026-12-05, sixth'). Continued alone on one H100 (seventh session: 9,000 -> 14,444 "
+        "-> 19,902 in two calls, 12-13 steps/s, GPU ~53 % busy): held-out walks past the prior in every measure and "
+        "gorges in all but the mean AbsRel, but crystal_falls' order lost again (0.60) and the photo flights 11 / 7 / 11 "
+        "of 14; not shipped. A call continuing it must keep the anchor at step 9,000: carry that network as "
+        ".carry/depth9000.pt with DEPTH_ARGS='--layout-from .carry/depth9000.pt' (and the checkpoint to continue from "
+        "copied over refine/weights/depth.pt, the refiner files and docs/ moved out of the tree for the call).",
         dataclasses.replace(_DEPTH_ACROSS, layout_weight=3.0, layout_sky=4.0),
     ),
     "train-depth-h200-walks": Preset(
