@@ -33,6 +33,8 @@
 # A depth-only call (REFINER=0) may instead move docs/ (24 MiB of figures, read by no training) out of the tree for
 # the call and keep both refiner files where they are: the carry is then ~44 MiB, and CPU jobs that fly with the
 # shipped refiners meanwhile keep finding them (2026-12-05, fifth session).
+# refine/weights/resume/ (14.6 MB since 2026-12-05, seventh session) holds a depth checkpoint to continue from: move it
+# out of the tree for a call too (after copying it over refine/weights/depth.pt where the call continues it).
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
 BUDGET=${BUDGET:-560}
