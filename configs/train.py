@@ -351,10 +351,13 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "(BENCHMARKS.md, 'Session of 2026-12-05, sixth'). Continued alone on one H100 (seventh session: 9,000 -> 14,444 "
         "-> 19,902 in two calls, 12-13 steps/s, GPU ~53 % busy): held-out walks past the prior in every measure and "
         "gorges in all but the mean AbsRel, but crystal_falls' order lost again (0.60) and the photo flights 11 / 7 / 11 "
-        "of 14; not shipped; step 19,902 is refine/weights/resume/depth-held19902.pt. A call continuing it must keep "
-        "the anchor at step 9,000: carry that network as .carry/depth9000.pt with DEPTH_ARGS='--layout-from "
-        ".carry/depth9000.pt', the checkpoint to continue from copied over refine/weights/depth.pt, and docs/, the "
-        "refiner files and refine/weights/resume/ moved out of the tree for the call (the 64-MiB carry).",
+        "of 14; not shipped. Continued from 19,902 with the photos held harder (eighth session, --layout-weight 12.0 "
+        "--layout-sky 16.0, side by side with 6.0 / 8.0): step 24,151 is the best held out yet and ships as "
+        "--depth-model learned-fidelity (refine/weights/depth-fidelity.pt), not the default (photo flights 10 / 7 / 12). "
+        "A call continuing it must keep the anchor at step 9,000: carry that network as .carry/depth9000.pt with "
+        "DEPTH_ARGS='--layout-from .carry/depth9000.pt --layout-weight 12.0 --layout-sky 16.0 --steps N', "
+        "depth-fidelity.pt copied over refine/weights/depth.pt, and docs/ and depth-fidelity.pt moved out of the tree "
+        "for the call (the 64-MiB carry).",
         dataclasses.replace(_DEPTH_ACROSS, layout_weight=3.0, layout_sky=4.0),
     ),
     "train-depth-h200-walks": Preset(

@@ -25,6 +25,15 @@ from worldgen.core.fill import detect_sky, grow_region
 
 DEPTH_FORMAT = "worldgen-depth/1"
 DEFAULT_DEPTH_WEIGHTS = Path(__file__).resolve().parent / "weights" / "depth.pt"
+FIDELITY_DEPTH_WEIGHTS = Path(__file__).resolve().parent / "weights" / "depth-fidelity.pt"
+"""The weights of `--depth-model learned-fidelity` (since 2026-12-05, eighth session): the shipped network trained
+15,151 steps further on forest-floor walks, gorges and clouds with the real photos' layout and sky held to it
+(refine/weights/depth-fidelity.json). Nearer the procedural truth everywhere held out (the walks and gorges most:
+trees and walls stand up), and its 300-frame flights over the real photos keep their detail and colour less often
+than with `learned` (a cliff read as near is flown into), so it is a choice, not the default. It is also the
+checkpoint a continuation of that run starts from."""
+SHIPPED_DEPTH_WEIGHTS = {"learned": DEFAULT_DEPTH_WEIGHTS, "learned-fidelity": FIDELITY_DEPTH_WEIGHTS}
+"""The shipped depth networks by their `--depth-model` name."""
 DEPTH_NET = RefinerNetConfig(widths=(24, 48, 96, 160, 256), bottleneck_blocks=3, global_code=64)
 """The shipped depth network's shape."""
 SKY_GROW = -3.0

@@ -16,7 +16,7 @@
 #     is host-bound, GPU 32-44 % busy alone, and the machine has 16 cores: side by side 8.9-9.4 steps/s each against
 #     15 alone, ~1.25x the steps per device-minute, 2026-12-04 seventh session; on an H100 with the across data 8.9 and
 #     9.1 steps/s side by side, GPU 83-88 % busy, 2026-12-05 sixth session; KEEP_MAX=1 keeps the four checkpoints
-#     within the 64 MiB a call brings back)
+#     within the 64 MiB a call brings back; DEPTH2_FROM=FILE.pt continues the second run from its own checkpoint)
 #
 # .carry/ (ignored by git) may hold: gsplat_cuda.so.xz (gsplat's kernels, built by an earlier call, compressed),
 # photos/ (real photos for the depth network's consistency term), refiner/ and depth/ (the compact
@@ -33,8 +33,9 @@
 # A depth-only call (REFINER=0) may instead move docs/ (24 MiB of figures, read by no training) out of the tree for
 # the call and keep both refiner files where they are: the carry is then ~44 MiB, and CPU jobs that fly with the
 # shipped refiners meanwhile keep finding them (2026-12-05, fifth session).
-# refine/weights/resume/ (14.6 MB since 2026-12-05, seventh session) holds a depth checkpoint to continue from: move it
-# out of the tree for a call too (after copying it over refine/weights/depth.pt where the call continues it).
+# refine/weights/depth-fidelity.pt (14.7 MB, `--depth-model learned-fidelity` since 2026-12-05, eighth session) is also
+# the depth checkpoint to continue from: move it out of the tree for a call too (after copying it over
+# refine/weights/depth.pt where the call continues it); the tracked tree is ~76 MiB, docs/ ~27 of them.
 # Both trainings stop at T0 + BUDGET - 40 s (their --deadline), packing is done by T0 + BUDGET.
 set -u
 BUDGET=${BUDGET:-560}
@@ -98,7 +99,14 @@ for k in refiner depth; do
   if [ -f .carry/$k/checkpoint-compact.pt ]; then cp .carry/$k/checkpoint-compact.pt runs/gpu/$k/
   elif [ -f "$from" ]; then cp "$from" runs/gpu/$k/checkpoint-compact.pt; fi
 done
-[ -n "${DEPTH2_PRESET:-}" ] && cp runs/gpu/depth/checkpoint-compact.pt runs/gpu/depth2/
+# DEPTH2_FROM=FILE.pt: the second run continues from its own compact checkpoint (its last call's depth2.ckpt, say),
+# not from refine/weights/depth.pt's copy.
+if [ -n "${DEPTH2_PRESET:-}" ]; then
+  if [ -n "${DEPTH2_FROM:-}" ]; then
+    [ -f "$DEPTH2_FROM" ] || { echo "gpu_train.sh: DEPTH2_FROM=$DEPTH2_FROM is not a file"; exit 1; }
+    cp "$DEPTH2_FROM" runs/gpu/depth2/checkpoint-compact.pt
+  else cp runs/gpu/depth/checkpoint-compact.pt runs/gpu/depth2/; fi
+fi
 sleep 1; touch $STAMP  # (checkpoints newer than the ones carried in go back as they are written)
 PHOTOS=""
 [ -d .carry/photos ] && PHOTOS="--photos .carry/photos"

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from refine.depthnet import save_depth_weights
+from refine.depthnet import DEFAULT_DEPTH_WEIGHTS, FIDELITY_DEPTH_WEIGHTS, SHIPPED_DEPTH_WEIGHTS, save_depth_weights
 from refine.net import DepthNet, RefinerNetConfig
 from tests.test_configs import cli_run as cli  # (exit status, stdout, stderr) of `worldgen ARGV`
 from viewer.cli import LiveConfig
@@ -149,13 +150,31 @@ def test_depth_model_specs(fresh_weights, tmp_path):
     assert not sky.any() and torch.equal(depth, torch.full((20, 30), MEDIAN_DEPTH))  # log-depth 0 everywhere
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    for spec, message in [("magic", "--depth-model must be one of learned, prior, a depth weights FILE.pt or "
-                                    "transformers:NAME, got 'magic'"),
+    for spec, message in [("magic", "--depth-model must be one of learned, learned-fidelity, prior, a depth "
+                                    "weights FILE.pt or transformers:NAME, got 'magic'"),
                           (str(tmp_path / "none.pt"), "names a weights file that does not exist"),
                           (str(junk), "is not a worldgen depth weights file"),
                           ("transformers:", "needs a model NAME")]:
         with pytest.raises(UserInputError, match=message):
             make_depth_estimator(spec)
+
+
+def test_the_two_shipped_depth_networks_load_and_differ(photo, tmp_path, monkeypatch):
+    cam = Camera.from_fov(60.0, 64, 48)
+    rgb = load_image(photo)
+    learned, fidelity = make_depth_estimator("learned"), make_depth_estimator("learned-fidelity")
+    assert Path(learned.weights) == DEFAULT_DEPTH_WEIGHTS and Path(fidelity.weights) == FIDELITY_DEPTH_WEIGHTS
+    (d0, s0), (d1, s1) = learned(rgb, cam), fidelity(rgb, cam)
+    for d, s in ((d0, s0), (d1, s1)):  # both give the metric rule's depth: median MEDIAN_DEPTH over the ground
+        assert torch.isfinite(d[~s]).all() and float(d[~s].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-4)
+    assert float((d0[~(s0 | s1)].log() - d1[~(s0 | s1)].log()).abs().mean()) > 0.01  # two networks, not one file twice
+    meta = json.loads(FIDELITY_DEPTH_WEIGHTS.with_suffix(".json").read_text())
+    blob = torch.load(FIDELITY_DEPTH_WEIGHTS, map_location="cpu", weights_only=False)
+    assert meta["file"] == FIDELITY_DEPTH_WEIGHTS.name and blob["step"] == meta["steps"]  # the JSON describes its file
+    # a checkout without the file says so in one line, before anything runs
+    monkeypatch.setitem(SHIPPED_DEPTH_WEIGHTS, "learned-fidelity", tmp_path / "gone.pt")
+    with pytest.raises(UserInputError, match="learned-fidelity needs the shipped weights .*gone.pt, which are missing"):
+        make_depth_estimator("learned-fidelity")
 
 
 def test_first_frame_uses_the_depth_model_and_a_file_wins(photo, tmp_path):
@@ -179,8 +198,8 @@ def test_every_photo_command_checks_the_depth_model(photo, tmp_path, capsys, com
     out = str(tmp_path / ("o.npy" if command == "depth" else "o"))
     args = [command, str(photo), "--depth-model", "magic"] + (["--out", out] if command != "live" else [])
     code, _, err = cli(args, capsys)
-    assert code == 2 and err.strip() == ("worldgen: error: --depth-model must be one of learned, prior, a depth "
-                                         "weights FILE.pt or transformers:NAME, got 'magic'")
+    assert code == 2 and err.strip() == ("worldgen: error: --depth-model must be one of learned, learned-fidelity, "
+                                         "prior, a depth weights FILE.pt or transformers:NAME, got 'magic'")
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.npy").exists()
     for cfg in (FlyConfig(image="a.png"), CompareConfig(image="a.png"), LiveConfig(image="a.png"),
                 DepthConfig(image="a.png", out="a.npy")):
@@ -191,12 +210,14 @@ def test_every_photo_command_checks_the_depth_model(photo, tmp_path, capsys, com
 
 def test_fly_option_reaches_frame_zero(photo, tmp_path, capsys):
     frames = {}
-    for model in ("prior", "learned"):
+    for model in ("prior", "learned", "learned-fidelity"):
         run(FlyConfig(image=str(photo), photo=PhotoConfig(depth_model=model), path="forward", frames=2,
                       pipeline=PipelineConfig(size="64x48"), out=str(tmp_path / model), video=False, progress=False),
             on_frame=lambda t, f, g, m=model: frames.setdefault(m, f.depth.clone()) if t == 0 else None)
     assert torch.equal(frames["prior"], LandscapePrior()(load_image(photo), Camera.from_fov(60.0, 64, 48))[0])
-    assert float(frames["learned"][torch.isfinite(frames["learned"])].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-4)
+    for model in ("learned", "learned-fidelity"):
+        assert float(frames[model][torch.isfinite(frames[model])].median()) == pytest.approx(MEDIAN_DEPTH, rel=1e-4)
+    assert not torch.equal(frames["learned"], frames["learned-fidelity"])
 
 
 # ----------------------------------------------------------------------------- worldgen depth

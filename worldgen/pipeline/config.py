@@ -30,11 +30,13 @@ class PhotoConfig:
     """Depth or disparity map for the photo (.npy, .npz or 16-bit .png); without it, --depth-model estimates it."""
     depth_model: str = "learned"
     """How the photo's depth is estimated when no --depth is given: learned (the built-in depth network),
+    learned-fidelity (the built-in network trained further: nearer the truth on procedural forests and gorges,
+    trees and walls stand up; over real photos its flights keep detail and colour less often),
     prior (a ground plane and a far backdrop, no weights), a depth weights FILE.pt, or transformers:NAME
     (a Hugging Face depth model from a local folder or the local cache, e.g.
     transformers:depth-anything/Depth-Anything-V2-Small-hf)."""
     sky_grow: float = SKY_GROW
-    """Sky of the learned depth network (--depth-model learned or FILE.pt): pixels whose sky logit is > 0 seed
+    """Sky of the learned depth network (--depth-model learned, learned-fidelity or FILE.pt): pixels whose sky logit is > 0 seed
     the sky, which takes every connected pixel whose logit is > this (<= 0; 0: logit > 0 alone). Real
     clouds and overcast, which the network trained on procedural skies is unsure of, then count as sky
     when they touch sure sky (refine/depthnet.py SKY_GROW)."""

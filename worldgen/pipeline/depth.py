@@ -5,7 +5,7 @@ Every backend maps an RGB image [H, W, 3] in [0, 1] plus its Camera to
 
 Backends (`make_depth_estimator` turns a `--depth-model` spec into one; `--depth FILE` wins over it):
 - `FileDepth`: the user's own depth or disparity map (.npy, .npz, 16-bit .png).
-- `LearnedDepth` ("learned", or a weights FILE.pt): the project's own depth network
+- `LearnedDepth` ("learned", "learned-fidelity", or a weights FILE.pt): the project's own depth network
   (refine/depthnet.py): log-depth up to a constant and a sky mask.
 - `LandscapePrior` ("prior"): a built-in prior with no weights: sky detection, and a ground plane
   below the horizon (camera 1 unit above flat ground), far things at a fixed far depth.
@@ -32,7 +32,7 @@ from worldgen.core.io import UserInputError
 MEDIAN_DEPTH = 10.0
 """Units of the median non-sky depth of a photo whose depth a network gave up to scale (`metric_depth`)."""
 
-DEPTH_MODELS = ("learned", "prior")
+DEPTH_MODELS = ("learned", "learned-fidelity", "prior")
 """`--depth-model` names `make_depth_estimator` knows, besides a weights FILE.pt and transformers:NAME."""
 
 
@@ -205,11 +205,11 @@ def depth_model_problem(spec: str) -> str | None:
     import importlib.util
     from pathlib import Path
 
-    if spec == "learned":
-        from refine.depthnet import DEFAULT_DEPTH_WEIGHTS
+    from refine.depthnet import SHIPPED_DEPTH_WEIGHTS
 
-        if not DEFAULT_DEPTH_WEIGHTS.is_file():
-            return f"learned needs the shipped weights {DEFAULT_DEPTH_WEIGHTS}, which are missing"
+    if spec in SHIPPED_DEPTH_WEIGHTS:
+        if not SHIPPED_DEPTH_WEIGHTS[spec].is_file():
+            return f"{spec} needs the shipped weights {SHIPPED_DEPTH_WEIGHTS[spec]}, which are missing"
         return None
     if spec in DEPTH_MODELS:
         return None
@@ -227,7 +227,8 @@ def depth_model_problem(spec: str) -> str | None:
 def make_depth_estimator(spec: str, device: torch.device | str = "cpu", sky_grow: float | None = None):
     """The `DepthEstimator` named by `spec`, ready to run on `device`.
 
-    spec: "learned" (the shipped network), a depth weights FILE.pt (or a depth training checkpoint),
+    spec: "learned" (the shipped network, refine/weights/depth.pt), "learned-fidelity" (the shipped network nearer the
+    procedural truth, refine/weights/depth-fidelity.pt), a depth weights FILE.pt (or a depth training checkpoint),
     "prior" (the weight-free landscape prior) or "transformers:NAME". sky_grow: the learned network's sky
     hysteresis (None: `refine.depthnet.SKY_GROW`; the other backends ignore it). Raises UserInputError
     (one line) for a bad spec or unusable weights.
@@ -239,4 +240,6 @@ def make_depth_estimator(spec: str, device: torch.device | str = "cpu", sky_grow
         return LandscapePrior()
     if spec.startswith("transformers:"):
         return TransformersDepth(spec.split(":", 1)[1], device)
-    return LearnedDepth(None if spec == "learned" else spec, device, sky_grow)
+    from refine.depthnet import SHIPPED_DEPTH_WEIGHTS
+
+    return LearnedDepth(str(SHIPPED_DEPTH_WEIGHTS.get(spec, spec)), device, sky_grow)
