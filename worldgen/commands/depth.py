@@ -1,6 +1,7 @@
 """`worldgen depth`: the depth a flight would start from, as files to inspect, edit and pass back.
 
-    worldgen depth IMAGE [--depth-model learned|learned-fidelity|prior|FILE.pt|transformers:NAME] [--size WxH] --out FILE.npy
+    worldgen depth IMAGE [--depth-model learned|learned-fidelity|prior|FILE.pt|transformers:NAME] [--size WxH]
+                         --out FILE.npy
 
 Writes (each atomically: temp file, then rename):
   FILE.npy   z-depth [H, W] float32 at the working size (+inf = sky), exactly frame 0's depth in

@@ -36,8 +36,8 @@ class PhotoConfig:
     (a Hugging Face depth model from a local folder or the local cache, e.g.
     transformers:depth-anything/Depth-Anything-V2-Small-hf)."""
     sky_grow: float = SKY_GROW
-    """Sky of the learned depth network (--depth-model learned, learned-fidelity or FILE.pt): pixels whose sky logit is > 0 seed
-    the sky, which takes every connected pixel whose logit is > this (<= 0; 0: logit > 0 alone). Real
+    """Sky of the learned depth network (--depth-model learned, learned-fidelity or FILE.pt): pixels whose sky
+    logit is > 0 seed the sky, which takes every connected pixel whose logit is > this (<= 0; 0: logit > 0 alone). Real
     clouds and overcast, which the network trained on procedural skies is unsure of, then count as sky
     when they touch sure sky (refine/depthnet.py SKY_GROW)."""
     depth_kind: Literal["depth", "disparity"] = "depth"
