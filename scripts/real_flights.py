@@ -15,6 +15,10 @@ Per photo and refiner (persistent mode), it prints:
 - colour drift: how far the colours of the last 100 frames are from frame 0's (the photo's view), in
   CIELAB: `mean_de` (delta E of the mean colour), `drift` (mean and std of L, a, b together), and the
   chroma shifts a (negative: greener) and b (positive: yellower); worldgen/core/metrics.py.
+  `ground_dE`: the same delta E over the pixels each frame calls ground (not sky) only, and `sky_share` the
+  share of sky in frame 0 and over the last 100 frames: the whole-frame figure moves when a flight ends looking
+  at more ground or more sky than the photo shows (blue sky against beige rock weighs ~30 delta E), `ground_dE`
+  only when the ground's own colours move.
 - slope_0, slope_T: the spectral slope (worldgen/core/metrics.py spectral_slope) of the lower half of
   frames 0 and T-1: natural images sit near -2; blur makes it steeper, noise flatter. A high hf_ratio
   with a slope far below -2 is fine-grained noise over a blurred frame, not invented scenery.
@@ -83,6 +87,8 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
     from worldgen.pipeline.paths import AutopilotConfig
 
     kept, hf, streaks, bends, lab, slopes = {}, [], [], [], {"ref": None, "sum": 0.0, "n": 0}, {}
+    ground = {"ref": None, "sum": 0.0, "n": 0}  # lab_stats of the ground (not sky) pixels, as `lab` of all of them
+    sky_share = []
     where = []  # [3] camera positions (world)
     centre = []  # median z-depth of each frame's centre (non-sky; inf when all sky)
     marks = {0, frames // 4, frames // 2, 3 * frames // 4, frames - 1} if not marks else {t for t in marks if t < frames}
@@ -93,11 +99,16 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
         if t in (0, frames - 1):
             g = grey(rgb)
             slopes[t] = spectral_slope(g[g.shape[0] // 2:])
+        sky = frame.sky.cpu()
+        sky_share.append(float(sky.float().mean()))
         if t == 0:
             lab["ref"] = lab_stats(rgb)
+            ground["ref"] = lab_stats(rgb[~sky]) if (~sky).any() else None
         elif t >= frames - 100:
             lab["sum"], lab["n"] = lab["sum"] + lab_stats(rgb), lab["n"] + 1
-        streaks.append(sky_streaks(rgb, frame.sky.cpu()))
+            if (~sky).any():
+                ground["sum"], ground["n"] = ground["sum"] + lab_stats(rgb[~sky]), ground["n"] + 1
+        streaks.append(sky_streaks(rgb, sky))
         bends.append(horizon_bend(frame.sky.cpu()))
         where.append(frame.camera.position.detach().double().cpu())
         d = frame.depth.detach().cpu()
@@ -121,12 +132,15 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
     tail = [s for s in streaks[-50:] if s == s]
     bend = [b for b in bends[-50:] if b == b]
     colour = colour_distance(lab["ref"], lab["sum"] / lab["n"]) if lab["n"] else {}
+    ground_colour = (colour_distance(ground["ref"], ground["sum"] / ground["n"])
+                     if ground["n"] and ground["ref"] is not None else {})
     # reach: how far the flight got, as a share of the way it flew (1: straight on; near 0: circling)
     steps = sum(float((b - a).norm()) for a, b in zip(where[:-1], where[1:]))
     reach = float((where[-1] - where[0]).norm()) / steps if steps > 0 else float("nan")
     # (nan when frame 0's centre is all sky: nothing to be pressed into)
     wall = float(np.mean([c < 0.1 * centre[0] for c in centre[-100:]])) if math.isfinite(centre[0]) else float("nan")
-    return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour,
+    return {"hf_ratio": hf[-1] / max(hf[0], 1e-9), "hf_series": hf, "colour": colour, "ground_colour": ground_colour,
+            "sky_share": [sky_share[0], float(np.mean(sky_share[-100:]))],
             "slope_0": slopes.get(0, float("nan")), "slope_T": slopes.get(frames - 1, float("nan")),
             "sky_streaks": float(np.mean(tail)) if tail else float("nan"),
             "bowl": float(np.mean(bend)) if bend else float("nan"), "bowl_series": bends, "reach": reach, "wall": wall,
@@ -246,7 +260,8 @@ def main() -> None:
         print(f"sheet: {a.sheet}")
         return
     print(f"{'photo':<32} {'refiner':<12} {'hf_ratio':>9} {'sky_streaks':>12} {'mean_dE':>8} {'drift':>6} "
-          f"{'a':>6} {'b':>6} {'slope_0':>7} {'slope_T':>7} {'bowl':>6} {'reach':>6} {'wall':>5} {'frames/s':>9}")
+          f"{'a':>6} {'b':>6} {'ground_dE':>9} {'sky_share':>11} {'slope_0':>7} {'slope_T':>7} {'bowl':>6} "
+          f"{'reach':>6} {'wall':>5} {'frames/s':>9}")
     for photo in a.photos:
         for ref in a.refiners:
             t0 = time.perf_counter()
@@ -262,6 +277,8 @@ def main() -> None:
             c = {"mean_de": float("nan"), "drift": float("nan"), "a": float("nan"), "b": float("nan"), **r["colour"]}
             print(f"{Path(photo).stem[:32]:<32} {ref_name(ref):<12} {r['hf_ratio']:9.3f} {r['sky_streaks']:12.2f} "
                   f"{c['mean_de']:8.1f} {c['drift']:6.1f} {c['a']:6.1f} {c['b']:6.1f} "
+                  f"{r['ground_colour'].get('mean_de', float('nan')):9.1f} "
+                  f"{r['sky_share'][0]:5.2f}>{r['sky_share'][1]:5.2f} "
                   f"{r['slope_0']:7.2f} {r['slope_T']:7.2f} {r['bowl']:6.3f} {r['reach']:6.2f} {r['wall']:5.2f} "
                   f"{r['fps']:9.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
             atomic_write_text(a.out, json.dumps({"date": time.strftime("%Y-%m-%d"), "frames": a.frames,
