@@ -109,7 +109,7 @@ def fly(photo: str, refiner: str, frames: int, size: str, fov: float, depth_mode
             if (~sky).any():
                 ground["sum"], ground["n"] = ground["sum"] + lab_stats(rgb[~sky]), ground["n"] + 1
         streaks.append(sky_streaks(rgb, sky))
-        bends.append(horizon_bend(frame.sky.cpu()))
+        bends.append(horizon_bend(sky))
         where.append(frame.camera.position.detach().double().cpu())
         d = frame.depth.detach().cpu()
         H, W = d.shape
