@@ -209,6 +209,30 @@ TRAIN_PRESETS: dict[str, Preset] = {
         dataclasses.replace(_PHOTO_CRITIC, photos=dataclasses.replace(_PHOTO_CRITIC.photos, critic_condition=True,
                                                                       critic_degraded=True)),
     ),
+    "train-refiner-h200-long-warm": Preset(
+        "The default refiner (refine/weights/refiner.pt, step 4957) trained on the worlds it builds over long "
+        "flights: each replayed unroll first runs 0-16 generator steps without gradients (UnrollConfig.warm_steps; "
+        "every run before ran 0-4) over 96-frame procedural flights, composed as `learned` would be without its "
+        "colour anchor (anchor 0, detail anchor 1), with the fidelity losses and the colour jitter of half the clips "
+        "(DataConfig.colour). Why: `learned` needs its colour anchor (0.35) to keep real photos' colours over 300 "
+        "frames, and that anchor is what loses the default the persistent PSNR cells of issue 9 (0.64 of 0.75 dB on "
+        "tundra worlds); docs/refiner.md's reading of the drift is each strip's small bias fed back through the "
+        "persistent world over hundreds of frames, which 4-step unrolls never show the network, and colour jitter "
+        "alone (train-refiner-h200-fidelity-colour) did not stop it. One unroll every 12 steps instead of 6 (an "
+        "unroll is ~2x longer): each replayed entry is drawn ~6 times. Ran 4,957 -> 6,118 on one H100 (2026-12-05, "
+        "ninth session, two calls; 2.2 steps/s, GPU 77-83 % busy; 0-40 warm steps over 160 frames, tried first, "
+        "reached only 43 steps in ~400 s before its call was killed mid-step: an unroll's cost grows faster than its "
+        "length): over the 14 real photos detail held better (hf at 200 >= 0.7 on 14, at 300 >= 0.8 on 9; step 4957 "
+        "composed alike: 11 / 4) and colour far worse (dE <= 10 on 2 of 14 against 6; saturated hue-shifted fields, "
+        "the jitter's palette), 9 of 14 with the colour anchor 0.35 back on (shipped: 14); held out it lost every "
+        "persistent PSNR cell, by 1.5-2.8 dB on the smooth tundra world. Not kept (refine/weights/refiner.json "
+        "not_shipped; docs/refiner.md).",
+        dataclasses.replace(
+            _H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.0, texture=1.0),
+            unroll=UnrollConfig(warm_steps=(0, 16)),
+            data=dataclasses.replace(_H200_FIDELITY.data, frames=96, colour=ColourJitterConfig(share=0.5)),
+            replay=dataclasses.replace(_H200_FIDELITY.replay, refill_every=12)),
+    ),
     "train-refiner-h200-flight": Preset(
         "The shipped refiner's first 243 steps: flight mode (gradients through 4 unrolled steps of 8 clips per "
         "process and step; 0.3 steps/s per process on 2 x H200).",

@@ -510,3 +510,21 @@ def test_under_torchrun_any_error_of_rank_0s_writes_stops_every_rank(tmp_path):
     got = _two_ranks(argv, out, "checkpoint.pt", 2, refused=True)
     one_line_error(*got[0], "the folder takes no files")
     one_line_error(*got[1], "rank 0 could not write in the run folder")
+
+
+def test_the_deadline_stops_a_run_one_step_early():
+    """A step that would end past the deadline is not started: a call killed mid-step loses its last checkpoint."""
+    import time
+    from types import SimpleNamespace
+
+    from refine.train.common import time_is_up
+
+    cfg = SimpleNamespace(max_minutes=0.0, deadline=1000.0)
+    assert not time_is_up(cfg, time.perf_counter(), now_wall=900.0)
+    assert not time_is_up(cfg, time.perf_counter(), now_wall=900.0, ahead=99.0)
+    assert time_is_up(cfg, time.perf_counter(), now_wall=900.0, ahead=101.0)
+    assert time_is_up(cfg, time.perf_counter(), now_wall=1001.0)
+    limited = SimpleNamespace(max_minutes=1.0, deadline=0.0)  # one minute, 30 s of it gone
+    t_run = time.perf_counter() - 30.0
+    assert not time_is_up(limited, t_run, ahead=20.0) and time_is_up(limited, t_run, ahead=40.0)
+    assert not time_is_up(SimpleNamespace(max_minutes=0.0, deadline=0.0), t_run, ahead=1e9)  # no limit set

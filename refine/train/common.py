@@ -382,13 +382,16 @@ class GpuMonitor:
         self._stop.set()
 
 
-def time_is_up(cfg, t_run: float, now_wall: float | None = None) -> bool:
-    """True once `cfg.max_minutes` of this run have passed or the wall clock reached `cfg.deadline`."""
+def time_is_up(cfg, t_run: float, now_wall: float | None = None, ahead: float = 0.0) -> bool:
+    """True once `cfg.max_minutes` of this run have passed or the wall clock reached `cfg.deadline`, or would have
+    `ahead` seconds from now (the time of the next step: a run whose steps take a minute must stop a minute before
+    its deadline, or the call that runs it is killed mid-step and its last checkpoint is lost; 2026-12-05, ninth
+    session)."""
     import time
 
     now_wall = time.time() if now_wall is None else now_wall
-    return (cfg.max_minutes > 0 and time.perf_counter() - t_run > 60 * cfg.max_minutes) or (
-        cfg.deadline > 0 and now_wall > cfg.deadline)
+    return (cfg.max_minutes > 0 and time.perf_counter() - t_run + ahead > 60 * cfg.max_minutes) or (
+        cfg.deadline > 0 and now_wall + ahead > cfg.deadline)
 
 
 def learning_rate(cfg, base: float, step: int) -> float:

@@ -384,10 +384,11 @@ class TrainConfig:
     init: str | None = None
     """Start the refiner from these weights (a weights file or checkpoint) instead of from scratch."""
     max_minutes: float = 0.0
-    """Stop (with a checkpoint) after this many minutes of wall time; 0 = no limit."""
+    """Stop (with a checkpoint) before the step that would end past this many minutes of wall time (as `deadline`);
+    0 = no limit."""
     deadline: float = 0.0
-    """Stop (with a checkpoint) once the wall clock passes this Unix time; 0 = none (for runs that
-    must end inside a time-limited call)."""
+    """Stop (with a checkpoint) before the step that would end past this Unix time (judged by the longest step of
+    this run so far, replay rebuilds aside); 0 = none (for runs that must end inside a time-limited call)."""
     stop_after: int = 0
     """Stop (with a checkpoint) after this many steps in this process; 0 = run to `steps`. The
     schedule still spans `steps`, so a run cut into pieces equals the uninterrupted one."""

@@ -72,8 +72,8 @@ class DepthTrainConfig:
     resume: bool = True
     max_minutes: float = 0.0
     deadline: float = 0.0
-    """Stop (with a checkpoint) once the wall clock passes this Unix time; 0 = none (for runs that
-    must end inside a time-limited call)."""
+    """Stop (with a checkpoint) before the step that would end past this Unix time (judged by the longest step of
+    this run after its first); 0 = none (for runs that must end inside a time-limited call)."""
     stop_after: int = 0
     """Stop (with a checkpoint) after this many steps in this process; 0 = run to `steps`."""
     checkpoint_every: int = 250
@@ -702,7 +702,9 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
     acc: dict[str, float | torch.Tensor] = {}  # sums over the log interval (tensors on the device)
     n_acc = n_ok = 0  # steps in this log interval, and those not skipped
     step = start
+    longest = 0.0  # wall seconds of the longest step after the first: the deadline stops one such step early
     while step < cfg.steps:
+        t_step = time.perf_counter()
         seed = step_seed(cfg.seed, dd.rank, step)
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -776,7 +778,9 @@ def _train_depth(cfg: DepthTrainConfig, dd: Dist, folder: TrainingFolder) -> dic
                     print("depth", json.dumps(rec), flush=True)
             acc, n_acc, n_ok, t_log = {}, 0, 0, now
         # (also where every process stops when a sample or log line above failed on rank 0: Dist.writes)
-        over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
+        if step - start > 1:  # (the first step pays the device's warm-up)
+            longest = max(longest, time.perf_counter() - t_step)
+        over = dd.any(time_is_up(cfg, t_run, ahead=longest)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or over:
             if dd.main:
                 with dd.writes():

@@ -311,9 +311,10 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
 
     bad_run = 0  # steps dropped in a row (below)
     probe = None
+    longest = 0.0  # wall seconds of the longest step without a replay rebuild: the deadline stops one such step early
     while step < cfg.steps:
         probe = GradProbe() if cfg.grad_probe else None
-        t0 = time.perf_counter()
+        t0 = t_step = time.perf_counter()
         seed = step_seed(cfg.seed, dd.rank, step)
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -464,7 +465,9 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
                     print(json.dumps(rec), flush=True)
             acc, counts, n_acc, t_log = {}, {}, 0, now
         # (also where every process stops when a sample or log line above failed on rank 0: Dist.writes)
-        over = dd.any(time_is_up(cfg, t_run)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
+        if not rebuilt:
+            longest = max(longest, time.perf_counter() - t_step)
+        over = dd.any(time_is_up(cfg, t_run, ahead=longest)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         full = step % cfg.checkpoint_every == 0 or step == cfg.steps or over
         if full or (cfg.compact_every and step % cfg.compact_every == 0):
             if dd.main:
