@@ -388,7 +388,8 @@ class TrainConfig:
     0 = no limit."""
     deadline: float = 0.0
     """Stop (with a checkpoint) before the step that would end past this Unix time (judged by the longest step of
-    this run so far, replay rebuilds aside); 0 = none (for runs that must end inside a time-limited call)."""
+    this run so far, plus the last replay rebuild's time before a step that rebuilds); 0 = none (for runs that must
+    end inside a time-limited call)."""
     stop_after: int = 0
     """Stop (with a checkpoint) after this many steps in this process; 0 = run to `steps`. The
     schedule still spans `steps`, so a run cut into pieces equals the uninterrupted one."""

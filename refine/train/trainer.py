@@ -311,7 +311,9 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
 
     bad_run = 0  # steps dropped in a row (below)
     probe = None
-    longest = 0.0  # wall seconds of the longest step without a replay rebuild: the deadline stops one such step early
+    # wall seconds of the longest step without a replay rebuild, and of the last rebuild: the deadline stops the run
+    # before a step (and the rebuild that opens it) that would end past it
+    longest = rebuild_s = 0.0
     while step < cfg.steps:
         probe = GradProbe() if cfg.grad_probe else None
         t0 = t_step = time.perf_counter()
@@ -327,11 +329,12 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
         rebuilt = False
         if replay is not None and (step == start or step % cfg.checkpoint_every == 0):
             # the whole buffer from the network as it is now (also before a photo step: resumable here)
+            t_rebuild = time.perf_counter()
             replay.clear()
             while replay.size < replay.capacity:
                 res, t0 = flight_unroll(gen, False, t0)
                 replay.add(res)
-            rebuilt = True
+            rebuilt, rebuild_s = True, time.perf_counter() - t_rebuild
         P = cfg.photos
         photo = is_photo(step)
         if photo:  # ---- a still-photo step (refine/train/photos.py)
@@ -467,7 +470,8 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
         # (also where every process stops when a sample or log line above failed on rank 0: Dist.writes)
         if not rebuilt:
             longest = max(longest, time.perf_counter() - t_step)
-        over = dd.any(time_is_up(cfg, t_run, ahead=longest)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
+        ahead = longest + (rebuild_s if replay is not None and step % cfg.checkpoint_every == 0 else 0.0)
+        over = dd.any(time_is_up(cfg, t_run, ahead=ahead)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         full = step % cfg.checkpoint_every == 0 or step == cfg.steps or over
         if full or (cfg.compact_every and step % cfg.compact_every == 0):
             if dd.main:
