@@ -179,6 +179,12 @@ fi
 
 # Still-photo steps (one in three) when the photos travelled with the call (PHOTO_STEPS=0: flight steps only).
 [ -d .carry/photos ] && [ "${PHOTO_STEPS:-1}" != 0 ] && REFINER_ARGS="--photos.folder .carry/photos $REFINER_ARGS"
+# No full checkpoint mid-call (REFINER_CHECKPOINT_EVERY, default 1,000,000; REFINER_ARGS may still set
+# --checkpoint-every): a replay run rebuilds its whole buffer at each full checkpoint multiple so that a run resumed
+# there is exact, ~80 s of an H100 call with 0-16 warm steps (2026-12-05, ninth session), but a call continues from the
+# compact checkpoint, which is not exact anyway, and the full one never leaves the machine. The run still writes its
+# full checkpoint when it stops, and the compact one every compact_every steps.
+REFINER_ARGS="--checkpoint-every ${REFINER_CHECKPOINT_EVERY:-1000000} $REFINER_ARGS"
 # REFINER=0: the depth network alone (the GPU to itself: ~5x its steps/s beside three refiner processes).
 if [ "${REFINER:-1}" != 0 ]; then
   el "refiner training: $((NGPU * PER_GPU)) processes on $NGPU GPU(s)"

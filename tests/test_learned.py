@@ -1062,3 +1062,28 @@ def test_data_compile_setting_reaches_the_renderer_and_changes_no_cpu_frame(monk
         caches.append(cache)
     assert seen == [False, True]
     assert torch.equal(caches[0].rgb, caches[1].rgb) and torch.equal(caches[0].depth, caches[1].depth)
+
+
+def test_the_deadline_looks_one_step_and_one_rebuild_ahead(tmp_path, monkeypatch):
+    """The stop check is given the time of the next step: the longest step so far, and before a step that rebuilds the
+    replay buffer (checkpoint multiples) the last rebuild's time on top (a call killed inside a rebuild loses its
+    last checkpoint; 2026-12-05, ninth session)."""
+    from configs.train import TRAIN_PRESETS
+    from refine.train import trainer
+    from refine.train.config import ReplayConfig
+
+    seen = []  # (steps done, ahead) at each check
+    real = trainer.time_is_up
+
+    def spy(cfg, t_run, now_wall=None, ahead=0.0):
+        seen.append(ahead)
+        return real(cfg, t_run, now_wall, ahead)
+
+    monkeypatch.setattr(trainer, "time_is_up", spy)
+    cfg = dataclasses.replace(TRAIN_PRESETS["train-refiner-tiny"].config, out=str(tmp_path / "run"), steps=6,
+                              checkpoint_every=3, sample_every=0,
+                              replay=ReplayConfig(capacity=8, batch=2, refill_every=2))
+    assert trainer.train(cfg)["steps_done"] == 6
+    assert len(seen) == 6 and seen[0] == 0.0  # after step 1, which rebuilt: no ordinary step timed yet
+    assert all(a > 0 for a in seen[1:])
+    assert seen[2] > seen[1] and seen[2] > seen[3]  # after step 3 the next opens a rebuild: its time is added
