@@ -621,15 +621,17 @@ def test_replay_buffer_stores_samples_and_mirrors_consistently():
     assert not torch.equal(s.x[:, -1], buf.sample(64, torch.Generator().manual_seed(1), noise=False).x[:, -1])
 
 
-def test_replay_training_learns_and_resumes_bit_exactly(tmp_path):
+@pytest.mark.parametrize("start_fill", [1.0, 0.5])
+def test_replay_training_learns_and_resumes_bit_exactly(tmp_path, start_fill):
     """Replay training: the loss on held clips falls, and 8 + 8 steps resumed at a rebuild step equal
-    16 straight steps bit for bit."""
+    16 straight steps bit for bit, with the buffer rebuilt whole or half (`ReplayConfig.start_fill`)."""
     from configs.train import TRAIN_PRESETS
     from refine.train.config import ReplayConfig
     from refine.train.trainer import train
 
     base = dataclasses.replace(TRAIN_PRESETS["train-refiner-tiny"].config, steps=16, log_every=4, checkpoint_every=8,
-                               sample_every=16, replay=ReplayConfig(capacity=12, batch=4, refill_every=2))
+                               sample_every=16,
+                               replay=ReplayConfig(capacity=12, batch=4, refill_every=2, start_fill=start_fill))
     s1 = train(dataclasses.replace(base, out=str(tmp_path / "a")))
     pieces = dataclasses.replace(base, out=str(tmp_path / "b"), stop_after=8)
     assert train(pieces)["steps_done"] == 8 and train(pieces)["steps_done"] == 16
@@ -639,6 +641,9 @@ def test_replay_training_learns_and_resumes_bit_exactly(tmp_path):
         assert torch.equal(v, b["refiner"]["state_dict"][k]), k
     hist = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert hist[-1]["replay_entries_added"] > 12 and "detail_refined" in hist[-1]
+    # 4 entries an unroll (2 clips x 2 steps): the first rebuild fills 12 (3 unrolls) or 8 (6 of 12, rounded up to
+    # whole unrolls), then one refill at step 2 by the first log
+    assert hist[0]["replay_entries_added"] == (16 if start_fill == 1.0 else 12)
     trained, _, _ = load_weights(tmp_path / "a" / "refiner.pt")
     torch.manual_seed(base.seed)
     # (16 tiny steps: -1.4 % with the detail anchor's quadrature share, which adds detail no training removes;
@@ -1003,6 +1008,7 @@ def test_photo_steps_can_run_without_a_critic(tmp_path):
     ({"data": {"frames": 3}}, "data.frames 3 is too few for clips of up to 1 warm-up \\+ 2 supervised steps"),
     ({"unroll": {"warm_steps": (2, 1)}}, "unroll settings"),
     ({"replay": {"capacity": 8, "batch": 0}}, "replay settings"),
+    ({"replay": {"capacity": 8, "start_fill": 0.0}}, "0 < start_fill <= 1"),
     ({"photos": {"critic_steps": 0}}, "critic_steps 0"),
 ])
 def test_training_settings_it_could_not_keep_are_one_line_before_anything_is_written(tmp_path, change, says):

@@ -12,7 +12,8 @@ loss. Each step's loss trains that step's network pass only (as flight mode with
 `grad_through_world=False`); the inputs are those of the network as it was a few steps before
 (DAgger-style: it learns from the worlds it builds itself).
 
-Determinism and resumption: the buffer is rebuilt whole at the first step of a run and at every
+Determinism and resumption: the buffer is rebuilt (whole, or to `ReplayConfig.start_fill` of its capacity, the
+refills growing it from there) at the first step of a run and at every
 multiple of `TrainConfig.checkpoint_every`, from clips drawn with that step's seed and the network as it is then,
 so a run resumed from a checkpoint written at such a step continues bit for bit (on CPU) as the
 uninterrupted one. A run stopped elsewhere (a deadline) resumes with a rebuilt buffer: the same

@@ -331,7 +331,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             # the whole buffer from the network as it is now (also before a photo step: resumable here)
             t_rebuild = time.perf_counter()
             replay.clear()
-            while replay.size < replay.capacity:
+            while replay.size < max(1, math.ceil(cfg.replay.start_fill * replay.capacity)):
                 res, t0 = flight_unroll(gen, False, t0)
                 replay.add(res)
             rebuilt, rebuild_s = True, time.perf_counter() - t_rebuild
