@@ -328,7 +328,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
                 g["lr"] = ramp * learning_rate(cfg, base, step)
         rebuilt = False
         if replay is not None and (step == start or step % cfg.checkpoint_every == 0):
-            # the whole buffer from the network as it is now (also before a photo step: resumable here)
+            # the buffer (whole, or start_fill of it) from the network as it is now (also before a photo step: resumable)
             t_rebuild = time.perf_counter()
             replay.clear()
             while replay.size < max(1, math.ceil(cfg.replay.start_fill * replay.capacity)):
