@@ -63,8 +63,8 @@ def main() -> None:
     ap.add_argument("--fov", type=float, default=90.0, help="horizontal field of view of the photos (cube faces: 90)")
     ap.add_argument("--cols", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["learned", "prior"],
-                    help="depth models to show side by side (learned, learned-fidelity, prior, a weights FILE.pt, transformers:NAME; "
-                         "MODEL@G: the learned network with PhotoConfig.sky_grow G)")
+                    help="depth models to show side by side (learned, learned-fidelity, prior, a weights FILE.pt, "
+                         "transformers:NAME; MODEL@G: the learned network with PhotoConfig.sky_grow G)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     paths = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in EXTS)

@@ -92,7 +92,8 @@ def main() -> None:
     ap.add_argument("--panel", type=int, default=240)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--models", nargs="+", default=["learned", "prior"],
-                    help="--depth-model specs: learned, learned-fidelity, prior, a depth weights FILE.pt (labelled by its name)")
+                    help="--depth-model specs: learned, learned-fidelity, prior, a depth weights FILE.pt "
+                         "(labelled by its name)")
     ap.add_argument("--out", default="docs/depth_world.jpg")
     args = ap.parse_args()
     if args.threads:

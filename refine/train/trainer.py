@@ -314,6 +314,11 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
     # wall seconds of the longest step without a replay rebuild, and of the last rebuild: the deadline stops the run
     # before a step (and the rebuild that opens it) that would end past it
     longest = rebuild_s = 0.0
+
+    def rebuilds(s: int) -> bool:
+        """Step s opens with a rebuild of the replay buffer: a run's first step and every checkpoint multiple."""
+        return replay is not None and (s == start or s % cfg.checkpoint_every == 0)
+
     while step < cfg.steps:
         probe = GradProbe() if cfg.grad_probe else None
         t0 = t_step = time.perf_counter()
@@ -327,8 +332,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
             for g in opt.param_groups:
                 g["lr"] = ramp * learning_rate(cfg, base, step)
         rebuilt = False
-        if replay is not None and (step == start or step % cfg.checkpoint_every == 0):
-            # the buffer (whole, or start_fill of it) from the network as it is now (also before a photo step: resumable)
+        if rebuilds(step):  # the buffer (whole, or start_fill of it) from the network as it is now (photo steps too)
             t_rebuild = time.perf_counter()
             replay.clear()
             while replay.size < max(1, math.ceil(cfg.replay.start_fill * replay.capacity)):
@@ -470,7 +474,7 @@ def _train(cfg: TrainConfig, dd: Dist, folder: TrainingFolder) -> dict:
         # (also where every process stops when a sample or log line above failed on rank 0: Dist.writes)
         if not rebuilt:
             longest = max(longest, time.perf_counter() - t_step)
-        ahead = longest + (rebuild_s if replay is not None and step % cfg.checkpoint_every == 0 else 0.0)
+        ahead = longest + (rebuild_s if rebuilds(step) else 0.0)  # (step is now the next one)
         over = dd.any(time_is_up(cfg, t_run, ahead=ahead)) or (cfg.stop_after > 0 and step - start >= cfg.stop_after)
         full = step % cfg.checkpoint_every == 0 or step == cfg.steps or over
         if full or (cfg.compact_every and step % cfg.compact_every == 0):
