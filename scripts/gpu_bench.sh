@@ -10,7 +10,9 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 step() { echo "== $*" | tee -a "$OUT/log.txt"; /usr/bin/time -f "   (%e s)" "$@" 2>&1 | tee -a "$OUT/log.txt"; }
 for s in ${STEPS:-tests renderer generate synth autopilot bench}; do  # also: synth-compile, loop
   case $s in
-    tests) step python3 -m pytest -q -x -p no:cacheprovider tests/test_renderers.py ;;
+    tests) python3 -m pytest -q -x -p no:cacheprovider tests/test_renderers.py > "$OUT/tests.txt" 2>&1; rc=$?
+           tail -n 3 "$OUT/tests.txt" | tee -a "$OUT/log.txt"  # (pytest's status is the verdict; nothing may skip here)
+           echo "== tests: pytest exit $rc, $(grep -c '^SKIPPED' "$OUT/tests.txt") skipped" | tee -a "$OUT/log.txt" ;;
     renderer) step python3 scripts/bench_renderer.py --device cuda --max-n 16000000 --sizes 256 512 --backends gsplat ;;
     generate) step python3 scripts/bench_generate.py --device cuda --size 512x512 --frames 60
               step python3 scripts/bench_generate.py --device cuda --size 256x256 --frames 60 --warmup 0 ;;

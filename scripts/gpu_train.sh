@@ -216,7 +216,11 @@ if [ -n "${REAL_EVAL:-}" ] && [ -f runs/gpu/refiner/refiner.pt ] && [ -d .carry/
     --frames 301 --size 256x256 --marks 0 50 100 200 300 --device cuda --out runs/gpu/real_flights.json \
     --sheet runs/gpu/real_flights.png 2>&1 | grep -v -i warn | tee runs/gpu/real_flights.txt | tail -n 30
 fi
-if [ -n "$TESTS_PID" ]; then wait $TESTS_PID; el "tests:"; grep -v -i warn runs/gpu/tests.log | tail -n 15; fi
+if [ -n "$TESTS_PID" ]; then
+  wait $TESTS_PID; rc=$?  # pytest's status is the verdict; on the GPU nothing of $TESTS may skip
+  el "tests: pytest exit $rc, $(grep -c '^SKIPPED' runs/gpu/tests.log) skipped$( [ $rc -ne 0 ] && echo '  <-- FAILED')"
+  grep -v -i warn runs/gpu/tests.log | tail -n 15
+fi
 if [ -n "$DEPTH_PID" ]; then wait $DEPTH_PID; grep -v -i warn runs/gpu/depth.log | tail -n 3; fi
 if [ -n "$DEPTH2_PID" ]; then wait $DEPTH2_PID; grep -v -i warn runs/gpu/depth2.log | tail -n 3; fi
 if [ -n "${EVAL_DEPTH:-}" ]; then

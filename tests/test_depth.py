@@ -295,7 +295,7 @@ def test_depth_command_bad_input(photo, tmp_path, capsys, fresh_weights):
 def tiny_depth_anything(tmp_path, monkeypatch):
     """A tiny randomly initialised Depth Anything model and its image processor, saved in tmp_path (the
     folder a `transformers:NAME` spec can name); the Hugging Face hub is switched off for the test."""
-    transformers = pytest.importorskip("transformers")
+    import transformers  # (a declared dev dependency: a broken install fails instead of skipping)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     backbone = transformers.Dinov2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                                          intermediate_size=32, patch_size=14, image_size=28,
@@ -744,9 +744,14 @@ def test_learned_depth_model_cuda_matches_cpu():
     from refine.depthnet import LearnedDepthModel
     torch.manual_seed(0)
     net = DepthNet(RefinerNetConfig(widths=(8, 16), bottleneck_blocks=1, global_code=4))
+    for p in net.parameters():  # a fresh network outputs zeros (which any GPU path returning zeros would match)
+        torch.nn.init.normal_(p, std=0.2)
     rgb = torch.rand(2, 3, 48, 80)
-    cpu_ld, cpu_sky = LearnedDepthModel(net).batch(rgb)
-    gpu_ld, gpu_sky = LearnedDepthModel(net, "cuda").batch(rgb)
+    with torch.no_grad():  # the sky logit centred, so about half the pixels are sky (read without hysteresis)
+        net.head.bias[1] -= float(net(rgb * 2 - 1)[:, 1].median())
+    cpu_ld, cpu_sky = LearnedDepthModel(net, sky_grow=0.0).batch(rgb)
+    assert float(cpu_ld.std()) > 1 and 0.2 < float(cpu_sky.float().mean()) < 0.8
+    gpu_ld, gpu_sky = LearnedDepthModel(net.cpu(), "cuda", sky_grow=0.0).batch(rgb)
     assert gpu_ld.shape == (2, 48, 80) and gpu_ld.is_contiguous() and gpu_sky.dtype == torch.bool
     assert torch.allclose(gpu_ld.cpu(), cpu_ld, atol=0.05 * float(cpu_ld.abs().max()) + 1e-3)
     assert (gpu_sky.cpu() == cpu_sky).float().mean() > 0.95

@@ -18,6 +18,9 @@ def test_push_pull_keeps_known_and_fills_smoothly():
     mid = out[:, 8:24, 0]
     assert (mid >= 0).all() and (mid <= 1).all()
     assert (mid.mean(0)[1:] >= mid.mean(0)[:-1] - 1e-3).all()  # stays roughly monotone across the gap
+    # and interpolates between the two sides (0.042 off the ramp today), not one flat colour across the gap
+    assert float((out - ramp)[:, 8:24].abs().max()) < 0.08
+    assert float(mid.mean(0)[-1] - mid.mean(0)[0]) > 0.4
 
 
 def test_box_mean_is_a_replicate_padded_average_pool():

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from plyfile import PlyData
 
@@ -89,7 +90,20 @@ def test_nan_and_negative_depths_are_masked_not_fatal(photo, tmp_path):
     d[20:25, 10:20] = np.nan
     d[30:33, 40:50] = -3.0
     np.save(tmp_path / "d.npy", d)
+    seen = {}
+
+    def on_frame(t, frame, gen):
+        seen.setdefault(t, (frame.depth.clone(), frame.sky.clone()))
+        seen["means_finite"] = bool(torch.isfinite(gen.scene.means).all())
+
     info = run(FlyConfig(image=str(photo), photo=PhotoConfig(depth=str(tmp_path / "d.npy")), path="forward", frames=3,
-                         pipeline=PipelineConfig(size="64x48"), out=str(tmp_path / "r"), progress=False))
+                         pipeline=PipelineConfig(size="64x48"), out=str(tmp_path / "r"), progress=False),
+               on_frame=on_frame)
     assert info["gaussians"] > 0
     assert math.isfinite(info["frames_per_second"])
+    depth0, sky0 = seen[0]
+    # the NaN and negative pixels are filled from their neighbours (all at 5), not sky and not left invalid
+    for rows, cols in ((slice(20, 25), slice(10, 20)), (slice(30, 33), slice(40, 50))):
+        assert torch.allclose(depth0[rows, cols], torch.full_like(depth0[rows, cols], 5.0), rtol=1e-3)
+        assert not sky0[rows, cols].any()
+    assert sky0[:10].all() and seen["means_finite"]

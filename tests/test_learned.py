@@ -490,17 +490,36 @@ def test_still_photo_steps_run_and_resume(tmp_path):
     assert {int(v["step"]) for v in blob["opt_dp"]["state"].values()} == {6}
 
 
-def test_a_photo_critic_on_generated_ground_trains_and_logs(tmp_path):
+def test_a_photo_critic_on_generated_ground_trains_and_logs(tmp_path, monkeypatch):
     """critic_generated: the photo critic weighs generated frames' patches by what the refiner generated (not sky)
     and real crops' by their ground (the depth network's sky); its updates and the generator's term stay finite."""
     from configs.train import TRAIN_PRESETS
+    from refine import losses
     from refine.train.trainer import train
 
+    weights = {"g": [], "d_real": [], "d_fake": []}  # the patch weights the hinge losses were given
+    g_hinge, d_hinge = losses.g_hinge_loss, losses.d_hinge_loss
+
+    def g_spy(d_fake, weight=None):
+        weights["g"].append(weight)
+        return g_hinge(d_fake, weight)
+
+    def d_spy(d_real, d_fake, real_weight=None, fake_weight=None):
+        weights["d_real"].append(real_weight)
+        weights["d_fake"].append(fake_weight)
+        return d_hinge(d_real, d_fake, real_weight, fake_weight)
+
+    monkeypatch.setattr(losses, "g_hinge_loss", g_spy)
+    monkeypatch.setattr(losses, "d_hinge_loss", d_spy)
     photos = _fake_photos(tmp_path / "photos")
     base = dataclasses.replace(TRAIN_PRESETS["train-refiner-photos-tiny"].config, out=str(tmp_path / "run"), steps=4)
     base = dataclasses.replace(base, photos=dataclasses.replace(base.photos, folder=str(photos), critic_steps=2,
                                                                 critic_generated=True, cycle_share=0.0))
     assert train(base)["steps_done"] == 4
+    for key, got in weights.items():  # the photo critic's calls were weighted, by shares in 0..1
+        given = [w for w in got if w is not None]
+        assert given, f"no weighted {key} hinge call"
+        assert all(float(w.min()) >= 0 and float(w.max()) <= 1 and float(w.max()) > 0 for w in given)
     hist = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     photo = [h for h in hist if "photo_disc" in h]
     assert photo and all(math.isfinite(h["photo_disc"]) and math.isfinite(h["photo_adversarial"]) for h in photo)
@@ -818,7 +837,8 @@ def test_the_anchor_pulls_only_generated_ground_towards_the_photos_colour():
     a, b = plain.rgb[0].permute(1, 2, 0), pulled.rgb[0].permute(1, 2, 0)
     hole = (slice(10, 14), slice(12, 18))  # inside the hole, away from its edges
     before = a[hole].mean()
-    assert torch.allclose(b[hole].mean(), before + 0.5 * (0.5 - before), atol=0.03)
+    # (the whole pull is ~0.1: a bound of 0.03 passed strengths of 0.34-0.66)
+    assert torch.allclose(b[hole].mean(), before + 0.5 * (0.5 - before), atol=0.005)
     covered = (view.alpha > 0.99) & (view.footprint < 1.0)
     assert torch.equal(a[covered], b[covered])
     assert torch.equal(a[:4], b[:4])  # the sky

@@ -178,6 +178,7 @@ def test_resume_without_its_frames_or_cameras_is_one_line_and_changes_nothing(ph
     assert (out / "config.json").read_bytes() == config and (out / "cameras.jsonl").read_text() == cams
 
 
+@pytest.mark.timeout(300)  # nothing is built up front for a billion frames (an eager build would hang here)
 def test_input_errors_leave_no_output_folder(photo, tmp_path, capsys):
     bad_json = tmp_path / "deep.json"
     bad_json.write_text("[" * 100_000 + "]" * 100_000)
@@ -192,23 +193,21 @@ def test_input_errors_leave_no_output_folder(photo, tmp_path, capsys):
     }
     for name, (argv, words) in cases.items():
         out = tmp_path / name.replace(" ", "_") / "run"
-        t0 = time.time()
         code, lines = cli(argv + [*SMALL, "--out", str(out)], capsys)
         one_line_error(code, lines, *words)
-        assert time.time() - t0 < 60, name  # nothing is built up front for a billion frames
         assert not out.parent.exists(), f"{name}: left {out.parent}"
 
 
+@pytest.mark.timeout(120)
 def test_paths_make_poses_lazily():
     cam = Camera.from_fov(60, 48, 32)
     tracemalloc.start()
-    t0 = time.time()
     for kind in ("loop", "forward"):
         path = make_path(kind, cam, 1.0, 1_000_000_000)
         assert torch.isfinite(path.pose(500_000_000)).all()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert time.time() - t0 < 5 and peak < 50 * 2**20
+    assert peak < 50 * 2**20  # no pose list is built
     loop = make_path("loop", cam, 1.0, 1_000_000_000)
     assert torch.equal(loop.pose(999_999_999), cam.c2w)  # it still closes exactly
 

@@ -12,7 +12,7 @@ from worldgen.core.camera import Camera
 from worldgen.core.tsed import (PairSED, TsedTracker, error_threshold, fundamental_matrix, match_features,
                                 pair_sed, pose_distance, sift_features, symmetric_epipolar_distance, tsed_share)
 
-pytest.importorskip("cv2")  # a declared dependency; without it these tests would only show the error path
+import cv2  # noqa: E402,F401  (a declared dependency: a broken install fails here instead of skipping)
 
 
 def yawed(c2w: torch.Tensor, deg: float) -> torch.Tensor:

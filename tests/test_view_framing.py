@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("viser")
+import viser  # noqa: E402,F401  (a declared dependency: a broken install fails here instead of skipping)
 
 from tests.flights import tiny_flight  # noqa: E402
 from tests.test_viewer import block_scene, write_run  # noqa: E402

@@ -28,7 +28,7 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("viser")
+import viser  # noqa: E402,F401  (a declared dependency: a broken install fails here instead of skipping)
 
 from viewer.app import SplatDisplay, start_server  # noqa: E402
 from viewer.browse import BrowseApp, load_world  # noqa: E402
