@@ -104,8 +104,12 @@ class ClassicalRefiner:
         depth = torch.where(holes & ~any_covered, torch.full_like(depth, 1e3), depth)
 
         # Colour of holes: push-pull from covered background-side pixels (the sky's fill when nothing
-        # is covered).
-        bg_side = covered & (disp <= cfg.background_slack * disp_f.clamp_min(1e-9) + 1e-9)
+        # is covered): those no nearer than slack x the far disparity of the holes around them (the holes'
+        # filled disparity carried out over the covered pixels), so a near object's edge does not bleed into
+        # the hole it leaves. (Until 2026-12-05 the test read each covered pixel's own disparity, so every
+        # covered pixel passed: the fill took the near side's colour as much as the far side's.)
+        hole_far = push_pull(disp_f[..., None], holes.float())[..., 0]  # [H, W]: = disp_f on holes
+        bg_side = covered & (disp <= cfg.background_slack * hole_far + 1e-9)
         hole_fill = push_pull(scene_rgb, torch.where(bg_side.any(), bg_side, covered).float())
         hole_fill = torch.where(any_covered, hole_fill, sky_rgb)
         rgb = torch.where(covered[..., None], scene_rgb, view.rgb + (1 - alpha)[..., None] * sky_rgb)

@@ -131,10 +131,31 @@ def test_refiner_keeps_covered_pixels_and_fills_holes_from_the_background():
     assert torch.isfinite(out.depth[4:]).all() and torch.isposinf(out.depth[:4]).all()
 
 
+def test_hole_colour_comes_from_the_far_side_not_the_near_wall():
+    """A red near wall and a green far wall: the disocclusion between them is painted green (the near wall's
+    colour bled into the hole before 2026-12-05: about 31 % red)."""
+    f = frame_with_step()
+    rgb = torch.zeros(24, 32, 3)
+    rgb[:, :16, 0] = 1.0  # near wall red
+    rgb[:, 16:, 1] = 1.0  # far wall green
+    f = Frame(rgb, f.depth, f.sky, f.camera)
+    alpha = torch.ones(24, 32)
+    alpha[:4] = 0.0
+    alpha[8:20, 16:20] = 0.0
+    sky_known = torch.zeros(24, 32)
+    sky_known[:4] = 1.0
+    out = ClassicalRefiner()(view_from(f, alpha, sky_known))
+    hole = out.rgb[8:20, 16:20]
+    assert float(hole[..., 0].max()) < 0.05 and float(hole[..., 1].min()) > 0.95
+
+
 def test_refiner_takes_unseen_directions_above_the_horizon_for_sky():
     f = frame_with_step()
     alpha = torch.ones(24, 32)
     alpha[:6] = 0.0
+    alpha[14:18, 4:8] = 0.0  # a hole below the horizon stays ground
     out = ClassicalRefiner()(view_from(f, alpha, torch.zeros(24, 32), horizon=0.0))
     elev_top = -f.camera.rays_world()[0, 16, 1]
     assert elev_top > 0 and out.sky[:6].all()
+    assert float(-f.camera.rays_world()[14, 4, 1]) < 0 and not out.sky[14:18, 4:8].any()
+    assert torch.isfinite(out.depth[14:18, 4:8]).all()
