@@ -158,7 +158,8 @@ def load_net_blob(path, fmt: str, what: str, checkpoint_key: str, make_net) -> t
     """(network in float32, its blob) from a weights file written by `save_net_blob`, or from a
     training checkpoint that holds one under `checkpoint_key`. `make_net(RefinerNetConfig)` builds
     the network. ValueError with a one-line reason naming `what` ("refiner weights", ...) for a
-    missing, unreadable or foreign file, or weights that do not fit their network."""
+    missing, unreadable or foreign file, a damaged one (its "net_config" or "state_dict" missing or
+    ill-typed, a weight NaN or infinite), or weights that do not fit their network."""
     from pathlib import Path
 
     path = Path(path)
@@ -172,11 +173,72 @@ def load_net_blob(path, fmt: str, what: str, checkpoint_key: str, make_net) -> t
         blob = blob[checkpoint_key]  # a training checkpoint holds the weights under this key
     if not isinstance(blob, dict) or blob.get("format") != fmt:
         raise ValueError(f"{path} is not a worldgen {what} file (format {fmt!r} expected)")
-    nc = dict(blob["net_config"])
-    nc["widths"] = tuple(nc["widths"])
-    net = make_net(RefinerNetConfig(**nc))
+    config = _net_config(blob.get("net_config"))
+    if config is None:
+        raise ValueError(f"{path} is a damaged {what} file: its 'net_config' is missing or not a network's settings "
+                         f"(widths: 1..{_MAX_LEVELS} ints in 1..{_MAX_WIDTH}; bottleneck_blocks: 0..{_MAX_BLOCKS}; "
+                         f"global_code: 0..{_MAX_WIDTH})")
+    state = blob.get("state_dict")
+    if not (isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                            for k, v in state.items())):
+        raise ValueError(f"{path} is a damaged {what} file: its 'state_dict' is missing or not a dict of tensors")
     try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+        with torch.device("meta"):  # the shapes the config implies, without memory (a damaged config may be huge)
+            expected = {k: tuple(v.shape) for k, v in make_net(config).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, OverflowError) as e:
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path} is a damaged {what} file: its 'net_config' builds no network ({reason})") from None
+    misfit = _misfit(expected, {k: tuple(v.shape) for k, v in state.items()})
+    if misfit:
+        raise ValueError(f"{path}: weights do not fit the network they describe ({misfit})")
+    nonfinite = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if nonfinite is not None:
+        raise ValueError(f"{path} is a damaged {what} file: weight {nonfinite!r} holds NaN or infinite values")
+    net = make_net(config)
+    try:
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit the network they describe ({str(e).splitlines()[0]})") from None
+        reason = " ".join(str(e).split())
+        raise ValueError(f"{path}: weights do not fit the network they describe ({reason[:200]})") from None
     return net, blob
+
+
+_MAX_LEVELS = 8
+"""Most U-Net levels (`RefinerNetConfig.widths` entries) a weights file may describe (5 are used)."""
+_MAX_BLOCKS = 64
+"""Most bottleneck blocks a weights file may describe (2 are used)."""
+_MAX_WIDTH = 65536
+"""Most channels per level (and global code size) a weights file may describe (192 are used)."""
+
+
+def _net_config(nc) -> RefinerNetConfig | None:
+    """The RefinerNetConfig that a weights file's "net_config" (a dict, as `save_net_blob` writes it) describes, or
+    None when it is not a dict of RefinerNetConfig's fields with sane values (widths: 1.._MAX_LEVELS ints in
+    1.._MAX_WIDTH; bottleneck_blocks: an int in 0.._MAX_BLOCKS; global_code: an int in 0.._MAX_WIDTH). A field it
+    lacks takes RefinerNetConfig's default."""
+    from dataclasses import fields
+
+    if not isinstance(nc, dict) or not set(nc) <= {f.name for f in fields(RefinerNetConfig)}:
+        return None
+    is_int = lambda v, lo, hi=_MAX_WIDTH: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi  # noqa: E731
+    widths = nc.get("widths", RefinerNetConfig.widths)
+    if not (isinstance(widths, (list, tuple)) and 1 <= len(widths) <= _MAX_LEVELS
+            and all(is_int(w, 1) for w in widths)):
+        return None
+    blocks, code = (nc.get(k, getattr(RefinerNetConfig, k)) for k in ("bottleneck_blocks", "global_code"))
+    if not (is_int(blocks, 0, _MAX_BLOCKS) and is_int(code, 0)):
+        return None
+    return RefinerNetConfig(**{**nc, "widths": tuple(widths)})
+
+
+def _misfit(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
+    """'' when the parameter shapes `found` in a weights file are those `expected` of its network (name -> shape),
+    else a short reason: the first missing, unexpected or differently shaped parameter."""
+    missing = [k for k in expected if k not in found]
+    if missing:
+        return f"{len(missing)} of its weights missing, e.g. {missing[0]!r}"
+    extra = [k for k in found if k not in expected]
+    if extra:
+        return f"{len(extra)} weights it does not have, e.g. {extra[0]!r}"
+    k = next((k for k in expected if expected[k] != found[k]), None)
+    return "" if k is None else f"{k!r} has shape {list(found[k])}, the network's is {list(expected[k])}"

@@ -270,7 +270,13 @@ def test_depth_command_bad_input(photo, tmp_path, capsys, fresh_weights):
     junk.write_bytes(b"\x00" * 64)
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a directory should be")
+    diverged = DepthNet(RefinerNetConfig(widths=(4, 8, 8, 8, 8), bottleneck_blocks=1, global_code=0))
+    with torch.no_grad():
+        diverged.head.bias[0] = float("nan")  # (a run that diverged: a well-formed file of NaN depth)
+    save_depth_weights(tmp_path / "nan.pt", diverged)
     cases = {
+        "NaN weights": ["depth", str(photo), "--depth-model", str(tmp_path / "nan.pt"), "--out",
+                        str(tmp_path / "o" / "a.npy")],
         "missing image": ["depth", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o" / "a.npy")],
         "not .npy": ["depth", str(photo), "--out", str(tmp_path / "o" / "a.txt")],
         "bad size": ["depth", str(photo), "--size", "big", "--out", str(tmp_path / "o" / "a.npy")],

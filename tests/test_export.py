@@ -400,7 +400,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(flight, tmp_path, capsys):
     assert code == 2 and "nothing to export" in err
     (tmp_path / "file").write_text("x")
     code, err = cli([str(flight), "--mesh", str(tmp_path / "file" / "m.glb")], capsys)
-    assert code == 2 and err.startswith("worldgen: error: output directory") and "not writable" in err
+    assert code == 2 and err.startswith("worldgen: error: output directory") and "is a file, not a directory" in err
     code, err = cli([str(flight), "--nerfstudio", str(tmp_path / "file")], capsys)
     assert code == 2 and "not a directory" in err
     code, err = cli([str(flight), "--mesh", str(tmp_path / "m.fbx")], capsys)

@@ -123,7 +123,7 @@ def test_sizes_and_crop():
 def test_unwritable_output(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(UserInputError, match="not writable"):
+    with pytest.raises(UserInputError, match="cannot be made: .* is a file, not a directory"):
         check_writable_dir(f / "sub")
 
 

@@ -68,7 +68,8 @@ class LiveConfig:
     pipeline: Annotated[PipelineConfig, _FLAT] = field(default_factory=PipelineConfig)
     """Working size, device, speed, refiner, and the generator's, refiners' and autopilot's settings."""
     out: str = "runs/live"
-    """Where the export button writes world.ply and cameras.json."""
+    """Where the export button writes world.ply and cameras.json: a new folder, or an earlier live export's (a
+    folder holding anything else, a fly run's, is refused before the server starts)."""
     host: str = "127.0.0.1"
     """Address to listen on (0.0.0.0 exposes the viewer to your network: anyone there can watch, and
     without --read-only steer and export too)."""
@@ -145,15 +146,17 @@ def view_main(cfg: ViewConfig) -> None:
 
 
 def live_main(cfg: LiveConfig) -> None:
-    """Build both generators from the photo (bad input fails here, before any server starts),
-    then serve and generate until Ctrl+C."""
+    """Build both generators from the photo (bad input fails here, before any server starts: --out too, where the
+    export button writes), then serve and generate until Ctrl+C."""
     import sys
 
     from viewer.app import check_listen_address, exposure_warning, listening_urls, start_server
-    from viewer.live import LiveApp, LiveEngine
+    from viewer.live import LiveApp, LiveEngine, check_export_dir
 
     check(cfg)
     local = check_listen_address(cfg.host, cfg.port)  # before the generators are built
+    if not cfg.read_only:  # (a read-only panel has no export)
+        check_export_dir(cfg.out)
     engine = LiveEngine.from_config(cfg)
     server = start_server(cfg.host, cfg.port)
     try:

@@ -31,7 +31,8 @@ from worldgen.core.camera import Camera, horizontal_basis, look_at, world_up, ya
 from worldgen.core.config import check
 from worldgen.core.frame import Frame
 from worldgen.core.images import side_by_side, thumbnail
-from worldgen.core.io import UserInputError, save_cameras_json
+from worldgen.core.io import UserInputError, os_error_line, save_cameras_json
+from worldgen.core.runfolder import OutputFolder, check_output_folder
 from worldgen.core.scene import GaussianScene
 from worldgen.pipeline.flight import Flight
 from worldgen.pipeline.paths import AutopilotConfig, make_path
@@ -49,6 +50,18 @@ PITCH_STEP_DEG = 3.0
 MAX_PITCH_DEG = 80.0
 CLIMB_STEP = 0.05
 """Height change per climb press, in scene units (multiples of the photo's lower-quartile depth)."""
+
+LIVE_EXPORTS = frozenset({"world.ply", "cameras.json"})
+"""What "Export world" writes into `worldgen live --out` (a folder holding anything else is refused: a fly run's,
+someone's files)."""
+
+
+def check_export_dir(out: str | Path) -> Path:
+    """`worldgen live --out`, checked before the server starts (creating nothing; the folder is made and held only
+    while an export writes it: `LiveEngine.export`): UserInputError (one line) for a file, a place this process
+    cannot write, a folder another worldgen command holds, or one holding anything but an earlier live export
+    (`LIVE_EXPORTS`: a fly run's folder, say)."""
+    return check_output_folder(out, LIVE_EXPORTS.__contains__, "live")
 
 
 @dataclass
@@ -234,14 +247,23 @@ class LiveEngine:
 
     def export(self, out_dir: str | Path) -> Path:
         """Write the whole persistent world (never decimated) to out_dir/world.ply and the path so far to
-        out_dir/cameras.json, both atomically, so `worldgen view out_dir` opens it; returns the PLY path."""
-        out = Path(out_dir)
-        with self.lock:
-            scene = self.snapshot()
-            cams = [c.to_dict() for c in self.cameras]
-        ply = out / "world.ply"
-        scene.save_ply(ply)
-        save_cameras_json(out / "cameras.json", cams)
+        out_dir/cameras.json, so `worldgen view out_dir` opens it; returns the PLY path. The folder is held while it
+        is written (OutputFolder: one writer; a folder holding anything but an earlier export is refused in one
+        line); each file is written atomically, cameras.json last, and a write that fails removes both (a new world
+        beside old cameras is no export)."""
+        with OutputFolder(out_dir, owns=LIVE_EXPORTS.__contains__, command="live") as folder:
+            with self.lock:
+                scene = self.snapshot()
+                cams = [c.to_dict() for c in self.cameras]
+            folder.replace_earlier()
+            ply = folder.path / "world.ply"
+            try:
+                scene.save_ply(ply)
+                save_cameras_json(folder.path / "cameras.json", cams)
+            except BaseException:
+                for name in LIVE_EXPORTS:
+                    (folder.path / name).unlink(missing_ok=True)
+                raise
         return ply
 
 
@@ -383,9 +405,10 @@ class LiveApp:
         """Save the whole world (see `LiveEngine.export`) and say where in the panel."""
         try:
             ply = self.engine.export(self.out_dir)
-        except UserInputError as e:
+        except (UserInputError, OSError) as e:
             if self.export_note is not None:
-                self.export_note.content = f"**Export failed**: {e}"
+                why = os_error_line(e) if isinstance(e, OSError) else str(e)
+                self.export_note.content = f"**Export failed**: {why}"
             return None
         self.exported = ply.resolve()
         n = self.engine.last.gaussians

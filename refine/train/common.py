@@ -330,8 +330,11 @@ def check_photo_folder(folder: str, option: str = "--photos") -> None:
 
 def load_photos(folder: str, device: torch.device, max_side: int = 512) -> list[Tensor]:
     """Every image in `folder` as rgb [3, h, w] in [0, 1] on `device`, longer side at most max_side.
-    ValueError (one line) for a folder that is missing, holds no photo, or holds one that cannot be read."""
+    ValueError (one line) for a folder that is missing, holds no photo, or holds one that cannot be read (damaged,
+    or too large: PIL's decompression-bomb limit)."""
     from PIL import Image, ImageOps
+
+    from worldgen.core.images import too_large_image_line
 
     check_photo_folder(folder, "photo folder")
     out = []
@@ -340,6 +343,8 @@ def load_photos(folder: str, device: torch.device, max_side: int = 512) -> list[
             continue
         try:
             img = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+        except Image.DecompressionBombError as e:  # (not an OSError)
+            raise ValueError(f"photo {too_large_image_line(p, e)}") from None
         except (OSError, ValueError) as e:  # (PIL's UnidentifiedImageError is an OSError)
             raise ValueError(f"photo {p} cannot be read: {' '.join(str(e).split())}") from None
         img.thumbnail((max_side, max_side), Image.LANCZOS)

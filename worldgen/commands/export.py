@@ -43,17 +43,11 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-NERFSTUDIO_ENTRIES = frozenset({"transforms.json", "images", "depths", "sparse", "sparse_pc.ply",
-                                "worldgen_export.json"})
-"""What --nerfstudio writes at the top of its folder (worldgen/pipeline/export/nerfstudio.py): a folder holding
-anything else is not one to mix it into."""
-
-
 def _check_outputs(cfg: ExportConfig) -> None:
     """Fail on bad output paths before any work (one line each, exit 2): a file name of the run's own (its
     world.ply, cameras.json, ...: the export would destroy the run), --mesh and --splat at one path, a --nerfstudio
-    folder that is the run's or holds files the export does not write."""
-    from worldgen.core.runfolder import RUN_ENTRIES, foreign_entries
+    folder that is the run's, in use or holds files the export does not write (`export_nerfstudio` holds it)."""
+    from worldgen.core.runfolder import RUN_ENTRIES, check_output_folder
     from worldgen.pipeline.export.mesh import check_mesh_path
     from worldgen.pipeline.export.splat import check_splat_path
 
@@ -76,16 +70,14 @@ def _check_outputs(cfg: ExportConfig) -> None:
     if cfg.mesh and cfg.splat and Path(cfg.mesh).resolve() == Path(cfg.splat).resolve():
         raise UserInputError(f"--mesh and --splat are the same file {cfg.mesh}; give each its own")
     if cfg.nerfstudio:
+        from worldgen.pipeline.export.nerfstudio import NERFSTUDIO_ENTRIES
+
         p = Path(cfg.nerfstudio)
         if p.exists() and not p.is_dir():
             raise UserInputError(f"--nerfstudio {p} exists and is not a directory")
         if p.resolve() == run:
             raise UserInputError(f"--nerfstudio {p} is the run folder itself; give a folder of its own")
-        foreign = foreign_entries(p, NERFSTUDIO_ENTRIES)
-        if foreign:
-            raise UserInputError(f"--nerfstudio {p} holds {foreign[0]!r}, which the export does not write; "
-                                 "give an empty or new folder (or an earlier export's)")
-        check_writable_dir(p)
+        check_output_folder(p, NERFSTUDIO_ENTRIES.__contains__, "export --nerfstudio", "--nerfstudio")
 
 
 def main(cfg: ExportConfig) -> None:
@@ -95,6 +87,9 @@ def main(cfg: ExportConfig) -> None:
     run = RunDir.open(cfg.run)
     _check_outputs(cfg)
     say = lambda s: print(f"worldgen export: {s}", flush=True)  # noqa: E731
+    # --splat and --nerfstudio (its seed points) read world.ply: one without a usable Gaussian (empty, all NaN) is
+    # refused here, before any output is written, not after the mesh or the frames are
+    scene = run.load_scene() if cfg.splat or (cfg.nerfstudio and run.ply.is_file()) else None
     depth_of = None
     if cfg.mesh or cfg.nerfstudio:
         run.require_frames()
@@ -133,7 +128,7 @@ def main(cfg: ExportConfig) -> None:
         from worldgen.pipeline.export.splat import export_splat
 
         t0 = time.perf_counter()
-        st = export_splat(run.load_scene(), cfg.splat)
+        st = export_splat(scene, cfg.splat)
         plain = run.ply.stat().st_size
         say(f"wrote {st['path']} ({st['format']}): {st['gaussians']:,} Gaussians, {_mb(st['bytes'])} = "
             f"{100 * st['bytes'] / plain:.0f} % of world.ply ({_mb(plain)}) in {time.perf_counter() - t0:.1f} s")

@@ -31,11 +31,22 @@ def parse_size(text: str, min_side: int = 16) -> tuple[int, int]:
     return w, h
 
 
+def too_large_image_line(path: str | os.PathLike, error: Exception) -> str:
+    """One line for an image PIL refuses to open as a possible decompression bomb (`PIL.Image.DecompressionBombError`:
+    more than 2 x `Image.MAX_IMAGE_PIXELS` pixels): its pixel count and PIL's limit, read from `error`'s message."""
+    m = re.search(r"\((\d+) pixels\).*?(\d+) pixels", str(error))
+    if m is None:
+        return f"{path} is too large to read ({' '.join(str(error).split())})"
+    return (f"{path} is too large to read: {int(m.group(1)):,} pixels, more than PIL's limit of {int(m.group(2)):,} "
+            "(a possible decompression bomb); resize it first")
+
+
 def load_image(path: str | os.PathLike) -> Tensor:
     """Read an image file as float32 RGB [H, W, 3] in [0, 1].
 
     EXIF orientation is applied; an alpha channel is dropped (photos are opaque); grayscale and
-    palette images become RGB; 16-bit images are scaled from [0, 65535].
+    palette images become RGB; 16-bit images are scaled from [0, 65535]. UserInputError (one line) for a
+    missing, unreadable, damaged, too small (< 8x8) or too large (PIL's decompression-bomb limit) image.
     """
     path = Path(path)
     if not path.exists():
@@ -53,6 +64,8 @@ def load_image(path: str | os.PathLike) -> Tensor:
                 arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     except UnidentifiedImageError:
         raise UserInputError(f"{path} is not an image file (could not identify its format)") from None
+    except Image.DecompressionBombError as e:
+        raise UserInputError(too_large_image_line(path, e)) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UserInputError(f"{path} is a damaged or truncated image ({e})") from None
     if arr.shape[0] < 8 or arr.shape[1] < 8:

@@ -79,15 +79,28 @@ def append_text(path: str | os.PathLike, text: str) -> None:
 
 
 def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Create `path` if needed and check a file can be written there; raise UserInputError otherwise."""
-    path = Path(path)
+    """`path` as an output folder, checked before a command works: UserInputError (one line) unless it is a folder,
+    or could be made as one, that this process may write in (a hidden probe file is made and deleted at once in the
+    folder, or in its nearest existing parent). Creates nothing: a command makes its folder when it writes its first
+    output (`atomic_write` makes missing parents), so one that fails before leaves no empty folder behind."""
+    path = probe = Path(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=path)
+        if path.exists():
+            if not path.is_dir():
+                raise UserInputError(f"output directory {path} is a file, not a directory")
+            probe = path
+        else:
+            probe = path.parent
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            if not probe.is_dir():
+                raise UserInputError(f"output directory {path} cannot be made: {probe} is a file, not a directory")
+        fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=probe)
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise UserInputError(f"output directory {path} is not writable: {e.strerror or e}") from None
+        where = "" if probe == path else f" (in {probe}, where it would be made)"
+        raise UserInputError(f"output directory {path} is not writable: {e.strerror or e}{where}") from None
     return path
 
 
@@ -101,7 +114,8 @@ def os_error_line(e: OSError) -> str:
 def check_output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = (), option: str = "--out") -> Path:
     """`path` as a file a command may write when its work is done, checked before the work (a script's figures
     come after minutes of flights): not a folder, one of `suffixes` (lower case, with the dot) when given, and a
-    folder that takes files (made if missing); else UserInputError naming `option`."""
+    folder that takes files, or could be made to (made only when the file is written); else UserInputError naming
+    `option`."""
     p = Path(path)
     if p.is_dir():
         raise UserInputError(f"{option} {p} is a directory; give a file name")

@@ -10,9 +10,9 @@ A run folder (`worldgen fly --out DIR`) holds the outputs of one flight. The rul
   refuses folders holding anything else).
 - **No stale temp files.** Every file is written to a hidden temp file and renamed; a killed run can
   leave such temp files, and `remove_temp_files` deletes them before the folder is used again.
-- **Nothing left by a failed start.** `check_out_dir` checks the folder could be made and written
-  without making it; `make_out_dir` makes it and says which directory it created, so a run that fails
-  before its first frame removes it again.
+- **Nothing left by a failed start.** `check_out_dir` (io.check_writable_dir) checks the folder could be made
+  and written without making it; `make_out_dir` makes it and says which directory it created, so a run that
+  fails before its first frame removes it again.
 """
 
 from __future__ import annotations
@@ -23,11 +23,22 @@ import os
 import shutil
 from pathlib import Path
 
-from worldgen.core.io import UserInputError
+from worldgen.core.io import UserInputError, check_writable_dir
 
 RUN_ENTRIES = frozenset({"frames", "depth", "state", "video.mp4", "world.ply", "sky.png", "cameras.json",
                          "cameras.jsonl", "config.json", "run.json"})
 """Names a run writes at the top of its folder (anything else is not ours to delete)."""
+
+OUTPUT_MARKERS = frozenset({"config.json", "run.json", "cameras.jsonl", "state",  # fly
+                            "world.ply", "cameras.json",  # fly, live's export
+                            "metrics.json", "report.html",  # compare (and config.json)
+                            "synth_config.json",  # synth
+                            "train.json", "log.jsonl", "checkpoint.pt", "checkpoint-compact.pt",  # train, train-depth
+                            "transforms.json", "worldgen_export.json"})  # export --nerfstudio
+"""Names that mark a folder as the output folder of a worldgen command that holds its folder (fly, compare, synth,
+train, live's export, export --nerfstudio): each writes one of these at the top of its folder, early on. Another
+command puts no files there (`output_marker`): they would mix into that output, and its command would then refuse
+the folder as holding what it does not write."""
 
 
 def is_temp_file(name: str) -> bool:
@@ -36,23 +47,9 @@ def is_temp_file(name: str) -> bool:
     return name.startswith(".") and (".tmp" in name or name.startswith(".probe."))
 
 
-def check_out_dir(path: str | os.PathLike) -> Path:
-    """UserInputError (one line) unless `path` is a folder, or could be made as one, that this process
-    may write in. Creates nothing."""
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            raise UserInputError(f"output directory {path} is a file, not a directory")
-        probe = path
-    else:
-        probe = path.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise UserInputError(f"output directory {path} cannot be made: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserInputError(f"output directory {path} is not writable: permission denied on {probe}")
-    return path
+check_out_dir = check_writable_dir
+"""`check_writable_dir` (worldgen/core/io.py), by the name the run folders' writers use: UserInputError (one line)
+unless `path` is a folder, or could be made as one, that this process may write in. Creates nothing."""
 
 
 def make_out_dir(path: str | os.PathLike) -> Path | None:
@@ -106,6 +103,12 @@ def entries(path: str | os.PathLike) -> list[str]:
     """Sorted names in folder `path` (empty if it does not exist)."""
     path = Path(path)
     return sorted(os.listdir(path)) if path.is_dir() else []
+
+
+def output_marker(path: str | os.PathLike) -> str | None:
+    """The first name in folder `path` that marks it as a worldgen command's output folder (`OUTPUT_MARKERS`: a
+    run folder of fly, compare, synth, train, ...), or None (also for a folder that does not exist)."""
+    return next((n for n in entries(path) if n in OUTPUT_MARKERS), None)
 
 
 class RunLock:
@@ -215,37 +218,50 @@ def remove_temp_files(path: str | os.PathLike) -> int:
     return n
 
 
+def check_output_folder(path: str | os.PathLike, owns, command: str, option: str = "--out") -> Path:
+    """`OutputFolder`'s first look at `path`, making and locking nothing (for a command that checks its output
+    before long work, or before it serves): UserInputError (one line, naming `option`) for a file, a place this
+    process cannot write, a folder another writer holds (`RunLock`), or one holding a name `command` does not write
+    (owns(name) -> bool, for top-level names; temp files aside). Returns `path` as a Path."""
+    path = check_out_dir(path)
+    check_not_in_use(path)
+    _refuse_foreign(path, owns, command, option)
+    return path
+
+
+def _refuse_foreign(path: Path, owns, command: str, option: str) -> None:
+    foreign = foreign_entries(path, owns)
+    if foreign:
+        raise UserInputError(f"{path} holds {foreign[0]!r}, which `worldgen {command}` does not write "
+                             f"(another command's folder?); choose another {option}")
+
+
 class OutputFolder:
     """The output folder of a command that rewrites its own outputs whole (`worldgen compare`'s report, `worldgen
-    synth`'s flights), under the run-folder rules: one writer (a `RunLock` from construction to `close`), no mixing
-    (a folder holding anything the command does not write is refused, in one line; its own earlier outputs are
-    deleted by `replace_earlier`, called just before the first write, so a new report never sits beside an old
-    one's plots), nothing left by a failed start (a folder this made is removed again if the command fails before
-    `replace_earlier`).
+    synth`'s flights, `worldgen export --nerfstudio`, `worldgen live`'s export), under the run-folder rules: one
+    writer (a `RunLock` from construction to `close`), no mixing (a folder holding anything the command does not
+    write is refused, in one line: `check_output_folder`; its own earlier outputs are deleted by `replace_earlier`,
+    called just before the first write, so a new report never sits beside an old one's plots), nothing left by a
+    failed start (a folder this made is removed again if the command fails before `replace_earlier`).
 
         with OutputFolder(cfg.out, owns=lambda name: ..., command="compare") as out:
             ...                    # checks, the work: out.path is locked, nothing of it changed yet
             out.replace_earlier()  # then write into out.path
     """
 
-    def __init__(self, path: str | os.PathLike, owns, command: str):
-        """owns(name) -> bool: whether a top-level name in the folder is one the command writes."""
-        self.path, self.owns, self.command = check_out_dir(path), owns, command
-        check_not_in_use(self.path)
-        self._check_foreign()
+    def __init__(self, path: str | os.PathLike, owns, command: str, option: str = "--out"):
+        """owns(name) -> bool: whether a top-level name in the folder is one the command writes; `option`: the
+        command's option that names the folder (for the one-line refusals)."""
+        self.owns, self.command, self.option = owns, command, option
+        self.path = check_output_folder(path, owns, command, option)
         self._made, self._lock = make_and_lock(self.path)
         self._writing = False
         try:
-            self._check_foreign()  # another writer may have filled it between the first look and the lock
+            # another writer may have filled it between the first look and the lock
+            _refuse_foreign(self.path, owns, command, option)
         except BaseException:
             self.close(failed=True)
             raise
-
-    def _check_foreign(self) -> None:
-        foreign = foreign_entries(self.path, self.owns)
-        if foreign:
-            raise UserInputError(f"{self.path} holds {foreign[0]!r}, which `worldgen {self.command}` does not write "
-                                 "(another command's folder?); choose another --out")
 
     def replace_earlier(self) -> None:
         """Delete the command's earlier outputs (and stale temp files) from the folder; from now on a failure leaves

@@ -140,8 +140,11 @@ class GaussianScene:
     def load_ply(path: str | os.PathLike, device: torch.device | str = "cpu") -> "GaussianScene":
         """Read a 3D Gaussian Splatting PLY (worldgen's or another tool's; ascii or binary).
 
-        Higher-order SH coefficients (f_rest_*) are ignored: only the view-independent colour is kept.
-        Raises SceneFileError with a one-line reason for files that are not such a PLY.
+        Higher-order SH coefficients (f_rest_*) are ignored: only the view-independent colour is kept. Gaussians
+        with a NaN or infinite value are dropped. Raises SceneFileError with a one-line reason for files that are
+        not such a PLY, and for one with no usable Gaussian (0 vertices, or none finite): its readers (export,
+        view) would write or show nothing. (A flight's world, empty early on, is never read back from a PLY: a
+        resume reads the checkpoint.)
         """
         from plyfile import PlyData
 
@@ -164,8 +167,13 @@ class GaussianScene:
         log_scales = col("scale_0", "scale_1", "scale_2")
         quats = col("rot_0", "rot_1", "rot_2", "rot_3")
         scene = GaussianScene(means, quats, log_scales, opac, colors)
+        if len(scene) == 0:
+            raise SceneFileError(f"{path} holds no Gaussians (its PLY has 0 vertices): an empty world")
         if not all(torch.isfinite(t).all() for t in (means, colors, opac, log_scales, quats)):
             finite = torch.isfinite(torch.cat([means, colors, opac[:, None], log_scales, quats], 1)).all(1)
+            if not bool(finite.any()):
+                raise SceneFileError(f"{path} holds no usable Gaussian: each of its {len(scene):,} has a NaN or "
+                                     "infinite value")
             scene.prune(finite)
         return scene.to(device)
 

@@ -88,6 +88,11 @@ def first_frame(image: str, photo: PhotoConfig, size: str, device: torch.device,
     estimator = (depth_source if depth_source is not None
                  else make_depth_estimator(photo.depth_model, device, photo.sky_grow))
     depth, sky = estimator(rgb, camera)
+    broken = ~sky & ~(torch.isfinite(depth) & (depth > 0))  # (a file's depth is cleaned already: FileDepth)
+    if bool(broken.any()):  # a network whose weights diverged gives NaN: the flight would start from nothing
+        raise UserInputError(f"--depth-model {photo.depth_model}: no usable depth at {int(broken.sum())} of "
+                             f"{broken.numel()} pixels (NaN, inf or <= 0 outside the sky): broken weights? "
+                             "(--depth-model prior, or --depth FILE, flies without it)")
     if bool(sky.all()):
         raise UserInputError(f"{image}: the whole image is sky (no finite depth), nothing to fly into")
     return Frame(rgb=rgb, depth=depth, sky=sky, camera=camera).to(device)

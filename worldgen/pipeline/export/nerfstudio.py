@@ -10,6 +10,10 @@ gsplat's `examples/simple_trainer.py default --data_dir DIR` (it reads `sparse/0
     DIR/sparse/0/{cameras,images,points3D}.txt   the same cameras and points as a COLMAP text model
     DIR/worldgen_export.json what was converted and how (conventions, depth unit, the commands)
 
+DIR is held like `worldgen compare`'s --out (worldgen/core/runfolder.py OutputFolder): one writer at a time, a folder
+holding anything but these names is refused in one line, and an earlier export there is deleted whole before the
+first file is written (a new export never sits beside an old one's frames).
+
 Camera conventions, converted here and only here:
 - nerfstudio: `transform_matrix` is camera-to-world in OpenGL/Blender camera axes (+x right, +y up,
   +z backward), so it is worldgen's OpenCV c2w with its y and z columns negated:
@@ -34,10 +38,15 @@ import numpy as np
 import torch
 
 from worldgen.core.camera import Camera, rotmat_to_quat
-from worldgen.core.io import UserInputError, atomic_write, atomic_write_text, check_writable_dir
+from worldgen.core.io import atomic_write, atomic_write_text
+from worldgen.core.runfolder import OutputFolder
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiplying a c2w by this flips the camera's y and z axes: OpenCV <-> OpenGL (its own inverse)."""
+NERFSTUDIO_ENTRIES = frozenset({"transforms.json", "images", "depths", "sparse", "sparse_pc.ply",
+                                "worldgen_export.json"})
+"""What an export writes at the top of its folder (the module docstring's list): a folder holding anything else is
+not one to mix it into."""
 SEED_POINTS = 200_000
 """At most this many seed points (a seeded, even subsample of the Gaussian centres)."""
 
@@ -132,12 +141,16 @@ def colmap_text(cameras: list[Camera], image_names: list[str], xyz: np.ndarray, 
 def export_nerfstudio(run, depth_of: Callable[[int], torch.Tensor] | None, out_dir: str | Path,
                       log: Callable[[str], None] = lambda s: None) -> dict:
     """Write `run` (a RunDir) to `out_dir` as described in the module docstring. `depth_of(t)` gives
-    frame t's z-depth [H, W] (+inf sky); None writes no depth. A frame that cannot be read stops the
-    export before anything is written. Returns counts and the file list."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--nerfstudio {out} exists and is not a directory")
-    check_writable_dir(out)
+    frame t's z-depth [H, W] (+inf sky); None writes no depth. The folder is held (OutputFolder) from the first
+    check to the last file; a frame that cannot be read stops the export before anything is written (a folder it
+    made is removed again). Returns counts and the file list."""
+    with OutputFolder(out_dir, owns=NERFSTUDIO_ENTRIES.__contains__, command="export --nerfstudio",
+                      option="--nerfstudio") as folder:
+        return _export(run, depth_of, folder, log)
+
+
+def _export(run, depth_of, folder: OutputFolder, log: Callable[[str], None]) -> dict:
+    out = folder.path
     run.require_frames()
     n = len(run)
     images = [f"images/{t:05d}.png" for t in range(n)]
@@ -146,6 +159,7 @@ def export_nerfstudio(run, depth_of: Callable[[int], torch.Tensor] | None, out_d
         run.frame_rgb(t)  # readable and of the camera's size, or one UserInputError
         if depth_of is not None:
             depth_of(t)
+    folder.replace_earlier()
     (out / "images").mkdir(exist_ok=True)
     for t in range(n):
         tmp = out / "images" / f".{t:05d}.png.tmp"

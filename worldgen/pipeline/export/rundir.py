@@ -9,6 +9,7 @@ camera-to-world, pixel centres at +0.5), `world.ply` (3D Gaussian Splatting layo
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from worldgen.core.io import UserInputError
 
 def load_cameras(path: str | Path) -> list[Camera]:
     """Cameras of a `cameras.json` ({"frames": [{width, height, fx, fy, cx, cy, c2w}, ...]});
-    UserInputError with one line for a missing or malformed file."""
+    UserInputError with one line for a missing or malformed file, or a camera whose c2w, cx or cy is not
+    finite or whose fx or fy is not finite and positive."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -40,8 +42,14 @@ def load_cameras(path: str | Path) -> list[Camera]:
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise UserInputError(
                 f"{path}: frame {i} is not a camera (width, height, fx, fy, cx, cy, c2w 4x4): {e}") from None
-        if not bool(np.isfinite(cam.c2w.numpy()).all()) or cam.fy <= 0 or cam.fx <= 0:
-            raise UserInputError(f"{path}: frame {i} has a non-finite pose or a non-positive focal length")
+        if not bool(np.isfinite(cam.c2w.numpy()).all()):
+            raise UserInputError(f"{path}: frame {i} has a non-finite pose (c2w)")
+        if not all(math.isfinite(v) and v > 0 for v in (cam.fx, cam.fy)):  # (NaN > 0 is False)
+            raise UserInputError(f"{path}: frame {i} has focal length fx={cam.fx:g}, fy={cam.fy:g}; "
+                                 "both must be finite and positive")
+        cx, cy = (float(cam.host()[0][r, 2]) for r in (0, 1))
+        if not (math.isfinite(cx) and math.isfinite(cy)):
+            raise UserInputError(f"{path}: frame {i} has a non-finite principal point (cx={cx:g}, cy={cy:g})")
         cams.append(cam)
     return cams
 

@@ -62,7 +62,8 @@ class AutopilotConfig:
     """Exponential smoothing of look and move directions: weight of the previous value (0 = none)."""
     steer_width: int = 64
     """Steer from the previous frame reduced to at most this many pixels across (blocks keep their
-    nearest depth, so the climb stays conservative); steering needs only the coarse layout."""
+    nearest depth, so the climb stays conservative); steering needs only the coarse layout. At least
+    STEER_WIDTH_MIN: the yaw rule compares the openness of the left and right halves of the reduced frame."""
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -73,6 +74,15 @@ class AutopilotConfig:
             raise bad("horizon", "must be in [0, 1]", self.horizon)
         if not 0 <= self.smoothing < 1:
             raise bad("smoothing", "must be in [0, 1)", self.smoothing)
+        if not (isinstance(self.steer_width, int) and self.steer_width >= STEER_WIDTH_MIN):
+            raise bad("steer_width", f"must be a whole number of pixels, at least {STEER_WIDTH_MIN} (steering compares "
+                      "the left and right halves of the reduced frame)", self.steer_width)
+
+
+STEER_WIDTH_MIN = 2
+"""Smallest `AutopilotConfig.steer_width`: the yaw rule compares the mean openness of the left and right halves of
+the reduced frame (W // 2 columns each), so it needs 2 columns; at 1 (or 0) both halves are empty, their means NaN,
+and so is the pose. `_coarse_maps` keeps 2 columns and 1 row for any frame size."""
 
 
 class AutopilotPath(CameraPath):
@@ -288,13 +298,16 @@ def _free_heading(ahead: np.ndarray, side: np.ndarray, half_width: float, max_tu
 
 
 def _coarse_maps(frame: Frame, max_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`frame` reduced by an integer factor to at most `max_width` pixels across, as the steering reads it, all
+    """`frame` reduced by an integer factor to at most `max_width` pixels across (but at least STEER_WIDTH_MIN
+    across and 1 high, whatever `max_width` and the frame's aspect), as the steering reads it, all
     float64 numpy on the host: K [3, 3] and c2w [4, 4] of the coarse view (from the camera's host copy), sky
     [h, w] bool and depth [h, w] (`_pool_maps`, read from the device in one copy: one wait). K is that of
     `Camera.resized` (tests/test_paths.py checks it bit for bit)."""
     K, c2w = frame.camera.host()
     W0, H0 = frame.camera.width, frame.camera.height
-    f = max(1, math.ceil(W0 / max(1, max_width)))
+    # at least 2 columns (the yaw rule compares the halves) and 1 row (a very wide frame: 2048x16 with 64 across
+    # would reduce to 64x0), so such a frame keeps more than max_width columns
+    f = max(1, min(math.ceil(W0 / max(1, max_width)), W0 // STEER_WIDTH_MIN, H0))
     h, w = H0 // f, W0 // f
     both = _pool_maps(frame, f, h, w).cpu().numpy()
     if f == 1:
