@@ -75,6 +75,16 @@ def test_a_training_photo_past_pils_pixel_limit_is_refused_like_other_unreadable
     assert "\n" not in str(e.value)
 
 
+def test_a_sky_image_past_pils_pixel_limit_is_one_line(tmp_path, monkeypatch):
+    """SkyDome.load_png (a run's sky.png, read by view and export) says so in one line too."""
+    from worldgen.pipeline.sky import SkyDome
+
+    Image.new("RGBA", (128, 64), (90, 140, 200, 255)).save(tmp_path / "sky.png")  # 8,192 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(UserInputError, match=r"sky\.png is too large to read: 8,192 pixels"):
+        SkyDome.load_png(tmp_path / "sky.png")
+
+
 # ------------------------------------------------------------------------------------------ 2. damaged weights files
 def _depth_blob(**fields) -> dict:
     from refine.depthnet import DEPTH_FORMAT

@@ -375,7 +375,8 @@ class SkyDome:
     def load_png(path, device: torch.device | str = "cpu") -> "SkyDome":
         """A SkyDome from an equirectangular image written by `save_png` (RGBA; alpha > 127 = observed)
         or any 2:1 RGB panorama in the same layout (all texels observed). Width 64..4096.
-        Raises UserInputError with a one-line reason for a missing, unreadable or wrongly shaped file."""
+        Raises UserInputError with a one-line reason for a missing, unreadable, too large (PIL's pixel limit) or
+        wrongly shaped file."""
         from PIL import Image, UnidentifiedImageError
 
         from worldgen.core.io import UserInputError
@@ -386,6 +387,10 @@ class SkyDome:
                 arr = np.asarray(im.convert("RGBA"))
         except FileNotFoundError:
             raise UserInputError(f"no such sky image: {path}") from None
+        except Image.DecompressionBombError as e:  # (not an OSError)
+            from worldgen.core.images import too_large_image_line
+
+            raise UserInputError(too_large_image_line(path, e)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise UserInputError(f"{path} is not a readable sky image ({e})") from None
         Hs, Ws = arr.shape[:2]
