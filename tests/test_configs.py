@@ -198,11 +198,14 @@ def test_preset_listing_and_bad_config_files(tmp_path, capsys):
 
 
 def test_an_os_error_is_one_line_with_its_file(photo, tmp_path, capsys):
-    """What the machine refuses (here a folder name longer than the file system allows; a full disk the same way)
-    is one line naming the file, exit 1, not a traceback."""
+    """What the machine refuses (here a folder name longer than the file system allows) is one line naming the file,
+    not a traceback: found by the output check before any work since 2026-12-05 (tenth session: the check probes the
+    folder's nearest existing parent and asks the file system about the name), so exit 2; a full disk mid-flight is
+    exit 1 (tests/test_runs.py)."""
     long = tmp_path / ("x" * 300)
     code, _, err = cli_run(["fly", str(photo), "--out", str(long), "--size", "32x24", "--frames", "2"], capsys)
-    assert code == 1 and err.strip() == f"worldgen: error: File name too long: {long}", err
+    assert code == 2, err
+    assert err.strip() == f"worldgen: error: output directory {long} is not writable: File name too long", err
     assert [p.name for p in tmp_path.iterdir()] == ["photo.png"]  # nothing written
 
 
