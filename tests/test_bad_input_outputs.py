@@ -85,6 +85,15 @@ def test_depth_stays_out_of_run_folders_and_folders_in_use(photo, tmp_path, caps
         one_line_error(code, err, says)
     assert listing(run) == before
 
+    mine = tmp_path / "mine"  # a folder of the user's own with a config.json in it is not a run folder
+    mine.mkdir()
+    (mine / "config.json").write_text("{}")
+    code, _, err = cli(["depth", str(photo), *PRIOR, "--out", str(mine / "x.npy")], capsys)
+    assert code == 0 and (mine / "x.npy").is_file() and (mine / "x.png").is_file(), err
+    (mine / "metrics.json").write_text("{}")  # ... beside what compare writes with it, it is
+    code, _, err = cli(["depth", str(photo), *PRIOR, "--out", str(mine / "y.npy")], capsys)
+    one_line_error(code, err, "is a worldgen output folder")
+
     busy = tmp_path / "busy"  # a folder another worldgen command writes (a flight under way)
     busy.mkdir()
     with RunLock(busy):

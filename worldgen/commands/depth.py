@@ -14,8 +14,8 @@ that fails after the picture was replaced removes both (a new picture beside an 
 made is removed again. Refused before any work, in one line: FILE.npy or FILE.png that is an input (the photo, a
 --depth file); a FILE.png without FILE.npy (not an earlier output of this command: someone's picture); a folder
 another command holds (a flight under way) or a worldgen output folder (a run of fly, compare, synth, train:
-`runfolder.output_marker`), whose command would refuse it later for the stray files. Re-running into an earlier
-FILE.npy + FILE.png replaces both.
+`runfolder.output_marker`: names only worldgen writes, or a config.json beside a run's outputs), whose command would
+refuse it later for the stray files. Re-running into an earlier FILE.npy + FILE.png replaces both.
 """
 
 from __future__ import annotations

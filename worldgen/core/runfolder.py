@@ -29,16 +29,17 @@ RUN_ENTRIES = frozenset({"frames", "depth", "state", "video.mp4", "world.ply", "
                          "cameras.jsonl", "config.json", "run.json"})
 """Names a run writes at the top of its folder (anything else is not ours to delete)."""
 
-OUTPUT_MARKERS = frozenset({"config.json", "run.json", "cameras.jsonl", "state",  # fly
-                            "world.ply", "cameras.json",  # fly, live's export
-                            "metrics.json", "report.html",  # compare (and config.json)
+OUTPUT_MARKERS = frozenset({"run.json", "cameras.jsonl",  # fly
                             "synth_config.json",  # synth
-                            "train.json", "log.jsonl", "checkpoint.pt", "checkpoint-compact.pt",  # train, train-depth
-                            "transforms.json", "worldgen_export.json"})  # export --nerfstudio
-"""Names that mark a folder as the output folder of a worldgen command that holds its folder (fly, compare, synth,
-train, live's export, export --nerfstudio): each writes one of these at the top of its folder, early on. Another
-command puts no files there (`output_marker`): they would mix into that output, and its command would then refuse
-the folder as holding what it does not write."""
+                            "train.json", "checkpoint-compact.pt",  # train, train-depth
+                            "worldgen_export.json"})  # export --nerfstudio
+"""Names that mark a folder as the output folder of a worldgen command that holds its folder (fly, synth, train,
+export --nerfstudio), names no other program is likely to write. Another command puts no files there
+(`output_marker`): they would mix into that output, and its command would then refuse the folder as holding what it
+does not write. A `config.json` marks one only beside what fly or compare writes with it (`CONFIG_COMPANIONS`):
+a folder of the user's own with a config.json in it is not refused for that."""
+CONFIG_COMPANIONS = frozenset({"frames", "state", "metrics.json", "video.mp4", "world.ply", "sky.png"})
+"""Names that, beside a config.json, mark a fly or compare output folder (see OUTPUT_MARKERS)."""
 
 
 def is_temp_file(name: str) -> bool:
@@ -106,9 +107,14 @@ def entries(path: str | os.PathLike) -> list[str]:
 
 
 def output_marker(path: str | os.PathLike) -> str | None:
-    """The first name in folder `path` that marks it as a worldgen command's output folder (`OUTPUT_MARKERS`: a
-    run folder of fly, compare, synth, train, ...), or None (also for a folder that does not exist)."""
-    return next((n for n in entries(path) if n in OUTPUT_MARKERS), None)
+    """The first name in folder `path` that marks it as a worldgen command's output folder (`OUTPUT_MARKERS`, or a
+    config.json beside one of `CONFIG_COMPANIONS`: a run folder of fly, compare, synth, train, ...), or None (also for
+    a folder that does not exist)."""
+    names = entries(path)
+    marker = next((n for n in names if n in OUTPUT_MARKERS), None)
+    if marker is None and "config.json" in names and any(n in CONFIG_COMPANIONS for n in names):
+        marker = "config.json"
+    return marker
 
 
 class RunLock:
