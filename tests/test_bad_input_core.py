@@ -85,6 +85,19 @@ def test_a_sky_image_past_pils_pixel_limit_is_one_line(tmp_path, monkeypatch):
         SkyDome.load_png(tmp_path / "sky.png")
 
 
+def test_a_float_grey_image_is_read_as_0_to_1_or_refused_in_one_line(tmp_path):
+    """A 32-bit float TIFF (PIL mode F) came out black (PIL's convert clips it); now read as grey in 0..1, and one
+    line for values outside that (or NaN)."""
+    from worldgen.core.images import load_image
+
+    Image.fromarray(np.full((16, 24), 0.25, np.float32), mode="F").save(tmp_path / "grey.tif")
+    img = load_image(tmp_path / "grey.tif")
+    assert img.shape == (16, 24, 3) and torch.allclose(img, torch.full_like(img, 0.25))
+    Image.fromarray(np.full((16, 24), 200.0, np.float32), mode="F").save(tmp_path / "bright.tif")
+    with pytest.raises(UserInputError, match="floating-point image with values up to 200"):
+        load_image(tmp_path / "bright.tif")
+
+
 # ------------------------------------------------------------------------------------------ 2. damaged weights files
 def _depth_blob(**fields) -> dict:
     from refine.depthnet import DEPTH_FORMAT

@@ -213,3 +213,20 @@ def test_an_output_folder_that_is_a_file_is_called_a_file(tmp_path, monkeypatch)
     monkeypatch.setattr(bench, "make_plan", lambda *a, **k: pytest.fail("the benchmark started"))
     with pytest.raises(UserInputError, match="output directory .*good.jpg is a file, not a directory"):
         bench.run(bench.BenchConfig(device="cpu", out=str(tmp_path / "good.jpg" / "b.json")))
+
+
+# ----------------------------------------------------------------------------- fly --overwrite of its own inputs
+def test_overwrite_refuses_a_run_folder_that_holds_the_flights_own_input(photo, tmp_path, capsys):
+    """`fly --overwrite` clears the run folder before it reads its inputs: a photo or --depth file inside that folder
+    would be deleted first (the audit's `--depth RUN/depth/00000.npy --out RUN --overwrite`). One line; the folder
+    stays as it was."""
+    run = tmp_path / "run"
+    code, _, err = cli(["fly", str(photo), *PRIOR, "--frames", "2", "--depth-maps", "--out", str(run)], capsys)
+    assert code == 0, err
+    depth = sorted((run / "depth").iterdir())[0]
+    before = listing(run)
+    inside = run / "frames" / "00000.png"
+    for argv, says in ((["fly", str(photo), "--depth", str(depth)], "--depth"), (["fly", str(inside)], "IMAGE")):
+        code, _, err = cli([*argv, *PRIOR, "--frames", "2", "--out", str(run), "--overwrite"], capsys)
+        one_line_error(code, err, says, "--overwrite would clear first")
+        assert listing(run) == before

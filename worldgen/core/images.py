@@ -45,8 +45,9 @@ def load_image(path: str | os.PathLike) -> Tensor:
     """Read an image file as float32 RGB [H, W, 3] in [0, 1].
 
     EXIF orientation is applied; an alpha channel is dropped (photos are opaque); grayscale and
-    palette images become RGB; 16-bit images are scaled from [0, 65535]. UserInputError (one line) for a
-    missing, unreadable, damaged, too small (< 8x8) or too large (PIL's decompression-bomb limit) image.
+    palette images become RGB; 16-bit images are scaled from [0, 65535]; 32-bit float grey images are read as 0..1.
+    UserInputError (one line) for a missing, unreadable, damaged, too small (< 8x8) or too large (PIL's
+    decompression-bomb limit) image, or a float one with values outside 0..1.
     """
     path = Path(path)
     if not path.exists():
@@ -59,6 +60,13 @@ def load_image(path: str | os.PathLike) -> Tensor:
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im, dtype=np.float32) / 65535.0
+                arr = np.repeat(arr[..., None], 3, axis=-1)
+            elif im.mode == "F":  # 32-bit float grey (a TIFF): taken as 0..1 (PIL's convert would clip it to black)
+                arr = np.asarray(im, dtype=np.float32)
+                top = float(np.nanmax(arr)) if arr.size else 0.0
+                if not np.isfinite(arr).all() or not 0.0 <= top <= 1.0:
+                    raise UserInputError(f"{path} is a floating-point image with values up to {top:g} (or NaN): "
+                                         "worldgen reads float images as 0..1; save it as 8 or 16 bit")
                 arr = np.repeat(arr[..., None], 3, axis=-1)
             else:
                 arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0

@@ -330,12 +330,24 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
         raise _occupied(out)
     elif cfg.overwrite:
         check_clearable(out)
+        _check_inputs_outside(cfg, out)
     import torch
 
     # A flight computes no gradients: in inference mode each torch operation also skips autograd's version
     # and view bookkeeping, about 15 % of its host cost, and the loop is bound by the host (BENCHMARKS.md).
     with torch.inference_mode():
         return _run(cfg, out, on_frame, start)
+
+
+def _check_inputs_outside(cfg: FlyConfig, out: Path) -> None:
+    """UserInputError (one line) when a file the flight reads (the photo, --depth, --camera, a --path JSON) lies in
+    run folder `out`, which --overwrite is about to clear: the flight would delete its own input first."""
+    folder = out.resolve()
+    for option, f in (("IMAGE", cfg.image), ("--depth", cfg.photo.depth), ("--camera", cfg.photo.camera),
+                      ("--path", cfg.path if str(cfg.path).endswith(".json") else None)):
+        if f and folder in Path(f).resolve().parents:
+            raise UserInputError(f"{option} {f} lies in {out}, which --overwrite would clear first; copy it out of "
+                                 "the run folder (or choose another --out)")
 
 
 def _run(cfg: FlyConfig, out: Path, on_frame, start: int) -> dict:
