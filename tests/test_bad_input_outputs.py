@@ -230,3 +230,17 @@ def test_overwrite_refuses_a_run_folder_that_holds_the_flights_own_input(photo, 
         code, _, err = cli([*argv, *PRIOR, "--frames", "2", "--out", str(run), "--overwrite"], capsys)
         one_line_error(code, err, says, "--overwrite would clear first")
         assert listing(run) == before
+
+
+def test_a_run_being_written_is_in_use_not_a_folder_without_cameras(tmp_path):
+    """Exporting a run while its flight (or `fly --resume`) writes it: cameras.json comes at the end, so the folder
+    has none yet; the one line says the folder is in use, not that it is no run."""
+    from worldgen.pipeline.export.rundir import RunDir
+
+    run = tmp_path / "run"
+    (run / "frames").mkdir(parents=True)
+    with RunLock(run):
+        with pytest.raises(UserInputError, match="in use"):
+            RunDir.open(run)
+    with pytest.raises(UserInputError, match="has no cameras.json"):
+        RunDir.open(run)

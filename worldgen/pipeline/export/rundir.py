@@ -68,13 +68,17 @@ class RunDir:
 
     @staticmethod
     def open(path: str | Path) -> "RunDir":
-        """UserInputError (one line) for a missing folder, a file, or a folder without cameras.json."""
+        """UserInputError (one line) for a missing folder, a file, or a folder without cameras.json (a run another
+        writer holds, a flight under way, is said to be in use)."""
         root = Path(path)
         if not root.exists():
             raise UserInputError(f"no such run directory: {root}")
         if not root.is_dir():
             raise UserInputError(f"{root} is not a run directory (a folder written by `worldgen fly`)")
         if not (root / "cameras.json").is_file():
+            from worldgen.core.runfolder import check_not_in_use
+
+            check_not_in_use(root)  # a flight under way (or resumed) writes cameras.json at its end: say that instead
             raise UserInputError(f"{root} has no cameras.json (not a run directory written by `worldgen fly`?)")
         cams = load_cameras(root / "cameras.json")
         if not cams:
