@@ -230,3 +230,15 @@ def test_a_command_that_fails_to_import_is_reported(monkeypatch, capsys):
     code, out, err = cli_run(["--help"], capsys)
     assert code == 0 and "fly" in out  # the others still work
     assert "worldgen: note: command 'broken' is unavailable" in err
+
+
+def test_another_commands_config_is_named_as_such(photo, tmp_path, capsys):
+    """`fly --config` given a config.json that `worldgen compare` wrote says whose config it is (it said "unknown
+    option 'credit'"); a config no command can read keeps its own one line."""
+    (tmp_path / "compare.json").write_text(json.dumps(to_dict(CompareConfig(synthetic=3))))
+    code, _, err = cli_run(["fly", str(photo), "--config", str(tmp_path / "compare.json")], capsys)
+    assert code == 2 and err.strip() == (f"worldgen: error: {tmp_path / 'compare.json'} is a `worldgen compare` "
+                                         "config, not one `worldgen fly` can replay"), err
+    (tmp_path / "odd.json").write_text(json.dumps({"no_such_option": 1}))
+    code, _, err = cli_run(["fly", str(photo), "--config", str(tmp_path / "odd.json")], capsys)
+    assert code == 2 and err.strip() == "worldgen: error: odd.json: unknown option 'no_such_option'", err

@@ -161,6 +161,24 @@ def _parse(parse, help_hint: str):
     return result
 
 
+def _other_commands_config(name: str, config_file: str | None, targets: dict) -> UserInputError | None:
+    """For a --config (or --resume) file that `worldgen name` cannot read: the one line saying which other command
+    wrote it (the first whose config it is), or None (not another command's either, or no config file)."""
+    if config_file is None:
+        return None
+    from configs import load_config_file
+
+    for other, target in sorted(targets.items()):
+        if other == name:
+            continue
+        try:
+            load_config_file(load_command(other, target).config, config_file)
+        except (UserInputError, CommandUnavailable):
+            continue
+        return UserInputError(f"{config_file} is a `worldgen {other}` config, not one `worldgen {name}` can replay")
+    return None
+
+
 def entrypoint(argv: list[str] | None = None) -> None:
     """Console-script entry point (`worldgen ...`)."""
     import tyro
@@ -183,7 +201,10 @@ def entrypoint(argv: list[str] | None = None) -> None:
                 if not table:
                     print(f"(no presets for worldgen {name})")
                 return
-            start = starting_config(cmd.config, preset, config_file)
+            try:
+                start = starting_config(cmd.config, preset, config_file)
+            except UserInputError as e:
+                raise _other_commands_config(name, config_file, targets) or e from None
             description = f"{(cmd.config.__doc__ or '').strip()}\n\n{BASE_OPTIONS}"
             cfg = _parse(lambda: tyro.cli(cmd.config, args=rest, default=start, prog=f"worldgen {name}",
                                           description=description), f"worldgen {name} --help lists the options")
