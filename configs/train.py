@@ -93,8 +93,8 @@ TRAIN_PRESETS: dict[str, Preset] = {
                     unroll=UnrollConfig(steps=3, warm_steps=(0, 2), grad_through_world=False)),
     ),
     "train-refiner-photos-tiny": Preset(
-        "CPU smoke test (CI) of still-photo steps: the tiny refiner, every other step a photo step (a folder of "
-        "photos is required: --photos.folder DIR).",
+        "CPU smoke test (CI) of still-photo steps: the tiny refiner, every other step a photo step, given a folder "
+        "of photos (--photos.folder DIR; without one there are no photo steps, as in every preset).",
         TrainConfig(
             out="runs/train-refiner-photos-tiny", steps=8, batch=2, device="cpu", checkpoint_every=4, log_every=2,
             sample_every=0, net=_TINY_NET, data=_TINY_DATA, loss=LossConfig(gan_start=2),
