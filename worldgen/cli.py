@@ -163,16 +163,29 @@ def _parse(parse, help_hint: str):
 
 def _other_commands_config(name: str, config_file: str | None, targets: dict) -> UserInputError | None:
     """For a --config (or --resume) file that `worldgen name` cannot read: the one line saying which other command
-    wrote it (the first whose config it is), or None (not another command's either, or no config file)."""
+    wrote it, or None (not another command's either, or no config file). A command's config.json holds its whole
+    resolved tree, so the file is another command's when its top-level names are exactly that command's fields and
+    it loads as its config (a partial file, `{}` say, names no command)."""
     if config_file is None:
         return None
+    import dataclasses
+    import json
+    from pathlib import Path
+
     from configs import load_config_file
 
+    try:
+        names = set(json.loads(Path(config_file).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
     for other, target in sorted(targets.items()):
         if other == name:
             continue
         try:
-            load_config_file(load_command(other, target).config, config_file)
+            cls = load_command(other, target).config
+            if names != {f.name for f in dataclasses.fields(cls) if f.init}:
+                continue
+            load_config_file(cls, config_file)
         except (UserInputError, CommandUnavailable):
             continue
         return UserInputError(f"{config_file} is a `worldgen {other}` config, not one `worldgen {name}` can replay")
