@@ -215,8 +215,8 @@ def check_steps_left(out: str | os.PathLike, start: int, steps: int, weights: st
 
 class TrainingFolder:
     """The run folder `out` of a training run, for the run's duration (a `with` block): checked and made
-    (`worldgen.core.runfolder` check_out_dir / make_out_dir: one line for a file or an unwritable place) and
-    locked (RunLock: a second writer fails at once with one line) by the process that writes it (rank 0 of
+    (`worldgen.core.io.check_writable_dir`, `worldgen.core.runfolder.make_out_dir`: one line for a file or an
+    unwritable place) and locked (RunLock: a second writer fails at once with one line) by the process that writes it (rank 0 of
     `dd`; other torchrun processes only read it); a folder holding names no training run writes (`TRAIN_ENTRIES`)
     is refused with one line. Under torchrun every process learns whether rank 0 got the
     folder (one collective), so when it did not, all of them stop with one line instead of waiting in their
@@ -231,12 +231,13 @@ class TrainingFolder:
 
     def __enter__(self) -> "TrainingFolder":
         from worldgen.core.io import UserInputError
-        from worldgen.core.runfolder import check_out_dir, make_and_lock
+        from worldgen.core.io import check_writable_dir
+        from worldgen.core.runfolder import make_and_lock
 
         refused = None
         if self.main:
             try:
-                check_out_dir(self.out)
+                check_writable_dir(self.out)
                 self._check_foreign()
                 self.made, self.lock = make_and_lock(self.out)
                 self._check_foreign()  # (filled between the first look and the lock)

@@ -120,7 +120,7 @@ def main(cfg: ExportConfig) -> None:
         from worldgen.pipeline.export.nerfstudio import export_nerfstudio
 
         t0 = time.perf_counter()
-        st = export_nerfstudio(run, depth_of, cfg.nerfstudio, log=say)
+        st = export_nerfstudio(run, depth_of, cfg.nerfstudio, log=say, scene=scene)
         say(f"wrote {st['dir']}: transforms.json + sparse/0 (COLMAP), {st['frames']} images and depth maps, "
             f"{st['seed_points']:,} seed points in {time.perf_counter() - t0:.1f} s "
             f"(depth-supervised nerfstudio methods: --depth-unit-scale-factor 1)")

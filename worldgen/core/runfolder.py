@@ -10,7 +10,7 @@ A run folder (`worldgen fly --out DIR`) holds the outputs of one flight. The rul
   refuses folders holding anything else).
 - **No stale temp files.** Every file is written to a hidden temp file and renamed; a killed run can
   leave such temp files, and `remove_temp_files` deletes them before the folder is used again.
-- **Nothing left by a failed start.** `check_out_dir` (io.check_writable_dir) checks the folder could be made
+- **Nothing left by a failed start.** `io.check_writable_dir` checks the folder could be made
   and written without making it; `make_out_dir` makes it and says which directory it created, so a run that
   fails before its first frame removes it again.
 """
@@ -46,11 +46,6 @@ def is_temp_file(name: str) -> bool:
     """True for the hidden temp files worldgen writes before renaming (`.NAME.XXXX.tmp`,
     `.STEM.tmpPID.mp4`, `.probe.XXXX`)."""
     return name.startswith(".") and (".tmp" in name or name.startswith(".probe."))
-
-
-check_out_dir = check_writable_dir
-"""`check_writable_dir` (worldgen/core/io.py), by the name the run folders' writers use: UserInputError (one line)
-unless `path` is a folder, or could be made as one, that this process may write in. Creates nothing."""
 
 
 def make_out_dir(path: str | os.PathLike) -> Path | None:
@@ -229,7 +224,7 @@ def check_output_folder(path: str | os.PathLike, owns, command: str, option: str
     before long work, or before it serves): UserInputError (one line, naming `option`) for a file, a place this
     process cannot write, a folder another writer holds (`RunLock`), or one holding a name `command` does not write
     (owns(name) -> bool, for top-level names; temp files aside). Returns `path` as a Path."""
-    path = check_out_dir(path)
+    path = check_writable_dir(path)
     check_not_in_use(path)
     _refuse_foreign(path, owns, command, option)
     return path

@@ -42,8 +42,8 @@ import tyro
 from worldgen.commands import Command
 from worldgen.core.config import bad, check, to_dict
 from worldgen.core.device import peak_memory, resolve_device, rss_mb
-from worldgen.core.io import UserInputError, atomic_write_text, os_error_line
-from worldgen.core.runfolder import (check_clearable, check_not_in_use, check_out_dir, clear_run, entries,
+from worldgen.core.io import UserInputError, atomic_write_text, check_writable_dir, os_error_line
+from worldgen.core.runfolder import (check_clearable, check_not_in_use, clear_run, entries,
                                      foreign_entries, make_and_lock, remove_made_dir, remove_temp_files)
 from worldgen.core.scene import write_ply
 from worldgen.pipeline import checkpoint
@@ -321,7 +321,7 @@ def run(cfg: FlyConfig, on_frame=None) -> dict:
     before anything is written (a flight that would not fit on `out`'s disk included: `disk_need`); a write that
     fails mid-flight (a full disk) raises an OSError of one line that says what of the run stands."""
     check(cfg)
-    out = check_out_dir(cfg.out)
+    out = check_writable_dir(cfg.out)
     check_not_in_use(out)  # before any other complaint about the folder
     start = 0
     if cfg.resume is not None:

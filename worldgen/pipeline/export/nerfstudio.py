@@ -139,17 +139,18 @@ def colmap_text(cameras: list[Camera], image_names: list[str], xyz: np.ndarray, 
 
 
 def export_nerfstudio(run, depth_of: Callable[[int], torch.Tensor] | None, out_dir: str | Path,
-                      log: Callable[[str], None] = lambda s: None) -> dict:
+                      log: Callable[[str], None] = lambda s: None, scene=None) -> dict:
     """Write `run` (a RunDir) to `out_dir` as described in the module docstring. `depth_of(t)` gives
-    frame t's z-depth [H, W] (+inf sky); None writes no depth. The folder is held (OutputFolder) from the first
-    check to the last file; a frame that cannot be read stops the export before anything is written (a folder it
-    made is removed again). Returns counts and the file list."""
+    frame t's z-depth [H, W] (+inf sky); None writes no depth. `scene`: the run's world when the caller has read it
+    already (else read here from world.ply, when there is one, for the seed points). The folder is held
+    (OutputFolder) from the first check to the last file; a frame that cannot be read stops the export before
+    anything is written (a folder it made is removed again). Returns counts and the file list."""
     with OutputFolder(out_dir, owns=NERFSTUDIO_ENTRIES.__contains__, command="export --nerfstudio",
                       option="--nerfstudio") as folder:
-        return _export(run, depth_of, folder, log)
+        return _export(run, depth_of, folder, log, scene)
 
 
-def _export(run, depth_of, folder: OutputFolder, log: Callable[[str], None]) -> dict:
+def _export(run, depth_of, folder: OutputFolder, log: Callable[[str], None], scene=None) -> dict:
     out = folder.path
     run.require_frames()
     n = len(run)
@@ -176,8 +177,8 @@ def _export(run, depth_of, folder: OutputFolder, log: Callable[[str], None]) -> 
     ply_name = None
     xyz = np.zeros((0, 3), np.float32)
     rgb = np.zeros((0, 3), np.uint8)
-    if run.ply.is_file():
-        xyz, rgb = seed_points(run.load_scene())
+    if scene is not None or run.ply.is_file():
+        xyz, rgb = seed_points(scene if scene is not None else run.load_scene())
         ply_name = "sparse_pc.ply"
         write_points_ply(out / ply_name, xyz, rgb)
     (out / "sparse" / "0").mkdir(parents=True, exist_ok=True)
