@@ -217,8 +217,8 @@ class TrainingFolder:
     """The run folder `out` of a training run, for the run's duration (a `with` block): checked and made
     (`worldgen.core.io.check_writable_dir`, `worldgen.core.runfolder.make_out_dir`: one line for a file or an
     unwritable place) and locked (RunLock: a second writer fails at once with one line) by the process that writes
-    it (rank 0 of `dd`; other torchrun processes only read it); a folder holding names no training run writes (`TRAIN_ENTRIES`)
-    is refused with one line. Under torchrun every process learns whether rank 0 got the
+    it (rank 0 of `dd`; other torchrun processes only read it); a folder holding names no training run writes
+    (`TRAIN_ENTRIES`) is refused with one line. Under torchrun every process learns whether rank 0 got the
     folder (one collective), so when it did not, all of them stop with one line instead of waiting in their
     first collective for torchrun to end them. A run that fails before `saved()` (its first checkpoint) in a
     folder it made removes what it wrote and the folder again (remove_made_dir)."""
