@@ -620,3 +620,21 @@ def test_a_checkpoint_is_a_host_copy_that_shares_nothing():
     assert c["t"].tolist() == [0, 1, 2, 3] and not c["t"].requires_grad and c["t"].device.type == "cpu"
     assert c["nested"][0].tolist() == [0, 0, 0] and isinstance(c["nested"][1], tuple)
     assert c["nested"][1][0].tolist() == [0, 2, 4, 6] and c["name"] == "x" and c["n"] == 3
+
+
+def test_an_odd_sized_frame_loses_its_last_row_and_column_in_the_video(tmp_path):
+    """H.264 in yuv420p needs even sides. A 33 x 47 frame goes into the video as 32 x 46, its pixels where they were
+    (imageio's own answer, a resize to 34 x 48, moved and blurred every pixel): the decoded video's size, and a sharp
+    vertical edge at column 20 still there."""
+    import imageio.v2 as imageio
+
+    from worldgen.core import images
+
+    frame = np.zeros((33, 47, 3), np.uint8)
+    frame[:, 20:] = 200
+    images.write_video(tmp_path / "odd.mp4", [frame] * 3, 15)
+    with imageio.get_reader(tmp_path / "odd.mp4") as r:
+        got = r.get_data(0)
+    assert got.shape == (32, 46, 3)
+    row = got[16, :, 1].astype(int)
+    assert abs(row[16]) <= 8 and abs(row[18] - 0) <= 30 and abs(row[22] - 200) <= 30 and abs(row[26] - 200) <= 8

@@ -166,8 +166,8 @@ def side_by_side(images: list[np.ndarray], *, labels: list[str] | None = None, g
 
 
 def write_video(path: str | os.PathLike, frames_u8, fps: int) -> None:
-    """H.264 MP4 of uint8 frames [H, W, 3] (even sizes; any iterable, consumed one frame at a time),
-    written atomically; UserInputError without imageio-ffmpeg (imageio would silently pick another
+    """H.264 MP4 of uint8 frames [H, W, 3] (any iterable, consumed one frame at a time; an odd side loses its last
+    row or column, see `VideoWriter`), written atomically; UserInputError without imageio-ffmpeg (imageio would silently pick another
     writer)."""
     with VideoWriter(path, fps) as w:
         for f in frames_u8:
@@ -179,6 +179,10 @@ class VideoWriter:
     stream goes to a hidden temp file beside `path` (`.STEM.tmpPID.mp4`) that `close()` renames to
     `path`, once it is whole (its index, which ffmpeg writes last, is there); `abort()` (or leaving a `with`
     block by an exception) deletes it.
+
+    H.264 in yuv420p (the pixel format every player takes) needs even sides: a frame with an odd height or width loses
+    its last row or column in the video (the frames' PNGs keep it). imageio would instead resize such a frame up by a
+    pixel, blurring every one of them.
 
     An encoder that stops (a full disk) is one OSError line from `append` or `close`: ffmpeg's own messages are
     off (each would be a line of its own on stderr), so a full disk is told by the disk (`_stopped`).
@@ -204,9 +208,10 @@ class VideoWriter:
                                      pixelformat="yuv420p", ffmpeg_log_level="quiet")
 
     def append(self, frame_u8: np.ndarray) -> None:
-        """Encode one uint8 frame [H, W, 3] (every frame the same size)."""
+        """Encode one uint8 frame [H, W, 3] (every frame the same size; an odd side loses its last row or column)."""
+        h, w = frame_u8.shape[:2]
         try:
-            self._w.append_data(frame_u8)
+            self._w.append_data(np.ascontiguousarray(frame_u8[: h - h % 2, : w - w % 2]))
         except OSError:  # imageio's "[Errno 32] Broken pipe", then ffmpeg's command line, over several lines
             raise self._stopped() from None
         self.frames += 1
