@@ -1,5 +1,6 @@
 """`worldgen compare` end to end on tiny inputs: files written, metrics present, persistent closes the loop."""
 
+import html
 import json
 import math
 import re
@@ -14,7 +15,7 @@ from worldgen.cli import entrypoint
 from worldgen.commands.compare import CompareConfig, run
 from worldgen.commands.compare.plots import Series, line_plot
 from worldgen.pipeline.config import PhotoConfig, PipelineConfig
-from worldgen.pipeline.scoring import evaluate, winner
+from worldgen.pipeline.scoring import HEADLINE, evaluate, format_value, winner
 from worldgen.pipeline.sources import photo_source
 from worldgen.core.io import UserInputError
 
@@ -23,6 +24,8 @@ TINY = PipelineConfig(size="48x32")
 
 
 def test_compare_photo_end_to_end(small_photo, tmp_path):
+    """A retraced photo comparison writes its files and metrics, the persistent world closes the loop and the
+    per-frame baseline does not, and the report's tables show each generator's own figures and the winner."""
     out = tmp_path / "cmp"
     doc = run(CompareConfig(image=str(small_photo), pipeline=TINY, frames=7, out=str(out), progress=False))
     # files
@@ -65,6 +68,18 @@ def test_compare_photo_end_to_end(small_photo, tmp_path):
     assert any(v.startswith("Persistent wins loop closure PSNR") for v in doc["verdicts"])
     assert len(saved["poses"]) == 7
     assert saved["versus"] is None and "Refiners:" not in page  # no --versus-refiner: no second refiner
+    # the report's tables show these numbers, each under its own generator, and who won (no fidelity: no truth)
+    dp, dq = doc["persistent"]["summary"], doc["per-frame"]["summary"]
+    headline = page.split("<h2>Headline</h2>")[1].split("</table>")[0]
+    rows = re.findall(r"<tr class='(\w*)'>" + r"<td>([^<]*)</td>" * 4 + "</tr>", headline)
+    shown = [(key, label, unit) for key, label, unit, _ in HEADLINE if not key.startswith("fidelity")]
+    assert [r[1] for r in rows] == [html.escape(label) for _, label, _ in shown]
+    for (key, _, unit), (cls, _, a, b, won) in zip(shown, rows):
+        assert (a, b) == (html.escape(format_value(dp[key], unit)), html.escape(format_value(dq[key], unit))), key
+        assert won == doc["wins"][key] and cls == {"persistent": "win", "per-frame": "lose"}.get(won, ""), key
+    cost = page.split("<th>stage</th><th>persistent</th><th>per-frame</th></tr>")[1].split("</table>")[0]
+    assert (f"<tr><td>total per frame</td><td>{html.escape(format_value(dp['ms_per_frame'], 'ms'))}</td>"
+            f"<td>{html.escape(format_value(dq['ms_per_frame'], 'ms'))}</td></tr>") in cost
 
 
 def test_compare_reactive_path_replays_the_same_poses(small_photo, tmp_path):

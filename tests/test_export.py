@@ -19,7 +19,7 @@ from tests.flights import tiny_flight
 from worldgen.core.camera import Camera, look_at, quat_to_rotmat
 from worldgen.pipeline.export.depth import FrameDepths
 from worldgen.pipeline.export.mesh import MeshConfig, depth_bands, export_mesh, srgb_to_linear
-from worldgen.pipeline.export.nerfstudio import OPENCV_TO_OPENGL, export_nerfstudio
+from worldgen.pipeline.export.nerfstudio import OPENCV_TO_OPENGL, export_nerfstudio, seed_points
 from worldgen.pipeline.export.rundir import RunDir
 from worldgen.pipeline.export.splat import (_morton_order, _pack_rotation, decode_compressed_ply, decode_splat,
                                    encode_compressed_ply, encode_splat, export_splat)
@@ -234,6 +234,9 @@ def orbit_run(tmp: Path, n: int = 5) -> Path:
 
 
 def test_nerfstudio_transforms_use_nerfstudio_field_names(flight, depths, tmp_path):
+    """transforms.json holds only fields nerfstudio reads, the frames and depths as the run's, the OpenGL poses of
+    its cameras; the seed points (sparse_pc.ply and COLMAP's points3D.txt) are the world's Gaussian centres in
+    the world frame with their colours (the visible ones: opacity above 0.05)."""
     import open3d as o3d
 
     run = RunDir.open(flight)
@@ -259,6 +262,20 @@ def test_nerfstudio_transforms_use_nerfstudio_field_names(flight, depths, tmp_pa
     np.testing.assert_allclose(T[:3, 1], -c2w[:3, 1], atol=1e-6)
     pc = o3d.io.read_point_cloud(str(out / meta["ply_file_path"]))  # how nerfstudio reads seed points
     assert len(pc.points) == st["seed_points"] > 1000 and pc.has_colors()
+    scene = run.load_scene()
+    visible = scene.opacities() > 0.05
+    xyz = scene.means[visible].double().numpy()
+    rgb = (scene.colors[visible].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    assert len(xyz) == st["seed_points"]  # (under the subsampling limit: every one)
+    np.testing.assert_array_equal(np.asarray(pc.points), xyz)
+    np.testing.assert_allclose(np.asarray(pc.colors), rgb / 255.0, atol=1e-6)
+    colmap = np.array([ln.split()[1:7] for ln in (out / "sparse/0/points3D.txt").read_text().splitlines()
+                       if ln and ln[0] != "#"], dtype=np.float64)
+    np.testing.assert_allclose(colmap[:, :3], xyz, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(colmap[:, 3:], rgb)
+    faint = scene.subset(torch.arange(3))
+    faint.opacity_logits[1] = -5.0  # opacity 0.007: no seed point
+    np.testing.assert_array_equal(seed_points(faint)[0], faint.means[[0, 2]].numpy())
 
 
 def test_nerfstudio_round_trip_reprojects_depth_between_frames(flight, depths, tmp_path):

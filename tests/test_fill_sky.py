@@ -71,6 +71,28 @@ def test_sky_dome_persists_and_depends_on_rotation_only():
     assert dome.render(back)[1].max() == 0
 
 
+def test_sky_dome_gives_a_smooth_sky_back_exactly_without_the_ground_and_across_the_azimuth_seam():
+    """A smooth sky written from a view comes back from that view to float precision (image -> texels -> image
+    resample the same points), with no trace of the ground below it (a texel is written only where all four
+    pixels it reads are sky), and so does a view straddling the texture's azimuth seam (looking along -z, an odd
+    width: the middle column's rays cross it), where the wrap-around columns must hold the other edge's texels."""
+    for forward, W in ((1.0, 64), (-1.0, 63)):
+        cam = Camera.from_fov(60, W, 48, look_at(torch.zeros(3), torch.tensor([0.0, 0.0, forward])))
+        dome = SkyDome.for_camera(cam)
+        yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(float(W)), indexing="ij")
+        sky_rgb = torch.stack([0.2 + 0.6 * xx / W, 0.3 + 0.5 * yy / 48, torch.full_like(xx, 0.9)], -1)
+        mask = torch.zeros(48, W, dtype=torch.bool)
+        mask[:20] = True
+        rgb = torch.where(mask[..., None], sky_rgb, torch.zeros_like(sky_rgb))  # black ground below row 20
+        dome.update(cam, rgb, mask)
+        out, known = dome.render(cam)
+        assert float(known[1:19, 1:-1].min()) > 0.999, forward  # the whole sky, the seam included
+        full = known > 0.999
+        assert float((out[full] - sky_rgb[full]).abs().max()) < 1e-3, forward  # the sky as written
+        assert float((out[known > 0][:, 2] - 0.9).abs().max()) < 1e-4, forward  # (constant blue) no black ground
+        assert float(known[20:].max()) == 0.0, forward
+
+
 def _frame_with_sky():
     """A 64x48 frame, 60 degrees wide, looking at the horizon: its top 20 rows are sky."""
     from worldgen.core.frame import Frame

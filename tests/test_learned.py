@@ -356,6 +356,8 @@ def test_training_loss_falls(tiny_runs):
 
 
 def test_training_resumes_bit_exactly(tiny_runs):
+    """8 + 8 steps resumed from a checkpoint end as 16 straight steps: the same weights of both networks, cursor
+    and loss history (every logged figure but the timings, in the checkpoint and in log.jsonl)."""
     root, _, _, p1, p2 = tiny_runs
     assert p1["steps_done"] == 8 and p2["steps_done"] == 16
     a = torch.load(root / "a" / "checkpoint.pt", weights_only=False)
@@ -365,6 +367,11 @@ def test_training_resumes_bit_exactly(tiny_runs):
         assert torch.equal(v, b["refiner"]["state_dict"][k]), k
     for k, v in a["disc"].items():
         assert torch.equal(v, b["disc"][k]), k
+    timing = {"steps_per_second", "data_frames_per_second", "gpu_util", "seconds"}
+    figures = lambda records: [{k: v for k, v in r.items() if k not in timing} for r in records]  # noqa: E731
+    logs = [[json.loads(line) for line in (root / r / "log.jsonl").read_text().splitlines()] for r in "ab"]
+    assert [r["step"] for r in a["history"]] == [4, 8, 12, 16]
+    assert figures(a["history"]) == figures(b["history"]) == figures(logs[0]) == figures(logs[1])
 
 
 @pytest.mark.parametrize("weights", [DEFAULT_WEIGHTS, FIDELITY_WEIGHTS], ids=["learned", "learned-fidelity"])

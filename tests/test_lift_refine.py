@@ -20,14 +20,21 @@ def frame_with_step(h=24, w=32) -> Frame:
 
 
 def test_lift_makes_pixel_sized_gaussians_and_never_sky():
+    """One Gaussian per non-sky pixel: centred on its unprojected point, with that pixel's colour and the
+    configured opacity, a flat disc (thickness `flatness` of its smaller in-plane size), sigma_px pixels across
+    (smaller on depth edges), never bridging a discontinuity."""
     f = frame_with_step()
     cfg = LiftConfig()
     mask = lift_mask(f, None, None, cfg)
     assert not mask[:4].any() and mask[4:].all()
     g = lift(f, mask, cfg)
     assert len(g) == int(mask.sum())
-    # Centres sit on the unprojected pixels.
+    # Centres sit on the unprojected pixels, coloured as those pixels, all at the configured opacity.
     assert torch.allclose(g.means, f.camera.unproject(torch.where(mask, f.depth, 1.0))[mask], atol=1e-5)
+    assert torch.equal(g.colors, f.rgb[mask])
+    assert torch.allclose(g.opacities(), torch.full((len(g),), cfg.opacity), atol=1e-6)
+    s = g.log_scales.exp()
+    assert torch.allclose(s[:, 2], s[:, :2].amin(-1) * cfg.flatness, rtol=1e-5)  # flat: thin along the normal
     # Size follows the pixel footprint: sigma_px pixels at the Gaussian's depth (smaller on edges).
     fp = footprint_px(g, f.camera)[:, 0]
     edges = depth_edges(f.depth, cfg.edge_ratio)[mask]
@@ -35,6 +42,32 @@ def test_lift_makes_pixel_sized_gaussians_and_never_sky():
     assert (fp[edges] < cfg.sigma_px).all()
     # None bridges the discontinuity: every 3-sigma extent is under an eighth of the 8-unit gap.
     assert (g.log_scales.exp().amax(-1) * 3 < 1.0).all()
+
+
+def test_lifted_ground_lies_flat_on_the_ground_with_its_stretch_capped():
+    """Pixels of a ground plane seen at a slant become discs on the plane (normal along the plane's, towards the
+    camera), stretched along the slant by the footprint but never beyond `max_stretch` fronto-parallel pixels."""
+    from worldgen.core.camera import quat_to_rotmat
+
+    h, w = 96, 128  # (tall enough for ground rows off the depth edges: next rows' depths within edge_ratio)
+    cam = Camera.from_fov(60, w, h)
+    v = torch.arange(h, dtype=torch.float32) + 0.5
+    depth = (cam.fy * 1.0 / (v - h / 2)).clamp(min=0)[:, None].repeat(1, w)  # ground 1 unit below the camera
+    sky = torch.zeros(h, w, dtype=torch.bool)
+    sky[: h // 2 + 1] = True  # at and above the horizon
+    depth[sky] = math.inf
+    f = Frame(torch.rand(h, w, 3), depth, sky, cam)
+    cfg = LiftConfig()
+    mask = lift_mask(f, None, None, cfg)
+    g = lift(f, mask, cfg)
+    inner = ~depth_edges(f.depth, cfg.edge_ratio)[mask]  # (the row next to the sky is an edge)
+    assert int(inner.sum()) > 2000
+    normal = quat_to_rotmat(g.quats)[:, :, 2][inner]  # the discs' local z axis
+    assert torch.allclose(normal, torch.tensor([0.0, -1.0, 0.0]).expand_as(normal), atol=1e-4)  # up, to the camera
+    base = f.depth[mask][inner] / cam.fx  # a fronto-parallel pixel at that depth
+    s = g.log_scales.exp()[inner]
+    assert (s[:, :2].amax(-1) <= cfg.max_stretch * base * cfg.sigma_px * (1 + 1e-4)).all()
+    assert (s[:, :2].amax(-1) > 2.0 * base * cfg.sigma_px).any()  # (grazing rows do reach the cap)
 
 
 def test_lift_mask_takes_only_what_the_scene_lacks():

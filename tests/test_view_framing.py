@@ -139,6 +139,13 @@ def test_sky_png_round_trip_and_display_fill(tmp_path):
     rows = seen.any(1).nonzero()[:, 0]
     below = shown.color[:, rows.max() + 5:, :]  # never observed: the lowest observed row's mean
     torch.testing.assert_close(below, below[:, :1, :1].expand_as(below))
+    # every unobserved texel: the mean of the observed texels of its own row, or of the nearest row with some
+    row_mean = {int(r): back.color[:, r][:, seen[r]].mean(1) for r in rows}
+    for y in range(back.height):
+        nearest = int(rows[(rows - y).abs().argmin()])
+        unseen = shown.color[:, y][:, ~seen[y]]
+        torch.testing.assert_close(unseen, row_mean[nearest][:, None].expand_as(unseen), atol=1e-5, rtol=0)
+    assert float(row_mean[int(rows.min())][2] - row_mean[int(rows.max())][2]) < -0.2  # (rows differ: bluer below)
     with pytest.raises(Exception, match="equirectangular"):
         Image.fromarray(np.zeros((10, 30, 3), np.uint8)).save(tmp_path / "bad.png")
         SkyDome.load_png(tmp_path / "bad.png")
