@@ -36,7 +36,7 @@ class ExportConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where depth is re-rendered: auto picks cuda (gsplat) when available, else cpu (pure PyTorch)."""
     tsdf: MeshConfig = field(default_factory=MeshConfig)
-    """Mesh fusion settings (see worldgen/export/mesh.py)."""
+    """Mesh fusion settings (see worldgen/pipeline/export/mesh.py)."""
 
 
 def _mb(n: int) -> str:

@@ -86,7 +86,7 @@ class PipelineConfig:
     """The learned refiner's colour anchor, 0..1 (how far generated ground is pulled towards the photo's
     ground colour at its elevation each time it is generated; refine/learned.py); None: the weights' own."""
     refiner_texture: float | None = None
-    """The learned refiner's detail anchor, >= 0 (how much of the photo's own detail at its elevation is laid
+    """The learned refiner's detail anchor, 0..4 (how much of the photo's own detail at its elevation is laid
     over generated ground that lacks detail; refine/learned.py); None: the weights' own."""
     refiner_seed: int = 0
     """Seed of the learned refiner's noise input: the same photo, path and seed give the same flight, another seed

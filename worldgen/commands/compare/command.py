@@ -72,8 +72,8 @@ class CompareConfig:
     pipeline: Annotated[PipelineConfig, _FLAT] = field(default_factory=PipelineConfig)
     """Working size (auto: a photo's aspect, a procedural world square), device, speed, refiner, generator."""
     versus_refiner: str | None = None
-    """A second refiner (classical, learned or a weights FILE.pt; not --refiner's) to fly both modes again
-    along the same poses, compared with --refiner in metrics.json and the report (e.g. TSED)."""
+    """A second refiner (classical, learned, learned-fidelity or a weights FILE.pt; not --refiner's) to fly both
+    modes again along the same poses, compared with --refiner in metrics.json and the report (e.g. TSED)."""
     out: str = "runs/compare"
     """Output directory."""
     fps: int = 10
