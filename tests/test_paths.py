@@ -451,6 +451,69 @@ def test_autopilot_flies_under_and_round_trees_not_over_them(ceiling):
     assert pos[-1, 2] > 3.0  # and on through the forest, not turned back
 
 
+_LOW_FLOOR = 0.3  # flat ground 0.3 below a camera at the origin (y down): above `altitude` (0.2), so it descends
+
+
+def _render_hill(camera: Camera, x_range: tuple[float, float]) -> Frame:
+    """Ray-cast flat ground at y = _LOW_FLOOR and a box hill on it, x in `x_range`, z in [0.6, 1.4], its top 0.6
+    above the origin: z-depth [H, W] (inf where nothing is hit) and sky mask."""
+    d = camera.rays_world()  # [H, W, 3] unit
+    o = camera.position
+    down = d[..., 1] > 1e-6
+    t = torch.where(down, (_LOW_FLOOR - o[1]) / d[..., 1].clamp_min(1e-6), torch.full_like(d[..., 0], math.inf))
+    lo = torch.tensor([x_range[0], -0.6, 0.6]) - o
+    hi = torch.tensor([x_range[1], _LOW_FLOOR, 1.4]) - o
+    safe = torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+    ta, tb = lo / safe, hi / safe  # slab entry and exit along each axis
+    near, far = torch.minimum(ta, tb).max(-1).values, torch.maximum(ta, tb).min(-1).values
+    box = (near < far) & (near > 0)
+    t = torch.where(box & (near < t), near, t)
+    depth = t * (d @ camera.rotation[:, 2])
+    return Frame(torch.zeros(d.shape[:2] + (3,)), depth, ~torch.isfinite(depth), camera)
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_autopilot_climbs_for_a_hill_in_its_corridor_not_beside_it(beside):
+    """The climb reads only the corridor ahead (`corridor` half-wide, 0.3): a hill 0.45 to the side, outside it,
+    does not make the camera climb (over the low ground it keeps descending); the same hill on the path does."""
+    start = _start(look_at(torch.zeros(3), torch.tensor([0.0, 0.0, 1.0])))
+    path = AutopilotPath(start, 1.0, 25)
+    prev, alt = None, []
+    for t in range(25):
+        cam = start.with_pose(path.pose(t, prev))
+        alt.append(float(-cam.position[1]))
+        prev = _render_hill(cam, (0.45, 1.2) if beside else (-0.3, 0.3))
+        if t == 0:
+            hill = torch.isfinite(prev.depth) & (prev.depth * cam.rays_cam()[..., 1] < _LOW_FLOOR - 1e-3)
+            assert hill.sum() > 20  # the hill is in view
+    alt = torch.tensor(alt)
+    if beside:
+        assert (alt[1:] <= alt[:-1] + 1e-6).all(), f"climbed {float(alt.max() - alt[0]):.4f} for a hill beside"
+        assert alt[-1] < alt[0]
+    else:
+        assert alt[-1] > alt[0] + 0.1
+
+
+def test_autopilot_climbs_twice_as_fast_as_it_descends():
+    """The flight path angle follows its target with the smoothing, except that climbing reacts twice as fast
+    as descending (safety first): with climb and descent both limited to 4 degrees, a wall close ahead (climb at
+    the limit) raises the first step twice as much as all sky (descent at the limit) lowers it."""
+    start = _start()
+    H, W = start.height, start.width
+    cfg = AutopilotConfig(max_climb_deg=4.0, max_descent_deg=4.0)
+    wall = (torch.full((H, W), 0.5), torch.zeros(H, W, dtype=torch.bool))
+    sky = (torch.full((H, W), math.inf), torch.ones(H, W, dtype=torch.bool))
+    dy = {}
+    for name, (depth, mask) in {"climb": wall, "descent": sky}.items():
+        path = AutopilotPath(start, 1.0, 3, config=cfg)
+        y0 = float(path.pose(0)[1, 3])
+        y1 = float(path.pose(1, Frame(torch.zeros(H, W, 3), depth, mask, start))[1, 3])
+        dy[name] = y0 - y1  # > 0: up (y down)
+    step, k = 0.02, 1 - cfg.smoothing
+    assert dy["descent"] == pytest.approx(-step * math.sin(k * math.radians(4.0)), rel=1e-3)
+    assert dy["climb"] == pytest.approx(step * math.sin(2 * k * math.radians(4.0)), rel=1e-3)
+
+
 @pytest.mark.parametrize("kind", ["all_sky", "no_sky", "nan_depth", "zero_depth"])
 def test_autopilot_survives_degenerate_frames(kind):
     start = _start()

@@ -35,6 +35,21 @@ def test_ply_roundtrip_is_exact_and_standard(tmp_path):
     assert torch.allclose(back.colors, s.colors, atol=1e-6)  # through f_dc: one float32 multiply-add
 
 
+def test_ply_stores_normalised_quaternions_of_unnormalised_ones(tmp_path):
+    """`quats` are normalised on use, so a trained scene holds quaternions of any length; the PLY's rot_0..3
+    are the unit quaternions (the standard layout; `save_ply`), the same rotation, read back as such."""
+    s = random_scene()
+    lengths = torch.linspace(0.05, 20.0, len(s))  # far from 1 both ways
+    s.quats = s.quats * lengths[:, None]
+    s.save_ply(tmp_path / "w.ply")
+    v = PlyData.read(str(tmp_path / "w.ply"))["vertex"]
+    rot = np.stack([np.asarray(v[f"rot_{i}"]) for i in range(4)], -1)
+    np.testing.assert_allclose(np.linalg.norm(rot, axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(rot, s.unit_quats().numpy(), atol=1e-7)
+    back = GaussianScene.load_ply(tmp_path / "w.ply")
+    assert torch.allclose(back.quats, s.unit_quats(), atol=1e-7)
+
+
 def test_loads_ply_written_by_another_tool_with_sh_rest(tmp_path):
     n = 7
     props = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(45)] + [

@@ -190,6 +190,26 @@ def test_decimation_is_deterministic_and_batch_independent():
     assert bool(decimation_mask(idx, 1.0).all())
 
 
+@pytest.mark.parametrize("fraction", [0.25, 0.5])
+def test_decimated_splats_are_enlarged_to_keep_the_surface_covered(fraction):
+    """A decimated display keeps the Gaussians of `decimation_mask` and enlarges each by 1/sqrt(fraction) along
+    every axis (covariance / fraction), so the kept ones still cover the surface; the saved world is untouched."""
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    q = torch.randn(n, 4, generator=g)
+    scene = GaussianScene(means=torch.randn(n, 3, generator=g), quats=q / q.norm(dim=1, keepdim=True),
+                          log_scales=torch.randn(n, 3, generator=g) - 3, opacity_logits=torch.randn(n, generator=g),
+                          colors=torch.rand(n, 3, generator=g))
+    before = scene.log_scales.clone()
+    full, dec = splat_arrays(scene), splat_arrays(scene, fraction=fraction)
+    keep = decimation_mask(torch.arange(n), fraction).numpy()
+    assert 0 < len(dec) == int(keep.sum()) < n
+    np.testing.assert_array_equal(dec.centers, full.centers[keep])
+    np.testing.assert_allclose(dec.covariances, full.covariances[keep] / fraction, rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(dec.opacities, full.opacities[keep])  # only the size changes
+    assert torch.equal(scene.log_scales, before)
+
+
 class _FakeScene:
     """Records add_gaussian_splats calls (stands in for viser's SceneApi in display-logic tests)."""
 
