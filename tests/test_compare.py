@@ -228,6 +228,8 @@ def test_compare_keeps_to_its_own_folder(small_photo, tmp_path):
 
 
 def test_winner_directions_and_ties():
+    """Each metric's better direction, its tie margin, the PSNR cap and missing values; and the verdict sentences
+    say who won: a metric per-frame wins is never reported as a persistent win."""
     assert winner("psnr", 30.0, 20.0) == "persistent"
     assert winner("psnr", 20.0, 20.05) == "tie"
     assert winner("psnr", math.inf, 70.0) == "tie"  # both beyond the cap
@@ -236,6 +238,16 @@ def test_winner_directions_and_ties():
     assert winner("ssim", math.nan, 0.9) == "n/a"
     assert winner("share", 0.9, 0.8) == "persistent" and winner("share", 0.9, 0.905) == "tie"
     assert winner("px", 0.3, 1.2) == "persistent" and winner("px", 0.07, 0.06) == "tie"  # SIFT noise
+    from worldgen.pipeline.scoring import verdicts
+
+    p = {key: math.nan for key, *_ in HEADLINE} | {"loop_closure_psnr": 30.0, "ms_per_frame": 200.0, "tsed": 0.5}
+    q = dict(p, loop_closure_psnr=20.0, ms_per_frame=100.0, tsed=0.505)
+    wins, lines = verdicts({"persistent": p, "per-frame": q}, "LPIPS: not needed", has_truth=False)
+    assert (wins["loop_closure_psnr"], wins["ms_per_frame"], wins["tsed"]) == ("persistent", "per-frame", "tie")
+    assert [ln.split(":")[0] for ln in lines if "time per frame" in ln] == [
+        "Persistent does NOT win time per frame"]
+    assert any(ln.startswith("Persistent wins loop closure PSNR") for ln in lines)
+    assert any(ln.startswith("3D consistency: TSED") and "a tie" in ln for ln in lines)
 
 
 def test_versus_verdicts_name_the_refiner_that_wins_tsed():

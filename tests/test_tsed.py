@@ -99,6 +99,26 @@ def test_fundamental_matrix_of_projected_points():
     assert np.median(pose_distance(ca, cb.with_pose(yawed(pb, 2.0)), ua, ub)) > 1.0
 
 
+def test_distances_are_the_mean_of_both_directions_in_pixels():
+    """SED is the mean of x_b's pixel distance to x_a's epipolar line in b and x_a's to x_b's line in a, and the
+    no-baseline transfer distance the mean of |H x_a - x_b| and |x_a - H^-1 x_b|: with focal lengths 100 and 200
+    px the two directions differ (2 px and 4 px; 2.5 px and 5 px), so neither one alone nor one twice passes."""
+    def cam(f: float, x: float = 0.0) -> Camera:
+        c2w = torch.eye(4)
+        c2w[0, 3] = x
+        K = torch.tensor([[f, 0.0, 100.0], [0.0, f, 100.0], [0.0, 0.0, 1.0]])
+        return Camera(K=K, c2w=c2w, width=200, height=200)
+
+    ca, cb = cam(100.0), cam(200.0, x=1.0)  # a baseline along x: epipolar lines are rows
+    # x_a's line in b is v = 200 * 0.305 + 100 = 161 (x_b 4 px off it); x_b's line in a is v = 132.5 (x_a 2 px off)
+    ua, ub = np.array([[120.5, 130.5]]), np.array([[150.0, 165.0]])
+    sed = symmetric_epipolar_distance(fundamental_matrix(ca, cb), ua, ub)
+    assert sed[0] == pytest.approx(3.0, abs=1e-4)
+    # one position: H maps (u, v) to (2u - 100, 2v - 100); x_b is (3, 4) px from H x_a = (140, 160)
+    d = pose_distance(ca, cam(200.0), np.array([[120.0, 130.0]]), np.array([[143.0, 164.0]]))
+    assert d[0] == pytest.approx(0.5 * (5.0 + 2.5), abs=1e-4)
+
+
 def test_true_pose_is_consistent_and_a_wrong_one_is_not(moving_pair):
     c0, a, c1, b = moving_pair
     T = error_threshold(128, 128)
@@ -131,6 +151,8 @@ def test_tracker_scores_consecutive_pairs(moving_pair):
 
 
 def test_matching_ratio_test_and_mutual():
+    """Noisy twins match one to one; ambiguous descriptors (each twice) fail Lowe's ratio test; with `mutual`, a
+    match a -> b is kept only where a is also b's nearest neighbour (two of a's keypoints wanting one of b's)."""
     rng = np.random.default_rng(0)
     desc = rng.uniform(0, 100, (50, 128)).astype(np.float32)
     uv = rng.uniform(0, 100, (50, 2))
@@ -142,6 +164,13 @@ def test_matching_ratio_test_and_mutual():
     assert len(ua) == 50 and np.allclose(ua, ub)  # every descriptor finds its noisy twin
     twins = Features(np.concatenate([uv, uv + 1]), np.concatenate([desc, desc]))  # each twice: ambiguous
     assert len(match_features(a, twins)[0]) == 0
+    # a0 and a1 both pass the ratio test to b0 (b1 is far), but b0's nearest in a is a0: mutual keeps one match
+    d0 = desc[0]
+    pair = Features(uv[:2], np.stack([d0 + 1.0, d0 + 3.0]))
+    one = Features(uv[2:4], np.stack([d0, d0 + 90.0]))
+    ua, ub = match_features(pair, one)
+    assert len(ua) == 1 and np.allclose(ua, uv[:1]) and np.allclose(ub, uv[2:3])
+    assert len(match_features(pair, one, mutual=False)[0]) == 2
     assert len(match_features(Features(np.zeros((0, 2)), np.zeros((0, 128), np.float32)), b)[0]) == 0
 
 
