@@ -153,6 +153,37 @@ def test_nerfstudio_export_replaces_an_earlier_export_whole_and_holds_its_folder
     assert listing(out) == {**before, "notes.txt": b"mine"}
 
 
+def test_an_output_folder_kept_once_written_and_refused_when_filled_before_its_lock(tmp_path, monkeypatch):
+    """`OutputFolder` (compare's, synth's, export --nerfstudio's): a command that fails once it has begun writing keeps
+    the folder it made and what it wrote (compare's config.json and video.mp4 among it); a foreign file that another
+    program put in the folder between the first look and the lock is refused in one line, the file left, the lock
+    given back."""
+    from worldgen.core import runfolder
+    from worldgen.core.runfolder import OutputFolder
+
+    owns = {"config.json", "video.mp4", "report.html"}.__contains__
+    out = tmp_path / "new" / "cmp"
+    with pytest.raises(RuntimeError, match="the plots failed"):
+        with OutputFolder(out, owns=owns, command="compare") as folder:
+            folder.replace_earlier()
+            (out / "config.json").write_text("{}")
+            (out / "video.mp4").write_bytes(b"a video")
+            raise RuntimeError("the plots failed")
+    assert listing(out) == {"config.json": b"{}", "video.mp4": b"a video"}
+
+    real = runfolder.make_and_lock
+
+    def filled_first(path):
+        (Path(path) / "notes.txt").write_text("mine")  # another program, just before the lock
+        return real(path)
+
+    monkeypatch.setattr(runfolder, "make_and_lock", filled_first)
+    with pytest.raises(UserInputError, match="holds 'notes.txt', which `worldgen compare` does not write") as e:
+        OutputFolder(out, owns=owns, command="compare")
+    assert "\n" not in str(e.value) and (out / "notes.txt").read_text() == "mine"
+    RunLock(out).release()  # not held any more
+
+
 # ----------------------------------------------------------------------------- 4. worldgen live --out
 def test_live_out_is_checked_before_serving(tmp_path):
     from viewer.live import check_export_dir
@@ -217,16 +248,19 @@ def test_an_output_folder_that_is_a_file_is_called_a_file(tmp_path, monkeypatch)
 
 # ----------------------------------------------------------------------------- fly --overwrite of its own inputs
 def test_overwrite_refuses_a_run_folder_that_holds_the_flights_own_input(photo, tmp_path, capsys):
-    """`fly --overwrite` clears the run folder before it reads its inputs: a photo or --depth file inside that folder
-    would be deleted first (the audit's `--depth RUN/depth/00000.npy --out RUN --overwrite`). One line; the folder
-    stays as it was."""
+    """`fly --overwrite` clears the run folder before it reads its inputs: a photo, --depth, --camera or --path JSON
+    file inside that folder would be deleted first (the audit's `--depth RUN/depth/00000.npy --out RUN --overwrite`).
+    One line; the folder stays as it was."""
     run = tmp_path / "run"
     code, _, err = cli(["fly", str(photo), *PRIOR, "--frames", "2", "--depth-maps", "--out", str(run)], capsys)
     assert code == 0, err
     depth = sorted((run / "depth").iterdir())[0]
     before = listing(run)
     inside = run / "frames" / "00000.png"
-    for argv, says in ((["fly", str(photo), "--depth", str(depth)], "--depth"), (["fly", str(inside)], "IMAGE")):
+    cases = ((["fly", str(photo), "--depth", str(depth)], "--depth"), (["fly", str(inside)], "IMAGE"),
+             (["fly", str(photo), "--camera", str(run / "cameras.json")], "--camera"),
+             (["fly", str(photo), "--path", str(run / "config.json")], "--path"))
+    for argv, says in cases:
         code, _, err = cli([*argv, *PRIOR, "--frames", "2", "--out", str(run), "--overwrite"], capsys)
         one_line_error(code, err, says, "--overwrite would clear first")
         assert listing(run) == before

@@ -325,6 +325,48 @@ def test_tsed_summary_of_a_record():
     assert math.isnan(tsed_summary(rec)["tsed"])
 
 
+def _record(poses, frames, **series):
+    """A made-up FlightRecord of T = len(frames) steps: nan or zero wherever `series` gives nothing."""
+    from worldgen.pipeline.recording import FlightRecord
+
+    T, nan = len(frames), math.nan
+    base = dict(setup_ms=0.0, ms={}, ms_total=[0.0] * T, gaussians=[0] * T, gaussians_in_view=[0] * T,
+                world_mb=[0.0] * T, rss_mb=[0.0] * T, cuda_mb=[0.0] * T, flicker_psnr=[nan] * T, flicker_mae=[nan] * T,
+                flicker_coverage=[nan] * T, fidelity_psnr=[nan] * T, fidelity_ssim=[nan] * T,
+                fidelity_lpips=[nan] * T, tsed_sed=[nan] * T, tsed_matches=[nan] * T)
+    return FlightRecord(mode="persistent", poses=poses, frames=frames, **{**base, **series})
+
+
+def test_score_of_a_made_up_flight_with_known_figures():
+    """score() on a five-frame record with known figures: frame 0's setup (its time, its Gaussians in view) counts in
+    no per-step figure; times per frame and per stage are means over the four steps; flicker PSNR is a mean of
+    values capped at PSNR_CAP_DB (an identical pair's +inf among them); a revisit 10 levels brighter than its first
+    visit has MAE 10/255; the loop closes on the last frame only when the last pose is frame 0's."""
+    from worldgen.core.camera import look_at
+    from worldgen.core.metrics import PSNR_CAP_DB
+    from worldgen.pipeline.scoring import score
+
+    home = torch.eye(4)
+    away = [look_at(torch.tensor([float(i), 0.0, 0.0]), torch.tensor([float(i), 0.0, 5.0])) for i in (1, 2, 3)]
+    grey = [np.full((16, 24, 3), v, np.uint8) for v in (100, 60, 70, 80, 110)]
+    rec = _record(torch.stack([home, *away, home]), grey, setup_ms=3000.0,
+                  ms={"render": [500.0, 10, 20, 30, 40], "refine": [900.0, 1, 2, 3, 4]},
+                  ms_total=[2000.0, 11, 22, 33, 44], gaussians_in_view=[10_000, 10, 20, 30, 40],
+                  flicker_psnr=[math.nan, 30.0, 90.0, math.inf, 40.0])
+    s = score(rec, [(1, 3), (0, 4)])
+    sm = s["summary"]
+    assert sm["ms_by_stage"] == {"refine": pytest.approx(2.5), "render": pytest.approx(25.0)}
+    assert sm["ms_per_frame"] == pytest.approx(27.5) and sm["frames_per_second"] == pytest.approx(1000 / 27.5)
+    assert sm["setup_ms"] == 3000.0 and sm["gaussians_in_view_mean"] == pytest.approx(25.0)
+    assert sm["flicker_psnr"] == pytest.approx((30 + 2 * PSNR_CAP_DB + 40) / 4)
+    assert [r["mae"] for r in s["revisits"]] == [pytest.approx(20 / 255), pytest.approx(10 / 255)]
+    assert sm["revisit_mae"] == pytest.approx(15 / 255)
+    assert s["loop_closure"]["t"] == 4 and sm["loop_closure_psnr"] == pytest.approx(20 * math.log10(255 / 10), abs=1e-3)
+    # the last-but-one pose back home, the last one not: the loop does not close
+    rec.poses = torch.stack([home, away[0], away[1], home, away[2]])
+    assert math.isnan(score(rec, [])["summary"]["loop_closure_psnr"])
+
+
 def test_bench_out_is_checked_before_the_benchmark_runs(tmp_path, monkeypatch):
     """A directory or an unwritable place as `bench --out` is one line at once (it was a traceback, or a line, only
     after the whole benchmark had run)."""

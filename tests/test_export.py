@@ -86,6 +86,13 @@ def test_depth_files_are_read_where_present(flight, depths, tmp_path):
     np.save(run.depth_path(4), np.zeros((3, 3), np.float32))
     with pytest.raises(UserInputError, match="expected float depth of shape"):
         fd(4)
+    cam = run.cameras[5]
+    np.save(run.depth_path(5), np.ones((cam.width, cam.height), np.float32))  # the right size, transposed
+    with pytest.raises(UserInputError) as e:
+        fd(5)
+    msg = str(e.value)
+    assert "\n" not in msg and f"expected float depth of shape ({cam.height}, {cam.width})" in msg
+    assert f"({cam.width}, {cam.height})" in msg
 
 
 # ---------------------------------------------------------------------------------------- mesh
@@ -97,6 +104,42 @@ def test_depth_bands_cover_the_range_with_constant_ratio():
     for (a, b), (c, _) in zip(bands, bands[1:]):
         assert b == pytest.approx(c) and b / a == pytest.approx(2.0)
     assert depth_bands(np.array([np.inf, np.nan]), 2.0) == []
+
+
+def test_the_last_depth_band_keeps_to_the_ratio_too():
+    """Depths 100 to 300 at ratio 2 (log2 3 = 1.58 octaves) need two bands, (100, 200) and (200, 300): no band, the
+    last one included, spans more than the ratio (one band of 100 to 300 would span 3)."""
+    bands = depth_bands(np.array([100.0, 300.0]), ratio=2.0, max_depth=300.0, overlap=0.0)
+    assert bands == [pytest.approx((100.0, 200.0)), pytest.approx((200.0, 300.0))]
+    for ratio in (1.5, 2.0, 3.0):
+        bands = depth_bands(np.geomspace(1.0, 1000.0, 50), ratio=ratio, max_depth=1000.0, overlap=0.0)
+        assert all(b / a <= ratio * (1 + 1e-9) for a, b in bands), (ratio, bands)
+        assert bands[0][0] == pytest.approx(1.0) and bands[-1][1] == pytest.approx(1000.0)
+
+
+def test_a_glb_gets_a_vertex_colour_material_on_every_primitive():
+    """trimesh writes a vertex-coloured GLB without a material; `glb_with_vertex_colour_material` adds one (white,
+    rough, double-sided) and every primitive uses it, so viewers show COLOR_0. The binary chunk is kept."""
+    import struct
+
+    import trimesh
+
+    from worldgen.pipeline.export.mesh import glb_with_vertex_colour_material
+
+    tm = trimesh.Trimesh(vertices=[[0, 0, 0], [1, 0, 0], [0, 1, 0]], faces=[[0, 1, 2]],
+                         vertex_colors=[[255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 255]], process=False)
+    raw = tm.export(file_type="glb")
+    glb = glb_with_vertex_colour_material(raw)
+    json_len = struct.unpack_from("<I", glb, 12)[0]
+    doc = json.loads(glb[20:20 + json_len])
+    prims = [p for m in doc["meshes"] for p in m["primitives"]]
+    assert prims and all(p.get("material") == len(doc["materials"]) - 1 for p in prims)
+    mat = doc["materials"][-1]
+    assert mat["doubleSided"] and mat["pbrMetallicRoughness"]["baseColorFactor"] == [1, 1, 1, 1]
+    binary = raw[20 + struct.unpack_from("<I", raw, 12)[0]:]
+    assert struct.unpack_from("<I", glb, 8)[0] == len(glb) and glb.endswith(binary)
+    back = next(iter(trimesh.load(trimesh.util.wrap_as_stream(glb), file_type="glb").geometry.values()))
+    assert np.asarray(back.visual.vertex_attributes["color"]).shape == (3, 4)
 
 
 def test_mesh_glb_opens_in_trimesh_and_open3d_with_the_frames_colours(flight, depths, tmp_path):

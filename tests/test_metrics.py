@@ -197,6 +197,21 @@ def test_revisit_pairs_of_a_retrace_loop():
         revisit_pairs(poses[0])
 
 
+def test_a_camera_standing_still_pairs_each_frame_once_with_the_earliest_visit():
+    """A camera that stands still for five frames: each frame from t = 2 on is one revisit, paired with frame 0 (the
+    earliest visit at least two frames back), never once per earlier frame at that pose."""
+    pose = make_path("forward", Camera.from_fov(60, 48, 32), 2.0, 2).poses()[1]
+    assert revisit_pairs(pose.expand(5, 4, 4)) == [(0, 2), (0, 3), (0, 4)]
+
+
+def test_revisit_error_compares_the_two_visits():
+    """The second visit 0.1 brighter than the first: MAE 0.1 and 20 dB between them (not the first visit against
+    itself), SSIM below 1."""
+    a = textured()
+    s = revisit_error(a, a + 0.1)
+    assert s.mae == pytest.approx(0.1, abs=1e-6) and s.psnr == pytest.approx(20.0, abs=1e-4) and s.ssim < 1.0
+
+
 # ----------------------------------------------------------------------------- LPIPS
 def test_lpips_without_weights_says_so_and_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty cache

@@ -178,6 +178,17 @@ def test_resume_without_its_frames_or_cameras_is_one_line_and_changes_nothing(ph
     assert (out / "config.json").read_bytes() == config and (out / "cameras.jsonl").read_text() == cams
 
 
+def test_resume_keeps_the_frames_of_a_path_whose_poses_depend_on_them(photo, tmp_path, capsys):
+    """A loop's poses depend on its length (it returns home at its last frame): resuming one with another --frames
+    is one line, and the folder stays as it was; a forward flight may grow."""
+    out = tmp_path / "run"
+    entrypoint(["fly", str(photo), *SMALL, "--path", "loop", "--frames", "4", "--out", str(out)])
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    code, lines = cli(["fly", "--resume", str(out), "--frames", "6"], capsys)
+    one_line_error(code, lines, "--frames cannot change when resuming a loop path")
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+
+
 @pytest.mark.timeout(300)  # nothing is built up front for a billion frames (an eager build would hang here)
 def test_input_errors_leave_no_output_folder(photo, tmp_path, capsys):
     bad_json = tmp_path / "deep.json"
@@ -307,6 +318,15 @@ def test_outputs_stream_while_flying(photo, tmp_path):
     lines = (tmp_path / "run" / "cameras.jsonl").read_text().splitlines()
     assert [json.loads(ln) for ln in lines] == json.loads((tmp_path / "run" / "cameras.json").read_text())["frames"]
     assert os.path.getsize(tmp_path / "run" / "video.mp4") > 500
+
+
+def test_frames_per_second_counts_the_frames_after_frame_0(photo, tmp_path):
+    """run.json's frames/s is the frames flown after frame 0 (the photo, set up before the loop's clock starts) over
+    the loop's seconds: a 6-frame flight's frames/s times its loop seconds is 5 frames."""
+    info = run(FlyConfig(image=str(photo), frames=6, path="forward", pipeline=PipelineConfig(size="48x32"),
+                         out=str(tmp_path / "run"), progress=False))
+    assert info["frames_per_second"] * info["loop_seconds"] == pytest.approx(5, abs=0.05)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["frames_per_second"] == info["frames_per_second"]
 
 
 class _Crash(BaseException):
@@ -544,6 +564,53 @@ def test_a_video_encoder_that_stops_is_one_line_and_leaves_no_video(tmp_path, mo
     assert images.mp4_complete(tmp_path / "c.mp4") and [p.name for p in tmp_path.iterdir()] == ["c.mp4"]
 
 
+def _made_up_frame(t: int, camera: Camera):
+    """Frame t of a made-up flight: a flat grey of 40 (t + 1) levels, z-depth t + 2 everywhere."""
+    from worldgen.core.frame import Frame
+
+    H, W = camera.height, camera.width
+    return Frame(torch.full((H, W, 3), 40 * (t + 1) / 255), torch.full((H, W), t + 2.0),
+                 torch.zeros(H, W, dtype=torch.bool), camera)
+
+
+def test_resumed_outputs_hold_each_frame_once_in_order(tmp_path):
+    """A run killed after its checkpoint at frame 2 left frames 0-4 (PNGs, depth maps, camera lines) and half a
+    camera line. Resumed after frame 2, `RunOutputs` first cuts frames/, depth/ and cameras.jsonl back to frames 0-2;
+    then frames 3 and 4 come again. The video (decoded) holds the five frames once each, in order, each its own flat
+    grey; each depth map is its own frame's; cameras.json lists the five cameras."""
+    import imageio.v2 as imageio
+
+    from worldgen.commands.fly.outputs import RunOutputs
+
+    out = tmp_path / "run"
+    out.mkdir()
+    cams = [Camera.from_fov(50.0 + t, 48, 32) for t in range(5)]
+    killed = RunOutputs(out, fps=15, video=True, depth_maps=True)
+    for t in range(5):
+        killed.add(t, _made_up_frame(t, cams[t]), cams[t])
+    killed.flush()
+    killed.abort()
+    with open(out / "cameras.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"width": 48, "hei')  # cut by the kill
+
+    resumed = RunOutputs(out, fps=15, video=True, depth_maps=True, start=3)
+    names = [f"{t:05d}" for t in range(3)]
+    assert sorted(p.stem for p in (out / "frames").iterdir()) == names
+    assert sorted(p.stem for p in (out / "depth").iterdir()) == names
+    assert len((out / "cameras.jsonl").read_text().splitlines()) == 3
+    for t in (3, 4):
+        resumed.add(t, _made_up_frame(t, cams[t]), cams[t])
+    resumed.finish()
+
+    with imageio.get_reader(out / "video.mp4") as r:
+        greys = [float(np.asarray(f, np.float64).mean()) for f in r]
+    assert greys == pytest.approx([40.0 * (t + 1) for t in range(5)], abs=4)
+    for t in range(5):
+        assert np.load(out / "depth" / f"{t:05d}.npy").tolist() == np.full((32, 48), t + 2.0).tolist(), t
+    assert json.loads((out / "cameras.json").read_text())["frames"] == [c.to_dict() for c in cams]
+    assert not [p for p in out.rglob(".*")], "temp files left"
+
+
 def _disk_used(folder: Path) -> int:
     """Bytes of disk the files under `folder` take (whole blocks, as free space counts them)."""
     return sum(p.stat().st_blocks * 512 for p in folder.rglob("*") if p.is_file())
@@ -569,6 +636,23 @@ def test_the_disk_estimate_covers_what_a_flight_writes(photo, tmp_path, mode):
     frames_only = 12 * (0.5 * 48 * 32 * 3 + 48 * 32 * 4 + 128 + 0.05 * 48 * 32 * 3)
     assert 5 * frames_only < peak
     assert disk_need(cfg, 48, 32, sky[0], start=6) < need  # a resumed run counts the frames still to come
+
+
+def test_a_resumed_flights_disk_estimate_counts_the_world_still_to_grow():
+    """A resumed persistent flight needs room for what its frames still to come write, the world's growth among it:
+    each frame fewer to fly needs at least that frame's new Gaussians in state/chunks/ (WORLD_GROWTH of its pixels,
+    each `PACKED_COLUMNS` float32) less, the same for every frame; frame 0's world is on disk already once a run
+    resumes (a fresh run counts a frame's pixels of Gaussians more)."""
+    from worldgen.commands.fly import WORLD_GROWTH
+    from worldgen.core.scene import PACKED_COLUMNS
+
+    cfg = FlyConfig(image="x.png", frames=100, mode="persistent", pipeline=PipelineConfig(size="48x32"))
+    px, sky = 48 * 32, 10_000
+    need = [disk_need(cfg, 48, 32, sky, start=s) for s in range(100)]
+    step = need[1] - need[2]
+    assert step >= WORLD_GROWTH * px * 4 * PACKED_COLUMNS
+    assert need[50] - need[51] == pytest.approx(step) and need[98] - need[99] == pytest.approx(step)
+    assert need[0] - need[1] >= step + px * 4 * PACKED_COLUMNS
 
 
 def test_a_failed_checkpoint_commit_is_not_lost_on_its_thread(photo, tmp_path, monkeypatch):
