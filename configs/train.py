@@ -227,7 +227,10 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "14 against 6; saturated hue-shifted fields, "
         "the jitter's palette), 9 of 14 with the colour anchor 0.35 back on (shipped: 14); held out it lost every "
         "persistent PSNR cell, by 1.5-2.8 dB on the smooth tundra world. Not kept (refine/weights/refiner.json "
-        "not_shipped; docs/refiner.md).",
+        "not_shipped; docs/refiner.md). With --data.colour.share 0 (no jitter) it ran 4,957 -> 6,925 on one H100 "
+        "(2026-12-06, eleventh session, two calls, 2.7-2.9 steps/s, GPU 76-92 % busy): the photos' colours drifted "
+        "as far (ground dE <= 10 on 8 of 14 with the anchor, shipped 13) and the tundra world lost 3-5 dB with or "
+        "without the anchor: the long unrolls, not the jitter; not kept either.",
         dataclasses.replace(
             _H200_FIDELITY, refiner=LearnedRefinerConfig(anchor=0.0, texture=1.0),
             unroll=UnrollConfig(warm_steps=(0, 16)),
