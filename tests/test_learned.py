@@ -1120,3 +1120,83 @@ def test_the_deadline_looks_one_step_and_one_rebuild_ahead(tmp_path, monkeypatch
     assert len(seen) == 6 and seen[0] == 0.0  # after step 1, which rebuilt: no ordinary step timed yet
     assert all(a > 0 for a in seen[1:])
     assert seen[2] > seen[1] and seen[2] > seen[3]  # after step 3 the next opens a rebuild: its time is added
+
+
+def test_blurry_covered_pixels_are_recoloured_but_keep_the_worlds_depth():
+    """Depth blends on coverage alone (keep_a), not on sharpness: a covered pixel re-synthesised because its
+    footprint is blurry keeps the world's rendered depth even when the network pulls depth nearer."""
+    view = make_view()
+    cfg = LearnedRefinerConfig(noise=False)
+    _, vb = view_inputs([view], cfg)
+    out = torch.zeros(1, OUT_CHANNELS, 24, 32)
+    out[:, 3] = 5.0  # the network pulls everything nearer
+    out[:, 4] = -20.0
+    depth = compose(vb, out, cfg).depth()[0]
+    blurry = view.footprint > 2.0
+    assert (vb.keep[0, 0][blurry] == 0).all()  # fully re-synthesised colour ...
+    assert torch.allclose(depth[blurry], view.depth[blurry], rtol=1e-5)  # ... but the world's depth
+
+
+def test_anchor_colours_are_read_between_bands_at_elevations_relative_to_the_horizon():
+    """`anchor_colour` interpolates linearly between band centres (a quarter of the way: 3/4 of the upper band's
+    colour), and `view_inputs` reads the table at each pixel's elevation minus the photo's horizon elevation."""
+    from worldgen.core.anchor import ANCHOR_BANDS, ANCHOR_STEP_DEG, ANCHOR_TOP_DEG, anchor_colour
+
+    table = torch.rand(ANCHOR_BANDS, 3, generator=torch.Generator().manual_seed(3))
+    i = torch.arange(ANCHOR_BANDS - 1)
+    for t in (0.25, 0.75):
+        at = anchor_colour(table, ANCHOR_TOP_DEG - (i + t) * ANCHOR_STEP_DEG)
+        assert torch.allclose(at, (1 - t) * table[:-1] + t * table[1:], atol=1e-6)
+    view = dataclasses.replace(make_view(), ground_anchor=table, horizon_elev_deg=7.0)
+    cfg = LearnedRefinerConfig(noise=False, anchor=0.5)
+    vb = view_inputs([view], cfg)[1]
+    dirs = view.camera.rays_world()
+    elev = torch.rad2deg(torch.asin((-dirs[..., 1]).clamp(-1, 1)))
+    assert torch.allclose(vb.anchor_rgb[0].permute(1, 2, 0), anchor_colour(table, elev - 7.0), atol=1e-6)
+
+
+def test_the_texture_adds_only_the_missing_share_and_reaches_blurry_covered_ground():
+    """The detail anchor weighs by 1 - keep (coverage x sharpness): flat covered ground drawn by blurry Gaussians
+    gets the photo's detail; generated ground already as detailed as the photo gets none (missing share 0)."""
+    from worldgen.core.anchor import ground_texture
+
+    v = make_view(H=48, W=64)
+    alpha = v.alpha.clone()
+    alpha[12:40, 16:48] = 0.0  # a large hole
+    fp = torch.full((48, 64), 0.5)
+    fp[40:48, 0:16] = 3.0  # covered, flat and blurry
+    flat = torch.full((48, 64, 3), 0.5) * alpha[..., None]
+    photo = _textured_photo(48, 64)
+    view = dataclasses.replace(v, rgb=flat, alpha=alpha, footprint=fp, camera=photo.camera,
+                               ground_texture=ground_texture(photo, 0.0))
+    off = LearnedRefinerConfig(noise=False, anchor=0.0, texture=0.0)
+    cfg = LearnedRefinerConfig(noise=False, anchor=0.0, texture=1.0)
+    vb_off, vb = view_inputs([view], off)[1], view_inputs([view], cfg)[1]
+    out = torch.zeros(1, OUT_CHANNELS, 48, 64)
+    out[:, 4] = -20.0
+    plain, laid = compose(vb_off, out, off).rgb[0], compose(vb, out, cfg).rgb[0]
+    assert (plain[:, 40:48, 0:16] - laid[:, 40:48, 0:16]).abs().mean() > 0.03  # blurry covered: detail added
+    stripes = ((torch.arange(64) % 2).float() - 0.5) * 0.4  # residual detail ~2x the photo's
+    out[:, 0:3] = stripes
+    plain, laid = compose(vb_off, out, off).rgb[0], compose(vb, out, cfg).rgb[0]
+    assert torch.equal(plain[:, 20:32, 24:40], laid[:, 20:32, 24:40])  # detailed enough: nothing added
+
+
+def test_ground_texture_copies_patches_upright_from_where_it_picked_them():
+    """On a photo whose detail is noise (no symmetry to hide a wrong copy), a view's tile is the source patch
+    around its pick, rows as rows and columns as columns, not transposed or flipped."""
+    from worldgen.core.anchor import TEXTURE_TILE, ground_texture, texture_transfer
+
+    photo = _textured_photo()
+    noise = 0.2 * torch.rand(64, 96, 1, generator=torch.Generator().manual_seed(5))
+    photo = Frame(torch.where(photo.sky[..., None], photo.rgb, 0.4 + noise.expand(-1, -1, 3)), photo.depth, photo.sky,
+                  photo.camera)
+    tex = ground_texture(photo, 0.0)
+    rel = photo.camera.ray_elevation_deg()
+    detail, _ = texture_transfer(tex, rel, torch.zeros_like(rel))
+    T = TEXTURE_TILE
+    for r0, c0 in ((2 * T, 3 * T), (3 * T, 1 * T)):
+        src = int(tex.index[int(((20.0 - rel[r0 + T // 2, c0 + T // 2]) / 2.0).round().clamp(0, 31)), 32])
+        sr, sc = src // 96 - T // 2, src % 96 - T // 2
+        assert 0 <= sr and sr + T <= 64 and 0 <= sc and sc + T <= 96  # inner sources only
+        assert torch.equal(detail[r0:r0 + T, c0:c0 + T], tex.detail[sr:sr + T, sc:sc + T])

@@ -192,3 +192,31 @@ def test_refiner_takes_unseen_directions_above_the_horizon_for_sky():
     assert elev_top > 0 and out.sky[:6].all()
     assert float(-f.camera.rays_world()[14, 4, 1]) < 0 and not out.sky[14:18, 4:8].any()
     assert torch.isfinite(out.depth[14:18, 4:8]).all()
+
+
+def test_sky_fallbacks_semi_transparent_edges_and_views_with_nothing_covered():
+    """Covered pixels with alpha < 1 show the scene's own colour (rgb / alpha); sky pixels the scene covers partly
+    are the scene composited over the sky (rgb + (1 - alpha) sky); with no dome yet, the sky continues the image's
+    own covered colours; with nothing covered, holes take the sky's colour and go 1000 away (no far side)."""
+    f = frame_with_step()
+    f = Frame(torch.full((24, 32, 3), 0.3), f.depth, f.sky, f.camera)
+    alpha = torch.ones(24, 32)
+    alpha[:4] = 0.0
+    alpha[4:6] = 0.3  # a thin semi-transparent edge against the known sky
+    alpha[6:8] = 0.6  # covered, not opaque
+    sky_known = torch.zeros(24, 32)
+    sky_known[:6] = 1.0
+    out = ClassicalRefiner()(view_from(f, alpha, sky_known))
+    assert out.sky[4:6].all()
+    assert torch.allclose(out.rgb[4:6], torch.full((2, 32, 3), 0.3 * 0.3 + 0.7 * 0.7), atol=1e-5)
+    assert not out.sky[6:8].any() and torch.allclose(out.rgb[6:8], torch.full((2, 32, 3), 0.3), atol=1e-5)
+    alpha = torch.ones(24, 32)
+    alpha[:6] = 0.0  # open sky above the horizon, unseen by the (empty) dome
+    out = ClassicalRefiner()(view_from(f, alpha, torch.zeros(24, 32), horizon=0.0))
+    assert out.sky[:6].all() and torch.allclose(out.rgb[:6], torch.full((6, 32, 3), 0.3), atol=1e-4)
+    sky_known = torch.zeros(24, 32)
+    sky_known[:4] = 1.0
+    out = ClassicalRefiner()(view_from(f, torch.zeros(24, 32), sky_known))  # nothing covered; horizon at 90 deg
+    assert out.sky[:4].all() and not out.sky[4:].any()
+    assert torch.allclose(out.rgb[4:], torch.full((20, 32, 3), 0.7), atol=1e-4)  # the sky's colour
+    assert torch.equal(out.depth[4:], torch.full((20, 32), 1e3))
