@@ -167,8 +167,8 @@ def side_by_side(images: list[np.ndarray], *, labels: list[str] | None = None, g
 
 def write_video(path: str | os.PathLike, frames_u8, fps: int) -> None:
     """H.264 MP4 of uint8 frames [H, W, 3] (any iterable, consumed one frame at a time; an odd side loses its last
-    row or column, see `VideoWriter`), written atomically; UserInputError without imageio-ffmpeg (imageio would silently pick another
-    writer)."""
+    row or column, see `VideoWriter`), written atomically; UserInputError without imageio-ffmpeg (imageio would
+    silently pick another writer)."""
     with VideoWriter(path, fps) as w:
         for f in frames_u8:
             w.append(f)
