@@ -1200,3 +1200,28 @@ def test_ground_texture_copies_patches_upright_from_where_it_picked_them():
         sr, sc = src // 96 - T // 2, src % 96 - T // 2
         assert 0 <= sr and sr + T <= 64 and 0 <= sc and sc + T <= 96  # inner sources only
         assert torch.equal(detail[r0:r0 + T, c0:c0 + T], tex.detail[sr:sr + T, sc:sc + T])
+
+
+def test_the_detail_anchor_scales_with_its_strength():
+    """`texture` is the detail anchor's strength: on flat ground (missing share 1) the photo's detail is added in
+    proportion to it, 0.5 giving half and 2 twice what 1 adds, and 0 nothing."""
+    from worldgen.core.anchor import ground_texture
+
+    v = make_view(H=48, W=64)
+    alpha = v.alpha.clone()
+    alpha[12:40, 16:48] = 0.0  # a large hole: generated ground, flat
+    photo = _textured_photo(48, 64)
+    view = dataclasses.replace(v, rgb=torch.full((48, 64, 3), 0.5) * alpha[..., None], alpha=alpha,
+                               camera=photo.camera, ground_texture=ground_texture(photo, 0.0))
+    out = torch.zeros(1, OUT_CHANNELS, 48, 64)
+    out[:, 4] = -20.0  # no sky
+    added = {}
+    for t in (0.0, 0.5, 1.0, 2.0):
+        cfg = LearnedRefinerConfig(noise=False, anchor=0.0, texture=t)
+        added[t] = compose(view_inputs([view], cfg)[1], out, cfg).rgb[0, :, 12:40, 16:48]
+    one = added[1.0] - added[0.0]
+    assert one.abs().mean() > 0.02  # (the photo's detail is there to scale)
+    inside = (added[0.0] + 2 * one).gt(0.01).all(0) & (added[0.0] + 2 * one).lt(0.99).all(0)  # (unclamped pixels)
+    assert inside.float().mean() > 0.9
+    torch.testing.assert_close((added[0.5] - added[0.0])[:, inside], 0.5 * one[:, inside], atol=1e-5, rtol=0)
+    torch.testing.assert_close((added[2.0] - added[0.0])[:, inside], 2 * one[:, inside], atol=1e-5, rtol=0)
